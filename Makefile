@@ -1,0 +1,44 @@
+# ticket-ab: every entry point a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON_BIN ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+export TICKET_AB_HOME ?= $(CURDIR)/var
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+# Let the project's processes keep compiled imports: with PYTHONDONTWRITEBYTECODE=1 every
+# process would recompile mlflow, pycaret, airflow and evidently (~30 s each time).
+unexport PYTHONDONTWRITEBYTECODE
+
+.PHONY: help venv lock test test-unit test-integration lint clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON_BIN) >/dev/null || { echo "error: $(PYTHON_BIN) not found (PyCaret 3.3.2 needs Python 3.11)"; exit 1; }
+	@echo "==> creating $(VENV) with $(PYTHON_BIN) and installing the pinned requirements"
+	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --compile-bytecode -r requirements.txt
+	@touch $@
+
+venv: $(VENV)/.installed ## create .venv from the pinned requirements.txt (idempotent)
+
+lock: ## re-resolve requirements.in into the pinned requirements.txt
+	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt
+
+test: venv ## run the whole test suite (unit + integration)
+	$(PY) -m pytest tests
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+test-integration: venv
+	$(PY) -m pytest tests/integration
+
+lint: venv ## ruff over the code
+	$(VENV)/bin/ruff check .
+
+clean: ## wipe runtime state under TICKET_AB_HOME
+	rm -rf "$(TICKET_AB_HOME)"

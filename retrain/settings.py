@@ -1,0 +1,133 @@
+"""One source of truth for configuration: every knob is an environment variable with a default.
+
+The router, the DAG, the CLI and the experiment tools all call `get_settings()`, so a value set
+once in the environment (or in docker compose's `.env`) reaches every process the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def _float(name: str, default: float, lo: float | None = None, hi: float | None = None) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise SettingsError(f"{name}={raw!r} must be within [{lo}, {hi}]")
+    return value
+
+
+def _int(name: str, default: int, lo: int = 0) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < lo:
+        raise SettingsError(f"{name}={raw!r} must be >= {lo}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed view of the environment. Field docs are the README's configuration table."""
+
+    # Where all runtime state lives: mlflow/, airflow/, logs/, reports/, router/, incoming/.
+    home: Path = field(default_factory=lambda: Path(_env("TICKET_AB_HOME", "var")).resolve())
+    # MLflow tracking server (the demo starts one here) or a sqlite:/// URI.
+    tracking_uri: str = field(default_factory=lambda: _env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
+    model_name: str = field(default_factory=lambda: _env("TICKET_AB_MODEL_NAME", "ticket-classifier"))
+    experiment: str = field(default_factory=lambda: _env("TICKET_AB_EXPERIMENT", "ticket-ab"))
+
+    # Router.
+    host: str = field(default_factory=lambda: _env("TICKET_AB_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: _int("TICKET_AB_PORT", 8000, lo=1))
+    workers: int = field(default_factory=lambda: _int("TICKET_AB_WORKERS", 2, lo=1))
+    threads: int = field(default_factory=lambda: _int("TICKET_AB_THREADS", 4, lo=1))
+    reload_s: float = field(default_factory=lambda: _float("TICKET_AB_RELOAD_S", 10.0, lo=0.1))
+    ab_split_b: float = field(default_factory=lambda: _float("TICKET_AB_SPLIT_B", 0.5, 0.0, 1.0))
+    admin_token: str = field(default_factory=lambda: _env("TICKET_AB_ADMIN_TOKEN", ""), repr=False)
+    feedback_token: str = field(default_factory=lambda: _env("TICKET_AB_FEEDBACK_TOKEN", ""), repr=False)
+    max_body_bytes: int = field(default_factory=lambda: _int("TICKET_AB_MAX_BODY_BYTES", 64 * 1024, lo=1))
+    max_text_chars: int = field(default_factory=lambda: _int("TICKET_AB_MAX_TEXT_CHARS", 20_000, lo=1))
+
+    # Training and the quality gate.
+    automl_budget_s: float = field(default_factory=lambda: _float("TICKET_AB_AUTOML_BUDGET_S", 180.0, lo=1.0))
+    automl_folds: int = field(default_factory=lambda: _int("TICKET_AB_AUTOML_FOLDS", 3, lo=2))
+    automl_models: str = field(default_factory=lambda: _env("TICKET_AB_AUTOML_MODELS", "lr,sgd,svm,ridge,nb"))
+    gate_margin: float = field(default_factory=lambda: _float("TICKET_AB_GATE_MARGIN", 0.01, 0.0, 1.0))
+    reference_rows: int = field(default_factory=lambda: _int("TICKET_AB_REFERENCE_ROWS", 5000, lo=10))
+    seed: int = field(default_factory=lambda: _int("TICKET_AB_SEED", 42))
+
+    # Drift and the DAG.
+    schedule: str = field(default_factory=lambda: _env("TICKET_AB_SCHEDULE", "@daily"))
+    min_window: int = field(default_factory=lambda: _int("TICKET_AB_MIN_WINDOW", 200, lo=1))
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def airflow_dir(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def router_dir(self) -> Path:
+        return self.home / "router"
+
+    @property
+    def incoming_dir(self) -> Path:
+        return self.home / "incoming"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def request_log(self) -> Path:
+        return self.logs_dir / "ab_logs.csv"
+
+    @property
+    def feedback_log(self) -> Path:
+        return self.logs_dir / "feedback.csv"
+
+    @property
+    def candidate_models(self) -> list[str]:
+        return [m.strip() for m in self.automl_models.split(",") if m.strip()]
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the environment now (not at import), so tests and subprocesses see their own values."""
+    settings = Settings()
+    if not overrides:
+        return settings
+    known = {f.name for f in fields(Settings)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise SettingsError(f"unknown settings: {sorted(unknown)}")
+    values = {f.name: getattr(settings, f.name) for f in fields(Settings)}
+    values.update(overrides)
+    values["home"] = Path(values["home"]).resolve()
+    return Settings(**values)

@@ -1,0 +1,71 @@
+"""Shared fixtures: one real MLflow server per test session, settings rooted in a temp dir."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from retrain import services
+from retrain.settings import Settings, get_settings
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+_names = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    uri: str
+    port: int
+    directory: Path
+    pid: int
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` process on sqlite, shared by every test that needs HTTP."""
+    directory = tmp_path_factory.mktemp("mlflow")
+    port = services.free_port()
+    proc = services.start_mlflow(directory, port)
+    yield MlflowServer(uri=f"http://127.0.0.1:{port}", port=port, directory=directory, pid=proc.pid)
+    services.stop(proc)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path):
+    """Settings under this test's tmp dir; every call gets its own registered-model name."""
+
+    def make(**overrides: object) -> Settings:
+        overrides.setdefault("home", tmp_path / "home")
+        overrides.setdefault("model_name", f"test-model-{os.getpid()}-{next(_names)}")
+        return get_settings(**overrides)
+
+    return make
+
+
+_TINY_VOCAB = {
+    "access": ["password", "login", "locked", "account", "sso", "mfa"],
+    "billing": ["invoice", "charged", "refund", "payment", "receipt", "vat"],
+    "hardware": ["laptop", "screen", "keyboard", "battery", "printer", "dock"],
+    "network": ["vpn", "wifi", "dns", "latency", "router", "offline"],
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_tickets():
+    """120 labelled tickets over 4 topics: enough to fit and select in seconds, small enough to read."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    rows = []
+    fillers = ["please help", "since this morning", "for the whole team", "again", "urgent", "thanks"]
+    for topic, words in _TINY_VOCAB.items():
+        for i in range(30):
+            picked = rng.choice(words, size=3, replace=False)
+            rows.append({"ticket_id": f"{topic}-{i}", "text": f"{' '.join(picked)} {rng.choice(fillers)}",
+                         "topic": topic})
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=1).reset_index(drop=True)

@@ -1,0 +1,64 @@
+"""`python -m retrain` as a user runs it: a real process against a real MLflow server."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from retrain import services
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "retrain", *args], capture_output=True, text=True,
+                          env=services.python_env(env), cwd=services.REPO, timeout=300)
+
+
+@pytest.fixture
+def env(make_settings, mlflow_server):
+    settings = make_settings(tracking_uri=mlflow_server.uri)
+    return {"TICKET_AB_HOME": str(settings.home), "MLFLOW_TRACKING_URI": mlflow_server.uri,
+            "TICKET_AB_MODEL_NAME": settings.model_name, "TICKET_AB_AUTOML_MODELS": "lr,nb"}
+
+
+def test_bad_training_file_is_one_error_line_not_a_traceback(tmp_path, env):
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"body": ["x"]}).to_csv(bad, index=False)
+    result = run_cli("train", "--data", str(bad), env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"error: {bad} (1 rows): missing required column 'text'" in result.stderr
+
+
+def test_unreachable_tracking_server_is_reported_with_advice(env):
+    result = run_cli("status", "--tracking-uri", "http://127.0.0.1:9", env=env)
+    assert result.returncode == 2
+    assert "not reachable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_status_promote_evaluate_round_trip(tmp_path, env, tiny_tickets):
+    data = tmp_path / "tiny.csv"
+    tiny_tickets.to_csv(data, index=False)
+    first = run_cli("train", "--data", str(data), "--alias", "champion", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "alias moved: champion: none -> v1" in first.stdout
+    second = run_cli("train", "--data", str(data), "--alias", "challenger", env=env)
+    assert second.returncode == 0, second.stderr
+
+    status = run_cli("status", env=env)
+    assert "champion   v1" in status.stdout and "challenger v2" in status.stdout
+
+    evaluate = run_cli("evaluate", "--data", str(data), env=env)
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert "champion v1: accuracy" in evaluate.stdout and "challenger v2: accuracy" in evaluate.stdout
+
+    promote = run_cli("promote", "--reason", "cli test", env=env)
+    assert "champion: v1 -> v2" in promote.stdout and "previous: none -> v1" in promote.stdout
+    rollback = run_cli("rollback", env=env)
+    assert "champion: v2 -> v1" in rollback.stdout
+
+
+def test_rollback_without_previous_says_so(env):
+    result = run_cli("rollback", env=env)
+    assert result.returncode == 2
+    assert "no 'previous' version to roll back to" in result.stderr

@@ -1,0 +1,112 @@
+"""Registry alias moves, the quality gate and the served artifact, against a real MLflow server."""
+
+import mlflow
+import mlflow.pyfunc
+import pandas as pd
+import pytest
+
+from retrain import registry
+from retrain.train import fingerprint, train_and_register
+
+
+@pytest.fixture
+def settings(make_settings, mlflow_server):
+    return make_settings(tracking_uri=mlflow_server.uri, automl_models="lr,nb", reference_rows=50)
+
+
+@pytest.fixture
+def client(settings):
+    return registry.connect(settings.tracking_uri)
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def test_first_model_becomes_champion_with_tags_and_reference(settings, client, tiny_tickets):
+    outcome = train_and_register(tiny_tickets, settings, alias="champion", source="tiny", progress=_quiet)
+    assert outcome.passed and outcome.alias == "champion"
+    version = registry.version_for(client, settings.model_name, "champion")
+    assert version.version == outcome.version
+    tags = version.tags
+    assert tags["validation_status"] == "passed"
+    assert tags["data_fingerprint"] == fingerprint(tiny_tickets)
+    assert tags["automl_winner"] in {"lr", "nb"}
+    assert int(tags["train_rows"]) + int(tags["holdout_rows"]) == len(tiny_tickets)
+    assert any(key.startswith("alias_event.") for key in tags)
+    reference = registry.load_reference(client, version)
+    assert list(reference.columns) == ["text", "topic", "predicted"]
+    assert len(reference) == 50
+
+
+def test_registered_model_serves_a_frame_through_sklearn_and_pyfunc(settings, tiny_tickets):
+    train_and_register(tiny_tickets, settings, alias="champion", source="tiny", progress=_quiet)
+    frame = pd.DataFrame({"text": ["vpn offline", "invoice refund", "laptop battery"]})
+    model = registry.load_pipeline(settings.model_name, "champion")
+    assert list(model.predict(frame)) == ["network", "billing", "hardware"]
+    assert set(model.classes_) == {"access", "billing", "hardware", "network"}
+    pyfunc = mlflow.pyfunc.load_model(registry.model_uri(settings.model_name, "champion"))
+    assert len(pyfunc.predict(frame)) == 3
+
+
+def test_worse_candidate_is_registered_as_failed_and_moves_no_alias(settings, client, tiny_tickets):
+    champion = train_and_register(tiny_tickets, settings, alias="champion", source="tiny", progress=_quiet)
+    shuffled = tiny_tickets.assign(topic=tiny_tickets["topic"].sample(frac=1.0, random_state=3).to_numpy())
+    outcome = train_and_register(shuffled, settings, alias="challenger", source="shuffled",
+                                 holdout=tiny_tickets, progress=_quiet)
+    assert not outcome.passed and outcome.alias is None
+    failed = client.get_model_version(settings.model_name, outcome.version)
+    assert failed.tags["validation_status"] == "failed"
+    assert registry.version_for(client, settings.model_name, "challenger") is None
+    assert registry.version_for(client, settings.model_name, "champion").version == champion.version
+
+
+def test_same_key_registers_once(settings, client, tiny_tickets):
+    first = train_and_register(tiny_tickets, settings, alias="champion", key="dag:2026-11-24", progress=_quiet)
+    again = train_and_register(tiny_tickets, settings, alias="champion", key="dag:2026-11-24", progress=_quiet)
+    assert again.reused and again.version == first.version
+    assert len(client.search_model_versions(f"name = '{settings.model_name}'")) == 1
+
+
+def test_promote_then_rollback_moves_aliases_and_records_why(settings, client, tiny_tickets):
+    v1 = train_and_register(tiny_tickets, settings, alias="champion", progress=_quiet).version
+    v2 = train_and_register(tiny_tickets, settings, alias="challenger", holdout=tiny_tickets,
+                            progress=_quiet).version
+    moves = registry.promote(client, settings.model_name, why="A/B won", who="tester")
+    assert [(m.alias, m.version) for m in moves] == [("previous", v1), ("champion", v2), ("challenger", None)]
+    assert registry.version_for(client, settings.model_name, "champion").version == v2
+    assert registry.version_for(client, settings.model_name, "previous").version == v1
+    assert registry.version_for(client, settings.model_name, "challenger") is None
+    events = [v for k, v in client.get_model_version(settings.model_name, v2).tags.items()
+              if k.startswith("alias_event.")]
+    assert any('"why": "A/B won"' in e and '"who": "tester"' in e for e in events)
+
+    registry.rollback(client, settings.model_name, why="bad week", who="tester")
+    assert registry.version_for(client, settings.model_name, "champion").version == v1
+    assert registry.version_for(client, settings.model_name, "previous") is None
+    assert client.get_model_version(settings.model_name, v2).tags["validation_status"] == "rolled_back"
+
+
+def test_promote_without_challenger_is_a_clear_error(settings, client, tiny_tickets):
+    train_and_register(tiny_tickets, settings, alias="champion", progress=_quiet)
+    with pytest.raises(registry.RegistryError, match="no 'challenger' to promote"):
+        registry.promote(client, settings.model_name, why="x")
+
+
+def test_unreachable_server_fails_fast_with_advice():
+    with pytest.raises(registry.RegistryError, match="not reachable.*make mlflow"):
+        registry.check_reachable("http://127.0.0.1:9", timeout_s=1)
+
+
+def test_status_of_unknown_model_says_not_registered(make_settings, mlflow_server):
+    settings = make_settings(tracking_uri=mlflow_server.uri)
+    state = registry.status(registry.connect(settings.tracking_uri), settings.model_name)
+    assert state == {"model": settings.model_name, "registered": False, "aliases": {}, "versions": 0}
+
+
+def test_run_logs_leaderboard_and_metrics(settings, tiny_tickets):
+    outcome = train_and_register(tiny_tickets, settings, alias="champion", progress=_quiet)
+    run = mlflow.get_run(outcome.run_id)
+    assert 0.0 < run.data.metrics["holdout_macro_f1"] <= 1.0
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(outcome.run_id, "automl")}
+    assert {"automl/leaderboard.csv", "automl/leaderboard.md", "automl/holdout_metrics.json"} <= artifacts

@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+
+from retrain.settings import SettingsError, get_settings
+
+
+def test_defaults_match_the_documented_ones(monkeypatch):
+    for name in ("TICKET_AB_HOME", "MLFLOW_TRACKING_URI", "TICKET_AB_MODEL_NAME", "TICKET_AB_RELOAD_S"):
+        monkeypatch.delenv(name, raising=False)
+    settings = get_settings()
+    assert settings.home == Path("var").resolve()
+    assert settings.tracking_uri == "http://127.0.0.1:5000"
+    assert settings.model_name == "ticket-classifier"
+    assert settings.reload_s == 10.0
+
+
+def test_environment_overrides_defaults(monkeypatch, tmp_path):
+    monkeypatch.setenv("TICKET_AB_HOME", str(tmp_path))
+    monkeypatch.setenv("TICKET_AB_SPLIT_B", "0.3")
+    monkeypatch.setenv("TICKET_AB_AUTOML_MODELS", "lr, nb")
+    settings = get_settings()
+    assert settings.home == tmp_path
+    assert settings.request_log == tmp_path / "logs" / "ab_logs.csv"
+    assert settings.ab_split_b == 0.3
+    assert settings.candidate_models == ["lr", "nb"]
+
+
+def test_bad_number_names_the_variable(monkeypatch):
+    monkeypatch.setenv("TICKET_AB_RELOAD_S", "soon")
+    with pytest.raises(SettingsError, match="TICKET_AB_RELOAD_S"):
+        get_settings()
+
+
+def test_split_outside_unit_interval_is_rejected(monkeypatch):
+    monkeypatch.setenv("TICKET_AB_SPLIT_B", "1.5")
+    with pytest.raises(SettingsError, match="TICKET_AB_SPLIT_B"):
+        get_settings()
+
+
+def test_overrides_reject_unknown_names():
+    with pytest.raises(SettingsError, match="unknown settings"):
+        get_settings(no_such_setting=1)
+
+
+def test_tokens_do_not_appear_in_repr(monkeypatch):
+    monkeypatch.setenv("TICKET_AB_ADMIN_TOKEN", "s3cret-admin")
+    monkeypatch.setenv("TICKET_AB_FEEDBACK_TOKEN", "s3cret-feedback")
+    text = repr(get_settings())
+    assert "s3cret" not in text
