@@ -25,8 +25,10 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed ## create .venv from the pinned requirements.txt (idempotent)
 
-lock: ## re-resolve requirements.in into the pinned requirements.txt
+lock: venv ## re-resolve requirements.in (and the router's subset) into pinned requirements files
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt
+	$(VENV)/bin/uv pip compile router/requirements.in -c requirements.txt --python-version 3.11 \
+		-o router/requirements.txt
 
 test: venv ## run the whole test suite (unit + integration)
 	$(PY) -m pytest tests

@@ -42,40 +42,51 @@ def _int(name: str, default: int, lo: int = 0) -> int:
     return value
 
 
+def _field(env: str, parse, *args: object, secret: bool = False, **kwargs: object):
+    """A settings field read from `env` at construction; the name is kept for docs and checks."""
+    return field(default_factory=lambda: parse(env, *args, **kwargs), repr=not secret, metadata={"env": env})
+
+
+def env_names() -> dict[str, str]:
+    """Settings field -> environment variable: the README table and the compose check use it."""
+    return {f.name: f.metadata["env"] for f in fields(Settings) if "env" in f.metadata}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed view of the environment. Field docs are the README's configuration table."""
 
     # Where all runtime state lives: mlflow/, airflow/, logs/, reports/, router/, incoming/.
-    home: Path = field(default_factory=lambda: Path(_env("TICKET_AB_HOME", "var")).resolve())
+    home: Path = field(default_factory=lambda: Path(_env("TICKET_AB_HOME", "var")).resolve(),
+                       metadata={"env": "TICKET_AB_HOME"})
     # MLflow tracking server (the demo starts one here) or a sqlite:/// URI.
-    tracking_uri: str = field(default_factory=lambda: _env("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000"))
-    model_name: str = field(default_factory=lambda: _env("TICKET_AB_MODEL_NAME", "ticket-classifier"))
-    experiment: str = field(default_factory=lambda: _env("TICKET_AB_EXPERIMENT", "ticket-ab"))
+    tracking_uri: str = _field("MLFLOW_TRACKING_URI", _env, "http://127.0.0.1:5000")
+    model_name: str = _field("TICKET_AB_MODEL_NAME", _env, "ticket-classifier")
+    experiment: str = _field("TICKET_AB_EXPERIMENT", _env, "ticket-ab")
 
     # Router.
-    host: str = field(default_factory=lambda: _env("TICKET_AB_HOST", "127.0.0.1"))
-    port: int = field(default_factory=lambda: _int("TICKET_AB_PORT", 8000, lo=1))
-    workers: int = field(default_factory=lambda: _int("TICKET_AB_WORKERS", 2, lo=1))
-    threads: int = field(default_factory=lambda: _int("TICKET_AB_THREADS", 4, lo=1))
-    reload_s: float = field(default_factory=lambda: _float("TICKET_AB_RELOAD_S", 10.0, lo=0.1))
-    ab_split_b: float = field(default_factory=lambda: _float("TICKET_AB_SPLIT_B", 0.5, 0.0, 1.0))
-    admin_token: str = field(default_factory=lambda: _env("TICKET_AB_ADMIN_TOKEN", ""), repr=False)
-    feedback_token: str = field(default_factory=lambda: _env("TICKET_AB_FEEDBACK_TOKEN", ""), repr=False)
-    max_body_bytes: int = field(default_factory=lambda: _int("TICKET_AB_MAX_BODY_BYTES", 64 * 1024, lo=1))
-    max_text_chars: int = field(default_factory=lambda: _int("TICKET_AB_MAX_TEXT_CHARS", 20_000, lo=1))
+    host: str = _field("TICKET_AB_HOST", _env, "127.0.0.1")
+    port: int = _field("TICKET_AB_PORT", _int, 8000, lo=1)
+    workers: int = _field("TICKET_AB_WORKERS", _int, 2, lo=1)
+    threads: int = _field("TICKET_AB_THREADS", _int, 4, lo=1)
+    reload_s: float = _field("TICKET_AB_RELOAD_S", _float, 10.0, lo=0.1)
+    ab_split_b: float = _field("TICKET_AB_SPLIT_B", _float, 0.5, 0.0, 1.0)
+    admin_token: str = _field("TICKET_AB_ADMIN_TOKEN", _env, "", secret=True)
+    feedback_token: str = _field("TICKET_AB_FEEDBACK_TOKEN", _env, "", secret=True)
+    max_body_bytes: int = _field("TICKET_AB_MAX_BODY_BYTES", _int, 64 * 1024, lo=1)
+    max_text_chars: int = _field("TICKET_AB_MAX_TEXT_CHARS", _int, 20_000, lo=1)
 
     # Training and the quality gate.
-    automl_budget_s: float = field(default_factory=lambda: _float("TICKET_AB_AUTOML_BUDGET_S", 180.0, lo=1.0))
-    automl_folds: int = field(default_factory=lambda: _int("TICKET_AB_AUTOML_FOLDS", 3, lo=2))
-    automl_models: str = field(default_factory=lambda: _env("TICKET_AB_AUTOML_MODELS", "lr,sgd,svm,ridge,nb"))
-    gate_margin: float = field(default_factory=lambda: _float("TICKET_AB_GATE_MARGIN", 0.01, 0.0, 1.0))
-    reference_rows: int = field(default_factory=lambda: _int("TICKET_AB_REFERENCE_ROWS", 5000, lo=10))
-    seed: int = field(default_factory=lambda: _int("TICKET_AB_SEED", 42))
+    automl_budget_s: float = _field("TICKET_AB_AUTOML_BUDGET_S", _float, 180.0, lo=1.0)
+    automl_folds: int = _field("TICKET_AB_AUTOML_FOLDS", _int, 3, lo=2)
+    automl_models: str = _field("TICKET_AB_AUTOML_MODELS", _env, "lr,sgd,svm,ridge,nb")
+    gate_margin: float = _field("TICKET_AB_GATE_MARGIN", _float, 0.01, 0.0, 1.0)
+    reference_rows: int = _field("TICKET_AB_REFERENCE_ROWS", _int, 5000, lo=10)
+    seed: int = _field("TICKET_AB_SEED", _int, 42)
 
     # Drift and the DAG.
-    schedule: str = field(default_factory=lambda: _env("TICKET_AB_SCHEDULE", "@daily"))
-    min_window: int = field(default_factory=lambda: _int("TICKET_AB_MIN_WINDOW", 200, lo=1))
+    schedule: str = _field("TICKET_AB_SCHEDULE", _env, "@daily")
+    min_window: int = _field("TICKET_AB_MIN_WINDOW", _int, 200, lo=1)
 
     @property
     def mlflow_dir(self) -> Path:
