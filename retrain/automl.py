@@ -77,7 +77,9 @@ def with_probabilities(pipeline: Pipeline) -> Pipeline:
     clf = pipeline.named_steps["clf"]
     if hasattr(clf, "predict_proba"):
         return pipeline
-    calibrated = CalibratedClassifierCV(clf, method="sigmoid", cv=3)
+    # ensemble=False: one estimator fit on all rows, calibrated on out-of-fold scores. The default
+    # averages three estimators each fit on 2/3 of the data, which cost 0.4 points of macro-F1.
+    calibrated = CalibratedClassifierCV(clf, method="sigmoid", cv=3, ensemble=False)
     return Pipeline([("features", pipeline.named_steps["features"]), ("clf", calibrated)])
 
 
@@ -130,7 +132,7 @@ def select_model(
     if best is None or (isinstance(best, list) and not best):
         raise AutoMLError("no candidate finished within the time budget; raise TICKET_AB_AUTOML_BUDGET_S")
     winner_type = type(best.named_steps["clf"])
-    winner = next(n for n, p in zip(names, pipelines) if type(p.named_steps["clf"]) is winner_type)
+    winner = next(n for n, p in zip(names, pipelines, strict=True) if type(p.named_steps["clf"]) is winner_type)
     by_display = _display_names(exp, names, pipelines)
     leaderboard.insert(0, "candidate", [by_display.get(m, m) for m in leaderboard["Model"]])
 
@@ -147,9 +149,10 @@ def _display_names(exp, names: list[str], pipelines: list[Pipeline]) -> dict[str
     """PyCaret names a custom estimator by its model library entry (SGDClassifier is 'SVM - Linear
     Kernel'), else by class name: map those display names back to our candidate keys."""
     library = exp.models()
-    by_class = {str(ref).rsplit(".", 1)[-1]: name for ref, name in zip(library["Reference"], library["Name"])}
+    pairs = zip(library["Reference"], library["Name"], strict=True)
+    by_class = {str(ref).rsplit(".", 1)[-1]: name for ref, name in pairs}
     out = {}
-    for key, pipe in zip(names, pipelines):
+    for key, pipe in zip(names, pipelines, strict=True):
         cls = type(pipe.named_steps["clf"]).__name__
         out[by_class.get(cls, cls)] = key
     return out

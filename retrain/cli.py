@@ -140,7 +140,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             continue
         results[alias] = score(registry.load_pipeline(settings.model_name, alias), df)
         r = results[alias]
-        print(f"{alias} v{version.version}: accuracy {r['accuracy']:.4f} macro-F1 {r['macro_f1']:.4f} on {r['n']} tickets")
+        print(f"{alias} v{version.version}: accuracy {r['accuracy']:.4f} "
+              f"macro-F1 {r['macro_f1']:.4f} on {r['n']} tickets")
     if not results:
         raise SystemExit(f"error: model {settings.model_name!r} has no champion or challenger to evaluate")
     topics = sorted({t for r in results.values() for t in r["per_topic_accuracy"]})

@@ -12,7 +12,7 @@ import os
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ def move_alias(client, name: str, alias: str, version: str | None, *, why: str, 
         previous_version=before.version if before else None,
         who=who or getpass.getuser(),
         why=why,
-        when=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        when=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     if version is None:
         if before is not None:
@@ -132,7 +132,8 @@ def promote(client, name: str, *, why: str, who: str | None = None) -> list[Alia
     champion = version_for(client, name, CHAMPION)
     moves = []
     if champion is not None:
-        moves.append(move_alias(client, name, PREVIOUS, champion.version, why=f"replaced by v{challenger.version}: {why}", who=who))
+        moves.append(move_alias(client, name, PREVIOUS, champion.version,
+                                why=f"replaced by v{challenger.version}: {why}", who=who))
     moves.append(move_alias(client, name, CHAMPION, challenger.version, why=why, who=who))
     moves.append(move_alias(client, name, CHALLENGER, None, why=f"promoted to {CHAMPION}", who=who))
     client.set_model_version_tag(name, challenger.version, "validation_status", "promoted")
@@ -166,7 +167,7 @@ def status(client, name: str) -> dict[str, Any]:
         v = version_for(client, name, alias)
         if v is not None:
             aliases[alias] = {"version": v.version, "run_id": v.run_id, "tags": dict(v.tags),
-                              "created": datetime.fromtimestamp(v.creation_timestamp / 1000, timezone.utc)
+                              "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC)
                               .isoformat(timespec="seconds")}
     return {"model": model.name, "registered": True, "aliases": aliases, "versions": len(versions)}
 

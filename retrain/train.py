@@ -108,7 +108,8 @@ def train_and_register(
 
     result = select_model(train, candidates=settings.candidate_models, folds=settings.automl_folds,
                           budget_s=settings.automl_budget_s, seed=settings.seed)
-    progress(f"PyCaret picked '{result.winner}' (cv macro-F1 {result.cv_macro_f1:.4f}) in {result.select_seconds:.1f} s")
+    progress(f"PyCaret picked '{result.winner}' (cv macro-F1 {result.cv_macro_f1:.4f}) "
+             f"in {result.select_seconds:.1f} s")
     metrics = score(result.pipeline, holdout)
 
     champion_metrics = None
