@@ -10,7 +10,8 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 # process would recompile mlflow, pycaret, airflow and evidently (~30 s each time).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help venv lock test test-unit test-integration lint clean
+.PHONY: help venv lock test test-unit test-integration lint clean demo stop mlflow serve bootstrap pipeline \
+	airflow bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,5 +43,29 @@ test-integration: venv
 lint: venv ## ruff over the code
 	$(VENV)/bin/ruff check .
 
-clean: ## wipe runtime state under TICKET_AB_HOME
+demo: venv ## the whole loop on 127.0.0.1: MLflow, champion, router, traffic, DAG, A/B report
+	$(PY) -m retrain demo
+
+stop: venv ## stop the services `make demo` / `make mlflow` started (recorded PIDs only)
+	$(PY) -m retrain stop
+
+mlflow: venv ## start the local MLflow server in the background (sqlite under TICKET_AB_HOME)
+	$(PY) -m retrain mlflow
+
+bootstrap: venv ## train and register the first champion
+	$(PY) -m retrain bootstrap
+
+serve: venv ## run the A/B router under gunicorn on 127.0.0.1:8000 (foreground)
+	$(VENV)/bin/gunicorn -c router/gunicorn.conf.py router.wsgi:app
+
+pipeline: venv ## run the drift/retrain DAG once (airflow dags test, sqlite)
+	$(PY) -m retrain pipeline
+
+airflow: venv ## Airflow UI and scheduler (airflow standalone) on 127.0.0.1:8080
+	$(PY) -m retrain airflow
+
+bench: venv ## run every benchmark in bench/ and write bench/RESULTS.md
+	$(PY) bench/run_all.py
+
+clean: stop ## stop the recorded services and wipe runtime state under TICKET_AB_HOME
 	rm -rf "$(TICKET_AB_HOME)"

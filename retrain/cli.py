@@ -152,6 +152,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from retrain import demo
+
+    return demo.main()
+
+
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    from retrain import demo
+
+    demo.start_mlflow(get_settings())
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from retrain import demo
+
+    stopped = demo.stop_recorded(get_settings())
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing recorded as running")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from retrain.generator import SCENARIOS
 
@@ -191,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", cmd_status, "show the aliases and their versions")
     p.add_argument("--json", action="store_true")
 
+    add("demo", cmd_demo, "run the whole loop locally (what `make demo` runs)", False)
+    add("mlflow", cmd_mlflow, "start the local MLflow server in the background (sqlite under TICKET_AB_HOME)", False)
+    add("stop", cmd_stop, "stop the services started by `demo` or `mlflow` (recorded PIDs only)", False)
+
     p = add("evaluate", cmd_evaluate, "accuracy and macro-F1 of champion and challenger on a labelled file")
     p.add_argument("--data", type=Path, required=True)
     return parser
@@ -198,12 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from retrain.automl import AutoMLError
+    from retrain.demo import DemoError
     from retrain.registry import RegistryError
     from retrain.schema import TicketDataError
+    from retrain.services import ServiceError
 
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (TicketDataError, RegistryError, AutoMLError, SettingsError, ValueError) as exc:
+    except (TicketDataError, RegistryError, AutoMLError, SettingsError, ServiceError, DemoError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -1,0 +1,202 @@
+"""`python analysis/analysis.py`: judge the A/B test from the router's logs and write the report.
+
+    python analysis/analysis.py [--logs DIR_OR_FILE] [--out DIR] [--since TS] [--promote]
+
+Reads the request log and the feedback log (through `retrain.requestlog`, which counts and skips
+torn rows), prints a console summary and writes ab_report.png, ab_report.html and ab_summary.json.
+With --promote, a `promote challenger` verdict moves the registry aliases (challenger -> champion,
+old champion -> previous) and the report records why.
+
+Exit codes:
+  0  the report was written (whatever the verdict); with --promote, the promotion was done or not due
+  2  nothing to analyse (no request log, an empty one, nothing after --since), a bad argument or
+     setting, an unwritable --out, or --promote could not move the aliases (the report is still
+     written)
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+if not __package__:  # run as a script: import the repo's packages, not this folder's modules
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import pandas as pd
+
+from analysis import experiment, fmt, report
+from analysis.verdict import PROMOTE, Thresholds
+from retrain.requestlog import log_files, read_feedback, read_requests
+from retrain.settings import SettingsError, get_settings
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 2
+
+
+class UsageError(ValueError):
+    """A problem the user fixes (path, timestamp, registry); printed as one `error:` line."""
+
+
+def _fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (alpha, minimum gain)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = Thresholds()
+    parser = argparse.ArgumentParser(prog="analysis.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--logs", type=Path, help="request log file or directory (default: settings.logs_dir)")
+    parser.add_argument("--feedback", type=Path, help="feedback log file or directory (default: next to --logs)")
+    parser.add_argument("--out", type=Path, help="report directory (default: settings.reports_dir)")
+    parser.add_argument("--since", help="only requests at or after this ISO timestamp (UTC if no zone)")
+    parser.add_argument("--promote", action="store_true", help="on a 'promote challenger' verdict, move the aliases")
+    parser.add_argument("--tracking-uri", help="MLflow server for --promote (default: MLFLOW_TRACKING_URI)")
+    parser.add_argument("--alpha", type=_fraction, default=defaults.alpha,
+                        help="significance level (default %(default)s)")
+    parser.add_argument("--min-labelled", type=_count, default=defaults.min_labelled,
+                        help="labelled requests per arm before any decision (default %(default)s)")
+    parser.add_argument("--min-gain", type=_fraction, default=defaults.min_gain,
+                        help="smallest accuracy gain worth promoting, as a fraction (default %(default)s)")
+    return parser.parse_args(argv)
+
+
+def parse_since(text: str | None) -> pd.Timestamp | None:
+    """An ISO timestamp or date; naive ones are UTC, as every timestamp in the logs is."""
+    if not text:
+        return None
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r} is not a timestamp (example: 2026-11-24T10:00:00Z)") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def feedback_path(logs: Path, explicit: Path | None) -> Path:
+    """The feedback log sits next to the request log unless --feedback says otherwise."""
+    if explicit is not None:
+        return explicit
+    return logs if logs.is_dir() else logs.parent
+
+
+def load(logs: Path, feedback: Path, since: pd.Timestamp | None, thresholds: Thresholds) -> experiment.Analysis:
+    """Read both logs and analyse them; a missing request log is a UsageError with advice."""
+    if not log_files(logs, "ab_logs"):
+        raise UsageError(f"no request log at {logs} (expected ab_logs*.csv): the router writes it once it has "
+                         "served requests; pass --logs DIR_OR_FILE to read another one")
+    requests = read_requests(logs)
+    answers = read_feedback(feedback)
+    try:
+        result = experiment.analyse(requests.rows, answers.rows, malformed_requests=requests.malformed,
+                                    malformed_feedback=answers.malformed, since=since, thresholds=thresholds)
+    except experiment.AnalysisError as exc:
+        raise UsageError(f"{exc} [{', '.join(map(str, requests.files))}]") from None
+    result.summary["sources"] = {"request log": [str(f) for f in requests.files],
+                                 "feedback log": [str(f) for f in answers.files]}
+    return result
+
+
+def promote_if_due(summary: dict, tracking_uri: str, model_name: str) -> dict:
+    """Move the aliases when the verdict says so and the tested challenger is the registry's challenger."""
+    if summary["verdict"]["action"] != PROMOTE:
+        status = f"not promoted: the verdict is {summary['verdict']['text']}"
+        return {"requested": True, "done": False, "status": status, "moves": []}
+    from mlflow.exceptions import MlflowException
+
+    from retrain import registry
+
+    tested = summary["arms"]["B"]["versions"]
+    try:
+        client = registry.connect(tracking_uri)
+        challenger = registry.version_for(client, model_name, registry.CHALLENGER)
+        if challenger is None:
+            raise registry.RegistryError(f"model {model_name!r} has no challenger alias any more (promoted already?)")
+        if tested != [str(challenger.version)]:
+            raise registry.RegistryError(
+                f"the log tested challenger version(s) {', '.join(tested) or 'none'} but the registry's challenger "
+                f"is v{challenger.version}; re-run the test against the current challenger")
+        moves = registry.promote(client, model_name, who=f"{getpass.getuser()} via analysis.py",
+                                 why=f"A/B test: {summary['verdict']['reason']}")
+    except (registry.RegistryError, MlflowException) as exc:
+        return {"requested": True, "done": False, "status": f"promotion failed: {exc}", "moves": []}
+    return {"requested": True, "done": True, "status": f"promoted v{challenger.version} to champion",
+            "moves": [str(m) for m in moves]}
+
+
+def console(summary: dict, paths: report.ReportPaths) -> str:
+    """The few lines a person reads in the terminal; the HTML has the rest."""
+    s = summary
+    c = s["comparison"]
+    lines = [f"A/B analysis, {s['mode']} mode, {s['data']['requests_analysed']:,} requests analysed "
+             f"({fmt.when(s['window']['analysed_from'])} to {fmt.when(s['window']['analysed_to'])} UTC)"]
+    for arm in experiment.ARMS:
+        a = s["arms"][arm]
+        lines.append(f"  {report.arm_label(s, arm):<24} requests {a['requests']:>6,}  share {fmt.pct(a['share']):>6}"
+                     f"  labelled {a['labelled']:>5,}  accuracy {fmt.pct(a['accuracy']):>6} "
+                     f"[{fmt.interval(a['accuracy_ci'])}]  macro-F1 {fmt.pct(a['macro_f1'])}  "
+                     f"p95 {fmt.ms(a['latency_ms']['p95'])}  fallbacks {a['fallbacks']}  errors {a['errors']}")
+    srm = s["srm"]
+    if srm["applicable"]:
+        lines.append(f"  SRM: B {fmt.pct(srm['observed_share_b'])} of customers vs "
+                     f"{fmt.pct(srm['expected_share_b'])} configured, {fmt.p_is(srm['p_value'])}"
+                     f"{'  FLAGGED' if srm['flagged'] else ''}")
+    ci = fmt.interval([c["ci_low"], c["ci_high"]], fmt.pts)
+    lines.append(f"  B - A: {fmt.pts(c['diff'])} (95% CI {ci}), {c['test']} {fmt.p_is(c['p_value'])}")
+    lines.append(f"  power: {c['power']['statement']}")
+    lines.extend(f"  note: {n}" for n in s["notes"])
+    lines.append(f"VERDICT: {s['verdict']['text']}: {s['verdict']['reason']}")
+    if s.get("promotion"):
+        lines.append(f"registry: {s['promotion']['status']}")
+        lines.extend(f"alias moved: {m}" for m in s["promotion"]["moves"])
+    lines += [f"figure: {paths.png}", f"report: {paths.html}", f"summary: {paths.json}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = get_settings()
+        thresholds = Thresholds(alpha=args.alpha, min_labelled=args.min_labelled, min_gain=args.min_gain)
+        logs = args.logs or settings.logs_dir
+        result = load(logs, feedback_path(logs, args.feedback), parse_since(args.since), thresholds)
+    except (UsageError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    result.summary["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    if args.promote:
+        result.summary["promotion"] = promote_if_due(result.summary, args.tracking_uri or settings.tracking_uri,
+                                                     settings.model_name)
+    out = args.out or settings.reports_dir
+    try:
+        paths = report.write_report(result, out)
+    except OSError as exc:
+        print(f"error: cannot write the report to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(console(result.summary, paths))
+    promotion = result.summary.get("promotion")
+    if promotion and promotion["status"].startswith("promotion failed"):
+        print(f"error: {promotion['status']}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

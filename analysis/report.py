@@ -1,0 +1,459 @@
+"""The A/B report as files a person reads: a four-panel figure, a self-contained HTML page, a JSON summary.
+
+Every number goes through `analysis.fmt`, so what the console prints, what the HTML shows and
+what the JSON holds can be matched exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
+
+from analysis.experiment import ALIASES, ARMS, SHADOW, Analysis
+from analysis.fmt import interval, missing, ms, num, p_is, pct, pts, pval, split_share, when
+from analysis.verdict import COLLECT, KEEP, PROMOTE
+from analysis.verdict import __doc__ as RULE_DOC
+
+COLORS = {"A": "#1f5fa8", "B": "#e07b00"}
+VERDICT_COLORS = {PROMOTE: "#1b7f3b", KEEP: "#555555", COLLECT: "#b06f00"}
+PNG, HTML, JSON = "ab_report.png", "ab_report.html", "ab_summary.json"
+MIN_BUCKET = 5  # requests; a share over fewer is noise that looks like a broken split
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    png: Path
+    html: Path
+    json: Path
+
+
+def arm_label(summary: dict[str, Any], arm: str) -> str:
+    versions = summary["arms"][arm]["versions"]
+    return f"{arm} · {ALIASES[arm]}" + (f" v{', v'.join(versions)}" if versions else "")
+
+
+def jsonable(value: Any) -> Any:
+    """The summary with nan/inf as null and numpy scalars as Python numbers, valid strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_report(analysis: Analysis, out_dir: Path) -> ReportPaths:
+    """Write the PNG, the HTML (with the PNG embedded) and the JSON into `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = analysis.summary
+    paths = ReportPaths(out_dir / PNG, out_dir / HTML, out_dir / JSON)
+    buffer = io.BytesIO()
+    figure(analysis).savefig(buffer, format="png", dpi=100)
+    paths.png.write_bytes(buffer.getvalue())
+    paths.html.write_text(render_html(summary, buffer.getvalue()), encoding="utf-8")
+    paths.json.write_text(json.dumps(jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return paths
+
+
+# --- the figure ---------------------------------------------------------------------------------
+
+
+def figure(analysis: Analysis) -> Figure:
+    """Accuracy with intervals, traffic split over time, latency distributions, topic mix per arm."""
+    s = analysis.summary
+    fig = Figure(figsize=(15, 10), layout="constrained")
+    grid = fig.add_gridspec(3, 2, height_ratios=(0.15, 1, 1))
+    _header(fig.add_subplot(grid[0, :]), s)
+    _accuracy_panel(fig.add_subplot(grid[1, 0]), s, s["comparison"])
+    _split_panel(fig.add_subplot(grid[1, 1]), s, analysis.window)
+    _latency_panel(fig.add_subplot(grid[2, 0]), s, analysis.analysed)
+    _topic_panel(fig.add_subplot(grid[2, 1]), s)
+    return fig
+
+
+def _header(ax, s: dict[str, Any]) -> None:
+    """The verdict in its colour, and one grey line saying what it compares and on which data."""
+    ax.axis("off")
+    verdict = s["verdict"]
+    promotion = s.get("promotion") or {}
+    done = f"  ({promotion['status']})" if promotion.get("done") else ""
+    title = ax.text(0.5, 0.75, f"Verdict: {verdict['text']}{done}", ha="center", va="center", fontsize=16,
+                    fontweight="bold", transform=ax.transAxes, color=VERDICT_COLORS.get(verdict["action"], "black"))
+    config = s["config"]["current"]
+    mode = "shadow mode" if config["mode"] == SHADOW else f"split {split_share(config['split_b'])} to B"
+    window = s["window"]
+    start, end = when(window["analysed_from"]), when(window["analysed_to"])
+    end = end[11:] if end[:10] == start[:10] else end
+    line = ax.text(0.5, 0.2, f"{arm_label(s, 'A')}  vs  {arm_label(s, 'B')}   ·   {s['data']['requests_analysed']:,} "
+                   f"requests, {s['data']['labelled_analysed']:,} with feedback   ·   {mode}   ·   {start} – {end} UTC",
+                   ha="center", va="center", fontsize=12, color="#333333", transform=ax.transAxes)
+    for text in (title, line):
+        text.set_in_layout(False)
+
+
+def _accuracy_panel(ax, s: dict[str, Any], c: dict[str, Any]) -> None:
+    ax.set_title("Accuracy on feedback-labelled requests (95% Wilson interval)", loc="left", fontsize=12)
+    values = [v for arm in ARMS for v in s["arms"][arm]["accuracy_ci"] if not missing(v)]
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = max(0.02, (high - low) * 0.25)
+    left, right = max(0.0, low - pad), min(1.02, high + pad)
+    ax.set_xlim(left, right)
+    for y, arm in enumerate(reversed(ARMS)):
+        a = s["arms"][arm]
+        if missing(a["accuracy"]):
+            ax.text(0.5, y, f"{arm}: no labelled answers yet", ha="center", va="center", color=COLORS[arm],
+                    transform=ax.get_yaxis_transform())
+            continue
+        ci_low, ci_high = a["accuracy_ci"]
+        ax.errorbar([a["accuracy"]], [y], xerr=[[a["accuracy"] - ci_low], [ci_high - a["accuracy"]]], fmt="o",
+                    color=COLORS[arm], markersize=10, capsize=8, elinewidth=3, capthick=2)
+        where = min(0.7, max(0.3, (a["accuracy"] - left) / (right - left)))  # keep the label inside the panel
+        ax.text(where, y + 0.17, f"{pct(a['accuracy'])}  [{pct(ci_low)} – {pct(ci_high)}]   n = {a['labelled']:,}",
+                transform=ax.get_yaxis_transform(), ha="center", fontsize=11, color=COLORS[arm]).set_in_layout(False)
+    ax.set_yticks([0, 1], [f"{arm_label(s, arm)}" for arm in reversed(ARMS)], fontsize=11)
+    ax.set_ylim(-0.7, 1.8)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
+    ax.grid(axis="x", alpha=0.3)
+    test = "McNemar, paired" if c["kind"] == "paired" else "z-test"
+    box = ax.text(0.01, 0.96, f"B − A = {pts(c['diff'])}  (95% CI {interval([c['ci_low'], c['ci_high']], pts)}),  "
+                  f"{test} {p_is(c['p_value'])}", transform=ax.transAxes, va="top", fontsize=10.5,
+                  bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#bbbbbb"})
+    box.set_in_layout(False)
+    power = c["power"]
+    needed = num(power["needed_observed"])
+    detectable = (f"detectable now: {pts(power['mde']).lstrip('+')} or more" if not missing(power["mde"])
+                  else "nothing is reliably detectable yet")
+    foot = ax.text(0.01, 0.03, f"{detectable};  needed for the observed difference: {needed} labelled per arm",
+                   transform=ax.transAxes, fontsize=9.5, color="#444444")
+    foot.set_in_layout(False)
+
+
+def _split_panel(ax, s: dict[str, Any], window: pd.DataFrame) -> None:
+    """Observed share to B per time bucket against the configured split; shadow periods show the
+    share of requests the challenger also scored, since nothing is split then."""
+    rows = window.set_index("timestamp")
+    shadow = rows["mode"] == SHADOW
+    title = {(True, False): "Traffic split over time: share of requests to B",
+             (False, True): "Shadow coverage over time: share of requests B also scored"}
+    ax.set_title(title.get((bool((~shadow).any()), bool(shadow.any())),
+                           "Traffic over time: share to B (split) / scored by B (shadow)"), loc="left", fontsize=12)
+    freq = _bucket(rows.index.max() - rows.index.min())
+    rows = rows.assign(to_b=(rows["variant"] == "B").where(~shadow), scored=(rows["shadow_topic"] != "").where(shadow),
+                       configured=rows["split_b"].where(~shadow))
+    grouped = rows.groupby(pd.Grouper(freq=freq))
+    if (~shadow).any():
+        share = grouped["to_b"].mean().where(grouped["to_b"].count() >= MIN_BUCKET)
+        ax.plot(share.index, share.to_numpy(), "o-", color=COLORS["B"], markersize=4, alpha=0.75,
+                label="requests to B, per bucket")
+        label = "customers in B, cumulative (what SRM tests)"
+        for _, running in _customer_share(rows[~shadow]).groupby(level="period"):
+            line = running.droplevel("period").groupby(pd.Grouper(freq=freq)).last().dropna()
+            ax.plot(line.index, line.to_numpy(), "-", color="#7a3e00", linewidth=2.2, label=label)
+            label = None
+        configured = rows["configured"]
+        changes = configured.ne(configured.shift()) | (configured.index == configured.index[-1])
+        ax.step(configured.index[changes], configured[changes].to_numpy(), where="post", linestyle="--",
+                color="black", linewidth=1.5, label="configured split")
+    if shadow.any():
+        scored = grouped["scored"].mean().where(grouped["scored"].count() >= MIN_BUCKET)
+        ax.plot(scored.index, scored.to_numpy(), "s-", color=COLORS["B"], markersize=4, alpha=0.6,
+                label="shadow: share also scored by B")
+    if s["config"]["changed"]:
+        ax.axvspan(pd.Timestamp(s["window"]["analysed_from"]), pd.Timestamp(s["window"]["analysed_to"]),
+                   color="#2e7d32", alpha=0.07, label="compared period")
+    ax.set_ylim(-0.02, 1.15)  # headroom for the SRM box above 100%
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
+    ax.set_ylabel("share of requests")
+    ax.grid(alpha=0.3)
+    srm = s["srm"]
+    verdict = ("SRM FLAGGED" if srm["flagged"] else "no SRM") if srm["applicable"] else "SRM n/a"
+    detail = (f"{verdict} ({p_is(srm['p_value'])}): customers A {srm['observed'].get('A', 0):,} / "
+              f"B {srm['observed'].get('B', 0):,} = {pct(srm['observed_share_b'])} to B, "
+              f"{split_share(srm['expected_share_b'])} configured" if srm["applicable"] else f"{verdict}: {srm['why']}")
+    box = ax.text(0.01, 0.97, detail, transform=ax.transAxes, va="top", fontsize=9.5,
+                  color="#b00020" if srm["flagged"] else "black", fontweight="bold" if srm["flagged"] else "normal",
+                  bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#bbbbbb"})
+    box.set_in_layout(False)
+    counts = grouped.size()
+    twin = ax.twinx()
+    twin.bar(counts.index, counts.to_numpy(), width=_width(counts.index), color="#999999", alpha=0.18,
+             label=f"requests per {freq}")
+    twin.set_ylim(0, max(1, counts.max()) * 4.5)
+    twin.set_yticks([])
+    ax.set_zorder(twin.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    handles, labels = ax.get_legend_handles_labels()
+    more_h, more_l = twin.get_legend_handles_labels()
+    ax.legend(handles + more_h, labels + more_l, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2,
+              fontsize=9, frameon=False)
+    locator = AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
+def _latency_panel(ax, s: dict[str, Any], rows: pd.DataFrame) -> None:
+    ax.set_title("Latency per arm (server side; lines at p50 / p95 / p99)", loc="left", fontsize=12)
+    latencies = {arm: rows.loc[rows["variant"] == arm, "latency_ms"].dropna() for arm in ARMS}
+    latencies = {arm: v[v > 0] for arm, v in latencies.items() if len(v[v > 0])}
+    if s["mode"] == SHADOW:
+        latencies.pop("B", None)
+    if not latencies:
+        ax.text(0.5, 0.5, "no latencies logged", ha="center", va="center", transform=ax.transAxes)
+        return
+    everything = pd.concat(latencies.values())
+    bins = np.geomspace(max(everything.min(), 0.01), everything.max() * 1.05 + 0.01, 50)
+    for arm, values in latencies.items():
+        q = s["arms"][arm]["latency_ms"]
+        ax.hist(values, bins=bins, histtype="stepfilled", alpha=0.25, color=COLORS[arm])
+        ax.hist(values, bins=bins, histtype="step", linewidth=1.8, color=COLORS[arm],
+                label=f"{arm_label(s, arm)}: p50 {ms(q['p50'])}, p95 {ms(q['p95'])}, p99 {ms(q['p99'])}")
+        for key, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
+            ax.axvline(q[key], color=COLORS[arm], linestyle=style, linewidth=1.4)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: ms(v)))
+    ax.set_xlabel("latency (log scale)")
+    ax.set_ylabel("requests")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.3)
+    ax.grid(alpha=0.3)
+    note = "shadow mode: the challenger's latency is not logged" if s["mode"] == SHADOW else None
+    ax.legend(loc="upper left", fontsize=9.5, framealpha=0.95, title=note, title_fontsize=9.5)
+
+
+def _topic_panel(ax, s: dict[str, Any]) -> None:
+    ax.set_title("Predicted topic mix per arm", loc="left", fontsize=12)
+    topics = sorted(set(s["arms"]["A"]["topic_mix"]) | set(s["arms"]["B"]["topic_mix"]))
+    if not topics:
+        ax.text(0.5, 0.5, "no answers logged", ha="center", va="center", transform=ax.transAxes)
+        return
+    y = np.arange(len(topics))[::-1]
+    height = 0.38
+    for offset, arm in ((height / 2, "A"), (-height / 2, "B")):
+        mix = s["arms"][arm]["topic_mix"]
+        shares = [mix.get(t, 0.0) for t in topics]
+        bars = ax.barh(y + offset, shares, height=height, color=COLORS[arm],
+                       label=f"{arm_label(s, arm)} ({s['arms'][arm]['answered']:,} answers)")
+        ax.bar_label(bars, [pct(v, 0) if v >= 0.005 else "" for v in shares], padding=2, fontsize=8.5,
+                     color=COLORS[arm])
+    ax.set_yticks(y, topics, fontsize=10.5)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
+    top = max(max(s["arms"][arm]["topic_mix"].values(), default=0) for arm in ARMS)
+    ax.set_xlim(0, top * 1.18 + 0.01)
+    ax.set_xlabel("share of the arm's answers")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9.5, frameon=False)
+
+
+def _customer_share(rows: pd.DataFrame) -> pd.Series:
+    """Running share of distinct customers assigned to B, restarting with each experiment period."""
+    assigned = rows[rows["variant"].isin(ARMS)]
+    first = assigned[~assigned.duplicated(["period", "unit", "variant"])]
+    in_b = (first["variant"] == "B").astype(int)
+    share = in_b.groupby(first["period"]).cumsum() / (first.groupby("period").cumcount() + 1)
+    return share.set_axis(pd.MultiIndex.from_arrays([first["period"], first.index], names=["period", "timestamp"]))
+
+
+def _bucket(span: pd.Timedelta) -> str:
+    """A round bucket width giving roughly 20-60 points over the window."""
+    seconds = max(span.total_seconds(), 0.1)
+    for width, name in ((0.1, "100ms"), (0.25, "250ms"), (0.5, "500ms"), (1, "1s"), (5, "5s"), (10, "10s"),
+                        (30, "30s"), (60, "1min"), (300, "5min"), (900, "15min"), (3600, "1h"), (6 * 3600, "6h"),
+                        (86400, "1D")):
+        if seconds / width <= 60:
+            return name
+    return "7D"
+
+
+def _width(index: pd.DatetimeIndex) -> float:
+    """Bar width in days (matplotlib's date unit) for one bucket."""
+    if len(index) < 2:
+        return 1 / 86400
+    return (index[1] - index[0]).total_seconds() / 86400 * 0.9
+
+
+# --- the HTML page ------------------------------------------------------------------------------
+
+
+def render_html(summary: dict[str, Any], png: bytes) -> str:
+    """One self-contained page: the verdict, the figure (inline PNG) and every number in tables."""
+    s = summary
+    v = s["verdict"]
+    c = s["comparison"]
+    image = base64.b64encode(png).decode("ascii")
+    parts = [
+        f"<h1>A/B report: {_e(arm_label(s, 'A'))} vs {_e(arm_label(s, 'B'))}</h1>",
+        f"<p class=meta>Window {_e(when(s['window']['first']))} to {_e(when(s['window']['last']))} UTC"
+        f"{' (since ' + _e(s['window']['since']) + ')' if s['window']['since'] else ''}; mode {_e(s['mode'])}; "
+        f"generated {_e(s.get('generated_at', ''))}</p>",
+        f"<div class=verdict style='border-color:{VERDICT_COLORS.get(v['action'], '#000')}'>"
+        f"<div class=action style='color:{VERDICT_COLORS.get(v['action'], '#000')}'>Verdict: {_e(v['text'])}</div>"
+        f"<div>{_e(v['reason'])}</div>{_promotion(s.get('promotion'))}</div>",
+    ]
+    if s["notes"]:
+        parts.append("<h2>Read this first</h2><ul class=notes>" + "".join(f"<li>{_e(n)}</li>" for n in s["notes"])
+                     + "</ul>")
+    parts.append(f"<img alt='A/B report figure' src='data:image/png;base64,{image}'>")
+    parts.append("<h2>Arms</h2>" + _arms_table(s))
+    parts.append("<h2>Comparison</h2>" + _comparison_table(c))
+    parts.append("<h2>Sample-ratio mismatch</h2>" + _srm_table(s["srm"], s["thresholds"]["srm_alpha"]))
+    parts.append("<h2>Accuracy per topic (by the agents' label)</h2>" + _per_topic_table(c["per_topic"]))
+    parts.append("<h2>Predicted topic mix</h2>" + _mix_table(s))
+    parts.append("<h2>Configuration periods</h2>" + _periods_table(s["config"]["periods"]))
+    parts.append("<h2>Data</h2>" + _table(["what", "count"], [[k.replace("_", " "), num(val)] for k, val in
+                                                              s["data"].items()]))
+    if s.get("sources"):
+        parts.append("<h2>Sources</h2>" + _table(["log", "files"], [[k, ", ".join(map(str, val)) or "none"]
+                                                                    for k, val in s["sources"].items()]))
+    parts.append("<h2>Decision rule</h2><pre>" + _e((RULE_DOC or "").strip()) + "</pre>"
+                 + _table(["threshold", "value"], [[k, str(val)] for k, val in s["thresholds"].items()]))
+    return _PAGE.format(title=_e(f"A/B report: {v['text']}"), body="\n".join(parts))
+
+
+def _arms_table(s: dict[str, Any]) -> str:
+    a, b = s["arms"]["A"], s["arms"]["B"]
+
+    def row(name: str, fn) -> list[str]:
+        return [name, fn(a), fn(b)]
+
+    rows = [
+        row("model version", lambda x: ", ".join(x["versions"]) or "n/a"),
+        row("requests", lambda x: num(x["requests"])),
+        row("share of requests", lambda x: pct(x["share"])),
+        row("configured share", lambda x: pct(_configured(s, x))),
+        row("answered by this arm's model", lambda x: num(x["answered"])),
+        row("fallbacks to the champion", lambda x: num(x["fallbacks"])),
+        row("errors (no answer)", lambda x: num(x["errors"])),
+        row("feedback-labelled answers", lambda x: num(x["labelled"])),
+        row("correct", lambda x: num(x["correct"])),
+        row("accuracy", lambda x: pct(x["accuracy"])),
+        row("accuracy 95% Wilson interval", lambda x: interval(x["accuracy_ci"])),
+        row("macro-F1", lambda x: pct(x["macro_f1"])),
+        row("macro-F1 95% bootstrap interval", lambda x: interval(x["macro_f1_ci"])),
+        row("latency p50", lambda x: ms(x["latency_ms"]["p50"])),
+        row("latency p95", lambda x: ms(x["latency_ms"]["p95"])),
+        row("latency p99", lambda x: ms(x["latency_ms"]["p99"])),
+    ]
+    return _table(["", arm_label(s, "A"), arm_label(s, "B")], rows)
+
+
+def _configured(s: dict[str, Any], arm: dict[str, Any]) -> float | None:
+    split_b = s["config"]["current"]["split_b"]
+    if split_b is None:
+        return None
+    return split_b if arm["alias"] == ALIASES["B"] else 1 - split_b
+
+
+def _comparison_table(c: dict[str, Any]) -> str:
+    rows = [
+        ["test", c["test"]],
+        ["labelled requests (A / B)", f"{num(c['n_a'])} / {num(c['n_b'])}"],
+        ["accuracy difference B − A", pts(c["diff"])],
+        ["95% interval of the difference", interval([c["ci_low"], c["ci_high"]], pts)],
+        ["z", num(c["z"], 2) if c["z"] is not None else "n/a (paired test)"],
+        ["p-value", pval(c["p_value"])],
+    ]
+    if c["mcnemar"]:
+        m = c["mcnemar"]
+        rows += [["paired tickets", num(m["pairs"])], ["only A right", num(m["only_a_right"])],
+                 ["only B right", num(m["only_b_right"])], ["McNemar statistic", num(m["statistic"], 3)],
+                 ["McNemar method", m["method"]]]
+    p = c["power"]
+    rows += [["labelled per arm needed for the observed difference", num(p["needed_observed"])],
+             ["labelled per arm needed for the minimum gain", num(p["needed_min_gain"])],
+             ["minimum detectable effect now", pts(p["mde"]).lstrip("+")],
+             ["power statement", p["statement"]]]
+    return _table(["", "value"], rows)
+
+
+def _srm_table(srm: dict[str, Any], alpha: float) -> str:
+    if not srm["applicable"]:
+        return f"<p>Not applicable: {_e(srm['why'])}.</p>"
+    rows = [["unit", "distinct customers (the router assigns sticky by customer)"],
+            ["customers in A / B", f"{num(srm['observed'].get('A', 0))} / {num(srm['observed'].get('B', 0))}"],
+            ["observed share to B", pct(srm["observed_share_b"])],
+            ["configured share to B", pct(srm["expected_share_b"])],
+            ["chi-square", num(srm["chi2"], 3)], ["p-value", pval(srm["p_value"])],
+            [f"flagged (p < {alpha:g})", "YES: do not trust the comparison" if srm["flagged"] else "no"]]
+    return _table(["", "value"], rows)
+
+
+def _per_topic_table(per_topic: list[dict[str, Any]]) -> str:
+    rows = [[t["topic"], num(t["n_a"]), pct(t["accuracy_a"]), num(t["n_b"]), pct(t["accuracy_b"]),
+             pts(t["accuracy_b"] - t["accuracy_a"]) if not (missing(t["accuracy_a"]) or missing(t["accuracy_b"]))
+             else "n/a"] for t in per_topic]
+    return _table(["topic", "labelled A", "accuracy A", "labelled B", "accuracy B", "B − A"], rows)
+
+
+def _mix_table(s: dict[str, Any]) -> str:
+    topics = sorted(set(s["arms"]["A"]["topic_mix"]) | set(s["arms"]["B"]["topic_mix"]))
+    rows = [[t, pct(s["arms"]["A"]["topic_mix"].get(t, 0.0)), pct(s["arms"]["B"]["topic_mix"].get(t, 0.0))]
+            for t in topics]
+    return _table(["predicted topic", "A", "B"], rows)
+
+
+def _periods_table(periods: list[dict[str, Any]]) -> str:
+    rows = [[f"v{p['champion']}" if p["champion"] else "n/a", f"v{p['challenger']}" if p["challenger"] else "none",
+             p["mode"], split_share(p["split_b"]), when(p["start"]), when(p["end"]), num(p["requests"]),
+             num(p["requests_b"]),
+             pval(p["srm"]["p_value"]) + (" FLAGGED" if p["srm"]["flagged"] else ""),
+             f"{num(p['labelled']['A'])} / {num(p['labelled']['B'])}",
+             f"{pct(p['accuracy']['A'])} / {pct(p['accuracy']['B'])}"] for p in periods]
+    return _table(["champion", "challenger", "mode", "split to B", "from", "to", "requests", "to B", "SRM p",
+                   "labelled A / B", "accuracy A / B"], rows)
+
+
+def _promotion(promotion: dict[str, Any] | None) -> str:
+    if not promotion:
+        return ""
+    return f"<div class=promotion>Registry: {_e(promotion.get('status', ''))}" + "".join(
+        f"<br>alias moved: {_e(m)}" for m in promotion.get("moves", [])) + "</div>"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value) if value is not None else "")
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }}
+h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 1.6em; }}
+.meta {{ color: #666; }}
+.verdict {{ border: 3px solid; border-radius: 8px; padding: 0.8em 1em; margin: 1em 0; }}
+.verdict .action {{ font-size: 1.35em; font-weight: bold; margin-bottom: 0.3em; }}
+.promotion {{ margin-top: 0.6em; font-family: monospace; }}
+.notes li {{ margin: 0.3em 0; }}
+img {{ width: 100%; border: 1px solid #ddd; }}
+table {{ border-collapse: collapse; margin: 0.5em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }}
+td:not(:first-child) {{ font-variant-numeric: tabular-nums; }}
+th {{ background: #f3f3f3; }}
+pre {{ background: #f7f7f7; padding: 0.8em; white-space: pre-wrap; }}
+</style></head><body>
+{body}
+</body></html>
+"""

@@ -1,0 +1,244 @@
+"""`make demo`: the whole loop on the embedded default, one real process per component.
+
+MLflow on sqlite, the router under gunicorn and the DAG via `airflow dags test`, all on 127.0.0.1.
+Each step prints the command a user would type for it, so the demo doubles as a walkthrough.
+Services stay up afterwards; `make stop` ends exactly the processes recorded here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from retrain import services
+from retrain.settings import Settings, get_settings
+
+PID_NAMES = ("router", "mlflow")
+RELOAD_S = 2.0  # the demo's router polls the registry often so the challenger shows up quickly
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def pid_dir(settings: Settings) -> Path:
+    return settings.home / "run"
+
+
+def record_pid(settings: Settings, name: str, pid: int) -> None:
+    pid_dir(settings).mkdir(parents=True, exist_ok=True)
+    (pid_dir(settings) / f"{name}.pid").write_text(str(pid))
+
+
+def stop_recorded(settings: Settings) -> list[str]:
+    """Stop the process groups the demo recorded, and only those."""
+    stopped = []
+    for name in PID_NAMES:
+        path = pid_dir(settings) / f"{name}.pid"
+        if not path.exists():
+            continue
+        try:
+            pid = int(path.read_text().strip())
+        except ValueError:
+            path.unlink()
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            path.unlink()
+            continue
+        services.stop(pid)
+        path.unlink()
+        stopped.append(f"{name} (pid {pid})")
+    return stopped
+
+
+def check_port_free(url: str, what: str) -> None:
+    if services.http_ok(url.rstrip("/") + "/health"):
+        raise DemoError(f"something already answers at {url}; stop it (or `make stop`) before "
+                        f"starting another {what}")
+
+
+def start_mlflow(settings: Settings, env: dict[str, str] | None = None) -> None:
+    """Start the local MLflow server in the background and record its PID for `make stop`."""
+    parsed = urlparse(settings.tracking_uri)
+    if parsed.hostname not in ("127.0.0.1", "localhost") or not parsed.port:
+        raise DemoError(f"a local MLflow server binds 127.0.0.1; MLFLOW_TRACKING_URI is {settings.tracking_uri}")
+    check_port_free(settings.tracking_uri, "MLflow server")
+    command = services.mlflow_command(settings.mlflow_dir, parsed.port)
+    print("$ mlflow " + " ".join(command[3:]))
+    log = settings.mlflow_dir / "server.log"
+    proc = services.start(command, log, env or services.python_env())
+    record_pid(settings, "mlflow", proc.pid)
+    services.wait_http(settings.tracking_uri + "/health", proc, 120, log)
+    print(f"MLflow is up at {settings.tracking_uri} (log {log}); `make stop` stops it")
+
+
+class Demo:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.step_no = 0
+        self.started = time.monotonic()
+        self.tokens_file = settings.router_dir / "demo-tokens.env"
+        self.admin_token = secrets.token_urlsafe(24)
+        self.feedback_token = secrets.token_urlsafe(24)
+        self.router_url = f"http://{settings.host}:{settings.port}"
+        self.env = services.python_env({
+            "TICKET_AB_HOME": str(settings.home),
+            "MLFLOW_TRACKING_URI": settings.tracking_uri,
+            "TICKET_AB_MODEL_NAME": settings.model_name,
+            "TICKET_AB_ADMIN_TOKEN": self.admin_token,
+            "TICKET_AB_FEEDBACK_TOKEN": self.feedback_token,
+            "TICKET_AB_RELOAD_S": str(RELOAD_S),
+            "TICKET_AB_SPLIT_B": "0.0",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        })
+
+    def step(self, title: str) -> None:
+        self.step_no += 1
+        elapsed = time.monotonic() - self.started
+        print(f"\n==> [{self.step_no}] {title}   (+{elapsed:.0f} s)", flush=True)
+
+    def run(self, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
+        shown = " ".join(a if a != self.feedback_token else "$TICKET_AB_FEEDBACK_TOKEN" for a in args)
+        print(f"$ {shown}", flush=True)
+        result = subprocess.run([sys.executable, *args], env=self.env, cwd=services.REPO, text=True,
+                                capture_output=capture)
+        if capture:
+            sys.stdout.write(result.stdout)
+            sys.stderr.write(result.stderr)
+        if result.returncode != 0:
+            raise DemoError(f"step failed with exit code {result.returncode}: {shown}")
+        return result
+
+    def reset(self) -> None:
+        stopped = stop_recorded(self.settings)
+        if stopped:
+            print(f"stopped the previous demo's services: {', '.join(stopped)}")
+        if self.settings.home.exists() and any(self.settings.home.iterdir()):
+            print(f"resetting state: removing {self.settings.home} (a fresh registry, logs and reports)")
+            shutil.rmtree(self.settings.home)
+        else:
+            print(f"fresh state under {self.settings.home}")
+        self.settings.router_dir.mkdir(parents=True, exist_ok=True)
+        self.tokens_file.write_text(f"TICKET_AB_ADMIN_TOKEN={self.admin_token}\n"
+                                    f"TICKET_AB_FEEDBACK_TOKEN={self.feedback_token}\n")
+        self.tokens_file.chmod(0o600)
+
+    def start_router(self) -> None:
+        check_port_free(self.router_url, "router")
+        command = [sys.executable, "-m", "gunicorn", "-c", "router/gunicorn.conf.py", "router.wsgi:app"]
+        print("$ gunicorn -c router/gunicorn.conf.py router.wsgi:app")
+        log = self.settings.logs_dir / "router.log"
+        proc = services.start(command, log, self.env)
+        record_pid(self.settings, "router", proc.pid)
+        services.wait_http(self.router_url + "/health", proc, 120, log)
+        ready = self.get("/ready")
+        print(f"router is up at {self.router_url}: {json.dumps(ready)}")
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.router_url + path, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def post_config(self, body: dict) -> dict:
+        request = urllib.request.Request(
+            self.router_url + "/config", data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.admin_token}"})
+        print(f"$ curl -X POST {self.router_url}/config -H 'Authorization: Bearer $TICKET_AB_ADMIN_TOKEN' "
+              f"-d '{json.dumps(body)}'")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise DemoError(f"POST /config answered {exc.code}: {exc.read().decode(errors='replace')}") from None
+
+    def wait_for_challenger(self, deadline_s: float = 60.0) -> dict:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            ready = self.get("/ready")
+            if _challenger_version(ready):
+                return ready
+            time.sleep(0.5)
+        raise DemoError(f"the router did not pick up the challenger within {deadline_s:.0f} s: {ready}")
+
+    def traffic(self, scenario: str, n: int, seed: int, feedback_rate: float) -> dict:
+        out = self.settings.reports_dir / f"load_{scenario}_{seed}.json"
+        self.run("load_test/testing.py", "--url", self.router_url, "--n", str(n), "--concurrency", "8",
+                 "--scenario", scenario, "--feedback-rate", str(feedback_rate), "--label-noise", "0.03",
+                 "--seed", str(seed), "--max-seconds", "240", "--json-out", str(out))
+        return json.loads(out.read_text())
+
+    def pipeline(self) -> None:
+        self.run("-m", "retrain", "pipeline")
+
+
+def _challenger_version(ready: dict) -> str | None:
+    challenger = ready.get("challenger")
+    return challenger.get("version") if isinstance(challenger, dict) else None
+
+
+def main() -> int:
+    settings = get_settings()
+    demo = Demo(settings)
+    try:
+        demo.step("reset state")
+        demo.reset()
+        demo.step("start the MLflow tracking server (sqlite + local artifacts)")
+        start_mlflow(settings, demo.env)
+        demo.step("bootstrap the champion on generated baseline tickets (PyCaret picks the model)")
+        demo.run("-m", "retrain", "bootstrap")
+        demo.step("start the A/B router under gunicorn")
+        demo.start_router()
+        demo.step("baseline traffic, then the drift DAG: nothing has changed, so it should skip")
+        demo.traffic("baseline", 600, 11, 0.3)
+        demo.pipeline()
+        demo.step("a new product launches: drifted traffic with agent feedback, then the DAG retrains")
+        demo.traffic("new_product", 1500, 12, 0.3)
+        demo.pipeline()
+        ready = demo.wait_for_challenger()
+        print(f"router hot-swapped the challenger in without a restart: v{_challenger_version(ready)}")
+        demo.step("split traffic 50/50 between champion and challenger")
+        print(json.dumps(demo.post_config({"ab_split_b": 0.5, "mode": "split"})))
+        demo.traffic("new_product", 2000, 13, 0.5)
+        demo.step("analyse the A/B test and promote when the verdict says so")
+        demo.run("analysis/analysis.py", "--promote")
+    except (DemoError, services.ServiceError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        print("services that did start are still up for inspection; `make stop` ends them", file=sys.stderr)
+        return 1
+    summarize(demo)
+    return 0
+
+
+def summarize(demo: Demo) -> None:
+    s = demo.settings
+    summary_path = s.reports_dir / "ab_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    drift_reports = sorted((s.reports_dir / "drift").glob("*.html")) if (s.reports_dir / "drift").exists() else []
+    print(f"\n==> done in {time.monotonic() - demo.started:.0f} s")
+    verdict = summary.get("verdict") or {}
+    print(f"verdict: {verdict.get('text', '?')} ({verdict.get('reason', 'no A/B summary written')})")
+    for arm, info in (summary.get("arms") or {}).items():
+        accuracy = info.get("accuracy")
+        shown = f"{accuracy:.3f}" if isinstance(accuracy, float) else "n/a"
+        print(f"  arm {arm}: accuracy {shown} on {info.get('labelled')} labelled requests")
+    print(f"MLflow UI:         {s.tracking_uri}")
+    print(f"router:            {demo.router_url}  (tokens in {demo.tokens_file})")
+    if drift_reports:
+        print(f"drift report:      {drift_reports[-1]}")
+    print(f"A/B report:        {s.reports_dir / 'ab_report.html'}")
+    print(f"A/B figure:        {s.reports_dir / 'ab_report.png'}")
+    print("services are still running; `make stop` stops them")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""testing.py and analysis.py as a user runs them: real processes against a real router under
+gunicorn, which serves a champion and a challenger from a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from retrain import registry, services
+from retrain.features import baseline_pipeline
+from retrain.generator import generate
+from retrain.requestlog import read_feedback, read_requests
+from retrain.schema import TOPICS
+
+FEEDBACK_TOKEN = "load-test-feedback-token"
+N = 300
+FEEDBACK_RATE = 0.3
+
+
+@dataclass(frozen=True)
+class Router:
+    url: str
+    home: Path
+    env: dict[str, str]
+
+
+def _register(uri: str, name: str) -> None:
+    """Champion v1 knows the baseline month; challenger v2 was trained after the 'new_product' launch,
+    so on new_product traffic it is clearly better (about 65% vs 50% accuracy)."""
+    import mlflow
+
+    client = registry.connect(uri)
+    for alias, scenario, seed in ((registry.CHAMPION, "baseline", 0), (registry.CHALLENGER, "new_product", 1)):
+        tickets = generate(scenario, 400, seed)
+        pipeline = baseline_pipeline(seed).fit(tickets[["text"]], tickets["topic"])
+        with mlflow.start_run():
+            version = registry.register_pipeline(pipeline, name, tickets[["text"]].head(2), {"source": "load test"})
+        registry.move_alias(client, name, alias, version, why="experiment integration test")
+
+
+@pytest.fixture(scope="module")
+def router(mlflow_server, tmp_path_factory) -> Iterator[Router]:
+    home = tmp_path_factory.mktemp("experiment-home")
+    name = f"experiment-load-{os.getpid()}"
+    _register(mlflow_server.uri, name)
+    port = services.free_port()
+    env = services.python_env({
+        "TICKET_AB_HOME": str(home), "MLFLOW_TRACKING_URI": mlflow_server.uri, "TICKET_AB_MODEL_NAME": name,
+        "TICKET_AB_PORT": str(port), "TICKET_AB_HOST": "127.0.0.1", "TICKET_AB_WORKERS": "2",
+        "TICKET_AB_THREADS": "4", "TICKET_AB_SPLIT_B": "0.5", "TICKET_AB_FEEDBACK_TOKEN": FEEDBACK_TOKEN,
+        "TICKET_AB_ADMIN_TOKEN": "load-test-admin-token",
+    })
+    log = home / "gunicorn.log"
+    proc = services.start([sys.executable, "-m", "gunicorn", "-c", "router/gunicorn.conf.py", "router.wsgi:app"],
+                          log, env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        services.wait_http(f"{url}/ready", proc, 180, log)
+        yield Router(url, home, env)
+    finally:
+        services.stop(proc)
+
+
+def _script(path: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, path, *args], capture_output=True, text=True, env=env,
+                          cwd=services.REPO, timeout=300)
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    result: subprocess.CompletedProcess
+    summary: dict
+    logs: Path  # a copy of the logs right after this run, so later tests cannot change what it saw
+
+
+@pytest.fixture(scope="module")
+def load_run(router: Router) -> LoadRun:
+    out = router.home / "load.json"
+    result = _script("load_test/testing.py", "--url", router.url, "--n", str(N), "--concurrency", "4",
+                     "--scenario", "new_product", "--feedback-rate", str(FEEDBACK_RATE), "--label-noise", "0.05",
+                     "--seed", "1", "--max-seconds", "120", "--json-out", str(out), env=router.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    snapshot = shutil.copytree(router.home / "logs", router.home / "logs-after-first-run")
+    return LoadRun(result, json.loads(out.read_text()), snapshot)
+
+
+def test_every_request_is_one_log_row(load_run):
+    result, summary = load_run.result, load_run.summary
+    logged = read_requests(load_run.logs)
+    assert logged.malformed == 0
+    assert len(logged.rows) == N == summary["requests"] == summary["answered"]
+    assert summary["status_counts"] == {"200": N}
+    assert set(logged.rows["variant"]) == {"A", "B"}
+    assert sum(arm["requests"] for arm in summary["arms"].values()) == N
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == summary  # the last stdout line is the JSON
+
+
+def test_feedback_share_matches_the_rate(load_run):
+    summary = load_run.summary
+    feedback = read_feedback(load_run.logs)
+    share = len(feedback.rows) / N
+    # Binomial sd at p=0.3, n=300 is 0.026; four sd keeps this deterministic run far from flaky.
+    assert abs(share - FEEDBACK_RATE) < 4 * (FEEDBACK_RATE * (1 - FEEDBACK_RATE) / N) ** 0.5
+    assert summary["feedback"]["accepted"] == len(feedback.rows) == summary["feedback"]["planned"]
+    requests = set(read_requests(load_run.logs).rows["request_id"])
+    assert set(feedback.rows["request_id"]) <= requests
+    assert set(feedback.rows["label"]) <= set(TOPICS)
+    assert set(feedback.rows["source"]) == {"load_test"}
+
+
+def test_analysis_reports_on_the_load_test_logs(router, load_run):
+    out = router.home / "reports-first-run"
+    result = _script("analysis/analysis.py", "--logs", str(load_run.logs), "--out", str(out), env=router.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((out / "ab_summary.json").read_text())
+    assert summary["data"]["requests_in_log"] == N
+    assert summary["data"]["labelled_analysed"] == len(read_feedback(load_run.logs).rows)
+    assert summary["arms"]["A"]["versions"] == ["1"] and summary["arms"]["B"]["versions"] == ["2"]
+    assert summary["srm"]["applicable"] and not summary["srm"]["flagged"]
+    assert (out / "ab_report.png").stat().st_size > 10_000
+    assert "VERDICT: keep collecting" in result.stdout  # about 45 labels per arm: far too few to decide
+
+
+def test_a_better_challenger_is_promoted_through_the_registry(router, load_run, mlflow_server):
+    more = _script("load_test/testing.py", "--url", router.url, "--n", "700", "--concurrency", "4",
+                   "--scenario", "new_product", "--feedback-rate", "1", "--label-noise", "0.05", "--seed", "2",
+                   "--max-seconds", "120", "--no-progress", env=router.env)
+    assert more.returncode == 0, more.stdout + more.stderr
+    out = router.home / "reports-promote"
+    result = _script("analysis/analysis.py", "--out", str(out), "--promote", env=router.env)  # logs from settings
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((out / "ab_summary.json").read_text())
+    assert summary["verdict"]["action"] == "promote challenger", summary["verdict"]["reason"]
+    assert summary["promotion"]["done"] is True
+    assert "alias moved: champion: v1 -> v2" in result.stdout
+    client = registry.connect(mlflow_server.uri)
+    name = router.env["TICKET_AB_MODEL_NAME"]
+    assert registry.version_for(client, name, registry.CHAMPION).version == "2"
+    assert registry.version_for(client, name, registry.PREVIOUS).version == "1"
+    assert registry.version_for(client, name, registry.CHALLENGER) is None
+    events = [json.loads(v) for k, v in client.get_model_version(name, "2").tags.items() if k.startswith("alias_event")]
+    champion = [e for e in events if e["alias"] == "champion"]
+    assert champion and champion[-1]["who"].endswith("via analysis.py") and "A/B test" in champion[-1]["why"]
+
+
+def test_unreachable_router_is_one_line_and_exit_2(router):
+    result = _script("load_test/testing.py", "--url", "http://127.0.0.1:9", "--n", "5", "--feedback-rate", "0",
+                     env=router.env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: cannot reach the router at http://127.0.0.1:9 (connection refused); "
+                                     "start it or pass --url")

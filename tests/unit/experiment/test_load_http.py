@@ -1,0 +1,214 @@
+"""testing.py's HTTP loop against a tiny in-process fake router (http.server on 127.0.0.1).
+
+The real router is exercised in tests/integration/experiment; here the fake lets each failure mode
+(slow answers, 503s, a wrong token, not ready) be produced on demand and in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+
+from load_test import client, testing, traffic
+from retrain import services
+
+TOKEN = "fake-feedback-token"
+
+
+class FakeRouter:
+    """Records what it receives; `fail_every`, `delay_s` and `ready_status` shape its answers."""
+
+    def __init__(self) -> None:
+        self.predicts: list[dict] = []
+        self.feedback: list[tuple[str, dict]] = []
+        self.fail_every = 0
+        self.delay_s = 0.0
+        self.ready_status = 200
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/ready":
+                    self._send(fake.ready_status, {"ready": fake.ready_status == 200, "champion": None})
+                else:
+                    self._send(404, {"error": "not_found"})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/predict":
+                    time.sleep(fake.delay_s)
+                    with fake.lock:
+                        fake.predicts.append(body)
+                        count = len(fake.predicts)
+                    if fake.fail_every and count % fake.fail_every == 0:
+                        self._send(503, {"error": "no_champion", "message": "no champion"})
+                        return
+                    variant = "B" if sum(map(ord, body.get("customer_id", ""))) % 2 else "A"
+                    self._send(200, {"request_id": uuid.uuid4().hex, "variant": variant, "topic": "access"})
+                elif self.path == "/feedback":
+                    with fake.lock:
+                        fake.feedback.append((self.headers.get("Authorization", ""), body))
+                    if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                        self._send(401, {"error": "unauthorized"})
+                    else:
+                        self._send(202, {"status": "accepted"})
+                else:
+                    self._send(404, {"error": "not_found"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> FakeRouter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake():
+    with FakeRouter() as router:
+        yield router
+
+
+def plans(n: int, feedback_rate: float = 0.5):
+    tickets = ({"text": f"ticket {i}", "topic": "billing"} for i in range(n))
+    return traffic.plan(tickets, n=n, seed=0, feedback_rate=feedback_rate, label_noise=0.0,
+                        customers=traffic.CustomerPool(50, seed=0))
+
+
+def test_run_sends_every_planned_request_and_its_feedback(fake):
+    run = client.run(fake.url, plans(60), concurrency=4, max_seconds=30, feedback_token=TOKEN)
+    assert run.stopped_by == "count"
+    assert len(run.results) == len(fake.predicts) == 60
+    assert all(r.status == 200 and not r.error for r in run.results)
+    planned = sum(r.feedback_planned for r in run.results)
+    assert len(fake.feedback) == planned == sum(r.feedback_status == 202 for r in run.results)
+    assert {auth for auth, _ in fake.feedback} == {f"Bearer {TOKEN}"}
+    assert {body["source"] for _, body in fake.feedback} == {"load_test"}
+    sent_ids = {body["request_id"] for _, body in fake.feedback}
+    assert sent_ids == {r.request_id for r in run.results if r.feedback_planned}
+
+
+def test_run_stops_at_max_seconds(fake):
+    fake.delay_s = 0.05
+    started = time.monotonic()
+    run = client.run(fake.url, plans(10_000), concurrency=2, max_seconds=0.5, feedback_token=TOKEN)
+    assert run.stopped_by == "time"
+    assert 2 <= len(run.results) < 100
+    assert time.monotonic() - started < 2.0
+
+
+def test_run_ignores_proxy_settings_from_the_environment(fake, monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    run = client.run(fake.url, plans(5, 0.0), concurrency=1, max_seconds=10, feedback_token="")
+    assert [r.status for r in run.results] == [200] * 5
+
+
+def test_check_ready_explains_each_failure(fake):
+    assert client.check_ready(fake.url)["ready"] is True
+    fake.ready_status = 503
+    with pytest.raises(client.Unreachable, match="is up but not ready: no champion model is loaded yet"):
+        client.check_ready(fake.url)
+    fake.ready_status = 404
+    with pytest.raises(client.Unreachable, match="does not look like the ticket-ab router"):
+        client.check_ready(fake.url)
+    with pytest.raises(client.Unreachable, match=r"at http://127.0.0.1:9 \(connection refused\); start it"):
+        client.check_ready("http://127.0.0.1:9")
+
+
+def test_main_prints_the_summary_and_a_json_line(fake, tmp_path, capsys):
+    out = tmp_path / "load.json"
+    code = testing.main(["--url", fake.url, "--n", "40", "--concurrency", "3", "--feedback-rate", "0.5",
+                         "--feedback-token", TOKEN, "--json-out", str(out), "--seed", "3"])
+    assert code == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary == json.loads(out.read_text())
+    assert summary["requests"] == 40 == len(fake.predicts)
+    assert summary["feedback"]["accepted"] == len(fake.feedback) > 0
+    assert {p["customer_id"][:2] for p in fake.predicts} == {"C-"}  # generated tickets carry customers
+    assert "status     200: 40" in captured.out
+    assert "40/40 100%" in captured.err  # the progress bar went to stderr
+
+
+def test_main_exits_1_when_the_error_rate_passes_the_limit(fake, capsys):
+    fake.fail_every = 5
+    code = testing.main(["--url", fake.url, "--n", "50", "--feedback-rate", "0", "--max-error-rate", "0.05",
+                         "--no-progress"])
+    assert code == 1
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status_counts"] == {"200": 40, "503": 10}
+    assert summary["error_rate"] == pytest.approx(0.2)
+
+
+def test_main_reports_a_wrong_feedback_token_through_the_error_rate(fake, capsys):
+    code = testing.main(["--url", fake.url, "--n", "30", "--feedback-rate", "1", "--feedback-token", "wrong",
+                         "--no-progress"])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "HTTP 401: unauthorized: 30" in out
+
+
+def test_main_needs_a_token_for_feedback_and_a_reachable_router(fake, monkeypatch, capsys):
+    monkeypatch.delenv("TICKET_AB_FEEDBACK_TOKEN", raising=False)
+    assert testing.main(["--url", fake.url, "--n", "5", "--feedback-rate", "0.3"]) == 2
+    assert "needs the router's feedback token" in capsys.readouterr().err
+    assert testing.main(["--url", "http://127.0.0.1:9", "--n", "5", "--feedback-rate", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: cannot reach the router at http://127.0.0.1:9 (connection refused); start it or pass --url\n"
+    assert fake.predicts == []
+
+
+def test_main_replays_a_file_and_caps_n_at_its_length(fake, tmp_path, capsys):
+    path = tmp_path / "tickets.csv"
+    pd.DataFrame({"text": [f"t{i}" for i in range(12)], "topic": ["billing", "email"] * 6}).to_csv(path, index=False)
+    code = testing.main(["--url", fake.url, "--from", str(path), "--n", "100", "--feedback-rate", "1",
+                         "--feedback-token", TOKEN, "--no-progress"])
+    assert code == 0
+    assert sorted(p["text"] for p in fake.predicts) == sorted(f"t{i}" for i in range(12))
+    assert all(p["customer_id"].startswith("C-") for p in fake.predicts)
+    assert sorted(body["label"] for _, body in fake.feedback) == ["billing"] * 6 + ["email"] * 6
+    assert f"{path} has 12 tickets; sending 12" in capsys.readouterr().err
+
+
+def test_main_reports_an_unreadable_file_in_one_line(fake, tmp_path, capsys):
+    assert testing.main(["--url", fake.url, "--from", str(tmp_path / "missing.csv"), "--feedback-rate", "0"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'missing.csv'}: no such file\n"
+
+
+def test_runs_as_a_script_from_the_repo_root(fake):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "load_test/testing.py", "--url", fake.url, "--n", "5",
+                             "--feedback-rate", "0", "--no-progress"], capture_output=True, text=True,
+                            cwd=services.REPO, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["requests"] == 5
