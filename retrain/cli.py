@@ -152,6 +152,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from retrain import dagrun
+
+    return dagrun.run_dag(args.logical_date, settings=_settings(args))
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from retrain import dagrun
+
+    return dagrun.standalone(_settings(args))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from retrain import demo
 
@@ -212,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", cmd_status, "show the aliases and their versions")
     p.add_argument("--json", action="store_true")
 
+    p = add("pipeline", cmd_pipeline, "run the drift/retrain DAG once (airflow dags test, sqlite)")
+    p.add_argument("logical_date", nargs="?", help="ISO date of the run (default: now)")
+    add("airflow", cmd_airflow, "Airflow UI + scheduler (airflow standalone) on 127.0.0.1:8080")
     add("demo", cmd_demo, "run the whole loop locally (what `make demo` runs)", False)
     add("mlflow", cmd_mlflow, "start the local MLflow server in the background (sqlite under TICKET_AB_HOME)", False)
     add("stop", cmd_stop, "stop the services started by `demo` or `mlflow` (recorded PIDs only)", False)

@@ -87,6 +87,23 @@ class Settings:
     # Drift and the DAG.
     schedule: str = _field("TICKET_AB_SCHEDULE", _env, "@daily")
     min_window: int = _field("TICKET_AB_MIN_WINDOW", _int, 200, lo=1)
+    drift_text_p: float = _field("TICKET_AB_DRIFT_TEXT_P", _float, 0.01, 0.0, 1.0)
+    drift_text_min_auc: float = _field("TICKET_AB_DRIFT_TEXT_MIN_AUC", _float, 0.52, 0.5, 1.0)
+    drift_oov_delta: float = _field("TICKET_AB_DRIFT_OOV_DELTA", _float, 0.03, 0.0, 1.0)
+    drift_language_delta: float = _field("TICKET_AB_DRIFT_LANGUAGE_DELTA", _float, 0.10, 0.0, 1.0)
+    drift_prediction_p: float = _field("TICKET_AB_DRIFT_PREDICTION_P", _float, 0.01, 0.0, 1.0)
+    drift_prediction_js: float = _field("TICKET_AB_DRIFT_PREDICTION_JS", _float, 0.10, 0.0, 1.0)
+    drift_accuracy_drop: float = _field("TICKET_AB_DRIFT_ACCURACY_DROP", _float, 0.05, 0.0, 1.0)
+    drift_min_labelled: int = _field("TICKET_AB_DRIFT_MIN_LABELLED", _int, 50, lo=1)
+
+    # Feedback guards and relabelling.
+    feedback_max_source_share: float = _field("TICKET_AB_FEEDBACK_MAX_SOURCE_SHARE", _float, 0.8, 0.0, 1.0)
+    feedback_max_label_share: float = _field("TICKET_AB_FEEDBACK_MAX_LABEL_SHARE", _float, 0.7, 0.0, 1.0)
+    feedback_min_rows: int = _field("TICKET_AB_FEEDBACK_MIN_ROWS", _int, 50, lo=1)
+    pseudo_precision: float = _field("TICKET_AB_PSEUDO_PRECISION", _float, 0.95, 0.0, 1.0)
+    gold_holdout: float = _field("TICKET_AB_GOLD_HOLDOUT", _float, 0.3, 0.0, 0.9)
+    min_gold: int = _field("TICKET_AB_MIN_GOLD", _int, 50, lo=1)
+    min_holdout: int = _field("TICKET_AB_MIN_HOLDOUT", _int, 30, lo=1)
 
     @property
     def mlflow_dir(self) -> Path:

@@ -1,0 +1,408 @@
+"""Has the traffic moved away from what the champion learned? Evidently measures, `decide` judges.
+
+The window is compared with the champion's training reference (stored with its model version) on
+five signals: text drift (Evidently's domain classifier), the share of words the reference never
+used, the share of Russian tickets, the distribution of the champion's predicted topics and, where
+feedback exists, the champion's accuracy against its holdout accuracy.
+
+Each signal fires on an effect size *and* a significance test, so a big window does not alarm on a
+negligible shift and a small one does not alarm on noise. Evidently's `drift_share` logic is not
+used for the decision: with one text column among a few, text drift alone never reaches a 50%
+share of drifted columns, which would hide exactly the vocabulary shifts we care about.
+
+`decide` is pure (signals + thresholds -> decision with reasons) and is tested without Evidently;
+`measure` runs the Evidently report and reads the signals off it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from retrain.schema import TEXT
+
+# Evidently's `perc_text_content_drift` compares the domain classifier's AUC with the 95th percentile
+# of 1000 random classifiers' AUCs: 8 of its 9 s on 20k vs 20k tickets. The same null distribution
+# has a closed form (Mann-Whitney), so this registered method computes the same AUC with that p-value.
+TEXT_METHOD = "ticket_ab_text_auc"
+PREDICTION_METHOD = "jensenshannon"
+PREDICTED = "predicted"
+LANGUAGE = "language"
+LENGTH = "length"
+OOV = "oov_share"
+
+_TOKEN = re.compile(r"[^\W\d_]{2,}")
+_EMAIL = re.compile(r"\S+@\S+\.\w+|\[email\]")
+_NUMBER = re.compile(r"\+?\d(?:[\d ().,/:-]*\d)?|\[(?:phone|card)\]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[a-z]", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """Where each signal fires. Defaults were set on generated and real tickets (bench/drift_bench.py)."""
+
+    min_window: int = 200  # fewer tickets: skip, the tests have no power
+    text_p: float = 0.01  # domain-classifier AUC significance...
+    text_min_auc: float = 0.52  # ...and effect size
+    oov_delta: float = 0.03  # share of tokens the reference never used, absolute increase
+    language_delta: float = 0.10  # share of Russian tickets, absolute change
+    prediction_p: float = 0.01  # chi-square on predicted-topic counts...
+    prediction_js: float = 0.10  # ...and Jensen-Shannon distance between the two mixes
+    accuracy_drop: float = 0.05  # champion accuracy below its holdout accuracy...
+    accuracy_z: float = 2.33  # ...by this many standard errors (one-sided p 0.01)
+    min_labelled: int = 50  # fewer labelled tickets: accuracy is not judged
+
+
+@dataclass
+class DriftSignals:
+    """What was measured; None where a signal could not be computed (no labels, no reference accuracy)."""
+
+    window_rows: int
+    reference_rows: int
+    text_auc: float | None = None
+    text_p: float | None = None
+    oov_reference: float | None = None
+    oov_window: float | None = None
+    ru_reference: float | None = None
+    ru_window: float | None = None
+    length_reference: float | None = None  # median characters
+    length_window: float | None = None
+    length_drift: float | None = None  # Evidently's score on the length descriptor (informational)
+    prediction_js: float | None = None
+    prediction_p: float | None = None
+    labelled: int = 0
+    accuracy: float | None = None
+    reference_accuracy: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Check:
+    signal: str
+    fired: bool
+    score: float | None
+    threshold: str
+    detail: str
+
+
+@dataclass
+class Decision:
+    retrain: bool
+    status: str  # drift | no_drift | too_small | no_reference
+    reasons: list[str]
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def fired(self) -> list[str]:
+        return [c.signal for c in self.checks if c.fired]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"retrain": self.retrain, "status": self.status, "reasons": list(self.reasons),
+                "fired": self.fired, "checks": [asdict(c) for c in self.checks]}
+
+
+def decide(signals: DriftSignals, thresholds: DriftThresholds = DriftThresholds()) -> Decision:
+    """Retrain when any signal crosses its threshold; every reason names signal, score and threshold."""
+    t = thresholds
+    if signals.window_rows < t.min_window:
+        return Decision(False, "too_small", [
+            f"window too small: {signals.window_rows} tickets < min_window {t.min_window}; waiting for more"])
+    checks = [_text_check(signals, t), _oov_check(signals, t), _language_check(signals, t),
+              _prediction_check(signals, t), _accuracy_check(signals, t)]
+    fired = [c for c in checks if c.fired]
+    if fired:
+        return Decision(True, "drift", [f"{c.signal}: {c.detail}" for c in fired], checks)
+    measured = "; ".join(f"{c.signal}: {c.detail}" for c in checks)
+    return Decision(False, "no_drift", [f"no signal crossed its threshold ({measured})"], checks)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _text_check(s: DriftSignals, t: DriftThresholds) -> Check:
+    bar = f"p <= {t.text_p} and AUC >= {t.text_min_auc}"
+    if s.text_auc is None or s.text_p is None:
+        return Check("text_drift", False, None, bar, "not measured")
+    fired = s.text_p <= t.text_p and s.text_auc >= t.text_min_auc
+    return Check("text_drift", fired, s.text_auc, bar,
+                 f"domain-classifier AUC {s.text_auc:.3f} (p={s.text_p:.2g}) {'crosses' if fired else 'within'} {bar}")
+
+
+def _oov_check(s: DriftSignals, t: DriftThresholds) -> Check:
+    bar = f"increase >= {t.oov_delta:.3f}"
+    if s.oov_window is None or s.oov_reference is None:
+        return Check("new_vocabulary", False, None, bar, "not measured")
+    delta = s.oov_window - s.oov_reference
+    fired = delta >= t.oov_delta
+    return Check("new_vocabulary", fired, delta, bar,
+                 f"out-of-vocabulary token share {s.oov_window:.3f} vs reference {s.oov_reference:.3f} "
+                 f"(+{delta:.3f}; {'crosses' if fired else 'within'} {bar})" if delta >= 0 else
+                 f"out-of-vocabulary token share {s.oov_window:.3f} vs reference {s.oov_reference:.3f} ({delta:.3f})")
+
+
+def _language_check(s: DriftSignals, t: DriftThresholds) -> Check:
+    bar = f"|change| >= {t.language_delta:.2f}"
+    if s.ru_window is None or s.ru_reference is None:
+        return Check("language_mix", False, None, bar, "not measured")
+    delta = s.ru_window - s.ru_reference
+    fired = abs(delta) >= t.language_delta
+    return Check("language_mix", fired, delta, bar,
+                 f"Russian share {s.ru_window:.1%} vs reference {s.ru_reference:.1%} "
+                 f"({delta:+.1%}; {'crosses' if fired else 'within'} {bar})")
+
+
+def _prediction_check(s: DriftSignals, t: DriftThresholds) -> Check:
+    bar = f"chi-square p <= {t.prediction_p} and JS distance >= {t.prediction_js}"
+    if s.prediction_js is None or s.prediction_p is None:
+        return Check("prediction_drift", False, None, bar, "not measured")
+    fired = s.prediction_p <= t.prediction_p and s.prediction_js >= t.prediction_js
+    return Check("prediction_drift", fired, s.prediction_js, bar,
+                 f"predicted-topic mix JS distance {s.prediction_js:.3f} (chi-square p={s.prediction_p:.2g}) "
+                 f"{'crosses' if fired else 'within'} {bar}")
+
+
+def _accuracy_check(s: DriftSignals, t: DriftThresholds) -> Check:
+    bar = f"drop >= {t.accuracy_drop:.2f} and z >= {t.accuracy_z} on >= {t.min_labelled} labels"
+    if s.accuracy is None or s.reference_accuracy is None or s.labelled < t.min_labelled:
+        why = ("no reference accuracy" if s.reference_accuracy is None and s.accuracy is not None
+               else f"{s.labelled} labelled tickets < {t.min_labelled}")
+        return Check("accuracy_drop", False, None, bar, f"not judged ({why})")
+    drop = s.reference_accuracy - s.accuracy
+    p = min(max(s.reference_accuracy, 1e-3), 1 - 1e-3)
+    z = drop / math.sqrt(p * (1 - p) / s.labelled)
+    fired = drop >= t.accuracy_drop and z >= t.accuracy_z
+    return Check("accuracy_drop", fired, drop, bar,
+                 f"champion accuracy {s.accuracy:.3f} on {s.labelled} labelled vs reference {s.reference_accuracy:.3f} "
+                 f"(drop {drop:+.3f}, z={z:.1f}; {'crosses' if fired else 'within'} {bar})")
+
+
+# ---- descriptors and tests (pure numpy/pandas) -------------------------------------------------
+
+def normalize_text(texts: pd.Series) -> pd.Series:
+    """Lower-case with e-mail addresses and numbers folded, as the drift checks see text.
+
+    Dates, ticket numbers and amounts change every day: unfolded, the domain classifier tells a
+    baseline window from its own reference a month later (measured AUC 0.54-0.56); folded, 0.50.
+    The router logs text with [EMAIL]/[PHONE]/[CARD] masks while a champion may have trained on
+    raw text, so a masked and a raw contact line must fold to the same words too.
+    """
+    folded = texts.fillna("").astype(str).str.lower().str.replace(_EMAIL, " email ", regex=True)
+    return folded.str.replace(_NUMBER, " number ", regex=True)
+
+
+def tokens(text: str) -> list[str]:
+    """Words of two or more letters (any script): codes and numbers are not vocabulary."""
+    return _TOKEN.findall(text.lower())
+
+
+def language_of(texts: pd.Series) -> np.ndarray:
+    """'ru' when a ticket has more Cyrillic than Latin letters, else 'en' (the router logs no language)."""
+    values = texts.fillna("").astype(str)
+    cyr = values.str.count(_CYRILLIC.pattern).to_numpy()
+    lat = values.str.count(_LATIN.pattern).to_numpy()
+    return np.where(cyr > lat, "ru", "en")
+
+
+def oov_shares(reference: pd.Series, window: pd.Series, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-ticket share of tokens outside the reference vocabulary, for reference and window rows.
+
+    Cross-fitted so both sides are scored the same way: the reference is split in two halves, each
+    reference row is scored against the other half's vocabulary and window rows alternate between
+    the two. Scoring the reference against its own vocabulary would always give 0.
+    """
+    ref_tokens = [tokens(t) for t in reference.fillna("").astype(str)]
+    order = np.random.default_rng(seed).permutation(len(ref_tokens))
+    half = np.zeros(len(ref_tokens), dtype=int)
+    half[order[len(order) // 2:]] = 1
+    vocab = [set(), set()]
+    for toks, h in zip(ref_tokens, half, strict=True):
+        vocab[h].update(toks)
+    ref_scores = np.array([_share_outside(toks, vocab[1 - h]) for toks, h in zip(ref_tokens, half, strict=True)])
+    win_scores = np.array([_share_outside(tokens(t), vocab[i % 2])
+                           for i, t in enumerate(window.fillna("").astype(str))])
+    return ref_scores, win_scores
+
+
+def _share_outside(toks: list[str], vocab: set[str]) -> float:
+    return float(sum(t not in vocab for t in toks) / len(toks)) if toks else 0.0
+
+
+def token_weighted(shares: np.ndarray, texts: pd.Series) -> float:
+    """Aggregate per-row shares weighted by token count: the share of all tokens that are new."""
+    counts = np.array([len(tokens(t)) for t in texts.fillna("").astype(str)], dtype=float)
+    return float((shares * counts).sum() / counts.sum()) if counts.sum() else 0.0
+
+
+def auc_p_value(auc: float, n_reference: int, n_window: int) -> float:
+    """One-sided p-value of a domain-classifier AUC under "no drift" (Mann-Whitney normal approximation).
+
+    Evidently scores the classifier on a random half of the pooled data, so the class sizes of its
+    test half are half of each side.
+    """
+    n0, n1 = max(n_reference / 2, 1.0), max(n_window / 2, 1.0)
+    sd = math.sqrt((n0 + n1 + 1) / (12 * n0 * n1))
+    return float(0.5 * math.erfc((auc - 0.5) / sd / math.sqrt(2)))
+
+
+def topic_counts_test(reference: pd.Series, window: pd.Series) -> tuple[float, float]:
+    """(Jensen-Shannon distance, chi-square p) between two predicted-topic mixes.
+
+    A two-sample contingency test: Evidently's `chisquare` treats the reference as exact and so
+    over-alarms when the window is as large as the reference.
+    """
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import chi2_contingency
+
+    keys = sorted(set(reference.astype(str)) | set(window.astype(str)))
+    ref = reference.astype(str).value_counts().reindex(keys, fill_value=0).to_numpy(dtype=float)
+    win = window.astype(str).value_counts().reindex(keys, fill_value=0).to_numpy(dtype=float)
+    js = float(jensenshannon(ref / ref.sum(), win / win.sum()))
+    if len(keys) < 2:
+        return js, 1.0
+    return js, float(chi2_contingency(np.vstack([ref, win]))[1])
+
+
+# ---- the Evidently report ----------------------------------------------------------------------
+
+@dataclass
+class Measurement:
+    signals: DriftSignals
+    snapshot: Any  # evidently Snapshot: .save_html(), .dict()
+    seconds: float
+
+
+def descriptor_frame(texts: pd.Series, normalized: pd.Series, predicted: pd.Series, oov: np.ndarray) -> pd.DataFrame:
+    """The columns Evidently compares: normalized text, predicted topic, language, OOV share."""
+    return pd.DataFrame({TEXT: normalized.to_numpy(), PREDICTED: predicted.astype(str).to_numpy(),
+                         LANGUAGE: language_of(texts), OOV: oov})
+
+
+def measure(
+    window_texts: pd.Series,
+    window_predicted: pd.Series,
+    reference: pd.DataFrame,
+    *,
+    labels: pd.Series | None = None,
+    reference_accuracy: float | None = None,
+    thresholds: DriftThresholds = DriftThresholds(),
+    seed: int = 0,
+) -> Measurement:
+    """Run the Evidently report of the window against the reference and read the signals off it.
+
+    `reference` has `text` and `predicted` (the champion's predictions on its training sample);
+    `labels` (aligned with `window_texts`, NaN where unlabelled) are the window's gold labels.
+    """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.descriptors import TextLength
+    from evidently.metrics import ValueDrift
+    from sklearn.exceptions import ConvergenceWarning
+
+    started = time.perf_counter()
+    window_texts = window_texts.reset_index(drop=True)
+    window_predicted = window_predicted.reset_index(drop=True)
+    ref_texts = reference[TEXT].reset_index(drop=True)
+    ref_norm, win_norm = normalize_text(ref_texts), normalize_text(window_texts)
+    ref_oov, win_oov = oov_shares(ref_norm, win_norm, seed)
+    ref_frame = descriptor_frame(ref_texts, ref_norm, reference[PREDICTED], ref_oov)
+    win_frame = descriptor_frame(window_texts, win_norm, window_predicted, win_oov)
+
+    definition = DataDefinition(text_columns=[TEXT], categorical_columns=[PREDICTED, LANGUAGE],
+                                numerical_columns=[OOV])
+    descriptors = [TextLength(TEXT, alias=LENGTH)]
+    current = Dataset.from_pandas(win_frame, data_definition=definition, descriptors=descriptors)
+    ref_data = Dataset.from_pandas(ref_frame, data_definition=definition, descriptors=descriptors)
+    report = Report([
+        ValueDrift(column=TEXT, method=TEXT_METHOD, threshold=thresholds.text_p),
+        ValueDrift(column=PREDICTED, method=PREDICTION_METHOD, threshold=thresholds.prediction_js),
+        ValueDrift(column=LANGUAGE),
+        ValueDrift(column=OOV),
+        ValueDrift(column=LENGTH),
+    ])
+    _register_text_method()
+    with warnings.catch_warnings():  # Evidently's domain classifier stops at max_iter=50 by design
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        snapshot = report.run(current, ref_data)
+    values = _values(snapshot)
+
+    text_auc = values.get((TEXT, TEXT_METHOD))
+    js, chi_p = topic_counts_test(ref_frame[PREDICTED], win_frame[PREDICTED])
+    signals = DriftSignals(
+        window_rows=len(win_frame),
+        reference_rows=len(ref_frame),
+        text_auc=text_auc,
+        text_p=auc_p_value(text_auc, len(ref_frame), len(win_frame)) if text_auc is not None else None,
+        oov_reference=token_weighted(ref_oov, ref_norm),
+        oov_window=token_weighted(win_oov, win_norm),
+        ru_reference=float(np.mean(ref_frame[LANGUAGE] == "ru")),
+        ru_window=float(np.mean(win_frame[LANGUAGE] == "ru")),
+        length_reference=float(reference[TEXT].astype(str).str.len().median()),
+        length_window=float(window_texts.astype(str).str.len().median()),
+        length_drift=values.get((LENGTH, None)),
+        prediction_js=values.get((PREDICTED, PREDICTION_METHOD), js),
+        prediction_p=chi_p,
+        reference_accuracy=reference_accuracy,
+    )
+    if labels is not None:
+        labels = labels.reset_index(drop=True)
+        known = labels.notna() & labels.astype(str).str.strip().ne("")
+        signals.labelled = int(known.sum())
+        if signals.labelled:
+            hits = window_predicted[known].astype(str).to_numpy() == labels[known].astype(str).to_numpy()
+            signals.accuracy = float(hits.mean())
+    return Measurement(signals, snapshot, time.perf_counter() - started)
+
+
+def _register_text_method() -> None:
+    """Make TEXT_METHOD known to Evidently (idempotent: registering again replaces the entry)."""
+    from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
+    from evidently.legacy.core import ColumnType
+    from evidently.legacy.utils.data_drift_utils import calculate_text_drift_score
+
+    def text_auc(reference_data: pd.Series, current_data: pd.Series, feature_type, threshold: float):
+        auc, _ = calculate_text_drift_score(reference_data, current_data, bootstrap=False)
+        return auc, auc_p_value(auc, len(reference_data), len(current_data)) <= threshold
+
+    register_stattest(StatTest(name=TEXT_METHOD, display_name="domain classifier ROC AUC (p <= threshold)",
+                               allowed_feature_types=[ColumnType.Text], default_threshold=0.01), text_auc)
+
+
+def _values(snapshot: Any) -> dict[tuple[str, str | None], float]:
+    """ValueDrift results keyed by (column, method as requested; None when Evidently chose it)."""
+    out: dict[tuple[str, str | None], float] = {}
+    for metric in snapshot.dict().get("metrics", []):
+        config = metric.get("config", {})
+        if not str(config.get("type", "")).endswith("ValueDrift"):
+            continue
+        value = metric.get("value")
+        if isinstance(value, int | float) and not math.isnan(value):
+            column = config.get("column")
+            requested = config.get("method") if config.get("method") in (TEXT_METHOD, PREDICTION_METHOD) else None
+            out[(column, requested)] = float(value)
+    return out
+
+
+def save_report(measurement: Measurement, decision: Decision, directory: Path, stem: str,
+                extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """HTML (Evidently's) and JSON (Evidently's metrics + our signals and decision) side by side."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    html, js = directory / f"{stem}.html", directory / f"{stem}.json"
+    measurement.snapshot.save_html(str(html))
+    payload = {"signals": measurement.signals.to_dict(), "decision": decision.to_dict(),
+               "seconds": round(measurement.seconds, 2), **(extra or {}),
+               "evidently": measurement.snapshot.dict()}
+    js.write_text(json.dumps(payload, indent=2, default=str))
+    return html, js

@@ -1,0 +1,121 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrain.generator import generate
+from retrain.relabel import (
+    FIXED,
+    PSEUDO,
+    REVIEW_COLUMNS,
+    RelabelConfig,
+    calibrate_threshold,
+    clean_labels,
+    relabel,
+    wilson_lower,
+    write_review_queue,
+)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return generate("baseline", 1500, 1)[["text", "topic"]]
+
+
+def _window(scenario: str, n: int, seed: int, labelled: float, noise: float = 0.0) -> pd.DataFrame:
+    tickets = generate(scenario, n, seed, label_noise=noise, start="2026-04-01T00:00:00Z")
+    gold = np.random.default_rng(seed).random(n) < labelled
+    return tickets.assign(label=tickets["topic"].where(gold), request_id=None, origin="router")
+
+
+# ---- calibration -------------------------------------------------------------------------------
+
+def test_wilson_lower_bound_is_below_the_observed_share_and_tightens_with_n():
+    assert wilson_lower(50, 50, 1.645) == pytest.approx(0.9486, abs=1e-3)
+    assert wilson_lower(500, 500, 1.645) > wilson_lower(50, 50, 1.645)
+
+
+def test_calibration_picks_the_lowest_threshold_whose_precision_is_certain_enough():
+    confidence = np.linspace(1.0, 0.01, 400)
+    correct = np.r_[np.ones(200, bool), np.zeros(200, bool)]  # the top half is right, the rest wrong
+    calibration = calibrate_threshold(confidence, correct, target=0.95)
+    assert calibration.lower >= 0.95 and calibration.precision >= 0.95
+    assert 200 <= calibration.support <= 210  # it admits the few wrong tickets the target allows, no more
+    assert calibration.threshold == confidence[calibration.support - 1]
+
+
+def test_calibration_refuses_when_no_threshold_is_precise_enough():
+    rng = np.random.default_rng(0)
+    calibration = calibrate_threshold(rng.random(300), rng.random(300) < 0.8, target=0.95)
+    assert calibration.threshold is None and "no threshold has precision >= 0.95" in calibration.reason
+
+
+def test_calibration_refuses_on_too_few_tickets_and_handles_ties():
+    assert calibrate_threshold(np.ones(10), np.ones(10, bool), min_support=30).threshold is None
+    tied = calibrate_threshold(np.r_[np.ones(100), np.full(100, 0.5)], np.r_[np.ones(100, bool), np.zeros(100, bool)])
+    assert tied.threshold == 1.0 and tied.support == 100
+
+
+# ---- cleaning ----------------------------------------------------------------------------------
+
+def test_cleanlab_fixes_most_injected_label_flips(reference):
+    gold = generate("baseline", 500, 7, label_noise=0.15, start="2026-04-01T00:00:00Z")
+    flipped = gold["topic"] != gold["true_topic"]
+    cleaned, disputed, stats = clean_labels(gold, reference)
+    kept = gold.loc[~gold["ticket_id"].isin(disputed["ticket_id"])].reset_index(drop=True)
+    before = (gold["topic"] == gold["true_topic"]).mean()
+    after = (cleaned["topic"].to_numpy() == kept["true_topic"].to_numpy()).mean()
+    caught = gold.loc[flipped, "ticket_id"].isin(
+        set(cleaned.loc[cleaned["label_origin"] == FIXED, "ticket_id"]) | set(disputed["ticket_id"])).mean()
+    assert after >= before + 0.08, (before, after)
+    assert caught >= 0.7
+    assert stats["gold_issues"] == stats["gold_fixed"] + stats["gold_disputed"] and stats["gold"] == 500
+
+
+# ---- relabel -----------------------------------------------------------------------------------
+
+def test_pseudo_labels_are_at_least_95_percent_precise_against_the_truth(reference):
+    window = _window("new_product", 2500, 5, labelled=0.4, noise=0.05)
+    result = relabel(window, reference, RelabelConfig(precision_target=0.95))
+    truth = window.set_index("text")["true_topic"].groupby(level=0).first()
+    pseudo = result.train.loc[result.train["label_origin"] == PSEUDO]
+    assert len(pseudo) >= 500, result.stats
+    assert (pseudo["topic"].to_numpy() == truth.loc[pseudo["text"]].to_numpy()).mean() >= 0.95
+    assert result.stats["pseudo_precision_lower"] >= 0.95
+    assert result.stats["pseudo"] + result.stats["review"] - result.stats["gold_disputed"] == (
+        result.stats["unlabelled"])
+
+
+def test_holdout_is_gold_never_trained_on_and_review_queue_holds_the_rest(reference):
+    window = _window("outage", 1200, 6, labelled=0.5)
+    result = relabel(window, reference)
+    assert set(result.holdout["ticket_id"]).isdisjoint(result.train["ticket_id"])
+    assert set(result.holdout["ticket_id"]) <= set(window.loc[window["label"].notna(), "ticket_id"])
+    assert len(result.holdout) == pytest.approx(0.3 * (result.stats["gold"] - result.stats["gold_disputed"]), abs=2)
+    assert list(result.review.columns) == list(REVIEW_COLUMNS)
+    assert result.review["confidence"].is_monotonic_increasing  # least confident first
+
+
+def test_too_few_gold_labels_means_no_pseudo_labels_and_everything_to_review(reference):
+    window = _window("baseline", 400, 8, labelled=0.05)
+    result = relabel(window, reference, RelabelConfig(min_gold=50))
+    assert result.stats["pseudo"] == 0 and len(result.holdout) == 0
+    assert result.stats["review"] == result.stats["unlabelled"]
+    assert "gold labels < 50" in result.stats["calibration"]
+
+
+def test_a_rare_unknown_label_is_dropped_but_a_frequent_new_one_is_kept(reference):
+    window = _window("baseline", 600, 9, labelled=0.0)
+    window.loc[:1, "label"] = "netwrk"  # a typo, twice
+    window.loc[2:80, "label"] = "security"  # a topic the champion never had
+    window.loc[81:200, "label"] = window.loc[81:200, "topic"]
+    result = relabel(window, reference)
+    assert result.stats["rare_unknown_labels_dropped"] == 2
+    labels = set(result.train["topic"]) | set(result.holdout["topic"])
+    assert "security" in labels and "netwrk" not in labels
+
+
+def test_review_queue_is_written_atomically_as_csv(tmp_path, reference):
+    result = relabel(_window("baseline", 300, 10, labelled=0.0), reference)
+    path = write_review_queue(result.review, tmp_path / "reports" / "review_queue.csv")
+    assert pd.read_csv(path).shape == (300, len(REVIEW_COLUMNS))
+    assert [p.name for p in path.parent.iterdir()] == ["review_queue.csv"]

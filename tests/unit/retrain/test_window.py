@@ -1,0 +1,185 @@
+import csv
+import json
+
+import pandas as pd
+import pytest
+
+from retrain import window as win
+from retrain.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+
+
+def _request(i: int, *, minute: int = 0, text: str | None = None) -> list[str]:
+    values = {c: "" for c in REQUEST_COLUMNS}
+    values.update(timestamp=f"2026-03-01T10:{minute:02d}:{i % 60:02d}+00:00", request_id=f"r{i}",
+                  ticket_id=f"T{i}", variant="A", split_b="0.5", mode="split", topic="access", confidence="0.9",
+                  latency_ms="2.5", text=f"cannot log in to the portal, attempt {i}" if text is None else text)
+    return [values[c] for c in REQUEST_COLUMNS]
+
+
+def _feedback(request_id: str, label: str, *, second: int = 0, source: str = "agent-1") -> list[str]:
+    return [f"2026-03-01T11:00:{second:02d}+00:00", request_id, label, source]
+
+
+def _write(path, columns, rows) -> None:
+    """Append rows, starting the file with its header as the router does."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow(columns)
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def paths(tmp_path):
+    return {"request_log": tmp_path / "logs" / "ab_logs.csv", "feedback_log": tmp_path / "logs" / "feedback.csv",
+            "incoming_dir": tmp_path / "incoming"}
+
+
+def _collect(paths, watermark=None, guards=None):
+    return win.collect(paths["request_log"], paths["feedback_log"], paths["incoming_dir"],
+                       watermark or win.Watermark(), guards or win.FeedbackGuards())
+
+
+def test_watermark_round_trips_atomically_and_a_missing_one_reads_everything(tmp_path):
+    path = tmp_path / "state" / "wm.json"
+    assert win.load_watermark(path) == win.Watermark()
+    saved = win.save_watermark(path, win.Watermark("2026-03-01T10:00:05+00:00", {"a.csv": "10:1"}), run_id="r1")
+    assert win.load_watermark(path) == saved
+    assert saved.run_id == "r1" and saved.committed_at
+    assert [p.name for p in path.parent.iterdir()] == ["wm.json"]  # no temp file left behind
+
+
+def test_a_corrupt_watermark_is_treated_as_none(tmp_path):
+    path = tmp_path / "wm.json"
+    path.write_text("{not json")
+    assert win.load_watermark(path) == win.Watermark()
+
+
+def test_only_requests_after_the_watermark_enter_and_the_next_watermark_is_the_newest(paths):
+    _write(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(5)])
+    first = _collect(paths)
+    assert first.frame["request_id"].tolist() == ["r0", "r1", "r2", "r3", "r4"]
+    assert first.next_watermark.requests_until == "2026-03-01T10:00:04+00:00"
+
+    _write(paths["request_log"], REQUEST_COLUMNS, [_request(i, minute=1) for i in range(5, 7)])
+    second = _collect(paths, first.next_watermark)
+    assert second.frame["request_id"].tolist() == ["r5", "r6"]
+    assert second.stats["watermark_from"] == "2026-03-01T10:00:04+00:00"
+
+
+def test_malformed_and_empty_rows_are_counted_and_skipped_not_fatal(paths):
+    bad_time = _request(3)
+    bad_time[0] = "yesterday"
+    _write(paths["request_log"], REQUEST_COLUMNS,
+           [_request(1), ["only", "three", "fields"], bad_time, _request(2, text="   "), _request(4), _request(4)])
+    with open(paths["request_log"], "a") as fh:
+        fh.write("2026-03-01T10:00:09+00:00,r9,T9")  # torn last line
+    window = _collect(paths)
+    assert window.frame["request_id"].tolist() == ["r1", "r4"]
+    assert window.stats["requests_malformed"] == 3
+    assert window.stats["requests_empty_text"] == 1
+    assert window.stats["requests_duplicate"] == 1
+    assert window.stats["malformed"] == 4
+
+
+def test_feedback_is_joined_last_label_wins_and_unknown_requests_are_dropped(paths):
+    _write(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(3)])
+    _write(paths["feedback_log"], FEEDBACK_COLUMNS, [
+        _feedback("r0", "email", second=1),
+        _feedback("r0", "access", second=2),  # the agent corrected it
+        _feedback("r1", "network", second=3),
+        _feedback("ghost", "billing", second=4),  # never served by the router
+        _feedback("r2", "", second=5),
+    ])
+    window = _collect(paths)
+    labels = dict(zip(window.frame["request_id"], window.frame["label"], strict=True))
+    assert labels["r0"] == "access" and labels["r1"] == "network" and pd.isna(labels["r2"])
+    assert window.stats["feedback_unknown_request"] == 1
+    assert window.stats["feedback_superseded"] == 1
+    assert window.stats["feedback_blank"] == 1
+    assert window.stats["labelled"] == 2
+
+
+def test_feedback_for_requests_of_an_earlier_window_is_not_used(paths):
+    _write(paths["request_log"], REQUEST_COLUMNS, [_request(0), _request(1, minute=5)])
+    _write(paths["feedback_log"], FEEDBACK_COLUMNS, [_feedback("r0", "email"), _feedback("r1", "network")])
+    window = _collect(paths, win.Watermark(requests_until="2026-03-01T10:00:00+00:00"))
+    assert window.frame["request_id"].tolist() == ["r1"]
+    assert window.stats["feedback_outside_window"] == 1 and window.stats["feedback_used"] == 1
+
+
+def _history(paths, sources):
+    """Earlier, already consumed requests with feedback from `sources` (cycled)."""
+    _write(paths["request_log"], REQUEST_COLUMNS, [_request(100 + i, minute=0) for i in range(40)])
+    _write(paths["feedback_log"], FEEDBACK_COLUMNS,
+           [_feedback(f"r{100 + i}", ["access", "email"][i % 2], source=sources[i % len(sources)]) for i in range(40)])
+    return win.Watermark(requests_until="2026-03-01T10:00:59+00:00")
+
+
+def _window_feedback(paths, label, source, n=60):
+    _write(paths["request_log"], REQUEST_COLUMNS, [_request(i, minute=5) for i in range(n)])
+    _write(paths["feedback_log"], FEEDBACK_COLUMNS, [_feedback(f"r{i}", label(i), source=source(i)) for i in range(n)])
+
+
+def test_a_source_that_suddenly_dominates_the_feedback_is_refused_with_the_reason(paths):
+    watermark = _history(paths, [f"agent-{k}" for k in range(5)])
+    _window_feedback(paths, lambda i: ["access", "email", "network"][i % 3], lambda i: "bot")
+    window = _collect(paths, watermark)
+    assert window.stats["feedback_refused"] is True
+    assert window.stats["labelled"] == 0
+    assert len(window.frame) == 60  # the tickets stay: only their labels are untrusted
+    assert window.stats["feedback_refused_reasons"] == [
+        "source 'bot' gives 100% of 60 feedback labels (limit 80%; 0% of earlier feedback): window feedback refused"]
+    assert "feedback refused" in win.summarize(window.stats)
+
+
+def test_a_source_that_always_gave_most_feedback_is_not_refused(paths):
+    watermark = _history(paths, ["api"])  # the router's default source: every client leaves it out
+    _window_feedback(paths, lambda i: ["access", "email", "network"][i % 3], lambda i: "api")
+    window = _collect(paths, watermark)
+    assert window.stats["feedback_refused"] is False and window.stats["labelled"] == 60
+
+
+def test_one_label_dominating_the_feedback_is_refused_whatever_the_history(paths):
+    _window_feedback(paths, lambda i: "billing", lambda i: f"agent-{i % 5}")
+    window = _collect(paths)
+    assert window.stats["feedback_refused"] is True
+    assert window.stats["feedback_refused_reasons"] == [
+        "label 'billing' gives 100% of 60 feedback labels (limit 70%): window feedback refused"]
+
+
+def test_feedback_shares_are_not_judged_below_the_minimum_count(paths):
+    _write(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(10)])
+    _write(paths["feedback_log"], FEEDBACK_COLUMNS, [_feedback(f"r{i}", "billing", source="bot") for i in range(10)])
+    window = _collect(paths, guards=win.FeedbackGuards(min_rows=50))
+    assert window.stats["feedback_refused"] is False and window.stats["labelled"] == 10
+
+
+def test_incoming_files_are_read_once_with_their_labels_and_bad_files_are_skipped_with_a_reason(paths):
+    incoming = paths["incoming_dir"]
+    incoming.mkdir(parents=True)
+    pd.DataFrame({"text": ["printer jams", "vpn drops"], "topic": ["hardware", None],
+                  "ticket_id": ["X1", "X2"]}).to_csv(incoming / "export.csv", index=False)
+    pd.DataFrame({"body": ["no text column"]}).to_csv(incoming / "broken.csv", index=False)
+    first = _collect(paths)
+    assert sorted(first.frame["ticket_id"]) == ["X1", "X2"]
+    assert first.frame.set_index("ticket_id").loc["X1", "label"] == "hardware"
+    assert first.stats["labelled"] == 1
+    (bad,) = first.stats["incoming_bad_files"]
+    assert bad["file"] == "broken.csv" and "missing required column 'text'" in bad["reason"]
+    assert first.stats["malformed"] == 1
+
+    second = _collect(paths, first.next_watermark)
+    assert second.stats["rows"] == 0 and second.stats["incoming_bad_files"] == []
+
+    pd.DataFrame({"text": ["printer jams again"]}).to_csv(incoming / "export.csv", index=False)
+    third = _collect(paths, first.next_watermark)
+    assert third.frame["text"].tolist() == ["printer jams again"]
+
+
+def test_window_stats_are_json_serializable(paths):
+    _write(paths["request_log"], REQUEST_COLUMNS, [_request(0)])
+    window = _collect(paths)
+    json.dumps(window.stats)
