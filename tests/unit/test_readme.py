@@ -1,0 +1,26 @@
+"""The README is the product's front door: its promises must match the code."""
+
+from pathlib import Path
+
+from retrain.settings import env_names
+
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text()
+
+
+def test_readme_documents_every_setting():
+    missing = [env for env in env_names().values() if f"`{env}`" not in README]
+    assert not missing, f"README configuration table lacks {missing}"
+
+
+def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
+    assert "make demo" in README and "make test" in README
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_readme_figure_exists():
+    assert (REPO / "analysis" / "ab_report_example.png").is_file()
+
+
+def test_no_init_py_shadows_the_airflow_package():
+    assert not (REPO / "airflow" / "__init__.py").exists()
