@@ -1,0 +1,346 @@
+"""Router vs `mlflow models serve` on the same registered champion: req/s, latency, overhead, RSS.
+
+    PYTHONPATH=. .venv/bin/python bench/router_bench.py [--n 2000] [--concurrency 8] [--workers 2]
+
+Starts a private MLflow server in a temp dir, registers one TF-IDF + LogisticRegression pipeline as
+champion (and as challenger, so each router worker holds two models, as in production), then drives
+the same N requests at concurrency C against (a) the router under gunicorn with router/gunicorn.conf.py
+and (b) `mlflow models serve` with the same worker count, alternating over several rounds so that
+background load drifting on a shared machine hits both alike; server CPU per request is reported
+too, being far less sensitive to other load than req/s. Overhead is measured
+sequentially (concurrency 1, so queueing does not count): router p50 minus bare `predict_proba` p50.
+The client is a minimal keep-alive socket per thread with pre-encoded requests, so that it takes as
+little as possible of the CPUs it shares with the server under test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pandas as pd  # noqa: E402
+
+from retrain import registry, services  # noqa: E402
+from retrain.features import baseline_pipeline  # noqa: E402
+from retrain.schema import TOPICS  # noqa: E402
+from router.predictor import compile_scorer, pipeline_scorer  # noqa: E402
+
+TARGET_SPEEDUP = 1.5
+TARGET_OVERHEAD_MS = 1.5
+TARGET_RSS_MB = 400.0
+WARMUP = 200
+SEQUENTIAL = 500
+
+_TOPIC_WORDS = {
+    "access": "password login locked account permission sso mfa reset token expired directory",
+    "billing": "invoice charge refund payment subscription receipt overcharged card statement tax",
+    "email": "outlook mailbox inbox attachment spam smtp calendar signature shared folder quota",
+    "hardware": "laptop monitor keyboard printer battery docking mouse screen charger fan",
+    "hr_onboarding": "onboarding hire badge contract payroll orientation start manager equipment training",
+    "network": "vpn wifi dns latency router firewall proxy ethernet gateway packet",
+    "purchase": "license quote order vendor procurement seats budget renewal approval catalog",
+    "software_bug": "crash exception freeze bug update regression hangs error stack release",
+}
+_FILLER = ("hello team please help since this morning we tried restarting twice and nothing changed it is "
+           "urgent for our office the user reports that colleagues also see it thanks in advance").split()
+
+
+def tickets(per_topic: int, seed: int) -> pd.DataFrame:
+    """Helpdesk-like tickets of 20-40 words: a few topic words inside generic filler."""
+    rng = random.Random(seed)
+    rows = []
+    for topic in TOPICS:
+        words = _TOPIC_WORDS[topic].split()
+        for _ in range(per_topic):
+            text = rng.sample(_FILLER, rng.randint(15, 30)) + rng.sample(words, rng.randint(3, 6))
+            rng.shuffle(text)
+            rows.append({"text": " ".join(text) + f" ref {rng.randint(1000, 99999)}", "topic": topic})
+    return pd.DataFrame(rows)
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(samples_ms, n=100, method="inclusive")
+    return {"p50": statistics.median(samples_ms), "p95": cuts[94], "p99": cuts[98]}
+
+
+def request_bytes(path: str, body: bytes) -> bytes:
+    """A complete keep-alive HTTP/1.1 POST, encoded once, outside the timed loop."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("ascii") + body
+
+
+def read_response(reader: Any) -> tuple[int, bytes]:
+    """Status and body of one response (both servers answer with Content-Length, never chunked)."""
+    status = int(reader.readline().split(b" ", 2)[1])
+    length = None
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length is None:
+        raise RuntimeError("response without Content-Length; the benchmark client cannot read it")
+    return status, reader.read(length)
+
+
+def drive(port: int, path: str, bodies: list[bytes], concurrency: int) -> dict[str, float]:
+    """POST every body once from `concurrency` keep-alive sockets; req/s, latency percentiles, client CPU.
+
+    The client shares the CPUs with the server under test, so it is kept minimal (pre-encoded requests,
+    a ten-line response reader): an expensive client would add the same cost to both servers and
+    squeeze their throughput ratio towards 1.
+    """
+    requests_ = [request_bytes(path, body) for body in bodies]
+
+    def run(offset: int) -> list[float]:
+        latencies = []
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader = sock.makefile("rb")
+            for raw in requests_[offset::concurrency]:
+                start = time.perf_counter()
+                sock.sendall(raw)
+                status, payload = read_response(reader)
+                latencies.append((time.perf_counter() - start) * 1000.0)
+                if status != 200:
+                    raise RuntimeError(f"{path} answered {status}: {payload[:200]!r}")
+        return latencies
+
+    cpu_start, start = time.process_time(), time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        latencies = [ms for batch in pool.map(run, range(concurrency)) for ms in batch]
+    wall = time.perf_counter() - start
+    client_ms = (time.process_time() - cpu_start) * 1000.0 / len(bodies)
+    return {"rps": len(bodies) / wall, "client_cpu_ms": client_ms, **percentiles(latencies)}
+
+
+def server_latency(port: int, bodies: list[bytes]) -> float:
+    """p50 of the router's own latency_ms (request start to answer, inside the worker)."""
+    values = []
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        reader = sock.makefile("rb")
+        for body in bodies:
+            sock.sendall(request_bytes("/predict", body))
+            values.append(json.loads(read_response(reader)[1])["latency_ms"])
+    return statistics.median(values)
+
+
+def median_round(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The round with the median throughput (its own percentiles), CPU per request as the median of all."""
+    ranked = sorted(runs, key=lambda run: run["rps"])
+    return {**ranked[len(ranked) // 2], "cpu_ms": statistics.median(run["cpu_ms"] for run in runs)}
+
+
+def bare_predict(score: Callable[[str], Any], texts: list[str], repeats: int) -> dict[str, float]:
+    """One ticket scored in-process, no HTTP: the floor under any server's latency."""
+    samples = []
+    for i in range(repeats):
+        text = texts[i % len(texts)]
+        start = time.perf_counter()
+        score(text)
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return percentiles(samples)
+
+
+def process_tree(root_pid: int) -> list[int]:
+    """`root_pid` and all its descendants (mlflow serve runs uvicorn, which spawns the workers)."""
+    pids, queue = [], [root_pid]
+    while queue:
+        pid = queue.pop()
+        pids.append(pid)
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            queue.extend(int(c) for c in (task / "children").read_text().split())
+    return pids
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User+system CPU of a whole server (all processes): contention from other load does not inflate it."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in process_tree(root_pid):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def worker_rss_mb(root_pid: int) -> list[float]:
+    """Resident memory of the server's workers (the leaves of its process tree, helpers excluded), in MB."""
+    sizes = []
+    for pid in process_tree(root_pid):
+        has_children = any((task / "children").read_text().split() for task in Path(f"/proc/{pid}/task").iterdir())
+        if has_children or b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            continue
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024.0)
+    return sizes
+
+
+def router_env(home: Path, tracking_uri: str, model: str, port: int, workers: int, threads: int) -> dict[str, str]:
+    env = services.python_env({
+        "TICKET_AB_HOME": str(home), "MLFLOW_TRACKING_URI": tracking_uri, "TICKET_AB_MODEL_NAME": model,
+        "TICKET_AB_HOST": "127.0.0.1", "TICKET_AB_PORT": str(port), "TICKET_AB_WORKERS": str(workers),
+        "TICKET_AB_THREADS": str(threads), "TICKET_AB_SPLIT_B": "0.5",
+    })
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def scorer_env(tracking_uri: str) -> dict[str, str]:
+    """`mlflow models serve` execs `uvicorn` by name: put this interpreter's bin dir first on PATH."""
+    bin_dir = str(Path(sys.executable).parent)
+    return services.python_env({"MLFLOW_TRACKING_URI": tracking_uri,
+                                "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])})
+
+
+def wait_workers(port: int, workers: int, deadline_s: float) -> None:
+    """Until `workers` distinct worker pids have answered /ready (each loaded both models)."""
+    seen: set[int] = set()
+    end = time.monotonic() + deadline_s
+    while len(seen) < workers:
+        if time.monotonic() > end:
+            raise services.ServiceError(f"only {len(seen)} of {workers} router workers became ready")
+        with ThreadPoolExecutor(8) as pool:
+            for body in pool.map(lambda _: _get_json(port, "/ready"), range(16)):
+                if body.get("ready") and body.get("challenger"):
+                    seen.add(body["worker_pid"])
+
+
+def _get_json(port: int, path: str) -> dict[str, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=2000, help="measured requests per server (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes, both servers (default 2)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per router worker (default 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved measured runs per server (default 3)")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    data = tickets(per_topic=400, seed=args.seed)
+    texts = tickets(per_topic=50, seed=args.seed + 1)["text"].tolist()
+    model = "bench-ticket-classifier"
+    procs = []
+    with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp:
+        root = Path(tmp)
+        try:
+            mlflow_port = services.free_port()
+            procs.append(services.start_mlflow(root / "mlflow", mlflow_port))
+            tracking_uri = f"http://127.0.0.1:{mlflow_port}"
+            client = registry.connect(tracking_uri)
+            import mlflow
+            import mlflow.sklearn
+
+            pipeline = baseline_pipeline(args.seed).fit(data[["text"]], data["topic"])
+            with mlflow.start_run(run_name="router-bench"):
+                version = registry.register_pipeline(pipeline, model, data[["text"]].head(3), {"purpose": "bench"})
+            for alias in (registry.CHAMPION, registry.CHALLENGER):
+                registry.move_alias(client, model, alias, version, why="router benchmark")
+            served = mlflow.sklearn.load_model(registry.model_uri(model, registry.CHAMPION))
+            direct, scoring = compile_scorer(served)
+            bare = {"pipeline": bare_predict(pipeline_scorer(served), texts, repeats=1000),
+                    scoring: bare_predict(direct, texts, repeats=1000)}
+
+            router_port, mlflow_serve_port = services.free_port(), services.free_port()
+            router = services.start([sys.executable, "-m", "gunicorn", "-c", "router/gunicorn.conf.py"],
+                                    root / "router.log",
+                                    router_env(root / "home", tracking_uri, model, router_port, args.workers,
+                                               args.threads))
+            procs.append(router)
+            scorer = services.start([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                                     registry.model_uri(model, registry.CHAMPION), "--env-manager", "local",
+                                     "--workers", str(args.workers), "-p", str(mlflow_serve_port),
+                                     "--host", "127.0.0.1"],
+                                    root / "mlflow-serve.log", scorer_env(tracking_uri))
+            procs.append(scorer)
+            services.wait_http(f"http://127.0.0.1:{router_port}/health", router, 120, root / "router.log")
+            wait_workers(router_port, args.workers, 120)
+            services.wait_http(f"http://127.0.0.1:{mlflow_serve_port}/ping", scorer, 180, root / "mlflow-serve.log")
+
+            rng = random.Random(args.seed)
+            router_bodies = [json.dumps({"text": rng.choice(texts), "customer_id": f"c-{i}"}).encode()
+                             for i in range(args.n)]
+            scorer_bodies = [json.dumps({"dataframe_records": [{"text": json.loads(b)["text"]}]}).encode()
+                             for b in router_bodies]
+            servers = (("router", router, router_port, "/predict", router_bodies),
+                       ("mlflow serve", scorer, mlflow_serve_port, "/invocations", scorer_bodies))
+            for _, _, port, path, bodies in servers:
+                drive(port, path, bodies[:WARMUP], args.concurrency)
+            rounds: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in servers}
+            for _ in range(args.rounds):  # interleaved, so drifting background load hits both alike
+                for name, proc, port, path, bodies in servers:
+                    cpu_before = cpu_seconds(proc.pid)
+                    loaded = drive(port, path, bodies, args.concurrency)
+                    loaded["cpu_ms"] = (cpu_seconds(proc.pid) - cpu_before) * 1000.0 / len(bodies)
+                    rounds[name].append(loaded)
+            results = {name: {"load": median_round(runs), "rounds": runs,
+                              "seq": drive(port, path, bodies[:SEQUENTIAL], 1)}
+                       for (name, _, port, path, bodies), runs in zip(servers, rounds.values(), strict=True)}
+            inside = server_latency(router_port, router_bodies[:SEQUENTIAL])
+            rss = {"router": worker_rss_mb(router.pid), "mlflow serve": worker_rss_mb(scorer.pid)}
+        finally:
+            for proc in reversed(procs):
+                services.stop(proc)
+
+    report(args, bare, results, inside, rss)
+    return 0
+
+
+def report(args: argparse.Namespace, bare: dict[str, dict[str, float]], results: dict[str, Any], inside_ms: float,
+           rss: dict[str, list[float]]) -> None:
+    print(f"\nrouter benchmark: N={args.n} requests x {args.rounds} interleaved rounds, concurrency "
+          f"{args.concurrency}, {args.workers} workers (router: gthread x {args.threads} threads, both models "
+          f"loaded), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; median round shown\n")
+    print(f"{'server':<14}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'CPU ms/req':>12}{'client':>8}   "
+          f"{'seq p50':>8}{'seq p99':>8}   RSS/worker MB")
+    for name, numbers in results.items():
+        load, seq = numbers["load"], numbers["seq"]
+        print(f"{name:<14}{load['rps']:>9.1f}{load['p50']:>9.2f}{load['p95']:>9.2f}{load['p99']:>9.2f}"
+              f"{load['cpu_ms']:>12.2f}{load['client_cpu_ms']:>8.2f}   {seq['p50']:>8.2f}{seq['p99']:>8.2f}   "
+              f"{', '.join(f'{mb:.0f}' for mb in rss[name])}")
+    labels = {"pipeline": "pipeline.predict_proba on a 1-row DataFrame", "direct": "the router's direct scorer"}
+    for path, numbers in bare.items():
+        print(f"{'bare ' + path:<14}{'':>9}{numbers['p50']:>9.2f}{numbers['p95']:>9.2f}{numbers['p99']:>9.2f}"
+              f"{'':>20}   ({labels[path]}, in-process, 1 ticket)")
+    ratios = [r["rps"] / m["rps"] for r, m in zip(results["router"]["rounds"], results["mlflow serve"]["rounds"],
+                                                  strict=True)]
+    speedup = statistics.median(ratios)
+    floor = min(numbers["p50"] for numbers in bare.values())
+    overhead = results["router"]["seq"]["p50"] - bare["pipeline"]["p50"]
+    worst_rss = max(rss["router"])
+    print()
+    efficiency = results["mlflow serve"]["load"]["cpu_ms"] / results["router"]["load"]["cpu_ms"]
+    print(f"throughput router / mlflow serve   {speedup:5.2f}x   target >= {TARGET_SPEEDUP}x   "
+          f"{'ok' if speedup >= TARGET_SPEEDUP else 'MISSED'}   "
+          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; server CPU per request: {efficiency:.2f}x less)")
+    print(f"router overhead (seq p50 - bare)   {overhead:5.2f} ms target <= {TARGET_OVERHEAD_MS} ms "
+          f"{'ok' if overhead <= TARGET_OVERHEAD_MS else 'MISSED'}   (vs the fastest bare path: "
+          f"{results['router']['seq']['p50'] - floor:.2f} ms; inside the worker: {inside_ms - floor:.2f} ms)")
+    print(f"router RSS per worker (max)        {worst_rss:5.0f} MB target <= {TARGET_RSS_MB:.0f} MB "
+          f"{'ok' if worst_rss <= TARGET_RSS_MB else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+"""The models a worker serves: `models:/<name>@champion` and `@challenger`, kept current and on disk.
+
+Requests read one immutable `Models` snapshot; the poll thread builds a new snapshot off to the
+side and publishes it with a single reference assignment, so an alias move swaps models without a
+restart and an in-flight request finishes with the objects it started with.
+
+Every version is downloaded once into `router/cache/<alias>/<version>/` (installed by an atomic
+rename, so concurrent workers never see half a model) and a per-alias manifest names the current
+one. When MLflow is unreachable the store loads the manifests' versions and reports source "cache"
+until the registry answers again. Nothing here raises into a request or kills a worker: failures
+keep the previous models and show up in /ready and the log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from retrain import registry
+from retrain.log import get_logger, kv
+from retrain.settings import Settings
+from router import metrics
+from router.atomic import write_atomic
+from router.predictor import Scorer, compile_scorer
+
+CHAMPION = registry.CHAMPION
+CHALLENGER = registry.CHALLENGER
+ALIASES = (CHAMPION, CHALLENGER)
+FROM_REGISTRY = "registry"
+FROM_CACHE = "cache"
+STAMP = "router-cache.json"  # inside each cached version directory: what it is
+MANIFEST = "manifest.json"  # per alias directory: which cached version is current
+WARMUP_TEXT = "cannot log in to the vpn after the password reset"
+STALE_DOWNLOAD_S = 3600.0  # a hidden download dir this old belongs to a crashed worker
+
+log = get_logger("router.store")
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry could not be asked (down, timing out, failing); not the same as 'no such alias'."""
+
+
+class ModelError(RuntimeError):
+    """A downloaded model cannot serve: not loadable, or fails the warm-up prediction."""
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    """What an alias points at; the run id tells a reused version number from the cached one."""
+
+    version: str
+    run_id: str
+
+
+class Registry(Protocol):
+    """What the store needs from a model registry (MLflow in production, a fake in unit tests)."""
+
+    def aliases(self) -> dict[str, RegistryVersion | None]:
+        """Champion and challenger targets (None: no such alias); RegistryUnavailable if it cannot ask."""
+        ...
+
+    def download(self, version: str, dst: Path) -> Path:
+        """Write the MLflow model directory of `version` at `dst` (which must not exist) and return it."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to serve: never mutated, so a request can keep using it after a swap."""
+
+    alias: str
+    version: str
+    run_id: str
+    pipeline: Any  # a fitted sklearn Pipeline over a DataFrame with a `text` column
+    classes: tuple[str, ...]
+    score: Scorer  # one text -> probabilities, see router.predictor
+    scoring: str  # which scorer: predictor.DIRECT or predictor.PIPELINE
+    source: str  # FROM_REGISTRY or FROM_CACHE
+    loaded_at: str
+
+    def describe(self) -> dict[str, str]:
+        """The /ready view of this model."""
+        return {"version": self.version, "run_id": self.run_id, "source": self.source, "scoring": self.scoring,
+                "loaded_at": self.loaded_at}
+
+
+@dataclass(frozen=True)
+class Models:
+    """What one request uses from start to finish."""
+
+    champion: LoadedModel | None = None
+    challenger: LoadedModel | None = None
+
+
+class Store(Protocol):
+    """What the views need from a model store (unit tests substitute an in-memory one)."""
+
+    def snapshot(self) -> Models:
+        """The models to use for one whole request."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The /ready body: model_name, champion, challenger, source, registry, last_error."""
+        ...
+
+    def start(self) -> None:
+        """Load the models; called once by create_app."""
+        ...
+
+    def stop(self) -> None:
+        """Stop background work."""
+        ...
+
+
+class MlflowRegistry:
+    """Alias lookups and downloads against an MLflow tracking server, failing fast when it is down."""
+
+    def __init__(self, tracking_uri: str, model_name: str, timeout_s: float = 3.0) -> None:
+        # The client's defaults retry for minutes; the poll loop retries on its own schedule instead.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self._client = None
+
+    def aliases(self) -> dict[str, RegistryVersion | None]:
+        """A fast /health preflight first: a down server fails in milliseconds, not after client retries."""
+        try:
+            registry.check_reachable(self.tracking_uri, self.timeout_s)
+            if self._client is None:
+                self._client = registry.connect(self.tracking_uri)
+        except registry.RegistryError as exc:
+            raise RegistryUnavailable(str(exc)) from None
+        return {alias: self._lookup(alias) for alias in ALIASES}
+
+    def _lookup(self, alias: str) -> RegistryVersion | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            found = self._client.get_model_version_by_alias(self.model_name, alias)
+        except MlflowException as exc:
+            # Unknown alias -> INVALID_PARAMETER_VALUE, unknown model -> RESOURCE_DOES_NOT_EXIST;
+            # anything else (connection errors arrive as INTERNAL_ERROR) means "could not ask".
+            if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
+                return None
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
+        return RegistryVersion(version=str(found.version), run_id=found.run_id or "")
+
+    def download(self, version: str, dst: Path) -> Path:
+        """By version, not alias: the alias may move again while we download."""
+        import mlflow.artifacts
+
+        uri = f"models:/{self.model_name}/{version}"
+        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri)
+        return Path(path)
+
+
+def serving_model(alias: str, version: str, run_id: str, pipeline: Any, source: str) -> LoadedModel:
+    """Wrap a fitted pipeline for serving, after proving it can score a ticket (warm-up prediction)."""
+    try:
+        classes = tuple(str(c) for c in pipeline.classes_)
+        score, scoring = compile_scorer(pipeline)
+        proba = score(WARMUP_TEXT)
+    except Exception as exc:
+        raise ModelError(f"{alias} v{version} cannot serve: {type(exc).__name__}: {exc}") from exc
+    if proba.shape != (len(classes),):
+        raise ModelError(f"{alias} v{version} returned scores of shape {proba.shape} for {len(classes)} classes")
+    return LoadedModel(alias, version, run_id, pipeline, classes, score, scoring, source, _now())
+
+
+def load_model(path: Path, alias: str, version: str, run_id: str, source: str) -> LoadedModel:
+    """Load a cached MLflow sklearn model directory into a LoadedModel."""
+    import mlflow.sklearn
+
+    try:
+        pipeline = mlflow.sklearn.load_model(str(path))
+    except Exception as exc:
+        raise ModelError(f"model at {path} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    return serving_model(alias, version, run_id, pipeline, source)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class ModelStore:
+    """Champion and challenger for one worker: loaded at start, polled, swapped atomically."""
+
+    def __init__(self, settings: Settings, source: Registry | None = None) -> None:
+        self.model_name = settings.model_name
+        self.cache_dir = settings.router_dir / "cache"
+        self.reload_s = settings.reload_s
+        self._registry = source or MlflowRegistry(settings.tracking_uri, settings.model_name)
+        self._models = Models()
+        self._registry_state: dict[str, Any] = {"reachable": None, "checked_at": None, "error": None}
+        self._last_error: str | None = None
+        self._errors: list[str] = []  # collected during one refresh, published as last_error
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def snapshot(self) -> Models:
+        """The current models; hold on to the result for the whole request."""
+        return self._models
+
+    def start(self, poll: bool = True) -> None:
+        """Load synchronously (so a worker is ready when it accepts traffic), then poll in the background."""
+        try:
+            self.refresh()
+        except Exception:  # a worker without models still answers /health and /ready; the poll retries
+            log.exception(kv("initial_load_failed", model=self.model_name))
+        if poll and self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="model-store-poll", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """End the poll thread (tests and scripts; gunicorn workers just exit)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def status(self) -> dict[str, Any]:
+        """What /ready reports: versions, where they came from, and whether the registry answers."""
+        models = self._models
+        return {
+            "model_name": self.model_name,
+            "champion": models.champion.describe() if models.champion else None,
+            "challenger": models.challenger.describe() if models.challenger else None,
+            "source": models.champion.source if models.champion else None,
+            "registry": dict(self._registry_state),
+            "last_error": self._last_error,
+        }
+
+    def refresh(self) -> None:
+        """One poll: ask the registry, load what moved, publish one new snapshot.
+
+        Registry and model failures never raise: they keep the current models and are reported in
+        /ready (`registry`, `last_error`, which describe the latest poll) and in the log.
+        """
+        with self._refresh_lock:
+            self._errors = []
+            was_reachable = self._registry_state["reachable"]
+            try:
+                targets: dict[str, RegistryVersion | None] | None = self._registry.aliases()
+                self._registry_state = {"reachable": True, "checked_at": _now(), "error": None}
+                if was_reachable is False:
+                    log.info(kv("registry_reachable", model=self.model_name))
+            except Exception as exc:  # whatever the client raised, the registry could not be asked
+                targets = None
+                error = str(exc) if isinstance(exc, RegistryUnavailable) else f"{type(exc).__name__}: {exc}"
+                if was_reachable is not False:
+                    log.warning(kv("registry_unreachable", model=self.model_name, error=error))
+                self._registry_state = {"reachable": False, "checked_at": _now(), "error": error}
+            models = self._models
+            for alias in ALIASES:
+                synced = False
+                if targets is not None:
+                    models, synced = self._sync(models, alias, targets.get(alias))
+                if not synced and getattr(models, alias) is None:
+                    models = self._from_cache(models, alias)
+            self._last_error = "; ".join(self._errors) or None
+            self._publish(models)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.reload_s):
+            try:
+                self.refresh()
+            except Exception:  # the poll thread must outlive any bug in one poll
+                log.exception(kv("poll_failed", model=self.model_name))
+
+    def _sync(self, models: Models, alias: str, target: RegistryVersion | None) -> tuple[Models, bool]:
+        """Bring one alias in line with the registry; (models, True) when it now matches."""
+        current: LoadedModel | None = getattr(models, alias)
+        if target is None:
+            if alias == CHAMPION and current is not None:
+                log.warning(kv("champion_alias_missing", model=self.model_name, keep_serving=current.version))
+                return models, True
+            if current is not None:
+                log.info(kv("model_unloaded", model=self.model_name, alias=alias, version=current.version))
+            (self.cache_dir / alias / MANIFEST).unlink(missing_ok=True)
+            return replace(models, **{alias: None}), True
+        if current is not None and (current.version, current.run_id) == (target.version, target.run_id):
+            if current.source != FROM_REGISTRY:
+                models = replace(models, **{alias: replace(current, source=FROM_REGISTRY)})
+            return models, True
+        try:
+            loaded = self._load_version(alias, target)
+        except Exception as exc:  # a broken new version must not take down the one being served
+            self._errors.append(f"{alias} v{target.version}: {exc}")
+            log.error(kv("model_load_failed", model=self.model_name, alias=alias, version=target.version, error=exc))
+            return models, False
+        log.info(kv("model_loaded", model=self.model_name, alias=alias, version=target.version,
+                    replaced=current.version if current else None, scoring=loaded.scoring))
+        return replace(models, **{alias: loaded}), True
+
+    def _load_version(self, alias: str, target: RegistryVersion) -> LoadedModel:
+        path = self.cache_dir / alias / target.version
+        loaded = None
+        if self._stamp_matches(path, target.version, target.run_id):
+            try:
+                loaded = load_model(path, alias, target.version, target.run_id, FROM_REGISTRY)
+            except ModelError as exc:  # damaged on disk: fetch it again
+                log.warning(kv("cache_damaged", model=self.model_name, alias=alias, version=target.version, error=exc))
+                self._discard(path)
+        if loaded is None:
+            self._download(alias, target, path)
+            loaded = load_model(path, alias, target.version, target.run_id, FROM_REGISTRY)
+        write_atomic(self.cache_dir / alias / MANIFEST, json.dumps(
+            {"model_name": self.model_name, "alias": alias, "version": target.version, "run_id": target.run_id,
+             "updated_at": _now()}))
+        self._prune(alias, keep={target.version, *(m.version for m in [getattr(self._models, alias)] if m)})
+        metrics.MODEL_LOADS.labels(alias=alias, source=FROM_REGISTRY).inc()
+        return loaded
+
+    def _from_cache(self, models: Models, alias: str) -> Models:
+        """The last version this alias served, from disk: how a router starts while MLflow is down."""
+        manifest = _read_json(self.cache_dir / alias / MANIFEST)
+        if not manifest or manifest.get("model_name") != self.model_name:
+            return models
+        version, run_id = str(manifest.get("version")), str(manifest.get("run_id", ""))
+        path = self.cache_dir / alias / version
+        if not self._stamp_matches(path, version, run_id):
+            return models
+        try:
+            loaded = load_model(path, alias, version, run_id, FROM_CACHE)
+        except ModelError as exc:
+            self._errors.append(f"{alias} v{version} from cache: {exc}")
+            log.error(kv("cache_load_failed", model=self.model_name, alias=alias, version=version, error=exc))
+            return models
+        log.info(kv("model_loaded", model=self.model_name, alias=alias, version=version, source=FROM_CACHE,
+                    scoring=loaded.scoring))
+        metrics.MODEL_LOADS.labels(alias=alias, source=FROM_CACHE).inc()
+        return replace(models, **{alias: loaded})
+
+    def _stamp_matches(self, path: Path, version: str, run_id: str) -> bool:
+        """A cached directory is usable only if it is this model's version (and run, when known)."""
+        stamp = _read_json(path / STAMP) or {}
+        same_model = stamp.get("model_name") == self.model_name and stamp.get("version") == version
+        return same_model and (not run_id or stamp.get("run_id") == run_id)
+
+    def _download(self, alias: str, target: RegistryVersion, final: Path) -> None:
+        """Fetch into a private directory, stamp it, then rename it into place in one step."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        incoming = final.parent / f".incoming-{os.getpid()}-{uuid.uuid4().hex}"
+        try:
+            local = self._registry.download(target.version, incoming)
+            (local / STAMP).write_text(json.dumps(
+                {"model_name": self.model_name, "alias": alias, "version": target.version,
+                 "run_id": target.run_id, "downloaded_at": _now()}), encoding="utf-8")
+            for _ in range(3):
+                try:
+                    os.rename(local, final)
+                    return
+                except OSError:
+                    if self._stamp_matches(final, target.version, target.run_id):
+                        return  # another worker installed the same version first
+                    self._discard(final)  # a stale directory from another model or registry
+            raise ModelError(f"could not install {alias} v{target.version} into {final}")
+        finally:
+            shutil.rmtree(incoming, ignore_errors=True)
+
+    def _discard(self, path: Path) -> None:
+        trash = path.parent / f".stale-{uuid.uuid4().hex}"
+        try:
+            os.rename(path, trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def _prune(self, alias: str, keep: set[str]) -> None:
+        """Keep the served and the previous version (a rollback loads from disk); drop the rest.
+
+        Best effort: other workers prune the same directory concurrently.
+        """
+        for entry in (self.cache_dir / alias).iterdir():
+            try:
+                if not entry.is_dir():
+                    continue
+                if entry.name.startswith("."):
+                    stale = time.time() - entry.stat().st_mtime > STALE_DOWNLOAD_S
+                else:
+                    stale = entry.name not in keep
+            except OSError:
+                continue
+            if stale:
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def _publish(self, models: Models) -> None:
+        self._models = models
+        for alias in ALIASES:
+            model = getattr(models, alias)
+            version = int(model.version) if model and model.version.isdigit() else 0
+            metrics.MODEL_VERSION.labels(alias=alias).set(version)

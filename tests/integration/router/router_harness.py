@@ -1,0 +1,172 @@
+"""Integration harness: a real gunicorn router (2 workers) over a real MLflow registry.
+
+The router is started with router/gunicorn.conf.py, as `make serve` does. Each test module gets its
+own TICKET_AB_HOME, registered-model name and port, so modules cannot see each other's aliases,
+config or logs. Everything waits on a deadline, never on a bare sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import requests
+
+from retrain import registry, services
+from retrain.settings import Settings, get_settings
+
+WORKERS = 2
+ADMIN_TOKEN = "integration-admin-token"
+FEEDBACK_TOKEN = "integration-feedback-token"
+GUNICORN_CONF = services.REPO / "router" / "gunicorn.conf.py"
+EXAMPLE = pd.DataFrame({"text": ["vpn drops every hour", "printer is jammed", "invoice charged twice"]})
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a router process read exactly `settings`."""
+    env = services.python_env({
+        "TICKET_AB_HOME": str(settings.home),
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "TICKET_AB_MODEL_NAME": settings.model_name,
+        "TICKET_AB_HOST": settings.host,
+        "TICKET_AB_PORT": str(settings.port),
+        "TICKET_AB_WORKERS": str(settings.workers),
+        "TICKET_AB_THREADS": str(settings.threads),
+        "TICKET_AB_RELOAD_S": str(settings.reload_s),
+        "TICKET_AB_SPLIT_B": str(settings.ab_split_b),
+        "TICKET_AB_ADMIN_TOKEN": settings.admin_token,
+        "TICKET_AB_FEEDBACK_TOKEN": settings.feedback_token,
+    })
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+@dataclass
+class Router:
+    """A running `gunicorn -c router/gunicorn.conf.py` and the settings it was started with."""
+
+    settings: Settings
+    proc: Any
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    def post(self, path: str, payload: dict[str, Any], token: str | None = None) -> requests.Response:
+        """One request on a fresh connection (so requests spread over workers and none lingers open)."""
+        headers = {"Connection": "close"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        return requests.post(self.url + path, json=payload, headers=headers, timeout=30)
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.url + path, headers={"Connection": "close"}, timeout=30)
+
+    def fire(self, payloads: list[dict[str, Any]], threads: int = 8) -> list[tuple[int, dict[str, Any]]]:
+        """POST /predict `payloads` from `threads` keep-alive sessions; (status, body) per payload in order.
+
+        Only plain data is returned: a kept Response pins its connection open, which would hold the
+        workers in their graceful shutdown.
+        """
+
+        def run(offset: int) -> list[tuple[int, int, dict[str, Any]]]:
+            with requests.Session() as session:
+                out = []
+                for i in range(offset, len(payloads), threads):
+                    r = session.post(self.url + "/predict", json=payloads[i], timeout=30)
+                    out.append((i, r.status_code, r.json()))
+                return out
+
+        with ThreadPoolExecutor(threads) as pool:
+            results = sorted(item for batch in pool.map(run, range(threads)) for item in batch)
+        return [(status, body) for _, status, body in results]
+
+    def each_worker(self, path: str = "/ready", deadline_s: float = 20.0,
+                    check: Callable[[dict[str, Any]], None] | None = None) -> dict[int, dict[str, Any]]:
+        """The latest answer of every worker: bursts of concurrent fresh connections reach all of them.
+
+        `check`, if given, is applied to every answer on the way, not only to the latest ones.
+        """
+        seen: dict[int, dict[str, Any]] = {}
+        end = time.monotonic() + deadline_s
+        with ThreadPoolExecutor(8) as pool:
+            while len(seen) < self.settings.workers:
+                assert time.monotonic() < end, f"only workers {sorted(seen)} answered {path}"
+                for body in pool.map(lambda _: self.get(path).json(), range(16)):
+                    if check:
+                        check(body)
+                    seen[body["worker_pid"]] = body
+        return seen
+
+    def wait_all_workers(self, check: Callable[[dict[str, Any]], bool], deadline_s: float, what: str) -> float:
+        """Poll /ready until every worker satisfies `check`; returns the seconds it took."""
+        start = time.monotonic()
+        while True:
+            answers = self.each_worker(deadline_s=deadline_s)
+            if all(check(body) for body in answers.values()):
+                return time.monotonic() - start
+            assert time.monotonic() - start < deadline_s, f"workers did not reach: {what}; last: {answers}"
+            time.sleep(0.05)
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_router(settings: Settings, deadline_s: float = 90.0) -> Router:
+    """Start gunicorn with the repo's config and wait until every worker has loaded its models."""
+    log_path = settings.home / f"router-{time.time_ns()}.log"
+    cmd = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
+    proc = services.start(cmd, log_path, settings_env(settings))
+    router = Router(settings, proc, log_path)
+    try:
+        services.wait_http(router.url + "/health", proc, deadline_s, log_path)
+        router.each_worker(deadline_s=deadline_s)
+    except BaseException:
+        services.stop(proc)
+        raise
+    return router
+
+
+def stop_router(router: Router) -> None:
+    services.stop(router.proc)
+
+
+def router_settings(home: Path, tracking_uri: str, name: str, **overrides: Any) -> Settings:
+    """Module-scoped settings: the conftest's `make_settings` is per test, a gunicorn is per module."""
+    values: dict[str, Any] = dict(home=home, tracking_uri=tracking_uri, model_name=f"{name}-{os.getpid()}",
+                                  host="127.0.0.1", port=services.free_port(), workers=WORKERS, threads=4,
+                                  reload_s=0.5, ab_split_b=0.5, admin_token=ADMIN_TOKEN, feedback_token=FEEDBACK_TOKEN)
+    values.update(overrides)
+    return get_settings(**values)
+
+
+def register(settings: Settings, pipeline: Any, alias: str | None = None) -> str:
+    """Log and register `pipeline` as a new version of the settings' model; optionally alias it."""
+    import mlflow
+
+    client = registry.connect(settings.tracking_uri)
+    with mlflow.start_run(run_name="router-integration"):
+        version = registry.register_pipeline(pipeline, settings.model_name, EXAMPLE, {"purpose": "router-test"})
+    if alias:
+        registry.move_alias(client, settings.model_name, alias, version, why="router integration test")
+    return version
+
+
+def move(settings: Settings, alias: str, version: str | None) -> None:
+    client = registry.connect(settings.tracking_uri)
+    registry.move_alias(client, settings.model_name, alias, version, why="router integration test")
+
+
+def set_config(router: Router, **changes: Any) -> None:
+    """POST /config and wait (at most the promised 1 s plus slack) until every worker applies it."""
+    response = router.post("/config", changes, token=ADMIN_TOKEN)
+    assert response.status_code == 200, response.text
+    expected = {k: v for k, v in changes.items() if k in ("ab_split_b", "mode")}
+    router.wait_all_workers(lambda body: all(body["config"][k] == v for k, v in expected.items()), 5.0,
+                            f"config {expected}")

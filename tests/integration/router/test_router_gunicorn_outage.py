@@ -1,0 +1,73 @@
+"""MLflow outages: a running router keeps serving, and a router restarted while MLflow is down serves
+the last known models from its disk cache. Uses a private MLflow server so it can be killed."""
+
+from __future__ import annotations
+
+import pytest
+
+from retrain import services
+from retrain.requestlog import read_requests
+from tests.integration.router.router_harness import register, router_settings, start_router, stop_router
+from tests.unit.router.router_testkit import fitted_pipeline
+
+
+@pytest.fixture(scope="module")
+def private_mlflow(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("private-mlflow")
+    port = services.free_port()
+    proc = services.start_mlflow(directory, port)
+    yield proc, f"http://127.0.0.1:{port}"
+    services.stop(proc)
+
+
+@pytest.fixture(scope="module")
+def settings(module_home, private_mlflow):
+    _, uri = private_mlflow
+    settings = router_settings(module_home, uri, "router-outage", reload_s=0.3)
+    register(settings, fitted_pipeline(seed=0), "champion")
+    register(settings, fitted_pipeline(seed=1, per_topic=20), "challenger")
+    return settings
+
+
+@pytest.fixture(scope="module")
+def first_router(settings):
+    running = start_router(settings)
+    yield running
+    stop_router(running)
+
+
+@pytest.fixture(scope="module")
+def mlflow_stopped(first_router, private_mlflow):
+    """The private MLflow server, stopped after the first router loaded its models."""
+    proc, _ = private_mlflow
+    services.stop(proc)
+    assert proc.poll() is not None
+    return proc
+
+
+def test_router_keeps_serving_when_mlflow_is_stopped(first_router, mlflow_stopped):
+    first_router.wait_all_workers(lambda body: body["registry"]["reachable"] is False, 15.0, "registry unreachable")
+    bodies = [first_router.post("/predict", {"text": "vpn drops", "customer_id": f"c-{i}"}) for i in range(50)]
+    assert [b.status_code for b in bodies] == [200] * 50
+    assert {b.json()["model_version"] for b in bodies} == {"1", "2"}
+    ready = first_router.get("/ready")
+    assert ready.status_code == 200
+    assert (ready.json()["champion"]["version"], ready.json()["source"]) == ("1", "registry")
+
+
+def test_restart_with_mlflow_down_serves_from_cache(first_router, mlflow_stopped, settings):
+    stop_router(first_router)
+    restarted = start_router(settings)
+    try:
+        for body in restarted.each_worker().values():
+            assert (body["ready"], body["source"], body["registry"]["reachable"]) == (True, "cache", False)
+            assert (body["champion"]["version"], body["challenger"]["version"]) == ("1", "2")
+            assert body["champion"]["source"] == body["challenger"]["source"] == "cache"
+        bodies = [restarted.post("/predict", {"text": "printer jam", "ticket_id": f"T-{i}"}) for i in range(50)]
+        assert [b.status_code for b in bodies] == [200] * 50
+        assert {b.json()["model_version"] for b in bodies} == {"1", "2"}
+        logged = read_requests(settings.request_log)
+        assert logged.malformed == 0
+        assert set(logged.rows["request_id"]) >= {b.json()["request_id"] for b in bodies}
+    finally:
+        stop_router(restarted)

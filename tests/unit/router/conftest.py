@@ -1,0 +1,71 @@
+"""Flask-tutorial-style fixtures: an app over an in-memory model store, and its test client."""
+
+from __future__ import annotations
+
+import pytest
+
+from router import create_app
+from router.store import LoadedModel
+from tests.unit.router.router_testkit import (
+    ADMIN_TOKEN,
+    FEEDBACK_TOKEN,
+    Exploding,
+    MemoryStore,
+    check_error,
+    fitted_pipeline,
+    loaded,
+)
+
+
+@pytest.fixture(scope="session")
+def champion_model() -> LoadedModel:
+    return loaded(fitted_pipeline(seed=0), "champion", "1")
+
+
+@pytest.fixture(scope="session")
+def challenger_model() -> LoadedModel:
+    return loaded(fitted_pipeline(seed=1, per_topic=20), "challenger", "2")
+
+
+@pytest.fixture
+def exploding_challenger(champion_model: LoadedModel) -> LoadedModel:
+    return loaded(Exploding(champion_model.classes), "challenger", "3")
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings(admin_token=ADMIN_TOKEN, feedback_token=FEEDBACK_TOKEN, ab_split_b=0.5)
+
+
+@pytest.fixture
+def store(champion_model: LoadedModel, challenger_model: LoadedModel) -> MemoryStore:
+    return MemoryStore(champion_model, challenger_model)
+
+
+@pytest.fixture
+def app(settings, store: MemoryStore):
+    app = create_app(settings, store=store)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["ticket_ab"].requests.close()
+    app.extensions["ticket_ab"].feedback.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def agent() -> dict[str, str]:
+    return {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
+
+
+@pytest.fixture
+def expect_error():
+    return check_error

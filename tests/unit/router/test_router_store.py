@@ -1,0 +1,236 @@
+"""ModelStore over a fake registry that hands out real MLflow model directories (no server needed).
+
+The HTTP side (aliases and downloads from a real MLflow server) is covered by the integration tests;
+these pin the store's own rules: cache layout, hot swap, outages, bad versions, concurrent workers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow.sklearn
+import pandas as pd
+import pytest
+from prometheus_client import REGISTRY
+
+from router.store import (
+    CHALLENGER,
+    CHAMPION,
+    FROM_CACHE,
+    FROM_REGISTRY,
+    MANIFEST,
+    ModelStore,
+    RegistryUnavailable,
+    RegistryVersion,
+)
+from tests.unit.router.router_testkit import Exploding, fitted_pipeline
+
+
+class FakeRegistry:
+    """Versions and aliases in memory; `download` writes a real MLflow sklearn model directory."""
+
+    def __init__(self, pipelines: dict[str, Any]) -> None:
+        self.pipelines = pipelines
+        self.runs = {version: f"run-{version}" for version in pipelines}
+        self.pointers: dict[str, str | None] = {CHAMPION: None, CHALLENGER: None}
+        self.down = False
+        self.downloads: list[str] = []
+
+    def aliases(self) -> dict[str, RegistryVersion | None]:
+        if self.down:
+            raise RegistryUnavailable("registry is down (test)")
+        return {alias: RegistryVersion(v, self.runs[v]) if v else None for alias, v in self.pointers.items()}
+
+    def download(self, version: str, dst: Path) -> Path:
+        self.downloads.append(version)
+        mlflow.sklearn.save_model(self.pipelines[version], str(dst), serialization_format="cloudpickle",
+                                  pip_requirements=[])
+        return dst
+
+
+@pytest.fixture(scope="module")
+def pipelines() -> dict[str, Any]:
+    first = fitted_pipeline(seed=0)
+    return {"1": first, "2": fitted_pipeline(seed=1, per_topic=20), "3": fitted_pipeline(seed=2),
+            "4": Exploding(tuple(first.classes_))}
+
+
+@pytest.fixture
+def registry(pipelines) -> FakeRegistry:
+    fake = FakeRegistry(pipelines)
+    fake.pointers.update({CHAMPION: "1", CHALLENGER: "2"})
+    return fake
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings(reload_s=0.1)
+
+
+def started(settings, registry: FakeRegistry) -> ModelStore:
+    store = ModelStore(settings, registry)
+    store.start(poll=False)
+    return store
+
+
+def versions(store: ModelStore) -> tuple[str | None, str | None]:
+    models = store.snapshot()
+    return (models.champion.version if models.champion else None,
+            models.challenger.version if models.challenger else None)
+
+
+def test_store_loads_both_aliases_and_caches_them_with_a_manifest(settings, registry):
+    store = started(settings, registry)
+    assert versions(store) == ("1", "2")
+    assert store.status()["source"] == FROM_REGISTRY
+    for alias, version in ((CHAMPION, "1"), (CHALLENGER, "2")):
+        assert (settings.router_dir / "cache" / alias / version / "MLmodel").exists()
+        manifest = json.loads((settings.router_dir / "cache" / alias / MANIFEST).read_text())
+        assert (manifest["version"], manifest["model_name"]) == (version, settings.model_name)
+    assert store.snapshot().champion.pipeline.predict(pd.DataFrame({"text": ["vpn drops"]}))[0] == "network"
+
+
+def test_alias_move_hot_swaps_while_the_old_snapshot_keeps_working(settings, registry):
+    store = started(settings, registry)
+    in_flight = store.snapshot()
+    registry.pointers[CHAMPION] = "3"
+    store.refresh()
+    assert versions(store) == ("3", "2")
+    assert in_flight.champion.version == "1"
+    assert in_flight.champion.pipeline.predict_proba(pd.DataFrame({"text": ["printer jam"]})).shape == (1, 8)
+
+
+def test_unchanged_aliases_are_not_downloaded_or_reloaded_again(settings, registry):
+    store = started(settings, registry)
+    champion = store.snapshot().champion
+    store.refresh()
+    store.refresh()
+    assert registry.downloads == ["1", "2"]
+    assert store.snapshot().champion is champion
+
+
+def test_removed_challenger_alias_sends_everything_back_to_the_champion(settings, registry):
+    store = started(settings, registry)
+    registry.pointers[CHALLENGER] = None
+    store.refresh()
+    assert versions(store) == ("1", None)
+    assert not (settings.router_dir / "cache" / CHALLENGER / MANIFEST).exists()
+
+
+def test_missing_champion_alias_keeps_the_loaded_champion(settings, registry):
+    store = started(settings, registry)
+    registry.pointers[CHAMPION] = None
+    store.refresh()
+    assert versions(store)[0] == "1"
+
+
+def test_registry_outage_keeps_serving_and_is_reported(settings, registry):
+    store = started(settings, registry)
+    registry.down = True
+    store.refresh()
+    assert versions(store) == ("1", "2")
+    status = store.status()
+    assert status["registry"]["reachable"] is False
+    assert "down" in status["registry"]["error"]
+
+
+def test_a_store_started_during_an_outage_serves_the_cached_models_and_says_so(settings, registry):
+    started(settings, registry)
+    registry.down = True
+    restarted = started(settings, registry)
+    assert versions(restarted) == ("1", "2")
+    assert restarted.status()["source"] == FROM_CACHE
+    assert registry.downloads == ["1", "2"]
+    registry.down = False
+    restarted.refresh()
+    assert restarted.status()["source"] == FROM_REGISTRY
+    assert registry.downloads == ["1", "2"]
+
+
+def test_without_registry_or_cache_the_store_is_empty_and_does_not_raise(settings, registry):
+    registry.down = True
+    store = started(settings, registry)
+    assert versions(store) == (None, None)
+    assert store.status()["registry"]["reachable"] is False
+
+
+def test_registry_without_champion_leaves_the_store_empty(settings, registry):
+    registry.pointers.update({CHAMPION: None, CHALLENGER: None})
+    assert versions(started(settings, registry)) == (None, None)
+
+
+def test_a_new_version_that_cannot_predict_is_rejected_and_the_old_one_kept(settings, registry):
+    store = started(settings, registry)
+    registry.pointers[CHAMPION] = "4"
+    store.refresh()
+    assert versions(store)[0] == "1"
+    assert "champion v4" in store.status()["last_error"]
+
+
+def test_the_cache_of_another_model_name_is_never_served(settings, make_settings, registry):
+    started(settings, registry)
+    registry.down = True
+    other = make_settings(home=settings.home)
+    assert versions(started(other, registry)) == (None, None)
+
+
+def test_a_reused_version_number_from_another_run_is_downloaded_again(settings, registry):
+    started(settings, registry)
+    registry.runs["1"] = "run-from-a-recreated-registry"
+    store = started(settings, registry)
+    assert registry.downloads == ["1", "2", "1"]
+    assert store.snapshot().champion.run_id == "run-from-a-recreated-registry"
+
+
+def test_a_damaged_cache_entry_is_downloaded_again(settings, registry):
+    started(settings, registry)
+    (settings.router_dir / "cache" / CHAMPION / "1" / "model.pkl").write_bytes(b"not a pickle")
+    store = started(settings, registry)
+    assert versions(store) == ("1", "2")
+    assert registry.downloads == ["1", "2", "1"]
+
+
+def test_workers_starting_together_install_each_version_once_and_leave_no_temp_dirs(settings, registry):
+    stores = [ModelStore(settings, registry) for _ in range(4)]
+    threads = [threading.Thread(target=s.start, kwargs={"poll": False}) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [versions(s) for s in stores] == [("1", "2")] * 4
+    for alias, version in ((CHAMPION, "1"), (CHALLENGER, "2")):
+        assert sorted(p.name for p in (settings.router_dir / "cache" / alias).iterdir()) == [version, MANIFEST]
+
+
+def test_old_versions_are_pruned_but_the_previous_one_is_kept_for_rollback(settings, registry):
+    store = started(settings, registry)
+    registry.pointers[CHAMPION] = "3"
+    store.refresh()
+    registry.pointers[CHAMPION] = "2"
+    store.refresh()
+    assert sorted(p.name for p in (settings.router_dir / "cache" / CHAMPION).iterdir() if p.is_dir()) == ["2", "3"]
+
+
+def test_the_poll_thread_picks_up_an_alias_move(settings, registry):
+    store = ModelStore(settings, registry)
+    store.start()
+    try:
+        registry.pointers[CHAMPION] = "3"
+        deadline = time.monotonic() + 10
+        while versions(store)[0] != "3":
+            assert time.monotonic() < deadline, "the poll thread did not swap the champion"
+            time.sleep(0.05)
+    finally:
+        store.stop()
+
+
+def test_model_version_gauge_follows_the_loaded_versions(settings, registry):
+    store = started(settings, registry)
+    registry.pointers[CHALLENGER] = None
+    store.refresh()
+    assert REGISTRY.get_sample_value("ticket_ab_model_version", {"alias": CHAMPION}) == 1
+    assert REGISTRY.get_sample_value("ticket_ab_model_version", {"alias": CHALLENGER}) == 0
