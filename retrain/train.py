@@ -24,6 +24,7 @@ from retrain.automl import select_model
 from retrain.evaluate import score
 from retrain.gate import quality_gate
 from retrain.log import get_logger, kv
+from retrain.pii import mask
 from retrain.schema import TEXT, TOPIC, validate_tickets
 from retrain.settings import Settings
 
@@ -49,6 +50,11 @@ class TrainOutcome:
         gate = "passed" if self.passed else "FAILED"
         return (f"v{self.version} ({self.winner}) macro-F1 {self.metrics.get('macro_f1', float('nan')):.4f} "
                 f"accuracy {self.metrics.get('accuracy', float('nan')):.4f}; gate {gate}: {self.gate_reason}; {where}")
+
+
+def masked(df: pd.DataFrame) -> pd.DataFrame:
+    """Models learn from PII-masked text, as the router scores and logs it."""
+    return df.assign(**{TEXT: df[TEXT].map(mask)})
 
 
 def fingerprint(df: pd.DataFrame) -> str:
@@ -92,7 +98,7 @@ def train_and_register(
     import mlflow
 
     started = time.perf_counter()
-    data = validate_tickets(df, source=source or "training data", require_topic=True)
+    data = masked(validate_tickets(df, source=source or "training data", require_topic=True))
     client = registry.connect(settings.tracking_uri)
     if key is not None:
         existing = registry.find_version(client, settings.model_name, "run_key", key)
@@ -103,7 +109,7 @@ def train_and_register(
     if holdout is None:
         train, holdout = split_holdout(data, holdout_frac, settings.seed)
     else:
-        train, holdout = data, validate_tickets(holdout, source="holdout", require_topic=True)
+        train, holdout = data, masked(validate_tickets(holdout, source="holdout", require_topic=True))
     progress(f"training on {len(train)} tickets ({train[TOPIC].nunique()} topics), holdout {len(holdout)}")
 
     result = select_model(train, candidates=settings.candidate_models, folds=settings.automl_folds,

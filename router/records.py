@@ -1,7 +1,8 @@
 """The request-log and feedback-log rows, shaped by retrain.requestlog's column contracts.
 
-Ticket text is PII-masked here, once, because the log is what the DAG reads as training data;
-CsvAppender then folds every field to one line.
+The ticket text arrives PII-masked (the view masks it once, before scoring, because models train
+on masked text and the log is what the DAG reads as training data); CsvAppender then folds every
+field to one line.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from datetime import UTC, datetime
 
 from router.config import ABConfig
 from router.inputs import Feedback, Ticket
-from router.pii import mask
 from router.scoring import Outcome
 
 
@@ -20,7 +20,7 @@ def utc_now() -> str:
 
 
 def request_row(
-    request_id: str, ticket: Ticket, outcome: Outcome, config: ABConfig, latency_ms: float
+    request_id: str, ticket: Ticket, text: str, outcome: Outcome, config: ABConfig, latency_ms: float
 ) -> dict[str, object]:
     """One REQUEST_COLUMNS row: who asked, which arm and model answered, under which config, and the masked text."""
     served, shadow = outcome.served, outcome.shadow
@@ -41,7 +41,7 @@ def request_row(
         "shadow_version": shadow.version if shadow else "",
         "shadow_topic": shadow.topic if shadow else "",
         "shadow_confidence": shadow.confidence if shadow else "",
-        "text": mask(ticket.text),
+        "text": text,
     }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from retrain.log import get_logger, kv
+from retrain.pii import mask
 from router import inputs, metrics, state
 from router.assign import assignment_key
 from router.errors import APIError
@@ -68,7 +69,8 @@ def predict() -> Response:
     if models.champion is None:
         raise _no_champion()
     config = router.config.current()
-    outcome = serve(ticket.text, models.champion, models.challenger, config,
+    text = mask(ticket.text)
+    outcome = serve(text, models.champion, models.challenger, config,
                     assignment_key(ticket.customer_id, ticket.ticket_id))
     g.variant = outcome.variant
     if outcome.fallback:
@@ -77,7 +79,7 @@ def predict() -> Response:
                        error=outcome.error))
     served = outcome.served
     latency_ms = round((time.perf_counter() - g.started) * 1000.0, 3)
-    router.requests.append(request_row(g.request_id, ticket, outcome, config, latency_ms))
+    router.requests.append(request_row(g.request_id, ticket, text, outcome, config, latency_ms))
     return jsonify(request_id=g.request_id, variant=outcome.variant, model_alias=served.alias,
                    model_version=served.version, topic=served.topic, confidence=served.confidence,
                    scores=served.scores, latency_ms=latency_ms)

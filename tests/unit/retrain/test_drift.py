@@ -77,12 +77,12 @@ def test_decision_serializes_with_every_check():
 
 def test_normalize_text_folds_numbers_emails_and_case():
     out = drift.normalize_text(pd.Series(["Ticket INC0012345 from Ann.Lee@contoso.com on 2026-03-01"]))
-    assert out[0].split() == ["ticket", "inc", "number", "from", "email", "on", "number"]
+    assert out[0].split() == ["ticket", "inc", "number", "from", "[pii_email]", "on", "number"]
 
 
 def test_raw_and_router_masked_contact_lines_normalize_alike():
     raw = "Call me at +1 415 555 0134 or ann.lee@contoso.com, card 4111 1111 1111 1111."
-    masked = "Call me at [PHONE] or [EMAIL], card [CARD]."
+    masked = "Call me at [PII_PHONE] or [PII_EMAIL], card [PII_CARD]."
     assert drift.normalize_text(pd.Series([raw]))[0].split() == drift.normalize_text(pd.Series([masked]))[0].split()
 
 

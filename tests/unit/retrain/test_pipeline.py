@@ -128,18 +128,12 @@ def test_summary_line_names_decision_reasons_counts_and_outcome():
     assert quiet.endswith("no new version: no retraining needed")
 
 
-def test_pipeline_config_takes_the_knobs_settings_has_and_defaults_for_the_rest():
-    config = pipeline.pipeline_config(get_settings(min_window=123, seed=7))
+def test_pipeline_config_groups_the_settings_knobs():
+    config = pipeline.pipeline_config(get_settings(min_window=123, seed=7, drift_text_p=0.001,
+                                                   feedback_max_label_share=0.6, min_holdout=10))
     assert (config.thresholds.min_window, config.relabel.seed) == (123, 7)
-    assert config.relabel.precision_target == 0.95 and config.min_holdout == 30
-
-    class WithKnobs:
-        drift_text_p = 0.001
-        feedback_max_label_share = 0.6
-        min_holdout = 10
-
-    config = pipeline.pipeline_config(WithKnobs())
     assert (config.thresholds.text_p, config.guards.max_label_share, config.min_holdout) == (0.001, 0.6, 10)
+    assert config.relabel.precision_target == 0.95
 
 
 def test_collect_window_saves_the_window_and_clears_an_earlier_attempts_results(tmp_path):

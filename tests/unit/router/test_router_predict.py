@@ -45,7 +45,7 @@ def test_every_request_writes_one_row_with_masked_one_line_text(client, settings
     logged = rows(settings)
     assert list(logged["request_id"]) == ids
     first = logged.iloc[0]
-    assert first["text"] == "VPN down. Call me: [PHONE] or [EMAIL], card [CARD] (ERR-4012)"
+    assert first["text"] == "VPN down. Call me: [PII_PHONE] or [PII_EMAIL], card [PII_CARD] (ERR-4012)"
     assert (first["ticket_id"], first["split_b"], first["mode"]) == ("T-0", 0.5, "split")
     assert first["fallback"] == "" and first["shadow_version"] == ""
 

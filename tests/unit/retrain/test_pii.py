@@ -4,35 +4,35 @@ from __future__ import annotations
 
 import pytest
 
-from router.pii import mask
+from retrain.pii import mask
 
 MASKED = [
-    ("write to john.doe+vpn@corp.example.co.uk please", "write to [EMAIL] please"),
-    ("Contact: IVAN.PETROV@Mail.RU.", "Contact: [EMAIL]."),
-    ("почта иван@почта.рф не работает", "почта [EMAIL] не работает"),
-    ("mail a_b-c@sub-domain.example.org,thanks", "mail [EMAIL],thanks"),
-    ("call +7 (912) 345-67-89 today", "call [PHONE] today"),
-    ("call 8 912 345-67-89", "call [PHONE]"),
-    ("call 8 (912) 345 67 89", "call [PHONE]"),
-    ("call 89123456789 now", "call [PHONE] now"),
-    ("hotline 8-800-555-35-35", "hotline [PHONE]"),
-    ("+79123456789", "[PHONE]"),
-    ("US office +1 415 555 0134.", "US office [PHONE]."),
-    ("london +44 20 7946 0958", "london [PHONE]"),
-    ("berlin +49 30 1234567", "berlin [PHONE]"),
-    ("kyiv +380 44 123 4567", "kyiv [PHONE]"),
-    ("desk (415) 555-0134", "desk [PHONE]"),
-    ("desk 415-555-0134", "desk [PHONE]"),
-    ("desk 415.555.0134", "desk [PHONE]"),
-    ("mobile 912 345-67-89", "mobile [PHONE]"),
-    ("card 4111 1111 1111 1111 declined", "card [CARD] declined"),
-    ("card 4111-1111-1111-1111", "card [CARD]"),
-    ("card 4111111111111111", "card [CARD]"),
-    ("amex 3782 822463 10005", "amex [CARD]"),
-    ("maestro 6759649826438453", "maestro [CARD]"),
-    ("pan 4000 0012 3456 7899 123", "pan [CARD]"),
+    ("write to john.doe+vpn@corp.example.co.uk please", "write to [PII_EMAIL] please"),
+    ("Contact: IVAN.PETROV@Mail.RU.", "Contact: [PII_EMAIL]."),
+    ("почта иван@почта.рф не работает", "почта [PII_EMAIL] не работает"),
+    ("mail a_b-c@sub-domain.example.org,thanks", "mail [PII_EMAIL],thanks"),
+    ("call +7 (912) 345-67-89 today", "call [PII_PHONE] today"),
+    ("call 8 912 345-67-89", "call [PII_PHONE]"),
+    ("call 8 (912) 345 67 89", "call [PII_PHONE]"),
+    ("call 89123456789 now", "call [PII_PHONE] now"),
+    ("hotline 8-800-555-35-35", "hotline [PII_PHONE]"),
+    ("+79123456789", "[PII_PHONE]"),
+    ("US office +1 415 555 0134.", "US office [PII_PHONE]."),
+    ("london +44 20 7946 0958", "london [PII_PHONE]"),
+    ("berlin +49 30 1234567", "berlin [PII_PHONE]"),
+    ("kyiv +380 44 123 4567", "kyiv [PII_PHONE]"),
+    ("desk (415) 555-0134", "desk [PII_PHONE]"),
+    ("desk 415-555-0134", "desk [PII_PHONE]"),
+    ("desk 415.555.0134", "desk [PII_PHONE]"),
+    ("mobile 912 345-67-89", "mobile [PII_PHONE]"),
+    ("card 4111 1111 1111 1111 declined", "card [PII_CARD] declined"),
+    ("card 4111-1111-1111-1111", "card [PII_CARD]"),
+    ("card 4111111111111111", "card [PII_CARD]"),
+    ("amex 3782 822463 10005", "amex [PII_CARD]"),
+    ("maestro 6759649826438453", "maestro [PII_CARD]"),
+    ("pan 4000 0012 3456 7899 123", "pan [PII_CARD]"),
     ("phone 8 800 555 35 35, email a@b.io, card 5500-0000-0000-0004",
-     "phone [PHONE], email [EMAIL], card [CARD]"),
+     "phone [PII_PHONE], email [PII_EMAIL], card [PII_CARD]"),
 ]
 
 KEPT = [
@@ -83,4 +83,4 @@ def test_masking_is_idempotent():
 def test_masking_a_long_ticket_keeps_everything_else():
     body = "VPN drops every hour (ERR-4012, v3.14.2). " * 400
     text = body + "Reach me at anna@example.com or +7 912 345-67-89."
-    assert mask(text) == body + "Reach me at [EMAIL] or [PHONE]."
+    assert mask(text) == body + "Reach me at [PII_EMAIL] or [PII_PHONE]."

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-EMAIL = "[EMAIL]"
-PHONE = "[PHONE]"
-CARD = "[CARD]"
+EMAIL = "[PII_EMAIL]"
+PHONE = "[PII_PHONE]"
+CARD = "[PII_CARD]"
 
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])")
 # 13-19 digits, either in one run or in groups of 3-6 (4-4-4-4, 4-6-5, ...) split by one space or dash.
@@ -41,7 +41,7 @@ def _intl(match: re.Match[str]) -> str:
 
 
 def mask(text: str) -> str:
-    """`text` with PII replaced by [EMAIL], [CARD] and [PHONE]; cards before phones (longer wins)."""
+    """`text` with PII replaced by [PII_EMAIL], [PII_CARD] and [PII_PHONE]; cards before phones (longer wins)."""
     text = _EMAIL.sub(EMAIL, text)
     text = _CARD.sub(_card, text)
     text = _PHONE_INTL.sub(_intl, text)
