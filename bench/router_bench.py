@@ -249,15 +249,13 @@ def main() -> int:
             mlflow_port = services.free_port()
             procs.append(services.start_mlflow(root / "mlflow", mlflow_port))
             tracking_uri = f"http://127.0.0.1:{mlflow_port}"
-            client = registry.connect(tracking_uri)
-            import mlflow
             import mlflow.sklearn
 
             pipeline = baseline_pipeline(args.seed).fit(data[["text"]], data["topic"])
-            with mlflow.start_run(run_name="router-bench"):
-                version = registry.register_pipeline(pipeline, model, data[["text"]].head(3), {"purpose": "bench"})
-            for alias in (registry.CHAMPION, registry.CHALLENGER):
-                registry.move_alias(client, model, alias, version, why="router benchmark")
+            version = registry.publish(tracking_uri, model, pipeline, data[["text"]].head(3),
+                                       alias=registry.CHAMPION, why="router benchmark", tags={"purpose": "bench"})
+            registry.move_alias(registry.connect(tracking_uri), model, registry.CHALLENGER, version,
+                                why="router benchmark")
             served = mlflow.sklearn.load_model(registry.model_uri(model, registry.CHAMPION))
             direct, scoring = compile_scorer(served)
             bare = {"pipeline": bare_predict(pipeline_scorer(served), texts, repeats=1000),

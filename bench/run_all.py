@@ -11,7 +11,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -40,7 +40,7 @@ def main() -> int:
             failed.append(script.name)
             sys.stderr.write(result.stderr[-3000:])
         sections.append(f"## {script.name} ({status}, {seconds:.0f} s)\n\n```\n{result.stdout.strip()}\n```\n")
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = f"# Benchmark results\n\nRun {stamp} on {machine()} by `make bench`.\n\n"
     out = BENCH / "RESULTS.md"
     out.write_text(header + "\n".join(sections))

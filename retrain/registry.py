@@ -201,6 +201,24 @@ def register_pipeline(pipeline, name: str, example, tags: dict[str, str]) -> str
     return version
 
 
+def publish(tracking_uri: str, name: str, pipeline, example, *, alias: str | None = None, why: str = "",
+            tags: dict[str, str] | None = None, experiment: str = "ticket-ab") -> str:
+    """Log, register and optionally alias an already fitted pipeline in a run of its own.
+
+    For models trained outside `train_and_register` (tests, benchmarks, imports). The experiment is
+    set explicitly: MLflow caches the last experiment id per process, even across tracking URIs.
+    """
+    import mlflow
+
+    client = connect(tracking_uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"publish-{name}"):
+        version = register_pipeline(pipeline, name, example, tags or {})
+    if alias:
+        move_alias(client, name, alias, version, why=why or "published")
+    return version
+
+
 def model_uri(name: str, alias: str) -> str:
     return f"models:/{name}@{alias}"
 

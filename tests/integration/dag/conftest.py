@@ -7,7 +7,6 @@ before and after their own run, so another test's challenger does not matter).
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 from collections.abc import Callable
@@ -18,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from logfiles import append_rows
 
 from retrain import dagrun, registry
+from retrain.pii import mask
 from retrain.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
 from retrain.settings import Settings, get_settings
 
@@ -66,7 +67,7 @@ def dag_settings(champion_settings, airflow_template, tmp_path) -> Settings:
 
 
 def _router_text(text: str) -> str:
-    return " ".join(text.split())  # the router logs one physical line per request
+    return mask(" ".join(text.split()))  # the router logs one masked physical line per request
 
 
 def write_router_logs(settings: Settings, tickets: pd.DataFrame, *, feedback_share: float, seed: int) -> pd.DataFrame:
@@ -84,15 +85,8 @@ def write_router_logs(settings: Settings, tickets: pd.DataFrame, *, feedback_sha
         requests.append([values[c] for c in REQUEST_COLUMNS])
         if rng.random() < feedback_share:
             feedback.append([(stamp + timedelta(hours=1)).isoformat(), request_id, t.topic, f"agent-{i % 7}"])
-    for path, columns, rows in ((settings.request_log, REQUEST_COLUMNS, requests),
-                                (settings.feedback_log, FEEDBACK_COLUMNS, feedback)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        new = not path.exists()
-        with open(path, "a", newline="") as fh:
-            writer = csv.writer(fh)
-            if new:
-                writer.writerow(columns)
-            writer.writerows(rows)
+    append_rows(settings.request_log, REQUEST_COLUMNS, requests)
+    append_rows(settings.feedback_log, FEEDBACK_COLUMNS, feedback)
     return tickets
 
 

@@ -35,15 +35,11 @@ class Router:
 def _register(uri: str, name: str) -> None:
     """Champion v1 knows the baseline month; challenger v2 was trained after the 'new_product' launch,
     so on new_product traffic it is clearly better (about 65% vs 50% accuracy)."""
-    import mlflow
-
-    client = registry.connect(uri)
     for alias, scenario, seed in ((registry.CHAMPION, "baseline", 0), (registry.CHALLENGER, "new_product", 1)):
         tickets = generate(scenario, 400, seed)
         pipeline = baseline_pipeline(seed).fit(tickets[["text"]], tickets["topic"])
-        with mlflow.start_run():
-            version = registry.register_pipeline(pipeline, name, tickets[["text"]].head(2), {"source": "load test"})
-        registry.move_alias(client, name, alias, version, why="experiment integration test")
+        registry.publish(uri, name, pipeline, tickets[["text"]].head(2), alias=alias,
+                         why="experiment integration test", tags={"source": "load test"})
 
 
 @pytest.fixture(scope="module")

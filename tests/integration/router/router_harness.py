@@ -148,14 +148,8 @@ def router_settings(home: Path, tracking_uri: str, name: str, **overrides: Any) 
 
 def register(settings: Settings, pipeline: Any, alias: str | None = None) -> str:
     """Log and register `pipeline` as a new version of the settings' model; optionally alias it."""
-    import mlflow
-
-    client = registry.connect(settings.tracking_uri)
-    with mlflow.start_run(run_name="router-integration"):
-        version = registry.register_pipeline(pipeline, settings.model_name, EXAMPLE, {"purpose": "router-test"})
-    if alias:
-        registry.move_alias(client, settings.model_name, alias, version, why="router integration test")
-    return version
+    return registry.publish(settings.tracking_uri, settings.model_name, pipeline, EXAMPLE, alias=alias,
+                            why="router integration test", tags={"purpose": "router-test"})
 
 
 def move(settings: Settings, alias: str, version: str | None) -> None:

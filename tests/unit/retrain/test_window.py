@@ -1,8 +1,8 @@
-import csv
 import json
 
 import pandas as pd
 import pytest
+from logfiles import append_rows
 
 from retrain import window as win
 from retrain.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
@@ -18,17 +18,6 @@ def _request(i: int, *, minute: int = 0, text: str | None = None) -> list[str]:
 
 def _feedback(request_id: str, label: str, *, second: int = 0, source: str = "agent-1") -> list[str]:
     return [f"2026-03-01T11:00:{second:02d}+00:00", request_id, label, source]
-
-
-def _write(path, columns, rows) -> None:
-    """Append rows, starting the file with its header as the router does."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with open(path, "a", newline="") as fh:
-        writer = csv.writer(fh)
-        if new:
-            writer.writerow(columns)
-        writer.writerows(rows)
 
 
 @pytest.fixture
@@ -58,12 +47,12 @@ def test_a_corrupt_watermark_is_treated_as_none(tmp_path):
 
 
 def test_only_requests_after_the_watermark_enter_and_the_next_watermark_is_the_newest(paths):
-    _write(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(5)])
+    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(5)])
     first = _collect(paths)
     assert first.frame["request_id"].tolist() == ["r0", "r1", "r2", "r3", "r4"]
     assert first.next_watermark.requests_until == "2026-03-01T10:00:04+00:00"
 
-    _write(paths["request_log"], REQUEST_COLUMNS, [_request(i, minute=1) for i in range(5, 7)])
+    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i, minute=1) for i in range(5, 7)])
     second = _collect(paths, first.next_watermark)
     assert second.frame["request_id"].tolist() == ["r5", "r6"]
     assert second.stats["watermark_from"] == "2026-03-01T10:00:04+00:00"
@@ -72,7 +61,7 @@ def test_only_requests_after_the_watermark_enter_and_the_next_watermark_is_the_n
 def test_malformed_and_empty_rows_are_counted_and_skipped_not_fatal(paths):
     bad_time = _request(3)
     bad_time[0] = "yesterday"
-    _write(paths["request_log"], REQUEST_COLUMNS,
+    append_rows(paths["request_log"], REQUEST_COLUMNS,
            [_request(1), ["only", "three", "fields"], bad_time, _request(2, text="   "), _request(4), _request(4)])
     with open(paths["request_log"], "a") as fh:
         fh.write("2026-03-01T10:00:09+00:00,r9,T9")  # torn last line
@@ -85,8 +74,8 @@ def test_malformed_and_empty_rows_are_counted_and_skipped_not_fatal(paths):
 
 
 def test_feedback_is_joined_last_label_wins_and_unknown_requests_are_dropped(paths):
-    _write(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(3)])
-    _write(paths["feedback_log"], FEEDBACK_COLUMNS, [
+    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(3)])
+    append_rows(paths["feedback_log"], FEEDBACK_COLUMNS, [
         _feedback("r0", "email", second=1),
         _feedback("r0", "access", second=2),  # the agent corrected it
         _feedback("r1", "network", second=3),
@@ -103,8 +92,8 @@ def test_feedback_is_joined_last_label_wins_and_unknown_requests_are_dropped(pat
 
 
 def test_feedback_for_requests_of_an_earlier_window_is_not_used(paths):
-    _write(paths["request_log"], REQUEST_COLUMNS, [_request(0), _request(1, minute=5)])
-    _write(paths["feedback_log"], FEEDBACK_COLUMNS, [_feedback("r0", "email"), _feedback("r1", "network")])
+    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(0), _request(1, minute=5)])
+    append_rows(paths["feedback_log"], FEEDBACK_COLUMNS, [_feedback("r0", "email"), _feedback("r1", "network")])
     window = _collect(paths, win.Watermark(requests_until="2026-03-01T10:00:00+00:00"))
     assert window.frame["request_id"].tolist() == ["r1"]
     assert window.stats["feedback_outside_window"] == 1 and window.stats["feedback_used"] == 1
@@ -112,15 +101,16 @@ def test_feedback_for_requests_of_an_earlier_window_is_not_used(paths):
 
 def _history(paths, sources):
     """Earlier, already consumed requests with feedback from `sources` (cycled)."""
-    _write(paths["request_log"], REQUEST_COLUMNS, [_request(100 + i, minute=0) for i in range(40)])
-    _write(paths["feedback_log"], FEEDBACK_COLUMNS,
+    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(100 + i, minute=0) for i in range(40)])
+    append_rows(paths["feedback_log"], FEEDBACK_COLUMNS,
            [_feedback(f"r{100 + i}", ["access", "email"][i % 2], source=sources[i % len(sources)]) for i in range(40)])
     return win.Watermark(requests_until="2026-03-01T10:00:59+00:00")
 
 
 def _window_feedback(paths, label, source, n=60):
-    _write(paths["request_log"], REQUEST_COLUMNS, [_request(i, minute=5) for i in range(n)])
-    _write(paths["feedback_log"], FEEDBACK_COLUMNS, [_feedback(f"r{i}", label(i), source=source(i)) for i in range(n)])
+    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i, minute=5) for i in range(n)])
+    append_rows(paths["feedback_log"], FEEDBACK_COLUMNS,
+                [_feedback(f"r{i}", label(i), source=source(i)) for i in range(n)])
 
 
 def test_a_source_that_suddenly_dominates_the_feedback_is_refused_with_the_reason(paths):
@@ -151,8 +141,9 @@ def test_one_label_dominating_the_feedback_is_refused_whatever_the_history(paths
 
 
 def test_feedback_shares_are_not_judged_below_the_minimum_count(paths):
-    _write(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(10)])
-    _write(paths["feedback_log"], FEEDBACK_COLUMNS, [_feedback(f"r{i}", "billing", source="bot") for i in range(10)])
+    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(10)])
+    append_rows(paths["feedback_log"], FEEDBACK_COLUMNS,
+                [_feedback(f"r{i}", "billing", source="bot") for i in range(10)])
     window = _collect(paths, guards=win.FeedbackGuards(min_rows=50))
     assert window.stats["feedback_refused"] is False and window.stats["labelled"] == 10
 
@@ -180,6 +171,6 @@ def test_incoming_files_are_read_once_with_their_labels_and_bad_files_are_skippe
 
 
 def test_window_stats_are_json_serializable(paths):
-    _write(paths["request_log"], REQUEST_COLUMNS, [_request(0)])
+    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(0)])
     window = _collect(paths)
     json.dumps(window.stats)
