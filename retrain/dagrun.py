@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from retrain import services
-from retrain.settings import Settings, get_settings
+from retrain.settings import Settings, get_settings, to_env
 
 DAG_ID = "ticket_drift_retrain"
 DAGS_FOLDER = services.REPO / "airflow" / "dags"
@@ -37,19 +37,7 @@ def airflow_env(settings: Settings, extra: dict[str, str] | None = None) -> dict
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "TICKET_AB_HOME": str(settings.home),
-        "MLFLOW_TRACKING_URI": settings.tracking_uri,
-        "TICKET_AB_MODEL_NAME": settings.model_name,
-        "TICKET_AB_EXPERIMENT": settings.experiment,
-        "TICKET_AB_SCHEDULE": settings.schedule,
-        "TICKET_AB_MIN_WINDOW": str(settings.min_window),
-        "TICKET_AB_AUTOML_MODELS": settings.automl_models,
-        "TICKET_AB_AUTOML_BUDGET_S": str(settings.automl_budget_s),
-        "TICKET_AB_AUTOML_FOLDS": str(settings.automl_folds),
-        "TICKET_AB_GATE_MARGIN": str(settings.gate_margin),
-        "TICKET_AB_REFERENCE_ROWS": str(settings.reference_rows),
-        "TICKET_AB_SEED": str(settings.seed),
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        **to_env(settings),
     })
     # `airflow standalone` starts its components as `airflow ...` from PATH: make it this venv's.
     env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p)

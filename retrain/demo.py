@@ -177,8 +177,19 @@ class Demo:
                  "--seed", str(seed), "--max-seconds", "240", "--json-out", str(out))
         return json.loads(out.read_text())
 
-    def pipeline(self) -> None:
-        self.run("-m", "retrain", "pipeline")
+    def pipeline(self, label: str) -> None:
+        """One DAG run; Airflow's chatter goes to a file, its one-line run report to the screen."""
+        from retrain import dagrun
+
+        log = self.settings.airflow_dir / "demo-runs" / f"{self.step_no}-{label}.log"
+        print(f"$ python -m retrain pipeline      # Airflow's output: {log}", flush=True)
+        code = dagrun.run_dag(settings=self.settings, log_path=log)
+        reports = [line.split(" line=", 1)[1].strip('"') for line in log.read_text(errors="replace").splitlines()
+                   if "run_report" in line and " line=" in line]
+        for report in reports:
+            print(f"DAG: {report}")
+        if code != 0 or not reports:
+            raise DemoError(f"the DAG run failed (exit {code}); see {log}")
 
 
 def _challenger_version(ready: dict) -> str | None:
@@ -200,10 +211,10 @@ def main() -> int:
         demo.start_router()
         demo.step("baseline traffic, then the drift DAG: nothing has changed, so it should skip")
         demo.traffic("baseline", 600, 11, 0.3)
-        demo.pipeline()
+        demo.pipeline("baseline")
         demo.step("a new product launches: drifted traffic with agent feedback, then the DAG retrains")
         demo.traffic("new_product", 1500, 12, 0.3)
-        demo.pipeline()
+        demo.pipeline("new_product")
         ready = demo.wait_for_challenger()
         print(f"router hot-swapped the challenger in without a restart: v{_challenger_version(ready)}")
         demo.step("split traffic 50/50 between champion and challenger")

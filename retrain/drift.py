@@ -83,6 +83,7 @@ class DriftSignals:
     labelled: int = 0
     accuracy: float | None = None
     reference_accuracy: float | None = None
+    reference_labelled: int | None = None  # tickets behind reference_accuracy (its holdout size)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,8 +182,13 @@ def _accuracy_check(s: DriftSignals, t: DriftThresholds) -> Check:
                else f"{s.labelled} labelled tickets < {t.min_labelled}")
         return Check("accuracy_drop", False, None, bar, f"not judged ({why})")
     drop = s.reference_accuracy - s.accuracy
-    p = min(max(s.reference_accuracy, 1e-3), 1 - 1e-3)
-    z = drop / math.sqrt(p * (1 - p) / s.labelled)
+    # Two-proportion z-test when the reference's own sample size is known: the holdout accuracy is
+    # an estimate too (800 tickets carry +-2 points), and treating it as exact raised false alarms.
+    n_ref = s.reference_labelled or 0
+    pooled = ((s.reference_accuracy * n_ref + s.accuracy * s.labelled) / (n_ref + s.labelled)
+              if n_ref else s.reference_accuracy)
+    p = min(max(pooled, 1e-3), 1 - 1e-3)
+    z = drop / math.sqrt(p * (1 - p) * (1 / s.labelled + (1 / n_ref if n_ref else 0.0)))
     fired = drop >= t.accuracy_drop and z >= t.accuracy_z
     return Check("accuracy_drop", fired, drop, bar,
                  f"champion accuracy {s.accuracy:.3f} on {s.labelled} labelled vs reference {s.reference_accuracy:.3f} "
@@ -296,6 +302,7 @@ def measure(
     *,
     labels: pd.Series | None = None,
     reference_accuracy: float | None = None,
+    reference_labelled: int | None = None,
     thresholds: DriftThresholds = DriftThresholds(),
     seed: int = 0,
 ) -> Measurement:
@@ -353,6 +360,7 @@ def measure(
         prediction_js=values.get((PREDICTED, PREDICTION_METHOD), js),
         prediction_p=chi_p,
         reference_accuracy=reference_accuracy,
+        reference_labelled=reference_labelled,
     )
     if labels is not None:
         labels = labels.reset_index(drop=True)

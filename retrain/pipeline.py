@@ -167,8 +167,10 @@ def check_drift(settings: Settings, collected: dict[str, Any], *,
     window = pd.read_parquet(collected["window_path"])
     predicted = pd.Series(model.predict(window[[TEXT]]), dtype="string")
     holdout_accuracy = champion.tags.get("holdout_accuracy")  # the champion's accuracy on unseen tickets
+    holdout_rows = champion.tags.get("holdout_rows")
     measurement = measure(window[TEXT], predicted, reference, labels=window["label"], thresholds=thresholds,
-                          reference_accuracy=float(holdout_accuracy) if holdout_accuracy else None, seed=settings.seed)
+                          reference_accuracy=float(holdout_accuracy) if holdout_accuracy else None,
+                          reference_labelled=int(holdout_rows) if holdout_rows else None, seed=settings.seed)
     decision = decide(measurement.signals, thresholds)
     stem = run_slug(run_id)
     html, js = save_report(measurement, decision, settings.reports_dir / "drift", stem,

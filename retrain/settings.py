@@ -52,6 +52,12 @@ def env_names() -> dict[str, str]:
     return {f.name: f.metadata["env"] for f in fields(Settings) if "env" in f.metadata}
 
 
+def to_env(settings: Settings, *, secrets: bool = False) -> dict[str, str]:
+    """The environment that recreates `settings` in a child process (tokens only if asked)."""
+    return {f.metadata["env"]: str(getattr(settings, f.name)) for f in fields(Settings)
+            if "env" in f.metadata and (secrets or f.repr)}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed view of the environment. Field docs are the README's configuration table."""

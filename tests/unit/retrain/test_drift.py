@@ -169,3 +169,12 @@ def test_report_is_saved_as_html_and_json_with_signals_and_decision(champion, tm
     assert payload["signals"]["ru_window"] > 0.4
     metrics = {m["config"]["column"] for m in payload["evidently"]["metrics"]}
     assert {"text", "predicted", "language", "oov_share", "length"} <= metrics
+
+
+def test_accuracy_drop_counts_the_uncertainty_of_the_reference_holdout():
+    # 0.872 on 179 labels vs 0.924 measured on an 800-ticket holdout: alarming against an exact
+    # reference (z 2.6), within noise once the holdout's own sample size is counted (z 2.2).
+    exact = decide(signals(accuracy=0.872, labelled=179, reference_accuracy=0.924))
+    sampled = decide(signals(accuracy=0.872, labelled=179, reference_accuracy=0.924, reference_labelled=800))
+    assert "accuracy_drop" in exact.fired
+    assert "accuracy_drop" not in sampled.fired

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from retrain.settings import SettingsError, get_settings
+from retrain.settings import SettingsError, get_settings, to_env
 
 
 def test_defaults_match_the_documented_ones(monkeypatch):
@@ -48,3 +48,14 @@ def test_tokens_do_not_appear_in_repr(monkeypatch):
     monkeypatch.setenv("TICKET_AB_FEEDBACK_TOKEN", "s3cret-feedback")
     text = repr(get_settings())
     assert "s3cret" not in text
+
+
+def test_to_env_recreates_the_settings_in_a_child_without_tokens(monkeypatch, tmp_path):
+    original = get_settings(home=tmp_path, drift_text_p=0.002, admin_token="s3cret")
+    env = to_env(original)
+    assert "TICKET_AB_ADMIN_TOKEN" not in env and "s3cret" not in env.values()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    again = get_settings()
+    assert again.drift_text_p == 0.002 and again.home == tmp_path
+    assert to_env(original, secrets=True)["TICKET_AB_ADMIN_TOKEN"] == "s3cret"
