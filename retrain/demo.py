@@ -109,7 +109,7 @@ class Demo:
         print(f"\n==> [{self.step_no}] {title}   (+{elapsed:.0f} s)", flush=True)
 
     def run(self, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
-        shown = " ".join(a if a != self.feedback_token else "$TICKET_AB_FEEDBACK_TOKEN" for a in args)
+        shown = "python " + " ".join(a if a != self.feedback_token else "$TICKET_AB_FEEDBACK_TOKEN" for a in args)
         print(f"$ {shown}", flush=True)
         result = subprocess.run([sys.executable, *args], env=self.env, cwd=services.REPO, text=True,
                                 capture_output=capture)

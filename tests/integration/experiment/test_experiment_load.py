@@ -153,3 +153,26 @@ def test_unreachable_router_is_one_line_and_exit_2(router):
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: cannot reach the router at http://127.0.0.1:9 (connection refused); "
                                      "start it or pass --url")
+
+
+def test_tokens_never_reach_logs_reports_errors_or_the_registry(router, load_run, mlflow_server):
+    import requests
+
+    admin = router.env["TICKET_AB_ADMIN_TOKEN"]
+    wrong = requests.post(f"{router.url}/config", json={"ab_split_b": 0.4},
+                          headers={"Authorization": f"Bearer {admin}-but-wrong"}, timeout=10)
+    assert wrong.status_code == 403 and admin not in wrong.text
+    no_token = requests.post(f"{router.url}/feedback", json={"request_id": "r", "label": "email"}, timeout=10)
+    assert no_token.status_code in (401, 403) and FEEDBACK_TOKEN not in no_token.text
+    leaks = []
+    for path in router.home.rglob("*"):
+        if path.is_file() and path.suffix in ("", ".csv", ".log", ".json", ".html", ".md", ".txt"):
+            text = path.read_text(errors="replace")
+            leaks += [f"{path.name}: {name}" for name, token in (("admin", admin), ("feedback", FEEDBACK_TOKEN))
+                      if token in text]
+    assert not leaks, leaks
+    client = registry.connect(mlflow_server.uri)
+    name = router.env["TICKET_AB_MODEL_NAME"]
+    for version in client.search_model_versions(f"name = '{name}'"):
+        tags = " ".join(f"{k}={v}" for k, v in version.tags.items())
+        assert admin not in tags and FEEDBACK_TOKEN not in tags
