@@ -16,6 +16,8 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as st
 
+from retrain.wilson import wilson_bounds
+
 NAN = float("nan")
 MCNEMAR_EXACT_BELOW = 25  # discordant pairs; below this the chi-square approximation is poor
 
@@ -29,12 +31,8 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     keeps its coverage near 0% and 100% accuracy and at the small n of an early experiment."""
     if n <= 0:
         return NAN, NAN
-    z = _z(confidence)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = wilson_bounds(successes, n, _z(confidence))
+    return max(0.0, float(low)), min(1.0, float(high))
 
 
 @dataclass(frozen=True)

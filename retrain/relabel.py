@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from retrain.schema import TEXT, TOPIC
+from retrain.wilson import wilson_lower
 
 GOLD, FIXED, PSEUDO = "gold", "fixed", "pseudo"
 ID = "ticket_id"
@@ -109,15 +110,6 @@ def clean_labels(
              "gold_disputed": int(disputed.sum()), "gold_health": float(1 - issues.mean()) if len(gold) else None}
     dispute = gold.loc[disputed].assign(suggested_topic=suggested[disputed], confidence=probs.max(axis=1)[disputed])
     return cleaned.loc[~disputed].reset_index(drop=True), dispute.reset_index(drop=True), stats
-
-
-def wilson_lower(hits: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
-    """Lower bound of the Wilson score interval for a proportion hits/n (vectorized)."""
-    hits, n = np.asarray(hits, dtype=float), np.asarray(n, dtype=float)
-    p = hits / n
-    centre = p + z * z / (2 * n)
-    spread = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - spread) / (1 + z * z / n)
 
 
 def calibrate_threshold(

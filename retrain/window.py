@@ -16,8 +16,6 @@ it where it was and the next run sees the same tickets again.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from retrain.atomic import write_atomic
 from retrain.requestlog import LogRead, read_feedback, read_requests
 from retrain.schema import TEXT, TOPIC, TicketDataError, load_tickets
 
@@ -89,20 +88,9 @@ def load_watermark(path: Path) -> Watermark:
 
 def save_watermark(path: Path, watermark: Watermark, *, run_id: str) -> Watermark:
     """Write atomically (temp file + rename): a crash never leaves half a watermark behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     committed = Watermark(requests_until=watermark.requests_until, incoming=dict(watermark.incoming), run_id=run_id,
                           committed_at=datetime.now(UTC).isoformat(timespec="seconds"))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(asdict(committed), fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(Path(path), json.dumps(asdict(committed), indent=2, sort_keys=True))
     return committed
 
 

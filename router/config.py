@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from retrain.atomic import write_atomic
 from retrain.log import get_logger, kv
-from router.atomic import write_atomic
 
 SPLIT = "split"
 SHADOW = "shadow"

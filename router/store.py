@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from retrain import registry
+from retrain.atomic import write_atomic
 from retrain.log import get_logger, kv
 from retrain.settings import Settings
 from router import metrics
-from router.atomic import write_atomic
 from router.predictor import Scorer, compile_scorer
 
 CHAMPION = registry.CHAMPION
