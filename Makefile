@@ -5,7 +5,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 export TICKET_AB_HOME ?= $(CURDIR)/var
-export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 # Let the project's processes keep compiled imports: with PYTHONDONTWRITEBYTECODE=1 every
 # process would recompile mlflow, pycaret, airflow and evidently (~30 s each time).
 unexport PYTHONDONTWRITEBYTECODE
@@ -16,15 +15,16 @@ unexport PYTHONDONTWRITEBYTECODE
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	@command -v $(PYTHON_BIN) >/dev/null || { echo "error: $(PYTHON_BIN) not found (PyCaret 3.3.2 needs Python 3.11)"; exit 1; }
 	@echo "==> creating $(VENV) with $(PYTHON_BIN) and installing the pinned requirements"
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip install --quiet --python $(PY) --compile-bytecode -r requirements.txt
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --compile-bytecode -r requirements.txt \
+		-e ".[router,train,airflow,analysis,dev]"
 	@touch $@
 
-venv: $(VENV)/.installed ## create .venv from the pinned requirements.txt (idempotent)
+venv: $(VENV)/.installed ## create .venv: the pinned requirements.txt plus this project, editable (idempotent)
 
 lock: venv ## re-resolve requirements.in (and the router's subset) into pinned requirements files
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.11 -o requirements.txt

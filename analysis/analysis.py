@@ -2,7 +2,7 @@
 
     python analysis/analysis.py [--logs DIR_OR_FILE] [--out DIR] [--since TS] [--promote]
 
-Reads the request log and the feedback log (through `retrain.requestlog`, which counts and skips
+Reads the request log and the feedback log (through `retrain.contracts.requestlog`, which counts and skips
 torn rows), prints a console summary and writes ab_report.png, ab_report.html and ab_summary.json.
 With --promote, a `promote challenger` verdict moves the registry aliases (challenger -> champion,
 old champion -> previous) and the report records why.
@@ -22,15 +22,22 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-if not __package__:  # run as a script: import the repo's packages, not this folder's modules
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+if not __package__:
+    # Run as `python analysis/analysis.py`: Python searches this folder first, where this very file
+    # would stand in for the `analysis` package. Load the package from its own location instead.
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("analysis", Path(__file__).with_name("__init__.py"),
+                                                   submodule_search_locations=[str(Path(__file__).parent)])
+    sys.modules["analysis"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["analysis"])
 
 import pandas as pd
 
 from analysis import experiment, fmt, report
 from analysis.verdict import PROMOTE, Thresholds
-from retrain.requestlog import log_files, read_feedback, read_requests
-from retrain.settings import SettingsError, get_settings
+from retrain.contracts.requestlog import log_files, read_feedback, read_requests
+from retrain.contracts.settings import SettingsError, get_settings
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -121,7 +128,7 @@ def promote_if_due(summary: dict, tracking_uri: str, model_name: str) -> dict:
         return {"requested": True, "done": False, "status": status, "moves": []}
     from mlflow.exceptions import MlflowException
 
-    from retrain import registry
+    from retrain.adapters import registry
 
     tested = summary["arms"]["B"]["versions"]
     try:

@@ -1,6 +1,6 @@
 """From the router's request log and the agents' feedback to every number of the A/B report.
 
-Pure: frames in (as `retrain.requestlog` reads them), one JSON-ready summary out, so the report,
+Pure: frames in (as `retrain.contracts.requestlog` reads them), one JSON-ready summary out, so the report,
 the console and the tests all see the same numbers. Definitions the report relies on:
 
 - Arm A is the champion, arm B the challenger, as the router's `variant` column says.
@@ -36,10 +36,8 @@ import pandas as pd
 from analysis import stats
 from analysis.fmt import num, pts, split_share, when
 from analysis.verdict import DEFAULT_THRESHOLDS, Evidence, Thresholds, decide
+from retrain.contracts.names import ARM_ALIAS, ARMS, SHADOW, SPLIT
 
-ARMS = ("A", "B")
-ALIASES = {"A": "champion", "B": "challenger"}
-SPLIT, SHADOW = "split", "shadow"
 SHADOW_SHARE = 0.9  # how reliably a shadow row carries the challenger's answer, for the lead-in rule
 LEAD_IN_P = 0.001  # champion-only rows before a challenger's first answer: longer than chance -> not its test
 
@@ -266,7 +264,7 @@ def _arm(rows: pd.DataFrame, arm: str, mode: str) -> dict[str, Any]:
     for topic, group in labelled.groupby("label"):
         per_topic[str(topic)] = {"n": int(len(group)), "accuracy": _mean(group["answer"] == group["label"])}
     return {
-        "alias": ALIASES[arm],
+        "alias": ARM_ALIAS[arm],
         "versions": sorted(v for v in answers["version"].unique() if v),
         "requests": int(len(assigned)),
         "share": _ratio(len(assigned), len(rows)) if mode == SPLIT else None,

@@ -21,10 +21,11 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
-from analysis.experiment import ALIASES, ARMS, SHADOW, Analysis
+from analysis.experiment import Analysis
 from analysis.fmt import interval, missing, ms, num, p_is, pct, pts, pval, split_share, when
 from analysis.verdict import COLLECT, KEEP, PROMOTE
 from analysis.verdict import __doc__ as RULE_DOC
+from retrain.contracts.names import ARM_ALIAS, ARMS, SHADOW, B
 
 COLORS = {"A": "#1f5fa8", "B": "#e07b00"}
 VERDICT_COLORS = {PROMOTE: "#1b7f3b", KEEP: "#555555", COLLECT: "#b06f00"}
@@ -41,7 +42,7 @@ class ReportPaths:
 
 def arm_label(summary: dict[str, Any], arm: str) -> str:
     versions = summary["arms"][arm]["versions"]
-    return f"{arm} · {ALIASES[arm]}" + (f" v{', v'.join(versions)}" if versions else "")
+    return f"{arm} · {ARM_ALIAS[arm]}" + (f" v{', v'.join(versions)}" if versions else "")
 
 
 def jsonable(value: Any) -> Any:
@@ -358,7 +359,7 @@ def _configured(s: dict[str, Any], arm: dict[str, Any]) -> float | None:
     split_b = s["config"]["current"]["split_b"]
     if split_b is None:
         return None
-    return split_b if arm["alias"] == ALIASES["B"] else 1 - split_b
+    return split_b if arm["alias"] == ARM_ALIAS[B] else 1 - split_b
 
 
 def _comparison_table(c: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as st
 
-from retrain.wilson import wilson_bounds
+from retrain.ml.stats import wilson_bounds
 
 NAN = float("nan")
 MCNEMAR_EXACT_BELOW = 25  # discordant pairs; below this the chi-square approximation is poor

@@ -13,13 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from retrain.automl import select_model  # noqa: E402
-from retrain.evaluate import score  # noqa: E402
-from retrain.features import baseline_pipeline  # noqa: E402
-from retrain.schema import TEXT, TOPIC, load_tickets  # noqa: E402
-from retrain.train import split_holdout  # noqa: E402
+from retrain.contracts.schema import TEXT, TOPIC, load_tickets
+from retrain.ml.automl import select_model
+from retrain.ml.evaluate import score
+from retrain.ml.features import baseline_pipeline
+from retrain.ml.train import split_holdout
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 
@@ -29,7 +27,7 @@ def load(rows: int | None, seed: int):
         df = load_tickets(REAL, require_topic=True)
         source = f"real tickets ({REAL.name})"
     else:
-        from retrain.generator import generate
+        from retrain.simulate.generator import generate
 
         df = generate("baseline", rows or 12_000, seed)
         source = "generated baseline tickets (real data not found)"

@@ -26,13 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from retrain.drift import decide, measure, save_report  # noqa: E402
-from retrain.features import baseline_pipeline  # noqa: E402
-from retrain.generator import generate  # noqa: E402
-from retrain.schema import TEXT, TOPIC, load_tickets  # noqa: E402
-from retrain.train import reference_sample, split_holdout  # noqa: E402
+from retrain.contracts.schema import TEXT, TOPIC, load_tickets
+from retrain.ml.drift import decide, measure, save_report
+from retrain.ml.features import baseline_pipeline
+from retrain.ml.train import reference_sample, split_holdout
+from retrain.simulate.generator import generate
 
 REPO = Path(__file__).resolve().parent.parent
 REAL = REPO.parent / "shared" / "data" / "it_service_tickets.csv.gz"
@@ -119,10 +117,12 @@ def speed_bar() -> None:
 
 def dag_bars(n: int) -> None:
     """The real DAG against a real MLflow, on the default AutoML candidates and budget."""
-    from retrain import dagrun, registry, services
-    from retrain.evaluate import score
-    from retrain.settings import get_settings
-    from retrain.train import train_and_register
+    from retrain.adapters import registry
+    from retrain.contracts.settings import get_settings
+    from retrain.local import dagrun
+    from retrain.local import launch as services
+    from retrain.ml.evaluate import score
+    from retrain.ml.train import train_and_register
 
     with tempfile.TemporaryDirectory(prefix="drift_bench_") as tmp:
         home = Path(tmp)
@@ -130,7 +130,7 @@ def dag_bars(n: int) -> None:
         server = services.start_mlflow(home / "mlflow", port)
         try:
             settings = get_settings(home=home, tracking_uri=f"http://127.0.0.1:{port}", model_name="drift-bench")
-            print(f"DAG: champion on 6000 baseline tickets ({settings.automl_models}), then a {n}-ticket "
+            print(f"DAG: champion on 6000 baseline tickets ({settings.training.automl_models}), then a {n}-ticket "
                   "new_product window (30% labelled) dropped in incoming/", flush=True)
             started = time.perf_counter()
             train_and_register(generate("baseline", 6000, 1), settings, alias=registry.CHAMPION,

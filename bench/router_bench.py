@@ -1,6 +1,6 @@
 """Router vs `mlflow models serve` on the same registered champion: req/s, latency, overhead, RSS.
 
-    PYTHONPATH=. .venv/bin/python bench/router_bench.py [--n 2000] [--concurrency 8] [--workers 2]
+      .venv/bin/python bench/router_bench.py [--n 2000] [--concurrency 8] [--workers 2]
 
 Starts a private MLflow server in a temp dir, registers one TF-IDF + LogisticRegression pipeline as
 champion (and as challenger, so each router worker holds two models, as in production), then drives
@@ -30,14 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from retrain import registry, services  # noqa: E402
-from retrain.features import baseline_pipeline  # noqa: E402
-from retrain.schema import TOPICS  # noqa: E402
-from router.predictor import compile_scorer, pipeline_scorer  # noqa: E402
+from retrain import registry, services
+from retrain.contracts.schema import TOPICS
+from retrain.ml.features import baseline_pipeline
+from router.predictor import compile_scorer, pipeline_scorer
 
 TARGET_SPEEDUP = 1.5
 TARGET_OVERHEAD_MS = 1.5

@@ -22,13 +22,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-if not __package__:  # run as a script: import the repo's packages, not this folder's modules
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
 from load_test import client, summary, traffic
 from load_test.progress import Progress
-from retrain.schema import TicketDataError
-from retrain.settings import SettingsError, get_settings
+from retrain.contracts.schema import TicketDataError
+from retrain.contracts.settings import SettingsError, get_settings
 
 EXIT_OK = 0
 EXIT_ERROR_RATE = 1
@@ -63,7 +60,7 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from retrain.generator import SCENARIOS
+    from retrain.simulate.generator import SCENARIOS
 
     parser = argparse.ArgumentParser(prog="testing.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="router base URL (default: http://TICKET_AB_HOST:TICKET_AB_PORT)")
@@ -108,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = get_settings()
-        url = client.base_url(args.url or f"http://{settings.host}:{settings.port}")
-        token = args.feedback_token if args.feedback_token is not None else settings.feedback_token
+        url = client.base_url(args.url or f"http://{settings.router.host}:{settings.router.port}")
+        token = args.feedback_token if args.feedback_token is not None else settings.router.feedback_token
         if args.feedback_rate > 0 and not token:
             raise UsageError(f"--feedback-rate {args.feedback_rate} needs the router's feedback token: pass "
                              "--feedback-token or set TICKET_AB_FEEDBACK_TOKEN (or use --feedback-rate 0)")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from retrain.schema import TOPICS, load_tickets
+from retrain.contracts.schema import TOPICS, load_tickets
 
 FEEDBACK_SOURCE = "load_test"
 
@@ -90,13 +90,13 @@ def plan(
 
 def generated(scenario: str, seed: int, customers: int) -> Iterator[dict[str, Any]]:
     """The retrain generator's stream: noise-free truth, since the load test adds agents' noise itself."""
-    from retrain.generator import iter_tickets
+    from retrain.simulate.generator import iter_tickets
 
     return iter_tickets(scenario, seed, customers=customers)
 
 
 def replayed(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Tickets from a CSV/Parquet file (validated by retrain.schema) and the label set for noise."""
+    """Tickets from a CSV/Parquet file (validated by retrain.contracts.schema) and the label set for noise."""
     frame = load_tickets(path)
     truth_column = next((c for c in ("true_topic", "topic") if c in frame.columns), None)
     labels = sorted(frame[truth_column].dropna().astype(str).unique()) if truth_column else []

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from retrain.settings import Settings, SettingsError, get_settings
+from retrain.contracts.settings import Settings, SettingsError, get_settings
 
 EXIT_USER_ERROR = 2
 
@@ -22,8 +22,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from retrain.generator import generate
-    from retrain.schema import save_tickets
+    from retrain.contracts.schema import save_tickets
+    from retrain.simulate.generator import generate
 
     df = generate(args.scenario, args.n, args.seed, ru_share=args.ru_share, label_noise=args.label_noise)
     out = save_tickets(df, args.out)
@@ -34,11 +34,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _training_data(args: argparse.Namespace, settings: Settings, scenario: str = "baseline"):
-    from retrain.schema import load_tickets, save_tickets
+    from retrain.contracts.schema import load_tickets, save_tickets
 
     if args.data:
         return load_tickets(args.data, require_topic=True), str(args.data)
-    from retrain.generator import generate
+    from retrain.simulate.generator import generate
 
     path = settings.data_dir / f"{scenario}_seed{args.seed}_n{args.n}.csv"
     df = generate(scenario, args.n, args.seed)
@@ -54,8 +54,8 @@ def _print_outcome(outcome) -> None:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from retrain import registry
-    from retrain.train import train_and_register
+    from retrain.adapters import registry
+    from retrain.ml.train import train_and_register
 
     settings = _settings(args)
     client = registry.connect(settings.tracking_uri)
@@ -70,8 +70,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from retrain.schema import load_tickets
-    from retrain.train import train_and_register
+    from retrain.contracts.schema import load_tickets
+    from retrain.ml.train import train_and_register
 
     settings = _settings(args)
     df = load_tickets(args.data, require_topic=True)
@@ -81,7 +81,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _moves(args: argparse.Namespace, action) -> int:
-    from retrain import registry
+    from retrain.adapters import registry
 
     settings = _settings(args)
     client = registry.connect(settings.tracking_uri)
@@ -91,19 +91,19 @@ def _moves(args: argparse.Namespace, action) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from retrain import registry
+    from retrain.adapters import registry
 
     return _moves(args, registry.promote)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from retrain import registry
+    from retrain.adapters import registry
 
     return _moves(args, registry.rollback)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from retrain import registry
+    from retrain.adapters import registry
 
     settings = _settings(args)
     client = registry.connect(settings.tracking_uri)
@@ -125,9 +125,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from retrain import registry
-    from retrain.evaluate import score
-    from retrain.schema import load_tickets
+    from retrain.adapters import registry
+    from retrain.contracts.schema import load_tickets
+    from retrain.ml.evaluate import score
 
     settings = _settings(args)
     df = load_tickets(args.data, require_topic=True)
@@ -153,42 +153,62 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from retrain import dagrun
+    from retrain.local import dagrun
 
     return dagrun.run_dag(args.logical_date, settings=_settings(args))
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
-    from retrain import dagrun
+    from retrain.local import dagrun
 
     return dagrun.standalone(_settings(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from retrain import demo
+    from retrain.local import demo
 
     return demo.main()
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
-    from retrain import demo
+    from retrain.local import demo
 
     demo.start_mlflow(get_settings())
     return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from retrain import demo
+    from retrain.local import demo
 
     stopped = demo.stop_recorded(get_settings())
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing recorded as running")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from retrain.generator import SCENARIOS
+def settings_table() -> str:
+    """The README's configuration table, made from the settings' own field descriptions."""
+    import pandas as pd
 
-    parser = argparse.ArgumentParser(prog="python -m retrain", description=__doc__)
+    from retrain.contracts.settings import describe
+
+    return pd.DataFrame(describe()).to_markdown(index=False, tablefmt="github")
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(settings_table())
+        return 0
+    from retrain.contracts.settings import to_env
+
+    for name, value in to_env(_settings(args)).items():
+        print(f"{name}={value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from retrain.simulate.generator import SCENARIOS
+
+    parser = argparse.ArgumentParser(prog="ticket-ab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, func, help_text: str, registry_cmd: bool = True) -> argparse.ArgumentParser:
@@ -231,17 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("mlflow", cmd_mlflow, "start the local MLflow server in the background (sqlite under TICKET_AB_HOME)", False)
     add("stop", cmd_stop, "stop the services started by `demo` or `mlflow` (recorded PIDs only)", False)
 
+    p = add("settings", cmd_settings, "print the settings in force (tokens hidden); --markdown: the README table",
+            False)
+    p.add_argument("--markdown", action="store_true", help="every setting with its default and meaning")
+
     p = add("evaluate", cmd_evaluate, "accuracy and macro-F1 of champion and challenger on a labelled file")
     p.add_argument("--data", type=Path, required=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from retrain.automl import AutoMLError
-    from retrain.demo import DemoError
-    from retrain.registry import RegistryError
-    from retrain.schema import TicketDataError
-    from retrain.services import ServiceError
+    from retrain.adapters.registry import RegistryError
+    from retrain.contracts.schema import TicketDataError
+    from retrain.local.demo import DemoError
+    from retrain.local.launch import ServiceError
+    from retrain.ml.automl import AutoMLError
 
     try:
         args = build_parser().parse_args(argv)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from retrain.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
-from retrain.settings import Settings, get_settings
+from retrain.contracts.logwriter import CsvAppender
+from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from retrain.contracts.settings import Settings, get_settings
 from router import errors, views
 from router.config import ABConfig, ConfigStore
-from router.logwriter import CsvAppender
 from router.state import EXTENSION, RouterState
 from router.store import ModelStore, Store
 
@@ -24,13 +24,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     """Build a router for `settings` (the environment by default) and load its models."""
     settings = settings or get_settings()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = settings.router.max_body_bytes
     app.json.sort_keys = False
     model_store = store or ModelStore(settings)
     app.extensions[EXTENSION] = RouterState(
         settings=settings,
         store=model_store,
-        config=ConfigStore(settings.router_dir / CONFIG_FILE, ABConfig(ab_split_b=settings.ab_split_b)),
+        config=ConfigStore(settings.router_dir / CONFIG_FILE, ABConfig(ab_split_b=settings.router.split_b)),
         requests=CsvAppender(settings.request_log, REQUEST_COLUMNS),
         feedback=CsvAppender(settings.feedback_log, FEEDBACK_COLUMNS),
     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import random
 
-A = "A"  # champion
-B = "B"  # challenger
+from retrain.contracts.names import A, B
+
 _SCALE = float(2**64)
 
 

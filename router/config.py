@@ -22,12 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retrain.atomic import write_atomic
-from retrain.log import get_logger, kv
+from retrain.contracts.atomic import write_atomic
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.names import MODES, SPLIT
 
-SPLIT = "split"
-SHADOW = "shadow"
-MODES = (SPLIT, SHADOW)
 # How stale a worker's view may be; 4 checks per second keep a change well inside the 1 s promise.
 CHECK_INTERVAL_S = 0.25
 

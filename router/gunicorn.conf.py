@@ -1,25 +1,23 @@
 """gunicorn settings for the router: `.venv/bin/gunicorn -c router/gunicorn.conf.py router.wsgi:app`.
 
-Everything comes from retrain.settings (TICKET_AB_HOST, _PORT, _WORKERS, _THREADS, _HOME), so the
+Everything comes from retrain.contracts.settings (TICKET_AB_HOST, _PORT, _WORKERS, _THREADS, _HOME), so the
 router is configured the same way as every other process. Preload stays off: each worker imports
 the app after the fork, loading its own models and starting its own registry poll thread (threads
 do not survive a fork). gthread workers keep one slow client from blocking a whole worker.
 """
 
 import os
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `retrain` and `router` from any cwd
-
-from retrain.settings import get_settings  # noqa: E402
+from retrain.contracts.settings import get_settings
 
 _settings = get_settings()
+_router = _settings.router
 
 wsgi_app = "router.wsgi:app"
-bind = f"{_settings.host}:{_settings.port}"
-workers = _settings.workers
-threads = _settings.threads
+bind = f"{_router.host}:{_router.port}"
+workers = _router.workers
+threads = _router.threads
 worker_class = "gthread"
 preload_app = False
 # First start downloads and warms up two models per worker; the default 30 s is tight on a cold disk.

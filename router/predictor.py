@@ -1,7 +1,7 @@
 """Score one ticket with a registered pipeline, skipping DataFrame plumbing when that is provably equivalent.
 
 Registered models are `Pipeline(features=ColumnTransformer([(name, vectorizer, "text")]), ..., clf)`
-(see retrain.features). For a single ticket about half of `predict_proba`'s time is wrapper work:
+(see retrain.ml.features). For a single ticket about half of `predict_proba`'s time is wrapper work:
 a one-row DataFrame, ColumnTransformer's column selection and feature-name checks, a joblib
 Parallel around one transformer. When a pipeline has exactly that shape, the router calls the same
 fitted steps on `[text]` directly, and only after checking at load time that this gives the same
@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from retrain.schema import TEXT
+from retrain.contracts.schema import TEXT
 
 Scorer = Callable[[str], np.ndarray]  # one ticket text -> class probabilities (1-D, in `classes_` order)
 DIRECT = "direct"

@@ -1,4 +1,4 @@
-"""The request-log and feedback-log rows, shaped by retrain.requestlog's column contracts.
+"""The request-log and feedback-log rows, shaped by retrain.contracts.requestlog's column contracts.
 
 The ticket text arrives PII-masked (the view masks it once, before scoring, because models train
 on masked text and the log is what the DAG reads as training data); CsvAppender then folds every

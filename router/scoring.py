@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.assign import A, B, assign
-from router.config import SHADOW, ABConfig
+from retrain.contracts.names import SHADOW, A, B
+from router.assign import assign
+from router.config import ABConfig
 from router.store import LoadedModel
 
 CHALLENGER_ERROR = "challenger_error"

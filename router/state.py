@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from retrain.settings import Settings
+from retrain.contracts.logwriter import CsvAppender
+from retrain.contracts.settings import Settings
 from router.config import ConfigStore
-from router.logwriter import CsvAppender
 from router.store import Store
 
 EXTENSION = "ticket_ab"

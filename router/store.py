@@ -24,16 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from retrain import registry
-from retrain.atomic import write_atomic
-from retrain.log import get_logger, kv
-from retrain.settings import Settings
+from retrain.adapters import registry
+from retrain.contracts.atomic import write_atomic
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.names import CHAMPION, SERVED_ALIASES
+from retrain.contracts.settings import Settings
 from router import metrics
 from router.predictor import Scorer, compile_scorer
 
-CHAMPION = registry.CHAMPION
-CHALLENGER = registry.CHALLENGER
-ALIASES = (CHAMPION, CHALLENGER)
 FROM_REGISTRY = "registry"
 FROM_CACHE = "cache"
 STAMP = "router-cache.json"  # inside each cached version directory: what it is
@@ -140,7 +138,7 @@ class MlflowRegistry:
                 self._client = registry.connect(self.tracking_uri)
         except registry.RegistryError as exc:
             raise RegistryUnavailable(str(exc)) from None
-        return {alias: self._lookup(alias) for alias in ALIASES}
+        return {alias: self._lookup(alias) for alias in SERVED_ALIASES}
 
     def _lookup(self, alias: str) -> RegistryVersion | None:
         from mlflow.exceptions import MlflowException
@@ -206,7 +204,7 @@ class ModelStore:
     def __init__(self, settings: Settings, source: Registry | None = None) -> None:
         self.model_name = settings.model_name
         self.cache_dir = settings.router_dir / "cache"
-        self.reload_s = settings.reload_s
+        self.reload_s = settings.router.reload_s
         self._registry = source or MlflowRegistry(settings.tracking_uri, settings.model_name)
         self._models = Models()
         self._registry_state: dict[str, Any] = {"reachable": None, "checked_at": None, "error": None}
@@ -270,7 +268,7 @@ class ModelStore:
                     log.warning(kv("registry_unreachable", model=self.model_name, error=error))
                 self._registry_state = {"reachable": False, "checked_at": _now(), "error": error}
             models = self._models
-            for alias in ALIASES:
+            for alias in SERVED_ALIASES:
                 synced = False
                 if targets is not None:
                     models, synced = self._sync(models, alias, targets.get(alias))
@@ -405,7 +403,7 @@ class ModelStore:
 
     def _publish(self, models: Models) -> None:
         self._models = models
-        for alias in ALIASES:
+        for alias in SERVED_ALIASES:
             model = getattr(models, alias)
             version = int(model.version) if model and model.version.isdigit() else 0
             metrics.MODEL_VERSION.labels(alias=alias).set(version)

@@ -12,8 +12,8 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from retrain.log import get_logger, kv
-from retrain.pii import mask
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.pii import mask
 from router import inputs, metrics, state
 from router.assign import assignment_key
 from router.errors import APIError
@@ -40,7 +40,7 @@ def _observe(response: Response) -> Response:
 
 
 def _body() -> dict[str, Any]:
-    limit = state.current().settings.max_body_bytes
+    limit = state.current().settings.router.max_body_bytes
     return inputs.json_object(request.mimetype, request.content_length, limit, request.get_data)
 
 
@@ -57,14 +57,14 @@ def _no_champion() -> APIError:
         why = ("the registry has no version with alias 'champion'; point the alias at a registered version and the "
                "router loads it within TICKET_AB_RELOAD_S")
     return APIError(503, "no_champion", f"no champion model is loaded for '{status['model_name']}': {why}",
-                    {"Retry-After": str(max(1, round(router.settings.reload_s)))})
+                    {"Retry-After": str(max(1, round(router.settings.router.reload_s)))})
 
 
 @bp.post("/predict")
 def predict() -> Response:
     """Answer one ticket from the assigned arm and log the row the A/B analysis reads."""
     router = state.current()
-    ticket = inputs.ticket(_body(), router.settings.max_text_chars)
+    ticket = inputs.ticket(_body(), router.settings.router.max_text_chars)
     models = router.store.snapshot()
     if models.champion is None:
         raise _no_champion()
@@ -89,7 +89,7 @@ def predict() -> Response:
 def feedback() -> tuple[Response, int]:
     """Record an agent's true topic for a served request (validated later by the DAG)."""
     router = state.current()
-    inputs.require_bearer(request.headers.get("Authorization"), router.settings.feedback_token,
+    inputs.require_bearer(request.headers.get("Authorization"), router.settings.router.feedback_token,
                           "TICKET_AB_FEEDBACK_TOKEN", "POST /feedback")
     body = _body()
     champion = router.store.snapshot().champion
@@ -110,7 +110,7 @@ def get_config() -> Response:
 def set_config() -> Response:
     """Change the split and/or mode for every worker (admin token)."""
     router = state.current()
-    inputs.require_bearer(request.headers.get("Authorization"), router.settings.admin_token,
+    inputs.require_bearer(request.headers.get("Authorization"), router.settings.router.admin_token,
                           "TICKET_AB_ADMIN_TOKEN", "POST /config")
     changes = inputs.config_changes(_body())
     return jsonify(router.config.update(**changes).to_dict())

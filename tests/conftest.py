@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from retrain import services
-from retrain.settings import Settings, get_settings
+from retrain.contracts.settings import Settings, get_settings
+from retrain.local import launch as services
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 _names = itertools.count(1)

@@ -3,7 +3,7 @@
 collect_window -> check_drift -> decide -> relabel -> train_challenger -> report
                                        \\-> skip ----------------------------/
 
-Wiring only: every task calls one function of `retrain.pipeline` (tested without Airflow), and
+Wiring only: every task calls one function of `retrain.tasks.pipeline` (tested without Airflow), and
 settings come from the environment (TICKET_AB_HOME, MLFLOW_TRACKING_URI, TICKET_AB_MODEL_NAME...).
 Tasks that talk to MLflow retry with exponential backoff; the watermark and the aliases only move
 at the end, so a failed run changes nothing and the next run sees the same tickets.
@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import dag, get_current_context, task
 
-from retrain import pipeline
-from retrain.settings import get_settings
+from retrain.contracts.names import DAG_ID
+from retrain.contracts.settings import get_settings
+from retrain.tasks import pipeline
 
 MLFLOW_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
                   "max_retry_delay": timedelta(minutes=10)}
@@ -28,8 +29,8 @@ def _run_id() -> str:
 
 
 @dag(
-    dag_id=pipeline.DAG_ID,
-    schedule=get_settings().schedule,
+    dag_id=DAG_ID,
+    schedule=get_settings().pipeline.schedule,
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retrain.settings import env_names, get_settings
+from retrain.contracts.settings import env_names, get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("pycaret", "apache-airflow", "evidently", "cleanlab", "lightgbm")
@@ -48,7 +48,7 @@ def test_router_port_and_bind_agree_with_its_settings(compose):
     assert any(mapping.endswith(f":{port}:{port}") for mapping in router["ports"])
     assert router["environment"]["TICKET_AB_HOST"] == "0.0.0.0"
     assert router["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-    assert get_settings().port == int(port)
+    assert get_settings().router.port == int(port)
 
 
 def test_pipeline_talks_to_the_compose_mlflow(compose):

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from retrain.settings import env_names
+from retrain.cli import settings_table
+from retrain.contracts.settings import env_names
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
@@ -11,6 +12,12 @@ README = (REPO / "README.md").read_text()
 def test_readme_documents_every_setting():
     missing = [env for env in env_names().values() if f"`{env}`" not in README]
     assert not missing, f"README configuration table lacks {missing}"
+
+
+def test_readme_settings_table_is_the_one_the_code_generates():
+    start, end = "<!-- settings-table:start -->\n", "\n<!-- settings-table:end -->"
+    shown = README[README.index(start) + len(start):README.index(end)]
+    assert shown == settings_table(), "regenerate it: ticket-ab settings --markdown"
 
 
 def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():

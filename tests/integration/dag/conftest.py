@@ -1,4 +1,4 @@
-"""Fixtures for running the real DAG (`airflow dags test` via retrain.dagrun) against a real MLflow.
+"""Fixtures for running the real DAG (`airflow dags test` via retrain.local.dagrun) against a real MLflow.
 
 Costs are shared where sharing cannot leak between tests: one migrated Airflow DB per session
 (copied into each test's home), one bootstrapped champion per module (tests compare version counts
@@ -19,10 +19,11 @@ import pandas as pd
 import pytest
 from logfiles import append_rows
 
-from retrain import dagrun, registry
-from retrain.pii import mask
-from retrain.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
-from retrain.settings import Settings, get_settings
+from retrain.adapters import registry
+from retrain.contracts.pii import mask
+from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from retrain.contracts.settings import Settings, get_settings
+from retrain.local import dagrun
 
 
 @dataclass
@@ -44,12 +45,12 @@ def airflow_template(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def champion_settings(mlflow_server, tmp_path_factory) -> Settings:
     """A model whose champion was trained on 1800 generated baseline tickets (lr/nb: ~20 s)."""
-    from retrain.generator import generate
-    from retrain.train import train_and_register
+    from retrain.ml.train import train_and_register
+    from retrain.simulate.generator import generate
 
     home = tmp_path_factory.mktemp("champion_home")
     settings = get_settings(home=home, tracking_uri=mlflow_server.uri, model_name=f"dag-test-{os.getpid()}",
-                            automl_models="lr,nb", reference_rows=1500, min_window=200)
+                            training={"automl_models": "lr,nb", "reference_rows": 1500}, drift={"min_window": 200})
     outcome = train_and_register(generate("baseline", 1800, 1), settings, alias=registry.CHAMPION,
                                  source="dag-test-bootstrap", progress=lambda _: None)
     assert outcome.alias == registry.CHAMPION

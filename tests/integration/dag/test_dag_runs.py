@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import pytest
 
-from retrain import registry
-from retrain import window as win
-from retrain.generator import generate
+from retrain.adapters import registry
+from retrain.simulate.generator import generate
+from retrain.tasks import window as win
 
 pytestmark = pytest.mark.slow
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from retrain import registry, services
-from retrain.features import baseline_pipeline
-from retrain.generator import generate
-from retrain.requestlog import read_feedback, read_requests
-from retrain.schema import TOPICS
+from retrain.adapters import registry
+from retrain.contracts.requestlog import read_feedback, read_requests
+from retrain.contracts.schema import TOPICS
+from retrain.local import launch as services
+from retrain.ml.features import baseline_pipeline
+from retrain.simulate.generator import generate
 
 FEEDBACK_TOKEN = "load-test-feedback-token"
 N = 300

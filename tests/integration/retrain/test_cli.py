@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
-from retrain import services
+from retrain.local import launch as services
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -5,13 +5,13 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 
-from retrain import registry
-from retrain.train import fingerprint, train_and_register
+from retrain.adapters import registry
+from retrain.ml.train import fingerprint, train_and_register
 
 
 @pytest.fixture
 def settings(make_settings, mlflow_server):
-    return make_settings(tracking_uri=mlflow_server.uri, automl_models="lr,nb", reference_rows=50)
+    return make_settings(tracking_uri=mlflow_server.uri, training={"automl_models": "lr,nb", "reference_rows": 50})
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ from typing import Any
 import pandas as pd
 import requests
 
-from retrain import registry, services
-from retrain.settings import Settings, get_settings
+from retrain.adapters import registry
+from retrain.contracts.settings import Settings, get_settings
+from retrain.local import launch as services
 
 WORKERS = 2
 ADMIN_TOKEN = "integration-admin-token"
@@ -35,14 +36,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "TICKET_AB_HOME": str(settings.home),
         "MLFLOW_TRACKING_URI": settings.tracking_uri,
         "TICKET_AB_MODEL_NAME": settings.model_name,
-        "TICKET_AB_HOST": settings.host,
-        "TICKET_AB_PORT": str(settings.port),
-        "TICKET_AB_WORKERS": str(settings.workers),
-        "TICKET_AB_THREADS": str(settings.threads),
-        "TICKET_AB_RELOAD_S": str(settings.reload_s),
-        "TICKET_AB_SPLIT_B": str(settings.ab_split_b),
-        "TICKET_AB_ADMIN_TOKEN": settings.admin_token,
-        "TICKET_AB_FEEDBACK_TOKEN": settings.feedback_token,
+        "TICKET_AB_HOST": settings.router.host,
+        "TICKET_AB_PORT": str(settings.router.port),
+        "TICKET_AB_WORKERS": str(settings.router.workers),
+        "TICKET_AB_THREADS": str(settings.router.threads),
+        "TICKET_AB_RELOAD_S": str(settings.router.reload_s),
+        "TICKET_AB_SPLIT_B": str(settings.router.split_b),
+        "TICKET_AB_ADMIN_TOKEN": settings.router.admin_token,
+        "TICKET_AB_FEEDBACK_TOKEN": settings.router.feedback_token,
     })
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return env
@@ -58,7 +59,7 @@ class Router:
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.port}"
+        return f"http://{self.settings.router.host}:{self.settings.router.port}"
 
     def post(self, path: str, payload: dict[str, Any], token: str | None = None) -> requests.Response:
         """One request on a fresh connection (so requests spread over workers and none lingers open)."""
@@ -96,7 +97,7 @@ class Router:
         seen: dict[int, dict[str, Any]] = {}
         end = time.monotonic() + deadline_s
         with ThreadPoolExecutor(8) as pool:
-            while len(seen) < self.settings.workers:
+            while len(seen) < self.settings.router.workers:
                 assert time.monotonic() < end, f"only workers {sorted(seen)} answered {path}"
                 for body in pool.map(lambda _: self.get(path).json(), range(16)):
                     if check:
@@ -137,13 +138,12 @@ def stop_router(router: Router) -> None:
     services.stop(router.proc)
 
 
-def router_settings(home: Path, tracking_uri: str, name: str, **overrides: Any) -> Settings:
+def router_settings(home: Path, tracking_uri: str, name: str, **router: Any) -> Settings:
     """Module-scoped settings: the conftest's `make_settings` is per test, a gunicorn is per module."""
-    values: dict[str, Any] = dict(home=home, tracking_uri=tracking_uri, model_name=f"{name}-{os.getpid()}",
-                                  host="127.0.0.1", port=services.free_port(), workers=WORKERS, threads=4,
-                                  reload_s=0.5, ab_split_b=0.5, admin_token=ADMIN_TOKEN, feedback_token=FEEDBACK_TOKEN)
-    values.update(overrides)
-    return get_settings(**values)
+    values: dict[str, Any] = dict(host="127.0.0.1", port=services.free_port(), workers=WORKERS, threads=4,
+                                  reload_s=0.5, split_b=0.5, admin_token=ADMIN_TOKEN, feedback_token=FEEDBACK_TOKEN)
+    values.update(router)
+    return get_settings(home=home, tracking_uri=tracking_uri, model_name=f"{name}-{os.getpid()}", router=values)
 
 
 def register(settings: Settings, pipeline: Any, alias: str | None = None) -> str:

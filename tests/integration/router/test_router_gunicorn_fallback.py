@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from retrain.requestlog import read_requests
+from retrain.contracts.requestlog import read_requests
 from router.assign import B
 from tests.integration.router.router_harness import register, router_settings, start_router, stop_router
 from tests.unit.router.router_testkit import fitted_pipeline
@@ -33,7 +33,7 @@ def exploding_on(marker: str) -> Pipeline:
 
 @pytest.fixture(scope="module")
 def router(module_home, mlflow_server):
-    settings = router_settings(module_home, mlflow_server.uri, "router-fallback", ab_split_b=1.0)
+    settings = router_settings(module_home, mlflow_server.uri, "router-fallback", split_b=1.0)
     register(settings, fitted_pipeline(seed=0), "champion")
     register(settings, exploding_on(MARKER), "challenger")
     running = start_router(settings)

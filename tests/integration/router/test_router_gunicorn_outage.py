@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from retrain import services
-from retrain.requestlog import read_requests
+from retrain.contracts.requestlog import read_requests
+from retrain.local import launch as services
 from tests.integration.router.router_harness import register, router_settings, start_router, stop_router
 from tests.unit.router.router_testkit import fitted_pipeline
 

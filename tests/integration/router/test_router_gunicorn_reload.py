@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 import requests
 
-from retrain.requestlog import read_requests
-from router.assign import A, B
+from retrain.contracts.names import A, B
+from retrain.contracts.requestlog import read_requests
 from tests.integration.router.router_harness import (
     move,
     register,
@@ -24,7 +24,7 @@ from tests.unit.router.router_testkit import fitted_pipeline
 
 @pytest.fixture(scope="module")
 def router(module_home, mlflow_server):
-    settings = router_settings(module_home, mlflow_server.uri, "router-reload", reload_s=0.3, ab_split_b=0.0)
+    settings = router_settings(module_home, mlflow_server.uri, "router-reload", reload_s=0.3, split_b=0.0)
     register(settings, fitted_pipeline(seed=0), "champion")
     register(settings, fitted_pipeline(seed=1, per_topic=20), "challenger")
     register(settings, fitted_pipeline(seed=2, per_topic=25))
@@ -78,7 +78,7 @@ def test_alias_move_is_hot_swapped_on_every_worker_without_failed_requests(route
     versions = [version for _, version in traffic.results]
     assert versions[0] == "1" and set(versions) == {"1", "3"}
     assert set(versions[served_before + 8:]) == {"3"}, "a worker kept serving v1 after reporting v3"
-    assert took < 10 * settings.reload_s + 5
+    assert took < 10 * settings.router.reload_s + 5
     logged = read_requests(settings.request_log)
     assert logged.malformed == 0
     assert set(logged.rows["model_version"]) == {"1", "3"}

@@ -13,8 +13,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import chisquare
 
-from retrain.requestlog import read_requests
-from router.assign import A, B
+from retrain.contracts.names import A, B
+from retrain.contracts.requestlog import read_requests
 from tests.integration.router.router_harness import (
     ADMIN_TOKEN,
     FEEDBACK_TOKEN,

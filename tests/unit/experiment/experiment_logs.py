@@ -2,7 +2,7 @@
 
 A plain module (not conftest.py) so tests can import it by a name no other test folder uses.
 
-Rows follow `retrain.requestlog.REQUEST_COLUMNS` and `FEEDBACK_COLUMNS` and the router's rules
+Rows follow `retrain.contracts.requestlog.REQUEST_COLUMNS` and `FEEDBACK_COLUMNS` and the router's rules
 (sticky assignment by customer, fallback rows answered by the champion, shadow columns filled in
 shadow mode), so the analysis reads them the way it reads a real log.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retrain.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
-from retrain.schema import TOPICS
+from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from retrain.contracts.schema import TOPICS
 
 
 @dataclass

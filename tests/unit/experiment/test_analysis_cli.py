@@ -11,8 +11,8 @@ import pytest
 from experiment_logs import LogSpec, Phase
 
 from analysis import analysis, fmt
-from retrain import services
-from retrain.requestlog import REQUEST_COLUMNS
+from retrain.contracts.requestlog import REQUEST_COLUMNS
+from retrain.local import launch as services
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,7 @@ from experiment_logs import LogSpec, Phase
 
 from analysis.experiment import AnalysisError, analyse
 from analysis.verdict import COLLECT, KEEP, PROMOTE
-from retrain.requestlog import FEEDBACK_COLUMNS, read_feedback, read_requests
+from retrain.contracts.requestlog import FEEDBACK_COLUMNS, read_feedback, read_requests
 
 
 def run(logs, **kwargs):

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from retrain.automl import AutoMLError, select_model, with_probabilities
-from retrain.features import text_pipeline
+from retrain.ml.automl import AutoMLError, select_model, with_probabilities
+from retrain.ml.features import text_pipeline
 
 
 @pytest.fixture(scope="module")

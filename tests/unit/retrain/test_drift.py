@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retrain import drift
-from retrain.drift import DriftSignals, DriftThresholds, decide
+from retrain.contracts.settings import DriftSettings
+from retrain.ml import drift
+from retrain.ml.drift import DriftSignals, decide
 
 QUIET = dict(window_rows=1000, reference_rows=1500, text_auc=0.505, text_p=0.3, oov_reference=0.02,
              oov_window=0.021, ru_reference=0.10, ru_window=0.11, prediction_js=0.03, prediction_p=0.4,
@@ -19,14 +20,14 @@ def signals(**changes) -> DriftSignals:
 # ---- decide(): pure ----------------------------------------------------------------------------
 
 def test_quiet_signals_do_not_retrain_and_say_what_was_measured():
-    decision = decide(signals())
+    decision = decide(signals(), DriftSettings())
     assert decision.retrain is False and decision.status == "no_drift"
     (reason,) = decision.reasons
     assert reason.startswith("no signal crossed its threshold") and "AUC 0.505" in reason
 
 
 def test_a_window_below_min_window_is_skipped_with_counts_in_the_reason():
-    decision = decide(signals(window_rows=37, text_auc=0.9, text_p=1e-9), DriftThresholds(min_window=200))
+    decision = decide(signals(window_rows=37, text_auc=0.9, text_p=1e-9), DriftSettings(min_window=200))
     assert decision.retrain is False and decision.status == "too_small"
     assert decision.reasons == ["window too small: 37 tickets < min_window 200; waiting for more"]
 
@@ -40,7 +41,7 @@ def test_a_window_below_min_window_is_skipped_with_counts_in_the_reason():
     ("accuracy_drop", {"accuracy": 0.80}, "champion accuracy 0.800 on 300 labelled vs reference 0.910"),
 ])
 def test_each_signal_alone_triggers_retraining_with_score_and_threshold_in_the_reason(signal, changes, in_reason):
-    decision = decide(signals(**changes))
+    decision = decide(signals(**changes), DriftSettings())
     assert decision.retrain is True and decision.status == "drift"
     assert decision.fired == [signal]
     (reason,) = decision.reasons
@@ -56,11 +57,11 @@ def test_each_signal_alone_triggers_retraining_with_score_and_threshold_in_the_r
     {"accuracy": 0.87},  # a 4-point drop is below accuracy_drop
 ])
 def test_a_signal_needs_both_effect_size_and_significance(changes):
-    assert decide(signals(**changes)).retrain is False
+    assert decide(signals(**changes), DriftSettings()).retrain is False
 
 
 def test_accuracy_is_not_judged_without_a_reference_accuracy():
-    decision = decide(signals(accuracy=0.5, reference_accuracy=None))
+    decision = decide(signals(accuracy=0.5, reference_accuracy=None), DriftSettings())
     assert decision.retrain is False
     assert "not judged (no reference accuracy)" in decision.reasons[0]
 
@@ -118,8 +119,8 @@ def test_topic_counts_test_separates_a_shifted_mix_from_a_resample():
 
 @pytest.fixture(scope="module")
 def champion():
-    from retrain.features import baseline_pipeline
-    from retrain.generator import generate
+    from retrain.ml.features import baseline_pipeline
+    from retrain.simulate.generator import generate
 
     train = generate("baseline", 1500, 1)
     model = baseline_pipeline().fit(train[["text"]], train["topic"])
@@ -128,7 +129,7 @@ def champion():
 
 
 def _measure(champion, scenario: str, seed: int, n: int = 700):
-    from retrain.generator import generate
+    from retrain.simulate.generator import generate
 
     model, reference = champion
     window = generate(scenario, n, seed, start="2026-04-01T00:00:00Z")  # a month later: dates in texts differ

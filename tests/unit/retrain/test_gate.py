@@ -1,4 +1,4 @@
-from retrain.gate import quality_gate
+from retrain.ml.gate import quality_gate
 
 
 def test_gate_passes_without_a_champion():

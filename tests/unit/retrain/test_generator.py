@@ -10,9 +10,9 @@ from itertools import islice
 import pandas as pd
 import pytest
 
-from retrain import templates as tpl
-from retrain.generator import COLUMNS, SCENARIOS, _fill, _Slots, generate, iter_tickets
-from retrain.schema import LANGUAGES, PRIORITIES, TOPICS
+from retrain.contracts.schema import LANGUAGES, PRIORITIES, TOPICS
+from retrain.simulate import phrasings as tpl
+from retrain.simulate.generator import COLUMNS, SCENARIOS, _fill, _Slots, generate, iter_tickets
 
 N = 10_000
 

@@ -2,17 +2,18 @@ import csv
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from retrain import dagrun, pipeline, services
-from retrain import window as win
-from retrain.requestlog import REQUEST_COLUMNS
-from retrain.settings import get_settings
+from retrain.contracts.requestlog import REQUEST_COLUMNS
+from retrain.contracts.settings import get_settings
+from retrain.local import dagrun
+from retrain.local import launch as services
+from retrain.tasks import pipeline
+from retrain.tasks import window as win
 
 DAG_FILE = services.REPO / "airflow" / "dags" / "ticket_drift_retrain.py"
 _INSPECT = """
@@ -128,14 +129,6 @@ def test_summary_line_names_decision_reasons_counts_and_outcome():
     assert quiet.endswith("no new version: no retraining needed")
 
 
-def test_pipeline_config_groups_the_settings_knobs():
-    config = pipeline.pipeline_config(get_settings(min_window=123, seed=7, drift_text_p=0.001,
-                                                   feedback_max_label_share=0.6, min_holdout=10))
-    assert (config.thresholds.min_window, config.relabel.seed) == (123, 7)
-    assert (config.thresholds.text_p, config.guards.max_label_share, config.min_holdout) == (0.001, 0.6, 10)
-    assert config.relabel.precision_target == 0.95
-
-
 def test_collect_window_saves_the_window_and_clears_an_earlier_attempts_results(tmp_path):
     settings = get_settings(home=tmp_path / "home")
     rows = []
@@ -161,7 +154,7 @@ def test_collect_window_saves_the_window_and_clears_an_earlier_attempts_results(
 
 
 def test_a_tiny_window_is_decided_without_contacting_mlflow(tmp_path):
-    settings = get_settings(home=tmp_path, tracking_uri="http://127.0.0.1:9", min_window=200)
+    settings = get_settings(home=tmp_path, tracking_uri="http://127.0.0.1:9", drift={"min_window": 200})
     checked = pipeline.check_drift(settings, {"run_id": "r", "run_dir": str(tmp_path), "rows": 12})
     assert checked["retrain"] is False and checked["status"] == "too_small"
     assert checked["reasons"] == ["window too small: 12 tickets < min_window 200; waiting for more"]
@@ -178,7 +171,7 @@ def test_airflow_env_points_at_our_home_dags_and_settings(tmp_path):
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(DAG_FILE.parent)
     assert (env["TICKET_AB_HOME"], env["TICKET_AB_MODEL_NAME"], env["MLFLOW_TRACKING_URI"]) == (
         str(tmp_path), "m-1", "http://127.0.0.1:5999")
-    assert str(services.REPO) in env["PYTHONPATH"].split(":")
+    assert str(services.REPO) not in env.get("PYTHONPATH", "")  # the project is installed: no path edits
     assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)  # standalone spawns `airflow` from PATH
 
 
@@ -194,7 +187,7 @@ def test_db_migrate_runs_only_when_the_marker_is_missing_or_stale(tmp_path, monk
     monkeypatch.setattr(dagrun.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or subprocess.CompletedProcess(
         cmd, 0))
     assert dagrun.ensure_db(settings) is True
-    assert dagrun.ensure_db(replace(settings)) is False
+    assert dagrun.ensure_db(settings.model_copy()) is False
     (settings.airflow_dir / dagrun.MIGRATED_MARKER).write_text("2.0.0\n")
     assert dagrun.ensure_db(settings) is True
     assert calls == [[sys.executable, "-m", "airflow", "db", "migrate"]] * 2

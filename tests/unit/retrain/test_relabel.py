@@ -2,18 +2,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retrain.generator import generate
-from retrain.relabel import (
+from retrain.contracts.settings import RelabelSettings
+from retrain.ml.relabel import (
     FIXED,
     PSEUDO,
     REVIEW_COLUMNS,
-    RelabelConfig,
     calibrate_threshold,
     clean_labels,
     relabel,
     wilson_lower,
     write_review_queue,
 )
+from retrain.simulate.generator import generate
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_cleanlab_fixes_most_injected_label_flips(reference):
 
 def test_pseudo_labels_are_at_least_95_percent_precise_against_the_truth(reference):
     window = _window("new_product", 2500, 5, labelled=0.4, noise=0.05)
-    result = relabel(window, reference, RelabelConfig(precision_target=0.95))
+    result = relabel(window, reference, RelabelSettings(pseudo_precision=0.95))
     truth = window.set_index("text")["true_topic"].groupby(level=0).first()
     pseudo = result.train.loc[result.train["label_origin"] == PSEUDO]
     assert len(pseudo) >= 500, result.stats
@@ -87,7 +87,7 @@ def test_pseudo_labels_are_at_least_95_percent_precise_against_the_truth(referen
 
 def test_holdout_is_gold_never_trained_on_and_review_queue_holds_the_rest(reference):
     window = _window("outage", 1200, 6, labelled=0.5)
-    result = relabel(window, reference)
+    result = relabel(window, reference, RelabelSettings())
     assert set(result.holdout["ticket_id"]).isdisjoint(result.train["ticket_id"])
     assert set(result.holdout["ticket_id"]) <= set(window.loc[window["label"].notna(), "ticket_id"])
     assert len(result.holdout) == pytest.approx(0.3 * (result.stats["gold"] - result.stats["gold_disputed"]), abs=2)
@@ -97,7 +97,7 @@ def test_holdout_is_gold_never_trained_on_and_review_queue_holds_the_rest(refere
 
 def test_too_few_gold_labels_means_no_pseudo_labels_and_everything_to_review(reference):
     window = _window("baseline", 400, 8, labelled=0.05)
-    result = relabel(window, reference, RelabelConfig(min_gold=50))
+    result = relabel(window, reference, RelabelSettings(min_gold=50))
     assert result.stats["pseudo"] == 0 and len(result.holdout) == 0
     assert result.stats["review"] == result.stats["unlabelled"]
     assert "gold labels < 50" in result.stats["calibration"]
@@ -108,14 +108,14 @@ def test_a_rare_unknown_label_is_dropped_but_a_frequent_new_one_is_kept(referenc
     window.loc[:1, "label"] = "netwrk"  # a typo, twice
     window.loc[2:80, "label"] = "security"  # a topic the champion never had
     window.loc[81:200, "label"] = window.loc[81:200, "topic"]
-    result = relabel(window, reference)
+    result = relabel(window, reference, RelabelSettings())
     assert result.stats["rare_unknown_labels_dropped"] == 2
     labels = set(result.train["topic"]) | set(result.holdout["topic"])
     assert "security" in labels and "netwrk" not in labels
 
 
 def test_review_queue_is_written_atomically_as_csv(tmp_path, reference):
-    result = relabel(_window("baseline", 300, 10, labelled=0.0), reference)
+    result = relabel(_window("baseline", 300, 10, labelled=0.0), reference, RelabelSettings())
     path = write_review_queue(result.review, tmp_path / "reports" / "review_queue.csv")
     assert pd.read_csv(path).shape == (300, len(REVIEW_COLUMNS))
     assert [p.name for p in path.parent.iterdir()] == ["review_queue.csv"]

@@ -1,6 +1,6 @@
 import csv
 
-from retrain.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
+from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
 
 
 def _row(i: int) -> list[str]:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from retrain.settings import SettingsError, get_settings, to_env
+from retrain.contracts.settings import SettingsError, get_settings, to_env
 
 
 def test_defaults_match_the_documented_ones(monkeypatch):
@@ -12,7 +12,7 @@ def test_defaults_match_the_documented_ones(monkeypatch):
     assert settings.home == Path("var").resolve()
     assert settings.tracking_uri == "http://127.0.0.1:5000"
     assert settings.model_name == "ticket-classifier"
-    assert settings.reload_s == 10.0
+    assert settings.router.reload_s == 10.0
 
 
 def test_environment_overrides_defaults(monkeypatch, tmp_path):
@@ -22,8 +22,8 @@ def test_environment_overrides_defaults(monkeypatch, tmp_path):
     settings = get_settings()
     assert settings.home == tmp_path
     assert settings.request_log == tmp_path / "logs" / "ab_logs.csv"
-    assert settings.ab_split_b == 0.3
-    assert settings.candidate_models == ["lr", "nb"]
+    assert settings.router.split_b == 0.3
+    assert settings.training.candidate_models == ["lr", "nb"]
 
 
 def test_bad_number_names_the_variable(monkeypatch):
@@ -51,11 +51,30 @@ def test_tokens_do_not_appear_in_repr(monkeypatch):
 
 
 def test_to_env_recreates_the_settings_in_a_child_without_tokens(monkeypatch, tmp_path):
-    original = get_settings(home=tmp_path, drift_text_p=0.002, admin_token="s3cret")
+    original = get_settings(home=tmp_path, drift={"text_p": 0.002}, router={"admin_token": "s3cret"})
     env = to_env(original)
     assert "TICKET_AB_ADMIN_TOKEN" not in env and "s3cret" not in env.values()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     again = get_settings()
-    assert again.drift_text_p == 0.002 and again.home == tmp_path
+    assert again.drift.text_p == 0.002 and again.home == tmp_path
     assert to_env(original, secrets=True)["TICKET_AB_ADMIN_TOKEN"] == "s3cret"
+
+
+def test_overrides_reject_unknown_fields_of_a_group():
+    with pytest.raises(SettingsError, match="no_such_knob"):
+        get_settings(drift={"no_such_knob": 1})
+
+
+def test_group_override_keeps_the_environment_for_the_other_fields(monkeypatch):
+    monkeypatch.setenv("TICKET_AB_DRIFT_OOV_DELTA", "0.2")
+    settings = get_settings(drift={"text_p": 0.001})
+    assert (settings.drift.text_p, settings.drift.oov_delta) == (0.001, 0.2)
+
+
+def test_tracking_uri_follows_the_mlflow_port_unless_set(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("TICKET_AB_MLFLOW_PORT", "5123")
+    assert get_settings().tracking_uri == "http://127.0.0.1:5123"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x.db")
+    assert get_settings().tracking_uri == "sqlite:///x.db"

@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 from logfiles import append_rows
 
-from retrain import window as win
-from retrain.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from retrain.contracts.settings import FeedbackSettings
+from retrain.tasks import window as win
 
 
 def _request(i: int, *, minute: int = 0, text: str | None = None) -> list[str]:
@@ -28,7 +29,7 @@ def paths(tmp_path):
 
 def _collect(paths, watermark=None, guards=None):
     return win.collect(paths["request_log"], paths["feedback_log"], paths["incoming_dir"],
-                       watermark or win.Watermark(), guards or win.FeedbackGuards())
+                       watermark or win.Watermark(), guards or FeedbackSettings())
 
 
 def test_watermark_round_trips_atomically_and_a_missing_one_reads_everything(tmp_path):
@@ -144,7 +145,7 @@ def test_feedback_shares_are_not_judged_below_the_minimum_count(paths):
     append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(10)])
     append_rows(paths["feedback_log"], FEEDBACK_COLUMNS,
                 [_feedback(f"r{i}", "billing", source="bot") for i in range(10)])
-    window = _collect(paths, guards=win.FeedbackGuards(min_rows=50))
+    window = _collect(paths, guards=FeedbackSettings(min_rows=50))
     assert window.stats["feedback_refused"] is False and window.stats["labelled"] == 10
 
 

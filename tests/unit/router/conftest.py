@@ -34,7 +34,7 @@ def exploding_challenger(champion_model: LoadedModel) -> LoadedModel:
 
 @pytest.fixture
 def settings(make_settings):
-    return make_settings(admin_token=ADMIN_TOKEN, feedback_token=FEEDBACK_TOKEN, ab_split_b=0.5)
+    return make_settings(router={"admin_token": ADMIN_TOKEN, "feedback_token": FEEDBACK_TOKEN, "split_b": 0.5})
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from retrain.features import baseline_pipeline
-from retrain.schema import TOPICS
+from retrain.contracts.schema import TOPICS
+from retrain.ml.features import baseline_pipeline
 from router.predictor import compile_scorer
 from router.store import FROM_REGISTRY, LoadedModel, Models
 

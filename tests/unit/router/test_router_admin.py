@@ -107,7 +107,7 @@ def test_config_with_a_wrong_token_is_401_and_the_token_is_never_echoed(client, 
 
 
 def test_config_refuses_with_403_when_no_admin_token_is_configured(make_settings, store, expect_error):
-    client = create_app(make_settings(admin_token=""), store=store).test_client()
+    client = create_app(make_settings(router={"admin_token": ""}), store=store).test_client()
     response = client.post("/config", json={"ab_split_b": 0.3}, headers={"Authorization": "Bearer anything"})
     expect_error(response, 403, "forbidden", "TICKET_AB_ADMIN_TOKEN")
 
@@ -128,5 +128,5 @@ def test_config_checks_the_token_before_reading_the_body(client, expect_error):
 
 
 def test_default_split_comes_from_settings(make_settings, store):
-    client = create_app(make_settings(ab_split_b=0.25), store=store).test_client()
+    client = create_app(make_settings(router={"split_b": 0.25}), store=store).test_client()
     assert client.get("/config").get_json()["ab_split_b"] == ABConfig(0.25).ab_split_b

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from retrain import services
-from router.config import SHADOW, SPLIT, ABConfig, ConfigError, ConfigStore, parse_mode, parse_split
+from retrain.contracts.names import SHADOW, SPLIT
+from retrain.local import launch as services
+from router.config import ABConfig, ConfigError, ConfigStore, parse_mode, parse_split
 
 DEFAULT = ABConfig(ab_split_b=0.5)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.requestlog import read_feedback
+from retrain.contracts.requestlog import read_feedback
 from router import create_app
 from tests.unit.router.router_testkit import ADMIN_TOKEN, FEEDBACK_TOKEN
 
@@ -66,7 +66,7 @@ def test_feedback_without_a_token_is_401_naming_the_variable(client, expect_erro
 
 
 def test_feedback_refuses_with_403_when_no_feedback_token_is_configured(make_settings, store, expect_error):
-    client = create_app(make_settings(feedback_token=""), store=store).test_client()
+    client = create_app(make_settings(router={"feedback_token": ""}), store=store).test_client()
     response = client.post("/feedback", json={"request_id": "r", "label": "email"},
                            headers={"Authorization": "Bearer x"})
     expect_error(response, 403, "forbidden", "TICKET_AB_FEEDBACK_TOKEN")

@@ -10,14 +10,14 @@ import threading
 import time
 from pathlib import Path
 
-from retrain import services
-from retrain.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
-from router.logwriter import CsvAppender, one_line
+from retrain.contracts.logwriter import CsvAppender, one_line
+from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
+from retrain.local import launch as services
 
 WRITER = """
 import sys, threading
-from retrain.requestlog import REQUEST_COLUMNS
-from router.logwriter import CsvAppender
+from retrain.contracts.requestlog import REQUEST_COLUMNS
+from retrain.contracts.logwriter import CsvAppender
 path, tag, threads, rows = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 log = CsvAppender(path, REQUEST_COLUMNS)
 def run(t):

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from retrain.requestlog import read_requests
-from router.assign import A, B
+from retrain.contracts.names import A, B
+from retrain.contracts.requestlog import read_requests
 
 VPN = {"text": "vpn drops every hour and the wifi is slow"}
 RESPONSE_KEYS = {"request_id", "variant", "model_alias", "model_version", "topic", "confidence", "scores", "latency_ms"}
@@ -150,7 +150,7 @@ def test_integer_ids_are_accepted_and_logged_as_text(client, settings):
 
 
 def test_text_of_exactly_the_character_limit_is_accepted(client, settings):
-    assert client.post("/predict", json={"text": "v" * settings.max_text_chars}).status_code == 200
+    assert client.post("/predict", json={"text": "v" * settings.router.max_text_chars}).status_code == 200
 
 
 # Bad input: never a 500, never HTML, always a message naming the problem.
@@ -213,21 +213,21 @@ def test_predict_rejects_bad_ids_with_422_naming_the_field(client, expect_error,
 
 
 def test_predict_rejects_a_body_over_64_kib_with_413(client, settings, expect_error):
-    body = json.dumps({"text": "vpn", "pad": "x" * settings.max_body_bytes})
+    body = json.dumps({"text": "vpn", "pad": "x" * settings.router.max_body_bytes})
     response = client.post("/predict", data=body, content_type="application/json")
-    expect_error(response, 413, "payload_too_large", str(settings.max_body_bytes))
+    expect_error(response, 413, "payload_too_large", str(settings.router.max_body_bytes))
 
 
 def test_predict_rejects_an_oversized_body_without_content_length_with_413(client, settings, expect_error):
-    body = json.dumps({"text": "x" * (settings.max_body_bytes + 10)}).encode()
+    body = json.dumps({"text": "x" * (settings.router.max_body_bytes + 10)}).encode()
     response = client.post("/predict", input_stream=__import__("io").BytesIO(body), content_type="application/json",
                            environ_overrides={"wsgi.input_terminated": True})
     expect_error(response, 413, "payload_too_large")
 
 
 def test_predict_rejects_text_over_20000_characters_with_413(client, settings, expect_error):
-    response = client.post("/predict", json={"text": "v" * (settings.max_text_chars + 1)})
-    expect_error(response, 413, "text_too_long", "'text'", str(settings.max_text_chars))
+    response = client.post("/predict", json={"text": "v" * (settings.router.max_text_chars + 1)})
+    expect_error(response, 413, "text_too_long", "'text'", str(settings.router.max_text_chars))
 
 
 def test_rejected_requests_write_no_rows(client, settings):

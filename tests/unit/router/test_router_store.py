@@ -17,9 +17,8 @@ import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
 
+from retrain.contracts.names import CHALLENGER, CHAMPION
 from router.store import (
-    CHALLENGER,
-    CHAMPION,
     FROM_CACHE,
     FROM_REGISTRY,
     MANIFEST,
@@ -68,7 +67,7 @@ def registry(pipelines) -> FakeRegistry:
 
 @pytest.fixture
 def settings(make_settings):
-    return make_settings(reload_s=0.1)
+    return make_settings(router={"reload_s": 0.1})
 
 
 def started(settings, registry: FakeRegistry) -> ModelStore:

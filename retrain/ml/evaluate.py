@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 
-from retrain.pii import mask
-from retrain.schema import TEXT, TOPIC
+from retrain.contracts.pii import mask
+from retrain.contracts.schema import TEXT, TOPIC
 
 
 def score(model: Any, df: pd.DataFrame) -> dict[str, Any]:

@@ -19,14 +19,14 @@ from typing import Any
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from retrain import registry
-from retrain.automl import select_model
-from retrain.evaluate import score
-from retrain.gate import quality_gate
-from retrain.log import get_logger, kv
-from retrain.pii import mask
-from retrain.schema import TEXT, TOPIC, validate_tickets
-from retrain.settings import Settings
+from retrain.adapters import registry
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.pii import mask
+from retrain.contracts.schema import TEXT, TOPIC, validate_tickets
+from retrain.contracts.settings import Settings
+from retrain.ml.automl import select_model
+from retrain.ml.evaluate import score
+from retrain.ml.gate import quality_gate
 
 log = get_logger("train")
 Progress = Callable[[str], None]
@@ -112,8 +112,8 @@ def train_and_register(
         train, holdout = data, masked(validate_tickets(holdout, source="holdout", require_topic=True))
     progress(f"training on {len(train)} tickets ({train[TOPIC].nunique()} topics), holdout {len(holdout)}")
 
-    result = select_model(train, candidates=settings.candidate_models, folds=settings.automl_folds,
-                          budget_s=settings.automl_budget_s, seed=settings.seed)
+    result = select_model(train, candidates=settings.training.candidate_models, folds=settings.training.automl_folds,
+                          budget_s=settings.training.automl_budget_s, seed=settings.seed)
     progress(f"PyCaret picked '{result.winner}' (cv macro-F1 {result.cv_macro_f1:.4f}) "
              f"in {result.select_seconds:.1f} s")
     metrics = score(result.pipeline, holdout)
@@ -125,7 +125,7 @@ def train_and_register(
         champion_metrics = score(champion_model, holdout)
         champion_metrics["version"] = champion.version
     gate = quality_gate(metrics["macro_f1"], champion_metrics["macro_f1"] if champion_metrics else None,
-                        settings.gate_margin)
+                        settings.training.gate_margin)
     progress(f"quality gate {'passed' if gate.passed else 'failed'}: {gate.reason}")
 
     mlflow.set_experiment(settings.experiment)
@@ -144,8 +144,8 @@ def train_and_register(
     }
     with mlflow.start_run(run_name=f"train-{result.winner}") as run:
         mlflow.set_tags(tags)
-        mlflow.log_params({"winner": result.winner, "candidates": ",".join(settings.candidate_models),
-                           "folds": settings.automl_folds, "budget_s": settings.automl_budget_s,
+        mlflow.log_params({"winner": result.winner, "candidates": ",".join(settings.training.candidate_models),
+                           "folds": settings.training.automl_folds, "budget_s": settings.training.automl_budget_s,
                            "train_rows": len(train), "holdout_rows": len(holdout), "target_alias": alias})
         mlflow.log_metrics({
             "holdout_accuracy": metrics["accuracy"], "holdout_macro_f1": metrics["macro_f1"],
@@ -161,7 +161,7 @@ def train_and_register(
             (tmp_path / "holdout_metrics.json").write_text(json.dumps(
                 {"candidate": metrics, "champion": champion_metrics, "gate": asdict(gate)}, indent=2))
             mlflow.log_artifacts(str(tmp_path), artifact_path="automl")
-            ref = reference_sample(train, result.pipeline, settings.reference_rows, settings.seed)
+            ref = reference_sample(train, result.pipeline, settings.training.reference_rows, settings.seed)
             (tmp_path / "reference.parquet").unlink(missing_ok=True)
             ref.to_parquet(tmp_path / "reference.parquet", index=False)
             mlflow.log_artifact(str(tmp_path / "reference.parquet"), artifact_path="reference")

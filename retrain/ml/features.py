@@ -14,7 +14,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from retrain.schema import TEXT
+from retrain.contracts.schema import TEXT
 
 
 def make_vectorizer() -> TfidfVectorizer:

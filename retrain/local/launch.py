@@ -15,7 +15,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class ServiceError(RuntimeError):
@@ -56,13 +56,12 @@ def _tail(log_path: Path | None, lines: int = 30) -> str:
 
 
 def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for our child processes: repo importable, bytecode cached, MLflow quiet."""
+    """The environment for our child processes: bytecode cached, MLflow quiet (the project is installed)."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     # The MLflow server's GenAI job runner forks two extra consumers we never use.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     env.update(extra or {})
     return env
 

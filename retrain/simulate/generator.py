@@ -23,8 +23,8 @@ from itertools import islice
 import numpy as np
 import pandas as pd
 
-from retrain import templates as tpl
-from retrain.schema import LANGUAGES, TOPICS
+from retrain.contracts.schema import LANGUAGES, TOPICS
+from retrain.simulate import phrasings as tpl
 
 SCENARIOS: dict[str, str] = {
     "baseline": (

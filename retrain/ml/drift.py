@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retrain.pii import mask
-from retrain.schema import TEXT
+from retrain.contracts.pii import mask
+from retrain.contracts.schema import TEXT
+from retrain.contracts.settings import DriftSettings
 
 # Evidently's `perc_text_content_drift` compares the domain classifier's AUC with the 95th percentile
 # of 1000 random classifiers' AUCs: 8 of its 9 s on 20k vs 20k tickets. The same null distribution
@@ -45,22 +46,6 @@ _TOKEN = re.compile(r"[^\W\d_]{2,}")
 _NUMBER = re.compile(r"\+?\d(?:[\d ().,/:-]*\d)?|\[(?:phone|card)\]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[a-z]", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class DriftThresholds:
-    """Where each signal fires. Defaults were set on generated and real tickets (bench/drift_bench.py)."""
-
-    min_window: int = 200  # fewer tickets: skip, the tests have no power
-    text_p: float = 0.01  # domain-classifier AUC significance...
-    text_min_auc: float = 0.52  # ...and effect size
-    oov_delta: float = 0.03  # share of tokens the reference never used, absolute increase
-    language_delta: float = 0.10  # share of Russian tickets, absolute change
-    prediction_p: float = 0.01  # chi-square on predicted-topic counts...
-    prediction_js: float = 0.10  # ...and Jensen-Shannon distance between the two mixes
-    accuracy_drop: float = 0.05  # champion accuracy below its holdout accuracy...
-    accuracy_z: float = 2.33  # ...by this many standard errors (one-sided p 0.01)
-    min_labelled: int = 50  # fewer labelled tickets: accuracy is not judged
 
 
 @dataclass
@@ -114,9 +99,9 @@ class Decision:
                 "fired": self.fired, "checks": [asdict(c) for c in self.checks]}
 
 
-def decide(signals: DriftSignals, thresholds: DriftThresholds = DriftThresholds()) -> Decision:
+def decide(signals: DriftSignals, thresholds: DriftSettings | None = None) -> Decision:
     """Retrain when any signal crosses its threshold; every reason names signal, score and threshold."""
-    t = thresholds
+    t = thresholds or DriftSettings()
     if signals.window_rows < t.min_window:
         return Decision(False, "too_small", [
             f"window too small: {signals.window_rows} tickets < min_window {t.min_window}; waiting for more"])
@@ -129,11 +114,7 @@ def decide(signals: DriftSignals, thresholds: DriftThresholds = DriftThresholds(
     return Decision(False, "no_drift", [f"no signal crossed its threshold ({measured})"], checks)
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _text_check(s: DriftSignals, t: DriftThresholds) -> Check:
+def _text_check(s: DriftSignals, t: DriftSettings) -> Check:
     bar = f"p <= {t.text_p} and AUC >= {t.text_min_auc}"
     if s.text_auc is None or s.text_p is None:
         return Check("text_drift", False, None, bar, "not measured")
@@ -142,7 +123,7 @@ def _text_check(s: DriftSignals, t: DriftThresholds) -> Check:
                  f"domain-classifier AUC {s.text_auc:.3f} (p={s.text_p:.2g}) {'crosses' if fired else 'within'} {bar}")
 
 
-def _oov_check(s: DriftSignals, t: DriftThresholds) -> Check:
+def _oov_check(s: DriftSignals, t: DriftSettings) -> Check:
     bar = f"increase >= {t.oov_delta:.3f}"
     if s.oov_window is None or s.oov_reference is None:
         return Check("new_vocabulary", False, None, bar, "not measured")
@@ -154,7 +135,7 @@ def _oov_check(s: DriftSignals, t: DriftThresholds) -> Check:
                  f"out-of-vocabulary token share {s.oov_window:.3f} vs reference {s.oov_reference:.3f} ({delta:.3f})")
 
 
-def _language_check(s: DriftSignals, t: DriftThresholds) -> Check:
+def _language_check(s: DriftSignals, t: DriftSettings) -> Check:
     bar = f"|change| >= {t.language_delta:.2f}"
     if s.ru_window is None or s.ru_reference is None:
         return Check("language_mix", False, None, bar, "not measured")
@@ -165,7 +146,7 @@ def _language_check(s: DriftSignals, t: DriftThresholds) -> Check:
                  f"({delta:+.1%}; {'crosses' if fired else 'within'} {bar})")
 
 
-def _prediction_check(s: DriftSignals, t: DriftThresholds) -> Check:
+def _prediction_check(s: DriftSignals, t: DriftSettings) -> Check:
     bar = f"chi-square p <= {t.prediction_p} and JS distance >= {t.prediction_js}"
     if s.prediction_js is None or s.prediction_p is None:
         return Check("prediction_drift", False, None, bar, "not measured")
@@ -175,7 +156,7 @@ def _prediction_check(s: DriftSignals, t: DriftThresholds) -> Check:
                  f"{'crosses' if fired else 'within'} {bar}")
 
 
-def _accuracy_check(s: DriftSignals, t: DriftThresholds) -> Check:
+def _accuracy_check(s: DriftSignals, t: DriftSettings) -> Check:
     bar = f"drop >= {t.accuracy_drop:.2f} and z >= {t.accuracy_z} on >= {t.min_labelled} labels"
     if s.accuracy is None or s.reference_accuracy is None or s.labelled < t.min_labelled:
         why = ("no reference accuracy" if s.reference_accuracy is None and s.accuracy is not None
@@ -303,7 +284,7 @@ def measure(
     labels: pd.Series | None = None,
     reference_accuracy: float | None = None,
     reference_labelled: int | None = None,
-    thresholds: DriftThresholds = DriftThresholds(),
+    thresholds: DriftSettings | None = None,
     seed: int = 0,
 ) -> Measurement:
     """Run the Evidently report of the window against the reference and read the signals off it.
@@ -331,8 +312,8 @@ def measure(
     current = Dataset.from_pandas(win_frame, data_definition=definition, descriptors=descriptors)
     ref_data = Dataset.from_pandas(ref_frame, data_definition=definition, descriptors=descriptors)
     report = Report([
-        ValueDrift(column=TEXT, method=TEXT_METHOD, threshold=thresholds.text_p),
-        ValueDrift(column=PREDICTED, method=PREDICTION_METHOD, threshold=thresholds.prediction_js),
+        ValueDrift(column=TEXT, method=TEXT_METHOD, threshold=(thresholds or DriftSettings()).text_p),
+        ValueDrift(column=PREDICTED, method=PREDICTION_METHOD, threshold=(thresholds or DriftSettings()).prediction_js),
         ValueDrift(column=LANGUAGE),
         ValueDrift(column=OOV),
         ValueDrift(column=LENGTH),

@@ -1,4 +1,4 @@
-"""Structured one-line logs: `2026-11-24T11:00:00Z INFO retrain.automl event key=value ...`.
+"""Structured one-line logs: `2026-11-24T11:00:00Z INFO retrain.ml.automl event key=value ...`.
 
 Every process (CLI, DAG task, router worker) logs the same way, so one grep follows a model
 version or a request id across all of them.

@@ -22,9 +22,9 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
-from retrain.features import text_pipeline
-from retrain.log import get_logger, kv
-from retrain.schema import TEXT, TOPIC
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.schema import TEXT, TOPIC
+from retrain.ml.features import text_pipeline
 
 log = get_logger("automl")
 

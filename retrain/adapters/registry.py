@@ -16,12 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retrain.log import get_logger, kv
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.names import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-PREVIOUS = "previous"
-ALIASES = (CHAMPION, CHALLENGER, PREVIOUS)
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 MODEL_ARTIFACT = "model"
 

@@ -24,24 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retrain.schema import TEXT, TOPIC
-from retrain.wilson import wilson_lower
+from retrain.contracts.schema import TEXT, TOPIC
+from retrain.contracts.settings import RelabelSettings
+from retrain.ml.stats import wilson_lower
 
 GOLD, FIXED, PSEUDO = "gold", "fixed", "pseudo"
 ID = "ticket_id"
 REVIEW_COLUMNS = ("ticket_id", "request_id", "origin", TEXT, "given_label", "suggested_topic", "confidence")
-
-
-@dataclass(frozen=True)
-class RelabelConfig:
-    """Knobs (settings: TICKET_AB_PSEUDO_PRECISION, TICKET_AB_GOLD_HOLDOUT, TICKET_AB_MIN_GOLD)."""
-
-    precision_target: float = 0.95
-    holdout_frac: float = 0.3
-    min_gold: int = 50  # fewer gold labels: no cleaning, no calibration, no pseudo-labels
-    min_support: int = 30  # holdout tickets above a threshold needed to trust its precision
-    folds: int = 3
-    seed: int = 0
 
 
 @dataclass
@@ -71,7 +60,7 @@ def out_of_fold_probabilities(
     """
     from sklearn.model_selection import KFold
 
-    from retrain.features import baseline_pipeline
+    from retrain.ml.features import baseline_pipeline
 
     probs = np.zeros((len(gold), len(classes)))
     index = {c: i for i, c in enumerate(classes)}
@@ -147,10 +136,10 @@ def calibrate_threshold(
                        f"{lower[i]:.3f}) on {support[i]} holdout tickets")
 
 
-def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelConfig = RelabelConfig()) -> Relabelled:
+def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettings, seed: int = 0) -> Relabelled:
     """Build training labels for a window (`text`, `label` maybe NaN) given the reference (`text`, `topic`)."""
-    from retrain.features import baseline_pipeline
-    from retrain.train import split_holdout
+    from retrain.ml.features import baseline_pipeline
+    from retrain.ml.train import split_holdout
 
     window = window.reset_index(drop=True)
     if ID not in window:
@@ -160,7 +149,7 @@ def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelConfig
     unlabelled = window.loc[~has_label]
     known = set(reference[TOPIC].astype(str))
     counts = gold[TOPIC].value_counts()
-    rare = gold[TOPIC].map(counts).lt(max(config.folds, 3)) & ~gold[TOPIC].isin(known)
+    rare = gold[TOPIC].map(counts).lt(max(config.cleanlab_folds, 3)) & ~gold[TOPIC].isin(known)
     gold = gold.loc[~rare].reset_index(drop=True)
     stats: dict[str, Any] = {"window": int(len(window)), "unlabelled": int(len(unlabelled)),
                              "rare_unknown_labels_dropped": int(rare.sum())}
@@ -170,20 +159,20 @@ def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelConfig
         return _uncalibrated(gold.assign(label_origin=GOLD), unlabelled, stats,
                              f"{len(gold)} gold labels < {config.min_gold}: nothing cleaned or pseudo-labelled")
 
-    cleaned, disputed, clean_stats = clean_labels(gold, reference, folds=config.folds, seed=config.seed)
+    cleaned, disputed, clean_stats = clean_labels(gold, reference, folds=config.cleanlab_folds, seed=seed)
     stats.update(clean_stats)
     if len(cleaned) < config.min_gold:
         return _uncalibrated(cleaned, pd.concat([unlabelled, disputed], ignore_index=True), stats,
                              f"{len(cleaned)} gold labels left after cleaning < {config.min_gold}: "
                              "nothing pseudo-labelled")
-    gold_train, holdout = split_holdout(cleaned[[ID, TEXT, TOPIC, "label_origin"]], config.holdout_frac, config.seed)
+    gold_train, holdout = split_holdout(cleaned[[ID, TEXT, TOPIC, "label_origin"]], config.gold_holdout, seed)
     fit = pd.concat([reference[[TEXT, TOPIC]], gold_train[[TEXT, TOPIC]]], ignore_index=True)
-    labeller = baseline_pipeline(config.seed).fit(fit[[TEXT]], fit[TOPIC].astype(str))
+    labeller = baseline_pipeline(seed).fit(fit[[TEXT]], fit[TOPIC].astype(str))
 
     hold_probs = labeller.predict_proba(holdout[[TEXT]])
     hold_pred = labeller.classes_[hold_probs.argmax(axis=1)]
     calibration = calibrate_threshold(hold_probs.max(axis=1), hold_pred == holdout[TOPIC].astype(str).to_numpy(),
-                                      target=config.precision_target, min_support=config.min_support)
+                                      target=config.pseudo_precision, min_support=config.pseudo_min_support)
     stats.update(holdout=int(len(holdout)), pseudo_threshold=calibration.threshold,
                  pseudo_precision=calibration.precision, pseudo_precision_lower=calibration.lower,
                  calibration=calibration.reason)

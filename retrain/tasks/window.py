@@ -23,9 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from retrain.atomic import write_atomic
-from retrain.requestlog import LogRead, read_feedback, read_requests
-from retrain.schema import TEXT, TOPIC, TicketDataError, load_tickets
+from retrain.contracts.atomic import write_atomic
+from retrain.contracts.requestlog import LogRead, read_feedback, read_requests
+from retrain.contracts.schema import TEXT, TOPIC, TicketDataError, load_tickets
+from retrain.contracts.settings import FeedbackSettings
 
 WINDOW_COLUMNS = ("request_id", "ticket_id", "timestamp", "origin", TEXT, "served_topic", "label", "label_source")
 INCOMING_PATTERNS = ("*.csv", "*.csv.gz", "*.parquet")
@@ -45,15 +46,6 @@ class Watermark:
     @property
     def until(self) -> pd.Timestamp | None:
         return pd.Timestamp(self.requests_until) if self.requests_until else None
-
-
-@dataclass(frozen=True)
-class FeedbackGuards:
-    """When feedback looks implausible enough to refuse (settings: TICKET_AB_FEEDBACK_*)."""
-
-    max_source_share: float = 0.8  # ...for a source that held at most this share of earlier feedback
-    max_label_share: float = 0.7
-    min_rows: int = 50  # below this, shares are too noisy to judge
 
 
 @dataclass
@@ -171,7 +163,7 @@ def guard_feedback(
     feedback: pd.DataFrame,
     known_requests: set[str],
     window_requests: set[str],
-    guards: FeedbackGuards = FeedbackGuards(),
+    guards: FeedbackSettings,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The labels this window may use, as (request_id, label, source), plus what was dropped and why.
 
@@ -208,7 +200,7 @@ def guard_feedback(
     return labels, stats
 
 
-def dominance_reasons(labels: pd.DataFrame, guards: FeedbackGuards, history: pd.Series | None = None) -> list[str]:
+def dominance_reasons(labels: pd.DataFrame, guards: FeedbackSettings, history: pd.Series | None = None) -> list[str]:
     """Why this feedback is implausible (empty when it is fine): one source or one label dominating.
 
     A source is judged against the earlier feedback (`history`, the sources of labels outside this
@@ -238,7 +230,7 @@ def build_window(
     feedback: LogRead,
     incoming: IncomingRead,
     watermark: Watermark,
-    guards: FeedbackGuards = FeedbackGuards(),
+    guards: FeedbackSettings,
 ) -> Window:
     """Join the sources into one frame and compute the watermark a successful run would commit."""
     routed, request_stats = new_requests(requests.rows, watermark.until)
@@ -286,7 +278,7 @@ def collect(
     feedback_log: Path,
     incoming_dir: Path,
     watermark: Watermark,
-    guards: FeedbackGuards = FeedbackGuards(),
+    guards: FeedbackSettings,
 ) -> Window:
     """Read the three sources from disk and build the window (the DAG's first task)."""
     return build_window(read_requests(request_log), read_feedback(feedback_log),

@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from retrain import services
-from retrain.settings import Settings, get_settings
+from retrain.contracts.settings import Settings, get_settings
+from retrain.local import launch as services
 
 PID_NAMES = ("router", "mlflow")
 RELOAD_S = 2.0  # the demo's router polls the registry often so the challenger shows up quickly
@@ -91,7 +91,7 @@ class Demo:
         self.tokens_file = settings.router_dir / "demo-tokens.env"
         self.admin_token = secrets.token_urlsafe(24)
         self.feedback_token = secrets.token_urlsafe(24)
-        self.router_url = f"http://{settings.host}:{settings.port}"
+        self.router_url = f"http://{settings.router.host}:{settings.router.port}"
         self.env = services.python_env({
             "TICKET_AB_HOME": str(settings.home),
             "MLFLOW_TRACKING_URI": settings.tracking_uri,
@@ -179,7 +179,7 @@ class Demo:
 
     def pipeline(self, label: str) -> None:
         """One DAG run; Airflow's chatter goes to a file, its one-line run report to the screen."""
-        from retrain import dagrun
+        from retrain.local import dagrun
 
         log = self.settings.airflow_dir / "demo-runs" / f"{self.step_no}-{label}.log"
         print(f"$ python -m retrain pipeline      # Airflow's output: {log}", flush=True)

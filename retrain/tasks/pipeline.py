@@ -16,66 +16,23 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from retrain import window as win
-from retrain.drift import DriftSignals, DriftThresholds, decide, measure, save_report
-from retrain.log import get_logger, kv
-from retrain.relabel import RelabelConfig
-from retrain.schema import TEXT, TOPIC
-from retrain.settings import Settings
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.names import DAG_ID
+from retrain.contracts.schema import TEXT, TOPIC
+from retrain.contracts.settings import Settings
+from retrain.ml.drift import DriftSignals, decide, measure, save_report
+from retrain.tasks import window as win
 
-DAG_ID = "ticket_drift_retrain"
 RELABEL_TASK, SKIP_TASK = "relabel", "skip"
 _RESULT_FILES = ("relabel.json", "train.json")
 
 log = get_logger("dag")
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """The DAG's knobs beyond `Settings`' own; the defaults live in the component dataclasses."""
-
-    thresholds: DriftThresholds = field(default_factory=DriftThresholds)
-    guards: win.FeedbackGuards = field(default_factory=win.FeedbackGuards)
-    relabel: RelabelConfig = field(default_factory=RelabelConfig)
-    min_holdout: int = 30  # fewer gold tickets held out: no fair gate, so no challenger
-
-
-# Settings field -> (component, field): the env-var knobs of retrain/settings.py, grouped.
-SETTINGS_KNOBS: dict[str, tuple[str, str]] = {
-    "min_window": ("thresholds", "min_window"),
-    "drift_text_p": ("thresholds", "text_p"),
-    "drift_text_min_auc": ("thresholds", "text_min_auc"),
-    "drift_oov_delta": ("thresholds", "oov_delta"),
-    "drift_language_delta": ("thresholds", "language_delta"),
-    "drift_prediction_p": ("thresholds", "prediction_p"),
-    "drift_prediction_js": ("thresholds", "prediction_js"),
-    "drift_accuracy_drop": ("thresholds", "accuracy_drop"),
-    "drift_min_labelled": ("thresholds", "min_labelled"),
-    "feedback_max_source_share": ("guards", "max_source_share"),
-    "feedback_max_label_share": ("guards", "max_label_share"),
-    "feedback_min_rows": ("guards", "min_rows"),
-    "pseudo_precision": ("relabel", "precision_target"),
-    "gold_holdout": ("relabel", "holdout_frac"),
-    "min_gold": ("relabel", "min_gold"),
-    "seed": ("relabel", "seed"),
-    "min_holdout": ("pipeline", "min_holdout"),
-}
-
-
-def pipeline_config(settings: Settings) -> PipelineConfig:
-    """Group the flat settings into the config objects the drift, guard and relabel code take."""
-    parts: dict[str, dict[str, Any]] = {"thresholds": {}, "guards": {}, "relabel": {}, "pipeline": {}}
-    for attr, (part, name) in SETTINGS_KNOBS.items():
-        parts[part][name] = getattr(settings, attr)
-    return PipelineConfig(thresholds=DriftThresholds(**parts["thresholds"]),
-                          guards=win.FeedbackGuards(**parts["guards"]),
-                          relabel=RelabelConfig(**parts["relabel"]), **parts["pipeline"])
 
 
 def run_slug(run_id: str) -> str:
@@ -108,9 +65,8 @@ def _read_result(directory: Path, name: str) -> dict[str, Any] | None:
 
 # ---- 1. collect_window -------------------------------------------------------------------------
 
-def collect_window(settings: Settings, run_id: str, *, config: PipelineConfig | None = None) -> dict[str, Any]:
+def collect_window(settings: Settings, run_id: str) -> dict[str, Any]:
     """New tickets since the watermark, joined with guarded feedback, saved as the run's window."""
-    config = config or pipeline_config(settings)
     started = time.perf_counter()
     directory = run_dir(settings, run_id)
     directory.mkdir(parents=True, exist_ok=True)
@@ -118,7 +74,7 @@ def collect_window(settings: Settings, run_id: str, *, config: PipelineConfig | 
         (directory / stale).unlink(missing_ok=True)
     watermark = win.load_watermark(win.watermark_path(settings.airflow_dir))
     window = win.collect(settings.request_log, settings.feedback_log, settings.incoming_dir, watermark,
-                         config.guards)
+                         settings.feedback)
     path = directory / "window.parquet"
     frame = window.frame.copy()
     for column in ("request_id", "ticket_id", "origin", TEXT, "served_topic", "label", "label_source"):
@@ -135,17 +91,16 @@ def collect_window(settings: Settings, run_id: str, *, config: PipelineConfig | 
 
 # ---- 2. check_drift ----------------------------------------------------------------------------
 
-def check_drift(settings: Settings, collected: dict[str, Any], *,
-                config: PipelineConfig | None = None) -> dict[str, Any]:
+def check_drift(settings: Settings, collected: dict[str, Any]) -> dict[str, Any]:
     """Evidently report of the window against the champion's reference, and the decision with reasons."""
-    thresholds = (config or pipeline_config(settings)).thresholds
+    thresholds = settings.drift
     run_id = collected["run_id"]
     directory = Path(collected["run_dir"])
     if collected["rows"] < thresholds.min_window:
         decision = decide(DriftSignals(window_rows=collected["rows"], reference_rows=0), thresholds)
         return _decided(run_id, decision.to_dict(), signals=None)
 
-    from retrain import registry
+    from retrain.adapters import registry
 
     client = registry.connect(settings.tracking_uri)
     champion = registry.version_for(client, settings.model_name, registry.CHAMPION)
@@ -218,17 +173,15 @@ def choose_branch(checked: dict[str, Any]) -> str:
 
 # ---- 4. relabel --------------------------------------------------------------------------------
 
-def relabel_window(settings: Settings, collected: dict[str, Any], checked: dict[str, Any], *,
-                   config: PipelineConfig | None = None) -> dict[str, Any]:
+def relabel_window(settings: Settings, collected: dict[str, Any], checked: dict[str, Any]) -> dict[str, Any]:
     """Cleaned gold + confident pseudo-labels for training, a gold holdout, and the review queue."""
-    from retrain.relabel import relabel, write_review_queue
+    from retrain.ml.relabel import relabel, write_review_queue
 
-    config = config or pipeline_config(settings)
     started = time.perf_counter()
     directory = Path(collected["run_dir"])
     window = pd.read_parquet(collected["window_path"])
     reference = pd.read_parquet(checked["reference_path"])
-    result = relabel(window, reference, config.relabel)
+    result = relabel(window, reference, settings.relabel, settings.seed)
     train_path, holdout_path = directory / "relabelled.parquet", directory / "holdout.parquet"
     result.train.to_parquet(train_path, index=False)
     result.holdout.to_parquet(holdout_path, index=False)
@@ -248,12 +201,12 @@ def relabel_window(settings: Settings, collected: dict[str, Any], checked: dict[
 # ---- 5. train_challenger -----------------------------------------------------------------------
 
 def train_challenger(settings: Settings, collected: dict[str, Any], checked: dict[str, Any],
-                     relabelled: dict[str, Any], *, key: str, config: PipelineConfig | None = None) -> dict[str, Any]:
+                     relabelled: dict[str, Any], *, key: str) -> dict[str, Any]:
     """Reference + relabelled window -> PyCaret -> gate on the window's gold holdout -> maybe `challenger`."""
-    from retrain import registry
-    from retrain.train import train_and_register
+    from retrain.adapters import registry
+    from retrain.ml.train import train_and_register
 
-    config = config or pipeline_config(settings)
+    config = settings.relabel
     directory = Path(collected["run_dir"])
     holdout = pd.read_parquet(relabelled["holdout_path"])
     if len(holdout) < config.min_holdout:
@@ -387,7 +340,7 @@ def render_markdown(run_id: str, line: str, collected: dict[str, Any], checked: 
 
 def _log_report(settings: Settings, run_id: str, drift_run_id: str | None, path: Path) -> str:
     """Attach the markdown to the run's drift MLflow run, or to a run of its own when there was none."""
-    from retrain import registry
+    from retrain.adapters import registry
 
     client = registry.connect(settings.tracking_uri)
     if drift_run_id:

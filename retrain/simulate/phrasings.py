@@ -1,6 +1,6 @@
 """Phrasings and slot fillers for the ticket generator: pure data, no logic.
 
-Kept apart from `retrain.generator` so the generator reads as an algorithm and this file reads as
+Kept apart from `retrain.simulate.generator` so the generator reads as an algorithm and this file reads as
 what real helpdesk users write. Templates are `str.format` strings whose `{slots}` are filled from
 `FILLERS` (or from the generator's computed slots: amounts, dates, codes, contacts).
 

@@ -19,10 +19,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from retrain import services
-from retrain.settings import Settings, get_settings, to_env
+from retrain.contracts.names import DAG_ID
+from retrain.contracts.settings import Settings, get_settings, to_env
+from retrain.local import launch as services
 
-DAG_ID = "ticket_drift_retrain"
 DAGS_FOLDER = services.REPO / "airflow" / "dags"
 MIGRATED_MARKER = ".migrated"
 STANDALONE_HOST, STANDALONE_PORT, STANDALONE_PARALLELISM = "127.0.0.1", 8080, 4
@@ -124,8 +124,8 @@ def standalone(settings: Settings | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m retrain.dagrun [LOGICAL_DATE] [--standalone]`: one DAG run, or the Airflow UI."""
-    parser = argparse.ArgumentParser(prog="python -m retrain.dagrun", description=__doc__.splitlines()[0])
+    """`python -m retrain.local.dagrun [LOGICAL_DATE] [--standalone]`: one DAG run, or the Airflow UI."""
+    parser = argparse.ArgumentParser(prog="python -m retrain.local.dagrun", description=__doc__.splitlines()[0])
     parser.add_argument("logical_date", nargs="?", help="ISO date or datetime of the run (default: now)")
     parser.add_argument("--standalone", action="store_true", help="start `airflow standalone` instead")
     args = parser.parse_args(argv)
