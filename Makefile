@@ -49,7 +49,7 @@ demo: venv ## the whole loop on 127.0.0.1: MLflow, champion, router, traffic, DA
 stop: venv ## stop the services `make demo` / `make mlflow` started (recorded PIDs only)
 	$(PY) -m retrain stop
 
-mlflow: venv ## start the local MLflow server in the background (sqlite under TICKET_AB_HOME)
+mlflow: venv ## start the local MLflow server in the background on 127.0.0.1:5000 (TICKET_AB_MLFLOW_PORT)
 	$(PY) -m retrain mlflow
 
 bootstrap: venv ## train and register the first champion
@@ -61,7 +61,7 @@ serve: venv ## run the A/B router under gunicorn on 127.0.0.1:8000 (foreground)
 pipeline: venv ## run the drift/retrain DAG once (airflow dags test, sqlite)
 	$(PY) -m retrain pipeline
 
-airflow: venv ## Airflow UI and scheduler (airflow standalone) on 127.0.0.1:8080
+airflow: venv ## Airflow UI and scheduler (airflow standalone) on 127.0.0.1:8080 (TICKET_AB_AIRFLOW_PORT)
 	$(PY) -m retrain airflow
 
 bench: venv ## run every benchmark in bench/ and write bench/RESULTS.md

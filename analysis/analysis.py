@@ -33,9 +33,11 @@ if not __package__:
     _spec.loader.exec_module(sys.modules["analysis"])
 
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from analysis import experiment, fmt, report
 from analysis.verdict import PROMOTE, Thresholds
+from retrain.adapters import registry
 from retrain.contracts.requestlog import log_files, read_feedback, read_requests
 from retrain.contracts.settings import SettingsError, get_settings
 
@@ -126,10 +128,6 @@ def promote_if_due(summary: dict, tracking_uri: str, model_name: str) -> dict:
     if summary["verdict"]["action"] != PROMOTE:
         status = f"not promoted: the verdict is {summary['verdict']['text']}"
         return {"requested": True, "done": False, "status": status, "moves": []}
-    from mlflow.exceptions import MlflowException
-
-    from retrain.adapters import registry
-
     tested = summary["arms"]["B"]["versions"]
     try:
         client = registry.connect(tracking_uri)
@@ -156,7 +154,7 @@ def console(summary: dict, paths: report.ReportPaths) -> str:
              f"({fmt.when(s['window']['analysed_from'])} to {fmt.when(s['window']['analysed_to'])} UTC)"]
     for arm in experiment.ARMS:
         a = s["arms"][arm]
-        lines.append(f"  {report.arm_label(s, arm):<24} requests {a['requests']:>6,}  share {fmt.pct(a['share']):>6}"
+        lines.append(f"  {fmt.arm_label(s, arm):<24} requests {a['requests']:>6,}  share {fmt.pct(a['share']):>6}"
                      f"  labelled {a['labelled']:>5,}  accuracy {fmt.pct(a['accuracy']):>6} "
                      f"[{fmt.interval(a['accuracy_ci'])}]  macro-F1 {fmt.pct(a['macro_f1'])}  "
                      f"p95 {fmt.ms(a['latency_ms']['p95'])}  fallbacks {a['fallbacks']}  errors {a['errors']}")

@@ -4,8 +4,9 @@ Pure: frames in (as `retrain.contracts.requestlog` reads them), one JSON-ready s
 the console and the tests all see the same numbers. Definitions the report relies on:
 
 - Arm A is the champion, arm B the challenger, as the router's `variant` column says.
-- A request is *labelled* when feedback names its request_id; the last feedback per request wins;
-  feedback for a request_id the log does not have is counted and dropped.
+- A request is *labelled* when feedback names its request_id, by the join rule the retraining
+  window uses too (`retrain.contracts.requestlog.latest_labels`): the last feedback per request
+  wins; feedback for a request_id the log does not have is counted and dropped.
 - Accuracy of an arm = share of its labelled requests whose answer equals the label. Arm B counts
   only answers the challenger gave (a fallback row was answered by the champion). In shadow mode
   both models answer every request, so B is the logged shadow prediction on the same tickets and
@@ -26,17 +27,18 @@ the console and the tests all see the same numbers. Definitions the report relie
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis import stats
-from analysis.fmt import num, pts, split_share, when
+from analysis.compare import compare
+from analysis.fmt import num, split_share, when
 from analysis.verdict import DEFAULT_THRESHOLDS, Evidence, Thresholds, decide
 from retrain.contracts.names import ARM_ALIAS, ARMS, SHADOW, SPLIT
+from retrain.contracts.requestlog import latest_labels
+from retrain.ml import stats
 
 SHADOW_SHARE = 0.9  # how reliably a shadow row carries the challenger's answer, for the lead-in rule
 LEAD_IN_P = 0.001  # champion-only rows before a challenger's first answer: longer than chance -> not its test
@@ -69,6 +71,48 @@ def analyse(
     if malformed_requests or malformed_feedback:
         notes.append(f"skipped malformed log lines: {malformed_requests} in the request log, "
                      f"{malformed_feedback} in the feedback log (torn writes or hand edits)")
+    requests, window = _requests_in_window(requests, since)
+    labels, dropped = latest_labels(feedback, set(requests["request_id"]))
+    window = window.assign(label=window["request_id"].map(labels.set_index("request_id")["label"]))
+    notes.extend(_feedback_notes(dropped))
+    periods = _periods(window, thresholds)
+    current, analysed = _current_period(window, periods)
+    if len(periods) > 1:
+        notes.append(_periods_note(window, periods, current, len(analysed)))
+    mode = current["mode"]
+    arms = {arm: _arm(analysed, arm, mode) for arm in ARMS}
+    comparison = compare(analysed, mode, arms, thresholds)
+    notes.extend(_data_notes(analysed, arms, mode))
+    verdict = decide(Evidence(
+        n_a=comparison["n_a"], n_b=comparison["n_b"], diff=comparison["diff"], ci_low=comparison["ci_low"],
+        ci_high=comparison["ci_high"], p_value=comparison["p_value"],
+        needed_observed=comparison["power"]["needed_observed"],
+        needed_min_gain=comparison["power"]["needed_min_gain"],
+        srm_flagged=bool(current["srm"]["flagged"]), srm_p=current["srm"]["p_value"],
+    ), thresholds)
+    summary = {
+        "window": {"since": since.isoformat() if since is not None else None,
+                   "first": _iso(window["timestamp"].min()), "last": _iso(window["timestamp"].max()),
+                   "analysed_from": _iso(analysed["timestamp"].min()),
+                   "analysed_to": _iso(analysed["timestamp"].max())},
+        "data": _data_counts(requests, window, analysed, feedback, dropped, malformed_requests, malformed_feedback),
+        "mode": mode,
+        "config": {"current": {k: current[k] for k in ("mode", "split_b", "champion", "challenger")},
+                   "changed": len(periods) > 1,
+                   "periods": [{k: v for k, v in p.items() if k != "key"} for p in periods]},
+        "arms": arms,
+        "srm": current["srm"],
+        "comparison": comparison,
+        "verdict": {"action": verdict.action, "text": verdict.text, "reason": verdict.reason,
+                    "more_per_arm": verdict.more_per_arm},
+        "thresholds": thresholds.as_dict(),
+        "notes": notes,
+    }
+    return Analysis(summary=summary, window=window, analysed=analysed)
+
+
+def _requests_in_window(requests: pd.DataFrame, since: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every request (cleaned) and those at or after `since`; an AnalysisError when either is empty."""
     if requests.empty:
         raise AnalysisError("the request log has no rows yet: send traffic through the router first "
                             "(python load_test/testing.py --url http://127.0.0.1:8000 --n 1000)")
@@ -77,68 +121,52 @@ def analyse(
     if window.empty:
         raise AnalysisError(f"no requests at or after --since {since.isoformat()} "
                             f"(the log covers {_span(requests)})")
-    labels, feedback_counts = _labels(feedback, known=set(requests["request_id"]))
-    window = window.assign(label=window["request_id"].map(labels))
-    if feedback_counts["unknown_request"]:
-        notes.append(f"dropped {feedback_counts['unknown_request']} feedback rows whose request_id is not "
-                     "in the request log (a rotated-away log, or a different router)")
-    if feedback_counts["superseded"]:
-        notes.append(f"{feedback_counts['superseded']} feedback rows were corrected by a later one for the "
-                     "same request; the last one counts")
+    return requests, window
 
-    periods = _periods(window, thresholds)
+
+def _feedback_notes(dropped: dict[str, int]) -> list[str]:
+    """What the join rule (`latest_labels`) set aside, in the words a reader of the report needs."""
+    notes = []
+    if dropped["unknown_request"]:
+        notes.append(f"dropped {dropped['unknown_request']} feedback rows whose request_id is not "
+                     "in the request log (a rotated-away log, or a different router)")
+    if dropped["superseded"]:
+        notes.append(f"{dropped['superseded']} feedback rows were corrected by a later one for the "
+                     "same request; the last one counts")
+    return notes
+
+
+def _current_period(window: pd.DataFrame, periods: list[dict[str, Any]]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The latest period with a challenger (or the latest one, when none had) and its requests."""
     tested = window[window["challenger"] != ""]
-    current_key = (tested if len(tested) else window)["period"].iloc[-1]
-    current = next(p for p in periods if p["key"] == current_key)
-    analysed = window[window["period"] == current_key]
-    if len(periods) > 1:
-        newest = "" if current_key == window["period"].iloc[-1] else (
-            "; the newest requests ran without a challenger (promoted or removed since?)")
-        notes.append(f"the experiment configuration changed during the window ({len(periods)} periods, see the "
-                     f"table); the comparison uses the {num(len(analysed))} requests of the latest period with a "
-                     f"challenger ({_describe(current)}){newest}; pass --since to choose another window")
-    mode = current["mode"]
-    arms = {arm: _arm(analysed, arm, mode) for arm in ARMS}
-    srm = current["srm"]
-    comparison = _compare(analysed, mode, arms, thresholds)
-    notes.extend(_data_notes(analysed, arms, mode))
-    verdict = decide(Evidence(
-        n_a=comparison["n_a"], n_b=comparison["n_b"], diff=comparison["diff"], ci_low=comparison["ci_low"],
-        ci_high=comparison["ci_high"], p_value=comparison["p_value"],
-        needed_observed=comparison["power"]["needed_observed"],
-        needed_min_gain=comparison["power"]["needed_min_gain"],
-        srm_flagged=bool(srm["flagged"]), srm_p=srm["p_value"],
-    ), thresholds)
-    summary = {
-        "window": {"since": since.isoformat() if since is not None else None,
-                   "first": _iso(window["timestamp"].min()), "last": _iso(window["timestamp"].max()),
-                   "analysed_from": _iso(analysed["timestamp"].min()),
-                   "analysed_to": _iso(analysed["timestamp"].max())},
-        "data": {
-            "requests_in_log": int(len(requests)),
-            "requests_in_window": int(len(window)),
-            "requests_analysed": int(len(analysed)),
-            "malformed_request_rows": int(malformed_requests),
-            "feedback_rows": int(len(feedback)),
-            "malformed_feedback_rows": int(malformed_feedback),
-            "feedback_superseded": feedback_counts["superseded"],
-            "feedback_unknown_request": feedback_counts["unknown_request"],
-            "labelled_in_window": int(window["label"].notna().sum()),
-            "labelled_analysed": int(analysed["label"].notna().sum()),
-        },
-        "mode": mode,
-        "config": {"current": {k: current[k] for k in ("mode", "split_b", "champion", "challenger")},
-                   "changed": len(periods) > 1,
-                   "periods": [{k: v for k, v in p.items() if k != "key"} for p in periods]},
-        "arms": arms,
-        "srm": srm,
-        "comparison": comparison,
-        "verdict": {"action": verdict.action, "text": verdict.text, "reason": verdict.reason,
-                    "more_per_arm": verdict.more_per_arm},
-        "thresholds": thresholds.as_dict(),
-        "notes": notes,
+    key = (tested if len(tested) else window)["period"].iloc[-1]
+    return next(p for p in periods if p["key"] == key), window[window["period"] == key]
+
+
+def _periods_note(window: pd.DataFrame, periods: list[dict[str, Any]], current: dict[str, Any], n: int) -> str:
+    """Why the comparison uses fewer requests than the window holds, and how to choose others."""
+    newest = "" if current["key"] == window["period"].iloc[-1] else (
+        "; the newest requests ran without a challenger (promoted or removed since?)")
+    return (f"the experiment configuration changed during the window ({len(periods)} periods, see the "
+            f"table); the comparison uses the {num(n)} requests of the latest period with a "
+            f"challenger ({_describe(current)}){newest}; pass --since to choose another window")
+
+
+def _data_counts(requests: pd.DataFrame, window: pd.DataFrame, analysed: pd.DataFrame, feedback: pd.DataFrame,
+                 dropped: dict[str, int], malformed_requests: int, malformed_feedback: int) -> dict[str, int]:
+    """Every row count from the log to the comparison, so a reader can follow where rows went."""
+    return {
+        "requests_in_log": int(len(requests)),
+        "requests_in_window": int(len(window)),
+        "requests_analysed": int(len(analysed)),
+        "malformed_request_rows": int(malformed_requests),
+        "feedback_rows": int(len(feedback)),
+        "malformed_feedback_rows": int(malformed_feedback),
+        "feedback_superseded": dropped["superseded"],
+        "feedback_unknown_request": dropped["unknown_request"],
+        "labelled_in_window": int(window["label"].notna().sum()),
+        "labelled_analysed": int(analysed["label"].notna().sum()),
     }
-    return Analysis(summary=summary, window=window, analysed=analysed)
 
 
 def _clean_requests(requests: pd.DataFrame) -> pd.DataFrame:
@@ -179,17 +207,6 @@ def _with_lead_in(challenger: pd.Series, answered: pd.Series, share_b: pd.Series
 def _latest(versions: pd.Series) -> pd.Series:
     """The last non-empty version seen at or before each row ("" before the first)."""
     return versions.replace("", np.nan).ffill().fillna("")
-
-
-def _labels(feedback: pd.DataFrame, known: set[str]) -> tuple[pd.Series, dict[str, int]]:
-    """Last label per known request_id, and how many feedback rows were superseded or unknown."""
-    if feedback.empty:
-        return pd.Series(dtype=object), {"superseded": 0, "unknown_request": 0}
-    fb = feedback[feedback["label"].str.strip() != ""].sort_values("timestamp", kind="stable")
-    is_known = fb["request_id"].isin(known)
-    last = fb[is_known].drop_duplicates("request_id", keep="last")
-    counts = {"superseded": int(is_known.sum() - len(last)), "unknown_request": int((~is_known).sum())}
-    return last.set_index("request_id")["label"].str.strip(), counts
 
 
 def _periods(window: pd.DataFrame, th: Thresholds) -> list[dict[str, Any]]:
@@ -281,64 +298,6 @@ def _arm(rows: pd.DataFrame, arm: str, mode: str) -> dict[str, Any]:
         "topic_mix": {str(k): float(v) for k, v in answers["answer"].value_counts(normalize=True).sort_index().items()},
         "per_topic_accuracy": per_topic,
     }
-
-
-def _compare(rows: pd.DataFrame, mode: str, arms: dict[str, Any], th: Thresholds) -> dict[str, Any]:
-    """B - A accuracy: paired McNemar in shadow mode, independent z-test in split mode; with power."""
-    a, b = arms["A"], arms["B"]
-    if mode == SHADOW:
-        both = rows[rows["label"].notna() & (rows["topic"] != "") & (rows["shadow_topic"] != "")]
-        right_a = both["topic"] == both["label"]
-        right_b = both["shadow_topic"] == both["label"]
-        only_a, only_b, n = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum()), int(len(both))
-        diff, low, high = stats.paired_difference(only_a, only_b, n)
-        test = stats.mcnemar(only_a, only_b)
-        discordant = _ratio(only_a + only_b, n)
-        power = _power(n, n, diff, th,
-                       needed=lambda d: stats.paired_sample_size(discordant, d, th.alpha, th.power),
-                       mde=stats.paired_mde(discordant, n, th.alpha, th.power))
-        return {"kind": "paired", "test": f"McNemar ({test.method})", "n_a": n, "n_b": n, "diff": diff,
-                "ci_low": low, "ci_high": high, "z": None, "p_value": test.p_value,
-                "mcnemar": {"only_a_right": only_a, "only_b_right": only_b, "statistic": test.statistic,
-                            "p_value": test.p_value, "method": test.method, "pairs": n},
-                "power": power, "per_topic": _per_topic(a, b)}
-    result = stats.two_proportion_test(a["correct"], a["labelled"], b["correct"], b["labelled"])
-    p_a = a["accuracy"]
-    power = _power(a["labelled"], b["labelled"], result.diff, th,
-                   needed=lambda d: stats.sample_size_per_arm(p_a, min(1.0, p_a + d), th.alpha, th.power),
-                   mde=stats.minimum_detectable_effect(p_a, min(a["labelled"], b["labelled"]), th.alpha, th.power))
-    return {"kind": "independent", "test": "two-proportion z-test", "n_a": a["labelled"], "n_b": b["labelled"],
-            "diff": result.diff, "ci_low": result.ci_low, "ci_high": result.ci_high, "z": result.z,
-            "p_value": result.p_value, "mcnemar": None, "power": power, "per_topic": _per_topic(a, b)}
-
-
-def _power(n_a: int, n_b: int, diff: float, th: Thresholds, *, needed: Callable[[float], float],
-           mde: float) -> dict[str, Any]:
-    """Labelled requests per arm needed for the observed effect and for `min_gain`; the MDE now."""
-    if math.isnan(diff):
-        observed = min_gain = math.nan
-    else:
-        observed = needed(abs(diff)) if diff != 0 else math.inf
-        min_gain = needed(th.min_gain)
-    have = min(n_a, n_b)
-    if math.isfinite(observed):
-        first = (f"detecting the observed difference ({pts(diff)}) with {th.power:.0%} power at alpha "
-                 f"{th.alpha} takes {num(observed)} labelled requests per arm")
-    else:
-        first = "the observed difference is zero or undefined, so no sample size detects it"
-    second = (f"with {have} per arm the minimum detectable effect is {pts(mde).lstrip('+')}" if not math.isnan(mde)
-              else f"with {have} per arm no effect can be detected reliably yet")
-    return {"alpha": th.alpha, "power": th.power, "n_per_arm": have, "needed_observed": observed,
-            "needed_min_gain": min_gain, "mde": mde, "statement": f"{first}; {second}"}
-
-
-def _per_topic(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
-    topics = sorted(set(a["per_topic_accuracy"]) | set(b["per_topic_accuracy"]))
-    empty = {"n": 0, "accuracy": math.nan}
-    return [{"topic": t, "n_a": a["per_topic_accuracy"].get(t, empty)["n"],
-             "accuracy_a": a["per_topic_accuracy"].get(t, empty)["accuracy"],
-             "n_b": b["per_topic_accuracy"].get(t, empty)["n"],
-             "accuracy_b": b["per_topic_accuracy"].get(t, empty)["accuracy"]} for t in topics]
 
 
 def _data_notes(rows: pd.DataFrame, arms: dict[str, Any], mode: str) -> list[str]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pandas as pd
+
+from retrain.contracts.names import ARM_ALIAS
 
 
 def missing(x: float | None) -> bool:
@@ -66,3 +69,9 @@ def ms(value: float | None) -> str:
 def when(iso: str | None) -> str:
     """An ISO timestamp as `2026-11-24 09:08:20` (UTC)."""
     return "n/a" if not iso else pd.Timestamp(iso).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S")
+
+
+def arm_label(summary: dict[str, Any], arm: str) -> str:
+    """An arm with its alias and the model versions it served: `B · challenger v4`."""
+    versions = summary["arms"][arm]["versions"]
+    return f"{arm} · {ARM_ALIAS[arm]}" + (f" v{', v'.join(versions)}" if versions else "")

@@ -18,6 +18,7 @@ from retrain.ml.automl import select_model
 from retrain.ml.evaluate import score
 from retrain.ml.features import baseline_pipeline
 from retrain.ml.train import split_holdout
+from retrain.simulate.generator import generate
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 
@@ -27,8 +28,6 @@ def load(rows: int | None, seed: int):
         df = load_tickets(REAL, require_topic=True)
         source = f"real tickets ({REAL.name})"
     else:
-        from retrain.simulate.generator import generate
-
         df = generate("baseline", rows or 12_000, seed)
         source = "generated baseline tickets (real data not found)"
     if rows and rows < len(df):

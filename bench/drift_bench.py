@@ -26,14 +26,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from retrain.adapters import registry
 from retrain.contracts.schema import TEXT, TOPIC, load_tickets
+from retrain.contracts.settings import Settings, get_settings
+from retrain.local import dagrun, launch
 from retrain.ml.drift import decide, measure, save_report
+from retrain.ml.evaluate import score
 from retrain.ml.features import baseline_pipeline
-from retrain.ml.train import reference_sample, split_holdout
+from retrain.ml.train import reference_sample, split_holdout, train_and_register
 from retrain.simulate.generator import generate
 
-REPO = Path(__file__).resolve().parent.parent
-REAL = REPO.parent / "shared" / "data" / "it_service_tickets.csv.gz"
+REAL = launch.REPO.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 LATER = "2026-04-01T00:00:00Z"
 rows: list[tuple[str, str, str, bool]] = []  # (bar, measured, target, met)
 
@@ -117,54 +120,54 @@ def speed_bar() -> None:
 
 def dag_bars(n: int) -> None:
     """The real DAG against a real MLflow, on the default AutoML candidates and budget."""
-    from retrain.adapters import registry
-    from retrain.contracts.settings import get_settings
-    from retrain.local import dagrun
-    from retrain.local import launch as services
-    from retrain.ml.evaluate import score
-    from retrain.ml.train import train_and_register
-
     with tempfile.TemporaryDirectory(prefix="drift_bench_") as tmp:
-        home = Path(tmp)
-        port = services.free_port()
-        server = services.start_mlflow(home / "mlflow", port)
+        settings = get_settings(home=Path(tmp), mlflow_port=launch.free_port(), model_name="drift-bench")
+        server = launch.start_mlflow(settings)
         try:
-            settings = get_settings(home=home, tracking_uri=f"http://127.0.0.1:{port}", model_name="drift-bench")
-            print(f"DAG: champion on 6000 baseline tickets ({settings.training.automl_models}), then a {n}-ticket "
-                  "new_product window (30% labelled) dropped in incoming/", flush=True)
-            started = time.perf_counter()
-            train_and_register(generate("baseline", 6000, 1), settings, alias=registry.CHAMPION,
-                               source="drift-bench", progress=lambda _: None)
-            print(f"    champion trained in {time.perf_counter() - started:.0f} s", flush=True)
-            window = generate("new_product", n, 5, start=LATER)
-            labelled = np.random.default_rng(5).random(n) < 0.3
-            settings.incoming_dir.mkdir(parents=True)
-            window.drop(columns=["true_topic"]).assign(topic=window[TOPIC].where(labelled)).to_csv(
-                settings.incoming_dir / "window.csv", index=False)
-            with open(home / "migrate.log", "wb") as out:  # first-use setup, not part of a run
-                dagrun.ensure_db(settings, stdout=out)
-            started = time.perf_counter()
-            code = dagrun.run_dag("2026-04-15", settings=settings, log_path=home / "dag.log", timeout_s=1800)
-            seconds = time.perf_counter() - started
-            line = next((ln for ln in (home / "dag.log").read_text().splitlines() if "run_report" in ln), "")
-            print(f"    {line[line.find('line='):][:400]}")
-            bar(f"whole DAG run on a {n}-ticket window", f"{seconds / 60:.1f} min (exit {code})", "<= 8 min",
-                code == 0 and seconds <= 480)
-
-            client = registry.connect(settings.tracking_uri)
-            challenger = registry.version_for(client, settings.model_name, registry.CHALLENGER)
-            if challenger is None:
-                bar("challenger vs champion on fresh new_product", "no challenger registered", ">= +5 points", False)
-                return
-            fresh = generate("new_product", 3000, 99, start="2026-05-01T00:00:00Z")
-            truth = fresh.assign(**{TOPIC: fresh["true_topic"]})
-            champ = score(registry.load_pipeline(settings.model_name, registry.CHAMPION), truth)["accuracy"]
-            chall = score(registry.load_pipeline(settings.model_name, registry.CHALLENGER), truth)["accuracy"]
-            bar("challenger vs champion on 3000 fresh new_product tickets",
-                f"{chall:.3f} vs {champ:.3f} ({(chall - champ) * 100:+.1f} points)", ">= +5 points",
-                chall >= champ + 0.05)
+            dag_run_bar(settings, n)
+            challenger_bar(settings)
         finally:
-            services.stop(server)
+            launch.stop(server)
+
+
+def dag_run_bar(settings: Settings, n: int) -> None:
+    """A champion on baseline tickets, then one timed DAG run on a drifted, 30%-labelled window."""
+    print(f"DAG: champion on 6000 baseline tickets ({settings.training.automl_models}), then a {n}-ticket "
+          "new_product window (30% labelled) dropped in incoming/", flush=True)
+    started = time.perf_counter()
+    train_and_register(generate("baseline", 6000, 1), settings, alias=registry.CHAMPION,
+                       source="drift-bench", progress=lambda _: None)
+    print(f"    champion trained in {time.perf_counter() - started:.0f} s", flush=True)
+    window = generate("new_product", n, 5, start=LATER)
+    labelled = np.random.default_rng(5).random(n) < 0.3
+    settings.incoming_dir.mkdir(parents=True)
+    window.drop(columns=["true_topic"]).assign(topic=window[TOPIC].where(labelled)).to_csv(
+        settings.incoming_dir / "window.csv", index=False)
+    with open(settings.home / "migrate.log", "wb") as out:  # first-use setup, not part of a run
+        dagrun.ensure_db(settings, stdout=out)
+    log = settings.home / "dag.log"
+    started = time.perf_counter()
+    code = dagrun.run_dag("2026-04-15", settings=settings, log_path=log, timeout_s=1800)
+    seconds = time.perf_counter() - started
+    line = next((ln for ln in log.read_text().splitlines() if "run_report" in ln), "")
+    print(f"    {line[line.find('line='):][:400]}")
+    bar(f"whole DAG run on a {n}-ticket window", f"{seconds / 60:.1f} min (exit {code})", "<= 8 min",
+        code == 0 and seconds <= 480)
+
+
+def challenger_bar(settings: Settings) -> None:
+    """The DAG's challenger against the champion on fresh tickets of the drifted scenario."""
+    client = registry.connect(settings.tracking_uri)
+    if registry.version_for(client, settings.model_name, registry.CHALLENGER) is None:
+        bar("challenger vs champion on fresh new_product", "no challenger registered", ">= +5 points", False)
+        return
+    fresh = generate("new_product", 3000, 99, start="2026-05-01T00:00:00Z")
+    truth = fresh.assign(**{TOPIC: fresh["true_topic"]})
+    champ = score(registry.load_pipeline(settings.model_name, registry.CHAMPION), truth)["accuracy"]
+    chall = score(registry.load_pipeline(settings.model_name, registry.CHALLENGER), truth)["accuracy"]
+    bar("challenger vs champion on 3000 fresh new_product tickets",
+        f"{chall:.3f} vs {champ:.3f} ({(chall - champ) * 100:+.1f} points)", ">= +5 points",
+        chall >= champ + 0.05)
 
 
 def main() -> int:

@@ -27,13 +27,18 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow.sklearn
 import pandas as pd
+import psutil
 
-from retrain import registry, services
+from retrain.adapters import registry
 from retrain.contracts.schema import TOPICS
+from retrain.contracts.settings import Settings, get_settings
+from retrain.local import launch
 from retrain.ml.features import baseline_pipeline
 from router.predictor import compile_scorer, pipeline_scorer
 
@@ -42,6 +47,7 @@ TARGET_OVERHEAD_MS = 1.5
 TARGET_RSS_MB = 400.0
 WARMUP = 200
 SEQUENTIAL = 500
+MODEL = "bench-ticket-classifier"
 
 _TOPIC_WORDS = {
     "access": "password login locked account permission sso mfa reset token expired directory",
@@ -154,72 +160,50 @@ def bare_predict(score: Callable[[str], Any], texts: list[str], repeats: int) ->
     return percentiles(samples)
 
 
-def process_tree(root_pid: int) -> list[int]:
-    """`root_pid` and all its descendants (mlflow serve runs uvicorn, which spawns the workers)."""
-    pids, queue = [], [root_pid]
-    while queue:
-        pid = queue.pop()
-        pids.append(pid)
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            queue.extend(int(c) for c in (task / "children").read_text().split())
-    return pids
+@dataclass(frozen=True)
+class Server:
+    """One server under test: where to send which pre-encoded requests."""
+
+    name: str
+    service: launch.Service
+    port: int
+    path: str
+    bodies: list[bytes]
 
 
-def cpu_seconds(root_pid: int) -> float:
+def server_tree(service: launch.Service) -> list[psutil.Process]:
+    """The server and all its descendants (mlflow serve runs uvicorn, which spawns the workers)."""
+    root = psutil.Process(service.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def cpu_seconds(service: launch.Service) -> float:
     """User+system CPU of a whole server (all processes): contention from other load does not inflate it."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in process_tree(root_pid):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
+    return sum(times.user + times.system for times in (p.cpu_times() for p in server_tree(service)))
 
 
-def worker_rss_mb(root_pid: int) -> list[float]:
+def worker_rss_mb(service: launch.Service) -> list[float]:
     """Resident memory of the server's workers (the leaves of its process tree, helpers excluded), in MB."""
-    sizes = []
-    for pid in process_tree(root_pid):
-        has_children = any((task / "children").read_text().split() for task in Path(f"/proc/{pid}/task").iterdir())
-        if has_children or b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-            continue
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                sizes.append(int(line.split()[1]) / 1024.0)
-    return sizes
+    return [p.memory_info().rss / 2**20 for p in server_tree(service)
+            if not p.children() and not any("resource_tracker" in part for part in p.cmdline())]
 
 
-def router_env(home: Path, tracking_uri: str, model: str, port: int, workers: int, threads: int) -> dict[str, str]:
-    env = services.python_env({
-        "TICKET_AB_HOME": str(home), "MLFLOW_TRACKING_URI": tracking_uri, "TICKET_AB_MODEL_NAME": model,
-        "TICKET_AB_HOST": "127.0.0.1", "TICKET_AB_PORT": str(port), "TICKET_AB_WORKERS": str(workers),
-        "TICKET_AB_THREADS": str(threads), "TICKET_AB_SPLIT_B": "0.5",
-    })
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return env
-
-
-def scorer_env(tracking_uri: str) -> dict[str, str]:
-    """`mlflow models serve` execs `uvicorn` by name: put this interpreter's bin dir first on PATH."""
-    bin_dir = str(Path(sys.executable).parent)
-    return services.python_env({"MLFLOW_TRACKING_URI": tracking_uri,
-                                "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])})
-
-
-def wait_workers(port: int, workers: int, deadline_s: float) -> None:
+def wait_workers(router: launch.Service, port: int, workers: int, deadline_s: float) -> None:
     """Until `workers` distinct worker pids have answered /ready (each loaded both models)."""
     seen: set[int] = set()
-    end = time.monotonic() + deadline_s
-    while len(seen) < workers:
-        if time.monotonic() > end:
-            raise services.ServiceError(f"only {len(seen)} of {workers} router workers became ready")
+
+    def burst() -> bool:
         with ThreadPoolExecutor(8) as pool:
             for body in pool.map(lambda _: _get_json(port, "/ready"), range(16)):
                 if body.get("ready") and body.get("challenger"):
                     seen.add(body["worker_pid"])
+        return len(seen) >= workers
+
+    launch.wait_until(burst, deadline_s, f"all {workers} router workers are ready", router, interval_s=0)
 
 
 def _get_json(port: int, path: str) -> dict[str, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn = http.client.HTTPConnection(launch.LOOPBACK, port, timeout=10)
     try:
         conn.request("GET", path)
         return json.loads(conn.getresponse().read())
@@ -227,7 +211,7 @@ def _get_json(port: int, path: str) -> dict[str, Any]:
         conn.close()
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000, help="measured requests per server (default 2000)")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
@@ -235,71 +219,87 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per router worker (default 4)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved measured runs per server (default 3)")
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def publish_champion(settings: Settings, data: pd.DataFrame, seed: int) -> Any:
+    """Register one pipeline as champion and challenger (each router worker holds two models, as in
+    production); returns the model as the registry serves it."""
+    pipeline = baseline_pipeline(seed).fit(data[["text"]], data["topic"])
+    version = registry.publish(settings.tracking_uri, MODEL, pipeline, data[["text"]].head(3),
+                               alias=registry.CHAMPION, why="router benchmark", tags={"purpose": "bench"})
+    registry.move_alias(registry.connect(settings.tracking_uri), MODEL, registry.CHALLENGER, version,
+                        why="router benchmark")
+    return mlflow.sklearn.load_model(registry.model_uri(MODEL, registry.CHAMPION))
+
+
+def start_servers(settings: Settings, args: argparse.Namespace, scorer_port: int,
+                  started: list[launch.Service]) -> tuple[launch.Service, launch.Service]:
+    """The router (as the demo starts it) and `mlflow models serve` on the same champion, same worker count."""
+    router = launch.start_router(settings, settings.home / "router.log")
+    started.append(router)
+    wait_workers(router, settings.router.port, args.workers, 120)
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", registry.model_uri(MODEL, registry.CHAMPION),
+               "--env-manager", "local", "--workers", str(args.workers), "-p", str(scorer_port),
+               "--host", launch.LOOPBACK]
+    scorer = launch.start("mlflow serve", command, settings.home / "mlflow-serve.log",
+                          launch.python_env({"MLFLOW_TRACKING_URI": settings.tracking_uri}))
+    started.append(scorer)
+    launch.wait_http(scorer, f"http://{launch.LOOPBACK}:{scorer_port}/ping", 180)
+    return router, scorer
+
+
+def measure(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]:
+    """Warm up, then interleaved rounds (drifting background load hits both alike), then a sequential run."""
+    for server in servers:
+        drive(server.port, server.path, server.bodies[:WARMUP], args.concurrency)
+    rounds: dict[str, list[dict[str, float]]] = {server.name: [] for server in servers}
+    for _ in range(args.rounds):
+        for server in servers:
+            cpu_before = cpu_seconds(server.service)
+            loaded = drive(server.port, server.path, server.bodies, args.concurrency)
+            loaded["cpu_ms"] = (cpu_seconds(server.service) - cpu_before) * 1000.0 / len(server.bodies)
+            rounds[server.name].append(loaded)
+    return {server.name: {"load": median_round(rounds[server.name]), "rounds": rounds[server.name],
+                          "seq": drive(server.port, server.path, server.bodies[:SEQUENTIAL], 1)}
+            for server in servers}
+
+
+def bench(args: argparse.Namespace, settings: Settings, started: list[launch.Service]) -> tuple[Any, ...]:
+    """Everything measured, with the services it starts appended to `started` (the caller stops them)."""
     data = tickets(per_topic=400, seed=args.seed)
     texts = tickets(per_topic=50, seed=args.seed + 1)["text"].tolist()
-    model = "bench-ticket-classifier"
-    procs = []
+    started.append(launch.start_mlflow(settings))
+    served = publish_champion(settings, data, args.seed)
+    direct, scoring = compile_scorer(served)
+    bare = {"pipeline": bare_predict(pipeline_scorer(served), texts, repeats=1000),
+            scoring: bare_predict(direct, texts, repeats=1000)}
+    scorer_port = launch.free_port()
+    router, scorer = start_servers(settings, args, scorer_port, started)
+    rng = random.Random(args.seed)
+    router_bodies = [json.dumps({"text": rng.choice(texts), "customer_id": f"c-{i}"}).encode()
+                     for i in range(args.n)]
+    scorer_bodies = [json.dumps({"dataframe_records": [{"text": json.loads(b)["text"]}]}).encode()
+                     for b in router_bodies]
+    results = measure(args, [Server("router", router, settings.router.port, "/predict", router_bodies),
+                             Server("mlflow serve", scorer, scorer_port, "/invocations", scorer_bodies)])
+    inside = server_latency(settings.router.port, router_bodies[:SEQUENTIAL])
+    rss = {"router": worker_rss_mb(router), "mlflow serve": worker_rss_mb(scorer)}
+    return bare, results, inside, rss
+
+
+def main() -> int:
+    args = parse_args()
+    started: list[launch.Service] = []
     with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp:
-        root = Path(tmp)
+        settings = get_settings(home=Path(tmp), mlflow_port=launch.free_port(), model_name=MODEL,
+                                router={"host": launch.LOOPBACK, "port": launch.free_port(), "workers": args.workers,
+                                        "threads": args.threads, "split_b": 0.5})
         try:
-            mlflow_port = services.free_port()
-            procs.append(services.start_mlflow(root / "mlflow", mlflow_port))
-            tracking_uri = f"http://127.0.0.1:{mlflow_port}"
-            import mlflow.sklearn
-
-            pipeline = baseline_pipeline(args.seed).fit(data[["text"]], data["topic"])
-            version = registry.publish(tracking_uri, model, pipeline, data[["text"]].head(3),
-                                       alias=registry.CHAMPION, why="router benchmark", tags={"purpose": "bench"})
-            registry.move_alias(registry.connect(tracking_uri), model, registry.CHALLENGER, version,
-                                why="router benchmark")
-            served = mlflow.sklearn.load_model(registry.model_uri(model, registry.CHAMPION))
-            direct, scoring = compile_scorer(served)
-            bare = {"pipeline": bare_predict(pipeline_scorer(served), texts, repeats=1000),
-                    scoring: bare_predict(direct, texts, repeats=1000)}
-
-            router_port, mlflow_serve_port = services.free_port(), services.free_port()
-            router = services.start([sys.executable, "-m", "gunicorn", "-c", "router/gunicorn.conf.py"],
-                                    root / "router.log",
-                                    router_env(root / "home", tracking_uri, model, router_port, args.workers,
-                                               args.threads))
-            procs.append(router)
-            scorer = services.start([sys.executable, "-m", "mlflow", "models", "serve", "-m",
-                                     registry.model_uri(model, registry.CHAMPION), "--env-manager", "local",
-                                     "--workers", str(args.workers), "-p", str(mlflow_serve_port),
-                                     "--host", "127.0.0.1"],
-                                    root / "mlflow-serve.log", scorer_env(tracking_uri))
-            procs.append(scorer)
-            services.wait_http(f"http://127.0.0.1:{router_port}/health", router, 120, root / "router.log")
-            wait_workers(router_port, args.workers, 120)
-            services.wait_http(f"http://127.0.0.1:{mlflow_serve_port}/ping", scorer, 180, root / "mlflow-serve.log")
-
-            rng = random.Random(args.seed)
-            router_bodies = [json.dumps({"text": rng.choice(texts), "customer_id": f"c-{i}"}).encode()
-                             for i in range(args.n)]
-            scorer_bodies = [json.dumps({"dataframe_records": [{"text": json.loads(b)["text"]}]}).encode()
-                             for b in router_bodies]
-            servers = (("router", router, router_port, "/predict", router_bodies),
-                       ("mlflow serve", scorer, mlflow_serve_port, "/invocations", scorer_bodies))
-            for _, _, port, path, bodies in servers:
-                drive(port, path, bodies[:WARMUP], args.concurrency)
-            rounds: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in servers}
-            for _ in range(args.rounds):  # interleaved, so drifting background load hits both alike
-                for name, proc, port, path, bodies in servers:
-                    cpu_before = cpu_seconds(proc.pid)
-                    loaded = drive(port, path, bodies, args.concurrency)
-                    loaded["cpu_ms"] = (cpu_seconds(proc.pid) - cpu_before) * 1000.0 / len(bodies)
-                    rounds[name].append(loaded)
-            results = {name: {"load": median_round(runs), "rounds": runs,
-                              "seq": drive(port, path, bodies[:SEQUENTIAL], 1)}
-                       for (name, _, port, path, bodies), runs in zip(servers, rounds.values(), strict=True)}
-            inside = server_latency(router_port, router_bodies[:SEQUENTIAL])
-            rss = {"router": worker_rss_mb(router.pid), "mlflow serve": worker_rss_mb(scorer.pid)}
+            bare, results, inside, rss = bench(args, settings, started)
         finally:
-            for proc in reversed(procs):
-                services.stop(proc)
-
+            for service in reversed(started):
+                launch.stop(service)
     report(args, bare, results, inside, rss)
     return 0
 

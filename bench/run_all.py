@@ -14,8 +14,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
+from retrain.local import launch
+
+BENCH = launch.REPO / "bench"
 
 
 def machine() -> str:
@@ -32,7 +33,8 @@ def main() -> int:
     for script in scripts:
         print(f"==> {script.name}", flush=True)
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, str(script)], cwd=REPO, text=True, capture_output=True)
+        result = subprocess.run([sys.executable, str(script)], cwd=launch.REPO, env=launch.python_env(), text=True,
+                                capture_output=True)
         seconds = time.perf_counter() - started
         sys.stdout.write(result.stdout)
         status = "ok" if result.returncode == 0 else f"exit {result.returncode}"

@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from load_test import client, summary, traffic
 from load_test.progress import Progress
 from retrain.contracts.schema import TicketDataError
 from retrain.contracts.settings import SettingsError, get_settings
+from retrain.simulate.generator import SCENARIOS
 
 EXIT_OK = 0
 EXIT_ERROR_RATE = 1
@@ -60,8 +61,7 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from retrain.simulate.generator import SCENARIOS
-
+    """The command line, checked: bad values fail here with argparse's usage message."""
     parser = argparse.ArgumentParser(prog="testing.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="router base URL (default: http://TICKET_AB_HOST:TICKET_AB_PORT)")
     parser.add_argument("--n", type=_positive(int), default=1000, help="requests to send (default %(default)s)")
@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_plan(args: argparse.Namespace):
+def build_plan(args: argparse.Namespace) -> tuple[Iterator[traffic.Planned], int]:
     """The planned requests (an iterator) and how many there will be."""
     if args.from_file:
         tickets, labels = traffic.replayed(args.from_file)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from retrain.contracts.schema import TOPICS, load_tickets
+from retrain.simulate.generator import iter_tickets
 
 FEEDBACK_SOURCE = "load_test"
 
@@ -90,8 +91,6 @@ def plan(
 
 def generated(scenario: str, seed: int, customers: int) -> Iterator[dict[str, Any]]:
     """The retrain generator's stream: noise-free truth, since the load test adds agents' noise itself."""
-    from retrain.simulate.generator import iter_tickets
-
     return iter_tickets(scenario, seed, customers=customers)
 
 

@@ -1,4 +1,4 @@
-"""`python -m retrain ...`: the operator's commands over the same functions the DAG calls.
+"""`ticket-ab ...` (or `python -m retrain ...`): the operator's commands over the same functions the DAG calls.
 
 Every command prints progress and a short summary; every expected failure (bad file, MLflow down,
 nothing to promote) is one `error:` line and exit code 2, never a traceback.
@@ -113,7 +113,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     if not state["registered"]:
         print(f"model {settings.model_name!r} is not registered yet at {settings.tracking_uri} "
-              "(run `python -m retrain bootstrap`)")
+              "(run `ticket-ab bootstrap`)")
         return 0
     print(f"model {state['model']} at {settings.tracking_uri}: {state['versions']} versions")
     for alias, info in state["aliases"].items():
@@ -173,7 +173,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_mlflow(args: argparse.Namespace) -> int:
     from retrain.local import demo
 
-    demo.start_mlflow(get_settings())
+    demo.background_mlflow(get_settings())
     return 0
 
 
@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("pipeline", cmd_pipeline, "run the drift/retrain DAG once (airflow dags test, sqlite)")
     p.add_argument("logical_date", nargs="?", help="ISO date of the run (default: now)")
-    add("airflow", cmd_airflow, "Airflow UI + scheduler (airflow standalone) on 127.0.0.1:8080")
+    add("airflow", cmd_airflow, "Airflow UI + scheduler (airflow standalone) on 127.0.0.1:TICKET_AB_AIRFLOW_PORT")
     add("demo", cmd_demo, "run the whole loop locally (what `make demo` runs)", False)
     add("mlflow", cmd_mlflow, "start the local MLflow server in the background (sqlite under TICKET_AB_HOME)", False)
     add("stop", cmd_stop, "stop the services started by `demo` or `mlflow` (recorded PIDs only)", False)

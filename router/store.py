@@ -4,40 +4,36 @@ Requests read one immutable `Models` snapshot; the poll thread builds a new snap
 side and publishes it with a single reference assignment, so an alias move swaps models without a
 restart and an in-flight request finishes with the objects it started with.
 
-Every version is downloaded once into `router/cache/<alias>/<version>/` (installed by an atomic
-rename, so concurrent workers never see half a model) and a per-alias manifest names the current
-one. When MLflow is unreachable the store loads the manifests' versions and reports source "cache"
-until the registry answers again. Nothing here raises into a request or kills a worker: failures
-keep the previous models and show up in /ready and the log.
+Every version is downloaded once into the disk cache (`router.cache`, under `router/cache/`).
+When MLflow is unreachable the store loads the versions the aliases served last from there and
+reports source "cache" until the registry answers again. Nothing here raises into a request or
+kills a worker: failures keep the previous models and show up in /ready and the log.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import threading
-import time
-import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+import mlflow.artifacts
+import mlflow.sklearn
+from mlflow.exceptions import MlflowException
+
 from retrain.adapters import registry
-from retrain.contracts.atomic import write_atomic
 from retrain.contracts.log import get_logger, kv
 from retrain.contracts.names import CHAMPION, SERVED_ALIASES
 from retrain.contracts.settings import Settings
 from router import metrics
+from router.cache import ModelCache, utc_now
 from router.predictor import Scorer, compile_scorer
 
 FROM_REGISTRY = "registry"
 FROM_CACHE = "cache"
-STAMP = "router-cache.json"  # inside each cached version directory: what it is
-MANIFEST = "manifest.json"  # per alias directory: which cached version is current
 WARMUP_TEXT = "cannot log in to the vpn after the password reset"
-STALE_DOWNLOAD_S = 3600.0  # a hidden download dir this old belongs to a crashed worker
 
 log = get_logger("router.store")
 
@@ -141,8 +137,6 @@ class MlflowRegistry:
         return {alias: self._lookup(alias) for alias in SERVED_ALIASES}
 
     def _lookup(self, alias: str) -> RegistryVersion | None:
-        from mlflow.exceptions import MlflowException
-
         try:
             found = self._client.get_model_version_by_alias(self.model_name, alias)
         except MlflowException as exc:
@@ -155,8 +149,6 @@ class MlflowRegistry:
 
     def download(self, version: str, dst: Path) -> Path:
         """By version, not alias: the alias may move again while we download."""
-        import mlflow.artifacts
-
         uri = f"models:/{self.model_name}/{version}"
         path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri)
         return Path(path)
@@ -172,13 +164,11 @@ def serving_model(alias: str, version: str, run_id: str, pipeline: Any, source: 
         raise ModelError(f"{alias} v{version} cannot serve: {type(exc).__name__}: {exc}") from exc
     if proba.shape != (len(classes),):
         raise ModelError(f"{alias} v{version} returned scores of shape {proba.shape} for {len(classes)} classes")
-    return LoadedModel(alias, version, run_id, pipeline, classes, score, scoring, source, _now())
+    return LoadedModel(alias, version, run_id, pipeline, classes, score, scoring, source, utc_now())
 
 
 def load_model(path: Path, alias: str, version: str, run_id: str, source: str) -> LoadedModel:
     """Load a cached MLflow sklearn model directory into a LoadedModel."""
-    import mlflow.sklearn
-
     try:
         pipeline = mlflow.sklearn.load_model(str(path))
     except Exception as exc:
@@ -186,24 +176,12 @@ def load_model(path: Path, alias: str, version: str, run_id: str, source: str) -
     return serving_model(alias, version, run_id, pipeline, source)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 class ModelStore:
     """Champion and challenger for one worker: loaded at start, polled, swapped atomically."""
 
     def __init__(self, settings: Settings, source: Registry | None = None) -> None:
         self.model_name = settings.model_name
-        self.cache_dir = settings.router_dir / "cache"
+        self.cache = ModelCache(settings.router_dir / "cache", settings.model_name)
         self.reload_s = settings.router.reload_s
         self._registry = source or MlflowRegistry(settings.tracking_uri, settings.model_name)
         self._models = Models()
@@ -258,7 +236,7 @@ class ModelStore:
             was_reachable = self._registry_state["reachable"]
             try:
                 targets: dict[str, RegistryVersion | None] | None = self._registry.aliases()
-                self._registry_state = {"reachable": True, "checked_at": _now(), "error": None}
+                self._registry_state = {"reachable": True, "checked_at": utc_now(), "error": None}
                 if was_reachable is False:
                     log.info(kv("registry_reachable", model=self.model_name))
             except Exception as exc:  # whatever the client raised, the registry could not be asked
@@ -266,7 +244,7 @@ class ModelStore:
                 error = str(exc) if isinstance(exc, RegistryUnavailable) else f"{type(exc).__name__}: {exc}"
                 if was_reachable is not False:
                     log.warning(kv("registry_unreachable", model=self.model_name, error=error))
-                self._registry_state = {"reachable": False, "checked_at": _now(), "error": error}
+                self._registry_state = {"reachable": False, "checked_at": utc_now(), "error": error}
             models = self._models
             for alias in SERVED_ALIASES:
                 synced = False
@@ -293,7 +271,7 @@ class ModelStore:
                 return models, True
             if current is not None:
                 log.info(kv("model_unloaded", model=self.model_name, alias=alias, version=current.version))
-            (self.cache_dir / alias / MANIFEST).unlink(missing_ok=True)
+            self.cache.forget(alias)
             return replace(models, **{alias: None}), True
         if current is not None and (current.version, current.run_id) == (target.version, target.run_id):
             if current.source != FROM_REGISTRY:
@@ -310,35 +288,30 @@ class ModelStore:
         return replace(models, **{alias: loaded}), True
 
     def _load_version(self, alias: str, target: RegistryVersion) -> LoadedModel:
-        path = self.cache_dir / alias / target.version
+        path = self.cache.path(alias, target.version)
         loaded = None
-        if self._stamp_matches(path, target.version, target.run_id):
+        if self.cache.holds(alias, target.version, target.run_id):
             try:
                 loaded = load_model(path, alias, target.version, target.run_id, FROM_REGISTRY)
             except ModelError as exc:  # damaged on disk: fetch it again
                 log.warning(kv("cache_damaged", model=self.model_name, alias=alias, version=target.version, error=exc))
-                self._discard(path)
+                self.cache.discard(alias, target.version)
         if loaded is None:
-            self._download(alias, target, path)
+            self.cache.install(alias, target.version, target.run_id, partial(self._registry.download, target.version))
             loaded = load_model(path, alias, target.version, target.run_id, FROM_REGISTRY)
-        write_atomic(self.cache_dir / alias / MANIFEST, json.dumps(
-            {"model_name": self.model_name, "alias": alias, "version": target.version, "run_id": target.run_id,
-             "updated_at": _now()}))
-        self._prune(alias, keep={target.version, *(m.version for m in [getattr(self._models, alias)] if m)})
+        self.cache.set_current(alias, target.version, target.run_id)
+        self.cache.prune(alias, keep={target.version, *(m.version for m in [getattr(self._models, alias)] if m)})
         metrics.MODEL_LOADS.labels(alias=alias, source=FROM_REGISTRY).inc()
         return loaded
 
     def _from_cache(self, models: Models, alias: str) -> Models:
         """The last version this alias served, from disk: how a router starts while MLflow is down."""
-        manifest = _read_json(self.cache_dir / alias / MANIFEST)
-        if not manifest or manifest.get("model_name") != self.model_name:
+        current = self.cache.current(alias)
+        if current is None or not self.cache.holds(alias, *current):
             return models
-        version, run_id = str(manifest.get("version")), str(manifest.get("run_id", ""))
-        path = self.cache_dir / alias / version
-        if not self._stamp_matches(path, version, run_id):
-            return models
+        version, run_id = current
         try:
-            loaded = load_model(path, alias, version, run_id, FROM_CACHE)
+            loaded = load_model(self.cache.path(alias, version), alias, version, run_id, FROM_CACHE)
         except ModelError as exc:
             self._errors.append(f"{alias} v{version} from cache: {exc}")
             log.error(kv("cache_load_failed", model=self.model_name, alias=alias, version=version, error=exc))
@@ -347,59 +320,6 @@ class ModelStore:
                     scoring=loaded.scoring))
         metrics.MODEL_LOADS.labels(alias=alias, source=FROM_CACHE).inc()
         return replace(models, **{alias: loaded})
-
-    def _stamp_matches(self, path: Path, version: str, run_id: str) -> bool:
-        """A cached directory is usable only if it is this model's version (and run, when known)."""
-        stamp = _read_json(path / STAMP) or {}
-        same_model = stamp.get("model_name") == self.model_name and stamp.get("version") == version
-        return same_model and (not run_id or stamp.get("run_id") == run_id)
-
-    def _download(self, alias: str, target: RegistryVersion, final: Path) -> None:
-        """Fetch into a private directory, stamp it, then rename it into place in one step."""
-        final.parent.mkdir(parents=True, exist_ok=True)
-        incoming = final.parent / f".incoming-{os.getpid()}-{uuid.uuid4().hex}"
-        try:
-            local = self._registry.download(target.version, incoming)
-            (local / STAMP).write_text(json.dumps(
-                {"model_name": self.model_name, "alias": alias, "version": target.version,
-                 "run_id": target.run_id, "downloaded_at": _now()}), encoding="utf-8")
-            for _ in range(3):
-                try:
-                    os.rename(local, final)
-                    return
-                except OSError:
-                    if self._stamp_matches(final, target.version, target.run_id):
-                        return  # another worker installed the same version first
-                    self._discard(final)  # a stale directory from another model or registry
-            raise ModelError(f"could not install {alias} v{target.version} into {final}")
-        finally:
-            shutil.rmtree(incoming, ignore_errors=True)
-
-    def _discard(self, path: Path) -> None:
-        trash = path.parent / f".stale-{uuid.uuid4().hex}"
-        try:
-            os.rename(path, trash)
-        except FileNotFoundError:
-            return
-        shutil.rmtree(trash, ignore_errors=True)
-
-    def _prune(self, alias: str, keep: set[str]) -> None:
-        """Keep the served and the previous version (a rollback loads from disk); drop the rest.
-
-        Best effort: other workers prune the same directory concurrently.
-        """
-        for entry in (self.cache_dir / alias).iterdir():
-            try:
-                if not entry.is_dir():
-                    continue
-                if entry.name.startswith("."):
-                    stale = time.time() - entry.stat().st_mtime > STALE_DOWNLOAD_S
-                else:
-                    stale = entry.name not in keep
-            except OSError:
-                continue
-            if stale:
-                shutil.rmtree(entry, ignore_errors=True)
 
     def _publish(self, models: Models) -> None:
         self._models = models

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from retrain.contracts.settings import Settings, get_settings
-from retrain.local import launch as services
+from retrain.local import launch
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 _names = itertools.count(1)
@@ -21,17 +25,24 @@ class MlflowServer:
     uri: str
     port: int
     directory: Path
-    pid: int
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """A real `mlflow server` process on sqlite, shared by every test that needs HTTP."""
-    directory = tmp_path_factory.mktemp("mlflow")
-    port = services.free_port()
-    proc = services.start_mlflow(directory, port)
-    yield MlflowServer(uri=f"http://127.0.0.1:{port}", port=port, directory=directory, pid=proc.pid)
-    services.stop(proc)
+    settings = get_settings(home=tmp_path_factory.mktemp("mlflow"), mlflow_port=launch.free_port())
+    server = launch.start_mlflow(settings)
+    yield MlflowServer(uri=settings.tracking_uri, port=settings.mlflow_port, directory=settings.mlflow_dir)
+    launch.stop(server)
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port someone else listens on for the duration of the test."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,9 +68,6 @@ _TINY_VOCAB = {
 @pytest.fixture(scope="session")
 def tiny_tickets():
     """120 labelled tickets over 4 topics: enough to fit and select in seconds, small enough to read."""
-    import numpy as np
-    import pandas as pd
-
     rng = np.random.default_rng(7)
     rows = []
     fillers = ["please help", "since this morning", "for the whole team", "again", "urgent", "thanks"]

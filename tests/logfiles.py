@@ -10,7 +10,7 @@ def append_rows(path: Path, columns: tuple[str, ...], rows: list[list[object]]) 
     """Append CSV rows, starting a new file with its header, as the router's log writer does."""
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
-    with open(path, "a", newline="") as fh:
+    with open(path, "a", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         if new:
             writer.writerow(columns)

@@ -3,10 +3,15 @@
 collect_window -> check_drift -> decide -> relabel -> train_challenger -> report
                                        \\-> skip ----------------------------/
 
-Wiring only: every task calls one function of `retrain.tasks.pipeline` (tested without Airflow), and
-settings come from the environment (TICKET_AB_HOME, MLFLOW_TRACKING_URI, TICKET_AB_MODEL_NAME...).
-Tasks that talk to MLflow retry with exponential backoff; the watermark and the aliases only move
-at the end, so a failed run changes nothing and the next run sees the same tickets.
+Wiring only: every task calls one function of `retrain.tasks` (tested without Airflow) and passes
+its typed result on through XCom as a plain dict (`to_dict` / `from_dict`); settings come from
+the environment (TICKET_AB_HOME, MLFLOW_TRACKING_URI, TICKET_AB_MODEL_NAME...). Tasks that talk to
+MLflow retry with exponential backoff; the watermark and the aliases only move at the end, so a
+failed run changes nothing and the next run sees the same tickets.
+
+The task modules import MLflow, Evidently, cleanlab and PyCaret (about 7 s); Airflow's DAG
+processor re-parses this file every few minutes, so (as Airflow's best practices ask) they are
+imported inside the tasks, and the top level imports only the light contracts and result types.
 """
 
 from __future__ import annotations
@@ -16,16 +21,13 @@ from datetime import UTC, datetime, timedelta
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import dag, get_current_context, task
 
-from retrain.contracts.names import DAG_ID
+from retrain.contracts.names import DAG_ID, RELABEL_TASK, SKIP_TASK
 from retrain.contracts.settings import get_settings
-from retrain.tasks import pipeline
+from retrain.tasks.results import Checked, Collected, Relabelled
+from retrain.tasks.runs import run_key
 
 MLFLOW_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
                   "max_retry_delay": timedelta(minutes=10)}
-
-
-def _run_id() -> str:
-    return get_current_context()["run_id"]
 
 
 @dag(
@@ -41,36 +43,48 @@ def _run_id() -> str:
 def ticket_drift_retrain():
     @task
     def collect_window() -> dict:
-        return pipeline.collect_window(get_settings(), _run_id())
+        from retrain.tasks import collect
+
+        return collect.collect_window(get_settings(), get_current_context()["run_id"]).to_dict()
 
     @task(**MLFLOW_RETRIES)
     def check_drift(collected: dict) -> dict:
-        return pipeline.check_drift(get_settings(), collected)
+        from retrain.tasks import check
+
+        return check.check_drift(get_settings(), Collected.from_dict(collected)).to_dict()
 
     @task.branch
     def decide(checked: dict) -> str:
-        return pipeline.choose_branch(checked)
+        return Checked.from_dict(checked).branch()
 
-    @task(task_id=pipeline.RELABEL_TASK)
-    def relabel(collected: dict, checked: dict) -> dict:
-        return pipeline.relabel_window(get_settings(), collected, checked)
+    @task(task_id=RELABEL_TASK)
+    def relabel_window(collected: dict, checked: dict) -> dict:
+        from retrain.tasks import relabel
+
+        return relabel.relabel_window(get_settings(), Collected.from_dict(collected),
+                                      Checked.from_dict(checked)).to_dict()
 
     @task(**MLFLOW_RETRIES)
     def train_challenger(collected: dict, checked: dict, relabelled: dict) -> dict:
-        context = get_current_context()
-        key = pipeline.run_key(context.get("logical_date"), context["run_id"])
-        return pipeline.train_challenger(get_settings(), collected, checked, relabelled, key=key)
+        from retrain.tasks import train
 
-    @task(trigger_rule="none_failed_min_one_success", **MLFLOW_RETRIES)
-    def report(collected: dict, checked: dict) -> dict:
-        return pipeline.report(get_settings(), collected, checked)
+        context = get_current_context()
+        return train.train_challenger(get_settings(), Collected.from_dict(collected), Checked.from_dict(checked),
+                                      Relabelled.from_dict(relabelled),
+                                      key=run_key(context.get("logical_date"), context["run_id"])).to_dict()
+
+    @task(task_id="report", trigger_rule="none_failed_min_one_success", **MLFLOW_RETRIES)
+    def write_report(collected: dict, checked: dict) -> dict:
+        from retrain.tasks import report
+
+        return report.report(get_settings(), Collected.from_dict(collected), Checked.from_dict(checked)).to_dict()
 
     collected = collect_window()
     checked = check_drift(collected)
-    relabelled = relabel(collected, checked)
+    relabelled = relabel_window(collected, checked)
     trained = train_challenger(collected, checked, relabelled)
-    skip = EmptyOperator(task_id=pipeline.SKIP_TASK)
-    summary = report(collected, checked)
+    skip = EmptyOperator(task_id=SKIP_TASK)
+    summary = write_report(collected, checked)
     decide(checked) >> [relabelled, skip]
     [trained, skip] >> summary
 

@@ -15,9 +15,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+import cloudpickle
+import mlflow
+import mlflow.artifacts
+import mlflow.sklearn
+import numpy
+import pandas
+import scipy
+import sklearn
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from sklearn.pipeline import Pipeline
 
 from retrain.contracts.log import get_logger, kv
 from retrain.contracts.names import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
+from retrain.contracts.settings import Settings
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 MODEL_ARTIFACT = "model"
@@ -61,32 +77,51 @@ def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
     raise RegistryError(f"MLflow tracking server at {tracking_uri} is not healthy")
 
 
-def connect(tracking_uri: str):
-    """Point this process at `tracking_uri` and return a client (mlflow is imported lazily)."""
+def connect(tracking_uri: str) -> MlflowClient:
+    """Point this process at `tracking_uri` and return a client."""
     check_reachable(tracking_uri)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
-    from mlflow import MlflowClient
-
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def version_for(client, name: str, alias: str):
-    """The ModelVersion behind `alias`, or None when the alias (or the model) does not exist."""
-    from mlflow.exceptions import MlflowException
+def is_local_store(tracking_uri: str) -> bool:
+    """A database or file store on this machine, as opposed to a tracking server."""
+    return urlparse(tracking_uri).scheme in ("", "file", "sqlite")
 
+
+def use_experiment(tracking_uri: str, name: str, artifact_root: Path | None = None) -> str:
+    """Make `name` the active experiment (set explicitly: MLflow caches the last experiment id per
+    process, even across tracking URIs) and return its id.
+
+    With a local store MLflow's default artifact root is `./mlruns` in the working directory; a new
+    experiment there keeps its artifacts under `artifact_root` instead, so nothing is written
+    outside TICKET_AB_HOME. A tracking server keeps artifacts where it was told to.
+    """
+    if artifact_root is not None and is_local_store(tracking_uri) and mlflow.get_experiment_by_name(name) is None:
+        try:
+            mlflow.create_experiment(name, artifact_location=(Path(artifact_root) / name).resolve().as_uri())
+        except MlflowException:  # another process created it first
+            pass
+    return mlflow.set_experiment(name).experiment_id
+
+
+def use_settings_experiment(settings: Settings) -> str:
+    """The settings' experiment; a local store keeps its artifacts where `make mlflow` keeps them."""
+    return use_experiment(settings.tracking_uri, settings.experiment, settings.mlflow_dir / "artifacts")
+
+
+def version_for(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The ModelVersion behind `alias`, or None when the alias (or the model) does not exist."""
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
 
 
-def find_version(client, name: str, tag: str, value: str):
+def find_version(client: MlflowClient, name: str, tag: str, value: str) -> ModelVersion | None:
     """The newest version carrying tag=value (idempotency: a DAG run registers once)."""
-    from mlflow.exceptions import MlflowException
-
     try:
         versions = client.search_model_versions(f"name = '{name}' and tags.`{tag}` = '{value}'")
     except MlflowException:
@@ -94,7 +129,8 @@ def find_version(client, name: str, tag: str, value: str):
     return max(versions, key=lambda v: int(v.version), default=None)
 
 
-def move_alias(client, name: str, alias: str, version: str | None, *, why: str, who: str | None = None) -> AliasMove:
+def move_alias(client: MlflowClient, name: str, alias: str, version: str | None, *, why: str,
+               who: str | None = None) -> AliasMove:
     """Point `alias` at `version` (None removes it) and record the move on the version's tags."""
     if alias not in ALIASES:
         raise RegistryError(f"unknown alias {alias!r}; known: {', '.join(ALIASES)}")
@@ -121,11 +157,11 @@ def move_alias(client, name: str, alias: str, version: str | None, *, why: str, 
     return move
 
 
-def promote(client, name: str, *, why: str, who: str | None = None) -> list[AliasMove]:
+def promote(client: MlflowClient, name: str, *, why: str, who: str | None = None) -> list[AliasMove]:
     """challenger -> champion; the old champion keeps alias `previous` for a one-step rollback."""
     challenger = version_for(client, name, CHALLENGER)
     if challenger is None:
-        raise RegistryError(f"model {name!r} has no '{CHALLENGER}' to promote (see `python -m retrain status`)")
+        raise RegistryError(f"model {name!r} has no '{CHALLENGER}' to promote (see `ticket-ab status`)")
     champion = version_for(client, name, CHAMPION)
     moves = []
     if champion is not None:
@@ -137,7 +173,7 @@ def promote(client, name: str, *, why: str, who: str | None = None) -> list[Alia
     return moves
 
 
-def rollback(client, name: str, *, why: str, who: str | None = None) -> list[AliasMove]:
+def rollback(client: MlflowClient, name: str, *, why: str, who: str | None = None) -> list[AliasMove]:
     """previous -> champion; the rolled-back version keeps its tags but no alias."""
     previous = version_for(client, name, PREVIOUS)
     if previous is None:
@@ -150,10 +186,8 @@ def rollback(client, name: str, *, why: str, who: str | None = None) -> list[Ali
     return moves
 
 
-def status(client, name: str) -> dict[str, Any]:
+def status(client: MlflowClient, name: str) -> dict[str, Any]:
     """Aliases with their versions, metrics tags and creation times: what `retrain status` prints."""
-    from mlflow.exceptions import MlflowException
-
     try:
         model = client.get_registered_model(name)
     except MlflowException:
@@ -169,21 +203,12 @@ def status(client, name: str) -> dict[str, Any]:
     return {"model": model.name, "registered": True, "aliases": aliases, "versions": len(versions)}
 
 
-def register_pipeline(pipeline, name: str, example, tags: dict[str, str]) -> str:
+def register_pipeline(pipeline: Pipeline, name: str, example: pandas.DataFrame, tags: dict[str, str]) -> str:
     """Log a fitted text Pipeline to the active run and register it; returns the new version.
 
     cloudpickle with explicit requirements: the skops default took 70 s and refuses csr_matrix,
     and requirement inference costs ~11 s and pins packages the model never imports.
     """
-    import cloudpickle
-    import mlflow.sklearn
-    import numpy
-    import pandas
-    import scipy
-    import sklearn
-    from mlflow import MlflowClient
-    from mlflow.models import infer_signature
-
     signature = infer_signature(example, pipeline.predict(example))
     requirements = [f"scikit-learn=={sklearn.__version__}", f"pandas=={pandas.__version__}",
                     f"numpy=={numpy.__version__}", f"scipy=={scipy.__version__}",
@@ -198,17 +223,15 @@ def register_pipeline(pipeline, name: str, example, tags: dict[str, str]) -> str
     return version
 
 
-def publish(tracking_uri: str, name: str, pipeline, example, *, alias: str | None = None, why: str = "",
-            tags: dict[str, str] | None = None, experiment: str = "ticket-ab") -> str:
+def publish(tracking_uri: str, name: str, pipeline: Pipeline, example: pandas.DataFrame, *,
+            alias: str | None = None, why: str = "", tags: dict[str, str] | None = None,
+            experiment: str = "ticket-ab", artifact_root: Path | None = None) -> str:
     """Log, register and optionally alias an already fitted pipeline in a run of its own.
 
-    For models trained outside `train_and_register` (tests, benchmarks, imports). The experiment is
-    set explicitly: MLflow caches the last experiment id per process, even across tracking URIs.
+    For models trained outside `train_and_register` (tests, benchmarks, imports).
     """
-    import mlflow
-
     client = connect(tracking_uri)
-    mlflow.set_experiment(experiment)
+    use_experiment(tracking_uri, experiment, artifact_root)
     with mlflow.start_run(run_name=f"publish-{name}"):
         version = register_pipeline(pipeline, name, example, tags or {})
     if alias:
@@ -220,19 +243,14 @@ def model_uri(name: str, alias: str) -> str:
     return f"models:/{name}@{alias}"
 
 
-def load_pipeline(name: str, alias: str):
+def load_pipeline(name: str, alias: str) -> Pipeline:
     """The served sklearn Pipeline behind an alias (needs `connect` first)."""
-    import mlflow.sklearn
-
     return mlflow.sklearn.load_model(model_uri(name, alias))
 
 
-def load_reference(client, version, dst: Path | None = None):
+def load_reference(version: ModelVersion, dst: Path | None = None) -> pandas.DataFrame:
     """The training reference (text, topic, predicted) stored with a version's run."""
-    import mlflow.artifacts
-    import pandas as pd
-
     path = mlflow.artifacts.download_artifacts(
         run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=str(dst) if dst else None
     )
-    return pd.read_parquet(path)
+    return pandas.read_parquet(path)

@@ -21,3 +21,4 @@ SHADOW = "shadow"  # everyone gets the champion's answer; the challenger is scor
 MODES = (SPLIT, SHADOW)
 
 DAG_ID = "ticket_drift_retrain"
+RELABEL_TASK, SKIP_TASK = "relabel", "skip"  # the two branches after the drift decision

@@ -2,13 +2,15 @@
 
 The router appends; the DAG, analysis.py and the tests read. Each row is one physical line (the
 router folds newlines in ticket text), so a torn or hand-edited line costs exactly one row, which
-the reader counts and skips instead of failing the whole file.
+the reader counts and skips instead of failing the whole file. Feedback joins requests by one rule,
+`latest_labels`, so the retraining window and the A/B report count the same labels.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +94,25 @@ def read_requests(path: str | Path) -> LogRead:
 
 def read_feedback(path: str | Path) -> LogRead:
     return read_log(path, FEEDBACK_COLUMNS, "feedback")
+
+
+def latest_labels(feedback: pd.DataFrame, known_request_ids: Collection[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The label each known request ends up with, and how many feedback rows did not count.
+
+    Agents correct themselves, so the last label per request_id wins (by timestamp, then log
+    order). Feedback for a request_id the request log does not have cannot be checked against what
+    was served, so it is dropped (a rotated-away log, another router, or made-up ids); rows without
+    a label or a request_id are dropped as blank. Returns the surviving rows (`FEEDBACK_COLUMNS`,
+    label and source stripped of spaces) and the counts `blank`, `unknown_request` and `superseded`.
+    """
+    fb = feedback.loc[:, list(FEEDBACK_COLUMNS)].reset_index(drop=True)
+    fb["request_id"] = fb["request_id"].fillna("").astype(str)
+    for column in ("label", "source"):
+        fb[column] = fb[column].fillna("").astype(str).str.strip()
+    blank = fb["label"].eq("") | fb["request_id"].eq("")
+    known = fb["request_id"].isin(known_request_ids) & ~blank
+    ordered = fb.loc[known].sort_values("timestamp", kind="stable")
+    last = ordered.drop_duplicates("request_id", keep="last").reset_index(drop=True)
+    counts = {"blank": int(blank.sum()), "unknown_request": int((~blank & ~known).sum()),
+              "superseded": int(len(ordered) - len(last))}
+    return last, counts

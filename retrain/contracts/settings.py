@@ -126,6 +126,8 @@ class Settings(BaseSettings):
         description="root of all runtime state: mlflow/, airflow/, logs/, reports/, router/, incoming/, data/, run/")
     mlflow_port: int = Field(5000, ge=1, le=65535,
         description="port of the local MLflow server that `make mlflow` and `make demo` start")
+    airflow_port: int = Field(8080, ge=1, le=65535,
+        description="port of the Airflow UI (`airflow standalone`) that `make airflow` starts")
     tracking_uri: str = _env("MLFLOW_TRACKING_URI", "",
                              "MLflow tracking server or a sqlite:/// URI (empty: the local server on "
                              "TICKET_AB_MLFLOW_PORT)")

@@ -12,47 +12,36 @@ directory is AIRFLOW_HOME, so PyCaret's `logs.log` lands there instead of in the
 
 from __future__ import annotations
 
-import argparse
 import fcntl
-import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from retrain.contracts.names import DAG_ID
-from retrain.contracts.settings import Settings, get_settings, to_env
-from retrain.local import launch as services
+from retrain.contracts.settings import Settings, get_settings
+from retrain.local import launch
 
-DAGS_FOLDER = services.REPO / "airflow" / "dags"
+DAGS_FOLDER = launch.REPO / "airflow" / "dags"
 MIGRATED_MARKER = ".migrated"
-STANDALONE_HOST, STANDALONE_PORT, STANDALONE_PARALLELISM = "127.0.0.1", 8080, 4
+STANDALONE_PARALLELISM = 4
 
 
 def airflow_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of every `airflow` process we start: its home, its DB, our DAGs, our settings."""
     home = settings.airflow_dir
-    env = services.python_env({
+    return launch.child_env(settings, {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        **to_env(settings),
+        **(extra or {}),
     })
-    # `airflow standalone` starts its components as `airflow ...` from PATH: make it this venv's.
-    env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH", "")) if p)
-    env.update(extra or {})
-    return env
 
 
 def _airflow(*args: str) -> list[str]:
     return [sys.executable, "-m", "airflow", *args]
-
-
-def _airflow_version() -> str:
-    from importlib.metadata import version
-
-    return version("apache-airflow-core")
 
 
 def ensure_db(settings: Settings, *, stdout=None) -> bool:
@@ -60,7 +49,7 @@ def ensure_db(settings: Settings, *, stdout=None) -> bool:
     home = settings.airflow_dir
     home.mkdir(parents=True, exist_ok=True)
     marker = home / MIGRATED_MARKER
-    wanted = _airflow_version()
+    wanted = version("apache-airflow-core")
     with open(home / ".migrate.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists() and marker.read_text().strip() == wanted:
@@ -74,7 +63,8 @@ def ensure_db(settings: Settings, *, stdout=None) -> bool:
         result = subprocess.run(_airflow("db", "migrate"), env=airflow_env(settings), cwd=home,
                                 stdout=stdout, stderr=subprocess.STDOUT if stdout else None)
         if result.returncode != 0:
-            raise RuntimeError(f"airflow db migrate failed with exit code {result.returncode} (AIRFLOW_HOME={home})")
+            raise launch.ServiceError(f"airflow db migrate failed with exit code {result.returncode} "
+                                      f"(AIRFLOW_HOME={home})")
         marker.write_text(wanted + "\n")
         return True
 
@@ -99,40 +89,27 @@ def run_dag(logical_date: str | None = None, *, settings: Settings | None = None
 
 def standalone_env(settings: Settings) -> dict[str, str]:
     """`airflow standalone` for the UI, kept small: 4 task slots (default 32 forks ~40 processes),
-    one API worker, bound to 127.0.0.1:8080 and with the execution API pointed at it."""
-    url = f"http://{STANDALONE_HOST}:{STANDALONE_PORT}"
+    one API worker, bound to 127.0.0.1:airflow_port and with the execution API pointed at it."""
+    endpoint = launch.airflow_endpoint(settings)
     return airflow_env(settings, {
         "AIRFLOW__CORE__PARALLELISM": str(STANDALONE_PARALLELISM),
-        "AIRFLOW__API__HOST": STANDALONE_HOST,
-        "AIRFLOW__API__PORT": str(STANDALONE_PORT),
+        "AIRFLOW__API__HOST": endpoint.host,
+        "AIRFLOW__API__PORT": str(endpoint.port),
         "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API__BASE_URL": url,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
+        "AIRFLOW__API__BASE_URL": endpoint.url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{endpoint.url}/execution/",
     })
 
 
 def standalone(settings: Settings | None = None) -> int:
     """Run `airflow standalone` in the foreground until Ctrl-C; returns its exit code."""
     settings = settings or get_settings()
+    endpoint = launch.airflow_endpoint(settings)
+    endpoint.ensure_free()
     ensure_db(settings)
-    print(f"Airflow UI on http://{STANDALONE_HOST}:{STANDALONE_PORT} (AIRFLOW_HOME={settings.airflow_dir}); "
+    print(f"Airflow UI on {endpoint.url} (AIRFLOW_HOME={settings.airflow_dir}); "
           f"the admin password is in {settings.airflow_dir}/simple_auth_manager_passwords.json.generated", flush=True)
     try:
         return subprocess.run(_airflow("standalone"), env=standalone_env(settings), cwd=settings.airflow_dir).returncode
     except KeyboardInterrupt:
         return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m retrain.local.dagrun [LOGICAL_DATE] [--standalone]`: one DAG run, or the Airflow UI."""
-    parser = argparse.ArgumentParser(prog="python -m retrain.local.dagrun", description=__doc__.splitlines()[0])
-    parser.add_argument("logical_date", nargs="?", help="ISO date or datetime of the run (default: now)")
-    parser.add_argument("--standalone", action="store_true", help="start `airflow standalone` instead")
-    args = parser.parse_args(argv)
-    if args.standalone:
-        return standalone()
-    return run_dag(args.logical_date)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,6 @@ Services stay up afterwards; `make stop` ends exactly the processes recorded her
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -17,10 +16,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
+
+import psutil
 
 from retrain.contracts.settings import Settings, get_settings
-from retrain.local import launch as services
+from retrain.local import dagrun, launch
 
 PID_NAMES = ("router", "mlflow")
 RELOAD_S = 2.0  # the demo's router polls the registry often so the challenger shows up quickly
@@ -34,53 +34,51 @@ def pid_dir(settings: Settings) -> Path:
     return settings.home / "run"
 
 
-def record_pid(settings: Settings, name: str, pid: int) -> None:
+def record_pid(settings: Settings, name: str, service: launch.Service) -> None:
+    """Record the pid with its start time, so `make stop` never signals a later process that reused the pid."""
     pid_dir(settings).mkdir(parents=True, exist_ok=True)
-    (pid_dir(settings) / f"{name}.pid").write_text(str(pid))
+    started = psutil.Process(service.pid).create_time()
+    (pid_dir(settings) / f"{name}.pid").write_text(f"{service.pid} {started!r}")
+
+
+def _recorded_pid(path: Path) -> int | None:
+    """The pid a pid file names, if that very process still runs."""
+    try:
+        pid, started = path.read_text().split()
+        return int(pid) if abs(psutil.Process(int(pid)).create_time() - float(started)) < 1.0 else None
+    except (ValueError, psutil.NoSuchProcess):
+        return None
 
 
 def stop_recorded(settings: Settings) -> list[str]:
-    """Stop the process groups the demo recorded, and only those."""
+    """Stop the process trees the demo recorded, and only those."""
     stopped = []
     for name in PID_NAMES:
         path = pid_dir(settings) / f"{name}.pid"
         if not path.exists():
             continue
-        try:
-            pid = int(path.read_text().strip())
-        except ValueError:
-            path.unlink()
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            path.unlink()
-            continue
-        services.stop(pid)
+        pid = _recorded_pid(path)
+        if pid is not None:
+            launch.stop(pid)
+            stopped.append(f"{name} (pid {pid})")
         path.unlink()
-        stopped.append(f"{name} (pid {pid})")
     return stopped
 
 
-def check_port_free(url: str, what: str) -> None:
-    if services.http_ok(url.rstrip("/") + "/health"):
-        raise DemoError(f"something already answers at {url}; stop it (or `make stop`) before "
-                        f"starting another {what}")
-
-
-def start_mlflow(settings: Settings, env: dict[str, str] | None = None) -> None:
+def background_mlflow(settings: Settings) -> None:
     """Start the local MLflow server in the background and record its PID for `make stop`."""
-    parsed = urlparse(settings.tracking_uri)
-    if parsed.hostname not in ("127.0.0.1", "localhost") or not parsed.port:
-        raise DemoError(f"a local MLflow server binds 127.0.0.1; MLFLOW_TRACKING_URI is {settings.tracking_uri}")
-    check_port_free(settings.tracking_uri, "MLflow server")
-    command = services.mlflow_command(settings.mlflow_dir, parsed.port)
-    print("$ mlflow " + " ".join(command[3:]))
-    log = settings.mlflow_dir / "server.log"
-    proc = services.start(command, log, env or services.python_env())
-    record_pid(settings, "mlflow", proc.pid)
-    services.wait_http(settings.tracking_uri + "/health", proc, 120, log)
-    print(f"MLflow is up at {settings.tracking_uri} (log {log}); `make stop` stops it")
+    launch.mlflow_endpoint(settings).ensure_free()  # before the command is shown: a taken port is one line
+    print("$ mlflow " + " ".join(launch.mlflow_command(settings)[3:]))
+    server = launch.start_mlflow(settings)
+    record_pid(settings, "mlflow", server)
+    print(f"MLflow is up at {settings.tracking_uri} (log {server.log}); `make stop` stops it")
+
+
+def demo_settings() -> Settings:
+    """The environment's settings with fresh tokens, a router that starts on the champion alone and
+    polls the registry often (so the challenger shows up quickly)."""
+    return get_settings(router={"admin_token": secrets.token_urlsafe(24), "feedback_token": secrets.token_urlsafe(24),
+                                "reload_s": RELOAD_S, "split_b": 0.0})
 
 
 class Demo:
@@ -89,19 +87,10 @@ class Demo:
         self.step_no = 0
         self.started = time.monotonic()
         self.tokens_file = settings.router_dir / "demo-tokens.env"
-        self.admin_token = secrets.token_urlsafe(24)
-        self.feedback_token = secrets.token_urlsafe(24)
-        self.router_url = f"http://{settings.router.host}:{settings.router.port}"
-        self.env = services.python_env({
-            "TICKET_AB_HOME": str(settings.home),
-            "MLFLOW_TRACKING_URI": settings.tracking_uri,
-            "TICKET_AB_MODEL_NAME": settings.model_name,
-            "TICKET_AB_ADMIN_TOKEN": self.admin_token,
-            "TICKET_AB_FEEDBACK_TOKEN": self.feedback_token,
-            "TICKET_AB_RELOAD_S": str(RELOAD_S),
-            "TICKET_AB_SPLIT_B": "0.0",
-            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-        })
+        self.admin_token = settings.router.admin_token
+        self.feedback_token = settings.router.feedback_token
+        self.router_url = launch.router_endpoint(settings).url
+        self.env = launch.child_env(settings, secrets=True)
 
     def step(self, title: str) -> None:
         self.step_no += 1
@@ -111,7 +100,7 @@ class Demo:
     def run(self, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
         shown = "python " + " ".join(a if a != self.feedback_token else "$TICKET_AB_FEEDBACK_TOKEN" for a in args)
         print(f"$ {shown}", flush=True)
-        result = subprocess.run([sys.executable, *args], env=self.env, cwd=services.REPO, text=True,
+        result = subprocess.run([sys.executable, *args], env=self.env, cwd=launch.REPO, text=True,
                                 capture_output=capture)
         if capture:
             sys.stdout.write(result.stdout)
@@ -121,9 +110,12 @@ class Demo:
         return result
 
     def reset(self) -> None:
+        """Stop the previous demo, check every port this one needs, then start from empty state."""
         stopped = stop_recorded(self.settings)
         if stopped:
             print(f"stopped the previous demo's services: {', '.join(stopped)}")
+        for endpoint in (launch.mlflow_endpoint(self.settings), launch.router_endpoint(self.settings)):
+            endpoint.ensure_free()
         if self.settings.home.exists() and any(self.settings.home.iterdir()):
             print(f"resetting state: removing {self.settings.home} (a fresh registry, logs and reports)")
             shutil.rmtree(self.settings.home)
@@ -135,15 +127,10 @@ class Demo:
         self.tokens_file.chmod(0o600)
 
     def start_router(self) -> None:
-        check_port_free(self.router_url, "router")
-        command = [sys.executable, "-m", "gunicorn", "-c", "router/gunicorn.conf.py", "router.wsgi:app"]
-        print("$ gunicorn -c router/gunicorn.conf.py router.wsgi:app")
-        log = self.settings.logs_dir / "router.log"
-        proc = services.start(command, log, self.env)
-        record_pid(self.settings, "router", proc.pid)
-        services.wait_http(self.router_url + "/health", proc, 120, log)
-        ready = self.get("/ready")
-        print(f"router is up at {self.router_url}: {json.dumps(ready)}")
+        print("$ gunicorn " + " ".join(launch.gunicorn_command()[3:]))
+        router = launch.start_router(self.settings, self.settings.logs_dir / "router.log")
+        record_pid(self.settings, "router", router)
+        print(f"router is up at {self.router_url}: {json.dumps(self.get('/ready'))}")
 
     def get(self, path: str) -> dict:
         with urllib.request.urlopen(self.router_url + path, timeout=10) as resp:
@@ -162,13 +149,11 @@ class Demo:
             raise DemoError(f"POST /config answered {exc.code}: {exc.read().decode(errors='replace')}") from None
 
     def wait_for_challenger(self, deadline_s: float = 60.0) -> dict:
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
+        def challenger_ready() -> dict | None:
             ready = self.get("/ready")
-            if _challenger_version(ready):
-                return ready
-            time.sleep(0.5)
-        raise DemoError(f"the router did not pick up the challenger within {deadline_s:.0f} s: {ready}")
+            return ready if _challenger_version(ready) else None
+
+        return launch.wait_until(challenger_ready, deadline_s, "the router serves the challenger", interval_s=0.5)
 
     def traffic(self, scenario: str, n: int, seed: int, feedback_rate: float) -> dict:
         out = self.settings.reports_dir / f"load_{scenario}_{seed}.json"
@@ -179,8 +164,6 @@ class Demo:
 
     def pipeline(self, label: str) -> None:
         """One DAG run; Airflow's chatter goes to a file, its one-line run report to the screen."""
-        from retrain.local import dagrun
-
         log = self.settings.airflow_dir / "demo-runs" / f"{self.step_no}-{label}.log"
         print(f"$ python -m retrain pipeline      # Airflow's output: {log}", flush=True)
         code = dagrun.run_dag(settings=self.settings, log_path=log)
@@ -198,13 +181,13 @@ def _challenger_version(ready: dict) -> str | None:
 
 
 def main() -> int:
-    settings = get_settings()
-    demo = Demo(settings)
+    """The demo's steps; a taken port is refused before anything starts (the CLI prints it as one line)."""
+    demo = Demo(demo_settings())
+    demo.step("reset state")
+    demo.reset()
     try:
-        demo.step("reset state")
-        demo.reset()
         demo.step("start the MLflow tracking server (sqlite + local artifacts)")
-        start_mlflow(settings, demo.env)
+        background_mlflow(demo.settings)
         demo.step("bootstrap the champion on generated baseline tickets (PyCaret picks the model)")
         demo.run("-m", "retrain", "bootstrap")
         demo.step("start the A/B router under gunicorn")
@@ -222,7 +205,7 @@ def main() -> int:
         demo.traffic("new_product", 2000, 13, 0.5)
         demo.step("analyse the A/B test and promote when the verdict says so")
         demo.run("analysis/analysis.py", "--promote")
-    except (DemoError, services.ServiceError) as exc:
+    except (DemoError, launch.ServiceError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         print("services that did start are still up for inspection; `make stop` ends them", file=sys.stderr)
         return 1
@@ -250,6 +233,3 @@ def summarize(demo: Demo) -> None:
     print(f"A/B figure:        {s.reports_dir / 'ab_report.png'}")
     print("services are still running; `make stop` stops them")
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,10 +5,16 @@ its finalized pipeline is too slow to serve, so each candidate handed to `compar
 already a lean `text -> TF-IDF -> estimator` Pipeline and PyCaret runs with `preprocess=False`:
 it cross-validates, ranks by macro-F1 under a time budget, and we refit the winner with plain
 scikit-learn. The registered artifact therefore needs neither PyCaret nor its preprocessing.
+
+PyCaret logs to `logs.log` in the working directory, opened as soon as it is imported: the path is
+pointed at the null device before the import (unless PYCARET_CUSTOM_LOGGING_PATH is set), and
+`setup` logs to our `automl.pycaret` logger instead, warnings and up.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +32,12 @@ from retrain.contracts.log import get_logger, kv
 from retrain.contracts.schema import TEXT, TOPIC
 from retrain.ml.features import text_pipeline
 
+os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
+from pycaret.classification import ClassificationExperiment  # noqa: E402  (after the log path is set)
+
 log = get_logger("automl")
+pycaret_log = log.getChild("pycaret")
+pycaret_log.setLevel(logging.WARNING)  # setup() narrates every step at INFO
 
 # Candidates: sparse-friendly linear models that fit 10k tickets in seconds. Trees were measured
 # at 527 s for the same selection, so they are not offered.
@@ -98,9 +109,6 @@ def select_model(
         raise AutoMLError(f"unknown candidate models {unknown}; known: {sorted(CANDIDATES)}")
     data = df[[TEXT, TOPIC]].reset_index(drop=True)
     check_trainable(data, folds)
-
-    from pycaret.classification import ClassificationExperiment  # heavy: only where training happens
-
     started = time.perf_counter()
     log.info(kv("automl_select_start", rows=len(data), candidates=",".join(names), folds=folds, budget_s=budget_s))
     exp = ClassificationExperiment()
@@ -119,7 +127,7 @@ def select_model(
         verbose=False,
         html=False,
         log_experiment=False,
-        system_log=False,  # else PyCaret writes logs.log into the working directory
+        system_log=pycaret_log,
     )
     exp.add_metric("macro_f1", MACRO_F1, _macro_f1, target="pred", greater_is_better=True)
     exp.remove_metric("auc")  # needs probabilities that svm/ridge lack; it only logs warnings for them

@@ -10,15 +10,15 @@ negligible shift and a small one does not alarm on noise. Evidently's `drift_sha
 used for the decision: with one text column among a few, text drift alone never reaches a 50%
 share of drifted columns, which would hide exactly the vocabulary shifts we care about.
 
-`decide` is pure (signals + thresholds -> decision with reasons) and is tested without Evidently;
-`measure` runs the Evidently report and reads the signals off it.
+`decide` is pure (signals + thresholds -> decision with reasons) and is tested without running
+Evidently; `measure` runs the Evidently report over the descriptors of `retrain.ml.descriptors`
+and reads the signals off it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -27,10 +27,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.descriptors import TextLength
+from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
+from evidently.legacy.core import ColumnType
+from evidently.legacy.utils.data_drift_utils import calculate_text_drift_score
+from evidently.metrics import ValueDrift
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import chi2_contingency
+from sklearn.exceptions import ConvergenceWarning
+from statsmodels.stats.proportion import proportions_ztest
 
-from retrain.contracts.pii import mask
 from retrain.contracts.schema import TEXT
 from retrain.contracts.settings import DriftSettings
+from retrain.ml.descriptors import language_of, normalize_text, oov_shares, token_weighted
 
 # Evidently's `perc_text_content_drift` compares the domain classifier's AUC with the 95th percentile
 # of 1000 random classifiers' AUCs: 8 of its 9 s on 20k vs 20k tickets. The same null distribution
@@ -41,11 +51,6 @@ PREDICTED = "predicted"
 LANGUAGE = "language"
 LENGTH = "length"
 OOV = "oov_share"
-
-_TOKEN = re.compile(r"[^\W\d_]{2,}")
-_NUMBER = re.compile(r"\+?\d(?:[\d ().,/:-]*\d)?|\[(?:phone|card)\]")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_LATIN = re.compile(r"[a-z]", re.IGNORECASE)
 
 
 @dataclass
@@ -163,74 +168,31 @@ def _accuracy_check(s: DriftSignals, t: DriftSettings) -> Check:
                else f"{s.labelled} labelled tickets < {t.min_labelled}")
         return Check("accuracy_drop", False, None, bar, f"not judged ({why})")
     drop = s.reference_accuracy - s.accuracy
-    # Two-proportion z-test when the reference's own sample size is known: the holdout accuracy is
-    # an estimate too (800 tickets carry +-2 points), and treating it as exact raised false alarms.
-    n_ref = s.reference_labelled or 0
-    pooled = ((s.reference_accuracy * n_ref + s.accuracy * s.labelled) / (n_ref + s.labelled)
-              if n_ref else s.reference_accuracy)
-    p = min(max(pooled, 1e-3), 1 - 1e-3)
-    z = drop / math.sqrt(p * (1 - p) * (1 / s.labelled + (1 / n_ref if n_ref else 0.0)))
+    z = accuracy_drop_z(s.accuracy, s.labelled, s.reference_accuracy, s.reference_labelled)
     fired = drop >= t.accuracy_drop and z >= t.accuracy_z
     return Check("accuracy_drop", fired, drop, bar,
                  f"champion accuracy {s.accuracy:.3f} on {s.labelled} labelled vs reference {s.reference_accuracy:.3f} "
                  f"(drop {drop:+.3f}, z={z:.1f}; {'crosses' if fired else 'within'} {bar})")
 
 
-# ---- descriptors and tests (pure numpy/pandas) -------------------------------------------------
+def accuracy_drop_z(accuracy: float, labelled: int, reference_accuracy: float,
+                    reference_labelled: int | None) -> float:
+    """How many standard errors the window's accuracy lies below the reference's.
 
-def normalize_text(texts: pd.Series) -> pd.Series:
-    """Lower-case with PII masked and numbers folded, as the drift checks see text.
-
-    Dates, ticket numbers and amounts change every day: unfolded, the domain classifier tells a
-    baseline window from its own reference a month later (measured AUC 0.54-0.56); folded, 0.50.
-    Masking again is a no-op on the router's already-masked log and makes dropped raw files alike.
+    A two-proportion z-test when the reference's own sample size is known: the holdout accuracy is
+    an estimate too (800 tickets carry +-2 points), and treating it as exact raised false alarms.
+    Without it, the one-sample test against the reference accuracy taken as exact (variance under
+    the null, as the two-sample test's pooled variance is).
     """
-    folded = texts.fillna("").astype(str).map(mask).str.lower()
-    return folded.str.replace(_NUMBER, " number ", regex=True)
+    if reference_labelled:
+        z, _ = proportions_ztest([reference_accuracy * reference_labelled, accuracy * labelled],
+                                 [reference_labelled, labelled])
+        return float(z)
+    z, _ = proportions_ztest(accuracy * labelled, labelled, value=reference_accuracy, prop_var=reference_accuracy)
+    return float(-z)
 
 
-def tokens(text: str) -> list[str]:
-    """Words of two or more letters (any script): codes and numbers are not vocabulary."""
-    return _TOKEN.findall(text.lower())
-
-
-def language_of(texts: pd.Series) -> np.ndarray:
-    """'ru' when a ticket has more Cyrillic than Latin letters, else 'en' (the router logs no language)."""
-    values = texts.fillna("").astype(str)
-    cyr = values.str.count(_CYRILLIC.pattern).to_numpy()
-    lat = values.str.count(_LATIN.pattern).to_numpy()
-    return np.where(cyr > lat, "ru", "en")
-
-
-def oov_shares(reference: pd.Series, window: pd.Series, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-ticket share of tokens outside the reference vocabulary, for reference and window rows.
-
-    Cross-fitted so both sides are scored the same way: the reference is split in two halves, each
-    reference row is scored against the other half's vocabulary and window rows alternate between
-    the two. Scoring the reference against its own vocabulary would always give 0.
-    """
-    ref_tokens = [tokens(t) for t in reference.fillna("").astype(str)]
-    order = np.random.default_rng(seed).permutation(len(ref_tokens))
-    half = np.zeros(len(ref_tokens), dtype=int)
-    half[order[len(order) // 2:]] = 1
-    vocab = [set(), set()]
-    for toks, h in zip(ref_tokens, half, strict=True):
-        vocab[h].update(toks)
-    ref_scores = np.array([_share_outside(toks, vocab[1 - h]) for toks, h in zip(ref_tokens, half, strict=True)])
-    win_scores = np.array([_share_outside(tokens(t), vocab[i % 2])
-                           for i, t in enumerate(window.fillna("").astype(str))])
-    return ref_scores, win_scores
-
-
-def _share_outside(toks: list[str], vocab: set[str]) -> float:
-    return float(sum(t not in vocab for t in toks) / len(toks)) if toks else 0.0
-
-
-def token_weighted(shares: np.ndarray, texts: pd.Series) -> float:
-    """Aggregate per-row shares weighted by token count: the share of all tokens that are new."""
-    counts = np.array([len(tokens(t)) for t in texts.fillna("").astype(str)], dtype=float)
-    return float((shares * counts).sum() / counts.sum()) if counts.sum() else 0.0
-
+# ---- significance tests (pure numpy/scipy) -----------------------------------------------------
 
 def auc_p_value(auc: float, n_reference: int, n_window: int) -> float:
     """One-sided p-value of a domain-classifier AUC under "no drift" (Mann-Whitney normal approximation).
@@ -249,9 +211,6 @@ def topic_counts_test(reference: pd.Series, window: pd.Series) -> tuple[float, f
     A two-sample contingency test: Evidently's `chisquare` treats the reference as exact and so
     over-alarms when the window is as large as the reference.
     """
-    from scipy.spatial.distance import jensenshannon
-    from scipy.stats import chi2_contingency
-
     keys = sorted(set(reference.astype(str)) | set(window.astype(str)))
     ref = reference.astype(str).value_counts().reindex(keys, fill_value=0).to_numpy(dtype=float)
     win = window.astype(str).value_counts().reindex(keys, fill_value=0).to_numpy(dtype=float)
@@ -292,11 +251,6 @@ def measure(
     `reference` has `text` and `predicted` (the champion's predictions on its training sample);
     `labels` (aligned with `window_texts`, NaN where unlabelled) are the window's gold labels.
     """
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.descriptors import TextLength
-    from evidently.metrics import ValueDrift
-    from sklearn.exceptions import ConvergenceWarning
-
     started = time.perf_counter()
     window_texts = window_texts.reset_index(drop=True)
     window_predicted = window_predicted.reset_index(drop=True)
@@ -305,27 +259,12 @@ def measure(
     ref_oov, win_oov = oov_shares(ref_norm, win_norm, seed)
     ref_frame = descriptor_frame(ref_texts, ref_norm, reference[PREDICTED], ref_oov)
     win_frame = descriptor_frame(window_texts, win_norm, window_predicted, win_oov)
-
-    definition = DataDefinition(text_columns=[TEXT], categorical_columns=[PREDICTED, LANGUAGE],
-                                numerical_columns=[OOV])
-    descriptors = [TextLength(TEXT, alias=LENGTH)]
-    current = Dataset.from_pandas(win_frame, data_definition=definition, descriptors=descriptors)
-    ref_data = Dataset.from_pandas(ref_frame, data_definition=definition, descriptors=descriptors)
-    report = Report([
-        ValueDrift(column=TEXT, method=TEXT_METHOD, threshold=(thresholds or DriftSettings()).text_p),
-        ValueDrift(column=PREDICTED, method=PREDICTION_METHOD, threshold=(thresholds or DriftSettings()).prediction_js),
-        ValueDrift(column=LANGUAGE),
-        ValueDrift(column=OOV),
-        ValueDrift(column=LENGTH),
-    ])
-    _register_text_method()
-    with warnings.catch_warnings():  # Evidently's domain classifier stops at max_iter=50 by design
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        snapshot = report.run(current, ref_data)
+    snapshot = run_report(ref_frame, win_frame, thresholds or DriftSettings())
     values = _values(snapshot)
 
     text_auc = values.get((TEXT, TEXT_METHOD))
     js, chi_p = topic_counts_test(ref_frame[PREDICTED], win_frame[PREDICTED])
+    labelled, accuracy = label_accuracy(window_predicted, labels)
     signals = DriftSignals(
         window_rows=len(win_frame),
         reference_rows=len(ref_frame),
@@ -340,25 +279,48 @@ def measure(
         length_drift=values.get((LENGTH, None)),
         prediction_js=values.get((PREDICTED, PREDICTION_METHOD), js),
         prediction_p=chi_p,
+        labelled=labelled,
+        accuracy=accuracy,
         reference_accuracy=reference_accuracy,
         reference_labelled=reference_labelled,
     )
-    if labels is not None:
-        labels = labels.reset_index(drop=True)
-        known = labels.notna() & labels.astype(str).str.strip().ne("")
-        signals.labelled = int(known.sum())
-        if signals.labelled:
-            hits = window_predicted[known].astype(str).to_numpy() == labels[known].astype(str).to_numpy()
-            signals.accuracy = float(hits.mean())
     return Measurement(signals, snapshot, time.perf_counter() - started)
+
+
+def run_report(reference: pd.DataFrame, window: pd.DataFrame, thresholds: DriftSettings) -> Any:
+    """Evidently's report over the descriptor frames: the evidence behind the signals, kept as HTML."""
+    definition = DataDefinition(text_columns=[TEXT], categorical_columns=[PREDICTED, LANGUAGE],
+                                numerical_columns=[OOV])
+    descriptors = [TextLength(TEXT, alias=LENGTH)]
+    current = Dataset.from_pandas(window, data_definition=definition, descriptors=descriptors)
+    ref_data = Dataset.from_pandas(reference, data_definition=definition, descriptors=descriptors)
+    report = Report([
+        ValueDrift(column=TEXT, method=TEXT_METHOD, threshold=thresholds.text_p),
+        ValueDrift(column=PREDICTED, method=PREDICTION_METHOD, threshold=thresholds.prediction_js),
+        ValueDrift(column=LANGUAGE),
+        ValueDrift(column=OOV),
+        ValueDrift(column=LENGTH),
+    ])
+    _register_text_method()
+    with warnings.catch_warnings():  # Evidently's domain classifier stops at max_iter=50 by design
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return report.run(current, ref_data)
+
+
+def label_accuracy(predicted: pd.Series, labels: pd.Series | None) -> tuple[int, float | None]:
+    """(labelled tickets, the champion's accuracy on them; None without labels)."""
+    if labels is None:
+        return 0, None
+    labels = labels.reset_index(drop=True)
+    known = labels.notna() & labels.astype(str).str.strip().ne("")
+    if not known.any():
+        return 0, None
+    hits = predicted[known].astype(str).to_numpy() == labels[known].astype(str).to_numpy()
+    return int(known.sum()), float(hits.mean())
 
 
 def _register_text_method() -> None:
     """Make TEXT_METHOD known to Evidently (idempotent: registering again replaces the entry)."""
-    from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
-    from evidently.legacy.core import ColumnType
-    from evidently.legacy.utils.data_drift_utils import calculate_text_drift_score
-
     def text_auc(reference_data: pd.Series, current_data: pd.Series, feature_type, threshold: float):
         auc, _ = calculate_text_drift_score(reference_data, current_data, bootstrap=False)
         return auc, auc_p_value(auc, len(reference_data), len(current_data)) <= threshold

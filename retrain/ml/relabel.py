@@ -23,9 +23,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from cleanlab.filter import find_label_issues
+from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline
 
 from retrain.contracts.schema import TEXT, TOPIC
 from retrain.contracts.settings import RelabelSettings
+from retrain.ml.evaluate import split_holdout
+from retrain.ml.features import baseline_pipeline
 from retrain.ml.stats import wilson_lower
 
 GOLD, FIXED, PSEUDO = "gold", "fixed", "pseudo"
@@ -58,10 +63,6 @@ def out_of_fold_probabilities(
     The reference joins every fold's training set, so even a few hundred gold labels get
     probabilities from a model that knows every topic.
     """
-    from sklearn.model_selection import KFold
-
-    from retrain.ml.features import baseline_pipeline
-
     probs = np.zeros((len(gold), len(classes)))
     index = {c: i for i, c in enumerate(classes)}
     splitter = KFold(n_splits=min(folds, len(gold)), shuffle=True, random_state=seed)
@@ -84,8 +85,6 @@ def clean_labels(
     labels). A flagged label is replaced by the out-of-fold model's topic when that model is at
     least `fix_confidence` sure; otherwise the ticket is disputed and goes to the review queue.
     """
-    from cleanlab.filter import find_label_issues
-
     classes = sorted(set(reference[TOPIC].astype(str)) | set(gold[TOPIC].astype(str)))
     probs = out_of_fold_probabilities(gold, reference, classes, folds=folds, seed=seed)
     given = gold[TOPIC].astype(str).map({c: i for i, c in enumerate(classes)}).to_numpy()
@@ -138,22 +137,10 @@ def calibrate_threshold(
 
 def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettings, seed: int = 0) -> Relabelled:
     """Build training labels for a window (`text`, `label` maybe NaN) given the reference (`text`, `topic`)."""
-    from retrain.ml.features import baseline_pipeline
-    from retrain.ml.train import split_holdout
-
     window = window.reset_index(drop=True)
     if ID not in window:
         window[ID] = [f"row-{i}" for i in range(len(window))]
-    has_label = window["label"].notna() & window["label"].astype(str).str.strip().ne("")
-    gold = window.loc[has_label].assign(**{TOPIC: window.loc[has_label, "label"].astype(str).str.strip()})
-    unlabelled = window.loc[~has_label]
-    known = set(reference[TOPIC].astype(str))
-    counts = gold[TOPIC].value_counts()
-    rare = gold[TOPIC].map(counts).lt(max(config.cleanlab_folds, 3)) & ~gold[TOPIC].isin(known)
-    gold = gold.loc[~rare].reset_index(drop=True)
-    stats: dict[str, Any] = {"window": int(len(window)), "unlabelled": int(len(unlabelled)),
-                             "rare_unknown_labels_dropped": int(rare.sum())}
-
+    gold, unlabelled, stats = split_gold(window, reference, config)
     if len(gold) < config.min_gold:
         stats.update(gold=int(len(gold)), gold_issues=0, gold_fixed=0, gold_disputed=0, gold_health=None)
         return _uncalibrated(gold.assign(label_origin=GOLD), unlabelled, stats,
@@ -168,34 +155,60 @@ def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettin
     gold_train, holdout = split_holdout(cleaned[[ID, TEXT, TOPIC, "label_origin"]], config.gold_holdout, seed)
     fit = pd.concat([reference[[TEXT, TOPIC]], gold_train[[TEXT, TOPIC]]], ignore_index=True)
     labeller = baseline_pipeline(seed).fit(fit[[TEXT]], fit[TOPIC].astype(str))
-
-    hold_probs = labeller.predict_proba(holdout[[TEXT]])
-    hold_pred = labeller.classes_[hold_probs.argmax(axis=1)]
-    calibration = calibrate_threshold(hold_probs.max(axis=1), hold_pred == holdout[TOPIC].astype(str).to_numpy(),
-                                      target=config.pseudo_precision, min_support=config.pseudo_min_support)
+    calibration = calibrate_labeller(labeller, holdout, config)
     stats.update(holdout=int(len(holdout)), pseudo_threshold=calibration.threshold,
                  pseudo_precision=calibration.precision, pseudo_precision_lower=calibration.lower,
                  calibration=calibration.reason)
 
+    pseudo, review = pseudo_label(labeller, calibration.threshold, unlabelled, disputed)
+    train = pd.concat([gold_train[[ID, TEXT, TOPIC, "label_origin"]],
+                       pseudo[[ID, TEXT, TOPIC]].assign(label_origin=PSEUDO)], ignore_index=True)
+    stats.update(pseudo=int(len(pseudo)), review=int(len(review)), train=int(len(train)),
+                 estimated_label_precision=_estimated_precision(len(gold_train), len(pseudo), calibration.lower))
+    return Relabelled(train, holdout[[ID, TEXT, TOPIC]].reset_index(drop=True), review, stats)
+
+
+def split_gold(window: pd.DataFrame, reference: pd.DataFrame,
+               config: RelabelSettings) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """(gold with `topic` from its label, unlabelled, stats). A label the reference never had is
+    kept only when frequent enough to be a new topic rather than a typo."""
+    has_label = window["label"].notna() & window["label"].astype(str).str.strip().ne("")
+    gold = window.loc[has_label].assign(**{TOPIC: window.loc[has_label, "label"].astype(str).str.strip()})
+    unlabelled = window.loc[~has_label]
+    known = set(reference[TOPIC].astype(str))
+    counts = gold[TOPIC].value_counts()
+    rare = gold[TOPIC].map(counts).lt(max(config.cleanlab_folds, 3)) & ~gold[TOPIC].isin(known)
+    stats: dict[str, Any] = {"window": int(len(window)), "unlabelled": int(len(unlabelled)),
+                             "rare_unknown_labels_dropped": int(rare.sum())}
+    return gold.loc[~rare].reset_index(drop=True), unlabelled, stats
+
+
+def calibrate_labeller(labeller: Pipeline, holdout: pd.DataFrame, config: RelabelSettings) -> Calibration:
+    """The pseudo-labeller's confidence threshold, calibrated on the gold holdout."""
+    probs = labeller.predict_proba(holdout[[TEXT]])
+    predicted = labeller.classes_[probs.argmax(axis=1)]
+    return calibrate_threshold(probs.max(axis=1), predicted == holdout[TOPIC].astype(str).to_numpy(),
+                               target=config.pseudo_precision, min_support=config.pseudo_min_support)
+
+
+def pseudo_label(labeller: Pipeline, threshold: float | None, unlabelled: pd.DataFrame,
+                 disputed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(unlabelled tickets the labeller is sure about, with its topic; the review queue of the rest
+    and the disputed gold, least confident first)."""
     pseudo = unlabelled.iloc[0:0].assign(**{TOPIC: []})
     suggested = confidence = None
     if len(unlabelled):
         probs = labeller.predict_proba(unlabelled[[TEXT]])
         suggested, confidence = labeller.classes_[probs.argmax(axis=1)], probs.max(axis=1)
-        if calibration.threshold is not None:
-            keep = confidence >= calibration.threshold
+        if threshold is not None:
+            keep = confidence >= threshold
             pseudo = unlabelled.loc[keep].assign(**{TOPIC: suggested[keep]})
             unlabelled, suggested, confidence = unlabelled.loc[~keep], suggested[~keep], confidence[~keep]
-    train = pd.concat([gold_train[[ID, TEXT, TOPIC, "label_origin"]],
-                       pseudo[[ID, TEXT, TOPIC]].assign(label_origin=PSEUDO)], ignore_index=True)
     parts = [_review(unlabelled, suggested, confidence)]
     if len(disputed):
         parts.append(_review(disputed, disputed["suggested_topic"].to_numpy(), disputed["confidence"].to_numpy()))
     review = pd.concat(parts, ignore_index=True).sort_values("confidence", na_position="first", kind="stable")
-    review = review.reset_index(drop=True)
-    stats.update(pseudo=int(len(pseudo)), review=int(len(review)), train=int(len(train)),
-                 estimated_label_precision=_estimated_precision(len(gold_train), len(pseudo), calibration.lower))
-    return Relabelled(train, holdout[[ID, TEXT, TOPIC]].reset_index(drop=True), review, stats)
+    return pseudo, review.reset_index(drop=True)
 
 
 def _uncalibrated(gold: pd.DataFrame, unlabelled: pd.DataFrame, stats: dict[str, Any], why: str) -> Relabelled:

@@ -2,7 +2,9 @@
 
 The CLI (`bootstrap`, `train`) and the DAG's `train_challenger` task both call `train_and_register`,
 so a version made by hand and one made by the pipeline carry the same tags, artifacts and checks.
-Aliases move last: a failure anywhere before leaves the registry's aliases as they were.
+It is a composition of steps of one job each: fit (PyCaret selects), score (against the champion
+on the same holdout), gate, log and register, move the alias. Aliases move last: a failure
+anywhere before leaves the registry's aliases as they were.
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from mlflow import MlflowClient
+from sklearn.pipeline import Pipeline
 
 from retrain.adapters import registry
 from retrain.contracts.log import get_logger, kv
 from retrain.contracts.pii import mask
 from retrain.contracts.schema import TEXT, TOPIC, validate_tickets
 from retrain.contracts.settings import Settings
-from retrain.ml.automl import select_model
-from retrain.ml.evaluate import score
-from retrain.ml.gate import quality_gate
+from retrain.ml.automl import AutoMLResult, select_model
+from retrain.ml.evaluate import score, split_holdout
+from retrain.ml.gate import GateResult, quality_gate
 
 log = get_logger("train")
 Progress = Callable[[str], None]
@@ -63,19 +67,23 @@ def fingerprint(df: pd.DataFrame) -> str:
     return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()[:16]
 
 
-def split_holdout(df: pd.DataFrame, frac: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified when every topic can be split, plain random otherwise (rare topics in tiny data)."""
-    counts = df[TOPIC].value_counts()
-    stratify = df[TOPIC] if counts.min() >= 2 and len(df) * frac >= len(counts) else None
-    train, holdout = train_test_split(df, test_size=frac, random_state=seed, stratify=stratify)
-    return train.reset_index(drop=True), holdout.reset_index(drop=True)
-
-
-def reference_sample(train: pd.DataFrame, model, rows: int, seed: int) -> pd.DataFrame:
+def reference_sample(train: pd.DataFrame, model: Pipeline, rows: int, seed: int) -> pd.DataFrame:
     """A bounded sample of what the model learned from, with its own predictions: drift's baseline."""
     sample = train.sample(n=min(rows, len(train)), random_state=seed)[[TEXT, TOPIC]].reset_index(drop=True)
     sample["predicted"] = model.predict(sample[[TEXT]])
     return sample
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A fitted model with its holdout scores next to the champion's: everything a version records."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    selection: AutoMLResult
+    metrics: dict[str, Any]
+    champion_metrics: dict[str, Any] | None
+    gate: GateResult
 
 
 def train_and_register(
@@ -95,91 +103,35 @@ def train_and_register(
     `key` makes the call idempotent: a version already tagged with it is returned as is.
     `holdout` (labelled tickets of the current traffic) replaces the random holdout when given.
     """
-    import mlflow
-
     started = time.perf_counter()
     data = masked(validate_tickets(df, source=source or "training data", require_topic=True))
     client = registry.connect(settings.tracking_uri)
-    if key is not None:
-        existing = registry.find_version(client, settings.model_name, "run_key", key)
-        if existing is not None:
-            progress(f"version v{existing.version} already registered for key {key}: nothing to do")
-            return _outcome_from_version(client, settings, existing)
-
-    if holdout is None:
-        train, holdout = split_holdout(data, holdout_frac, settings.seed)
-    else:
-        train, holdout = data, masked(validate_tickets(holdout, source="holdout", require_topic=True))
-    progress(f"training on {len(train)} tickets ({train[TOPIC].nunique()} topics), holdout {len(holdout)}")
-
-    result = select_model(train, candidates=settings.training.candidate_models, folds=settings.training.automl_folds,
-                          budget_s=settings.training.automl_budget_s, seed=settings.seed)
-    progress(f"PyCaret picked '{result.winner}' (cv macro-F1 {result.cv_macro_f1:.4f}) "
-             f"in {result.select_seconds:.1f} s")
-    metrics = score(result.pipeline, holdout)
-
-    champion_metrics = None
-    champion = registry.version_for(client, settings.model_name, registry.CHAMPION)
-    if champion is not None and alias != registry.CHAMPION:
-        champion_model = registry.load_pipeline(settings.model_name, registry.CHAMPION)
-        champion_metrics = score(champion_model, holdout)
-        champion_metrics["version"] = champion.version
-    gate = quality_gate(metrics["macro_f1"], champion_metrics["macro_f1"] if champion_metrics else None,
-                        settings.training.gate_margin)
-    progress(f"quality gate {'passed' if gate.passed else 'failed'}: {gate.reason}")
-
-    mlflow.set_experiment(settings.experiment)
-    tags = {
-        "data_fingerprint": fingerprint(data),
-        "train_rows": str(len(train)),
-        "holdout_rows": str(len(holdout)),
-        "source": source or "unknown",
-        "automl_winner": result.winner,
-        "validation_status": "passed" if gate.passed else "failed",
-        "gate_reason": gate.reason,
-        "holdout_accuracy": f"{metrics['accuracy']:.4f}",
-        "holdout_macro_f1": f"{metrics['macro_f1']:.4f}",
-        **({"run_key": key} if key else {}),
-        **(extra_tags or {}),
-    }
-    with mlflow.start_run(run_name=f"train-{result.winner}") as run:
-        mlflow.set_tags(tags)
-        mlflow.log_params({"winner": result.winner, "candidates": ",".join(settings.training.candidate_models),
-                           "folds": settings.training.automl_folds, "budget_s": settings.training.automl_budget_s,
-                           "train_rows": len(train), "holdout_rows": len(holdout), "target_alias": alias})
-        mlflow.log_metrics({
-            "holdout_accuracy": metrics["accuracy"], "holdout_macro_f1": metrics["macro_f1"],
-            "cv_macro_f1": result.cv_macro_f1, "select_seconds": result.select_seconds,
-            "fit_seconds": result.fit_seconds,
-            **({"champion_holdout_macro_f1": champion_metrics["macro_f1"],
-                "champion_holdout_accuracy": champion_metrics["accuracy"]} if champion_metrics else {}),
-        })
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp_path = Path(tmp)
-            result.leaderboard.to_csv(tmp_path / "leaderboard.csv", index=False)
-            (tmp_path / "leaderboard.md").write_text(result.leaderboard.to_markdown(index=False))
-            (tmp_path / "holdout_metrics.json").write_text(json.dumps(
-                {"candidate": metrics, "champion": champion_metrics, "gate": asdict(gate)}, indent=2))
-            mlflow.log_artifacts(str(tmp_path), artifact_path="automl")
-            ref = reference_sample(train, result.pipeline, settings.training.reference_rows, settings.seed)
-            (tmp_path / "reference.parquet").unlink(missing_ok=True)
-            ref.to_parquet(tmp_path / "reference.parquet", index=False)
-            mlflow.log_artifact(str(tmp_path / "reference.parquet"), artifact_path="reference")
-        version = registry.register_pipeline(result.pipeline, settings.model_name, data[[TEXT]].head(3), tags)
-
-    moves = []
-    if gate.passed:
-        why = f"trained on {source or 'data'}; {gate.reason}"
-        moves.append(str(registry.move_alias(client, settings.model_name, alias, version, why=why)))
-    outcome = TrainOutcome(version=version, run_id=run.info.run_id, winner=result.winner, passed=gate.passed,
-                           gate_reason=gate.reason, alias=alias if gate.passed else None, metrics=metrics,
-                           champion_metrics=champion_metrics, moves=moves)
-    log.info(kv("train_done", model=settings.model_name, version=version, winner=result.winner,
-                passed=gate.passed, macro_f1=metrics["macro_f1"], seconds=time.perf_counter() - started))
-    return outcome
+    existing = already_registered(client, settings, key, progress)
+    if existing is not None:
+        return existing
+    train, holdout, selection = select_and_fit(data, holdout, holdout_frac, settings, progress)
+    metrics, champion_metrics = score_against_champion(client, settings, alias, selection, holdout)
+    candidate = Candidate(train, holdout, selection, metrics, champion_metrics,
+                          apply_gate(metrics, champion_metrics, settings, progress))
+    tags = version_tags(candidate, data, source, key, extra_tags)
+    version, run_id = log_and_register(candidate, settings, tags, data[[TEXT]].head(3), alias)
+    moves = alias_if_passed(client, settings, alias, version, candidate.gate, source)
+    log.info(kv("train_done", model=settings.model_name, version=version, winner=selection.winner,
+                passed=candidate.gate.passed, macro_f1=metrics["macro_f1"], seconds=time.perf_counter() - started))
+    return TrainOutcome(version=version, run_id=run_id, winner=selection.winner, passed=candidate.gate.passed,
+                        gate_reason=candidate.gate.reason, alias=alias if candidate.gate.passed else None,
+                        metrics=metrics, champion_metrics=champion_metrics, moves=moves)
 
 
-def _outcome_from_version(client, settings: Settings, version) -> TrainOutcome:
+def already_registered(client: MlflowClient, settings: Settings, key: str | None,
+                       progress: Progress) -> TrainOutcome | None:
+    """The outcome of an earlier call with the same `key`, or None when there was none."""
+    if key is None:
+        return None
+    version = registry.find_version(client, settings.model_name, "run_key", key)
+    if version is None:
+        return None
+    progress(f"version v{version.version} already registered for key {key}: nothing to do")
     tags = dict(version.tags)
     aliases = list(getattr(version, "aliases", []) or [])
     return TrainOutcome(version=version.version, run_id=version.run_id, winner=tags.get("automl_winner", "?"),
@@ -188,3 +140,112 @@ def _outcome_from_version(client, settings: Settings, version) -> TrainOutcome:
                         metrics={"accuracy": float(tags.get("holdout_accuracy", "nan")),
                                  "macro_f1": float(tags.get("holdout_macro_f1", "nan"))},
                         champion_metrics=None, reused=True)
+
+
+def select_and_fit(data: pd.DataFrame, holdout: pd.DataFrame | None, holdout_frac: float, settings: Settings,
+        progress: Progress) -> tuple[pd.DataFrame, pd.DataFrame, AutoMLResult]:
+    """(train, holdout, PyCaret's refitted winner): the holdout is split off unless one is given."""
+    if holdout is None:
+        train, holdout = split_holdout(data, holdout_frac, settings.seed)
+    else:
+        train, holdout = data, masked(validate_tickets(holdout, source="holdout", require_topic=True))
+    progress(f"training on {len(train)} tickets ({train[TOPIC].nunique()} topics), holdout {len(holdout)}")
+    training = settings.training
+    selection = select_model(train, candidates=training.candidate_models, folds=training.automl_folds,
+                             budget_s=training.automl_budget_s, seed=settings.seed)
+    progress(f"PyCaret picked '{selection.winner}' (cv macro-F1 {selection.cv_macro_f1:.4f}) "
+             f"in {selection.select_seconds:.1f} s")
+    return train, holdout, selection
+
+
+def score_against_champion(client: MlflowClient, settings: Settings, alias: str, selection: AutoMLResult,
+                           holdout: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The candidate's and the current champion's scores on the same holdout (None: no champion,
+    or the candidate is meant to become the champion outright)."""
+    metrics = score(selection.pipeline, holdout)
+    champion = registry.version_for(client, settings.model_name, registry.CHAMPION)
+    if champion is None or alias == registry.CHAMPION:
+        return metrics, None
+    champion_metrics = score(registry.load_pipeline(settings.model_name, registry.CHAMPION), holdout)
+    champion_metrics["version"] = champion.version
+    return metrics, champion_metrics
+
+
+def apply_gate(metrics: dict[str, Any], champion_metrics: dict[str, Any] | None, settings: Settings,
+         progress: Progress) -> GateResult:
+    """The quality gate on macro-F1, announced."""
+    result = quality_gate(metrics["macro_f1"], champion_metrics["macro_f1"] if champion_metrics else None,
+                          settings.training.gate_margin)
+    progress(f"quality gate {'passed' if result.passed else 'failed'}: {result.reason}")
+    return result
+
+
+def version_tags(candidate: Candidate, data: pd.DataFrame, source: str, key: str | None,
+                 extra_tags: dict[str, str] | None) -> dict[str, str]:
+    """What a version says about itself: data, winner, holdout scores, gate verdict, run key."""
+    return {
+        "data_fingerprint": fingerprint(data),
+        "train_rows": str(len(candidate.train)),
+        "holdout_rows": str(len(candidate.holdout)),
+        "source": source or "unknown",
+        "automl_winner": candidate.selection.winner,
+        "validation_status": "passed" if candidate.gate.passed else "failed",
+        "gate_reason": candidate.gate.reason,
+        "holdout_accuracy": f"{candidate.metrics['accuracy']:.4f}",
+        "holdout_macro_f1": f"{candidate.metrics['macro_f1']:.4f}",
+        **({"run_key": key} if key else {}),
+        **(extra_tags or {}),
+    }
+
+
+def log_and_register(candidate: Candidate, settings: Settings, tags: dict[str, str], example: pd.DataFrame,
+                     alias: str) -> tuple[str, str]:
+    """One MLflow run with params, metrics, leaderboard and drift reference; returns (version, run id)."""
+    registry.use_settings_experiment(settings)
+    selection, training = candidate.selection, settings.training
+    with mlflow.start_run(run_name=f"train-{selection.winner}") as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params({"winner": selection.winner, "candidates": ",".join(training.candidate_models),
+                           "folds": training.automl_folds, "budget_s": training.automl_budget_s,
+                           "train_rows": len(candidate.train), "holdout_rows": len(candidate.holdout),
+                           "target_alias": alias})
+        mlflow.log_metrics(_run_metrics(candidate))
+        with tempfile.TemporaryDirectory() as tmp:
+            _log_artifacts(candidate, settings, Path(tmp))
+        version = registry.register_pipeline(selection.pipeline, settings.model_name, example, tags)
+    return version, run.info.run_id
+
+
+def _run_metrics(candidate: Candidate) -> dict[str, float]:
+    metrics, champion, selection = candidate.metrics, candidate.champion_metrics, candidate.selection
+    return {
+        "holdout_accuracy": metrics["accuracy"], "holdout_macro_f1": metrics["macro_f1"],
+        "cv_macro_f1": selection.cv_macro_f1, "select_seconds": selection.select_seconds,
+        "fit_seconds": selection.fit_seconds,
+        **({"champion_holdout_macro_f1": champion["macro_f1"],
+            "champion_holdout_accuracy": champion["accuracy"]} if champion else {}),
+    }
+
+
+def _log_artifacts(candidate: Candidate, settings: Settings, tmp: Path) -> None:
+    """The leaderboard and holdout scores (`automl/`) and the drift baseline (`reference/`)."""
+    leaderboard = candidate.selection.leaderboard
+    leaderboard.to_csv(tmp / "leaderboard.csv", index=False)
+    (tmp / "leaderboard.md").write_text(leaderboard.to_markdown(index=False))
+    (tmp / "holdout_metrics.json").write_text(json.dumps(
+        {"candidate": candidate.metrics, "champion": candidate.champion_metrics, "gate": asdict(candidate.gate)},
+        indent=2))
+    mlflow.log_artifacts(str(tmp), artifact_path="automl")
+    reference = reference_sample(candidate.train, candidate.selection.pipeline, settings.training.reference_rows,
+                                 settings.seed)
+    reference.to_parquet(tmp / "reference.parquet", index=False)
+    mlflow.log_artifact(str(tmp / "reference.parquet"), artifact_path="reference")
+
+
+def alias_if_passed(client: MlflowClient, settings: Settings, alias: str, version: str, verdict: GateResult,
+               source: str) -> list[str]:
+    """Point `alias` at the new version when it passed the gate (the last step, on purpose)."""
+    if not verdict.passed:
+        return []
+    why = f"trained on {source or 'data'}; {verdict.reason}"
+    return [str(registry.move_alias(client, settings.model_name, alias, version, why=why))]

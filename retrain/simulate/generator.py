@@ -3,7 +3,7 @@
 The whole MLOps loop (A/B router, drift DAG, retraining) is exercised on these tickets, so they
 must be hard in the ways real tickets are hard (typos, greetings and signatures, two topics in one
 ticket, tickets that say nothing) and the scenarios must shift the distribution in ways a drift
-monitor can measure and a retrained model can recover from. `tests/unit/test_data_story.py` pins
+monitor can measure and a retrained model can recover from. `tests/unit/retrain/test_data_story.py` pins
 the resulting accuracy story with numbers.
 
 Everything is drawn from one seeded stream, so `generate(n)` is exactly the first `n` tickets of
@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numbers
 import random
-import string
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -25,6 +24,7 @@ import pandas as pd
 
 from retrain.contracts.schema import LANGUAGES, TOPICS
 from retrain.simulate import phrasings as tpl
+from retrain.simulate.slots import Slots, fill
 
 SCENARIOS: dict[str, str] = {
     "baseline": (
@@ -256,7 +256,7 @@ def _agent_label(topic: str, label_noise: float, rng: random.Random) -> str:
 def _write_ticket(topic: str, moment: datetime, config: _Config, rng: random.Random) -> tuple[str, str, str]:
     """Compose one ticket: body (maybe vague or two-topic), context, typos, urgency, PII, framing."""
     language = LANGUAGES[1] if rng.random() < config.ru_share else LANGUAGES[0]
-    slots = _Slots(rng, ts=(moment - timedelta(minutes=rng.randint(1, 90))).strftime("%Y-%m-%d %H:%M:%S"))
+    slots = Slots(rng, ts=(moment - timedelta(minutes=rng.randint(1, 90))).strftime("%Y-%m-%d %H:%M:%S"))
     writer = _pick_writer(topic, language, config.profile, rng)
     body = _add_typos(_body(topic, language, writer, rng, slots), rng)
     extra = _extra_paragraph(topic, language, writer, rng, slots)
@@ -284,15 +284,15 @@ def _phrasings(writer: str, topic: str) -> list[str]:
     return _WRITERS[writer].get(topic) or tpl.EN[topic]
 
 
-def _body(topic: str, language: str, writer: str, rng: random.Random, slots: _Slots) -> str:
+def _body(topic: str, language: str, writer: str, rng: random.Random, slots: Slots) -> str:
     """The problem statement: vague, single-topic, or primary topic plus a second one.
 
     A second topic is either a short side remark or a whole second problem; a bag-of-words model
     cannot tell which one the agent filed the ticket under, which is the realistic ceiling.
     """
     if rng.random() < _VAGUE_SHARE:
-        return _fill(rng.choice(tpl.VAGUE[language]), slots)
-    body = _fill(rng.choice(_phrasings(writer, topic)), slots)
+        return fill(rng.choice(tpl.VAGUE[language]), slots)
+    body = fill(rng.choice(_phrasings(writer, topic)), slots)
     if rng.random() >= _AMBIGUOUS_SHARE:
         return body
     other = rng.choice(_RELATED[topic])
@@ -300,17 +300,17 @@ def _body(topic: str, language: str, writer: str, rng: random.Random, slots: _Sl
         second = rng.choice(tpl.SECOND_PROBLEM_INTROS[language]) + rng.choice(_phrasings(writer, other))
     else:
         second = rng.choice(tpl.SECONDARY[language][other])
-    return f"{body} {_fill(second, slots)}"
+    return f"{body} {fill(second, slots)}"
 
 
-def _extra_paragraph(topic: str, language: str, writer: str, rng: random.Random, slots: _Slots) -> str:
+def _extra_paragraph(topic: str, language: str, writer: str, rng: random.Random, slots: Slots) -> str:
     """Sometimes a second paragraph: typed context, or a pasted (so typo-free) log line with topic signal."""
     draw = rng.random()
     if draw < _LOG_SHARE:
         lines = tpl.NEW_PRODUCT_LOG_LINES if writer == "new_product" else tpl.LOG_LINES[topic]
-        return f"{rng.choice(tpl.LOG_INTRO[language])}\n{_fill(rng.choice(lines), slots)}"
+        return f"{rng.choice(tpl.LOG_INTRO[language])}\n{fill(rng.choice(lines), slots)}"
     if draw < _LOG_SHARE + _CONTEXT_SHARE:
-        return _add_typos(_fill(rng.choice(tpl.CONTEXT[language]), slots), rng)
+        return _add_typos(fill(rng.choice(tpl.CONTEXT[language]), slots), rng)
     return ""
 
 
@@ -335,147 +335,37 @@ def _misspell(word: str, rng: random.Random) -> str:
     return word[:pos] + word[pos] + word[pos:]
 
 
-def _add_urgency(body: str, priority: str, language: str, rng: random.Random, slots: _Slots) -> str:
+def _add_urgency(body: str, priority: str, language: str, rng: random.Random, slots: Slots) -> str:
     """Write the priority into the text as a user would: a prefix or a closing sentence (none: medium)."""
     if priority == "medium":
         return body
     prefixes = tpl.URGENCY_PREFIXES[language][priority]
     if prefixes and rng.random() < 0.35:
         return rng.choice(prefixes) + body
-    sentence = _fill(rng.choice(tpl.URGENCY_SENTENCES[language][priority]), slots)
+    sentence = fill(rng.choice(tpl.URGENCY_SENTENCES[language][priority]), slots)
     return f"{body} {sentence}"
 
 
-def _pii_line(topic: str, language: str, rng: random.Random, slots: _Slots) -> str:
+def _pii_line(topic: str, language: str, rng: random.Random, slots: Slots) -> str:
     """Contact details (and, in a few billing tickets, a card number) that the router must mask."""
     lines = []
     if rng.random() < _CONTACT_SHARE:
-        lines.append(_fill(rng.choice(tpl.CONTACT_LINES[language]), slots))
+        lines.append(fill(rng.choice(tpl.CONTACT_LINES[language]), slots))
     if topic == "billing" and language == "en" and rng.random() < _CARD_SHARE:
-        lines.append(_fill(rng.choice(tpl.CARD_LINES), slots))
+        lines.append(fill(rng.choice(tpl.CARD_LINES), slots))
     return " ".join(lines)
 
 
-def _frame(paragraphs: list[str], language: str, rng: random.Random, slots: _Slots) -> str:
+def _frame(paragraphs: list[str], language: str, rng: random.Random, slots: Slots) -> str:
     """Greeting, paragraphs and signature, laid out the way mail clients and web forms send them."""
     text = "\n\n".join(paragraphs)
     if rng.random() < _GREETING_SHARE:
         separator = "\n\n" if rng.random() < 0.6 else "\n"
         text = rng.choice(tpl.GREETINGS[language]) + separator + text
     if rng.random() < _SIGNATURE_SHARE:
-        text = f"{text}\n\n{_fill(rng.choice(tpl.SIGNATURES[language]), slots)}"
+        text = f"{text}\n\n{fill(rng.choice(tpl.SIGNATURES[language]), slots)}"
     return text
 
 
 def _draw(weights: dict[str, float], rng: random.Random) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
-
-
-def _fill(template: str, slots: _Slots) -> str:
-    return template.format_map(slots)
-
-
-def _digits(rng: random.Random, k: int) -> str:
-    return "".join(rng.choices(string.digits, k=k))
-
-
-def _amount(rng: random.Random) -> str:
-    if rng.random() < 0.3:
-        value = rng.randint(9, 99) + 0.99
-    else:
-        value = rng.randint(100, 9_999) + rng.choice((0.0, 0.5))
-    return f"{rng.choice(('$', '€', '£'))}{value:,.2f}"
-
-
-_MONTHS = ("Jan", "Feb", "March", "April", "May", "June", "July", "Aug", "Sept", "Oct", "Nov", "Dec")
-
-
-def _date(rng: random.Random) -> str:
-    month = rng.choice(_MONTHS)
-    day = rng.randint(1, 28)
-    return f"{month} {day}" if rng.random() < 0.6 else f"{day} {month}"
-
-
-def _phone(rng: random.Random) -> str:
-    style = rng.randrange(3)
-    if style == 0:
-        return f"+1 {rng.randint(201, 989)} 555 {_digits(rng, 4)}"
-    if style == 1:
-        return f"+44 20 7946 {_digits(rng, 4)}"
-    return f"+49 30 {_digits(rng, 8)}"
-
-
-def _phone_ru(rng: random.Random) -> str:
-    code, a, b, c = rng.randint(900, 999), _digits(rng, 3), _digits(rng, 2), _digits(rng, 2)
-    return f"+7 ({code}) {a}-{b}-{c}" if rng.random() < 0.5 else f"8 {code} {a} {b} {c}"
-
-
-def _email_address(rng: random.Random) -> str:
-    first = rng.choice(tpl.FILLERS["name"]).lower()
-    last = rng.choice(tpl.FILLERS["surname"]).lower().replace("ü", "ue")
-    return f"{first}.{last}@{rng.choice(('contoso.com', 'fabrikam.com', 'gmail.com', 'northwind.io'))}"
-
-
-def _card(rng: random.Random) -> str:
-    """A Luhn-valid 16-digit number, so a masker that checks Luhn still recognises it."""
-    digits = [rng.choice((4, 5))] + [rng.randrange(10) for _ in range(14)]
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        doubled = d * 2 if i % 2 == 0 else d
-        total += doubled - 9 if doubled > 9 else doubled
-    digits.append((10 - total % 10) % 10)
-    raw = "".join(map(str, digits))
-    return " ".join(raw[i:i + 4] for i in range(0, 16, 4))
-
-
-_COMPUTED: dict[str, Callable[[random.Random], str]] = {
-    "amount": _amount,
-    "amount_ru": lambda r: f"{r.randint(1, 250) * 500:,} ₽".replace(",", " "),
-    "invoice": lambda r: f"INV-2026-{_digits(r, 6)}",
-    "invoice_ru": lambda r: f"№ {r.randint(100, 99_999)}",
-    "date": _date,
-    "date_ru": lambda r: f"{r.randint(1, 28):02d}.{r.randint(1, 12):02d}",
-    "time": lambda r: f"{r.randint(7, 18)}:{r.choice(('00', '15', '30', '45'))}",
-    "n": lambda r: str(r.randint(2, 25)),
-    "m": lambda r: str(r.randint(1, 20)),
-    "version": lambda r: f"{r.randint(3, 12)}.{r.randint(0, 9)}.{r.randint(0, 20)}",
-    "nbx_code": lambda r: f"NBX-{_digits(r, 4)}",
-    "ref": lambda r: f"INC{_digits(r, 7)}",
-    "emp_id": lambda r: f"E{_digits(r, 5)}",
-    "req": lambda r: f"REQ{_digits(r, 6)}",
-    "user": lambda r: f"{r.choice(tpl.FILLERS['name'])[0]}.{r.choice(tpl.FILLERS['surname'])}".lower(),
-    "full_name": lambda r: f"{r.choice(tpl.FILLERS['name'])} {r.choice(tpl.FILLERS['surname'])}",
-    "phone": _phone,
-    "phone_ru": _phone_ru,
-    "email_addr": _email_address,
-    "card": _card,
-    "expiry": lambda r: f"{r.randint(1, 12):02d}/{r.randint(27, 31)}",
-}
-
-
-class _Slots(dict):
-    """Slot values drawn on first use and then reused, so one ticket names one app, one city...
-
-    A slot ending in "2" (city2, dept2) draws a value different from its base slot.
-    """
-
-    def __init__(self, rng: random.Random, **preset: str) -> None:
-        super().__init__(preset)
-        self._rng = rng
-
-    def __missing__(self, key: str) -> str:
-        value = self._draw(key)
-        self[key] = value
-        return value
-
-    def _draw(self, key: str) -> str:
-        if key in _COMPUTED:
-            return _COMPUTED[key](self._rng)
-        if key in tpl.FILLERS:
-            return self._rng.choice(tpl.FILLERS[key])
-        base = key[:-1]
-        if key.endswith("2") and base in tpl.FILLERS:
-            first = self[base]
-            return self._rng.choice([v for v in tpl.FILLERS[base] if v != first])
-        raise KeyError(f"template slot {{{key}}} has no filler")
-

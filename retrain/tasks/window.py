@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from retrain.contracts.atomic import write_atomic
-from retrain.contracts.requestlog import LogRead, read_feedback, read_requests
+from retrain.contracts.requestlog import LogRead, latest_labels, read_feedback, read_requests
 from retrain.contracts.schema import TEXT, TOPIC, TicketDataError, load_tickets
 from retrain.contracts.settings import FeedbackSettings
 
@@ -167,26 +167,17 @@ def guard_feedback(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The labels this window may use, as (request_id, label, source), plus what was dropped and why.
 
-    Order matters: unknown request ids go first (they cannot be judged), then the last label per
-    request wins (agents correct themselves), then only this window's labels are judged for
-    dominance, since that is the set that would be trained on.
+    Order matters: the request log's join rule goes first (`latest_labels`: unknown request ids
+    cannot be judged, the last label per request wins because agents correct themselves), then only
+    this window's labels are judged for dominance, since that is the set that would be trained on.
     """
-    fb = feedback.copy()
-    fb["label"] = fb["label"].fillna("").astype(str).str.strip()
-    fb["source"] = fb["source"].fillna("").astype(str).str.strip()
-    blank = fb["label"].eq("") | fb["request_id"].fillna("").eq("")
-    fb = fb.loc[~blank]
-    unknown = ~fb["request_id"].isin(known_requests)
-    fb = fb.loc[~unknown]
-    ordered = fb.reset_index(drop=True).reset_index().sort_values(["timestamp", "index"], kind="stable")
-    last = ordered.drop_duplicates("request_id", keep="last")
-    superseded = len(ordered) - len(last)
+    last, dropped = latest_labels(feedback, known_requests)
     inside = last["request_id"].isin(window_requests)
     labels = last.loc[inside, ["request_id", "label", "source"]].reset_index(drop=True)
     stats: dict[str, Any] = {
-        "feedback_blank": int(blank.sum()),
-        "feedback_unknown_request": int(unknown.sum()),
-        "feedback_superseded": int(superseded),
+        "feedback_blank": dropped["blank"],
+        "feedback_unknown_request": dropped["unknown_request"],
+        "feedback_superseded": dropped["superseded"],
         "feedback_outside_window": int((~inside).sum()),
         "feedback_refused": False,
         "feedback_refused_reasons": [],

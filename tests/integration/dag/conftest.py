@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +24,8 @@ from retrain.contracts.pii import mask
 from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
 from retrain.contracts.settings import Settings, get_settings
 from retrain.local import dagrun
+from retrain.ml.train import train_and_register
+from retrain.simulate.generator import generate
 
 
 @dataclass
@@ -45,9 +47,6 @@ def airflow_template(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def champion_settings(mlflow_server, tmp_path_factory) -> Settings:
     """A model whose champion was trained on 1800 generated baseline tickets (lr/nb: ~20 s)."""
-    from retrain.ml.train import train_and_register
-    from retrain.simulate.generator import generate
-
     home = tmp_path_factory.mktemp("champion_home")
     settings = get_settings(home=home, tracking_uri=mlflow_server.uri, model_name=f"dag-test-{os.getpid()}",
                             training={"automl_models": "lr,nb", "reference_rows": 1500}, drift={"min_window": 200})
@@ -60,7 +59,7 @@ def champion_settings(mlflow_server, tmp_path_factory) -> Settings:
 @pytest.fixture
 def dag_settings(champion_settings, airflow_template, tmp_path) -> Settings:
     """The champion's model and MLflow, with this test's own TICKET_AB_HOME and a migrated Airflow DB."""
-    settings = replace(champion_settings, home=(tmp_path / "home").resolve())
+    settings = champion_settings.model_copy(update={"home": (tmp_path / "home").resolve()})
     settings.airflow_dir.mkdir(parents=True)
     for name in ("airflow.db", dagrun.MIGRATED_MARKER):
         shutil.copy2(airflow_template / name, settings.airflow_dir / name)

@@ -17,7 +17,8 @@ import pytest
 from retrain.adapters import registry
 from retrain.contracts.requestlog import read_feedback, read_requests
 from retrain.contracts.schema import TOPICS
-from retrain.local import launch as services
+from retrain.contracts.settings import get_settings
+from retrain.local import launch
 from retrain.ml.features import baseline_pipeline
 from retrain.simulate.generator import generate
 
@@ -48,27 +49,19 @@ def router(mlflow_server, tmp_path_factory) -> Iterator[Router]:
     home = tmp_path_factory.mktemp("experiment-home")
     name = f"experiment-load-{os.getpid()}"
     _register(mlflow_server.uri, name)
-    port = services.free_port()
-    env = services.python_env({
-        "TICKET_AB_HOME": str(home), "MLFLOW_TRACKING_URI": mlflow_server.uri, "TICKET_AB_MODEL_NAME": name,
-        "TICKET_AB_PORT": str(port), "TICKET_AB_HOST": "127.0.0.1", "TICKET_AB_WORKERS": "2",
-        "TICKET_AB_THREADS": "4", "TICKET_AB_SPLIT_B": "0.5", "TICKET_AB_FEEDBACK_TOKEN": FEEDBACK_TOKEN,
-        "TICKET_AB_ADMIN_TOKEN": "load-test-admin-token",
-    })
-    log = home / "gunicorn.log"
-    proc = services.start([sys.executable, "-m", "gunicorn", "-c", "router/gunicorn.conf.py", "router.wsgi:app"],
-                          log, env)
-    url = f"http://127.0.0.1:{port}"
+    settings = get_settings(home=home, tracking_uri=mlflow_server.uri, model_name=name, router={
+        "port": launch.free_port(), "host": "127.0.0.1", "workers": 2, "threads": 4, "split_b": 0.5,
+        "feedback_token": FEEDBACK_TOKEN, "admin_token": "load-test-admin-token"})
+    server = launch.start_router(settings, home / "gunicorn.log", 180)
     try:
-        services.wait_http(f"{url}/ready", proc, 180, log)
-        yield Router(url, home, env)
+        yield Router(f"http://127.0.0.1:{settings.router.port}", home, launch.child_env(settings, secrets=True))
     finally:
-        services.stop(proc)
+        launch.stop(server)
 
 
 def _script(path: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, path, *args], capture_output=True, text=True, env=env,
-                          cwd=services.REPO, timeout=300)
+                          cwd=launch.REPO, timeout=300)
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,19 @@ import sys
 import pandas as pd
 import pytest
 
-from retrain.local import launch as services
+from retrain.contracts.settings import get_settings
+from retrain.local import launch
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "retrain", *args], capture_output=True, text=True,
-                          env=services.python_env(env), cwd=services.REPO, timeout=300)
+                          env=env, cwd=launch.REPO, timeout=300)
 
 
 @pytest.fixture
 def env(make_settings, mlflow_server):
-    settings = make_settings(tracking_uri=mlflow_server.uri)
-    return {"TICKET_AB_HOME": str(settings.home), "MLFLOW_TRACKING_URI": mlflow_server.uri,
-            "TICKET_AB_MODEL_NAME": settings.model_name, "TICKET_AB_AUTOML_MODELS": "lr,nb"}
+    """The CLI's environment: this test's home and model, the shared MLflow, a quick model search."""
+    return launch.child_env(make_settings(tracking_uri=mlflow_server.uri, training={"automl_models": "lr,nb"}))
 
 
 def test_bad_training_file_is_one_error_line_not_a_traceback(tmp_path, env):
@@ -62,3 +62,19 @@ def test_rollback_without_previous_says_so(env):
     result = run_cli("rollback", env=env)
     assert result.returncode == 2
     assert "no 'previous' version to roll back to" in result.stderr
+
+
+def test_mlflow_on_a_taken_port_is_one_error_line_naming_the_variable(tmp_path, taken_port):
+    result = run_cli("mlflow", env=launch.child_env(get_settings(home=tmp_path, mlflow_port=taken_port)))
+    assert result.returncode == 2
+    assert result.stderr == (f"error: port {taken_port} (MLflow) is already in use on 127.0.0.1; "
+                             "set TICKET_AB_MLFLOW_PORT to another port\n")
+
+
+def test_demo_refuses_a_taken_router_port_before_starting_anything(tmp_path, taken_port):
+    settings = get_settings(home=tmp_path, mlflow_port=launch.free_port(), router={"port": taken_port})
+    result = run_cli("demo", env=launch.child_env(settings))
+    assert result.returncode == 2
+    assert result.stderr == (f"error: port {taken_port} (router) is already in use on 127.0.0.1; "
+                             "set TICKET_AB_PORT to another port\n")
+    assert not settings.mlflow_dir.exists()

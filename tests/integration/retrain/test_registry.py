@@ -34,7 +34,7 @@ def test_first_model_becomes_champion_with_tags_and_reference(settings, client, 
     assert tags["automl_winner"] in {"lr", "nb"}
     assert int(tags["train_rows"]) + int(tags["holdout_rows"]) == len(tiny_tickets)
     assert any(key.startswith("alias_event.") for key in tags)
-    reference = registry.load_reference(client, version)
+    reference = registry.load_reference(version)
     assert list(reference.columns) == ["text", "topic", "predicted"]
     assert len(reference) == 50
 

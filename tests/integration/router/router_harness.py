@@ -8,7 +8,6 @@ config or logs. Everything waits on a deadline, never on a bare sleep.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,32 +20,12 @@ import requests
 
 from retrain.adapters import registry
 from retrain.contracts.settings import Settings, get_settings
-from retrain.local import launch as services
+from retrain.local import launch
 
 WORKERS = 2
 ADMIN_TOKEN = "integration-admin-token"
 FEEDBACK_TOKEN = "integration-feedback-token"
-GUNICORN_CONF = services.REPO / "router" / "gunicorn.conf.py"
 EXAMPLE = pd.DataFrame({"text": ["vpn drops every hour", "printer is jammed", "invoice charged twice"]})
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a router process read exactly `settings`."""
-    env = services.python_env({
-        "TICKET_AB_HOME": str(settings.home),
-        "MLFLOW_TRACKING_URI": settings.tracking_uri,
-        "TICKET_AB_MODEL_NAME": settings.model_name,
-        "TICKET_AB_HOST": settings.router.host,
-        "TICKET_AB_PORT": str(settings.router.port),
-        "TICKET_AB_WORKERS": str(settings.router.workers),
-        "TICKET_AB_THREADS": str(settings.router.threads),
-        "TICKET_AB_RELOAD_S": str(settings.router.reload_s),
-        "TICKET_AB_SPLIT_B": str(settings.router.split_b),
-        "TICKET_AB_ADMIN_TOKEN": settings.router.admin_token,
-        "TICKET_AB_FEEDBACK_TOKEN": settings.router.feedback_token,
-    })
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return env
 
 
 @dataclass
@@ -54,12 +33,15 @@ class Router:
     """A running `gunicorn -c router/gunicorn.conf.py` and the settings it was started with."""
 
     settings: Settings
-    proc: Any
-    log_path: Path
+    service: launch.Service
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.router.host}:{self.settings.router.port}"
+        return launch.router_endpoint(self.settings).url
+
+    @property
+    def log_path(self) -> Path:
+        return self.service.log
 
     def post(self, path: str, payload: dict[str, Any], token: str | None = None) -> requests.Response:
         """One request on a fresh connection (so requests spread over workers and none lingers open)."""
@@ -95,52 +77,42 @@ class Router:
         `check`, if given, is applied to every answer on the way, not only to the latest ones.
         """
         seen: dict[int, dict[str, Any]] = {}
-        end = time.monotonic() + deadline_s
+
+        def burst() -> bool:
+            for body in pool.map(lambda _: self.get(path).json(), range(16)):
+                if check:
+                    check(body)
+                seen[body["worker_pid"]] = body
+            return len(seen) >= self.settings.router.workers
+
         with ThreadPoolExecutor(8) as pool:
-            while len(seen) < self.settings.router.workers:
-                assert time.monotonic() < end, f"only workers {sorted(seen)} answered {path}"
-                for body in pool.map(lambda _: self.get(path).json(), range(16)):
-                    if check:
-                        check(body)
-                    seen[body["worker_pid"]] = body
+            launch.wait_until(burst, deadline_s, f"all {self.settings.router.workers} workers answered {path}",
+                              self.service, interval_s=0)
         return seen
 
     def wait_all_workers(self, check: Callable[[dict[str, Any]], bool], deadline_s: float, what: str) -> float:
         """Poll /ready until every worker satisfies `check`; returns the seconds it took."""
         start = time.monotonic()
-        while True:
-            answers = self.each_worker(deadline_s=deadline_s)
-            if all(check(body) for body in answers.values()):
-                return time.monotonic() - start
-            assert time.monotonic() - start < deadline_s, f"workers did not reach: {what}; last: {answers}"
-            time.sleep(0.05)
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        launch.wait_until(lambda: all(check(body) for body in self.each_worker(deadline_s=deadline_s).values()),
+                          deadline_s, f"every worker reached: {what}", self.service, interval_s=0.05)
+        return time.monotonic() - start
 
 
 def start_router(settings: Settings, deadline_s: float = 90.0) -> Router:
-    """Start gunicorn with the repo's config and wait until every worker has loaded its models."""
-    log_path = settings.home / f"router-{time.time_ns()}.log"
-    cmd = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
-    proc = services.start(cmd, log_path, settings_env(settings))
-    router = Router(settings, proc, log_path)
-    try:
-        services.wait_http(router.url + "/health", proc, deadline_s, log_path)
-        router.each_worker(deadline_s=deadline_s)
-    except BaseException:
-        services.stop(proc)
-        raise
+    """Start gunicorn as the demo does and wait until every worker has loaded its models."""
+    service = launch.start_router(settings, settings.home / f"router-{time.time_ns()}.log", deadline_s)
+    router = Router(settings, service)
+    launch.up_or_stopped(service, lambda: router.each_worker(deadline_s=deadline_s))
     return router
 
 
 def stop_router(router: Router) -> None:
-    services.stop(router.proc)
+    launch.stop(router.service)
 
 
 def router_settings(home: Path, tracking_uri: str, name: str, **router: Any) -> Settings:
     """Module-scoped settings: the conftest's `make_settings` is per test, a gunicorn is per module."""
-    values: dict[str, Any] = dict(host="127.0.0.1", port=services.free_port(), workers=WORKERS, threads=4,
+    values: dict[str, Any] = dict(host="127.0.0.1", port=launch.free_port(), workers=WORKERS, threads=4,
                                   reload_s=0.5, split_b=0.5, admin_token=ADMIN_TOKEN, feedback_token=FEEDBACK_TOKEN)
     values.update(router)
     return get_settings(home=home, tracking_uri=tracking_uri, model_name=f"{name}-{os.getpid()}", router=values)

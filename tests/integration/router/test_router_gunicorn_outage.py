@@ -6,18 +6,18 @@ from __future__ import annotations
 import pytest
 
 from retrain.contracts.requestlog import read_requests
-from retrain.local import launch as services
+from retrain.contracts.settings import get_settings
+from retrain.local import launch
 from tests.integration.router.router_harness import register, router_settings, start_router, stop_router
 from tests.unit.router.router_testkit import fitted_pipeline
 
 
 @pytest.fixture(scope="module")
 def private_mlflow(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("private-mlflow")
-    port = services.free_port()
-    proc = services.start_mlflow(directory, port)
-    yield proc, f"http://127.0.0.1:{port}"
-    services.stop(proc)
+    mlflow = get_settings(home=tmp_path_factory.mktemp("private-mlflow"), mlflow_port=launch.free_port())
+    server = launch.start_mlflow(mlflow)
+    yield server, mlflow.tracking_uri
+    launch.stop(server)
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +39,10 @@ def first_router(settings):
 @pytest.fixture(scope="module")
 def mlflow_stopped(first_router, private_mlflow):
     """The private MLflow server, stopped after the first router loaded its models."""
-    proc, _ = private_mlflow
-    services.stop(proc)
-    assert proc.poll() is not None
-    return proc
+    server, _ = private_mlflow
+    launch.stop(server)
+    assert server.exited()
+    return server
 
 
 def test_router_keeps_serving_when_mlflow_is_stopped(first_router, mlflow_stopped):

@@ -15,6 +15,7 @@ from scipy.stats import chisquare
 
 from retrain.contracts.names import A, B
 from retrain.contracts.requestlog import read_requests
+from retrain.local.launch import child_env
 from tests.integration.router.router_harness import (
     ADMIN_TOKEN,
     FEEDBACK_TOKEN,
@@ -22,7 +23,6 @@ from tests.integration.router.router_harness import (
     register,
     router_settings,
     set_config,
-    settings_env,
     start_router,
     stop_router,
 )
@@ -161,7 +161,8 @@ def test_router_does_not_import_pycaret_airflow_evidently_or_cleanlab(router):
         "heavy = ('pycaret', 'airflow', 'evidently', 'cleanlab')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], env=settings_env(router.settings), capture_output=True,
-                            text=True, timeout=120, cwd=str(router.settings.home))
+    # -P: the router home holds a `router/` data directory, which must not shadow the installed package.
+    result = subprocess.run([sys.executable, "-P", "-c", script], env=child_env(router.settings, secrets=True),
+                            capture_output=True, text=True, timeout=120, cwd=str(router.settings.home))
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []

@@ -9,12 +9,12 @@ shadow mode), so the analysis reads them the way it reads a real log.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from logfiles import append_rows
 
 from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
 from retrain.contracts.schema import TOPICS
@@ -89,8 +89,9 @@ def write_ab_logs(directory: Path, spec: LogSpec) -> Path:
             if rng.random() < spec.feedback_rate:
                 feedback.append({"timestamp": (moment + timedelta(seconds=30)).isoformat(),
                                  "request_id": row["request_id"], "label": truth, "source": "agent"})
-    _write(directory / "ab_logs.csv", REQUEST_COLUMNS, requests)
-    _write(directory / "feedback.csv", FEEDBACK_COLUMNS, sorted(feedback, key=lambda r: r["timestamp"]))
+    append_rows(directory / "ab_logs.csv", REQUEST_COLUMNS, [[r[c] for c in REQUEST_COLUMNS] for r in requests])
+    feedback.sort(key=lambda r: r["timestamp"])
+    append_rows(directory / "feedback.csv", FEEDBACK_COLUMNS, [[r[c] for c in FEEDBACK_COLUMNS] for r in feedback])
     return directory
 
 
@@ -100,9 +101,3 @@ def _answer(truth: str, accuracy: float, rng: np.random.Generator) -> str:
     others = [t for t in TOPICS if t != truth]
     return others[int(rng.integers(len(others)))]
 
-
-def _write(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(columns))
-        writer.writeheader()
-        writer.writerows(rows)

@@ -1,18 +1,27 @@
-"""The statistics against textbook values (and sklearn/statsmodels-equivalent numbers, hard-coded)."""
+"""The statistics behind the A/B report (`retrain.ml.stats`): the library's numbers where statsmodels
+or scipy has the formula, textbook values where the module writes the formula itself."""
 
 import math
 
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
+from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_confint,
+    proportions_ztest,
+    samplesize_proportions_2indep_onetail,
+)
 
-from analysis import stats
+from retrain.ml import stats
 
 
-def test_wilson_interval_for_45_of_100():
-    low, high = stats.wilson_interval(45, 100)
-    assert low == pytest.approx(0.35615, abs=1e-5)
-    assert high == pytest.approx(0.54755, abs=1e-5)
+def test_wilson_interval_is_statsmodels_wilson():
+    assert stats.wilson_interval(45, 100) == pytest.approx(proportion_confint(45, 100, alpha=0.05, method="wilson"))
+    assert stats.wilson_interval(45, 100) == (pytest.approx(0.35615, abs=1e-5), pytest.approx(0.54755, abs=1e-5))
+    assert stats.wilson_interval(7, 20, confidence=0.9) == pytest.approx(
+        proportion_confint(7, 20, alpha=0.1, method="wilson"))
 
 
 def test_wilson_interval_stays_inside_0_1_at_the_edges_and_is_nan_without_data():
@@ -22,12 +31,19 @@ def test_wilson_interval_stays_inside_0_1_at_the_edges_and_is_nan_without_data()
     assert all(math.isnan(v) for v in stats.wilson_interval(0, 0))
 
 
-def test_two_proportion_test_80_vs_88_percent_of_1000():
+def test_wilson_lower_takes_arrays_and_a_normal_quantile():
+    hits, n = np.array([50, 45, 500]), np.array([50, 100, 500])
+    expected = proportion_confint(hits, n, alpha=2 * 0.05, method="wilson")[0]  # z = 1.645: one-sided 95%
+    assert stats.wilson_lower(hits, n, 1.6448536) == pytest.approx(expected)
+
+
+def test_two_proportion_test_is_statsmodels_pooled_z_and_wald_interval():
     result = stats.two_proportion_test(800, 1000, 880, 1000)
-    assert result.diff == pytest.approx(0.08)
-    assert result.z == pytest.approx(4.8795, abs=1e-4)
-    assert result.p_value == pytest.approx(1.0635e-6, rel=1e-3)
-    assert (result.ci_low, result.ci_high) == (pytest.approx(0.048058, abs=1e-6), pytest.approx(0.111942, abs=1e-6))
+    z, p = proportions_ztest([880, 800], [1000, 1000])
+    assert (result.diff, result.z, result.p_value) == (pytest.approx(0.08), pytest.approx(z), pytest.approx(p))
+    assert (result.ci_low, result.ci_high) == pytest.approx(
+        confint_proportions_2indep(880, 1000, 800, 1000, method="wald", compare="diff"))
+    assert (result.z, result.p_value) == (pytest.approx(4.8795, abs=1e-4), pytest.approx(1.0635e-6, rel=1e-3))
 
 
 def test_two_proportion_test_without_variance_or_data():
@@ -54,15 +70,17 @@ def test_srm_rescales_expected_shares_and_uses_p_below_0_001():
     assert 0.001 < borderline.p_value < 0.05 and not borderline.flagged
 
 
-def test_mcnemar_chi_square_with_continuity_correction():
+def test_mcnemar_chi_square_with_continuity_correction_is_statsmodels():
     result = stats.mcnemar(121, 59)
+    expected = sm_mcnemar([[0, 121], [59, 0]], exact=False, correction=True)
+    assert (result.statistic, result.p_value) == (pytest.approx(expected.statistic), pytest.approx(expected.pvalue))
     assert result.statistic == pytest.approx(20.6722, abs=1e-4)
-    assert result.p_value == pytest.approx(5.4501e-6, rel=1e-3)
     assert result.method == "chi-square with continuity correction"
 
 
 def test_mcnemar_exact_binomial_for_few_discordant_pairs():
     result = stats.mcnemar(1, 6)
+    assert result.p_value == pytest.approx(sm_mcnemar([[0, 1], [6, 0]], exact=True).pvalue)
     assert result.p_value == pytest.approx(0.125)
     assert result.method == "exact binomial"
     assert stats.mcnemar(0, 0).p_value == 1.0
@@ -76,8 +94,9 @@ def test_paired_difference_counts_only_discordant_pairs():
     assert (low, high) == (pytest.approx(0.04 - 1.959964 * se), pytest.approx(0.04 + 1.959964 * se))
 
 
-def test_sample_size_per_arm_for_80_vs_88_percent_is_329():
-    assert stats.sample_size_per_arm(0.80, 0.88) == 329
+def test_sample_size_per_arm_is_statsmodels_rounded_up():
+    expected = samplesize_proportions_2indep_onetail(0.08, 0.80, 0.8, alpha=0.05, alternative="two-sided")
+    assert stats.sample_size_per_arm(0.80, 0.88) == math.ceil(expected) == 329
     assert stats.sample_size_per_arm(0.80, 0.80) == math.inf
     assert stats.sample_size_per_arm(0.50, 0.60, power=0.9) > stats.sample_size_per_arm(0.50, 0.60)
 

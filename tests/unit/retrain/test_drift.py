@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 
 from retrain.contracts.settings import DriftSettings
-from retrain.ml import drift
+from retrain.ml import descriptors, drift
 from retrain.ml.drift import DriftSignals, decide
+from retrain.ml.features import baseline_pipeline
+from retrain.simulate.generator import generate
 
 QUIET = dict(window_rows=1000, reference_rows=1500, text_auc=0.505, text_p=0.3, oov_reference=0.02,
              oov_window=0.021, ru_reference=0.10, ru_window=0.11, prediction_js=0.03, prediction_p=0.4,
@@ -77,25 +79,26 @@ def test_decision_serializes_with_every_check():
 # ---- descriptors and tests ---------------------------------------------------------------------
 
 def test_normalize_text_folds_numbers_emails_and_case():
-    out = drift.normalize_text(pd.Series(["Ticket INC0012345 from Ann.Lee@contoso.com on 2026-03-01"]))
+    out = descriptors.normalize_text(pd.Series(["Ticket INC0012345 from Ann.Lee@contoso.com on 2026-03-01"]))
     assert out[0].split() == ["ticket", "inc", "number", "from", "[pii_email]", "on", "number"]
 
 
 def test_raw_and_router_masked_contact_lines_normalize_alike():
     raw = "Call me at +1 415 555 0134 or ann.lee@contoso.com, card 4111 1111 1111 1111."
     masked = "Call me at [PII_PHONE] or [PII_EMAIL], card [PII_CARD]."
-    assert drift.normalize_text(pd.Series([raw]))[0].split() == drift.normalize_text(pd.Series([masked]))[0].split()
+    normalized = descriptors.normalize_text(pd.Series([raw, masked]))
+    assert normalized[0].split() == normalized[1].split()
 
 
 def test_language_is_read_from_the_script():
-    assert drift.language_of(pd.Series(["Не работает впн", "VPN down", "VPN не работает совсем", ""])).tolist() == [
-        "ru", "en", "ru", "en"]
+    texts = pd.Series(["Не работает впн", "VPN down", "VPN не работает совсем", ""])
+    assert descriptors.language_of(texts).tolist() == ["ru", "en", "ru", "en"]
 
 
 def test_oov_share_is_near_zero_for_the_same_vocabulary_and_high_for_new_words():
     reference = pd.Series([f"printer jam on floor {w}" for w in ("one", "two")] * 50)
-    same, new = drift.oov_shares(reference, pd.Series(["printer jam on floor one"] * 20))[1], drift.oov_shares(
-        reference, pd.Series(["nimbus tenant handle sync"] * 20))[1]
+    same = descriptors.oov_shares(reference, pd.Series(["printer jam on floor one"] * 20))[1]
+    new = descriptors.oov_shares(reference, pd.Series(["nimbus tenant handle sync"] * 20))[1]
     assert same.mean() == 0.0 and new.mean() == 1.0
 
 
@@ -119,9 +122,6 @@ def test_topic_counts_test_separates_a_shifted_mix_from_a_resample():
 
 @pytest.fixture(scope="module")
 def champion():
-    from retrain.ml.features import baseline_pipeline
-    from retrain.simulate.generator import generate
-
     train = generate("baseline", 1500, 1)
     model = baseline_pipeline().fit(train[["text"]], train["topic"])
     reference = train[["text", "topic"]].assign(predicted=model.predict(train[["text"]]))
@@ -129,8 +129,6 @@ def champion():
 
 
 def _measure(champion, scenario: str, seed: int, n: int = 700):
-    from retrain.simulate.generator import generate
-
     model, reference = champion
     window = generate(scenario, n, seed, start="2026-04-01T00:00:00Z")  # a month later: dates in texts differ
     labels = window["topic"].where(np.random.default_rng(seed).random(n) < 0.3)
@@ -177,5 +175,6 @@ def test_accuracy_drop_counts_the_uncertainty_of_the_reference_holdout():
     # reference (z 2.6), within noise once the holdout's own sample size is counted (z 2.2).
     exact = decide(signals(accuracy=0.872, labelled=179, reference_accuracy=0.924))
     sampled = decide(signals(accuracy=0.872, labelled=179, reference_accuracy=0.924, reference_labelled=800))
-    assert "accuracy_drop" in exact.fired
+    assert "accuracy_drop" in exact.fired and "z=2.6" in exact.reasons[0]
     assert "accuracy_drop" not in sampled.fired
+    assert drift.accuracy_drop_z(0.872, 179, 0.924, 800) == pytest.approx(2.25, abs=0.01)

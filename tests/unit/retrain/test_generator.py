@@ -12,7 +12,8 @@ import pytest
 
 from retrain.contracts.schema import LANGUAGES, PRIORITIES, TOPICS
 from retrain.simulate import phrasings as tpl
-from retrain.simulate.generator import COLUMNS, SCENARIOS, _fill, _Slots, generate, iter_tickets
+from retrain.simulate.generator import COLUMNS, SCENARIOS, generate, iter_tickets
+from retrain.simulate.slots import Slots, fill
 
 N = 10_000
 
@@ -151,6 +152,12 @@ def test_topic_mix_is_skewed_toward_access_and_hardware(baseline):
 # --- phrasings --------------------------------------------------------------------------------
 
 
+def test_the_phrasing_data_file_says_what_every_pool_is_for():
+    pools = {name for name in vars(tpl) if name.isupper() and not name.startswith("_")} - {"ABOUT"}
+    assert set(tpl.ABOUT) == pools
+    assert all(len(description) > 15 for description in tpl.ABOUT.values())
+
+
 def test_every_topic_has_at_least_40_english_phrasings():
     assert set(tpl.EN) == set(TOPICS)
     for topic, phrasings in tpl.EN.items():
@@ -180,7 +187,7 @@ def test_every_template_slot_has_a_filler():
     rng = random.Random(0)
     for name, phrasings in _all_pools().items():
         for phrasing in phrasings:
-            rendered = _fill(phrasing, _Slots(rng, ts="2026-01-01 00:00:00"))
+            rendered = fill(phrasing, Slots(rng, ts="2026-01-01 00:00:00"))
             assert "{" not in rendered and "}" not in rendered, f"{name}: {rendered}"
 
 

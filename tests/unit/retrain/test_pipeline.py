@@ -12,8 +12,10 @@ from retrain.contracts.requestlog import REQUEST_COLUMNS
 from retrain.contracts.settings import get_settings
 from retrain.local import dagrun
 from retrain.local import launch as services
-from retrain.tasks import pipeline
+from retrain.tasks import check, collect, report
 from retrain.tasks import window as win
+from retrain.tasks.results import Checked, Collected, Relabelled, Trained
+from retrain.tasks.runs import run_dir, run_key, run_slug
 
 DAG_FILE = services.REPO / "airflow" / "dags" / "ticket_drift_retrain.py"
 _INSPECT = """
@@ -85,48 +87,68 @@ def test_airflow_folder_is_not_a_package_that_would_shadow_airflow():
 
 # ---- pure helpers ------------------------------------------------------------------------------
 
+def _checked(status="drift", retrain=True, reasons=("text_drift: AUC 0.700",)) -> Checked:
+    return Checked(run_id="manual__1", retrain=retrain, status=status, reasons=list(reasons))
+
+
 def test_branch_follows_the_decision():
-    assert pipeline.choose_branch({"retrain": True}) == "relabel"
-    assert pipeline.choose_branch({"retrain": False}) == "skip"
+    assert _checked(retrain=True).branch() == "relabel"
+    assert _checked(status="no_drift", retrain=False).branch() == "skip"
 
 
 def test_run_key_is_the_logical_date_so_a_rerun_reuses_it():
     when = datetime(2026, 3, 2, tzinfo=UTC)
-    assert pipeline.run_key(when, "manual__a") == pipeline.run_key(when, "manual__b") == (
+    assert run_key(when, "manual__a") == run_key(when, "manual__b") == (
         "ticket_drift_retrain:2026-03-02T00:00:00+00:00")
-    assert pipeline.run_key(None, "api__x") == "ticket_drift_retrain:api__x"
+    assert run_key(None, "api__x") == "ticket_drift_retrain:api__x"
 
 
 def test_run_slug_is_a_safe_file_name():
-    assert pipeline.run_slug("manual__2026-03-02T00:00:00+00:00") == "manual__2026-03-02T00_00_00_00_00"
+    assert run_slug("manual__2026-03-02T00:00:00+00:00") == "manual__2026-03-02T00_00_00_00_00"
 
 
-@pytest.mark.parametrize(("checked", "trained", "advance"), [
-    ({"status": "no_drift", "retrain": False}, None, True),
-    ({"status": "too_small", "retrain": False}, None, False),
-    ({"status": "no_reference", "retrain": False}, None, False),
-    ({"status": "drift", "retrain": True}, {"version": "3"}, True),
-    ({"status": "drift", "retrain": True}, {"version": None, "why": "few gold"}, False),
+@pytest.mark.parametrize(("status", "retrain", "trained", "advance"), [
+    ("no_drift", False, None, True),
+    ("too_small", False, None, False),
+    ("no_reference", False, None, False),
+    ("drift", True, Trained(key="k", version="3"), True),
+    ("drift", True, Trained(key="k", why="few gold"), False),
 ])
-def test_watermark_moves_only_when_the_window_is_done(checked, trained, advance):
-    assert pipeline._watermark_decision(checked, trained)[0] is advance
+def test_watermark_moves_only_when_the_window_is_done(status, retrain, trained, advance):
+    assert report.watermark_decision(_checked(status, retrain), trained)[0] is advance
 
 
-def _collected(rows=500, **stats):
+def _collected(rows=500, **stats) -> Collected:
     base = {"rows": rows, "router_rows": rows, "incoming_rows": 0, "labelled": 10, "malformed": 2,
             "feedback_refused": False}
-    return {"run_id": "manual__1", "stats": {**base, **stats}}
+    return Collected(run_id="manual__1", run_dir="unused", window_path="unused", rows=rows, labelled=10,
+                     stats={**base, **stats}, summary="", next_watermark={})
 
 
 def test_summary_line_names_decision_reasons_counts_and_outcome():
-    checked = {"status": "drift", "retrain": True, "reasons": ["text_drift: AUC 0.700"]}
-    trained = {"version": "4", "passed": True, "alias": "challenger", "metrics": {"macro_f1": 0.91},
-               "champion_metrics": {"macro_f1": 0.72}}
-    line = pipeline.summary_line(_collected(), checked, trained)
+    trained = Trained(key="k", version="4", passed=True, alias="challenger", metrics={"macro_f1": 0.91},
+                      champion_metrics={"macro_f1": 0.72})
+    line = report.summary_line(_collected(), _checked(), trained)
     assert line == ("manual__1: drift (text_drift: AUC 0.700); window 500 tickets, 10 labelled, 2 malformed skipped; "
                     "v4 registered, macro-F1 0.910 vs champion 0.720, gate passed, alias challenger")
-    quiet = pipeline.summary_line(_collected(), {"status": "no_drift", "retrain": False, "reasons": ["calm"]}, None)
+    quiet = report.summary_line(_collected(), _checked("no_drift", False, ["calm"]), None)
     assert quiet.endswith("no new version: no retraining needed")
+
+
+@pytest.mark.parametrize("result", [
+    _checked(),
+    Trained(key="k", version="4", passed=True, metrics={"macro_f1": 0.91}),
+    Relabelled(train_path="a", holdout_path="b", review_path="c", stats={"gold": 3}),
+])
+def test_task_results_travel_through_xcom_as_json_and_come_back_equal(result):
+    assert type(result).from_dict(json.loads(json.dumps(result.to_dict()))) == result
+
+
+def test_relabel_and_train_results_are_kept_in_the_run_directory_for_the_report(tmp_path):
+    trained = Trained(key="k", why="few gold")
+    assert Trained.load(tmp_path) is None  # the task was skipped
+    trained.save(tmp_path)
+    assert Trained.load(tmp_path) == trained
 
 
 def test_collect_window_saves_the_window_and_clears_an_earlier_attempts_results(tmp_path):
@@ -140,24 +162,22 @@ def test_collect_window_saves_the_window_and_clears_an_earlier_attempts_results(
     settings.request_log.parent.mkdir(parents=True)
     with open(settings.request_log, "w", newline="") as fh:
         csv.writer(fh).writerows([REQUEST_COLUMNS, *rows])
-    stale = pipeline.run_dir(settings, "manual__1") / "train.json"
-    stale.parent.mkdir(parents=True)
-    stale.write_text("{}")
+    Trained(key="k", version="1").save(run_dir(settings, "manual__1"))
 
-    collected = pipeline.collect_window(settings, "manual__1")
-    assert not stale.exists()
-    assert collected["rows"] == 3
-    assert pd.read_parquet(collected["window_path"])["request_id"].tolist() == ["r0", "r1", "r2"]
-    assert collected["next_watermark"]["requests_until"] == "2026-03-01T10:00:02+00:00"
-    json.dumps(collected)
+    collected = collect.collect_window(settings, "manual__1")
+    assert Trained.load(collected.directory) is None
+    assert collected.rows == 3
+    assert pd.read_parquet(collected.window_path)["request_id"].tolist() == ["r0", "r1", "r2"]
+    assert collected.next_watermark["requests_until"] == "2026-03-01T10:00:02+00:00"
+    assert Collected.from_dict(json.loads(json.dumps(collected.to_dict()))) == collected
     assert win.load_watermark(win.watermark_path(settings.airflow_dir)) == win.Watermark()  # not committed yet
 
 
 def test_a_tiny_window_is_decided_without_contacting_mlflow(tmp_path):
     settings = get_settings(home=tmp_path, tracking_uri="http://127.0.0.1:9", drift={"min_window": 200})
-    checked = pipeline.check_drift(settings, {"run_id": "r", "run_dir": str(tmp_path), "rows": 12})
-    assert checked["retrain"] is False and checked["status"] == "too_small"
-    assert checked["reasons"] == ["window too small: 12 tickets < min_window 200; waiting for more"]
+    checked = check.check_drift(settings, _collected(rows=12))
+    assert checked.retrain is False and checked.status == "too_small"
+    assert checked.reasons == ["window too small: 12 tickets < min_window 200; waiting for more"]
 
 
 # ---- dagrun ------------------------------------------------------------------------------------
@@ -179,6 +199,13 @@ def test_standalone_is_bounded_to_four_slots_on_localhost(tmp_path):
     env = dagrun.standalone_env(get_settings(home=tmp_path))
     assert env["AIRFLOW__CORE__PARALLELISM"] == "4"
     assert (env["AIRFLOW__API__HOST"], env["AIRFLOW__API__PORT"]) == ("127.0.0.1", "8080")
+
+
+def test_standalone_refuses_a_taken_ui_port_before_touching_the_db(tmp_path, taken_port):
+    settings = get_settings(home=tmp_path, airflow_port=taken_port)
+    with pytest.raises(services.PortInUseError, match=f"port {taken_port} .*TICKET_AB_AIRFLOW_PORT"):
+        dagrun.standalone(settings)
+    assert not settings.airflow_dir.exists()
 
 
 def test_db_migrate_runs_only_when_the_marker_is_missing_or_stale(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from router import create_app
+from router import create_app, inputs
 from router.config import ABConfig
 from tests.unit.router.router_testkit import ADMIN_TOKEN, FEEDBACK_TOKEN
 
@@ -113,11 +113,9 @@ def test_config_refuses_with_403_when_no_admin_token_is_configured(make_settings
 
 
 def test_tokens_are_compared_in_constant_time(client, admin, monkeypatch):
-    import router.inputs
-
     calls = []
-    real = router.inputs.hmac.compare_digest
-    monkeypatch.setattr(router.inputs.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+    real = inputs.hmac.compare_digest
+    monkeypatch.setattr(inputs.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
     assert client.post("/config", json={"ab_split_b": 0.4}, headers=admin).status_code == 200
     assert calls == [(ADMIN_TOKEN.encode(), ADMIN_TOKEN.encode())]
 

@@ -18,14 +18,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from retrain.contracts.names import CHALLENGER, CHAMPION
-from router.store import (
-    FROM_CACHE,
-    FROM_REGISTRY,
-    MANIFEST,
-    ModelStore,
-    RegistryUnavailable,
-    RegistryVersion,
-)
+from router.cache import MANIFEST
+from router.store import FROM_CACHE, FROM_REGISTRY, ModelStore, RegistryUnavailable, RegistryVersion
 from tests.unit.router.router_testkit import Exploding, fitted_pipeline
 
 
