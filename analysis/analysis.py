@@ -1,9 +1,10 @@
 """`python analysis/analysis.py`: judge the A/B test from the router's logs and write the report.
 
-    python analysis/analysis.py [--logs DIR_OR_FILE] [--out DIR] [--since TS] [--promote]
+    python analysis/analysis.py [--logs DIR] [--out DIR] [--since TS] [--promote]
 
-Reads the request log and the feedback log (through `retrain.contracts.requestlog`, which counts and skips
-torn rows), prints a console summary and writes ab_report.png, ab_report.html and ab_summary.json.
+Reads the request log and the feedback log under the log root (through `retrain.contracts.requestlog`,
+which opens only the days from --since on and counts and skips torn rows), prints a console summary
+and writes ab_report.png, ab_report.html and ab_summary.json.
 With --promote, a `promote challenger` verdict moves the registry aliases (challenger -> champion,
 old champion -> previous) and the report records why.
 
@@ -38,7 +39,8 @@ from mlflow.exceptions import MlflowException
 from analysis import experiment, fmt, report
 from analysis.verdict import PROMOTE, Thresholds
 from retrain.adapters import registry
-from retrain.contracts.requestlog import log_files, read_feedback, read_requests
+from retrain.contracts.logstore import REQUESTS, partitions
+from retrain.contracts.requestlog import read_feedback, read_requests
 from retrain.contracts.settings import SettingsError, get_settings
 
 EXIT_OK = 0
@@ -73,8 +75,8 @@ def _count(text: str) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     defaults = Thresholds()
     parser = argparse.ArgumentParser(prog="analysis.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--logs", type=Path, help="request log file or directory (default: settings.logs_dir)")
-    parser.add_argument("--feedback", type=Path, help="feedback log file or directory (default: next to --logs)")
+    parser.add_argument("--logs", type=Path, help="log root with requests/ and feedback/ (default: settings.logs_dir)")
+    parser.add_argument("--feedback", type=Path, help="log root to read feedback/ from (default: --logs)")
     parser.add_argument("--out", type=Path, help="report directory (default: settings.reports_dir)")
     parser.add_argument("--since", help="only requests at or after this ISO timestamp (UTC if no zone)")
     parser.add_argument("--promote", action="store_true", help="on a 'promote challenger' verdict, move the aliases")
@@ -99,20 +101,20 @@ def parse_since(text: str | None) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def feedback_path(logs: Path, explicit: Path | None) -> Path:
-    """The feedback log sits next to the request log unless --feedback says otherwise."""
-    if explicit is not None:
-        return explicit
-    return logs if logs.is_dir() else logs.parent
-
-
 def load(logs: Path, feedback: Path, since: pd.Timestamp | None, thresholds: Thresholds) -> experiment.Analysis:
-    """Read both logs and analyse them; a missing request log is a UsageError with advice."""
-    if not log_files(logs, "ab_logs"):
-        raise UsageError(f"no request log at {logs} (expected ab_logs*.csv): the router writes it once it has "
-                         "served requests; pass --logs DIR_OR_FILE to read another one")
-    requests = read_requests(logs)
-    answers = read_feedback(feedback)
+    """Read both logs from `since` on and analyse them; a missing request log is a UsageError with advice.
+
+    Feedback is read from `since` on too: it is sent after the answer it is about.
+    """
+    days = partitions(logs, REQUESTS)
+    if not days:
+        raise UsageError(f"no request log at {logs} (expected {REQUESTS}/date=YYYY-MM-DD/*.csv below it): the "
+                         "router writes it once it has served requests; pass --logs DIR to read another one")
+    requests = read_requests(logs, since=since)
+    if since is not None and requests.rows.empty:
+        raise UsageError(f"no requests at or after --since {since.isoformat()} (the log covers the days "
+                         f"{days[0][0]} to {days[-1][0]})")
+    answers = read_feedback(feedback, since=since)
     try:
         result = experiment.analyse(requests.rows, answers.rows, malformed_requests=requests.malformed,
                                     malformed_feedback=answers.malformed, since=since, thresholds=thresholds)
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
         thresholds = Thresholds(alpha=args.alpha, min_labelled=args.min_labelled, min_gain=args.min_gain)
         logs = args.logs or settings.logs_dir
-        result = load(logs, feedback_path(logs, args.feedback), parse_since(args.since), thresholds)
+        result = load(logs, args.feedback or logs, parse_since(args.since), thresholds)
     except (UsageError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from retrain.contracts.logwriter import CsvAppender
+from retrain.contracts.logstore import FEEDBACK, REQUESTS
+from retrain.contracts.logwriter import ShardedLog
 from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
 from retrain.contracts.settings import Settings, get_settings
 from router import errors, views
-from router.config import ABConfig, ConfigStore
+from router.records import customer_key
 from router.state import EXTENSION, RouterState
 from router.store import ModelStore, Store
-
-CONFIG_FILE = "config.json"
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
@@ -30,9 +29,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.extensions[EXTENSION] = RouterState(
         settings=settings,
         store=model_store,
-        config=ConfigStore(settings.router_dir / CONFIG_FILE, ABConfig(ab_split_b=settings.router.split_b)),
-        requests=CsvAppender(settings.request_log, REQUEST_COLUMNS),
-        feedback=CsvAppender(settings.feedback_log, FEEDBACK_COLUMNS),
+        config=model_store.config,
+        requests=ShardedLog(settings.logs_dir, REQUESTS, REQUEST_COLUMNS, max_bytes=settings.log.max_bytes),
+        feedback=ShardedLog(settings.logs_dir, FEEDBACK, FEEDBACK_COLUMNS, max_bytes=settings.log.max_bytes),
+        customer_key=customer_key(settings.router.customer_key),
     )
     errors.register(app)
     app.register_blueprint(views.bp)

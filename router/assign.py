@@ -1,8 +1,15 @@
-"""Which arm serves a request: a pure function of the key, the configured split and a random draw.
+"""Which arm serves a request: a pure function of the experiment, the key, the split and a random draw.
 
-A keyed request lands in a fixed bucket in [0, 1) derived from a well-mixed hash of the key, and
-goes to B when its bucket is below the split. So the same customer always sees the same model while
-the split is unchanged, and raising the split only ever moves customers from A to B, never back.
+A keyed request lands in a bucket in [0, 1) derived from a well-mixed hash of the experiment id and
+the key, and goes to B when its bucket is below the split. Within one experiment the same customer
+therefore sees the same model on every worker of every replica (they all derive the same experiment
+id from the registry, see `router.config`), with no shared state.
+
+Salting with the experiment id reshuffles customers whenever a new experiment starts (a new split
+or mode, or another model behind an alias), so B is not always the same customers. It also means
+a raised split does NOT only move customers from A to B: a new split is a new experiment, and
+about 2*s*(1-s) of the customers change arm at split s. Only within one experiment is the rule
+monotone (a higher split over the same salted buckets only adds customers to B).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ def assignment_key(customer_id: str | None, ticket_id: str | None) -> str | None
     return customer_id or ticket_id or None
 
 
-def assign(key: str | None, split_b: float, draw: float | None = None) -> str:
-    """Arm for one request: sticky by `key`, otherwise by `draw` (a fresh uniform number if None)."""
-    point = bucket(key) if key else (random.random() if draw is None else draw)
+def assign(key: str | None, split_b: float, experiment_id: str, draw: float | None = None) -> str:
+    """Arm for one request: sticky by `key` within `experiment_id`, otherwise by `draw` (fresh if None)."""
+    point = bucket(f"{experiment_id}:{key}") if key else (random.random() if draw is None else draw)
     return B if point < split_b else A

@@ -4,7 +4,7 @@ Under gunicorn every worker is its own process, so a per-process registry would 
 worker's numbers on each scrape. `router/gunicorn.conf.py` sets PROMETHEUS_MULTIPROC_DIR before the
 workers import prometheus_client; each worker then writes its samples to mmap files there and
 /metrics merges them. Without that variable (tests, `flask run`) the default registry is used.
-Labels are bounded (endpoint rule, variant, status, alias, reason) so series cannot explode.
+Labels are bounded (endpoint rule, variant, status, alias, reason, log) so series cannot explode.
 """
 
 from __future__ import annotations
@@ -34,8 +34,13 @@ MODEL_LOADS = Counter(
     "ticket_ab_model_loads_total", "Models loaded into a worker, by alias and where they came from",
     ["alias", "source"],
 )
+LOG_WRITE_FAILURES = Counter(
+    "ticket_ab_log_write_failures_total", "Rows lost because the log could not be written (disk full, ...), by log",
+    ["log"],
+)
 
-__all__ = ["CONTENT_TYPE", "FALLBACKS", "LATENCY", "MODEL_LOADS", "MODEL_VERSION", "REQUESTS", "exposition"]
+__all__ = ["CONTENT_TYPE", "FALLBACKS", "LATENCY", "LOG_WRITE_FAILURES", "MODEL_LOADS", "MODEL_VERSION", "REQUESTS",
+           "exposition"]
 
 
 def exposition() -> bytes:

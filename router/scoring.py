@@ -58,7 +58,7 @@ def serve(text: str, champion: LoadedModel, challenger: LoadedModel | None, conf
             return Outcome(A, served, shadow=predict(challenger, text))
         except Exception as exc:  # the shadow's failure must never affect the answer
             return Outcome(A, served, fallback=f"{CHALLENGER_ERROR}:{type(exc).__name__}", error=repr(exc))
-    if assign(key, config.ab_split_b, draw) == A:
+    if assign(key, config.ab_split_b, config.experiment_id, draw) == A:
         return Outcome(A, predict(champion, text))
     try:
         return Outcome(B, predict(challenger, text))

@@ -4,6 +4,9 @@ Requests read one immutable `Models` snapshot; the poll thread builds a new snap
 side and publishes it with a single reference assignment, so an alias move swaps models without a
 restart and an in-flight request finishes with the objects it started with.
 
+The same poll carries the shared A/B config: one registry call returns the aliases and the
+registered model's tags, and the config tag is handed to `self.config` (`router.config`).
+
 Every version is downloaded once into the disk cache (`router.cache`, under `router/cache/`).
 When MLflow is unreachable the store loads the versions the aliases served last from there and
 reports source "cache" until the registry answers again. Nothing here raises into a request or
@@ -21,14 +24,17 @@ from typing import Any, Protocol
 
 import mlflow.artifacts
 import mlflow.sklearn
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import RegisteredModel
 from mlflow.exceptions import MlflowException
 
 from retrain.adapters import registry
 from retrain.contracts.log import get_logger, kv
-from retrain.contracts.names import CHAMPION, SERVED_ALIASES
+from retrain.contracts.names import CHALLENGER, CHAMPION, SERVED_ALIASES
 from retrain.contracts.settings import Settings
 from router import metrics
 from router.cache import ModelCache, utc_now
+from router.config import CACHE_FILE, ABConfig, ConfigStore, ConfigUnavailable, Published
 from router.predictor import Scorer, compile_scorer
 
 FROM_REGISTRY = "registry"
@@ -38,7 +44,7 @@ WARMUP_TEXT = "cannot log in to the vpn after the password reset"
 log = get_logger("router.store")
 
 
-class RegistryUnavailable(RuntimeError):
+class RegistryUnavailable(ConfigUnavailable):
     """The registry could not be asked (down, timing out, failing); not the same as 'no such alias'."""
 
 
@@ -54,11 +60,29 @@ class RegistryVersion:
     run_id: str
 
 
+@dataclass(frozen=True)
+class RegistryState:
+    """One poll's answer: where the served aliases point and the shared A/B config tag."""
+
+    aliases: dict[str, RegistryVersion | None]
+    config_tag: str | None = None
+
+    def published(self) -> Published:
+        """The facts every replica derives the A/B config and its experiment id from."""
+        champion, challenger = (self.aliases.get(alias) for alias in (CHAMPION, CHALLENGER))
+        return Published(self.config_tag, champion.version if champion else None,
+                         challenger.version if challenger else None)
+
+
 class Registry(Protocol):
     """What the store needs from a model registry (MLflow in production, a fake in unit tests)."""
 
-    def aliases(self) -> dict[str, RegistryVersion | None]:
-        """Champion and challenger targets (None: no such alias); RegistryUnavailable if it cannot ask."""
+    def state(self) -> RegistryState:
+        """Alias targets (None: no such alias) and config tag in one request; RegistryUnavailable if it cannot."""
+        ...
+
+    def write_config(self, tag: str) -> None:
+        """Replace the A/B config tag; RegistryUnavailable if the registry cannot take it."""
         ...
 
     def download(self, version: str, dst: Path) -> Path:
@@ -97,6 +121,8 @@ class Models:
 class Store(Protocol):
     """What the views need from a model store (unit tests substitute an in-memory one)."""
 
+    config: ConfigStore  # the shared A/B config, kept current by the same poll as the models
+
     def snapshot(self) -> Models:
         """The models to use for one whole request."""
         ...
@@ -115,7 +141,7 @@ class Store(Protocol):
 
 
 class MlflowRegistry:
-    """Alias lookups and downloads against an MLflow tracking server, failing fast when it is down."""
+    """Registry reads and writes against an MLflow tracking server, failing fast when it is down."""
 
     def __init__(self, tracking_uri: str, model_name: str, timeout_s: float = 3.0) -> None:
         # The client's defaults retry for minutes; the poll loop retries on its own schedule instead.
@@ -125,8 +151,45 @@ class MlflowRegistry:
         self.model_name = model_name
         self.timeout_s = timeout_s
         self._client = None
+        # A version's run never changes, but a recreated registry reuses version numbers: the key
+        # carries the registered model's creation time, so a recreated model is looked up afresh.
+        self._run_ids: dict[tuple[int | None, str], str] = {}
 
-    def aliases(self) -> dict[str, RegistryVersion | None]:
+    def state(self) -> RegistryState:
+        """One `get_registered_model` (aliases and tags) per poll; a version's run id only when first seen."""
+        client = self._connect()
+        try:
+            model = client.get_registered_model(self.model_name)
+        except MlflowException as exc:
+            # An unregistered model -> RESOURCE_DOES_NOT_EXIST: no aliases and no config yet; anything
+            # else (connection errors arrive as INTERNAL_ERROR) means "could not ask".
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return RegistryState({alias: None for alias in SERVED_ALIASES})
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
+        try:
+            aliases = {alias: self._target(client, model, alias) for alias in SERVED_ALIASES}
+        except MlflowException as exc:  # an alias names a version we cannot read: ask again next poll
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
+        return RegistryState(aliases, model.tags.get(registry.AB_CONFIG_TAG))
+
+    def write_config(self, tag: str) -> None:
+        """The tag lives on the registered model, so there must be one (register a champion first)."""
+        client = self._connect()
+        try:
+            registry.set_ab_config(client, self.model_name, tag)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise RegistryUnavailable(f"model {self.model_name!r} is not registered in MLflow at "
+                                          f"{self.tracking_uri}; register a champion first") from None
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
+
+    def download(self, version: str, dst: Path) -> Path:
+        """By version, not alias: the alias may move again while we download."""
+        uri = f"models:/{self.model_name}/{version}"
+        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri)
+        return Path(path)
+
+    def _connect(self) -> MlflowClient:
         """A fast /health preflight first: a down server fails in milliseconds, not after client retries."""
         try:
             registry.check_reachable(self.tracking_uri, self.timeout_s)
@@ -134,24 +197,22 @@ class MlflowRegistry:
                 self._client = registry.connect(self.tracking_uri)
         except registry.RegistryError as exc:
             raise RegistryUnavailable(str(exc)) from None
-        return {alias: self._lookup(alias) for alias in SERVED_ALIASES}
+        return self._client
 
-    def _lookup(self, alias: str) -> RegistryVersion | None:
-        try:
-            found = self._client.get_model_version_by_alias(self.model_name, alias)
-        except MlflowException as exc:
-            # Unknown alias -> INVALID_PARAMETER_VALUE, unknown model -> RESOURCE_DOES_NOT_EXIST;
-            # anything else (connection errors arrive as INTERNAL_ERROR) means "could not ask".
-            if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
-                return None
-            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
-        return RegistryVersion(version=str(found.version), run_id=found.run_id or "")
+    def _target(self, client: MlflowClient, model: RegisteredModel, alias: str) -> RegistryVersion | None:
+        version = model.aliases.get(alias)
+        if version is None:
+            return None
+        key = (model.creation_timestamp, str(version))
+        if key not in self._run_ids:
+            self._run_ids[key] = client.get_model_version(self.model_name, str(version)).run_id or ""
+        return RegistryVersion(version=str(version), run_id=self._run_ids[key])
 
-    def download(self, version: str, dst: Path) -> Path:
-        """By version, not alias: the alias may move again while we download."""
-        uri = f"models:/{self.model_name}/{version}"
-        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri)
-        return Path(path)
+
+def shared_config(settings: Settings, source: Registry) -> ConfigStore:
+    """The A/B config kept in `source`, cached under the router's state dir, the settings' split by default."""
+    return ConfigStore(settings.router_dir / CACHE_FILE, ABConfig(ab_split_b=settings.router.split_b),
+                       read=lambda: source.state().published(), write=source.write_config)
 
 
 def serving_model(alias: str, version: str, run_id: str, pipeline: Any, source: str) -> LoadedModel:
@@ -184,6 +245,7 @@ class ModelStore:
         self.cache = ModelCache(settings.router_dir / "cache", settings.model_name)
         self.reload_s = settings.router.reload_s
         self._registry = source or MlflowRegistry(settings.tracking_uri, settings.model_name)
+        self.config = shared_config(settings, self._registry)
         self._models = Models()
         self._registry_state: dict[str, Any] = {"reachable": None, "checked_at": None, "error": None}
         self._last_error: str | None = None
@@ -226,34 +288,43 @@ class ModelStore:
         }
 
     def refresh(self) -> None:
-        """One poll: ask the registry, load what moved, publish one new snapshot.
+        """One poll: ask the registry, load what moved, publish one new snapshot, then the config.
 
-        Registry and model failures never raise: they keep the current models and are reported in
-        /ready (`registry`, `last_error`, which describe the latest poll) and in the log.
+        Registry and model failures never raise: they keep the current models and config and are
+        reported in /ready (`registry`, `last_error`, which describe the latest poll) and in the log.
+        The config follows the models, so a row's experiment id rarely runs ahead of its model.
         """
         with self._refresh_lock:
             self._errors = []
-            was_reachable = self._registry_state["reachable"]
-            try:
-                targets: dict[str, RegistryVersion | None] | None = self._registry.aliases()
-                self._registry_state = {"reachable": True, "checked_at": utc_now(), "error": None}
-                if was_reachable is False:
-                    log.info(kv("registry_reachable", model=self.model_name))
-            except Exception as exc:  # whatever the client raised, the registry could not be asked
-                targets = None
-                error = str(exc) if isinstance(exc, RegistryUnavailable) else f"{type(exc).__name__}: {exc}"
-                if was_reachable is not False:
-                    log.warning(kv("registry_unreachable", model=self.model_name, error=error))
-                self._registry_state = {"reachable": False, "checked_at": utc_now(), "error": error}
+            mark = self.config.mark()
+            state = self._ask()
             models = self._models
             for alias in SERVED_ALIASES:
                 synced = False
-                if targets is not None:
-                    models, synced = self._sync(models, alias, targets.get(alias))
+                if state is not None:
+                    models, synced = self._sync(models, alias, state.aliases.get(alias))
                 if not synced and getattr(models, alias) is None:
                     models = self._from_cache(models, alias)
             self._last_error = "; ".join(self._errors) or None
             self._publish(models)
+            if state is not None:
+                self.config.follow(state.published(), mark)
+
+    def _ask(self) -> RegistryState | None:
+        """The registry's state, or None (recorded for /ready and logged on change) if it cannot be asked."""
+        was_reachable = self._registry_state["reachable"]
+        try:
+            state = self._registry.state()
+        except Exception as exc:  # whatever the client raised, the registry could not be asked
+            error = str(exc) if isinstance(exc, RegistryUnavailable) else f"{type(exc).__name__}: {exc}"
+            if was_reachable is not False:
+                log.warning(kv("registry_unreachable", model=self.model_name, error=error))
+            self._registry_state = {"reachable": False, "checked_at": utc_now(), "error": error}
+            return None
+        self._registry_state = {"reachable": True, "checked_at": utc_now(), "error": None}
+        if was_reachable is False:
+            log.info(kv("registry_reachable", model=self.model_name))
+        return state
 
     def _poll(self) -> None:
         while not self._stop.wait(self.reload_s):

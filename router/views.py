@@ -16,6 +16,7 @@ from retrain.contracts.log import get_logger, kv
 from retrain.contracts.pii import mask
 from router import inputs, metrics, state
 from router.assign import assignment_key
+from router.config import ConfigUnavailable
 from router.errors import APIError
 from router.records import feedback_row, request_row
 from router.scoring import CHALLENGER_ERROR, serve
@@ -79,10 +80,11 @@ def predict() -> Response:
                        error=outcome.error))
     served = outcome.served
     latency_ms = round((time.perf_counter() - g.started) * 1000.0, 3)
-    router.requests.append(request_row(g.request_id, ticket, text, outcome, config, latency_ms))
+    logged = state.record(router.requests, request_row(g.request_id, ticket, text, outcome, config, latency_ms,
+                                                      router.customer_key))
     return jsonify(request_id=g.request_id, variant=outcome.variant, model_alias=served.alias,
                    model_version=served.version, topic=served.topic, confidence=served.confidence,
-                   scores=served.scores, latency_ms=latency_ms)
+                   scores=served.scores, latency_ms=latency_ms, logged=logged)
 
 
 @bp.post("/feedback")
@@ -96,7 +98,9 @@ def feedback() -> tuple[Response, int]:
     if champion is None:
         raise _no_champion()
     item = inputs.feedback(body, champion.classes)
-    router.feedback.append(feedback_row(item))
+    if not state.record(router.feedback, feedback_row(item)):  # the row is all feedback is: the sender retries
+        raise APIError(503, "log_unavailable", f"the feedback was not recorded: {router.feedback.error}; "
+                       "send it again later", {"Retry-After": str(state.LOG_RETRY_AFTER_S)})
     return jsonify(status="accepted", request_id=item.request_id, label=item.label), 202
 
 
@@ -108,27 +112,43 @@ def get_config() -> Response:
 
 @bp.post("/config")
 def set_config() -> Response:
-    """Change the split and/or mode for every worker (admin token)."""
+    """Change the split and/or mode for every worker of every replica (admin token).
+
+    The config lives in the registry; if it cannot be written there, nothing changes anywhere
+    (503), rather than this replica alone running a different experiment.
+    """
     router = state.current()
     inputs.require_bearer(request.headers.get("Authorization"), router.settings.router.admin_token,
                           "TICKET_AB_ADMIN_TOKEN", "POST /config")
     changes = inputs.config_changes(_body())
-    return jsonify(router.config.update(**changes).to_dict())
+    try:
+        return jsonify(router.config.update(**changes).to_dict())
+    except ConfigUnavailable as exc:
+        raise APIError(503, "registry_unavailable",
+                       f"the A/B config was not changed: it is kept in the MLflow registry, which cannot take it "
+                       f"({exc}); every replica keeps serving the current config",
+                       {"Retry-After": str(max(1, round(router.settings.router.reload_s)))}) from None
 
 
 @bp.get("/health")
 def health() -> Response:
-    """Liveness: the process answers, whatever the models."""
+    """Liveness: the process answers, whatever the models and the logs (a restart fixes neither)."""
     return jsonify(status="ok")
 
 
 @bp.get("/ready")
 def ready() -> tuple[Response, int]:
-    """Readiness: 200 only with a champion; says which versions and where they came from."""
+    """Readiness: 200 only with a champion and writable logs; says which versions and where they came from.
+
+    A replica whose log cannot take rows answers 503 (with the log's error) so a load balancer sends
+    traffic to replicas that record it; every call retries the log, so it comes back on its own.
+    """
     router = state.current()
     status = router.store.status()
-    is_ready = status["champion"] is not None
-    body = {"ready": is_ready, **status, "config": router.config.current().to_dict(), "worker_pid": os.getpid()}
+    logs = router.logs()
+    is_ready = status["champion"] is not None and all(log["writable"] for log in logs.values())
+    body = {"ready": is_ready, **status, "config": router.config.current().to_dict(), "logs": logs,
+            "worker_pid": os.getpid()}
     return jsonify(body), 200 if is_ready else 503
 
 

@@ -1,17 +1,33 @@
-"""Test helper: build router logs by hand (importable because pytest puts tests/ on sys.path)."""
+"""Test helper: build router logs by hand (importable because pytest puts tests/ on sys.path).
+
+Rows go through the router's own writer, so they land where the router puts them (a folder per
+UTC day under `root/requests` or `root/feedback`) with the checksum readers verify; `append_lines`
+adds raw text to a file, for the torn and hand-edited lines a reader must count and skip.
+"""
 
 from __future__ import annotations
 
-import csv
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from retrain.contracts.logstore import FEEDBACK, REQUESTS, shard_files
+from retrain.contracts.logwriter import ShardedLog
+from retrain.contracts.requestlog import REQUEST_COLUMNS
 
-def append_rows(path: Path, columns: tuple[str, ...], rows: list[list[object]]) -> None:
-    """Append CSV rows, starting a new file with its header, as the router's log writer does."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with open(path, "a", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        if new:
-            writer.writerow(columns)
-        writer.writerows(rows)
+
+def append_rows(root: Path, columns: tuple[str, ...], rows: Sequence[Sequence[object] | Mapping[str, object]]
+                ) -> list[Path]:
+    """Write `rows` (lists in `columns` order, or dicts) into the log root `root`; returns the new files."""
+    kind = REQUESTS if tuple(columns) == REQUEST_COLUMNS else FEEDBACK
+    before = set(shard_files(root, kind))
+    writer = ShardedLog(root, kind, columns)
+    for values in rows:
+        writer.append(values if isinstance(values, Mapping) else dict(zip(columns, values, strict=True)))
+    writer.close()
+    return sorted(set(shard_files(root, kind)) - before)
+
+
+def append_lines(path: Path, *lines: str) -> None:
+    """Append raw text (no newline added) to a log file, as a crash or a hand edit would leave it."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("".join(lines))

@@ -1,7 +1,7 @@
 """MLflow registry helpers: versions, tags and the three aliases `champion`, `challenger`, `previous`.
 
-Aliases are the only thing the router reads, so every move goes through `move_alias`, which
-records who moved it, when and why in a tag on the version, and logs the move.
+Aliases and the A/B config tag are what the router reads. Every alias move goes through
+`move_alias`, which records who moved it, when and why in a tag on the version, and logs the move.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ from retrain.contracts.settings import Settings
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 MODEL_ARTIFACT = "model"
+# A registered-model tag holding the routers' A/B config as JSON (see router/config.py): one tag,
+# so one write replaces the whole config, and it sits next to the aliases every router polls.
+AB_CONFIG_TAG = "ab_config"
 
 log = get_logger("registry")
 
@@ -155,6 +158,19 @@ def move_alias(client: MlflowClient, name: str, alias: str, version: str | None,
     log.info(kv("alias_move", model=name, alias=alias, to=move.version, frm=move.previous_version,
                 who=move.who, why=why))
     return move
+
+
+def ab_config(client: MlflowClient, name: str) -> str | None:
+    """The A/B config tag's JSON as the routers read it (None: never set, or no such model)."""
+    try:
+        return client.get_registered_model(name).tags.get(AB_CONFIG_TAG)
+    except MlflowException:
+        return None
+
+
+def set_ab_config(client: MlflowClient, name: str, value: str) -> None:
+    """Replace the A/B config tag; every router follows within its reload interval."""
+    client.set_registered_model_tag(name, AB_CONFIG_TAG, value)
 
 
 def promote(client: MlflowClient, name: str, *, why: str, who: str | None = None) -> list[AliasMove]:

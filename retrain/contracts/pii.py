@@ -1,5 +1,8 @@
 """Mask e-mail addresses, phone numbers and card-like numbers in ticket text before it is logged.
 
+Identifiers get a keyed hash instead (`pseudonym`): a customer id that is an e-mail address must
+not reach the log, but analysis still needs to tell one customer from another.
+
 The request log feeds the DAG as training data, so masking must be aggressive on PII but must keep
 what classifies a ticket: error codes (0x80070005, ERR-4012), ticket numbers (INC0012345,
 T-1-000123), IPs and versions (10.2.3.4, v3.14.2), dates and amounts. Every pattern therefore
@@ -9,11 +12,14 @@ digits), and numbers glued to letters or dots are never touched.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 EMAIL = "[PII_EMAIL]"
 PHONE = "[PII_PHONE]"
 CARD = "[PII_CARD]"
+PSEUDONYM_HEX = 16  # 64 bits: collisions stay negligible for any realistic number of customers
 
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])")
 # 13-19 digits, either in one run or in groups of 3-6 (4-4-4-4, 4-6-5, ...) split by one space or dash.
@@ -47,3 +53,18 @@ def mask(text: str) -> str:
     text = _PHONE_INTL.sub(_intl, text)
     text = _PHONE_RU.sub(PHONE, text)
     return _PHONE_LOCAL.sub(PHONE, text)
+
+
+def is_personal(value: str) -> bool:
+    """`value` holds an e-mail address, a phone or a card number: exactly what `mask` would replace."""
+    return mask(value) != value
+
+
+def pseudonym(value: str, key: bytes, prefix: str) -> str:
+    """`prefix` + a keyed hash (HMAC-SHA256) of `value`: stable per value and key, not reversible without the key.
+
+    Keyed, because e-mail addresses and phone numbers are few enough to hash them all: a plain
+    hash would be reversed by a dictionary.
+    """
+    digest = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+    return prefix + digest[:PSEUDONYM_HEX]

@@ -1,9 +1,12 @@
-"""The router's CSV logs as data: column contracts and a reader that survives bad rows.
+"""The router's CSV logs as data: column contracts and the one reader, which survives bad rows.
 
-The router appends; the DAG, analysis.py and the tests read. Each row is one physical line (the
-router folds newlines in ticket text), so a torn or hand-edited line costs exactly one row, which
-the reader counts and skips instead of failing the whole file. Feedback joins requests by one rule,
-`latest_labels`, so the retraining window and the A/B report count the same labels.
+The router appends (`retrain.contracts.logwriter`, one file per writer under a folder per UTC day,
+see `retrain.contracts.logstore`); the DAG, analysis.py and the tests read through `read_requests`
+and `read_feedback`. A read opens only the day folders a time range overlaps, so it costs the
+window, not the history. Every row carries a checksum, so a torn or hand-edited line costs exactly
+that row: the reader counts and skips it instead of failing the file or misreading the row.
+Feedback joins requests by one rule, `latest_labels`, so the retraining window and the A/B report
+count the same labels.
 """
 
 from __future__ import annotations
@@ -12,9 +15,14 @@ import csv
 import io
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from retrain.contracts.logstore import FEEDBACK, REQUESTS, shard_files
+from retrain.contracts.logwriter import CRC, verify
 
 REQUEST_COLUMNS = (
     "timestamp",  # UTC ISO 8601
@@ -26,6 +34,7 @@ REQUEST_COLUMNS = (
     "model_version",
     "split_b",  # configured share of B when the request was served
     "mode",  # split | shadow
+    "experiment_id",  # the shared experiment config in effect (changes with split, mode or a model)
     "topic",  # the answer served
     "confidence",
     "latency_ms",
@@ -37,6 +46,8 @@ REQUEST_COLUMNS = (
 )
 FEEDBACK_COLUMNS = ("timestamp", "request_id", "label", "source")
 NUMERIC = ("split_b", "confidence", "latency_ms", "shadow_confidence")
+Moment = pd.Timestamp | datetime | str | None
+_STAMP = len("2026-11-24T10:00:00.123+00:00")
 
 
 @dataclass
@@ -46,54 +57,130 @@ class LogRead:
     files: list[Path]
 
 
-def log_files(path: str | Path, stem: str) -> list[Path]:
-    """A file, or every `stem*.csv` in a directory (rotated files included), oldest name first."""
-    path = Path(path)
-    if path.is_dir():
-        return sorted(path.glob(f"{stem}*.csv"))
-    return [path] if path.exists() else []
+def read_requests(root: str | Path, since: Moment = None, until: Moment = None) -> LogRead:
+    """Request rows stamped in [since, until] (None: open) from the log root `root`, oldest first."""
+    return read_log(root, REQUESTS, REQUEST_COLUMNS, since, until)
 
 
-def read_log(path: str | Path, columns: tuple[str, ...], stem: str) -> LogRead:
-    """Read every complete row; count the rest. A missing file is an empty log, not an error."""
-    files = log_files(path, stem)
-    records: list[list[str]] = []
+def read_feedback(root: str | Path, since: Moment = None, until: Moment = None) -> LogRead:
+    """Feedback rows stamped in [since, until] from the log root `root`, oldest first."""
+    return read_log(root, FEEDBACK, FEEDBACK_COLUMNS, since, until)
+
+
+def read_log(root: str | Path, kind: str, columns: tuple[str, ...], since: Moment = None,
+             until: Moment = None) -> LogRead:
+    """Read every whole row of the day folders overlapping [since, until]; count the rest.
+
+    A missing root is an empty log, not an error. Each file's own header names its columns, so a
+    column added later reads as empty in older files. Rows are returned in timestamp order (stable:
+    one writer's rows keep their order), because several writers' files interleave in time.
+    """
+    since, until = _utc(since), _utc(until)
+    files = shard_files(Path(root), kind, _day(since), _day(until))
+    groups: dict[tuple[str, ...], list[bytes]] = {}
     malformed = 0
     for file in files:
-        with open(file, newline="", encoding="utf-8", errors="replace") as fh:
-            for lineno, line in enumerate(fh):
-                if not line.endswith("\n"):
-                    malformed += 1  # a write cut short: no newline yet
-                    continue
-                try:
-                    fields = next(csv.reader(io.StringIO(line)))
-                except (csv.Error, StopIteration):
-                    malformed += 1
-                    continue
-                if lineno == 0 and tuple(fields) == columns:
-                    continue
-                if len(fields) != len(columns):
-                    malformed += 1
-                    continue
-                records.append(fields)
-    frame = pd.DataFrame(records, columns=list(columns))
+        names, bodies, bad = _checked_lines(file, columns, _stamp_key(since, up=False), _stamp_key(until, up=True))
+        groups.setdefault(names, []).extend(bodies)
+        malformed += bad
+    frames = []
+    for names, bodies in groups.items():
+        parsed = _parse(bodies, names, columns)
+        malformed += len(bodies) - len(parsed)
+        frames.append(parsed)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns), dtype="object")
     for column in NUMERIC:
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    if "timestamp" in frame.columns:
-        stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="ISO8601")
-        bad = stamps.isna()
-        malformed += int(bad.sum())
-        frame = frame.loc[~bad].assign(timestamp=stamps[~bad]).reset_index(drop=True)
+    stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="ISO8601")
+    bad = stamps.isna()
+    malformed += int(bad.sum())
+    keep = ~bad & (stamps >= since if since is not None else True) & (stamps <= until if until is not None else True)
+    frame = frame.loc[keep].assign(timestamp=stamps[keep])
+    frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
     return LogRead(frame, malformed, files)
 
 
-def read_requests(path: str | Path) -> LogRead:
-    return read_log(path, REQUEST_COLUMNS, "ab_logs")
+def _utc(moment: Moment) -> pd.Timestamp | None:
+    if moment is None:
+        return None
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def read_feedback(path: str | Path) -> LogRead:
-    return read_log(path, FEEDBACK_COLUMNS, "feedback")
+def _day(moment: pd.Timestamp | None) -> date | None:
+    return None if moment is None else moment.date()
+
+
+def _stamp_key(moment: pd.Timestamp | None, *, up: bool) -> bytes | None:
+    """`moment` as the router writes timestamps, rounded to the millisecond away from the range."""
+    if moment is None:
+        return None
+    moment = moment.ceil("ms") if up else moment.floor("ms")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.").encode() + b"%03d+00:00" % (moment.microsecond // 1000)
+
+
+def _lines(data: bytes, first: bytes | None, last: bytes | None) -> tuple[list[bytes], bool]:
+    """The file's lines (without newlines) that may lie in [first, last], and whether it ends torn.
+
+    The router's timestamps (`2026-11-24T10:00:00.123+00:00`, then a comma) sort as text in time
+    order, so lines in that format are compared as bytes, all at once, and those certainly outside
+    the range are dropped unparsed and unchecked; any other line is kept for the full check. This is
+    what keeps the first day of a range (mostly rows before `since`) cheap.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    starts = np.concatenate(([0], ends + 1))[: len(ends)].astype(np.int64)
+    torn = bool(len(data) and data[-1] != ord("\n"))
+    keep = np.ones(len(ends), dtype=bool)
+    if first is not None or last is not None:
+        long = np.flatnonzero(ends - starts > _STAMP)
+        heads = raw[starts[long, None] + np.arange(_STAMP + 1)]
+        ours = (heads[:, _STAMP] == ord(",")) & (heads[:, 10] == ord("T")) & (
+            heads[:, 23:_STAMP] == np.frombuffer(b"+00:00", dtype=np.uint8)).all(axis=1)
+        stamps = np.ascontiguousarray(heads[:, :_STAMP]).view(f"S{_STAMP}").ravel()
+        outside = np.zeros(len(long), dtype=bool)
+        if first is not None:
+            outside |= stamps < first
+        if last is not None:
+            outside |= stamps > last
+        keep[long[ours & outside]] = False
+    return [data[a:b] for a, b in zip(starts[keep].tolist(), ends[keep].tolist(), strict=True)], torn
+
+
+def _checked_lines(file: Path, columns: tuple[str, ...], first: bytes | None = None,
+                   last: bytes | None = None) -> tuple[tuple[str, ...], list[bytes], int]:
+    """(the file's columns, the fields of each row whose checksum matches, how many lines did not).
+
+    Blank lines are no rows (a writer's probe leaves them at most); a last line without its newline
+    is a write cut short. A file without a readable header is read with the expected columns. Lines
+    stamped outside [first, last] are skipped unchecked: they are not part of the read.
+    """
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:  # removed by retention while we listed it
+        return columns, [], 0
+    lines, torn = _lines(data, first, last)
+    names = columns
+    if lines and lines[0].endswith(b"," + CRC.encode()):
+        names = tuple(lines[0].decode("utf-8", "replace").split(",")[:-1])
+        lines = lines[1:]
+    bodies = [verify(line) for line in lines if line]
+    good = [body for body in bodies if body is not None]
+    return names, good, int(torn) + len(bodies) - len(good)
+
+
+def _parse(bodies: list[bytes], names: tuple[str, ...], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Checked lines as a frame of `columns` (strings), in one pandas parse."""
+    text = b"\n".join(bodies) + b"\n"
+    try:
+        frame = pd.read_csv(io.BytesIO(text), header=None, names=list(names), dtype=str, keep_default_na=False,
+                            na_filter=False, encoding="utf-8", encoding_errors="replace", quoting=csv.QUOTE_MINIMAL)
+    except pd.errors.ParserError:  # a checked line of another shape: only a hand edit with a new checksum
+        rows = [fields for fields in csv.reader(io.StringIO(text.decode("utf-8", "replace")))
+                if len(fields) == len(names)]
+        frame = pd.DataFrame(rows, columns=list(names), dtype="object")
+    return frame.reindex(columns=list(columns), fill_value="")
 
 
 def latest_labels(feedback: pd.DataFrame, known_request_ids: Collection[str]) -> tuple[pd.DataFrame, dict[str, int]]:

@@ -44,6 +44,8 @@ class RouterSettings(BaseSettings):
     admin_token: str = Field("", repr=False, description="bearer token for `POST /config` (unset: it answers 403)")
     feedback_token: str = Field("", repr=False,
                                 description="bearer token for `POST /feedback` (unset: it answers 403)")
+    customer_key: str = Field("", repr=False, description="secret key of the logged pseudonyms of customer ids "
+                              "that are e-mails or phones; the same on every replica (unset: a public development key)")
     max_body_bytes: int = Field(64 * 1024, ge=1, description="larger request bodies get 413")
     max_text_chars: int = Field(20_000, ge=1, description="longer ticket texts get 413")
 
@@ -118,6 +120,17 @@ class RelabelSettings(BaseSettings):
     cleanlab_folds: int = Field(3, ge=2, description="cross-validation folds of cleanlab's out-of-sample probabilities")
 
 
+class LogSettings(BaseSettings):
+    """The request and feedback logs: where they live, how big a file grows, how long days are kept."""
+
+    model_config = _config("TICKET_AB_LOG_")
+    root: str = Field("", description="root of the request and feedback logs, shared by replicas (empty: home/logs)")
+    max_bytes: int = Field(64 * 1024 * 1024, ge=4096,
+                           description="a log file rolls over to a new one past this size (bytes)")
+    retention_days: int = Field(90, ge=0,
+        description="the DAG removes log days older than this once its window is read (0: keep forever)")
+
+
 class Settings(BaseSettings):
     """Typed view of the environment: shared names at the top, one group per component."""
 
@@ -140,6 +153,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     relabel: RelabelSettings = Field(default_factory=RelabelSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @field_validator("home")
     @classmethod
@@ -160,7 +174,8 @@ class Settings(BaseSettings):
 
     @property
     def logs_dir(self) -> Path:
-        return self.home / "logs"
+        """The log root: `requests/` and `feedback/` partitions below it (see retrain.contracts.logstore)."""
+        return Path(self.log.root).resolve() if self.log.root else self.home / "logs"
 
     @property
     def reports_dir(self) -> Path:
@@ -177,14 +192,6 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
-
-    @property
-    def request_log(self) -> Path:
-        return self.logs_dir / "ab_logs.csv"
-
-    @property
-    def feedback_log(self) -> Path:
-        return self.logs_dir / "feedback.csv"
 
 
 GROUPS: dict[str, type[BaseSettings]] = {

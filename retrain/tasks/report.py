@@ -1,18 +1,22 @@
 """Task 6, `report`: one summary line and a markdown report per run, then the watermark.
 
 The watermark moves here, last, and only when the window is done: if anything before fails, the
-next run sees the same tickets again.
+next run sees the same tickets again. Then log retention runs: day folders older than
+TICKET_AB_LOG_RETENTION_DAYS go, but never the watermark's day or later, which the next window reads.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
 
 from retrain.adapters import registry
+from retrain.contracts import logstore
 from retrain.contracts.log import get_logger, kv
+from retrain.contracts.logwriter import utc_day
 from retrain.contracts.names import DAG_ID
 from retrain.contracts.settings import Settings
 from retrain.tasks import window as win
@@ -40,10 +44,20 @@ def report(settings: Settings, collected: Collected, checked: Checked) -> Report
     if advance:  # last: if anything above fails, the next run sees these tickets again
         committed = win.Watermark(**collected.next_watermark)
         win.save_watermark(win.watermark_path(settings.airflow_dir), committed, run_id=run_id)
+    expired = expire_logs(settings, collected.next_watermark["requests_until"] if advance
+                          else collected.stats.get("watermark_from"))
     version = (trained.version if trained else None) or "none"
     log.info(kv("run_report", run_id=run_id, decision=checked.status, version=version,
-                watermark="advanced" if advance else "kept", line=line))
+                watermark="advanced" if advance else "kept", expired_log_days=len(expired), line=line))
     return Reported(line=line, markdown=str(path), mlflow_run_id=mlflow_run, watermark_advanced=advance)
+
+
+def expire_logs(settings: Settings, watermark: str | None) -> list[Path]:
+    """Remove log days past retention, keeping the watermark's day on (no watermark yet: keep all)."""
+    if not watermark:
+        return []
+    return logstore.expire(settings.logs_dir, settings.log.retention_days, datetime.now(UTC).date(),
+                           utc_day(watermark))
 
 
 def watermark_decision(checked: Checked, trained: Trained | None) -> tuple[bool, str]:

@@ -5,9 +5,13 @@ Everything here is I/O at the edges around pure functions, and nothing here may 
 torn log line, an unreadable file or suspicious feedback is counted, explained and skipped, so the
 operator reads what happened in the run report instead of a traceback.
 
+The logs are read from the watermark on (`since`), so a run costs its window, not the history.
 Feedback is validated where it is used (the security review's rule): feedback for a request the
-router never logged is dropped, a request's last label wins, and a window whose feedback is
-dominated by one source or one label is refused, because that is what poisoning looks like.
+window did not read is dropped (a made-up id, or a request of an earlier window, which is never
+trained on again), a request's last label wins, and a window whose feedback is dominated by one
+source or one label is refused, because that is what poisoning looks like. "Dominated" is judged
+against the sources of the labels of earlier windows, which the watermark carries as counts (the
+logs of those windows are not read again, and may be gone to retention).
 
 The watermark (a small JSON file) is only advanced by the run's last task, so a failed run leaves
 it where it was and the next run sees the same tickets again.
@@ -16,6 +20,8 @@ it where it was and the next run sees the same tickets again.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +46,7 @@ class Watermark:
 
     requests_until: str | None = None  # ISO timestamp of the newest request row already consumed
     incoming: dict[str, str] = field(default_factory=dict)  # file name -> size:mtime signature
+    feedback_sources: dict[str, int] = field(default_factory=dict)  # labels judged so far, by source
     run_id: str | None = None
     committed_at: str | None = None
 
@@ -73,6 +80,7 @@ def load_watermark(path: Path) -> Watermark:
     try:
         data = json.loads(Path(path).read_text())
         return Watermark(requests_until=data.get("requests_until"), incoming=dict(data.get("incoming") or {}),
+                         feedback_sources={str(k): int(v) for k, v in (data.get("feedback_sources") or {}).items()},
                          run_id=data.get("run_id"), committed_at=data.get("committed_at"))
     except (OSError, ValueError, AttributeError, TypeError):
         return Watermark()
@@ -80,7 +88,8 @@ def load_watermark(path: Path) -> Watermark:
 
 def save_watermark(path: Path, watermark: Watermark, *, run_id: str) -> Watermark:
     """Write atomically (temp file + rename): a crash never leaves half a watermark behind."""
-    committed = Watermark(requests_until=watermark.requests_until, incoming=dict(watermark.incoming), run_id=run_id,
+    committed = Watermark(requests_until=watermark.requests_until, incoming=dict(watermark.incoming),
+                          feedback_sources=dict(watermark.feedback_sources), run_id=run_id,
                           committed_at=datetime.now(UTC).isoformat(timespec="seconds"))
     write_atomic(Path(path), json.dumps(asdict(committed), indent=2, sort_keys=True))
     return committed
@@ -148,7 +157,7 @@ def new_requests(requests: pd.DataFrame, until: pd.Timestamp | None) -> tuple[pd
     frame = pd.DataFrame({
         "request_id": usable["request_id"].to_numpy(),
         "ticket_id": usable["ticket_id"].to_numpy(),
-        "timestamp": usable["timestamp"].to_numpy(),
+        "timestamp": usable["timestamp"].array,  # keeps the dtype: to_numpy() builds Python datetimes
         "origin": ROUTER,
         TEXT: usable[TEXT].to_numpy(),
         "served_topic": usable["topic"].to_numpy(),
@@ -164,12 +173,14 @@ def guard_feedback(
     known_requests: set[str],
     window_requests: set[str],
     guards: FeedbackSettings,
+    history: Mapping[str, int] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The labels this window may use, as (request_id, label, source), plus what was dropped and why.
 
     Order matters: the request log's join rule goes first (`latest_labels`: unknown request ids
     cannot be judged, the last label per request wins because agents correct themselves), then only
     this window's labels are judged for dominance, since that is the set that would be trained on.
+    `history` counts the sources of earlier windows' labels (`Watermark.feedback_sources`).
     """
     last, dropped = latest_labels(feedback, known_requests)
     inside = last["request_id"].isin(window_requests)
@@ -182,8 +193,8 @@ def guard_feedback(
         "feedback_refused": False,
         "feedback_refused_reasons": [],
     }
-    history = last.loc[~inside, "source"]
     reasons = dominance_reasons(labels, guards, history)
+    stats["feedback_sources"] = {str(k): int(v) for k, v in labels["source"].value_counts().items()}
     if reasons:
         stats.update(feedback_refused=True, feedback_refused_reasons=reasons, feedback_refused_rows=len(labels))
         labels = labels.iloc[0:0]
@@ -191,11 +202,12 @@ def guard_feedback(
     return labels, stats
 
 
-def dominance_reasons(labels: pd.DataFrame, guards: FeedbackSettings, history: pd.Series | None = None) -> list[str]:
+def dominance_reasons(labels: pd.DataFrame, guards: FeedbackSettings,
+                      history: Mapping[str, int] | None = None) -> list[str]:
     """Why this feedback is implausible (empty when it is fine): one source or one label dominating.
 
-    A source is judged against the earlier feedback (`history`, the sources of labels outside this
-    window): the router's default source is "api", so a deployment where every client leaves it
+    A source is judged against the earlier feedback (`history`, label counts by source of earlier
+    windows): the router's default source is "api", so a deployment where every client leaves it
     out has one source at 100% every day, and that is normal. What is implausible is a source that
     dominates this window but did not dominate before; with no earlier feedback it is not judged.
     """
@@ -204,7 +216,8 @@ def dominance_reasons(labels: pd.DataFrame, guards: FeedbackSettings, history: p
     reasons = []
     shares = labels["source"].value_counts(normalize=True)
     source, share = str(shares.index[0]), float(shares.iloc[0])
-    before = float(history.eq(source).mean()) if history is not None and len(history) else None
+    total = sum(history.values()) if history else 0
+    before = history.get(source, 0) / total if total else None
     if share > guards.max_source_share and before is not None and before <= guards.max_source_share:
         reasons.append(f"source '{source}' gives {share:.0%} of {len(labels)} feedback labels (limit "
                        f"{guards.max_source_share:.0%}; {before:.0%} of earlier feedback): window feedback refused")
@@ -227,7 +240,7 @@ def build_window(
     routed, request_stats = new_requests(requests.rows, watermark.until)
     window_ids = set(routed["request_id"].dropna())
     known = set(requests.rows["request_id"])
-    labels, feedback_stats = guard_feedback(feedback.rows, known, window_ids, guards)
+    labels, feedback_stats = guard_feedback(feedback.rows, known, window_ids, guards, watermark.feedback_sources)
     if len(labels):
         joined = routed.drop(columns=["label", "label_source"]).merge(
             labels.rename(columns={"source": "label_source"}), on="request_id", how="left")
@@ -240,7 +253,9 @@ def build_window(
     if newest is not None and (watermark.until is None or newest > watermark.until):
         until = newest.isoformat()
     # Bad files count as consumed too: they are reported once, and fixing one changes its signature.
-    next_watermark = Watermark(requests_until=until, incoming=dict(incoming.files))
+    # Refused labels count too: the history is what earlier windows' feedback looked like, trusted or not.
+    sources = Counter(watermark.feedback_sources) + Counter(feedback_stats["feedback_sources"])
+    next_watermark = Watermark(requests_until=until, incoming=dict(incoming.files), feedback_sources=dict(sources))
 
     labelled = frame["label"].notna() & frame["label"].astype(str).str.strip().ne("")
     stats = {
@@ -265,14 +280,18 @@ def build_window(
 
 
 def collect(
-    request_log: Path,
-    feedback_log: Path,
+    logs_dir: Path,
     incoming_dir: Path,
     watermark: Watermark,
     guards: FeedbackSettings,
 ) -> Window:
-    """Read the three sources from disk and build the window (the DAG's first task)."""
-    return build_window(read_requests(request_log), read_feedback(feedback_log),
+    """Read the three sources from disk and build the window (the DAG's first task).
+
+    Both logs are read from the watermark on: the window's requests are after it, and so is their
+    feedback (it is sent after the answer). Only the day folders from the watermark's day are opened.
+    """
+    since = watermark.until
+    return build_window(read_requests(logs_dir, since=since), read_feedback(logs_dir, since=since),
                         read_incoming(incoming_dir, watermark.incoming), watermark, guards)
 
 

@@ -85,8 +85,8 @@ def write_router_logs(settings: Settings, tickets: pd.DataFrame, *, feedback_sha
         requests.append([values[c] for c in REQUEST_COLUMNS])
         if rng.random() < feedback_share:
             feedback.append([(stamp + timedelta(hours=1)).isoformat(), request_id, t.topic, f"agent-{i % 7}"])
-    append_rows(settings.request_log, REQUEST_COLUMNS, requests)
-    append_rows(settings.feedback_log, FEEDBACK_COLUMNS, feedback)
+    append_rows(settings.logs_dir, REQUEST_COLUMNS, requests)
+    append_rows(settings.logs_dir, FEEDBACK_COLUMNS, feedback)
     return tickets
 
 

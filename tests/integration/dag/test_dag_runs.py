@@ -4,8 +4,11 @@ import json
 
 import pandas as pd
 import pytest
+from logfiles import append_lines, append_rows
 
 from retrain.adapters import registry
+from retrain.contracts.logstore import REQUESTS, shard_files
+from retrain.contracts.requestlog import FEEDBACK_COLUMNS
 from retrain.simulate.generator import generate
 from retrain.tasks import window as win
 
@@ -81,13 +84,13 @@ def test_tiny_window_skips_with_the_reason_and_keeps_the_watermark(dag_settings,
 
 def test_corrupt_log_rows_are_counted_and_skipped(dag_settings, router_logs, run_dag):
     router_logs(dag_settings, _window("baseline", 400, 44), feedback_share=0.3, seed=44)
-    with open(dag_settings.request_log, "a") as fh:
-        fh.write("only,three,fields\n")
-        fh.write("yesterday," + ",".join(["x"] * 16) + "\n")  # right shape, unreadable timestamp
-        fh.write("2026-04-01T09:00:00+00:00,req-torn,T-torn")  # a write cut short (no newline)
-    with open(dag_settings.feedback_log, "a") as fh:
-        fh.write("2026-04-01T10:00:00+00:00,req-never-served,billing,agent-1\n")
-        fh.write("not,a,feedback,row,at,all\n")
+    append_lines(shard_files(dag_settings.logs_dir, REQUESTS)[-1],
+                 "only,three,fields\n",  # no checksum: a hand edit
+                 "yesterday," + ",".join(["x"] * 17) + "\n",  # right shape, unreadable timestamp
+                 "2026-04-01T09:00:00+00:00,req-torn,T-torn")  # a write cut short (no newline)
+    (never_served,) = append_rows(dag_settings.logs_dir, FEEDBACK_COLUMNS,
+                                  [["2026-04-01T10:00:00+00:00", "req-never-served", "billing", "agent-1"]])
+    append_lines(never_served, "not,a,feedback,row,at,all\n")
     dag_settings.incoming_dir.mkdir(parents=True)
     (dag_settings.incoming_dir / "export.csv").write_text("body\nno text column here\n")
 

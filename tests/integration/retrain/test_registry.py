@@ -4,9 +4,13 @@ import mlflow
 import mlflow.pyfunc
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from retrain.adapters import registry
+from retrain.contracts.names import CHALLENGER, CHAMPION
 from retrain.ml.train import fingerprint, train_and_register
+from router.store import MlflowRegistry, RegistryUnavailable
+from tests.unit.router.router_testkit import fitted_pipeline
 
 
 @pytest.fixture
@@ -110,3 +114,28 @@ def test_run_logs_leaderboard_and_metrics(settings, tiny_tickets):
     assert 0.0 < run.data.metrics["holdout_macro_f1"] <= 1.0
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(outcome.run_id, "automl")}
     assert {"automl/leaderboard.csv", "automl/leaderboard.md", "automl/holdout_metrics.json"} <= artifacts
+
+
+def test_the_ab_config_tag_sits_next_to_the_aliases_and_one_call_returns_both(make_settings, mlflow_server,
+                                                                               monkeypatch):
+    settings = make_settings(tracking_uri=mlflow_server.uri)
+    name, example = settings.model_name, pd.DataFrame({"text": ["vpn drops", "printer jam"]})
+    source = MlflowRegistry(settings.tracking_uri, name)
+    with pytest.raises(RegistryUnavailable, match="register a champion first"):
+        source.write_config('{"ab_split_b": 0.3}')
+    assert source.state().aliases == {CHAMPION: None, CHALLENGER: None}
+    version = registry.publish(settings.tracking_uri, name, fitted_pipeline(seed=0), example, alias=CHAMPION)
+    client = registry.connect(settings.tracking_uri)
+    assert registry.ab_config(client, name) is None
+    source.write_config('{"ab_split_b": 0.3}')
+    assert registry.ab_config(client, name) == '{"ab_split_b": 0.3}'
+    first = source.state()
+    assert (first.aliases[CHAMPION].version, first.aliases[CHALLENGER], first.config_tag) == (
+        version, None, '{"ab_split_b": 0.3}')
+    assert first.aliases[CHAMPION].run_id == client.get_model_version(name, version).run_id
+    lookups = []
+    real = MlflowClient.get_model_version
+    monkeypatch.setattr(MlflowClient, "get_model_version",
+                        lambda self, *args: lookups.append(args) or real(self, *args))
+    assert source.state() == first
+    assert lookups == [], "a poll with known versions is one get_registered_model call"

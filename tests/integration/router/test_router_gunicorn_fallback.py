@@ -56,7 +56,7 @@ def test_challenger_that_raises_serves_the_champion_and_logs_fallback_rows(route
         (B, "champion", "1")}
     assert {(r.json()["variant"], r.json()["model_alias"], r.json()["model_version"]) for r in normal} == {
         (B, "challenger", "2")}
-    rows = read_requests(router.settings.request_log).rows.set_index("request_id")
+    rows = read_requests(router.settings.logs_dir).rows.set_index("request_id")
     assert set(rows.loc[[r.json()["request_id"] for r in exploding], "fallback"]) == {"challenger_error:RuntimeError"}
     assert set(rows.loc[[r.json()["request_id"] for r in normal], "fallback"]) == {""}
     assert fallbacks(router) - before == 20

@@ -1,5 +1,5 @@
 """MLflow outages: a running router keeps serving, and a router restarted while MLflow is down serves
-the last known models from its disk cache. Uses a private MLflow server so it can be killed."""
+the last known models and A/B config from its disk cache. Uses a private MLflow server so it can be killed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import pytest
 from retrain.contracts.requestlog import read_requests
 from retrain.contracts.settings import get_settings
 from retrain.local import launch
-from tests.integration.router.router_harness import register, router_settings, start_router, stop_router
+from tests.integration.router.router_harness import (
+    ADMIN_TOKEN,
+    register,
+    router_settings,
+    set_config,
+    start_router,
+    stop_router,
+)
 from tests.unit.router.router_testkit import fitted_pipeline
 
 
@@ -37,8 +44,14 @@ def first_router(settings):
 
 
 @pytest.fixture(scope="module")
-def mlflow_stopped(first_router, private_mlflow):
-    """The private MLflow server, stopped after the first router loaded its models."""
+def config_before_outage(first_router):
+    """The A/B config the experiment ran under when MLflow went away."""
+    return set_config(first_router, ab_split_b=0.7, mode="split")
+
+
+@pytest.fixture(scope="module")
+def mlflow_stopped(first_router, config_before_outage, private_mlflow):
+    """The private MLflow server, stopped after the first router loaded its models and config."""
     server, _ = private_mlflow
     launch.stop(server)
     assert server.exited()
@@ -55,18 +68,27 @@ def test_router_keeps_serving_when_mlflow_is_stopped(first_router, mlflow_stoppe
     assert (ready.json()["champion"]["version"], ready.json()["source"]) == ("1", "registry")
 
 
-def test_restart_with_mlflow_down_serves_from_cache(first_router, mlflow_stopped, settings):
+def test_config_cannot_change_while_mlflow_is_stopped_and_the_last_one_stays(first_router, mlflow_stopped,
+                                                                             config_before_outage):
+    response = first_router.post("/config", {"ab_split_b": 0.1}, token=ADMIN_TOKEN)
+    assert (response.status_code, response.json()["error"]) == (503, "registry_unavailable")
+    assert "MLflow" in response.json()["message"]
+    assert all(body["config"] == config_before_outage for body in first_router.each_worker().values())
+
+
+def test_restart_with_mlflow_down_serves_from_cache(first_router, mlflow_stopped, settings, config_before_outage):
     stop_router(first_router)
     restarted = start_router(settings)
     try:
         for body in restarted.each_worker().values():
             assert (body["ready"], body["source"], body["registry"]["reachable"]) == (True, "cache", False)
+            assert body["config"] == config_before_outage
             assert (body["champion"]["version"], body["challenger"]["version"]) == ("1", "2")
             assert body["champion"]["source"] == body["challenger"]["source"] == "cache"
         bodies = [restarted.post("/predict", {"text": "printer jam", "ticket_id": f"T-{i}"}) for i in range(50)]
         assert [b.status_code for b in bodies] == [200] * 50
         assert {b.json()["model_version"] for b in bodies} == {"1", "2"}
-        logged = read_requests(settings.request_log)
+        logged = read_requests(settings.logs_dir)
         assert logged.malformed == 0
         assert set(logged.rows["request_id"]) >= {b.json()["request_id"] for b in bodies}
     finally:

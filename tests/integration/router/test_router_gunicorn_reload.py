@@ -79,7 +79,7 @@ def test_alias_move_is_hot_swapped_on_every_worker_without_failed_requests(route
     assert versions[0] == "1" and set(versions) == {"1", "3"}
     assert set(versions[served_before + 8:]) == {"3"}, "a worker kept serving v1 after reporting v3"
     assert took < 10 * settings.router.reload_s + 5
-    logged = read_requests(settings.request_log)
+    logged = read_requests(settings.logs_dir)
     assert logged.malformed == 0
     assert set(logged.rows["model_version"]) == {"1", "3"}
 

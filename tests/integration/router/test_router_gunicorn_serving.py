@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import chisquare
 
 from retrain.contracts.names import A, B
-from retrain.contracts.requestlog import read_requests
+from retrain.contracts.requestlog import read_feedback, read_requests
 from retrain.local.launch import child_env
 from tests.integration.router.router_harness import (
     ADMIN_TOKEN,
@@ -57,27 +57,28 @@ def test_both_workers_serve_the_registry_versions(router):
             True, "registry", "1", "2")
 
 
-def test_config_change_is_seen_by_every_worker_within_one_second(router):
+def test_config_change_is_seen_by_every_worker_within_the_reload_interval_plus_one_second(router):
     set_config(router, ab_split_b=0.5, mode="split")
-    assert router.post("/config", {"ab_split_b": 0.2}, token=ADMIN_TOKEN).status_code == 200
-    # The promise is "in effect everywhere within 1 s": look only after that second, so slow polling
+    posted = router.post("/config", {"ab_split_b": 0.2}, token=ADMIN_TOKEN)
+    assert posted.status_code == 200
+    # The promise is "in effect everywhere within reload_s + 1 s": look only after that, so slow polling
     # on a busy machine cannot fail the test, and every worker's first answer must show the change.
-    time.sleep(1.0)
+    time.sleep(router.settings.router.reload_s + 1.0)
 
     def updated(body: dict) -> None:
-        assert body["config"]["ab_split_b"] == 0.2, f"worker {body['worker_pid']} still has the old split after 1 s"
+        assert body["config"] == posted.json(), f"worker {body['worker_pid']} still has the old config"
 
     assert len(router.each_worker(check=updated)) == 2
-    assert router.get("/config").json()["ab_split_b"] == 0.2
+    assert router.get("/config").json() == posted.json()
 
 
 def test_2000_requests_from_8_threads_give_exactly_2000_log_rows(router):
-    before = read_requests(router.settings.request_log)
+    before = read_requests(router.settings.logs_dir)
     payloads = [{"text": f"{TEXTS[i % len(TEXTS)]}, case {i}\nline two, \"quoted\"", "ticket_id": f"T-{i}"}
                 for i in range(2000)]
     results = router.fire(payloads)
     assert [status for status, _ in results] == [200] * 2000
-    after = read_requests(router.settings.request_log)
+    after = read_requests(router.settings.logs_dir)
     assert after.malformed == before.malformed == 0
     new = after.rows.iloc[len(before.rows):]
     assert len(new) == 2000
@@ -122,7 +123,7 @@ def test_shadow_mode_logs_both_predictions_over_http(router):
     set_config(router, ab_split_b=0.5, mode="shadow")
     results = router.fire([{"text": TEXTS[2]}] * 40)
     assert {(body["variant"], body["model_alias"]) for _, body in results} == {(A, "champion")}
-    rows = read_requests(router.settings.request_log).rows.iloc[-40:]
+    rows = read_requests(router.settings.logs_dir).rows.iloc[-40:]
     assert set(rows["mode"]) == {"shadow"} and set(rows["shadow_version"]) == {"2"}
     set_config(router, mode="split")
 
@@ -132,7 +133,9 @@ def test_feedback_over_http_is_appended(router):
     response = router.post("/feedback", {"request_id": request_id, "label": "network", "source": "it"},
                            token=FEEDBACK_TOKEN)
     assert response.status_code == 202
-    assert f"{request_id},network,it" in router.settings.feedback_log.read_text()
+    rows = read_feedback(router.settings.logs_dir).rows
+    assert [tuple(r) for r in rows[["request_id", "label", "source"]].itertuples(index=False)][-1] == (
+        request_id, "network", "it")
 
 
 @pytest.mark.parametrize(("data", "content_type", "status"), [

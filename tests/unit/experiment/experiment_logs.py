@@ -49,7 +49,7 @@ class LogSpec:
 
 
 def write_ab_logs(directory: Path, spec: LogSpec) -> Path:
-    """Write ab_logs.csv and feedback.csv for `spec` into `directory`; returns the directory."""
+    """Write the request and feedback logs for `spec` under the log root `directory`; returns the directory."""
     rng = np.random.default_rng(spec.seed)
     directory.mkdir(parents=True, exist_ok=True)
     customers = [f"C-{i:05d}" for i in range(1, spec.customers + 1)]
@@ -89,9 +89,9 @@ def write_ab_logs(directory: Path, spec: LogSpec) -> Path:
             if rng.random() < spec.feedback_rate:
                 feedback.append({"timestamp": (moment + timedelta(seconds=30)).isoformat(),
                                  "request_id": row["request_id"], "label": truth, "source": "agent"})
-    append_rows(directory / "ab_logs.csv", REQUEST_COLUMNS, [[r[c] for c in REQUEST_COLUMNS] for r in requests])
+    append_rows(directory, REQUEST_COLUMNS, requests)
     feedback.sort(key=lambda r: r["timestamp"])
-    append_rows(directory / "feedback.csv", FEEDBACK_COLUMNS, [[r[c] for c in FEEDBACK_COLUMNS] for r in feedback])
+    append_rows(directory, FEEDBACK_COLUMNS, feedback)
     return directory
 
 

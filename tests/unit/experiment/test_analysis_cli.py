@@ -73,8 +73,10 @@ def test_missing_log_is_one_error_line_and_exit_2(tmp_path, capsys):
 
 
 def test_header_only_log_is_exit_2_with_advice(tmp_path, capsys):
-    (tmp_path / "ab_logs.csv").write_text(",".join(REQUEST_COLUMNS) + "\n")
-    assert analysis.main(["--logs", str(tmp_path / "ab_logs.csv"), "--out", str(tmp_path / "r")]) == 2
+    day = tmp_path / "logs" / "requests" / "date=2026-11-24"
+    day.mkdir(parents=True)
+    (day / "requests-web_1-7-20261124T000000000000Z-0001.csv").write_text(",".join(REQUEST_COLUMNS) + ",crc\n")
+    assert analysis.main(["--logs", str(tmp_path / "logs"), "--out", str(tmp_path / "r")]) == 2
     assert "the request log has no rows yet" in capsys.readouterr().err
 
 

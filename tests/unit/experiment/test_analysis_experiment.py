@@ -1,13 +1,13 @@
 """The analysis on synthetic router logs with a known truth (see conftest.py for how they are made)."""
 
-import csv
-
 import pandas as pd
 import pytest
 from experiment_logs import LogSpec, Phase
+from logfiles import append_lines, append_rows
 
 from analysis.experiment import AnalysisError, analyse
 from analysis.verdict import COLLECT, KEEP, PROMOTE
+from retrain.contracts.logstore import REQUESTS, shard_files
 from retrain.contracts.requestlog import FEEDBACK_COLUMNS, read_feedback, read_requests
 
 
@@ -145,8 +145,7 @@ def test_fallbacks_count_as_b_traffic_but_not_as_challenger_answers(ab_logs):
 
 def test_malformed_rows_are_counted_and_skipped(ab_logs):
     logs = ab_logs(LogSpec(phases=[Phase(500)]))
-    with open(logs / "ab_logs.csv", "a", encoding="utf-8") as fh:
-        fh.write("not,a,row\n2026-11-24T10:00:00+00:00,torn")
+    append_lines(shard_files(logs, REQUESTS)[-1], "not,a,row\n2026-11-24T10:00:00+00:00,torn")
     s = run(logs)
     assert s["data"]["malformed_request_rows"] == 2
     assert s["data"]["requests_in_log"] == 500
@@ -157,11 +156,9 @@ def test_last_feedback_wins_and_unknown_request_ids_are_dropped(ab_logs):
     logs = ab_logs(LogSpec(phases=[Phase(400)], feedback_rate=0.0, acc_a=1.0, acc_b=1.0))
     rows = read_requests(logs).rows
     first = rows.iloc[0]
-    with open(logs / "feedback.csv", "a", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["2026-11-24T10:00:00+00:00", first["request_id"], "wrong_topic", "agent"])
-        writer.writerow(["2026-11-24T10:05:00+00:00", first["request_id"], first["topic"], "agent"])
-        writer.writerow(["2026-11-24T10:05:00+00:00", "no-such-request", "billing", "agent"])
+    append_rows(logs, FEEDBACK_COLUMNS, [["2026-11-24T10:00:00+00:00", first["request_id"], "wrong_topic", "agent"],
+                                         ["2026-11-24T10:05:00+00:00", first["request_id"], first["topic"], "agent"],
+                                         ["2026-11-24T10:05:00+00:00", "no-such-request", "billing", "agent"]])
     assert tuple(read_feedback(logs).rows.columns) == FEEDBACK_COLUMNS
     s = run(logs)
     assert s["data"]["feedback_superseded"] == 1

@@ -1,4 +1,3 @@
-import csv
 import json
 import subprocess
 import sys
@@ -7,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from logfiles import append_rows
 
 from retrain.contracts.requestlog import REQUEST_COLUMNS
 from retrain.contracts.settings import get_settings
@@ -159,9 +159,7 @@ def test_collect_window_saves_the_window_and_clears_an_earlier_attempts_results(
         values.update(timestamp=f"2026-03-01T10:00:0{i}+00:00", request_id=f"r{i}", topic="email",
                       text=f"mail stuck {i}", split_b="0.5", confidence="0.8", latency_ms="1")
         rows.append([values[c] for c in REQUEST_COLUMNS])
-    settings.request_log.parent.mkdir(parents=True)
-    with open(settings.request_log, "w", newline="") as fh:
-        csv.writer(fh).writerows([REQUEST_COLUMNS, *rows])
+    append_rows(settings.logs_dir, REQUEST_COLUMNS, rows)
     Trained(key="k", version="1").save(run_dir(settings, "manual__1"))
 
     collected = collect.collect_window(settings, "manual__1")

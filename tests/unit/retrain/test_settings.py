@@ -21,7 +21,7 @@ def test_environment_overrides_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("TICKET_AB_AUTOML_MODELS", "lr, nb")
     settings = get_settings()
     assert settings.home == tmp_path
-    assert settings.request_log == tmp_path / "logs" / "ab_logs.csv"
+    assert settings.logs_dir == tmp_path / "logs"
     assert settings.router.split_b == 0.3
     assert settings.training.candidate_models == ["lr", "nb"]
 
@@ -78,3 +78,11 @@ def test_tracking_uri_follows_the_mlflow_port_unless_set(monkeypatch):
     assert get_settings().tracking_uri == "http://127.0.0.1:5123"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x.db")
     assert get_settings().tracking_uri == "sqlite:///x.db"
+
+
+def test_the_log_root_can_sit_outside_the_home_so_replicas_share_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("TICKET_AB_HOME", str(tmp_path / "replica-1"))
+    monkeypatch.setenv("TICKET_AB_LOG_ROOT", str(tmp_path / "shared"))
+    settings = get_settings()
+    assert settings.logs_dir == tmp_path / "shared"
+    assert (settings.log.max_bytes, settings.log.retention_days) == (64 * 1024 * 1024, 90)

@@ -2,7 +2,7 @@ import json
 
 import pandas as pd
 import pytest
-from logfiles import append_rows
+from logfiles import append_lines, append_rows
 
 from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
 from retrain.contracts.settings import FeedbackSettings
@@ -23,13 +23,11 @@ def _feedback(request_id: str, label: str, *, second: int = 0, source: str = "ag
 
 @pytest.fixture
 def paths(tmp_path):
-    return {"request_log": tmp_path / "logs" / "ab_logs.csv", "feedback_log": tmp_path / "logs" / "feedback.csv",
-            "incoming_dir": tmp_path / "incoming"}
+    return {"logs": tmp_path / "logs", "incoming_dir": tmp_path / "incoming"}
 
 
 def _collect(paths, watermark=None, guards=None):
-    return win.collect(paths["request_log"], paths["feedback_log"], paths["incoming_dir"],
-                       watermark or win.Watermark(), guards or FeedbackSettings())
+    return win.collect(paths["logs"], paths["incoming_dir"], watermark or win.Watermark(), guards or FeedbackSettings())
 
 
 def test_watermark_round_trips_atomically_and_a_missing_one_reads_everything(tmp_path):
@@ -48,12 +46,12 @@ def test_a_corrupt_watermark_is_treated_as_none(tmp_path):
 
 
 def test_only_requests_after_the_watermark_enter_and_the_next_watermark_is_the_newest(paths):
-    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(5)])
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(i) for i in range(5)])
     first = _collect(paths)
     assert first.frame["request_id"].tolist() == ["r0", "r1", "r2", "r3", "r4"]
     assert first.next_watermark.requests_until == "2026-03-01T10:00:04+00:00"
 
-    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i, minute=1) for i in range(5, 7)])
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(i, minute=1) for i in range(5, 7)])
     second = _collect(paths, first.next_watermark)
     assert second.frame["request_id"].tolist() == ["r5", "r6"]
     assert second.stats["watermark_from"] == "2026-03-01T10:00:04+00:00"
@@ -62,10 +60,10 @@ def test_only_requests_after_the_watermark_enter_and_the_next_watermark_is_the_n
 def test_malformed_and_empty_rows_are_counted_and_skipped_not_fatal(paths):
     bad_time = _request(3)
     bad_time[0] = "yesterday"
-    append_rows(paths["request_log"], REQUEST_COLUMNS,
-           [_request(1), ["only", "three", "fields"], bad_time, _request(2, text="   "), _request(4), _request(4)])
-    with open(paths["request_log"], "a") as fh:
-        fh.write("2026-03-01T10:00:09+00:00,r9,T9")  # torn last line
+    first_day, _today = append_rows(paths["logs"], REQUEST_COLUMNS,  # an unreadable timestamp goes to today
+                                    [_request(1), bad_time, _request(2, text="   "), _request(4), _request(4)])
+    append_lines(first_day, "only,three,fields\n",  # a hand edit: no checksum
+                 "2026-03-01T10:00:09+00:00,r9,T9")  # torn last line
     window = _collect(paths)
     assert window.frame["request_id"].tolist() == ["r1", "r4"]
     assert window.stats["requests_malformed"] == 3
@@ -75,8 +73,8 @@ def test_malformed_and_empty_rows_are_counted_and_skipped_not_fatal(paths):
 
 
 def test_feedback_is_joined_last_label_wins_and_unknown_requests_are_dropped(paths):
-    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(3)])
-    append_rows(paths["feedback_log"], FEEDBACK_COLUMNS, [
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(i) for i in range(3)])
+    append_rows(paths["logs"], FEEDBACK_COLUMNS, [
         _feedback("r0", "email", second=1),
         _feedback("r0", "access", second=2),  # the agent corrected it
         _feedback("r1", "network", second=3),
@@ -93,24 +91,24 @@ def test_feedback_is_joined_last_label_wins_and_unknown_requests_are_dropped(pat
 
 
 def test_feedback_for_requests_of_an_earlier_window_is_not_used(paths):
-    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(0), _request(1, minute=5)])
-    append_rows(paths["feedback_log"], FEEDBACK_COLUMNS, [_feedback("r0", "email"), _feedback("r1", "network")])
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(0), _request(1, minute=5)])
+    append_rows(paths["logs"], FEEDBACK_COLUMNS, [_feedback("r0", "email"), _feedback("r1", "network")])
     window = _collect(paths, win.Watermark(requests_until="2026-03-01T10:00:00+00:00"))
     assert window.frame["request_id"].tolist() == ["r1"]
     assert window.stats["feedback_outside_window"] == 1 and window.stats["feedback_used"] == 1
 
 
 def _history(paths, sources):
-    """Earlier, already consumed requests with feedback from `sources` (cycled)."""
-    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(100 + i, minute=0) for i in range(40)])
-    append_rows(paths["feedback_log"], FEEDBACK_COLUMNS,
+    """An earlier, consumed window whose feedback came from `sources` (cycled); returns its watermark."""
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(100 + i, minute=0) for i in range(40)])
+    append_rows(paths["logs"], FEEDBACK_COLUMNS,
            [_feedback(f"r{100 + i}", ["access", "email"][i % 2], source=sources[i % len(sources)]) for i in range(40)])
-    return win.Watermark(requests_until="2026-03-01T10:00:59+00:00")
+    return _collect(paths).next_watermark
 
 
 def _window_feedback(paths, label, source, n=60):
-    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i, minute=5) for i in range(n)])
-    append_rows(paths["feedback_log"], FEEDBACK_COLUMNS,
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(i, minute=5) for i in range(n)])
+    append_rows(paths["logs"], FEEDBACK_COLUMNS,
                 [_feedback(f"r{i}", label(i), source=source(i)) for i in range(n)])
 
 
@@ -142,8 +140,8 @@ def test_one_label_dominating_the_feedback_is_refused_whatever_the_history(paths
 
 
 def test_feedback_shares_are_not_judged_below_the_minimum_count(paths):
-    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(i) for i in range(10)])
-    append_rows(paths["feedback_log"], FEEDBACK_COLUMNS,
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(i) for i in range(10)])
+    append_rows(paths["logs"], FEEDBACK_COLUMNS,
                 [_feedback(f"r{i}", "billing", source="bot") for i in range(10)])
     window = _collect(paths, guards=FeedbackSettings(min_rows=50))
     assert window.stats["feedback_refused"] is False and window.stats["labelled"] == 10
@@ -171,7 +169,37 @@ def test_incoming_files_are_read_once_with_their_labels_and_bad_files_are_skippe
     assert third.frame["text"].tolist() == ["printer jams again"]
 
 
+def test_the_watermark_carries_the_feedback_sources_of_the_windows_it_consumed(paths, tmp_path):
+    first = _history(paths, ["agent-1", "agent-2"])
+    assert first.feedback_sources == {"agent-1": 20, "agent-2": 20}
+    path = tmp_path / "wm.json"
+    win.save_watermark(path, first, run_id="r1")
+    assert win.load_watermark(path).feedback_sources == first.feedback_sources
+    _window_feedback(paths, lambda i: ["access", "email", "network"][i % 3], lambda i: "agent-1")
+    assert _collect(paths, first).next_watermark.feedback_sources == {"agent-1": 80, "agent-2": 20}
+
+
+def test_late_feedback_for_a_request_of_an_earlier_window_is_not_used(paths):
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(0), _request(1, minute=5)])
+    first = _collect(paths)
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(2, minute=6)])
+    append_rows(paths["logs"], FEEDBACK_COLUMNS, [_feedback("r0", "email"), _feedback("r2", "network")])
+    window = _collect(paths, first.next_watermark)
+    assert window.frame["request_id"].tolist() == ["r2"]
+    assert window.stats["feedback_used"] == 1 and window.stats["feedback_unknown_request"] == 1
+
+
+def test_the_window_opens_only_the_days_from_the_watermark_on(paths):
+    old = [_request(i) for i in range(3)]
+    for values in old:
+        values[0] = values[0].replace("2026-03-01", "2026-02-20")
+    append_rows(paths["logs"], REQUEST_COLUMNS, old + [_request(5, minute=5)])
+    window = _collect(paths, win.Watermark(requests_until="2026-03-01T09:00:00+00:00"))
+    assert window.frame["request_id"].tolist() == ["r5"]
+    assert window.stats["requests_read"] == 1
+
+
 def test_window_stats_are_json_serializable(paths):
-    append_rows(paths["request_log"], REQUEST_COLUMNS, [_request(0)])
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(0)])
     window = _collect(paths)
     json.dumps(window.stats)

@@ -1,4 +1,4 @@
-"""Flask-tutorial-style fixtures: an app over an in-memory model store, and its test client."""
+"""Flask-tutorial-style fixtures: an app over an in-memory model store and a fake registry, and its test client."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tests.unit.router.router_testkit import (
     ADMIN_TOKEN,
     FEEDBACK_TOKEN,
     Exploding,
+    FakeRegistry,
     MemoryStore,
     check_error,
     fitted_pipeline,
@@ -38,8 +39,14 @@ def settings(make_settings):
 
 
 @pytest.fixture
-def store(champion_model: LoadedModel, challenger_model: LoadedModel) -> MemoryStore:
-    return MemoryStore(champion_model, challenger_model)
+def registry() -> FakeRegistry:
+    """The registry every replica of a test shares: aliases and the A/B config tag."""
+    return FakeRegistry()
+
+
+@pytest.fixture
+def store(settings, registry: FakeRegistry, champion_model: LoadedModel, challenger_model: LoadedModel) -> MemoryStore:
+    return MemoryStore(champion_model, challenger_model, settings, registry)
 
 
 @pytest.fixture

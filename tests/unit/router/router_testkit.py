@@ -1,4 +1,4 @@
-"""Router test kit: small real training data, an in-memory model store, and the error-shape check.
+"""Router test kit: small real training data, a fake registry, an in-memory model store, the error-shape check.
 
 Fitting `baseline_pipeline` on 240 pattern tickets (8 helpdesk topics) takes well under a second,
 and the topics are separable enough that "vpn drops" predicts `network`, so tests assert on real
@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import mlflow.sklearn
 import pandas as pd
 
+from retrain.adapters.registry import AB_CONFIG_TAG
+from retrain.contracts.names import CHALLENGER, CHAMPION
 from retrain.contracts.schema import TOPICS
+from retrain.contracts.settings import Settings
 from retrain.ml.features import baseline_pipeline
 from router.predictor import compile_scorer
-from router.store import FROM_REGISTRY, LoadedModel, Models
+from router.store import (
+    FROM_REGISTRY,
+    LoadedModel,
+    Models,
+    RegistryState,
+    RegistryUnavailable,
+    RegistryVersion,
+    shared_config,
+)
 
 WORDS = {
     "access": ["password", "login", "locked out", "account", "permission", "sso", "mfa code", "reset link"],
@@ -78,13 +91,64 @@ class Exploding:
         raise RuntimeError("challenger exploded")
 
 
-class MemoryStore:
-    """The Store interface over fitted pipelines held in memory (unit tests only: no MLflow)."""
+class FakeRegistry:
+    """Versions, aliases and tags in memory, shared by every "replica" given it; `down` fails every call.
 
-    def __init__(self, champion: LoadedModel | None, challenger: LoadedModel | None) -> None:
+    `download` writes a real MLflow sklearn model directory of `pipelines[version]`.
+    """
+
+    def __init__(self, pipelines: dict[str, Any] | None = None) -> None:
+        self.pipelines = pipelines or {}
+        self.runs = {version: f"run-{version}" for version in self.pipelines}
+        self.pointers: dict[str, str | None] = {CHAMPION: None, CHALLENGER: None}
+        self.tags: dict[str, str] = {}
+        self.down = False
+        self.downloads: list[str] = []
+        self.calls = 0
+
+    def state(self) -> RegistryState:
+        self._answer()
+        return RegistryState({alias: RegistryVersion(v, self.runs.get(v, f"run-{v}")) if v else None
+                              for alias, v in self.pointers.items()}, self.tags.get(AB_CONFIG_TAG))
+
+    def write_config(self, tag: str) -> None:
+        self._answer()
+        self.tags[AB_CONFIG_TAG] = tag
+
+    def download(self, version: str, dst: Path) -> Path:
+        self.downloads.append(version)
+        mlflow.sklearn.save_model(self.pipelines[version], str(dst), serialization_format="cloudpickle",
+                                  pip_requirements=[])
+        return dst
+
+    def _answer(self) -> None:
+        if self.down:
+            raise RegistryUnavailable("registry is down (test)")
+        self.calls += 1
+
+
+class MemoryStore:
+    """The Store interface over fitted pipelines held in memory and a fake registry (unit tests: no MLflow).
+
+    The A/B config is the real one (`router.config`) over the fake registry; `refresh` is one poll.
+    """
+
+    def __init__(self, champion: LoadedModel | None, challenger: LoadedModel | None, settings: Settings,
+                 registry: FakeRegistry | None = None) -> None:
         self.models = Models(champion, challenger)
-        self.reachable: bool | None = True
+        self.registry = registry or FakeRegistry()
+        self.registry.pointers.update({alias: model.version for alias, model in
+                                       ((CHAMPION, champion), (CHALLENGER, challenger)) if model})
+        self.config = shared_config(settings, self.registry)
         self.started = False
+
+    @property
+    def reachable(self) -> bool:
+        return not self.registry.down
+
+    @reachable.setter
+    def reachable(self, value: bool) -> None:
+        self.registry.down = not value
 
     def snapshot(self) -> Models:
         return self.models
@@ -98,6 +162,12 @@ class MemoryStore:
 
     def start(self) -> None:
         self.started = True
+        self.refresh()
+
+    def refresh(self) -> None:
+        """One poll, as ModelStore's: the models stay as set, the config follows the registry."""
+        if not self.registry.down:
+            self.config.follow(self.registry.state().published())
 
     def stop(self) -> None:
         """Nothing runs in the background here."""

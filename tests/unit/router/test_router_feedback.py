@@ -10,7 +10,7 @@ from tests.unit.router.router_testkit import ADMIN_TOKEN, FEEDBACK_TOKEN
 
 
 def feedback_rows(settings):
-    read = read_feedback(settings.feedback_log)
+    read = read_feedback(settings.logs_dir)
     assert read.malformed == 0
     return read.rows
 
@@ -89,6 +89,17 @@ def test_tokens_never_reach_the_logs(client, agent, settings, caplog):
     client.post("/predict", json={"text": f"my token is {FEEDBACK_TOKEN[:4]}"})
     client.post("/feedback", json={"request_id": "r", "label": "email"}, headers=agent)
     client.post("/feedback", json={"request_id": "r", "label": "email"}, headers={"Authorization": "Bearer wrong"})
-    files = settings.feedback_log.read_text() + settings.request_log.read_text()
+    files = "".join(path.read_text() for path in settings.logs_dir.rglob("*.csv"))
     assert FEEDBACK_TOKEN not in files and ADMIN_TOKEN not in files
     assert FEEDBACK_TOKEN not in caplog.text and "wrong" not in caplog.text
+
+
+def test_feedback_that_cannot_be_recorded_is_503_so_the_sender_retries(client, agent, settings, expect_error):
+    settings.logs_dir.mkdir(parents=True)
+    (settings.logs_dir / "feedback").write_text("a file where the feedback folder should be")
+    response = client.post("/feedback", json={"request_id": "r", "label": "email"}, headers=agent)
+    expect_error(response, 503, "log_unavailable", "feedback log not writable")
+    assert response.headers["Retry-After"] == "60"
+    (settings.logs_dir / "feedback").unlink()
+    assert client.post("/feedback", json={"request_id": "r", "label": "email"}, headers=agent).status_code == 202
+    assert feedback_rows(settings)["request_id"].tolist() == ["r"]

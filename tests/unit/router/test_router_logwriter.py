@@ -1,4 +1,4 @@
-"""Locked single-write appends: no interleaving, no lost rows, no torn rows, across threads and processes."""
+"""One writer per file: no interleaving, no lost rows, no torn rows, and a failed write leaves no trace."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ import threading
 import time
 from pathlib import Path
 
-from retrain.contracts.logwriter import CsvAppender, one_line
+import pytest
+
+from retrain.contracts.logstore import FEEDBACK, REQUESTS, shard_files
+from retrain.contracts.logwriter import LogWriteError, ShardedLog, one_line
 from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
 from retrain.local import launch as services
 
 WRITER = """
 import sys, threading
 from retrain.contracts.requestlog import REQUEST_COLUMNS
-from retrain.contracts.logwriter import CsvAppender
-path, tag, threads, rows = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-log = CsvAppender(path, REQUEST_COLUMNS)
+from retrain.contracts.logwriter import ShardedLog
+root, tag, threads, rows = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+log = ShardedLog(root, "requests", REQUEST_COLUMNS)
 def run(t):
     i = 0
     while rows < 0 or i < rows:
@@ -31,41 +34,62 @@ workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
 [w.join() for w in workers]
 """
 
+FULL_DISK = """
+import resource, signal, sys
+from retrain.contracts.requestlog import REQUEST_COLUMNS
+from retrain.contracts.logwriter import LogWriteError, ShardedLog
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+log = ShardedLog(sys.argv[1], "requests", REQUEST_COLUMNS)
+row = {"timestamp": "2026-11-24T11:00:00.000+00:00", "variant": "A", "text": "y" * 500}
+for i in range(3):
+    log.append(row | {"request_id": f"kept-{i}"})
+(path,) = log.files()
+resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 200, resource.RLIM_INFINITY))
+try:
+    log.append(row | {"request_id": "lost"})
+except LogWriteError as exc:
+    print("error:", exc.errno, log.check() is not None, path.stat().st_size, flush=True)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+print("after:", log.check(), flush=True)
+log.append(row | {"request_id": "after"})
+"""
 
-def row(request_id: str, text: str = "vpn drops") -> dict[str, object]:
-    return {"timestamp": "2026-11-24T11:00:00.000+00:00", "request_id": request_id, "variant": "B",
-            "model_alias": "challenger", "model_version": "2", "split_b": 0.5, "mode": "split", "topic": "network",
-            "confidence": 0.91, "latency_ms": 2.5, "text": text}
+
+def row(request_id: str, text: str = "vpn drops", stamp: str = "2026-11-24T11:00:00.000+00:00") -> dict[str, object]:
+    return {"timestamp": stamp, "request_id": request_id, "variant": "B", "model_alias": "challenger",
+            "model_version": "2", "split_b": 0.5, "mode": "split", "topic": "network", "confidence": 0.91,
+            "latency_ms": 2.5, "text": text}
 
 
-def test_new_file_gets_the_header_once_and_rows_read_back(tmp_path: Path):
-    path = tmp_path / "logs" / "ab_logs.csv"
-    log = CsvAppender(path, REQUEST_COLUMNS)
+def test_a_new_file_in_the_rows_day_folder_gets_the_header_once_and_rows_read_back(tmp_path: Path):
+    log = ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS, host="web-1")
     log.append(row("r1"))
     log.append(row("r2"))
+    (path,) = log.files()
+    assert path.parent == tmp_path / "requests" / "date=2026-11-24"
+    assert path.name.startswith(f"requests-web_1-{os.getpid()}-") and path.name.endswith("-0001.csv")
     lines = path.read_text().splitlines()
-    assert lines[0] == ",".join(REQUEST_COLUMNS)
+    assert lines[0] == ",".join(REQUEST_COLUMNS) + ",crc"
     assert len(lines) == 3
-    read = read_requests(path)
+    read = read_requests(tmp_path)
     assert read.malformed == 0
     assert list(read.rows["request_id"]) == ["r1", "r2"]
     assert read.rows["confidence"].tolist() == [0.91, 0.91]
 
 
 def test_text_with_newlines_quotes_and_control_characters_stays_on_one_line(tmp_path: Path):
-    path = tmp_path / "ab_logs.csv"
     text = 'line one\r\nline "two", with comma\ttab\x00nul\u2028sep\x85next\n\n'
-    CsvAppender(path, REQUEST_COLUMNS).append(row("r1", text))
-    assert len(path.read_bytes().splitlines()) == 2
-    read = read_requests(path)
+    log = ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS)
+    log.append(row("r1", text))
+    assert len(log.files()[0].read_bytes().splitlines()) == 2
+    read = read_requests(tmp_path)
     assert read.malformed == 0
     assert read.rows.loc[0, "text"] == 'line one line "two", with comma tab nul sep next'
     assert read.rows.loc[0, "text"] == one_line(text)
 
 
 def test_eight_threads_append_exactly_2000_parseable_rows(tmp_path: Path):
-    path = tmp_path / "ab_logs.csv"
-    log = CsvAppender(path, REQUEST_COLUMNS)
+    log = ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS)
 
     def run(t: int) -> None:
         for i in range(250):
@@ -76,63 +100,97 @@ def test_eight_threads_append_exactly_2000_parseable_rows(tmp_path: Path):
         t.start()
     for t in threads:
         t.join()
-    read = read_requests(path)
+    read = read_requests(tmp_path)
     assert read.malformed == 0
     assert len(read.rows) == 2000
     assert set(read.rows["request_id"]) == {f"t{t}-{i}" for t in range(8) for i in range(250)}
 
 
-def test_processes_and_threads_appending_together_lose_and_tear_nothing(tmp_path: Path):
-    path = tmp_path / "ab_logs.csv"
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"p{n}", "3", "150"], env=services.python_env())
-             for n in range(4)]
-    local = CsvAppender(path, REQUEST_COLUMNS)
+def test_processes_and_threads_write_files_of_their_own_and_lose_nothing(tmp_path: Path):
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"p{n}", "3", "150"],
+                              env=services.python_env()) for n in range(4)]
+    local = ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS)
     for i in range(200):
         local.append(row(f"parent-{i}"))
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
-    read = read_requests(path)
+    read = read_requests(tmp_path)
     assert read.malformed == 0
     assert len(read.rows) == 4 * 3 * 150 + 200
     assert read.rows["request_id"].is_unique
-    assert path.read_text().count(",".join(REQUEST_COLUMNS)) == 1
+    files = shard_files(tmp_path, REQUESTS)
+    assert len(files) == 5 and all(f.read_text().count(",".join(REQUEST_COLUMNS)) == 1 for f in files)
 
 
 def test_a_writer_killed_mid_stream_leaves_no_torn_row(tmp_path: Path):
-    path = tmp_path / "ab_logs.csv"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), "victim", "2", "-1"], env=services.python_env())
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "victim", "2", "-1"],
+                            env=services.python_env())
     deadline = time.monotonic() + 30
-    while not path.exists() or path.stat().st_size < 300 * 3100:
+    while sum(f.stat().st_size for f in shard_files(tmp_path, REQUESTS)) < 300 * 3100:
         assert proc.poll() is None and time.monotonic() < deadline, "writer did not produce rows"
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    killed = read_requests(path)
+    killed = read_requests(tmp_path)
     assert killed.malformed == 0
     assert len(killed.rows) >= 300
-    CsvAppender(path, REQUEST_COLUMNS).append(row("after-kill"))
-    after = read_requests(path)
+    ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS).append(row("after-kill"))
+    after = read_requests(tmp_path)
     assert (after.malformed, len(after.rows)) == (0, len(killed.rows) + 1)
 
 
-def test_a_truncated_last_line_is_skipped_and_does_not_swallow_the_next_row(tmp_path: Path):
-    path = tmp_path / "ab_logs.csv"
-    log = CsvAppender(path, REQUEST_COLUMNS)
-    log.append(row("r1"))
-    with open(path, "a") as fh:
-        fh.write("2026-11-24T11:00:01.000+00:00,r-torn,t,c,A,champion,1,0.5,split,net")
-    torn = read_requests(path)
+def test_a_torn_last_line_is_skipped_and_cannot_swallow_another_writers_row(tmp_path: Path):
+    crashed = ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS)
+    crashed.append(row("r1"))
+    with open(crashed.files()[0], "a") as fh:
+        fh.write('2026-11-24T11:00:01.000+00:00,r-torn,t,c,A,champion,1,0.5,split,,net,0.9,1,,,,,"unclosed')
+    torn = read_requests(tmp_path)
     assert (torn.malformed, list(torn.rows["request_id"])) == (1, ["r1"])
-    log.append(row("r2"))
-    healed = read_requests(path)
+    ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS).append(row("r2", stamp="2026-11-24T11:00:02.000+00:00"))
+    healed = read_requests(tmp_path)
     assert list(healed.rows["request_id"]) == ["r1", "r2"]
     assert healed.malformed == 1
 
 
-def test_a_log_moved_away_is_recreated_with_a_header(tmp_path: Path):
-    path = tmp_path / "feedback.csv"
-    log = CsvAppender(path, FEEDBACK_COLUMNS)
-    log.append({"timestamp": "2026-11-24T11:00:00+00:00", "request_id": "r1", "label": "billing", "source": "api"})
-    path.rename(tmp_path / "feedback-archived.csv")
-    log.append({"timestamp": "2026-11-24T11:00:01+00:00", "request_id": "r2", "label": "email", "source": "api"})
-    assert list(read_feedback(path).rows["request_id"]) == ["r2"]
-    assert list(read_feedback(tmp_path / "feedback-archived.csv").rows["request_id"]) == ["r1"]
+def test_rows_roll_over_to_their_own_day_and_past_the_size_limit(tmp_path: Path):
+    log = ShardedLog(tmp_path, FEEDBACK, FEEDBACK_COLUMNS, max_bytes=1024)
+    for i in range(100):
+        log.append({"timestamp": f"2026-11-2{4 + i // 50}T23:59:{i % 50:02d}+00:00", "request_id": f"r{i}",
+                    "label": "billing", "source": "api"})
+    files = shard_files(tmp_path, FEEDBACK)
+    assert {f.parent.name for f in files} == {"date=2026-11-24", "date=2026-11-25"}
+    assert len(files) > 2 and all(f.stat().st_size <= 1024 for f in files)
+    read = read_feedback(tmp_path)
+    assert (read.malformed, read.rows["request_id"].tolist()) == (0, [f"r{i}" for i in range(100)])
+
+
+def test_a_row_stamped_before_midnight_after_one_stamped_after_still_goes_to_its_day(tmp_path: Path):
+    log = ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS)
+    log.append(row("late", stamp="2026-11-25T00:00:00.001+00:00"))
+    log.append(row("early", stamp="2026-11-24T23:59:59.999+00:00"))
+    assert [f.parent.name for f in shard_files(tmp_path, REQUESTS)] == ["date=2026-11-24", "date=2026-11-25"]
+    assert read_requests(tmp_path, until="2026-11-24T23:59:59.999Z").rows["request_id"].tolist() == ["early"]
+
+
+def test_a_full_file_system_loses_only_the_row_being_written_and_says_so(tmp_path: Path):
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True,
+                          env=services.python_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    error, after = done.stdout.splitlines()
+    (path,) = shard_files(tmp_path, REQUESTS)
+    assert error.split()[1:3] == ["27", "True"]  # EFBIG, and check() reports the log as failing
+    assert after == "after: None"  # room again: the probe succeeds and the log is ready
+    read = read_requests(tmp_path)
+    assert (read.malformed, read.rows["request_id"].tolist()) == (0, ["kept-0", "kept-1", "kept-2", "after"])
+    assert int(error.split()[3]) < path.stat().st_size  # nothing of the lost row stayed in the file
+
+
+def test_an_unwritable_log_root_raises_and_recovers_once_fixed(tmp_path: Path):
+    (tmp_path / "requests").write_text("a file where the log folder should be")
+    log = ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS)
+    with pytest.raises(LogWriteError, match="requests log not writable"):
+        log.append(row("lost"))
+    assert log.failures == 1 and "requests log not writable" in log.check()
+    (tmp_path / "requests").unlink()
+    assert log.check() is None
+    log.append(row("r1"))
+    assert read_requests(tmp_path).rows["request_id"].tolist() == ["r1"]

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import resource
+import signal
+from contextlib import contextmanager
+
 from prometheus_client.parser import text_string_to_metric_families
 
+from retrain.contracts.logstore import REQUESTS, shard_files
+from retrain.contracts.requestlog import read_requests
 from router.store import FROM_CACHE
 from tests.unit.router.router_testkit import loaded
 
@@ -88,3 +94,47 @@ def test_metrics_label_unknown_routes_without_the_raw_path(client):
     names = {labels for (name, labels) in samples(client) if name == "ticket_ab_requests_total"}
     assert all(dict(labels)["endpoint"] != "/some/random/path/123" for labels in names)
     assert any(dict(labels)["endpoint"] == "unmatched" for labels in names)
+
+
+@contextmanager
+def file_size_limit(limit: int):
+    """A real RLIMIT_FSIZE for this process (SIGXFSZ ignored, so a write past it fails with EFBIG)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_full_disk_still_answers_says_logged_false_and_keeps_every_earlier_row(client, settings):
+    assert all(client.post("/predict", json={"text": f"vpn drops {i}"}).get_json()["logged"] for i in range(3))
+    (path,) = shard_files(settings.logs_dir, REQUESTS)
+    size = path.stat().st_size
+    before = value(samples(client), "ticket_ab_log_write_failures_total", log="requests")
+    with file_size_limit(size + 100):  # room for part of a row, not all of it
+        response = client.post("/predict", json={"text": "vpn drops again"})
+    assert response.status_code == 200
+    assert (response.get_json()["topic"], response.get_json()["logged"]) == ("network", False)
+    assert path.stat().st_size == size  # no half row
+    read = read_requests(settings.logs_dir)
+    assert (read.malformed, len(read.rows)) == (0, 3)
+    assert value(samples(client), "ticket_ab_log_write_failures_total", log="requests") - before == 1
+
+
+def test_ready_drains_a_replica_whose_log_fails_until_it_can_write_again(client, settings):
+    settings.logs_dir.mkdir(parents=True)
+    (settings.logs_dir / REQUESTS).write_text("a file where the log folder should be")
+    assert client.post("/predict", json={"text": "vpn drops"}).get_json()["logged"] is False
+    response = client.get("/ready")
+    assert response.status_code == 503
+    logs = response.get_json()["logs"]
+    assert (logs["requests"]["writable"], logs["requests"]["lost_rows"], logs["feedback"]["writable"]) == (
+        False, 1, True)
+    assert "requests log not writable" in logs["requests"]["error"]
+    assert client.get("/health").status_code == 200  # a restart would not help: liveness stays green
+    (settings.logs_dir / REQUESTS).unlink()
+    assert client.get("/ready").status_code == 200  # the probe write succeeded: back in rotation
+    assert client.post("/predict", json={"text": "vpn drops"}).get_json()["logged"] is True

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
 from retrain.contracts.names import A, B
 from retrain.contracts.requestlog import read_requests
+from router import records
+from router.assign import assign
 
 VPN = {"text": "vpn drops every hour and the wifi is slow"}
-RESPONSE_KEYS = {"request_id", "variant", "model_alias", "model_version", "topic", "confidence", "scores", "latency_ms"}
+RESPONSE_KEYS = {"request_id", "variant", "model_alias", "model_version", "topic", "confidence", "scores", "latency_ms",
+                 "logged"}
 
 
 def set_split(app, split_b: float, mode: str = "split") -> None:
@@ -19,7 +23,7 @@ def set_split(app, split_b: float, mode: str = "split") -> None:
 
 
 def rows(settings):
-    read = read_requests(settings.request_log)
+    read = read_requests(settings.logs_dir)
     assert read.malformed == 0
     return read.rows
 
@@ -58,6 +62,33 @@ def test_logged_row_matches_the_response(client, settings):
     assert row["confidence"] == pytest.approx(body["confidence"])
     assert row["latency_ms"] == pytest.approx(body["latency_ms"])
     assert row["customer_id"] == "c-42"
+
+
+def test_every_row_records_the_experiment_it_was_served_under(app, client, settings):
+    first = client.get("/config").get_json()["experiment_id"]
+    client.post("/predict", json=VPN)
+    set_split(app, 0.3)
+    second = client.get("/config").get_json()["experiment_id"]
+    client.post("/predict", json=VPN)
+    assert list(rows(settings)["experiment_id"]) == [first, second]
+    assert first != second
+
+
+@pytest.mark.parametrize("customer", ["anna.k@example.com", "+7 912 345-67-89", "(415) 555-0134"])
+def test_a_customer_id_that_is_an_email_or_phone_is_logged_as_a_stable_keyed_pseudonym(client, settings,
+                                                                                      customer: str):
+    bodies = [client.post("/predict", json=VPN | {"customer_id": customer}).get_json() for _ in range(2)]
+    logged = rows(settings)
+    (pseudonym,) = set(logged["customer_id"])
+    assert re.fullmatch(r"cust-[0-9a-f]{16}", pseudonym)
+    assert not logged.astype(str).apply(lambda column: column.str.contains(customer, regex=False)).any().any()
+    experiment = client.get("/config").get_json()["experiment_id"]
+    assert {b["variant"] for b in bodies} == {assign(customer, 0.5, experiment)}, "assignment uses the raw id"
+
+
+def test_the_pseudonym_depends_on_the_key():
+    one, two = (records.logged_customer("anna.k@example.com", records.customer_key(key)) for key in ("k-1", "k-2"))
+    assert one != two and one.startswith("cust-") and "anna" not in one + two
 
 
 def test_same_customer_always_gets_the_same_variant(client):
@@ -233,7 +264,7 @@ def test_predict_rejects_text_over_20000_characters_with_413(client, settings, e
 def test_rejected_requests_write_no_rows(client, settings):
     client.post("/predict", json={"text": ""})
     client.post("/predict", data="{", content_type="application/json")
-    assert not settings.request_log.exists() or read_requests(settings.request_log).rows.empty
+    assert read_requests(settings.logs_dir).rows.empty
 
 
 def test_get_on_predict_is_405_json(client, expect_error):

@@ -1,4 +1,4 @@
-"""The direct scorer is used only when it gives exactly the pipeline's probabilities."""
+"""A faster scorer is used only when it gives the pipeline's probabilities (exactly, or within float rounding)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,54 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from router.predictor import DIRECT, PIPELINE, compile_scorer, direct_scorer, pipeline_scorer
+from router.predictor import (
+    DIRECT,
+    PIPELINE,
+    ROUNDING,
+    TFIDF,
+    compile_scorer,
+    direct_scorer,
+    pipeline_scorer,
+    tfidf_row,
+    tfidf_scorer,
+)
 from tests.unit.router.router_testkit import fitted_pipeline, sample_tickets
 
+TEXTS = sample_tickets(per_topic=5, seed=9)["text"].tolist() + ["", "ünïcode тикет", "x" * 5000, "vpn vpn vpn VPN"]
 
-def test_standard_pipeline_uses_the_direct_scorer_with_identical_probabilities():
+
+def test_standard_pipeline_uses_the_tfidf_scorer_with_the_pipelines_probabilities():
     pipeline = fitted_pipeline(seed=0)
     score, scoring = compile_scorer(pipeline)
-    assert scoring == DIRECT
-    texts = sample_tickets(per_topic=5, seed=9)["text"].tolist() + ["", "ünïcode тикет", "x" * 5000]
-    for text in texts:
+    assert scoring == TFIDF
+    for text in TEXTS:
         expected = pipeline.predict_proba(pd.DataFrame({"text": [text]}))[0]
-        assert np.array_equal(score(text), expected)
+        assert np.allclose(score(text), expected, **ROUNDING) and score(text).argmax() == expected.argmax()
+
+
+def test_tfidf_row_is_the_vectorizers_own_row():
+    vectorizer = fitted_pipeline(seed=0).named_steps["features"].transformers_[0][1]
+    row = tfidf_row(vectorizer)
+    for text in TEXTS:
+        mine, theirs = row(text), vectorizer.transform([text])
+        assert np.array_equal(mine.indices, np.sort(theirs.indices))
+        assert np.allclose(mine.toarray(), theirs.toarray(), **ROUNDING)
+
+
+def test_direct_scorer_gives_identical_probabilities():
+    pipeline = fitted_pipeline(seed=0)
+    score = direct_scorer(pipeline)
+    for text in TEXTS:
+        assert np.array_equal(score(text), pipeline.predict_proba(pd.DataFrame({"text": [text]}))[0])
+
+
+def test_binary_tfidf_is_not_built_by_hand():
+    data = sample_tickets(per_topic=10)
+    features = ColumnTransformer([("tfidf", TfidfVectorizer(binary=True), "text")])
+    pipeline = Pipeline([("features", features), ("clf", LogisticRegression(max_iter=500))])
+    pipeline.fit(data[["text"]], data["topic"])
+    assert tfidf_scorer(pipeline) is None
+    assert compile_scorer(pipeline)[1] == DIRECT
 
 
 def test_pipeline_with_an_extra_first_step_uses_the_full_pipeline():
@@ -47,9 +83,27 @@ def test_dense_column_transformer_output_uses_the_full_pipeline():
     assert compile_scorer(pipeline)[1] == PIPELINE
 
 
-def test_a_direct_scorer_that_disagrees_is_not_used(monkeypatch):
+def test_a_tfidf_scorer_that_disagrees_falls_back_to_the_direct_one(monkeypatch):
     pipeline = fitted_pipeline(seed=0)
+    monkeypatch.setattr("router.predictor.tfidf_scorer", lambda p: (lambda text: np.zeros(8)))
+    assert compile_scorer(pipeline)[1] == DIRECT
+
+
+def test_scorers_that_disagree_are_not_used(monkeypatch):
+    pipeline = fitted_pipeline(seed=0)
+    monkeypatch.setattr("router.predictor.tfidf_scorer", lambda p: (lambda text: np.zeros(8)))
     monkeypatch.setattr("router.predictor.direct_scorer", lambda p: (lambda text: np.zeros(8)))
     score, scoring = compile_scorer(pipeline)
     assert scoring == PIPELINE
     assert np.array_equal(score("vpn"), pipeline_scorer(pipeline)("vpn"))
+
+
+def test_two_class_model_scores_through_its_own_predict_proba():
+    data = sample_tickets(per_topic=15)
+    data = data[data["topic"].isin(data["topic"].unique()[:2])]
+    pipeline = Pipeline([("features", ColumnTransformer([("tfidf", TfidfVectorizer(sublinear_tf=True), "text")])),
+                         ("clf", LogisticRegression(max_iter=500))]).fit(data[["text"]], data["topic"])
+    score, scoring = compile_scorer(pipeline)
+    assert scoring == TFIDF
+    for text in TEXTS:
+        assert np.allclose(score(text), pipeline.predict_proba(pd.DataFrame({"text": [text]}))[0], **ROUNDING)

@@ -1,7 +1,8 @@
 """ModelStore over a fake registry that hands out real MLflow model directories (no server needed).
 
 The HTTP side (aliases and downloads from a real MLflow server) is covered by the integration tests;
-these pin the store's own rules: cache layout, hot swap, outages, bad versions, concurrent workers.
+these pin the store's own rules: cache layout, hot swap, outages, bad versions, concurrent workers,
+and the A/B config that rides on the same poll.
 """
 
 from __future__ import annotations
@@ -9,40 +10,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-import mlflow.sklearn
 import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
 
 from retrain.contracts.names import CHALLENGER, CHAMPION
 from router.cache import MANIFEST
-from router.store import FROM_CACHE, FROM_REGISTRY, ModelStore, RegistryUnavailable, RegistryVersion
-from tests.unit.router.router_testkit import Exploding, fitted_pipeline
-
-
-class FakeRegistry:
-    """Versions and aliases in memory; `download` writes a real MLflow sklearn model directory."""
-
-    def __init__(self, pipelines: dict[str, Any]) -> None:
-        self.pipelines = pipelines
-        self.runs = {version: f"run-{version}" for version in pipelines}
-        self.pointers: dict[str, str | None] = {CHAMPION: None, CHALLENGER: None}
-        self.down = False
-        self.downloads: list[str] = []
-
-    def aliases(self) -> dict[str, RegistryVersion | None]:
-        if self.down:
-            raise RegistryUnavailable("registry is down (test)")
-        return {alias: RegistryVersion(v, self.runs[v]) if v else None for alias, v in self.pointers.items()}
-
-    def download(self, version: str, dst: Path) -> Path:
-        self.downloads.append(version)
-        mlflow.sklearn.save_model(self.pipelines[version], str(dst), serialization_format="cloudpickle",
-                                  pip_requirements=[])
-        return dst
+from router.store import FROM_CACHE, FROM_REGISTRY, ModelStore
+from tests.unit.router.router_testkit import Exploding, FakeRegistry, fitted_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +204,43 @@ def test_model_version_gauge_follows_the_loaded_versions(settings, registry):
     store.refresh()
     assert REGISTRY.get_sample_value("ticket_ab_model_version", {"alias": CHAMPION}) == 1
     assert REGISTRY.get_sample_value("ticket_ab_model_version", {"alias": CHALLENGER}) == 0
+
+
+def test_one_poll_asks_the_registry_once_for_aliases_and_config(settings, registry):
+    store = started(settings, registry)
+    calls = registry.calls
+    store.refresh()
+    assert registry.calls - calls == 1
+
+
+def test_a_config_set_through_one_replica_is_in_effect_on_another_within_its_reload_interval(
+        settings, make_settings, tmp_path, registry):
+    other = make_settings(home=tmp_path / "other-replica", model_name=settings.model_name, router={"reload_s": 0.1})
+    one, two = started(settings, registry), ModelStore(other, registry)
+    two.start()
+    try:
+        written = one.config.update(ab_split_b=0.2, updated_by="ops")
+        deadline = time.monotonic() + other.router.reload_s + 1.0
+        while two.config.current() != written:
+            assert time.monotonic() < deadline, "the other replica did not follow within reload_s + 1 s"
+            time.sleep(0.02)
+    finally:
+        two.stop()
+
+
+def test_a_restart_while_the_registry_is_down_serves_the_cached_models_and_config(settings, registry):
+    served = started(settings, registry).config.update(ab_split_b=0.9, mode="shadow", updated_by="ops")
+    registry.down = True
+    restarted = started(settings, registry)
+    assert versions(restarted) == ("1", "2")
+    assert restarted.config.current() == served
+
+
+def test_an_alias_move_starts_a_new_experiment_and_a_quiet_poll_does_not(settings, registry):
+    store = started(settings, registry)
+    first = store.config.current().experiment_id
+    store.refresh()
+    assert store.config.current().experiment_id == first
+    registry.pointers[CHALLENGER] = "3"
+    store.refresh()
+    assert store.config.current().experiment_id != first

@@ -1,0 +1,93 @@
+"""Two router replicas (separate gunicorn masters and state dirs) over one MLflow registry: one experiment.
+
+A POST /config to either is in effect on every worker of both within reload_s + 1 s, both derive the
+same experiment id, and a customer gets the same arm from every worker of every replica.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from retrain.adapters import registry
+from retrain.contracts.names import A, B
+from retrain.contracts.requestlog import read_requests
+from tests.integration.router.router_harness import (
+    ADMIN_TOKEN,
+    move,
+    register,
+    router_settings,
+    set_config,
+    start_router,
+    stop_router,
+)
+from tests.unit.router.router_testkit import fitted_pipeline
+
+NAME = "router-replicas"
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory, mlflow_server):
+    homes = [tmp_path_factory.mktemp(f"replica-{n}") for n in (1, 2)]
+    settings = [router_settings(home, mlflow_server.uri, NAME, reload_s=0.5) for home in homes]
+    assert settings[0].model_name == settings[1].model_name
+    register(settings[0], fitted_pipeline(seed=0), "champion")
+    register(settings[0], fitted_pipeline(seed=1, per_topic=20), "challenger")
+    register(settings[0], fitted_pipeline(seed=2, per_topic=25))
+    running = []
+    try:
+        for each in settings:
+            running.append(start_router(each))
+        yield running
+    finally:
+        for router in running:
+            stop_router(router)
+
+
+def test_a_config_posted_to_one_replica_is_in_effect_on_every_worker_of_both_within_reload_plus_one_s(replicas):
+    one, two = replicas
+    set_config(one, two, ab_split_b=0.5, mode="split")
+    posted = two.post("/config", {"ab_split_b": 0.25}, token=ADMIN_TOKEN)
+    assert posted.status_code == 200, posted.text
+    time.sleep(max(r.settings.router.reload_s for r in replicas) + 1.0)
+
+    def in_effect(body: dict) -> None:
+        assert body["config"] == posted.json(), f"worker {body['worker_pid']} still serves {body['config']}"
+
+    for router in replicas:
+        assert len(router.each_worker(check=in_effect)) == router.settings.router.workers
+    tag = registry.ab_config(registry.connect(one.settings.tracking_uri), one.settings.model_name)
+    assert tag is not None and '"ab_split_b": 0.25' in tag
+
+
+def test_a_customer_gets_the_same_arm_from_every_replica_and_rows_record_the_experiment(replicas):
+    one, two = replicas
+    config = set_config(one, two, ab_split_b=0.5, mode="split")
+    arms: dict[str, set[str]] = {}
+    served: dict[int, set[str]] = {}
+    for i in range(40):
+        for n, router in enumerate(replicas):
+            for _ in range(2):
+                body = router.post("/predict", {"text": "vpn drops", "customer_id": f"customer-{i}"}).json()
+                arms.setdefault(f"customer-{i}", set()).add(body["variant"])
+                served.setdefault(n, set()).add(body["request_id"])
+    assert all(len(arm) == 1 for arm in arms.values()), arms
+    assert set().union(*arms.values()) == {A, B}
+    for n, router in enumerate(replicas):
+        rows = read_requests(router.settings.logs_dir).rows
+        assert set(rows.loc[rows["request_id"].isin(served[n]), "experiment_id"]) == {config["experiment_id"]}
+
+
+def test_an_alias_move_starts_a_new_experiment_on_every_replica(replicas):
+    one, two = replicas
+    before = set_config(one, two, ab_split_b=0.5, mode="split")["experiment_id"]
+    move(one.settings, "challenger", "3")
+
+    def moved(body: dict) -> bool:
+        return (body["challenger"] or {}).get("version") == "3" and body["config"]["experiment_id"] != before
+
+    for router in replicas:
+        router.wait_all_workers(moved, router.settings.router.reload_s + 10.0, "challenger v3, new experiment")
+    ids = {body["config"]["experiment_id"] for router in replicas for body in router.each_worker().values()}
+    assert len(ids) == 1
