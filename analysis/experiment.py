@@ -129,7 +129,7 @@ def _feedback_notes(dropped: dict[str, int]) -> list[str]:
     notes = []
     if dropped["unknown_request"]:
         notes.append(f"dropped {dropped['unknown_request']} feedback rows whose request_id is not "
-                     "in the request log (a rotated-away log, or a different router)")
+                     "in the request log read (sent before --since, an expired log day, or a different router)")
     if dropped["superseded"]:
         notes.append(f"{dropped['superseded']} feedback rows were corrected by a later one for the "
                      "same request; the last one counts")
@@ -170,8 +170,10 @@ def _data_counts(requests: pd.DataFrame, window: pd.DataFrame, analysed: pd.Data
 
 
 def _clean_requests(requests: pd.DataFrame) -> pd.DataFrame:
-    """Sorted by time, with each row's assignment unit, models in service and period spelled out."""
-    out = requests.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    """Sorted by time, one row per request id (a client retry after a lost answer can log a request
+    twice: the first row counts), with each row's assignment unit, models in service and period spelled out."""
+    out = requests.sort_values("timestamp", kind="stable")
+    out = out[~(out["request_id"].duplicated(keep="first") & out["request_id"].ne(""))].reset_index(drop=True)
     out["mode"] = out["mode"].where(out["mode"].isin([SPLIT, SHADOW]), SPLIT)
     customer = out["customer_id"].where(out["customer_id"] != "", out["ticket_id"])
     out["unit"] = customer.where(customer != "", out["request_id"])

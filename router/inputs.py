@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from router.errors import APIError
 
 MAX_ID_CHARS = 200  # ticket, customer and request ids; longer values are not ids
 MAX_SOURCE_CHARS = 100
+# A client's own request id (its idempotency key): short and safe to log, grep and put in a URL.
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 CONFIG_FIELDS = ("ab_split_b", "mode", "updated_by")
 _JSON_TYPES = {str: "string", int: "number", float: "number", bool: "boolean", list: "array", dict: "object"}
 
@@ -29,6 +32,7 @@ class Ticket:
     text: str
     ticket_id: str | None = None
     customer_id: str | None = None
+    request_id: str | None = None  # the client's own id, used instead of a fresh one
 
 
 @dataclass(frozen=True)
@@ -93,13 +97,31 @@ def _optional_id(body: dict[str, Any], name: str) -> str | None:
     return text
 
 
+def client_request_id(body: dict[str, Any]) -> str | None:
+    """The client's own `request_id` (null or absent: the router makes one).
+
+    Taken as sent, never normalised: a client that retries after a lost answer sends the same id, so
+    a second row of the same request carries the id of the first and can be counted once.
+    """
+    value = body.get("request_id")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise APIError(422, "invalid_field", f"field 'request_id' must be a string, got {json_type(value)}")
+    if not CLIENT_REQUEST_ID.fullmatch(value):
+        raise APIError(422, "invalid_field", "field 'request_id' must be 1 to 64 characters of A-Z, a-z, 0-9 "
+                       "and _ . : - (or be omitted: the router then makes one)")
+    return value
+
+
 def ticket(body: dict[str, Any], max_chars: int) -> Ticket:
     """A POST /predict body; unknown fields are ignored so clients can send extra metadata."""
     text = _required_string(body, "text", "cannot connect to vpn")
     if len(text) > max_chars:
         raise APIError(413, "text_too_long", f"field 'text' has {len(text)} characters; the limit is {max_chars} "
                        "(TICKET_AB_MAX_TEXT_CHARS)")
-    return Ticket(text=text, ticket_id=_optional_id(body, "ticket_id"), customer_id=_optional_id(body, "customer_id"))
+    return Ticket(text=text, ticket_id=_optional_id(body, "ticket_id"), customer_id=_optional_id(body, "customer_id"),
+                  request_id=client_request_id(body))
 
 
 def config_changes(body: dict[str, Any]) -> dict[str, Any]:

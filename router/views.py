@@ -66,6 +66,7 @@ def predict() -> Response:
     """Answer one ticket from the assigned arm and log the row the A/B analysis reads."""
     router = state.current()
     ticket = inputs.ticket(_body(), router.settings.router.max_text_chars)
+    g.request_id = ticket.request_id or g.request_id  # a client's retry keeps its id: one request, one id
     models = router.store.snapshot()
     if models.champion is None:
         raise _no_champion()

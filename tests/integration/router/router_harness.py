@@ -8,6 +8,7 @@ config or logs. Everything waits on a deadline, never on a bare sleep.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psutil
 import requests
 
 from retrain.adapters import registry
@@ -98,6 +100,34 @@ class Router:
         return time.monotonic() - start
 
 
+def worker_pids(router: Router) -> set[int]:
+    """The pids of the gunicorn master's worker processes, as the operating system sees them."""
+    return {child.pid for child in psutil.Process(router.service.pid).children()}
+
+
+def sigkill_a_worker(router: Router) -> int:
+    """SIGKILL one worker of `router` (no shutdown of any kind), as the OOM killer would; its pid."""
+    victim = min(worker_pids(router))
+    os.kill(victim, signal.SIGKILL)
+    return victim
+
+
+def wait_replaced(router: Router, before: set[int], killed: int, deadline_s: float) -> int:
+    """Wait until gunicorn has replaced the `killed` one of the workers `before` and every worker is ready.
+
+    Returns the new worker's pid.
+    """
+
+    def replaced() -> set[int]:
+        pids = worker_pids(router) - {killed}
+        return pids if len(pids) >= router.settings.router.workers else set()
+
+    pids = launch.wait_until(replaced, deadline_s, f"gunicorn replaced worker {killed}", router.service)
+    router.wait_all_workers(lambda body: body["ready"] and body["worker_pid"] in pids, deadline_s,
+                            f"the worker replacing {killed} is ready")
+    return min(pids - before)
+
+
 def start_router(settings: Settings, deadline_s: float = 90.0) -> Router:
     """Start gunicorn as the demo does and wait until every worker has loaded its models."""
     service = launch.start_router(settings, settings.home / f"router-{time.time_ns()}.log", deadline_s)
@@ -110,12 +140,18 @@ def stop_router(router: Router) -> None:
     launch.stop(router.service)
 
 
-def router_settings(home: Path, tracking_uri: str, name: str, **router: Any) -> Settings:
-    """Module-scoped settings: the conftest's `make_settings` is per test, a gunicorn is per module."""
+def router_settings(home: Path, tracking_uri: str, name: str, log_root: Path | None = None, **router: Any) -> Settings:
+    """Module-scoped settings: the conftest's `make_settings` is per test, a gunicorn is per module.
+
+    `log_root` points the request and feedback logs at a root shared with other replicas (default:
+    the home's own `logs/`).
+    """
     values: dict[str, Any] = dict(host="127.0.0.1", port=launch.free_port(), workers=WORKERS, threads=4,
                                   reload_s=0.5, split_b=0.5, admin_token=ADMIN_TOKEN, feedback_token=FEEDBACK_TOKEN)
     values.update(router)
-    return get_settings(home=home, tracking_uri=tracking_uri, model_name=f"{name}-{os.getpid()}", router=values)
+    logs = {"log": {"root": str(log_root)}} if log_root is not None else {}
+    return get_settings(home=home, tracking_uri=tracking_uri, model_name=f"{name}-{os.getpid()}", router=values,
+                        **logs)
 
 
 def register(settings: Settings, pipeline: Any, alias: str | None = None) -> str:

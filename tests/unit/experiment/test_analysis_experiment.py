@@ -171,3 +171,12 @@ def test_last_feedback_wins_and_unknown_request_ids_are_dropped(ab_logs):
 def test_an_empty_log_is_an_analysis_error(tmp_path):
     with pytest.raises(AnalysisError, match="no rows yet"):
         run(tmp_path)
+
+
+def test_a_request_logged_twice_by_a_client_retry_counts_once(ab_logs):
+    logs = ab_logs(acc_a=0.80, acc_b=0.88)
+    requests, feedback = read_requests(logs), read_feedback(logs)
+    once = analyse(requests.rows, feedback.rows).summary
+    twice = analyse(pd.concat([requests.rows, requests.rows.head(50)], ignore_index=True), feedback.rows).summary
+    assert twice["data"]["requests_analysed"] == once["data"]["requests_analysed"]
+    assert twice["arms"] == once["arms"]
