@@ -42,7 +42,8 @@ from retrain.local import launch
 from retrain.ml.features import baseline_pipeline
 from router.predictor import compile_scorer, pipeline_scorer
 
-TARGET_SPEEDUP = 1.5
+TARGET_SPEEDUP = 2.0  # the scale-out issue's bar: fixed before the runs it judges
+TARGET_P99_MS = 20.0  # router p99 at concurrency 8
 TARGET_OVERHEAD_MS = 1.5
 TARGET_RSS_MB = 400.0
 WARMUP = 200
@@ -316,21 +317,26 @@ def report(args: argparse.Namespace, bare: dict[str, dict[str, float]], results:
         print(f"{name:<14}{load['rps']:>9.1f}{load['p50']:>9.2f}{load['p95']:>9.2f}{load['p99']:>9.2f}"
               f"{load['cpu_ms']:>12.2f}{load['client_cpu_ms']:>8.2f}   {seq['p50']:>8.2f}{seq['p99']:>8.2f}   "
               f"{', '.join(f'{mb:.0f}' for mb in rss[name])}")
-    labels = {"pipeline": "pipeline.predict_proba on a 1-row DataFrame", "direct": "the router's direct scorer"}
+    labels = {"pipeline": "pipeline.predict_proba on a 1-row DataFrame", "direct": "the router's direct scorer",
+              "tfidf": "the router's hand-built TF-IDF scorer"}
     for path, numbers in bare.items():
         print(f"{'bare ' + path:<14}{'':>9}{numbers['p50']:>9.2f}{numbers['p95']:>9.2f}{numbers['p99']:>9.2f}"
-              f"{'':>20}   ({labels[path]}, in-process, 1 ticket)")
+              f"{'':>20}   ({labels.get(path, path)}, in-process, 1 ticket)")
     ratios = [r["rps"] / m["rps"] for r, m in zip(results["router"]["rounds"], results["mlflow serve"]["rounds"],
                                                   strict=True)]
     speedup = statistics.median(ratios)
     floor = min(numbers["p50"] for numbers in bare.values())
     overhead = results["router"]["seq"]["p50"] - bare["pipeline"]["p50"]
     worst_rss = max(rss["router"])
+    p99 = results["router"]["load"]["p99"]
     print()
     efficiency = results["mlflow serve"]["load"]["cpu_ms"] / results["router"]["load"]["cpu_ms"]
     print(f"throughput router / mlflow serve   {speedup:5.2f}x   target >= {TARGET_SPEEDUP}x   "
           f"{'ok' if speedup >= TARGET_SPEEDUP else 'MISSED'}   "
           f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)}; server CPU per request: {efficiency:.2f}x less)")
+    print(f"worst round                        {min(ratios):5.2f}x")
+    print(f"router p99 at concurrency {args.concurrency:<2}      {p99:5.2f} ms target <= {TARGET_P99_MS} ms "
+          f"{'ok' if p99 <= TARGET_P99_MS else 'MISSED'}")
     print(f"router overhead (seq p50 - bare)   {overhead:5.2f} ms target <= {TARGET_OVERHEAD_MS} ms "
           f"{'ok' if overhead <= TARGET_OVERHEAD_MS else 'MISSED'}   (vs the fastest bare path: "
           f"{results['router']['seq']['p50'] - floor:.2f} ms; inside the worker: {inside_ms - floor:.2f} ms)")

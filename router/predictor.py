@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.special import softmax
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -83,13 +82,15 @@ def direct_scorer(pipeline: Any) -> Scorer | None:
     return lambda text: classify(vectorizer.transform([text]))
 
 
-def tfidf_row(vectorizer: TfidfVectorizer) -> Callable[[str], sparse.csr_matrix]:
+Features = tuple[np.ndarray, np.ndarray]  # one text's TF-IDF row as (sorted column indices, values)
+
+
+def tfidf_features(vectorizer: TfidfVectorizer) -> Callable[[str], Features]:
     """`vectorizer.transform([text])` for one text: analyzer -> counts -> sublinear tf -> idf -> l2 norm."""
-    analyze, vocabulary, width = vectorizer.build_analyzer(), vectorizer.vocabulary_, len(vectorizer.vocabulary_)
-    dtype = vectorizer.dtype
+    analyze, vocabulary, dtype = vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.dtype
     idf = vectorizer.idf_.astype(dtype) if vectorizer.use_idf else None
 
-    def row(text: str) -> sparse.csr_matrix:
+    def features(text: str) -> Features:
         counts: dict[int, int] = {}
         for token in analyze(text):
             column = vocabulary.get(token)
@@ -104,12 +105,18 @@ def tfidf_row(vectorizer: TfidfVectorizer) -> Callable[[str], sparse.csr_matrix]
             data *= idf[columns]
         if vectorizer.norm == "l2" and len(data):
             data /= np.sqrt(np.dot(data, data))
-        return sparse.csr_matrix((data, columns, np.array([0, len(columns)], dtype=np.int32)), shape=(1, width))
+        return columns, data
 
-    return row
+    return features
 
 
-def _multinomial(final: Any) -> Callable[[sparse.csr_matrix], np.ndarray] | None:
+def as_row(features: Features, width: int) -> sparse.csr_matrix:
+    """The (1, width) sparse row the fitted classifier expects."""
+    columns, data = features
+    return sparse.csr_matrix((data, columns, np.array([0, len(columns)], dtype=np.int32)), shape=(1, width))
+
+
+def _multinomial(final: Any) -> Callable[[Features], np.ndarray] | None:
     """Softmax of the linear scores for a multinomial LogisticRegression (what its predict_proba computes)."""
     multinomial = (type(final) is LogisticRegression and final.classes_.size > 2
                    and final.multi_class in ("auto", "multinomial")
@@ -118,9 +125,11 @@ def _multinomial(final: Any) -> Callable[[sparse.csr_matrix], np.ndarray] | None
         return None
     coef, intercept = np.ascontiguousarray(final.coef_.T), final.intercept_
 
-    def probabilities(row: sparse.csr_matrix) -> np.ndarray:
-        scores = row.data @ coef[row.indices] + intercept
-        return softmax(scores)
+    def probabilities(features: Features) -> np.ndarray:
+        columns, data = features
+        scores = data @ coef[columns] + intercept
+        exp = np.exp(scores - scores.max())
+        return exp / exp.sum()
 
     return probabilities
 
@@ -133,9 +142,12 @@ def tfidf_scorer(pipeline: Any) -> Scorer | None:
     vectorizer, middle, final = parts
     if type(vectorizer) is not TfidfVectorizer or vectorizer.binary or vectorizer.norm not in ("l2", None):
         return None
-    row = tfidf_row(vectorizer)
-    classify = (_multinomial(final) if not middle else None) or _classify(middle, final)
-    return lambda text: classify(row(text))
+    features, width = tfidf_features(vectorizer), len(vectorizer.vocabulary_)
+    direct = _multinomial(final) if not middle else None
+    if direct is not None:
+        return lambda text: direct(features(text))
+    classify = _classify(middle, final)
+    return lambda text: classify(as_row(features(text), width))
 
 
 def _agrees(candidate: Scorer, reference: Scorer, samples: Sequence[str], exact: bool) -> bool:

@@ -15,10 +15,11 @@ from router.predictor import (
     PIPELINE,
     ROUNDING,
     TFIDF,
+    as_row,
     compile_scorer,
     direct_scorer,
     pipeline_scorer,
-    tfidf_row,
+    tfidf_features,
     tfidf_scorer,
 )
 from tests.unit.router.router_testkit import fitted_pipeline, sample_tickets
@@ -37,9 +38,9 @@ def test_standard_pipeline_uses_the_tfidf_scorer_with_the_pipelines_probabilitie
 
 def test_tfidf_row_is_the_vectorizers_own_row():
     vectorizer = fitted_pipeline(seed=0).named_steps["features"].transformers_[0][1]
-    row = tfidf_row(vectorizer)
+    features = tfidf_features(vectorizer)
     for text in TEXTS:
-        mine, theirs = row(text), vectorizer.transform([text])
+        mine, theirs = as_row(features(text), len(vectorizer.vocabulary_)), vectorizer.transform([text])
         assert np.array_equal(mine.indices, np.sort(theirs.indices))
         assert np.allclose(mine.toarray(), theirs.toarray(), **ROUNDING)
 
