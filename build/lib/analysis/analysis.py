@@ -1,0 +1,209 @@
+"""`python analysis/analysis.py`: judge the A/B test from the router's logs and write the report.
+
+    python analysis/analysis.py [--logs DIR] [--out DIR] [--since TS] [--promote]
+
+Reads the request log and the feedback log under the log root (through `retrain.contracts.requestlog`,
+which opens only the days from --since on and counts and skips torn rows), prints a console summary
+and writes ab_report.png, ab_report.html and ab_summary.json.
+With --promote, a `promote challenger` verdict moves the registry aliases (challenger -> champion,
+old champion -> previous) and the report records why.
+
+Exit codes:
+  0  the report was written (whatever the verdict); with --promote, the promotion was done or not due
+  2  nothing to analyse (no request log, an empty one, nothing after --since), a bad argument or
+     setting, an unwritable --out, or --promote could not move the aliases (the report is still
+     written)
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+if not __package__:
+    # Run as `python analysis/analysis.py`: Python searches this folder first, where this very file
+    # would stand in for the `analysis` package. Load the package from its own location instead.
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("analysis", Path(__file__).with_name("__init__.py"),
+                                                   submodule_search_locations=[str(Path(__file__).parent)])
+    sys.modules["analysis"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["analysis"])
+
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from analysis import experiment, fmt, report
+from analysis.verdict import PROMOTE, Thresholds
+from retrain.adapters import registry
+from retrain.contracts.logstore import REQUESTS, partitions
+from retrain.contracts.requestlog import read_feedback, read_requests
+from retrain.contracts.settings import SettingsError, get_settings
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 2
+
+
+class UsageError(ValueError):
+    """A problem the user fixes (path, timestamp, registry); printed as one `error:` line."""
+
+
+def _fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (alpha, minimum gain)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = Thresholds()
+    parser = argparse.ArgumentParser(prog="analysis.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--logs", type=Path, help="log root with requests/ and feedback/ (default: settings.logs_dir)")
+    parser.add_argument("--feedback", type=Path, help="log root to read feedback/ from (default: --logs)")
+    parser.add_argument("--out", type=Path, help="report directory (default: settings.reports_dir)")
+    parser.add_argument("--since", help="only requests at or after this ISO timestamp (UTC if no zone)")
+    parser.add_argument("--promote", action="store_true", help="on a 'promote challenger' verdict, move the aliases")
+    parser.add_argument("--tracking-uri", help="MLflow server for --promote (default: MLFLOW_TRACKING_URI)")
+    parser.add_argument("--alpha", type=_fraction, default=defaults.alpha,
+                        help="significance level (default %(default)s)")
+    parser.add_argument("--min-labelled", type=_count, default=defaults.min_labelled,
+                        help="labelled requests per arm before any decision (default %(default)s)")
+    parser.add_argument("--min-gain", type=_fraction, default=defaults.min_gain,
+                        help="smallest accuracy gain worth promoting, as a fraction (default %(default)s)")
+    return parser.parse_args(argv)
+
+
+def parse_since(text: str | None) -> pd.Timestamp | None:
+    """An ISO timestamp or date; naive ones are UTC, as every timestamp in the logs is."""
+    if not text:
+        return None
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r} is not a timestamp (example: 2026-11-24T10:00:00Z)") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def load(logs: Path, feedback: Path, since: pd.Timestamp | None, thresholds: Thresholds) -> experiment.Analysis:
+    """Read both logs from `since` on and analyse them; a missing request log is a UsageError with advice.
+
+    Feedback is read from `since` on too: it is sent after the answer it is about.
+    """
+    days = partitions(logs, REQUESTS)
+    if not days:
+        raise UsageError(f"no request log at {logs} (expected {REQUESTS}/date=YYYY-MM-DD/*.csv below it): the "
+                         "router writes it once it has served requests; pass --logs DIR to read another one")
+    requests = read_requests(logs, since=since)
+    if since is not None and requests.rows.empty:
+        raise UsageError(f"no requests at or after --since {since.isoformat()} (the log covers the days "
+                         f"{days[0][0]} to {days[-1][0]})")
+    answers = read_feedback(feedback, since=since)
+    try:
+        result = experiment.analyse(requests.rows, answers.rows, malformed_requests=requests.malformed,
+                                    malformed_feedback=answers.malformed, since=since, thresholds=thresholds)
+    except experiment.AnalysisError as exc:
+        raise UsageError(f"{exc} [{', '.join(map(str, requests.files))}]") from None
+    result.summary["sources"] = {"request log": [str(f) for f in requests.files],
+                                 "feedback log": [str(f) for f in answers.files]}
+    return result
+
+
+def promote_if_due(summary: dict, tracking_uri: str, model_name: str) -> dict:
+    """Move the aliases when the verdict says so and the tested challenger is the registry's challenger."""
+    if summary["verdict"]["action"] != PROMOTE:
+        status = f"not promoted: the verdict is {summary['verdict']['text']}"
+        return {"requested": True, "done": False, "status": status, "moves": []}
+    tested = summary["arms"]["B"]["versions"]
+    try:
+        client = registry.connect(tracking_uri)
+        challenger = registry.version_for(client, model_name, registry.CHALLENGER)
+        if challenger is None:
+            raise registry.RegistryError(f"model {model_name!r} has no challenger alias any more (promoted already?)")
+        if tested != [str(challenger.version)]:
+            raise registry.RegistryError(
+                f"the log tested challenger version(s) {', '.join(tested) or 'none'} but the registry's challenger "
+                f"is v{challenger.version}; re-run the test against the current challenger")
+        moves = registry.promote(client, model_name, who=f"{getpass.getuser()} via analysis.py",
+                                 why=f"A/B test: {summary['verdict']['reason']}")
+    except (registry.RegistryError, MlflowException) as exc:
+        return {"requested": True, "done": False, "status": f"promotion failed: {exc}", "moves": []}
+    return {"requested": True, "done": True, "status": f"promoted v{challenger.version} to champion",
+            "moves": [str(m) for m in moves]}
+
+
+def console(summary: dict, paths: report.ReportPaths) -> str:
+    """The few lines a person reads in the terminal; the HTML has the rest."""
+    s = summary
+    c = s["comparison"]
+    lines = [f"A/B analysis, {s['mode']} mode, {s['data']['requests_analysed']:,} requests analysed "
+             f"({fmt.when(s['window']['analysed_from'])} to {fmt.when(s['window']['analysed_to'])} UTC)"]
+    for arm in experiment.ARMS:
+        a = s["arms"][arm]
+        lines.append(f"  {fmt.arm_label(s, arm):<24} requests {a['requests']:>6,}  share {fmt.pct(a['share']):>6}"
+                     f"  labelled {a['labelled']:>5,}  accuracy {fmt.pct(a['accuracy']):>6} "
+                     f"[{fmt.interval(a['accuracy_ci'])}]  macro-F1 {fmt.pct(a['macro_f1'])}  "
+                     f"p95 {fmt.ms(a['latency_ms']['p95'])}  fallbacks {a['fallbacks']}  errors {a['errors']}")
+    srm = s["srm"]
+    if srm["applicable"]:
+        lines.append(f"  SRM: B {fmt.pct(srm['observed_share_b'])} of customers vs "
+                     f"{fmt.pct(srm['expected_share_b'])} configured, {fmt.p_is(srm['p_value'])}"
+                     f"{'  FLAGGED' if srm['flagged'] else ''}")
+    ci = fmt.interval([c["ci_low"], c["ci_high"]], fmt.pts)
+    lines.append(f"  B - A: {fmt.pts(c['diff'])} (95% CI {ci}), {c['test']} {fmt.p_is(c['p_value'])}")
+    lines.append(f"  power: {c['power']['statement']}")
+    lines.extend(f"  note: {n}" for n in s["notes"])
+    lines.append(f"VERDICT: {s['verdict']['text']}: {s['verdict']['reason']}")
+    if s.get("promotion"):
+        lines.append(f"registry: {s['promotion']['status']}")
+        lines.extend(f"alias moved: {m}" for m in s["promotion"]["moves"])
+    lines += [f"figure: {paths.png}", f"report: {paths.html}", f"summary: {paths.json}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = get_settings()
+        thresholds = Thresholds(alpha=args.alpha, min_labelled=args.min_labelled, min_gain=args.min_gain)
+        logs = args.logs or settings.logs_dir
+        result = load(logs, args.feedback or logs, parse_since(args.since), thresholds)
+    except (UsageError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    result.summary["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    if args.promote:
+        result.summary["promotion"] = promote_if_due(result.summary, args.tracking_uri or settings.tracking_uri,
+                                                     settings.model_name)
+    out = args.out or settings.reports_dir
+    try:
+        paths = report.write_report(result, out)
+    except OSError as exc:
+        print(f"error: cannot write the report to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(console(result.summary, paths))
+    promotion = result.summary.get("promotion")
+    if promotion and promotion["status"].startswith("promotion failed"):
+        print(f"error: {promotion['status']}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,353 @@
+"""From the router's request log and the agents' feedback to every number of the A/B report.
+
+Pure: frames in (as `retrain.contracts.requestlog` reads them), one JSON-ready summary out, so the report,
+the console and the tests all see the same numbers. Definitions the report relies on:
+
+- Arm A is the champion, arm B the challenger, as the router's `variant` column says.
+- A request is *labelled* when feedback names its request_id, by the join rule the retraining
+  window uses too (`retrain.contracts.requestlog.latest_labels`): the last feedback per request
+  wins; feedback for a request_id the log does not have is counted and dropped.
+- Accuracy of an arm = share of its labelled requests whose answer equals the label. Arm B counts
+  only answers the challenger gave (a fallback row was answered by the champion). In shadow mode
+  both models answer every request, so B is the logged shadow prediction on the same tickets and
+  the comparison is paired (McNemar) instead of two independent samples (z-test).
+- The router assigns sticky by customer (ticket id for anonymous requests), so the sample-ratio
+  test counts assignment units (distinct customers per arm), not requests: one busy customer is
+  one draw of the coin, however many tickets they file.
+- A period is one experiment configuration: mode, split, champion version and challenger version.
+  The log records the challenger's version only on rows it answered, so a row's challenger is
+  the latest one seen answering before it (none before the first): traffic served before a
+  challenger existed, or after it was promoted, is not part of its test even when the configured
+  split never changed. The comparison uses the latest period with a challenger (a new "phase", as
+  GrowthBook calls it) and every period is reported on its own: pooling periods with different
+  splits or models mixes different weeks' traffic into the arms in different proportions, which
+  can manufacture or hide a difference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.compare import compare
+from analysis.fmt import num, split_share, when
+from analysis.verdict import DEFAULT_THRESHOLDS, Evidence, Thresholds, decide
+from retrain.contracts.names import ARM_ALIAS, ARMS, SHADOW, SPLIT
+from retrain.contracts.requestlog import latest_labels
+from retrain.ml import stats
+
+SHADOW_SHARE = 0.9  # how reliably a shadow row carries the challenger's answer, for the lead-in rule
+LEAD_IN_P = 0.001  # champion-only rows before a challenger's first answer: longer than chance -> not its test
+
+
+class AnalysisError(ValueError):
+    """There is nothing to analyse; the message says what is missing and what to do."""
+
+
+@dataclass
+class Analysis:
+    """The summary (everything the JSON holds) and the rows the figure draws from."""
+
+    summary: dict[str, Any]
+    window: pd.DataFrame  # every request in the window, with `label` (missing when unlabelled)
+    analysed: pd.DataFrame  # the requests of the current configuration period, with `label`
+
+
+def analyse(
+    requests: pd.DataFrame,
+    feedback: pd.DataFrame,
+    *,
+    malformed_requests: int = 0,
+    malformed_feedback: int = 0,
+    since: pd.Timestamp | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> Analysis:
+    """Join, split into arms, test, decide. Raises AnalysisError only when there are no requests."""
+    notes: list[str] = []
+    if malformed_requests or malformed_feedback:
+        notes.append(f"skipped malformed log lines: {malformed_requests} in the request log, "
+                     f"{malformed_feedback} in the feedback log (torn writes or hand edits)")
+    requests, window = _requests_in_window(requests, since)
+    labels, dropped = latest_labels(feedback, set(requests["request_id"]))
+    window = window.assign(label=window["request_id"].map(labels.set_index("request_id")["label"]))
+    notes.extend(_feedback_notes(dropped))
+    periods = _periods(window, thresholds)
+    current, analysed = _current_period(window, periods)
+    if len(periods) > 1:
+        notes.append(_periods_note(window, periods, current, len(analysed)))
+    mode = current["mode"]
+    arms = {arm: _arm(analysed, arm, mode) for arm in ARMS}
+    comparison = compare(analysed, mode, arms, thresholds)
+    notes.extend(_data_notes(analysed, arms, mode))
+    verdict = decide(Evidence(
+        n_a=comparison["n_a"], n_b=comparison["n_b"], diff=comparison["diff"], ci_low=comparison["ci_low"],
+        ci_high=comparison["ci_high"], p_value=comparison["p_value"],
+        needed_observed=comparison["power"]["needed_observed"],
+        needed_min_gain=comparison["power"]["needed_min_gain"],
+        srm_flagged=bool(current["srm"]["flagged"]), srm_p=current["srm"]["p_value"],
+    ), thresholds)
+    summary = {
+        "window": {"since": since.isoformat() if since is not None else None,
+                   "first": _iso(window["timestamp"].min()), "last": _iso(window["timestamp"].max()),
+                   "analysed_from": _iso(analysed["timestamp"].min()),
+                   "analysed_to": _iso(analysed["timestamp"].max())},
+        "data": _data_counts(requests, window, analysed, feedback, dropped, malformed_requests, malformed_feedback),
+        "mode": mode,
+        "config": {"current": {k: current[k] for k in ("mode", "split_b", "champion", "challenger")},
+                   "changed": len(periods) > 1,
+                   "periods": [{k: v for k, v in p.items() if k != "key"} for p in periods]},
+        "arms": arms,
+        "srm": current["srm"],
+        "comparison": comparison,
+        "verdict": {"action": verdict.action, "text": verdict.text, "reason": verdict.reason,
+                    "more_per_arm": verdict.more_per_arm},
+        "thresholds": thresholds.as_dict(),
+        "notes": notes,
+    }
+    return Analysis(summary=summary, window=window, analysed=analysed)
+
+
+def _requests_in_window(requests: pd.DataFrame, since: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every request (cleaned) and those at or after `since`; an AnalysisError when either is empty."""
+    if requests.empty:
+        raise AnalysisError("the request log has no rows yet: send traffic through the router first "
+                            "(python load_test/testing.py --url http://127.0.0.1:8000 --n 1000)")
+    requests = _clean_requests(requests)
+    window = requests if since is None else requests[requests["timestamp"] >= since]
+    if window.empty:
+        raise AnalysisError(f"no requests at or after --since {since.isoformat()} "
+                            f"(the log covers {_span(requests)})")
+    return requests, window
+
+
+def _feedback_notes(dropped: dict[str, int]) -> list[str]:
+    """What the join rule (`latest_labels`) set aside, in the words a reader of the report needs."""
+    notes = []
+    if dropped["unknown_request"]:
+        notes.append(f"dropped {dropped['unknown_request']} feedback rows whose request_id is not "
+                     "in the request log read (sent before --since, an expired log day, or a different router)")
+    if dropped["superseded"]:
+        notes.append(f"{dropped['superseded']} feedback rows were corrected by a later one for the "
+                     "same request; the last one counts")
+    return notes
+
+
+def _current_period(window: pd.DataFrame, periods: list[dict[str, Any]]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The latest period with a challenger (or the latest one, when none had) and its requests."""
+    tested = window[window["challenger"] != ""]
+    key = (tested if len(tested) else window)["period"].iloc[-1]
+    return next(p for p in periods if p["key"] == key), window[window["period"] == key]
+
+
+def _periods_note(window: pd.DataFrame, periods: list[dict[str, Any]], current: dict[str, Any], n: int) -> str:
+    """Why the comparison uses fewer requests than the window holds, and how to choose others."""
+    newest = "" if current["key"] == window["period"].iloc[-1] else (
+        "; the newest requests ran without a challenger (promoted or removed since?)")
+    return (f"the experiment configuration changed during the window ({len(periods)} periods, see the "
+            f"table); the comparison uses the {num(n)} requests of the latest period with a "
+            f"challenger ({_describe(current)}){newest}; pass --since to choose another window")
+
+
+def _data_counts(requests: pd.DataFrame, window: pd.DataFrame, analysed: pd.DataFrame, feedback: pd.DataFrame,
+                 dropped: dict[str, int], malformed_requests: int, malformed_feedback: int) -> dict[str, int]:
+    """Every row count from the log to the comparison, so a reader can follow where rows went."""
+    return {
+        "requests_in_log": int(len(requests)),
+        "requests_in_window": int(len(window)),
+        "requests_analysed": int(len(analysed)),
+        "malformed_request_rows": int(malformed_requests),
+        "feedback_rows": int(len(feedback)),
+        "malformed_feedback_rows": int(malformed_feedback),
+        "feedback_superseded": dropped["superseded"],
+        "feedback_unknown_request": dropped["unknown_request"],
+        "labelled_in_window": int(window["label"].notna().sum()),
+        "labelled_analysed": int(analysed["label"].notna().sum()),
+    }
+
+
+def _clean_requests(requests: pd.DataFrame) -> pd.DataFrame:
+    """Sorted by time, one row per request id (a client retry after a lost answer can log a request
+    twice: the first row counts), with each row's assignment unit, models in service and period spelled out."""
+    out = requests.sort_values("timestamp", kind="stable")
+    out = out[~(out["request_id"].duplicated(keep="first") & out["request_id"].ne(""))].reset_index(drop=True)
+    out["mode"] = out["mode"].where(out["mode"].isin([SPLIT, SHADOW]), SPLIT)
+    customer = out["customer_id"].where(out["customer_id"] != "", out["ticket_id"])
+    out["unit"] = customer.where(customer != "", out["request_id"])
+    out["split_b"] = out["split_b"].round(6)
+    by_challenger = (out["variant"] == "B") & (out["fallback"] == "") & (out["topic"] != "")
+    seen = out["model_version"].where(by_challenger, out["shadow_version"])
+    out["champion"] = _latest(out["model_version"].where(~by_challenger, "")).replace("", np.nan).bfill().fillna("")
+    challenger = _with_lead_in(_latest(seen), by_challenger, out["split_b"].where(out["mode"] == SPLIT, SHADOW_SHARE))
+    out["challenger"] = challenger.where(challenger != out["champion"], "")  # promoted: no challenger any more
+    split = out["split_b"].where(out["mode"] == SPLIT)
+    out["period"] = (out["mode"] + ":" + split.map(lambda s: "" if pd.isna(s) else f"{s:g}") + ":A" + out["champion"]
+                     + ":B" + out["challenger"])
+    return out
+
+
+def _with_lead_in(challenger: pd.Series, answered: pd.Series, share_b: pd.Series) -> pd.Series:
+    """Give a new challenger the champion-only rows just before its first answer, when that run is
+    short enough to be chance (below LEAD_IN_P) at the share B was getting; a longer run was served
+    before the challenger existed and is not part of its test."""
+    out = challenger.to_numpy(dtype=object).copy()
+    firsts = np.flatnonzero((challenger != challenger.shift()).to_numpy() & (challenger != "").to_numpy())
+    for i in firsts:
+        p = float(share_b.iloc[i]) if pd.notna(share_b.iloc[i]) else 0.0
+        longest = int(math.log(LEAD_IN_P) / math.log(1 - p)) if 0 < p < 1 else 0
+        j = i
+        while j > 0 and i - j <= longest and not answered.iloc[j - 1]:
+            j -= 1
+        if 0 < i - j <= longest:
+            out[j:i] = out[i]
+    return pd.Series(out, index=challenger.index)
+
+
+def _latest(versions: pd.Series) -> pd.Series:
+    """The last non-empty version seen at or before each row ("" before the first)."""
+    return versions.replace("", np.nan).ffill().fillna("")
+
+
+def _periods(window: pd.DataFrame, th: Thresholds) -> list[dict[str, Any]]:
+    """One entry per configuration (mode, split, models) in order of first use, with its own SRM test.
+
+    Grouping by value, not by consecutive runs, because gunicorn workers pick up a new split a few
+    seconds apart, which interleaves rows of both configurations around every change.
+    """
+    periods = []
+    for key in pd.unique(window["period"]):
+        rows = window[window["period"] == key]
+        mode = rows["mode"].iloc[0]
+        split_b = None if mode == SHADOW or pd.isna(rows["split_b"].iloc[0]) else float(rows["split_b"].iloc[0])
+        srm = _srm(rows, split_b, th) if mode == SPLIT else _no_srm("shadow mode: every request is scored by both")
+        answers = {arm: _answers(rows, arm, mode) for arm in ARMS}
+        by_arm = {arm: (a["answer"] == a["label"])[a["label"].notna()] for arm, a in answers.items()}
+        periods.append({
+            "key": key, "mode": mode, "split_b": split_b,
+            "champion": rows["champion"].iloc[0], "challenger": rows["challenger"].iloc[0],
+            "start": _iso(rows["timestamp"].min()), "end": _iso(rows["timestamp"].max()),
+            "requests": int(len(rows)),
+            "requests_b": int((rows["variant"] == "B").sum()),
+            "srm": srm,
+            "labelled": {arm: int(len(by_arm[arm])) for arm in ARMS},
+            "accuracy": {arm: _mean(by_arm[arm]) for arm in ARMS},
+        })
+    return periods
+
+
+def _srm(rows: pd.DataFrame, split_b: float | None, th: Thresholds) -> dict[str, Any]:
+    """Distinct assignment units per arm against the configured split."""
+    if split_b is None:
+        return _no_srm("the log does not record the configured split")
+    if not 0 < split_b < 1:
+        return _no_srm(f"a split of {split_share(split_b)} to B sends everything to one arm")
+    units = rows[rows["variant"].isin(ARMS)].drop_duplicates(["unit", "variant"])
+    observed = [int((units["variant"] == arm).sum()) for arm in ARMS]
+    if 0 in observed:
+        return _no_srm("only one arm has traffic, so the split cannot be tested (no challenger loaded?)")
+    result = stats.srm_test(observed, [1 - split_b, split_b], alpha=th.srm_alpha)
+    return {"applicable": True, "unit": "customer", "observed": dict(zip(ARMS, observed, strict=True)),
+            "expected_share_b": split_b, "observed_share_b": _ratio(observed[1], sum(observed)),
+            "chi2": result.chi2, "p_value": result.p_value, "flagged": result.flagged, "why": ""}
+
+
+def _no_srm(why: str) -> dict[str, Any]:
+    return {"applicable": False, "unit": "customer", "observed": {}, "expected_share_b": None,
+            "observed_share_b": None, "chi2": math.nan, "p_value": math.nan, "flagged": False, "why": why}
+
+
+def _answers(rows: pd.DataFrame, arm: str, mode: str) -> pd.DataFrame:
+    """The rows arm `arm`'s model answered, with its `answer` (topic) and model `version` spelled out."""
+    if mode == SHADOW:
+        if arm == "A":
+            picked = rows[rows["topic"] != ""]
+            return picked.assign(answer=picked["topic"], version=picked["model_version"])
+        picked = rows[rows["shadow_topic"] != ""]
+        return picked.assign(answer=picked["shadow_topic"], version=picked["shadow_version"])
+    picked = rows[(rows["variant"] == arm) & (rows["topic"] != "") & (rows["fallback"] == "")]
+    return picked.assign(answer=picked["topic"], version=picked["model_version"])
+
+
+def _arm(rows: pd.DataFrame, arm: str, mode: str) -> dict[str, Any]:
+    """Traffic, quality and latency of one arm."""
+    assigned = rows if mode == SHADOW else rows[rows["variant"] == arm]
+    answers = _answers(rows, arm, mode)
+    labelled = answers[answers["label"].notna()]
+    correct = int((labelled["answer"] == labelled["label"]).sum())
+    n = int(len(labelled))
+    latency = assigned["latency_ms"].dropna() if not (mode == SHADOW and arm == "B") else pd.Series(dtype=float)
+    per_topic = {}
+    for topic, group in labelled.groupby("label"):
+        per_topic[str(topic)] = {"n": int(len(group)), "accuracy": _mean(group["answer"] == group["label"])}
+    return {
+        "alias": ARM_ALIAS[arm],
+        "versions": sorted(v for v in answers["version"].unique() if v),
+        "requests": int(len(assigned)),
+        "share": _ratio(len(assigned), len(rows)) if mode == SPLIT else None,
+        "answered": int(len(answers)),
+        "fallbacks": 0 if mode == SHADOW and arm == "A" else int((assigned["fallback"] != "").sum()),
+        "errors": int((assigned["topic"] == "").sum()),
+        "labelled": n,
+        "correct": correct,
+        "accuracy": _ratio(correct, n),
+        "accuracy_ci": list(stats.wilson_interval(correct, n)),
+        "macro_f1": stats.macro_f1(labelled["label"].tolist(), labelled["answer"].tolist()),
+        "macro_f1_ci": list(stats.macro_f1_interval(labelled["label"].tolist(), labelled["answer"].tolist())),
+        "latency_ms": {f"p{q}": _quantile(latency, q / 100) for q in (50, 95, 99)},
+        "topic_mix": {str(k): float(v) for k, v in answers["answer"].value_counts(normalize=True).sort_index().items()},
+        "per_topic_accuracy": per_topic,
+    }
+
+
+def _data_notes(rows: pd.DataFrame, arms: dict[str, Any], mode: str) -> list[str]:
+    """Plain-language warnings about what the data cannot support."""
+    notes = []
+    if rows["label"].notna().sum() == 0:
+        notes.append("no feedback yet: accuracies and the comparison need agents' labels "
+                     "(POST /feedback, or load_test/testing.py --feedback-rate 0.3)")
+    if arms["B"]["answered"] == 0 and len(rows):
+        hint = ("no shadow predictions were logged: is a challenger registered?" if mode == SHADOW
+                else "check that a challenger is registered and the split is above 0 (GET /config)")
+        notes.append(f"only one arm has answers: arm B (challenger) answered no requests; {hint}")
+    elif arms["A"]["answered"] == 0 and len(rows):
+        notes.append("only one arm has answers: arm A (champion) answered no requests; with a split of 1.0, or "
+                     "very few requests, there is nothing to compare yet")
+    fallbacks = arms["B"]["fallbacks"]
+    if fallbacks and mode == SHADOW:
+        notes.append(f"the challenger failed on {fallbacks} shadow requests; they are missing from the paired "
+                     "comparison (see the router log for 'challenger_failed')")
+    elif fallbacks:
+        notes.append(f"arm B: {fallbacks} requests fell back to the champion (the challenger failed); they count "
+                     "as traffic of arm B but not as the challenger's answers")
+    return notes
+
+
+def _mean(values: pd.Series) -> float:
+    return float(values.mean()) if len(values) else math.nan
+
+
+def _ratio(k: int, n: int) -> float:
+    return k / n if n else math.nan
+
+
+def _quantile(values: pd.Series, q: float) -> float:
+    return float(np.quantile(values, q)) if len(values) else math.nan
+
+
+def _iso(ts: pd.Timestamp) -> str | None:
+    return None if pd.isna(ts) else ts.isoformat()
+
+
+def _span(rows: pd.DataFrame) -> str:
+    return f"{_iso(rows['timestamp'].min())} to {_iso(rows['timestamp'].max())}"
+
+
+def _describe(period: dict[str, Any]) -> str:
+    models = f"champion v{period['champion'] or '?'} vs challenger v{period['challenger'] or '?'}"
+    since = f"from {when(period['start'])} UTC"
+    if period["mode"] == SHADOW:
+        return f"{models} in shadow mode, {since}"
+    return f"{models}, split {split_share(period['split_b'])} to B, {since}"

@@ -1,0 +1,272 @@
+"""MLflow registry helpers: versions, tags and the three aliases `champion`, `challenger`, `previous`.
+
+Aliases and the A/B config tag are what the router reads. Every alias move goes through
+`move_alias`, which records who moved it, when and why in a tag on the version, and logs the move.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import cloudpickle
+import mlflow
+import mlflow.artifacts
+import mlflow.sklearn
+import numpy
+import pandas
+import scipy
+import sklearn
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from sklearn.pipeline import Pipeline
+
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.names import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
+from retrain.contracts.settings import Settings
+
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+MODEL_ARTIFACT = "model"
+# A registered-model tag holding the routers' A/B config as JSON (see router/config.py): one tag,
+# so one write replaces the whole config, and it sits next to the aliases every router polls.
+AB_CONFIG_TAG = "ab_config"
+
+log = get_logger("registry")
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot do what was asked; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    alias: str
+    version: str | None  # None: the alias was removed
+    previous_version: str | None
+    who: str
+    why: str
+    when: str
+
+    def __str__(self) -> str:
+        target = f"v{self.version}" if self.version else "(removed)"
+        before = f"v{self.previous_version}" if self.previous_version else "none"
+        return f"{self.alias}: {before} -> {target} by {self.who} ({self.why})"
+
+
+def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds with advice, instead of MLflow's minutes of retries, if the server is down."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    url = tracking_uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            if resp.status == 200:
+                return
+    except OSError as exc:
+        raise RegistryError(
+            f"MLflow tracking server at {tracking_uri} is not reachable ({exc}); start it with "
+            "`make mlflow` or point MLFLOW_TRACKING_URI / --tracking-uri at a running one"
+        ) from None
+    raise RegistryError(f"MLflow tracking server at {tracking_uri} is not healthy")
+
+
+def connect(tracking_uri: str) -> MlflowClient:
+    """Point this process at `tracking_uri` and return a client."""
+    check_reachable(tracking_uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def is_local_store(tracking_uri: str) -> bool:
+    """A database or file store on this machine, as opposed to a tracking server."""
+    return urlparse(tracking_uri).scheme in ("", "file", "sqlite")
+
+
+def use_experiment(tracking_uri: str, name: str, artifact_root: Path | None = None) -> str:
+    """Make `name` the active experiment (set explicitly: MLflow caches the last experiment id per
+    process, even across tracking URIs) and return its id.
+
+    With a local store MLflow's default artifact root is `./mlruns` in the working directory; a new
+    experiment there keeps its artifacts under `artifact_root` instead, so nothing is written
+    outside TICKET_AB_HOME. A tracking server keeps artifacts where it was told to.
+    """
+    if artifact_root is not None and is_local_store(tracking_uri) and mlflow.get_experiment_by_name(name) is None:
+        try:
+            mlflow.create_experiment(name, artifact_location=(Path(artifact_root) / name).resolve().as_uri())
+        except MlflowException:  # another process created it first
+            pass
+    return mlflow.set_experiment(name).experiment_id
+
+
+def use_settings_experiment(settings: Settings) -> str:
+    """The settings' experiment; a local store keeps its artifacts where `make mlflow` keeps them."""
+    return use_experiment(settings.tracking_uri, settings.experiment, settings.mlflow_dir / "artifacts")
+
+
+def version_for(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The ModelVersion behind `alias`, or None when the alias (or the model) does not exist."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def find_version(client: MlflowClient, name: str, tag: str, value: str) -> ModelVersion | None:
+    """The newest version carrying tag=value (idempotency: a DAG run registers once)."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and tags.`{tag}` = '{value}'")
+    except MlflowException:
+        return None
+    return max(versions, key=lambda v: int(v.version), default=None)
+
+
+def move_alias(client: MlflowClient, name: str, alias: str, version: str | None, *, why: str,
+               who: str | None = None) -> AliasMove:
+    """Point `alias` at `version` (None removes it) and record the move on the version's tags."""
+    if alias not in ALIASES:
+        raise RegistryError(f"unknown alias {alias!r}; known: {', '.join(ALIASES)}")
+    before = version_for(client, name, alias)
+    move = AliasMove(
+        alias=alias,
+        version=str(version) if version is not None else None,
+        previous_version=before.version if before else None,
+        who=who or getpass.getuser(),
+        why=why,
+        when=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    if version is None:
+        if before is not None:
+            client.delete_registered_model_alias(name, alias)
+    else:
+        client.set_registered_model_alias(name, alias, str(version))
+    record = json.dumps({"alias": alias, "to": move.version, "from": move.previous_version,
+                         "who": move.who, "why": why, "when": move.when})
+    for touched in {move.version, move.previous_version} - {None}:
+        client.set_model_version_tag(name, touched, f"alias_event.{time.time_ns()}", record)
+    log.info(kv("alias_move", model=name, alias=alias, to=move.version, frm=move.previous_version,
+                who=move.who, why=why))
+    return move
+
+
+def ab_config(client: MlflowClient, name: str) -> str | None:
+    """The A/B config tag's JSON as the routers read it (None: never set, or no such model)."""
+    try:
+        return client.get_registered_model(name).tags.get(AB_CONFIG_TAG)
+    except MlflowException:
+        return None
+
+
+def set_ab_config(client: MlflowClient, name: str, value: str) -> None:
+    """Replace the A/B config tag; every router follows within its reload interval."""
+    client.set_registered_model_tag(name, AB_CONFIG_TAG, value)
+
+
+def promote(client: MlflowClient, name: str, *, why: str, who: str | None = None) -> list[AliasMove]:
+    """challenger -> champion; the old champion keeps alias `previous` for a one-step rollback."""
+    challenger = version_for(client, name, CHALLENGER)
+    if challenger is None:
+        raise RegistryError(f"model {name!r} has no '{CHALLENGER}' to promote (see `ticket-ab status`)")
+    champion = version_for(client, name, CHAMPION)
+    moves = []
+    if champion is not None:
+        moves.append(move_alias(client, name, PREVIOUS, champion.version,
+                                why=f"replaced by v{challenger.version}: {why}", who=who))
+    moves.append(move_alias(client, name, CHAMPION, challenger.version, why=why, who=who))
+    moves.append(move_alias(client, name, CHALLENGER, None, why=f"promoted to {CHAMPION}", who=who))
+    client.set_model_version_tag(name, challenger.version, "validation_status", "promoted")
+    return moves
+
+
+def rollback(client: MlflowClient, name: str, *, why: str, who: str | None = None) -> list[AliasMove]:
+    """previous -> champion; the rolled-back version keeps its tags but no alias."""
+    previous = version_for(client, name, PREVIOUS)
+    if previous is None:
+        raise RegistryError(f"model {name!r} has no '{PREVIOUS}' version to roll back to")
+    champion = version_for(client, name, CHAMPION)
+    moves = [move_alias(client, name, CHAMPION, previous.version, why=why, who=who),
+             move_alias(client, name, PREVIOUS, None, why=f"restored as {CHAMPION}", who=who)]
+    if champion is not None:
+        client.set_model_version_tag(name, champion.version, "validation_status", "rolled_back")
+    return moves
+
+
+def status(client: MlflowClient, name: str) -> dict[str, Any]:
+    """Aliases with their versions, metrics tags and creation times: what `retrain status` prints."""
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        return {"model": name, "registered": False, "aliases": {}, "versions": 0}
+    versions = client.search_model_versions(f"name = '{name}'")
+    aliases = {}
+    for alias in ALIASES:
+        v = version_for(client, name, alias)
+        if v is not None:
+            aliases[alias] = {"version": v.version, "run_id": v.run_id, "tags": dict(v.tags),
+                              "created": datetime.fromtimestamp(v.creation_timestamp / 1000, UTC)
+                              .isoformat(timespec="seconds")}
+    return {"model": model.name, "registered": True, "aliases": aliases, "versions": len(versions)}
+
+
+def register_pipeline(pipeline: Pipeline, name: str, example: pandas.DataFrame, tags: dict[str, str]) -> str:
+    """Log a fitted text Pipeline to the active run and register it; returns the new version.
+
+    cloudpickle with explicit requirements: the skops default took 70 s and refuses csr_matrix,
+    and requirement inference costs ~11 s and pins packages the model never imports.
+    """
+    signature = infer_signature(example, pipeline.predict(example))
+    requirements = [f"scikit-learn=={sklearn.__version__}", f"pandas=={pandas.__version__}",
+                    f"numpy=={numpy.__version__}", f"scipy=={scipy.__version__}",
+                    f"cloudpickle=={cloudpickle.__version__}"]
+    info = mlflow.sklearn.log_model(pipeline, name=MODEL_ARTIFACT, serialization_format="cloudpickle",
+                                    pip_requirements=requirements, signature=signature, input_example=example,
+                                    registered_model_name=name)
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    return version
+
+
+def publish(tracking_uri: str, name: str, pipeline: Pipeline, example: pandas.DataFrame, *,
+            alias: str | None = None, why: str = "", tags: dict[str, str] | None = None,
+            experiment: str = "ticket-ab", artifact_root: Path | None = None) -> str:
+    """Log, register and optionally alias an already fitted pipeline in a run of its own.
+
+    For models trained outside `train_and_register` (tests, benchmarks, imports).
+    """
+    client = connect(tracking_uri)
+    use_experiment(tracking_uri, experiment, artifact_root)
+    with mlflow.start_run(run_name=f"publish-{name}"):
+        version = register_pipeline(pipeline, name, example, tags or {})
+    if alias:
+        move_alias(client, name, alias, version, why=why or "published")
+    return version
+
+
+def model_uri(name: str, alias: str) -> str:
+    return f"models:/{name}@{alias}"
+
+
+def load_pipeline(name: str, alias: str) -> Pipeline:
+    """The served sklearn Pipeline behind an alias (needs `connect` first)."""
+    return mlflow.sklearn.load_model(model_uri(name, alias))
+
+
+def load_reference(version: ModelVersion, dst: Path | None = None) -> pandas.DataFrame:
+    """The training reference (text, topic, predicted) stored with a version's run."""
+    path = mlflow.artifacts.download_artifacts(
+        run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=str(dst) if dst else None
+    )
+    return pandas.read_parquet(path)

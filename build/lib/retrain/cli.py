@@ -1,0 +1,275 @@
+"""`ticket-ab ...` (or `python -m retrain ...`): the operator's commands over the same functions the DAG calls.
+
+Every command prints progress and a short summary; every expected failure (bad file, MLflow down,
+nothing to promote) is one `error:` line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from retrain.contracts.settings import Settings, SettingsError, get_settings
+
+EXIT_USER_ERROR = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {"tracking_uri": args.tracking_uri} if getattr(args, "tracking_uri", None) else {}
+    return get_settings(**overrides)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from retrain.contracts.schema import save_tickets
+    from retrain.simulate.generator import generate
+
+    df = generate(args.scenario, args.n, args.seed, ru_share=args.ru_share, label_noise=args.label_noise)
+    out = save_tickets(df, args.out)
+    mix = ", ".join(f"{t} {s:.0%}" for t, s in df["topic"].value_counts(normalize=True).items())
+    print(f"wrote {len(df)} '{args.scenario}' tickets (seed {args.seed}) to {out}")
+    print(f"topics: {mix}; russian share {df['language'].eq('ru').mean():.0%}")
+    return 0
+
+
+def _training_data(args: argparse.Namespace, settings: Settings, scenario: str = "baseline"):
+    from retrain.contracts.schema import load_tickets, save_tickets
+
+    if args.data:
+        return load_tickets(args.data, require_topic=True), str(args.data)
+    from retrain.simulate.generator import generate
+
+    path = settings.data_dir / f"{scenario}_seed{args.seed}_n{args.n}.csv"
+    df = generate(scenario, args.n, args.seed)
+    save_tickets(df, path)
+    print(f"no --data given: generated {len(df)} '{scenario}' tickets at {path}")
+    return df, f"generated:{scenario}:seed={args.seed}:n={args.n}"
+
+
+def _print_outcome(outcome) -> None:
+    print(f"registered {outcome.summary()}")
+    for move in outcome.moves:
+        print(f"alias moved: {move}")
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from retrain.adapters import registry
+    from retrain.ml.train import train_and_register
+
+    settings = _settings(args)
+    client = registry.connect(settings.tracking_uri)
+    current = registry.version_for(client, settings.model_name, registry.CHAMPION)
+    if current is not None and not args.force:
+        print(f"champion already exists: {settings.model_name} v{current.version} (use --force to retrain)")
+        return 0
+    df, source = _training_data(args, settings)
+    outcome = train_and_register(df, settings, alias=registry.CHAMPION, source=source)
+    _print_outcome(outcome)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from retrain.contracts.schema import load_tickets
+    from retrain.ml.train import train_and_register
+
+    settings = _settings(args)
+    df = load_tickets(args.data, require_topic=True)
+    outcome = train_and_register(df, settings, alias=args.alias, source=str(args.data))
+    _print_outcome(outcome)
+    return 0 if outcome.passed else 1
+
+
+def _moves(args: argparse.Namespace, action) -> int:
+    from retrain.adapters import registry
+
+    settings = _settings(args)
+    client = registry.connect(settings.tracking_uri)
+    for move in action(client, settings.model_name, why=args.reason):
+        print(f"alias moved: {move}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from retrain.adapters import registry
+
+    return _moves(args, registry.promote)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from retrain.adapters import registry
+
+    return _moves(args, registry.rollback)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from retrain.adapters import registry
+
+    settings = _settings(args)
+    client = registry.connect(settings.tracking_uri)
+    state = registry.status(client, settings.model_name)
+    if args.json:
+        print(json.dumps(state, indent=2, default=str))
+        return 0
+    if not state["registered"]:
+        print(f"model {settings.model_name!r} is not registered yet at {settings.tracking_uri} "
+              "(run `ticket-ab bootstrap`)")
+        return 0
+    print(f"model {state['model']} at {settings.tracking_uri}: {state['versions']} versions")
+    for alias, info in state["aliases"].items():
+        tags = info["tags"]
+        print(f"  {alias:<10} v{info['version']:<4} {tags.get('automl_winner', '?'):<6} "
+              f"macro-F1 {tags.get('holdout_macro_f1', '?')} status {tags.get('validation_status', '?')} "
+              f"created {info['created']} source {tags.get('source', '?')}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from retrain.adapters import registry
+    from retrain.contracts.schema import load_tickets
+    from retrain.ml.evaluate import score
+
+    settings = _settings(args)
+    df = load_tickets(args.data, require_topic=True)
+    client = registry.connect(settings.tracking_uri)
+    results = {}
+    for alias in (registry.CHAMPION, registry.CHALLENGER):
+        version = registry.version_for(client, settings.model_name, alias)
+        if version is None:
+            print(f"{alias}: none")
+            continue
+        results[alias] = score(registry.load_pipeline(settings.model_name, alias), df)
+        r = results[alias]
+        print(f"{alias} v{version.version}: accuracy {r['accuracy']:.4f} "
+              f"macro-F1 {r['macro_f1']:.4f} on {r['n']} tickets")
+    if not results:
+        raise SystemExit(f"error: model {settings.model_name!r} has no champion or challenger to evaluate")
+    topics = sorted({t for r in results.values() for t in r["per_topic_accuracy"]})
+    print(f"{'topic':<16}" + "".join(f"{alias:>12}" for alias in results))
+    for topic in topics:
+        print(f"{topic:<16}" + "".join(f"{r['per_topic_accuracy'].get(topic, float('nan')):>12.3f}"
+                                       for r in results.values()))
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    from retrain.local import dagrun
+
+    return dagrun.run_dag(args.logical_date, settings=_settings(args))
+
+
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from retrain.local import dagrun
+
+    return dagrun.standalone(_settings(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from retrain.local import demo
+
+    return demo.main()
+
+
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    from retrain.local import demo
+
+    demo.background_mlflow(get_settings())
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from retrain.local import demo
+
+    stopped = demo.stop_recorded(get_settings())
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing recorded as running")
+    return 0
+
+
+def settings_table() -> str:
+    """The README's configuration table, made from the settings' own field descriptions."""
+    import pandas as pd
+
+    from retrain.contracts.settings import describe
+
+    return pd.DataFrame(describe()).to_markdown(index=False, tablefmt="github")
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(settings_table())
+        return 0
+    from retrain.contracts.settings import to_env
+
+    for name, value in to_env(_settings(args)).items():
+        print(f"{name}={value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from retrain.simulate.generator import SCENARIOS
+
+    parser = argparse.ArgumentParser(prog="ticket-ab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help_text: str, registry_cmd: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        if registry_cmd:
+            p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI)")
+        return p
+
+    p = add("generate", cmd_generate, "write synthetic tickets of a scenario to a CSV/Parquet file", False)
+    p.add_argument("--scenario", default="baseline", choices=sorted(SCENARIOS))
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ru-share", type=float, default=None, help="share of Russian tickets (scenario default)")
+    p.add_argument("--label-noise", type=float, default=0.0, help="share of agent labels flipped")
+    p.add_argument("--out", type=Path, required=True)
+
+    p = add("bootstrap", cmd_bootstrap, "train the first champion (on generated baseline tickets by default)")
+    p.add_argument("--data", type=Path, help="labelled tickets; default: generate baseline tickets")
+    p.add_argument("--n", type=int, default=4000, help="tickets to generate when no --data")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--force", action="store_true", help="train a new champion even if one exists")
+
+    p = add("train", cmd_train, "train on a labelled file, gate against the champion, set an alias")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--alias", default="challenger", choices=["challenger", "champion"])
+
+    for name, func, text in (("promote", cmd_promote, "challenger -> champion (old champion -> previous)"),
+                             ("rollback", cmd_rollback, "previous -> champion")):
+        p = add(name, func, text)
+        p.add_argument("--reason", default="manual", help="why: recorded on the version")
+
+    p = add("status", cmd_status, "show the aliases and their versions")
+    p.add_argument("--json", action="store_true")
+
+    p = add("pipeline", cmd_pipeline, "run the drift/retrain DAG once (airflow dags test, sqlite)")
+    p.add_argument("logical_date", nargs="?", help="ISO date of the run (default: now)")
+    add("airflow", cmd_airflow, "Airflow UI + scheduler (airflow standalone) on 127.0.0.1:TICKET_AB_AIRFLOW_PORT")
+    add("demo", cmd_demo, "run the whole loop locally (what `make demo` runs)", False)
+    add("mlflow", cmd_mlflow, "start the local MLflow server in the background (sqlite under TICKET_AB_HOME)", False)
+    add("stop", cmd_stop, "stop the services started by `demo` or `mlflow` (recorded PIDs only)", False)
+
+    p = add("settings", cmd_settings, "print the settings in force (tokens hidden); --markdown: the README table",
+            False)
+    p.add_argument("--markdown", action="store_true", help="every setting with its default and meaning")
+
+    p = add("evaluate", cmd_evaluate, "accuracy and macro-F1 of champion and challenger on a labelled file")
+    p.add_argument("--data", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from retrain.adapters.registry import RegistryError
+    from retrain.contracts.schema import TicketDataError
+    from retrain.local.demo import DemoError
+    from retrain.local.launch import ServiceError
+    from retrain.ml.automl import AutoMLError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (TicketDataError, RegistryError, AutoMLError, SettingsError, ServiceError, DemoError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR

@@ -1,0 +1,24 @@
+"""Names every component must spell the same way: registry aliases, A/B arms and modes, the DAG id.
+
+A log row written by the router is read by the DAG and by analysis.py, and an alias moved by the
+DAG is served by the router; defining these once keeps the writers and the readers in step.
+"""
+
+from __future__ import annotations
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS = "previous"  # the champion before the last promotion: what rollback restores
+ALIASES = (CHAMPION, CHALLENGER, PREVIOUS)
+SERVED_ALIASES = (CHAMPION, CHALLENGER)
+
+A, B = "A", "B"  # the arms: A is served by the champion, B by the challenger
+ARMS = (A, B)
+ARM_ALIAS = {A: CHAMPION, B: CHALLENGER}
+
+SPLIT = "split"  # each customer gets one arm's answer
+SHADOW = "shadow"  # everyone gets the champion's answer; the challenger is scored on the side
+MODES = (SPLIT, SHADOW)
+
+DAG_ID = "ticket_drift_retrain"
+RELABEL_TASK, SKIP_TASK = "relabel", "skip"  # the two branches after the drift decision

@@ -1,0 +1,205 @@
+"""The router's CSV logs as data: column contracts and the one reader, which survives bad rows.
+
+The router appends (`retrain.contracts.logwriter`, one file per writer under a folder per UTC day,
+see `retrain.contracts.logstore`); the DAG, analysis.py and the tests read through `read_requests`
+and `read_feedback`. A read opens only the day folders a time range overlaps, so it costs the
+window, not the history. Every row carries a checksum, so a torn or hand-edited line costs exactly
+that row: the reader counts and skips it instead of failing the file or misreading the row.
+Feedback joins requests by one rule, `latest_labels`, so the retraining window and the A/B report
+count the same labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from retrain.contracts.logstore import FEEDBACK, REQUESTS, shard_files
+from retrain.contracts.logwriter import CRC, verify
+
+REQUEST_COLUMNS = (
+    "timestamp",  # UTC ISO 8601
+    "request_id",
+    "ticket_id",
+    "customer_id",
+    "variant",  # A (champion) | B (challenger)
+    "model_alias",
+    "model_version",
+    "split_b",  # configured share of B when the request was served
+    "mode",  # split | shadow
+    "experiment_id",  # the shared experiment config in effect (changes with split, mode or a model)
+    "topic",  # the answer served
+    "confidence",
+    "latency_ms",
+    "fallback",  # why the challenger's answer was not served (empty when it was, or not asked)
+    "shadow_version",  # shadow mode: the other model's version, topic and confidence
+    "shadow_topic",
+    "shadow_confidence",
+    "text",  # PII-masked ticket text, whitespace folded to one line
+)
+FEEDBACK_COLUMNS = ("timestamp", "request_id", "label", "source")
+NUMERIC = ("split_b", "confidence", "latency_ms", "shadow_confidence")
+Moment = pd.Timestamp | datetime | str | None
+_STAMP = len("2026-11-24T10:00:00.123+00:00")
+
+
+@dataclass
+class LogRead:
+    rows: pd.DataFrame
+    malformed: int  # lines that were not a complete row of the expected shape
+    files: list[Path]
+
+
+def read_requests(root: str | Path, since: Moment = None, until: Moment = None) -> LogRead:
+    """Request rows stamped in [since, until] (None: open) from the log root `root`, oldest first."""
+    return read_log(root, REQUESTS, REQUEST_COLUMNS, since, until)
+
+
+def read_feedback(root: str | Path, since: Moment = None, until: Moment = None) -> LogRead:
+    """Feedback rows stamped in [since, until] from the log root `root`, oldest first."""
+    return read_log(root, FEEDBACK, FEEDBACK_COLUMNS, since, until)
+
+
+def read_log(root: str | Path, kind: str, columns: tuple[str, ...], since: Moment = None,
+             until: Moment = None) -> LogRead:
+    """Read every whole row of the day folders overlapping [since, until]; count the rest.
+
+    A missing root is an empty log, not an error. Each file's own header names its columns, so a
+    column added later reads as empty in older files. Rows are returned in timestamp order (stable:
+    one writer's rows keep their order), because several writers' files interleave in time.
+    """
+    since, until = _utc(since), _utc(until)
+    files = shard_files(Path(root), kind, _day(since), _day(until))
+    groups: dict[tuple[str, ...], list[bytes]] = {}
+    malformed = 0
+    for file in files:
+        names, bodies, bad = _checked_lines(file, columns, _stamp_key(since, up=False), _stamp_key(until, up=True))
+        groups.setdefault(names, []).extend(bodies)
+        malformed += bad
+    frames = []
+    for names, bodies in groups.items():
+        parsed = _parse(bodies, names, columns)
+        malformed += len(bodies) - len(parsed)
+        frames.append(parsed)
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns), dtype="object")
+    for column in NUMERIC:
+        if column in frame.columns:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="ISO8601")
+    bad = stamps.isna()
+    malformed += int(bad.sum())
+    keep = ~bad & (stamps >= since if since is not None else True) & (stamps <= until if until is not None else True)
+    frame = frame.loc[keep].assign(timestamp=stamps[keep])
+    frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    return LogRead(frame, malformed, files)
+
+
+def _utc(moment: Moment) -> pd.Timestamp | None:
+    if moment is None:
+        return None
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _day(moment: pd.Timestamp | None) -> date | None:
+    return None if moment is None else moment.date()
+
+
+def _stamp_key(moment: pd.Timestamp | None, *, up: bool) -> bytes | None:
+    """`moment` as the router writes timestamps, rounded to the millisecond away from the range."""
+    if moment is None:
+        return None
+    moment = moment.ceil("ms") if up else moment.floor("ms")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.").encode() + b"%03d+00:00" % (moment.microsecond // 1000)
+
+
+def _lines(data: bytes, first: bytes | None, last: bytes | None) -> tuple[list[bytes], bool]:
+    """The file's lines (without newlines) that may lie in [first, last], and whether it ends torn.
+
+    The router's timestamps (`2026-11-24T10:00:00.123+00:00`, then a comma) sort as text in time
+    order, so lines in that format are compared as bytes, all at once, and those certainly outside
+    the range are dropped unparsed and unchecked; any other line is kept for the full check. This is
+    what keeps the first day of a range (mostly rows before `since`) cheap.
+    """
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    starts = np.concatenate(([0], ends + 1))[: len(ends)].astype(np.int64)
+    torn = bool(len(data) and data[-1] != ord("\n"))
+    keep = np.ones(len(ends), dtype=bool)
+    if first is not None or last is not None:
+        long = np.flatnonzero(ends - starts > _STAMP)
+        heads = raw[starts[long, None] + np.arange(_STAMP + 1)]
+        ours = (heads[:, _STAMP] == ord(",")) & (heads[:, 10] == ord("T")) & (
+            heads[:, 23:_STAMP] == np.frombuffer(b"+00:00", dtype=np.uint8)).all(axis=1)
+        stamps = np.ascontiguousarray(heads[:, :_STAMP]).view(f"S{_STAMP}").ravel()
+        outside = np.zeros(len(long), dtype=bool)
+        if first is not None:
+            outside |= stamps < first
+        if last is not None:
+            outside |= stamps > last
+        keep[long[ours & outside]] = False
+    return [data[a:b] for a, b in zip(starts[keep].tolist(), ends[keep].tolist(), strict=True)], torn
+
+
+def _checked_lines(file: Path, columns: tuple[str, ...], first: bytes | None = None,
+                   last: bytes | None = None) -> tuple[tuple[str, ...], list[bytes], int]:
+    """(the file's columns, the fields of each row whose checksum matches, how many lines did not).
+
+    Blank lines are no rows (a writer's probe leaves them at most); a last line without its newline
+    is a write cut short. A file without a readable header is read with the expected columns. Lines
+    stamped outside [first, last] are skipped unchecked: they are not part of the read.
+    """
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:  # removed by retention while we listed it
+        return columns, [], 0
+    lines, torn = _lines(data, first, last)
+    names = columns
+    if lines and lines[0].endswith(b"," + CRC.encode()):
+        names = tuple(lines[0].decode("utf-8", "replace").split(",")[:-1])
+        lines = lines[1:]
+    bodies = [verify(line) for line in lines if line]
+    good = [body for body in bodies if body is not None]
+    return names, good, int(torn) + len(bodies) - len(good)
+
+
+def _parse(bodies: list[bytes], names: tuple[str, ...], columns: tuple[str, ...]) -> pd.DataFrame:
+    """Checked lines as a frame of `columns` (strings), in one pandas parse."""
+    text = b"\n".join(bodies) + b"\n"
+    try:
+        frame = pd.read_csv(io.BytesIO(text), header=None, names=list(names), dtype=str, keep_default_na=False,
+                            na_filter=False, encoding="utf-8", encoding_errors="replace", quoting=csv.QUOTE_MINIMAL)
+    except pd.errors.ParserError:  # a checked line of another shape: only a hand edit with a new checksum
+        rows = [fields for fields in csv.reader(io.StringIO(text.decode("utf-8", "replace")))
+                if len(fields) == len(names)]
+        frame = pd.DataFrame(rows, columns=list(names), dtype="object")
+    return frame.reindex(columns=list(columns), fill_value="")
+
+
+def latest_labels(feedback: pd.DataFrame, known_request_ids: Collection[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The label each known request ends up with, and how many feedback rows did not count.
+
+    Agents correct themselves, so the last label per request_id wins (by timestamp, then log
+    order). Feedback for a request_id the request log does not have cannot be checked against what
+    was served, so it is dropped (a rotated-away log, another router, or made-up ids); rows without
+    a label or a request_id are dropped as blank. Returns the surviving rows (`FEEDBACK_COLUMNS`,
+    label and source stripped of spaces) and the counts `blank`, `unknown_request` and `superseded`.
+    """
+    fb = feedback.loc[:, list(FEEDBACK_COLUMNS)].reset_index(drop=True)
+    fb["request_id"] = fb["request_id"].fillna("").astype(str)
+    for column in ("label", "source"):
+        fb[column] = fb[column].fillna("").astype(str).str.strip()
+    blank = fb["label"].eq("") | fb["request_id"].eq("")
+    known = fb["request_id"].isin(known_request_ids) & ~blank
+    ordered = fb.loc[known].sort_values("timestamp", kind="stable")
+    last = ordered.drop_duplicates("request_id", keep="last").reset_index(drop=True)
+    counts = {"blank": int(blank.sum()), "unknown_request": int((~blank & ~known).sum()),
+              "superseded": int(len(ordered) - len(last))}
+    return last, counts

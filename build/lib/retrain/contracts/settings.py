@@ -1,0 +1,274 @@
+"""One settings object for every process: each knob is an environment variable, each default stated once.
+
+The router, the DAG, the CLI and the experiment tools all call `get_settings()`, so a value set once
+in the environment (or in docker compose's `.env`) reaches every process the same way. The knobs
+come in groups (`settings.router`, `settings.drift`, ...), and the groups are what the code takes:
+`drift.decide(signals, settings.drift)` reads the same object the environment filled in.
+Field descriptions are the README's configuration table (a test checks it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value that cannot be used."""
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, frozen=True, extra="forbid", env_ignore_empty=True,
+                              populate_by_name=True)
+
+
+def _env(name: str, default: Any, description: str, **constraints: Any) -> Any:
+    """A field read from an environment variable whose name is not the group prefix + field name."""
+    return Field(default, description=description, validation_alias=AliasChoices(name), **constraints)
+
+
+class RouterSettings(BaseSettings):
+    """The A/B router: where it listens, how it is split, what it accepts."""
+
+    model_config = _config("TICKET_AB_")
+    host: str = Field("127.0.0.1", description="router bind address")
+    port: int = Field(8000, ge=1, le=65535, description="router port")
+    workers: int = Field(2, ge=1, description="gunicorn worker processes")
+    threads: int = Field(4, ge=1, description="threads per gunicorn worker")
+    reload_s: float = Field(10.0, ge=0.1, description="how often each worker polls the registry for moved aliases")
+    split_b: float = Field(0.5, ge=0.0, le=1.0,
+        description="share of customers for the challenger until `POST /config` sets one")
+    admin_token: str = Field("", repr=False, description="bearer token for `POST /config` (unset: it answers 403)")
+    feedback_token: str = Field("", repr=False,
+                                description="bearer token for `POST /feedback` (unset: it answers 403)")
+    customer_key: str = Field("", repr=False, description="secret key of the logged pseudonyms of customer ids "
+                              "that are e-mails or phones; the same on every replica (unset: a public development key)")
+    max_body_bytes: int = Field(64 * 1024, ge=1, description="larger request bodies get 413")
+    max_text_chars: int = Field(20_000, ge=1, description="longer ticket texts get 413")
+
+
+class TrainingSettings(BaseSettings):
+    """PyCaret's model search and the quality gate."""
+
+    model_config = _config("TICKET_AB_")
+    automl_budget_s: float = Field(180.0, ge=1.0, description="PyCaret's time budget for model selection")
+    automl_folds: int = Field(3, ge=2, description="cross-validation folds of the selection")
+    automl_models: str = Field("lr,sgd,svm,ridge,nb", description="candidate estimators (PyCaret ids, comma-separated)")
+    gate_margin: float = Field(0.01, ge=0.0, le=1.0,
+                               description="a challenger may trail the champion's macro-F1 by at most this")
+    reference_rows: int = Field(5000, ge=10,
+        description="training tickets stored with each version as the drift reference")
+
+    @property
+    def candidate_models(self) -> list[str]:
+        return [m.strip() for m in self.automl_models.split(",") if m.strip()]
+
+
+class PipelineSettings(BaseSettings):
+    """When the DAG runs."""
+
+    model_config = _config("TICKET_AB_")
+    schedule: str = Field("@daily", description="the DAG's schedule (cron or preset)")
+
+
+class DriftSettings(BaseSettings):
+    """Where each drift signal fires. Defaults were set on generated and real tickets (bench/drift_bench.py)."""
+
+    model_config = _config("TICKET_AB_DRIFT_")
+    min_window: int = _env("TICKET_AB_MIN_WINDOW", 200, "fewer new tickets: the run skips, with the reason", ge=1)
+    text_p: float = Field(0.01, ge=0.0, le=1.0,
+        description="text drift (domain-classifier AUC) must be significant at this level")
+    text_min_auc: float = Field(0.52, ge=0.5, le=1.0, description="... and reach at least this AUC")
+    oov_delta: float = Field(0.03, ge=0.0, le=1.0, description="rise in the share of words unknown to the champion")
+    language_delta: float = Field(0.10, ge=0.0, le=1.0, description="change in the Russian share")
+    prediction_p: float = Field(0.01, ge=0.0, le=1.0,
+        description="predicted-topic mix change must be significant at this level")
+    prediction_js: float = Field(0.10, ge=0.0, le=1.0,
+                                 description="... and reach at least this Jensen-Shannon distance")
+    accuracy_drop: float = Field(0.05, ge=0.0, le=1.0,
+        description="champion accuracy drop on labelled tickets that triggers retraining")
+    accuracy_z: float = Field(2.33, ge=0.0, description="... by at least this many standard errors (one-sided p 0.01)")
+    min_labelled: int = Field(50, ge=1, description="labelled tickets needed before accuracy counts as a signal")
+
+
+class FeedbackSettings(BaseSettings):
+    """When a window's feedback looks implausible enough to refuse."""
+
+    model_config = _config("TICKET_AB_FEEDBACK_")
+    max_source_share: float = Field(0.8, ge=0.0, le=1.0,
+        description="one feedback source above this share (and new to it) refuses the window's labels")
+    max_label_share: float = Field(0.7, ge=0.0, le=1.0,
+        description="one label above this share refuses the window's labels")
+    min_rows: int = Field(50, ge=1, description="the two guards above apply from this many feedback rows")
+
+
+class RelabelSettings(BaseSettings):
+    """cleanlab cleaning and pseudo-labelling of a window."""
+
+    model_config = _config("TICKET_AB_")
+    pseudo_precision: float = Field(0.95, ge=0.0, le=1.0,
+        description="pseudo-labels are kept above the confidence that reaches this precision (Wilson lower bound)")
+    pseudo_min_support: int = Field(30, ge=1,
+        description="holdout tickets above a threshold needed to trust its precision")
+    gold_holdout: float = Field(0.3, ge=0.0, le=0.9,
+        description="share of gold feedback held out for calibration and the quality gate")
+    min_gold: int = Field(50, ge=1, description="gold labels needed to clean and pseudo-label")
+    min_holdout: int = Field(30, ge=1, description="gold tickets held out needed to gate a challenger")
+    cleanlab_folds: int = Field(3, ge=2, description="cross-validation folds of cleanlab's out-of-sample probabilities")
+
+
+class LogSettings(BaseSettings):
+    """The request and feedback logs: where they live, how big a file grows, how long days are kept."""
+
+    model_config = _config("TICKET_AB_LOG_")
+    root: str = Field("", description="root of the request and feedback logs, shared by replicas (empty: home/logs)")
+    max_bytes: int = Field(64 * 1024 * 1024, ge=4096,
+                           description="a log file rolls over to a new one past this size (bytes)")
+    retention_days: int = Field(90, ge=0,
+        description="the DAG removes log days older than this once its window is read (0: keep forever)")
+
+
+class Settings(BaseSettings):
+    """Typed view of the environment: shared names at the top, one group per component."""
+
+    model_config = _config("TICKET_AB_")
+    home: Path = Field(Path("var"),
+        description="root of all runtime state: mlflow/, airflow/, logs/, reports/, router/, incoming/, data/, run/")
+    mlflow_port: int = Field(5000, ge=1, le=65535,
+        description="port of the local MLflow server that `make mlflow` and `make demo` start")
+    airflow_port: int = Field(8080, ge=1, le=65535,
+        description="port of the Airflow UI (`airflow standalone`) that `make airflow` starts")
+    tracking_uri: str = _env("MLFLOW_TRACKING_URI", "",
+                             "MLflow tracking server or a sqlite:/// URI (empty: the local server on "
+                             "TICKET_AB_MLFLOW_PORT)")
+    model_name: str = Field("ticket-classifier", description="registered model whose aliases are served")
+    experiment: str = Field("ticket-ab", description="MLflow experiment of training and drift runs")
+    seed: int = Field(42, ge=0, description="seed of splits, selection and sampling")
+    router: RouterSettings = Field(default_factory=RouterSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    relabel: RelabelSettings = Field(default_factory=RelabelSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return Path(value).resolve()
+
+    def model_post_init(self, _context: Any) -> None:
+        if not self.tracking_uri:
+            object.__setattr__(self, "tracking_uri", f"http://127.0.0.1:{self.mlflow_port}")
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def airflow_dir(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def logs_dir(self) -> Path:
+        """The log root: `requests/` and `feedback/` partitions below it (see retrain.contracts.logstore)."""
+        return Path(self.log.root).resolve() if self.log.root else self.home / "logs"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def router_dir(self) -> Path:
+        return self.home / "router"
+
+    @property
+    def incoming_dir(self) -> Path:
+        return self.home / "incoming"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+
+GROUPS: dict[str, type[BaseSettings]] = {
+    name: info.annotation for name, info in Settings.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseSettings)
+}
+
+
+def _env_name(group: type[BaseSettings], field: str) -> str:
+    alias = group.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"{group.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _knobs() -> list[tuple[str | None, type[BaseSettings], str]]:
+    """(group or None for the top level, class, field) for every environment knob."""
+    top = [(None, Settings, name) for name in Settings.model_fields if name not in GROUPS]
+    return top + [(group, cls, name) for group, cls in GROUPS.items() for name in cls.model_fields]
+
+
+def env_names() -> dict[str, str]:
+    """Setting path (`port` is `router.port`) -> environment variable: the README table and compose use it."""
+    return {(f"{group}.{name}" if group else name): _env_name(cls, name) for group, cls, name in _knobs()}
+
+
+def describe() -> list[dict[str, str]]:
+    """Group, environment variable, default and description of every knob: the README's configuration table."""
+    rows = []
+    for group, cls, name in _knobs():
+        info = cls.model_fields[name]
+        default = "(none)" if info.default in ("", None) else str(info.default)
+        rows.append({"group": group or "shared", "variable": f"`{_env_name(cls, name)}`", "default": f"`{default}`",
+                     "what it sets": info.description or ""})
+    return rows
+
+
+def to_env(settings: Settings, *, secrets: bool = False) -> dict[str, str]:
+    """The environment that recreates `settings` in a child process (tokens only if asked)."""
+    env = {}
+    for group, cls, name in _knobs():
+        holder = getattr(settings, group) if group else settings
+        if secrets or cls.model_fields[name].repr is not False:
+            env[_env_name(cls, name)] = str(getattr(holder, name))
+    return env
+
+
+def _message(error: ValidationError) -> str:
+    """Name the environment variable, whichever group raised (a group reads the environment itself)."""
+    raised_by = {cls.__name__: cls for cls in (Settings, *GROUPS.values())}.get(error.title, Settings)
+    problems = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        owner = GROUPS.get(loc[0], raised_by) if len(loc) > 1 else raised_by
+        field = loc[-1]
+        name = _env_name(owner, field) if field in owner.model_fields else field
+        problems.append(f"{name}={item.get('input')!r}: {item['msg']}")
+    return "; ".join(problems)
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Read the environment now (not at import), so tests and subprocesses see their own values.
+
+    Overrides name top-level fields (`home=...`) or a group with a dict of its fields
+    (`drift={"text_p": 0.001}`); everything not named keeps its environment value.
+    """
+    try:
+        settings = Settings()
+        if not overrides:
+            return settings
+        values = settings.model_dump()
+        for key, value in overrides.items():
+            if key not in Settings.model_fields:
+                raise SettingsError(f"unknown settings: {key!r}")
+            values[key] = {**values[key], **value} if key in GROUPS else value
+        if "mlflow_port" in overrides and "tracking_uri" not in overrides:
+            values["tracking_uri"] = ""
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise SettingsError(_message(exc)) from None

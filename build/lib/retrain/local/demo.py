@@ -1,0 +1,235 @@
+"""`make demo`: the whole loop on the embedded default, one real process per component.
+
+MLflow on sqlite, the router under gunicorn and the DAG via `airflow dags test`, all on 127.0.0.1.
+Each step prints the command a user would type for it, so the demo doubles as a walkthrough.
+Services stay up afterwards; `make stop` ends exactly the processes recorded here.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+from retrain.contracts.settings import Settings, get_settings
+from retrain.local import dagrun, launch
+
+PID_NAMES = ("router", "mlflow")
+RELOAD_S = 2.0  # the demo's router polls the registry often so the challenger shows up quickly
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def pid_dir(settings: Settings) -> Path:
+    return settings.home / "run"
+
+
+def record_pid(settings: Settings, name: str, service: launch.Service) -> None:
+    """Record the pid with its start time, so `make stop` never signals a later process that reused the pid."""
+    pid_dir(settings).mkdir(parents=True, exist_ok=True)
+    started = psutil.Process(service.pid).create_time()
+    (pid_dir(settings) / f"{name}.pid").write_text(f"{service.pid} {started!r}")
+
+
+def _recorded_pid(path: Path) -> int | None:
+    """The pid a pid file names, if that very process still runs."""
+    try:
+        pid, started = path.read_text().split()
+        return int(pid) if abs(psutil.Process(int(pid)).create_time() - float(started)) < 1.0 else None
+    except (ValueError, psutil.NoSuchProcess):
+        return None
+
+
+def stop_recorded(settings: Settings) -> list[str]:
+    """Stop the process trees the demo recorded, and only those."""
+    stopped = []
+    for name in PID_NAMES:
+        path = pid_dir(settings) / f"{name}.pid"
+        if not path.exists():
+            continue
+        pid = _recorded_pid(path)
+        if pid is not None:
+            launch.stop(pid)
+            stopped.append(f"{name} (pid {pid})")
+        path.unlink()
+    return stopped
+
+
+def background_mlflow(settings: Settings) -> None:
+    """Start the local MLflow server in the background and record its PID for `make stop`."""
+    launch.mlflow_endpoint(settings).ensure_free()  # before the command is shown: a taken port is one line
+    print("$ mlflow " + " ".join(launch.mlflow_command(settings)[3:]))
+    server = launch.start_mlflow(settings)
+    record_pid(settings, "mlflow", server)
+    print(f"MLflow is up at {settings.tracking_uri} (log {server.log}); `make stop` stops it")
+
+
+def demo_settings() -> Settings:
+    """The environment's settings with fresh tokens and customer key, a router that starts on the champion
+    alone and polls the registry often (so the challenger shows up quickly)."""
+    return get_settings(router={"admin_token": secrets.token_urlsafe(24), "feedback_token": secrets.token_urlsafe(24),
+                                "customer_key": secrets.token_urlsafe(24), "reload_s": RELOAD_S, "split_b": 0.0})
+
+
+class Demo:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.step_no = 0
+        self.started = time.monotonic()
+        self.tokens_file = settings.router_dir / "demo-tokens.env"
+        self.admin_token = settings.router.admin_token
+        self.feedback_token = settings.router.feedback_token
+        self.router_url = launch.router_endpoint(settings).url
+        self.env = launch.child_env(settings, secrets=True)
+
+    def step(self, title: str) -> None:
+        self.step_no += 1
+        elapsed = time.monotonic() - self.started
+        print(f"\n==> [{self.step_no}] {title}   (+{elapsed:.0f} s)", flush=True)
+
+    def run(self, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
+        shown = "python " + " ".join(a if a != self.feedback_token else "$TICKET_AB_FEEDBACK_TOKEN" for a in args)
+        print(f"$ {shown}", flush=True)
+        result = subprocess.run([sys.executable, *args], env=self.env, cwd=launch.REPO, text=True,
+                                capture_output=capture)
+        if capture:
+            sys.stdout.write(result.stdout)
+            sys.stderr.write(result.stderr)
+        if result.returncode != 0:
+            raise DemoError(f"step failed with exit code {result.returncode}: {shown}")
+        return result
+
+    def reset(self) -> None:
+        """Stop the previous demo, check every port this one needs, then start from empty state."""
+        stopped = stop_recorded(self.settings)
+        if stopped:
+            print(f"stopped the previous demo's services: {', '.join(stopped)}")
+        for endpoint in (launch.mlflow_endpoint(self.settings), launch.router_endpoint(self.settings)):
+            endpoint.ensure_free()
+        if self.settings.home.exists() and any(self.settings.home.iterdir()):
+            print(f"resetting state: removing {self.settings.home} (a fresh registry, logs and reports)")
+            shutil.rmtree(self.settings.home)
+        else:
+            print(f"fresh state under {self.settings.home}")
+        self.settings.router_dir.mkdir(parents=True, exist_ok=True)
+        self.tokens_file.write_text(f"TICKET_AB_ADMIN_TOKEN={self.admin_token}\n"
+                                    f"TICKET_AB_FEEDBACK_TOKEN={self.feedback_token}\n")
+        self.tokens_file.chmod(0o600)
+
+    def start_router(self) -> None:
+        print("$ gunicorn " + " ".join(launch.gunicorn_command()[3:]))
+        router = launch.start_router(self.settings, self.settings.logs_dir / "router.log")
+        record_pid(self.settings, "router", router)
+        print(f"router is up at {self.router_url}: {json.dumps(self.get('/ready'))}")
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.router_url + path, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def post_config(self, body: dict) -> dict:
+        request = urllib.request.Request(
+            self.router_url + "/config", data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.admin_token}"})
+        print(f"$ curl -X POST {self.router_url}/config -H 'Authorization: Bearer $TICKET_AB_ADMIN_TOKEN' "
+              f"-d '{json.dumps(body)}'")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise DemoError(f"POST /config answered {exc.code}: {exc.read().decode(errors='replace')}") from None
+
+    def wait_for_challenger(self, deadline_s: float = 60.0) -> dict:
+        def challenger_ready() -> dict | None:
+            ready = self.get("/ready")
+            return ready if _challenger_version(ready) else None
+
+        return launch.wait_until(challenger_ready, deadline_s, "the router serves the challenger", interval_s=0.5)
+
+    def traffic(self, scenario: str, n: int, seed: int, feedback_rate: float) -> dict:
+        out = self.settings.reports_dir / f"load_{scenario}_{seed}.json"
+        self.run("load_test/testing.py", "--url", self.router_url, "--n", str(n), "--concurrency", "8",
+                 "--scenario", scenario, "--feedback-rate", str(feedback_rate), "--label-noise", "0.03",
+                 "--seed", str(seed), "--max-seconds", "240", "--json-out", str(out))
+        return json.loads(out.read_text())
+
+    def pipeline(self, label: str) -> None:
+        """One DAG run; Airflow's chatter goes to a file, its one-line run report to the screen."""
+        log = self.settings.airflow_dir / "demo-runs" / f"{self.step_no}-{label}.log"
+        print(f"$ python -m retrain pipeline      # Airflow's output: {log}", flush=True)
+        code = dagrun.run_dag(settings=self.settings, log_path=log)
+        reports = [line.split(" line=", 1)[1].strip('"') for line in log.read_text(errors="replace").splitlines()
+                   if "run_report" in line and " line=" in line]
+        for report in reports:
+            print(f"DAG: {report}")
+        if code != 0 or not reports:
+            raise DemoError(f"the DAG run failed (exit {code}); see {log}")
+
+
+def _challenger_version(ready: dict) -> str | None:
+    challenger = ready.get("challenger")
+    return challenger.get("version") if isinstance(challenger, dict) else None
+
+
+def main() -> int:
+    """The demo's steps; a taken port is refused before anything starts (the CLI prints it as one line)."""
+    demo = Demo(demo_settings())
+    demo.step("reset state")
+    demo.reset()
+    try:
+        demo.step("start the MLflow tracking server (sqlite + local artifacts)")
+        background_mlflow(demo.settings)
+        demo.step("bootstrap the champion on generated baseline tickets (PyCaret picks the model)")
+        demo.run("-m", "retrain", "bootstrap")
+        demo.step("start the A/B router under gunicorn")
+        demo.start_router()
+        demo.step("baseline traffic, then the drift DAG: nothing has changed, so it should skip")
+        demo.traffic("baseline", 600, 11, 0.3)
+        demo.pipeline("baseline")
+        demo.step("a new product launches: drifted traffic with agent feedback, then the DAG retrains")
+        demo.traffic("new_product", 1500, 12, 0.3)
+        demo.pipeline("new_product")
+        ready = demo.wait_for_challenger()
+        print(f"router hot-swapped the challenger in without a restart: v{_challenger_version(ready)}")
+        demo.step("split traffic 50/50 between champion and challenger")
+        print(json.dumps(demo.post_config({"ab_split_b": 0.5, "mode": "split"})))
+        demo.traffic("new_product", 2000, 13, 0.5)
+        demo.step("analyse the A/B test and promote when the verdict says so")
+        demo.run("analysis/analysis.py", "--promote")
+    except (DemoError, launch.ServiceError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        print("services that did start are still up for inspection; `make stop` ends them", file=sys.stderr)
+        return 1
+    summarize(demo)
+    return 0
+
+
+def summarize(demo: Demo) -> None:
+    s = demo.settings
+    summary_path = s.reports_dir / "ab_summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    drift_reports = sorted((s.reports_dir / "drift").glob("*.html")) if (s.reports_dir / "drift").exists() else []
+    print(f"\n==> done in {time.monotonic() - demo.started:.0f} s")
+    verdict = summary.get("verdict") or {}
+    print(f"verdict: {verdict.get('text', '?')} ({verdict.get('reason', 'no A/B summary written')})")
+    for arm, info in (summary.get("arms") or {}).items():
+        accuracy = info.get("accuracy")
+        shown = f"{accuracy:.3f}" if isinstance(accuracy, float) else "n/a"
+        print(f"  arm {arm}: accuracy {shown} on {info.get('labelled')} labelled requests")
+    print(f"MLflow UI:         {s.tracking_uri}")
+    print(f"router:            {demo.router_url}  (tokens in {demo.tokens_file})")
+    if drift_reports:
+        print(f"drift report:      {drift_reports[-1]}")
+    print(f"A/B report:        {s.reports_dir / 'ab_report.html'}")
+    print(f"A/B figure:        {s.reports_dir / 'ab_report.png'}")
+    print("services are still running; `make stop` stops them")
+

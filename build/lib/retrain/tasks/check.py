@@ -1,0 +1,97 @@
+"""Tasks 2 and 3, `check_drift` and `decide`: the window against the champion's reference, and the branch.
+
+`check_drift` keeps its evidence (Evidently's HTML and JSON under reports/drift/, an MLflow run of
+kind `drift`) even on quiet days, and copies the champion's reference into the run's directory so
+later tasks use the same one, whatever the champion becomes meanwhile.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.sklearn
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+
+from retrain.adapters import registry
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.names import DAG_ID
+from retrain.contracts.schema import TEXT
+from retrain.contracts.settings import Settings
+from retrain.ml.drift import Decision, DriftSignals, decide, measure, save_report
+from retrain.tasks.results import Checked, Collected
+from retrain.tasks.runs import run_slug
+
+log = get_logger("dag")
+
+
+def check_drift(settings: Settings, collected: Collected) -> Checked:
+    """Evidently report of the window against the champion's reference, and the decision with reasons."""
+    if collected.rows < settings.drift.min_window:
+        return _decided(collected.run_id, decide(DriftSignals(window_rows=collected.rows, reference_rows=0),
+                                                 settings.drift))
+    client = registry.connect(settings.tracking_uri)
+    champion = registry.version_for(client, settings.model_name, registry.CHAMPION)
+    if champion is None:
+        return _no_reference(collected.run_id, f"no '{registry.CHAMPION}' for model {settings.model_name!r}: "
+                                               "nothing to compare with (train one with `ticket-ab bootstrap`)")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            reference = registry.load_reference(champion, dst=Path(tmp))
+    except Exception as exc:  # an old version without a stored reference cannot be judged, only reported
+        return _no_reference(collected.run_id, f"champion v{champion.version} has no training reference "
+                                               f"({type(exc).__name__}: {exc})", champion=champion.version)
+    reference_path = collected.directory / "reference.parquet"
+    reference.to_parquet(reference_path, index=False)
+    return _measure(settings, collected, champion, reference, reference_path)
+
+
+def _measure(settings: Settings, collected: Collected, champion: ModelVersion, reference: pd.DataFrame,
+             reference_path: Path) -> Checked:
+    """The champion's predictions on the window, measured against its reference, judged and kept."""
+    model = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{champion.version}")
+    window = pd.read_parquet(collected.window_path)
+    predicted = pd.Series(model.predict(window[[TEXT]]), dtype="string")
+    holdout_accuracy = champion.tags.get("holdout_accuracy")  # the champion's accuracy on unseen tickets
+    holdout_rows = champion.tags.get("holdout_rows")
+    measurement = measure(window[TEXT], predicted, reference, labels=window["label"], thresholds=settings.drift,
+                          reference_accuracy=float(holdout_accuracy) if holdout_accuracy else None,
+                          reference_labelled=int(holdout_rows) if holdout_rows else None, seed=settings.seed)
+    decision = decide(measurement.signals, settings.drift)
+    run_id = collected.run_id
+    html, js = save_report(measurement, decision, settings.reports_dir / "drift", run_slug(run_id),
+                           extra={"run_id": run_id, "model": settings.model_name, "champion_version": champion.version})
+    signals = measurement.signals.to_dict()
+    mlflow_run = _log_drift_run(settings, run_id, champion.version, signals, decision, [html, js])
+    return _decided(run_id, decision, signals=signals, champion=champion.version, reference_path=str(reference_path),
+                    html=str(html), json_path=str(js), mlflow_run_id=mlflow_run, seconds=round(measurement.seconds, 2))
+
+
+def _no_reference(run_id: str, reason: str, **extra: Any) -> Checked:
+    return _decided(run_id, Decision(retrain=False, status="no_reference", reasons=[reason]), **extra)
+
+
+def _decided(run_id: str, decision: Decision, **extra: Any) -> Checked:
+    log.info(kv("drift_decision", run_id=run_id, retrain=decision.retrain, status=decision.status,
+                fired=",".join(decision.fired) or "none", reasons=" | ".join(decision.reasons)))
+    judged = decision.to_dict()
+    return Checked(run_id=run_id, retrain=judged["retrain"], status=judged["status"], reasons=judged["reasons"],
+                   fired=judged["fired"], checks=judged["checks"], **extra)
+
+
+def _log_drift_run(settings: Settings, run_id: str, champion: str, signals: dict[str, Any], decision: Decision,
+                   files: list[Path]) -> str:
+    """The drift report as an MLflow run: artifacts, numeric signals as metrics, the decision as tags."""
+    registry.use_settings_experiment(settings)
+    metrics = {k: float(v) for k, v in signals.items() if isinstance(v, int | float)}
+    with mlflow.start_run(run_name=f"drift-{run_slug(run_id)}") as run:
+        mlflow.set_tags({"kind": "drift", "dag_id": DAG_ID, "dag_run_id": run_id, "model": settings.model_name,
+                         "champion_version": champion, "decision": decision.status,
+                         "retrain": str(decision.retrain).lower(), "fired": ",".join(decision.fired) or "none"})
+        mlflow.log_metrics({f"drift_{k}": v for k, v in metrics.items()})
+        for path in files:
+            mlflow.log_artifact(str(path), artifact_path="drift")
+    return run.info.run_id

@@ -1,0 +1,41 @@
+"""Task 1, `collect_window`: the tickets since the watermark, with guarded feedback, saved for the run."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.schema import TEXT
+from retrain.contracts.settings import Settings
+from retrain.tasks import window as win
+from retrain.tasks.results import Collected, Relabelled, Trained
+from retrain.tasks.runs import run_dir
+
+STRING_COLUMNS = ("request_id", "ticket_id", "origin", TEXT, "served_topic", "label", "label_source")
+
+log = get_logger("dag")
+
+
+def collect_window(settings: Settings, run_id: str) -> Collected:
+    """New tickets since the watermark, joined with guarded feedback, saved as the run's window.
+
+    The watermark is only read here; `report` commits `next_watermark` when the window is done.
+    """
+    started = time.perf_counter()
+    directory = run_dir(settings, run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in (Relabelled, Trained):  # a re-run of this run id must not report an earlier attempt's results
+        stale.forget(directory)
+    watermark = win.load_watermark(win.watermark_path(settings.airflow_dir))
+    window = win.collect(settings.logs_dir, settings.incoming_dir, watermark, settings.feedback)
+    path = directory / "window.parquet"
+    window.frame.astype({column: "string" for column in STRING_COLUMNS}).to_parquet(path, index=False)
+    stats = window.stats
+    summary = win.summarize(stats)
+    log.info(kv("collect_window", run_id=run_id, rows=stats["rows"], labelled=stats["labelled"],
+                malformed=stats["malformed"], feedback_refused=stats["feedback_refused"],
+                seconds=time.perf_counter() - started, summary=summary))
+    return Collected(run_id=run_id, run_dir=str(directory), window_path=str(path), rows=stats["rows"],
+                     labelled=stats["labelled"], stats=stats, summary=summary,
+                     next_watermark=asdict(window.next_watermark))

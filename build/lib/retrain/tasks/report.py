@@ -1,0 +1,150 @@
+"""Task 6, `report`: one summary line and a markdown report per run, then the watermark.
+
+The watermark moves here, last, and only when the window is done: if anything before fails, the
+next run sees the same tickets again. Then log retention runs: day folders older than
+TICKET_AB_LOG_RETENTION_DAYS go, but never the watermark's day or later, which the next window reads.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow
+
+from retrain.adapters import registry
+from retrain.contracts import logstore
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.logwriter import utc_day
+from retrain.contracts.names import DAG_ID
+from retrain.contracts.settings import Settings
+from retrain.tasks import window as win
+from retrain.tasks.results import Checked, Collected, Relabelled, Reported, Trained
+from retrain.tasks.runs import run_slug
+
+WINDOW_COUNTS = ("rows", "router_rows", "incoming_rows", "labelled", "malformed", "requests_malformed",
+                 "requests_empty_text", "requests_duplicate", "feedback_read", "feedback_malformed", "feedback_blank",
+                 "feedback_unknown_request", "feedback_superseded", "feedback_outside_window", "feedback_used")
+
+log = get_logger("dag")
+
+
+def report(settings: Settings, collected: Collected, checked: Checked) -> Reported:
+    """Write the run's report, attach it to MLflow, and commit the watermark when the window is done."""
+    relabelled = Relabelled.load(collected.directory)
+    trained = Trained.load(collected.directory)
+    run_id = collected.run_id
+    advance, watermark_note = watermark_decision(checked, trained)
+    line = summary_line(collected, checked, trained)
+    path = settings.reports_dir / "runs" / f"{run_slug(run_id)}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_markdown(line, collected, checked, relabelled, trained, watermark_note))
+    mlflow_run = _log_report(settings, run_id, checked.mlflow_run_id, path)
+    if advance:  # last: if anything above fails, the next run sees these tickets again
+        committed = win.Watermark(**collected.next_watermark)
+        win.save_watermark(win.watermark_path(settings.airflow_dir), committed, run_id=run_id)
+    expired = expire_logs(settings, collected.next_watermark["requests_until"] if advance
+                          else collected.stats.get("watermark_from"))
+    version = (trained.version if trained else None) or "none"
+    log.info(kv("run_report", run_id=run_id, decision=checked.status, version=version,
+                watermark="advanced" if advance else "kept", expired_log_days=len(expired), line=line))
+    return Reported(line=line, markdown=str(path), mlflow_run_id=mlflow_run, watermark_advanced=advance)
+
+
+def expire_logs(settings: Settings, watermark: str | None) -> list[Path]:
+    """Remove log days past retention, keeping the watermark's day on (no watermark yet: keep all)."""
+    if not watermark:
+        return []
+    return logstore.expire(settings.logs_dir, settings.log.retention_days, datetime.now(UTC).date(),
+                           utc_day(watermark))
+
+
+def watermark_decision(checked: Checked, trained: Trained | None) -> tuple[bool, str]:
+    """Consume the window unless it still needs to wait: too small, nothing to compare with, or
+    drifted but without enough gold to gate a challenger (its feedback may still come)."""
+    if checked.status in ("too_small", "no_reference"):
+        return False, f"watermark kept ({checked.status}): these tickets are judged with the next window"
+    if checked.retrain and (trained is None or trained.version is None):
+        return False, "watermark kept: the drifted window waits for enough feedback to gate a challenger"
+    return True, "watermark advanced: these tickets are done"
+
+
+def summary_line(collected: Collected, checked: Checked, trained: Trained | None) -> str:
+    """`<run>: <decision> (<reasons>); window ...; <version or why none>` - the line operators grep."""
+    stats = collected.stats
+    window = (f"window {stats['rows']} tickets, {stats['labelled']} labelled, {stats['malformed']} malformed skipped"
+              + (", feedback refused" if stats.get("feedback_refused") else ""))
+    reasons = "; ".join(checked.reasons)
+    return f"{collected.run_id}: {checked.status} ({reasons}); {window}; {_outcome(checked, trained)}"
+
+
+def _outcome(checked: Checked, trained: Trained | None) -> str:
+    if trained and trained.version:
+        gate = "passed" if trained.passed else "FAILED"
+        f1 = (trained.metrics or {}).get("macro_f1")
+        champ = (trained.champion_metrics or {}).get("macro_f1")
+        scores = "" if f1 is None else f"macro-F1 {f1:.3f}" + (f" vs champion {champ:.3f}" if champ is not None else "")
+        return (f"v{trained.version} registered{' (already, same key)' if trained.reused else ''}, "
+                f"{scores}, gate {gate}, alias {trained.alias or 'none'}")
+    if trained:
+        return f"no new version: {trained.why}"
+    if checked.retrain:
+        return "no new version: training did not run"
+    return "no new version: no retraining needed"
+
+
+def render_markdown(line: str, collected: Collected, checked: Checked, relabelled: Relabelled | None,
+                    trained: Trained | None, watermark_note: str) -> str:
+    """The run report: decision and why, every check with its threshold, the window, labels, training."""
+    stats = collected.stats
+    out = [f"# {DAG_ID} run `{collected.run_id}`", "", line, *_decision_section(checked), *_window_section(collected)]
+    if relabelled:
+        out += ["", "## Labels", "", "| count | value |", "|---|---|"]
+        out += [f"| {k} | {v} |" for k, v in relabelled.stats.items()]
+        out += ["", f"Review queue: `{relabelled.review_path}`"]
+    if trained:
+        shown = {k: v for k, v in trained.to_dict().items() if v is not None}
+        out += ["", "## Training", "", "```json", json.dumps(shown, indent=2, default=str), "```"]
+    out += ["", "## Watermark", "", watermark_note,
+            f"(from {stats.get('watermark_from')} to {stats.get('watermark_to')})", ""]
+    return "\n".join(out)
+
+
+def _decision_section(checked: Checked) -> list[str]:
+    out = ["", "## Decision", "", f"**{checked.status}** (retrain: {str(checked.retrain).lower()})", ""]
+    out += [f"- {r}" for r in checked.reasons]
+    if checked.checks:
+        out += ["", "| signal | fired | score | threshold | detail |", "|---|---|---|---|---|"]
+        for c in checked.checks:
+            score = "" if c["score"] is None else f"{c['score']:.4f}"
+            fired = "yes" if c["fired"] else "no"
+            out.append(f"| {c['signal']} | {fired} | {score} | {c['threshold']} | {c['detail']} |")
+    if checked.html:
+        out += ["", f"Evidently report: `{checked.html}` (JSON: `{checked.json_path}`), champion v{checked.champion}."]
+    return out
+
+
+def _window_section(collected: Collected) -> list[str]:
+    stats = collected.stats
+    out = ["", "## Window", "", collected.summary, "", "| count | value |", "|---|---|"]
+    out += [f"| {key} | {stats.get(key)} |" for key in WINDOW_COUNTS]
+    if stats.get("feedback_refused"):
+        out += ["", "Feedback refused:"] + [f"- {r}" for r in stats["feedback_refused_reasons"]]
+    if stats.get("incoming_bad_files"):
+        out += ["", "Bad incoming files (skipped):"] + [f"- `{b['file']}`: {b['reason']}"
+                                                        for b in stats["incoming_bad_files"]]
+    return out
+
+
+def _log_report(settings: Settings, run_id: str, drift_run_id: str | None, path: Path) -> str:
+    """Attach the markdown to the run's drift MLflow run, or to a run of its own when there was none."""
+    client = registry.connect(settings.tracking_uri)
+    if drift_run_id:
+        client.log_artifact(drift_run_id, str(path), artifact_path="report")
+        return drift_run_id
+    registry.use_settings_experiment(settings)
+    with mlflow.start_run(run_name=f"report-{run_slug(run_id)}") as run:
+        mlflow.set_tags({"kind": "report", "dag_id": DAG_ID, "dag_run_id": run_id})
+        mlflow.log_artifact(str(path), artifact_path="report")
+    return run.info.run_id

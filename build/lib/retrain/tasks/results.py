@@ -1,0 +1,131 @@
+"""What each DAG task hands on: frozen dataclasses that travel through Airflow's XCom as plain dicts.
+
+A task body returns a typed result; the DAG file returns `result.to_dict()` to Airflow (XCom is JSON)
+and the next task gets it back with `from_dict`, so the task bodies read named fields, not string
+keys. Relabelling's and training's results are also saved in the run's directory, where `report`
+reads them: both tasks are skipped on a quiet day, and an XCom of a skipped task would log a
+scary "XCom not found" every time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from retrain.contracts.names import RELABEL_TASK, SKIP_TASK
+
+
+class _Result:
+    """JSON-able dict in, the same dict out."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(**data)
+
+
+class _Saved(_Result):
+    """A result also kept as `<run dir>/<FILE>`."""
+
+    FILE: ClassVar[str]
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / self.FILE).write_text(json.dumps(self.to_dict(), indent=2, default=str))
+
+    @classmethod
+    def load(cls, directory: Path) -> Self | None:
+        """The saved result, or None when the task did not run (or ran in an earlier attempt only)."""
+        path = directory / cls.FILE
+        return cls.from_dict(json.loads(path.read_text())) if path.exists() else None
+
+    @classmethod
+    def forget(cls, directory: Path) -> None:
+        (directory / cls.FILE).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Collected(_Result):
+    """The window saved by `collect_window`, its counts and the watermark a successful run commits."""
+
+    run_id: str
+    run_dir: str
+    window_path: str
+    rows: int
+    labelled: int
+    stats: dict[str, Any]
+    summary: str
+    next_watermark: dict[str, Any]
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.run_dir)
+
+
+@dataclass(frozen=True)
+class Checked(_Result):
+    """The drift decision with its reasons and checks; the evidence's paths when it was measured."""
+
+    run_id: str
+    retrain: bool
+    status: str  # drift | no_drift | too_small | no_reference
+    reasons: list[str]
+    fired: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    signals: dict[str, Any] | None = None
+    champion: str | None = None
+    reference_path: str | None = None  # the champion's reference, copied into the run's directory
+    html: str | None = None
+    json_path: str | None = None
+    mlflow_run_id: str | None = None
+    seconds: float | None = None
+
+    def branch(self) -> str:
+        """The branch task's answer: relabel and train on drift or an accuracy drop, else skip."""
+        return RELABEL_TASK if self.retrain else SKIP_TASK
+
+
+@dataclass(frozen=True)
+class Relabelled(_Saved):
+    """Where `relabel` put the training labels, the gold holdout and the review queue."""
+
+    FILE: ClassVar[str] = "relabel.json"
+
+    train_path: str
+    holdout_path: str
+    review_path: str
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Trained(_Saved):
+    """The challenger `train_challenger` registered, or why there is none (`version` None, `why`)."""
+
+    FILE: ClassVar[str] = "train.json"
+
+    key: str
+    version: str | None = None
+    why: str | None = None
+    passed: bool | None = None
+    alias: str | None = None
+    gate_reason: str | None = None
+    winner: str | None = None
+    reused: bool = False
+    metrics: dict[str, Any] | None = None
+    champion_metrics: dict[str, Any] | None = None
+    train_rows: int | None = None
+    holdout_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class Reported(_Result):
+    """The run's summary line, its markdown report and whether the watermark moved."""
+
+    line: str
+    markdown: str
+    mlflow_run_id: str
+    watermark_advanced: bool

@@ -1,0 +1,28 @@
+"""A DAG run's identity on disk and in the registry: its file name, its directory, its idempotency key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from retrain.contracts.names import DAG_ID
+from retrain.contracts.settings import Settings
+
+
+def run_slug(run_id: str) -> str:
+    """A run id as a file name (`manual__2026-01-01T00:00:00+00:00` has colons and a plus)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id).strip("_") or "run"
+
+
+def run_key(logical_date: Any, run_id: str) -> str:
+    """The idempotency key of a run: re-running a logical date must not register twice."""
+    if logical_date is None:
+        return f"{DAG_ID}:{run_id}"
+    stamp = logical_date.isoformat() if hasattr(logical_date, "isoformat") else str(logical_date)
+    return f"{DAG_ID}:{stamp}"
+
+
+def run_dir(settings: Settings, run_id: str) -> Path:
+    """Where a run keeps its window, reference copy, relabelled data and task results."""
+    return settings.reports_dir / "runs" / run_slug(run_id)

@@ -1,0 +1,67 @@
+"""Task 5, `train_challenger`: reference + relabelled window -> PyCaret -> gate -> maybe `challenger`.
+
+The gate's holdout is the window's own gold, so a challenger is judged on the traffic it will
+serve; without enough of it no version is registered and the window waits for more feedback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from retrain.adapters import registry
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.names import DAG_ID
+from retrain.contracts.schema import TEXT, TOPIC
+from retrain.contracts.settings import Settings
+from retrain.ml.train import TrainOutcome, train_and_register
+from retrain.tasks.results import Checked, Collected, Relabelled, Trained
+
+log = get_logger("dag")
+
+
+def train_challenger(settings: Settings, collected: Collected, checked: Checked, relabelled: Relabelled, *,
+                     key: str) -> Trained:
+    """Train on the champion's reference plus the relabelled window; `key` makes a re-run register nothing new."""
+    holdout = pd.read_parquet(relabelled.holdout_path)
+    if len(holdout) < settings.relabel.min_holdout:
+        why = (f"only {len(holdout)} gold-labelled tickets held out (< {settings.relabel.min_holdout}): a challenger "
+               "could not be gated on current traffic; the window waits for more feedback")
+        return _done(collected, Trained(key=key, why=why))
+    reference = pd.read_parquet(checked.reference_path)[[TEXT, TOPIC]]
+    window_train = pd.read_parquet(relabelled.train_path)[[TEXT, TOPIC]]
+    data = pd.concat([reference, window_train], ignore_index=True)
+    run_id = collected.run_id
+    outcome = train_and_register(
+        data, settings, alias=registry.CHALLENGER, source=f"dag:{DAG_ID}:{run_id}", key=key, holdout=holdout,
+        extra_tags={"dag_run_id": run_id, "drift_status": checked.status,
+                    "drift_fired": ",".join(checked.fired) or "none", "window_rows": str(collected.rows),
+                    "reference_rows": str(len(reference))},
+        progress=lambda message: log.info(kv("train_progress", run_id=run_id, message=message)),
+    )
+    return _done(collected, _trained(outcome, key, train_rows=len(data), holdout_rows=len(holdout)))
+
+
+def _trained(outcome: TrainOutcome, key: str, *, train_rows: int, holdout_rows: int) -> Trained:
+    return Trained(key=key, version=outcome.version, passed=outcome.passed, alias=outcome.alias,
+                   gate_reason=outcome.gate_reason, winner=outcome.winner, reused=outcome.reused,
+                   metrics=_plain(outcome.metrics), champion_metrics=_plain(outcome.champion_metrics),
+                   train_rows=train_rows, holdout_rows=holdout_rows)
+
+
+def _done(collected: Collected, trained: Trained) -> Trained:
+    trained.save(collected.directory)
+    if trained.version is None:
+        log.info(kv("train_challenger", run_id=collected.run_id, version="none", why=trained.why))
+    else:
+        log.info(kv("train_challenger", run_id=collected.run_id, version=trained.version, passed=trained.passed,
+                    alias=trained.alias or "none", reused=trained.reused, gate=trained.gate_reason))
+    return trained
+
+
+def _plain(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Headline metrics only: per-topic accuracy stays in MLflow, out of XCom and the run's files."""
+    if metrics is None:
+        return None
+    return {k: v for k, v in metrics.items() if k != "per_topic_accuracy"}

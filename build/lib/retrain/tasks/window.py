@@ -1,0 +1,310 @@
+"""The DAG's window: what arrived since the last successful run, with the labels we can trust.
+
+Sources are the router's request log, ticket files dropped in `incoming/` and the feedback log.
+Everything here is I/O at the edges around pure functions, and nothing here may fail a run: a
+torn log line, an unreadable file or suspicious feedback is counted, explained and skipped, so the
+operator reads what happened in the run report instead of a traceback.
+
+The logs are read from the watermark on (`since`), so a run costs its window, not the history.
+Feedback is validated where it is used (the security review's rule): feedback for a request the
+window did not read is dropped (a made-up id, or a request of an earlier window, which is never
+trained on again), a request's last label wins, and a window whose feedback is dominated by one
+source or one label is refused, because that is what poisoning looks like. "Dominated" is judged
+against the sources of the labels of earlier windows, which the watermark carries as counts (the
+logs of those windows are not read again, and may be gone to retention).
+
+The watermark (a small JSON file) is only advanced by the run's last task, so a failed run leaves
+it where it was and the next run sees the same tickets again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from retrain.contracts.atomic import write_atomic
+from retrain.contracts.requestlog import LogRead, latest_labels, read_feedback, read_requests
+from retrain.contracts.schema import TEXT, TOPIC, TicketDataError, load_tickets
+from retrain.contracts.settings import FeedbackSettings
+
+WINDOW_COLUMNS = ("request_id", "ticket_id", "timestamp", "origin", TEXT, "served_topic", "label", "label_source")
+INCOMING_PATTERNS = ("*.csv", "*.csv.gz", "*.parquet")
+ROUTER = "router"
+INCOMING = "incoming"
+
+
+@dataclass
+class Watermark:
+    """How far previous successful runs have read: a request timestamp and the incoming files seen."""
+
+    requests_until: str | None = None  # ISO timestamp of the newest request row already consumed
+    incoming: dict[str, str] = field(default_factory=dict)  # file name -> size:mtime signature
+    feedback_sources: dict[str, int] = field(default_factory=dict)  # labels judged so far, by source
+    run_id: str | None = None
+    committed_at: str | None = None
+
+    @property
+    def until(self) -> pd.Timestamp | None:
+        return pd.Timestamp(self.requests_until) if self.requests_until else None
+
+
+@dataclass
+class IncomingRead:
+    rows: pd.DataFrame
+    files: dict[str, str]  # every file now present -> signature (consumed or not)
+    bad_files: list[dict[str, str]]
+    new_files: list[str]
+
+
+@dataclass
+class Window:
+    frame: pd.DataFrame  # WINDOW_COLUMNS
+    stats: dict[str, Any]
+    next_watermark: Watermark
+
+
+def watermark_path(airflow_dir: Path) -> Path:
+    """The watermark lives with the scheduler state it belongs to."""
+    return Path(airflow_dir) / "ticket_drift_retrain.watermark.json"
+
+
+def load_watermark(path: Path) -> Watermark:
+    """A missing or unreadable watermark means "read everything": safe, just a bigger first window."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return Watermark(requests_until=data.get("requests_until"), incoming=dict(data.get("incoming") or {}),
+                         feedback_sources={str(k): int(v) for k, v in (data.get("feedback_sources") or {}).items()},
+                         run_id=data.get("run_id"), committed_at=data.get("committed_at"))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return Watermark()
+
+
+def save_watermark(path: Path, watermark: Watermark, *, run_id: str) -> Watermark:
+    """Write atomically (temp file + rename): a crash never leaves half a watermark behind."""
+    committed = Watermark(requests_until=watermark.requests_until, incoming=dict(watermark.incoming),
+                          feedback_sources=dict(watermark.feedback_sources), run_id=run_id,
+                          committed_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    write_atomic(Path(path), json.dumps(asdict(committed), indent=2, sort_keys=True))
+    return committed
+
+
+def _signature(path: Path) -> str:
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def read_incoming(directory: Path, seen: dict[str, str]) -> IncomingRead:
+    """Ticket files not consumed yet (new name or changed content); a bad file is skipped with its reason."""
+    directory = Path(directory)
+    paths = sorted({p for pattern in INCOMING_PATTERNS for p in directory.glob(pattern)}) if directory.is_dir() else []
+    files = {p.name: _signature(p) for p in paths}
+    frames, bad, new = [], [], []
+    for path in paths:
+        if seen.get(path.name) == files[path.name]:
+            continue
+        new.append(path.name)
+        try:
+            tickets = load_tickets(path)
+        except TicketDataError as exc:
+            bad.append({"file": path.name, "reason": str(exc)})
+            continue
+        frames.append(_incoming_rows(tickets, path.name))
+    rows = pd.concat(frames, ignore_index=True) if frames else _empty_window()
+    return IncomingRead(rows=rows, files=files, bad_files=bad, new_files=new)
+
+
+def _incoming_rows(tickets: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Dropped files are helpdesk exports: a `topic` there is the agent's label, as good as feedback."""
+    n = len(tickets)
+    label = tickets[TOPIC] if TOPIC in tickets.columns else pd.Series([None] * n, index=tickets.index)
+    ticket_id = tickets["ticket_id"].astype(str) if "ticket_id" in tickets.columns else pd.Series(
+        [f"{name}#{i}" for i in range(n)], index=tickets.index)
+    if "created_at" in tickets.columns:
+        stamps = pd.to_datetime(tickets["created_at"], utc=True, errors="coerce", format="ISO8601")
+    else:
+        stamps = pd.Series(pd.NaT, index=tickets.index, dtype="datetime64[ns, UTC]")
+    frame = pd.DataFrame({
+        "request_id": [None] * n,
+        "ticket_id": ticket_id.to_numpy(),
+        "timestamp": stamps.to_numpy(),
+        "origin": f"{INCOMING}:{name}",
+        TEXT: tickets[TEXT].to_numpy(),
+        "served_topic": None,
+        "label": label.to_numpy(),
+        "label_source": [INCOMING if isinstance(v, str) and v else None for v in label],
+    })
+    return frame[list(WINDOW_COLUMNS)]
+
+
+def _empty_window() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in WINDOW_COLUMNS})
+
+
+def new_requests(requests: pd.DataFrame, until: pd.Timestamp | None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Request rows after the watermark with usable text, first occurrence of each request id."""
+    rows = requests if until is None else requests.loc[requests["timestamp"] > until]
+    empty = rows[TEXT].fillna("").str.strip().eq("")
+    usable = rows.loc[~empty]
+    duplicate = usable["request_id"].duplicated(keep="first") & usable["request_id"].ne("")
+    usable = usable.loc[~duplicate]
+    frame = pd.DataFrame({
+        "request_id": usable["request_id"].to_numpy(),
+        "ticket_id": usable["ticket_id"].to_numpy(),
+        "timestamp": usable["timestamp"].array,  # keeps the dtype: to_numpy() builds Python datetimes
+        "origin": ROUTER,
+        TEXT: usable[TEXT].to_numpy(),
+        "served_topic": usable["topic"].to_numpy(),
+        "label": None,
+        "label_source": None,
+    })[list(WINDOW_COLUMNS)]
+    return frame, {"requests_new": int(len(rows)), "requests_empty_text": int(empty.sum()),
+                   "requests_duplicate": int(duplicate.sum())}
+
+
+def guard_feedback(
+    feedback: pd.DataFrame,
+    known_requests: set[str],
+    window_requests: set[str],
+    guards: FeedbackSettings,
+    history: Mapping[str, int] | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The labels this window may use, as (request_id, label, source), plus what was dropped and why.
+
+    Order matters: the request log's join rule goes first (`latest_labels`: unknown request ids
+    cannot be judged, the last label per request wins because agents correct themselves), then only
+    this window's labels are judged for dominance, since that is the set that would be trained on.
+    `history` counts the sources of earlier windows' labels (`Watermark.feedback_sources`).
+    """
+    last, dropped = latest_labels(feedback, known_requests)
+    inside = last["request_id"].isin(window_requests)
+    labels = last.loc[inside, ["request_id", "label", "source"]].reset_index(drop=True)
+    stats: dict[str, Any] = {
+        "feedback_blank": dropped["blank"],
+        "feedback_unknown_request": dropped["unknown_request"],
+        "feedback_superseded": dropped["superseded"],
+        "feedback_outside_window": int((~inside).sum()),
+        "feedback_refused": False,
+        "feedback_refused_reasons": [],
+    }
+    reasons = dominance_reasons(labels, guards, history)
+    stats["feedback_sources"] = {str(k): int(v) for k, v in labels["source"].value_counts().items()}
+    if reasons:
+        stats.update(feedback_refused=True, feedback_refused_reasons=reasons, feedback_refused_rows=len(labels))
+        labels = labels.iloc[0:0]
+    stats["feedback_used"] = int(len(labels))
+    return labels, stats
+
+
+def dominance_reasons(labels: pd.DataFrame, guards: FeedbackSettings,
+                      history: Mapping[str, int] | None = None) -> list[str]:
+    """Why this feedback is implausible (empty when it is fine): one source or one label dominating.
+
+    A source is judged against the earlier feedback (`history`, label counts by source of earlier
+    windows): the router's default source is "api", so a deployment where every client leaves it
+    out has one source at 100% every day, and that is normal. What is implausible is a source that
+    dominates this window but did not dominate before; with no earlier feedback it is not judged.
+    """
+    if len(labels) < guards.min_rows:
+        return []
+    reasons = []
+    shares = labels["source"].value_counts(normalize=True)
+    source, share = str(shares.index[0]), float(shares.iloc[0])
+    total = sum(history.values()) if history else 0
+    before = history.get(source, 0) / total if total else None
+    if share > guards.max_source_share and before is not None and before <= guards.max_source_share:
+        reasons.append(f"source '{source}' gives {share:.0%} of {len(labels)} feedback labels (limit "
+                       f"{guards.max_source_share:.0%}; {before:.0%} of earlier feedback): window feedback refused")
+    shares = labels["label"].value_counts(normalize=True)
+    label, share = str(shares.index[0]), float(shares.iloc[0])
+    if share > guards.max_label_share:
+        reasons.append(f"label '{label}' gives {share:.0%} of {len(labels)} feedback labels "
+                       f"(limit {guards.max_label_share:.0%}): window feedback refused")
+    return reasons
+
+
+def build_window(
+    requests: LogRead,
+    feedback: LogRead,
+    incoming: IncomingRead,
+    watermark: Watermark,
+    guards: FeedbackSettings,
+) -> Window:
+    """Join the sources into one frame and compute the watermark a successful run would commit."""
+    routed, request_stats = new_requests(requests.rows, watermark.until)
+    window_ids = set(routed["request_id"].dropna())
+    known = set(requests.rows["request_id"])
+    labels, feedback_stats = guard_feedback(feedback.rows, known, window_ids, guards, watermark.feedback_sources)
+    if len(labels):
+        joined = routed.drop(columns=["label", "label_source"]).merge(
+            labels.rename(columns={"source": "label_source"}), on="request_id", how="left")
+        routed = joined[list(WINDOW_COLUMNS)]
+    frame = pd.concat([f for f in (routed, incoming.rows) if len(f)], ignore_index=True) if (
+        len(routed) or len(incoming.rows)) else _empty_window()
+
+    newest = requests.rows["timestamp"].max() if len(requests.rows) else None
+    until = watermark.requests_until
+    if newest is not None and (watermark.until is None or newest > watermark.until):
+        until = newest.isoformat()
+    # Bad files count as consumed too: they are reported once, and fixing one changes its signature.
+    # Refused labels count too: the history is what earlier windows' feedback looked like, trusted or not.
+    sources = Counter(watermark.feedback_sources) + Counter(feedback_stats["feedback_sources"])
+    next_watermark = Watermark(requests_until=until, incoming=dict(incoming.files), feedback_sources=dict(sources))
+
+    labelled = frame["label"].notna() & frame["label"].astype(str).str.strip().ne("")
+    stats = {
+        "rows": int(len(frame)),
+        "router_rows": int((frame["origin"] == ROUTER).sum()),
+        "incoming_rows": int(len(incoming.rows)),
+        "labelled": int(labelled.sum()),
+        "requests_read": int(len(requests.rows)),
+        "requests_malformed": int(requests.malformed),
+        **request_stats,
+        "feedback_read": int(len(feedback.rows)),
+        "feedback_malformed": int(feedback.malformed),
+        **feedback_stats,
+        "incoming_new_files": list(incoming.new_files),
+        "incoming_bad_files": list(incoming.bad_files),
+        "watermark_from": watermark.requests_until,
+        "watermark_to": until,
+    }
+    stats["malformed"] = (stats["requests_malformed"] + stats["requests_empty_text"] + stats["feedback_malformed"]
+                          + stats["feedback_blank"] + len(incoming.bad_files))
+    return Window(frame=frame, stats=stats, next_watermark=next_watermark)
+
+
+def collect(
+    logs_dir: Path,
+    incoming_dir: Path,
+    watermark: Watermark,
+    guards: FeedbackSettings,
+) -> Window:
+    """Read the three sources from disk and build the window (the DAG's first task).
+
+    Both logs are read from the watermark on: the window's requests are after it, and so is their
+    feedback (it is sent after the answer). Only the day folders from the watermark's day are opened.
+    """
+    since = watermark.until
+    return build_window(read_requests(logs_dir, since=since), read_feedback(logs_dir, since=since),
+                        read_incoming(incoming_dir, watermark.incoming), watermark, guards)
+
+
+def summarize(stats: dict[str, Any]) -> str:
+    """One line for the log and the report: the counts an operator asks about first."""
+    parts = [f"{stats['rows']} tickets ({stats['router_rows']} routed, {stats['incoming_rows']} from files)",
+             f"{stats['labelled']} labelled", f"{stats['malformed']} malformed skipped"]
+    dropped = stats["feedback_unknown_request"] + stats["feedback_superseded"]
+    if dropped:
+        parts.append(f"{stats['feedback_unknown_request']} feedback for unknown requests and "
+                     f"{stats['feedback_superseded']} superseded labels dropped")
+    if stats["feedback_refused"]:
+        parts.append("feedback refused: " + "; ".join(stats["feedback_refused_reasons"]))
+    if stats["incoming_bad_files"]:
+        parts.append("bad files: " + "; ".join(f"{b['file']}: {b['reason']}" for b in stats["incoming_bad_files"]))
+    return ", ".join(parts)

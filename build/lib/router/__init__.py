@@ -1,0 +1,40 @@
+"""The A/B router: a Flask app that serves champion vs challenger from the MLflow registry.
+
+`create_app` follows the Flask tutorial's factory: gunicorn calls it once per worker (preload is
+off, so each worker loads its own models and starts its own poll thread after the fork), and tests
+call it with their own settings and, in unit tests, an in-memory model store.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from retrain.contracts.logstore import FEEDBACK, REQUESTS
+from retrain.contracts.logwriter import ShardedLog
+from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from retrain.contracts.settings import Settings, get_settings
+from router import errors, views
+from router.records import customer_key
+from router.state import EXTENSION, RouterState
+from router.store import ModelStore, Store
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
+    """Build a router for `settings` (the environment by default) and load its models."""
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.router.max_body_bytes
+    app.json.sort_keys = False
+    model_store = store or ModelStore(settings)
+    app.extensions[EXTENSION] = RouterState(
+        settings=settings,
+        store=model_store,
+        config=model_store.config,
+        requests=ShardedLog(settings.logs_dir, REQUESTS, REQUEST_COLUMNS, max_bytes=settings.log.max_bytes),
+        feedback=ShardedLog(settings.logs_dir, FEEDBACK, FEEDBACK_COLUMNS, max_bytes=settings.log.max_bytes),
+        customer_key=customer_key(settings.router.customer_key),
+    )
+    errors.register(app)
+    app.register_blueprint(views.bp)
+    model_store.start()
+    return app

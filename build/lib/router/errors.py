@@ -1,0 +1,80 @@
+"""Every error leaves the router as `{"error": "<code>", "message": "<sentence>"}`.
+
+Clients and on-call people read these, so the message names the field or the fix; nothing ever
+returns HTML or a traceback (an unexpected exception is logged server-side with its traceback and
+the client gets a generic 500 that carries the request id to grep for).
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, current_app, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+from retrain.contracts.log import get_logger, kv
+
+log = get_logger("router.errors")
+
+# Werkzeug's exception names, as stable snake_case codes.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_field",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+_HTTP_MESSAGES = {
+    404: "no such endpoint; the router serves POST /predict, POST /feedback, GET|POST /config, "
+    "GET /health, GET /ready and GET /metrics",
+}
+
+
+class APIError(Exception):
+    """An expected failure with a status, a stable code and a human message."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The one error shape of the API."""
+    response = jsonify(error=code, message=message)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _api_error(exc: APIError) -> Response:
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    message = _HTTP_MESSAGES.get(status) or exc.description or exc.name
+    if status == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        message = f"request body is larger than {limit} bytes (the limit is TICKET_AB_MAX_BODY_BYTES)"
+    headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "www-authenticate", "retry-after")}
+    return error_response(status, _HTTP_CODES.get(status, "http_error"), message, headers)
+
+
+def _unexpected(exc: Exception) -> Response:
+    request_id = g.get("request_id", "")
+    log.exception(kv("unhandled_error", request_id=request_id, error=type(exc).__name__))
+    return error_response(500, "internal_error", f"the router failed to handle this request (request_id {request_id}); "
+                          "the server log has the details")
+
+
+def register(app: Flask) -> None:
+    """Install the JSON handlers; HTTPException before Exception so 404/405/413 keep their status."""
+    app.register_error_handler(APIError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

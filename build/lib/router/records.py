@@ -1,0 +1,83 @@
+"""The request-log and feedback-log rows, shaped by retrain.contracts.requestlog's column contracts.
+
+The ticket text arrives PII-masked (the view masks it once, before scoring, because models train
+on masked text and the log is what the DAG reads as training data); CsvAppender then folds every
+field to one line. A customer id that is personal data (an e-mail address, a phone number) is
+logged as a keyed pseudonym: analysis still groups a customer's rows, the log holds no address.
+Assignment happens before and uses the id as sent, so pseudonymising changes no arm.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.pii import is_personal, pseudonym
+from router.config import ABConfig
+from router.inputs import Feedback, Ticket
+from router.scoring import Outcome
+
+# Public, so pseudonyms made with it can be reversed by hashing candidate addresses: for demos only.
+DEVELOPMENT_KEY = "ticket-ab-development-customer-key"
+PSEUDONYM_PREFIX = "cust-"
+
+log = get_logger("router.records")
+
+
+def utc_now() -> str:
+    """UTC ISO 8601 with milliseconds, as read_requests parses it."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def customer_key(configured: str) -> bytes:
+    """The pseudonym key (TICKET_AB_CUSTOMER_KEY).
+
+    Every replica must use the same key, or one customer gets a different pseudonym per replica.
+    Unset, the public DEVELOPMENT_KEY applies and a warning says so: the log still holds no
+    address, but the pseudonyms can be reversed by anyone who guesses the address.
+    """
+    if not configured:
+        log.warning(kv("customer_key_missing", env="TICKET_AB_CUSTOMER_KEY",
+                       effect="customer ids that are e-mails or phones are hashed with the public development key"))
+    return (configured or DEVELOPMENT_KEY).encode("utf-8")
+
+
+def logged_customer(customer_id: str | None, key: bytes) -> str | None:
+    """The customer id as the log may hold it: as sent, or a pseudonym when it is personal data."""
+    if customer_id and is_personal(customer_id):
+        return pseudonym(customer_id, key, PSEUDONYM_PREFIX)
+    return customer_id
+
+
+def request_row(
+    request_id: str, ticket: Ticket, text: str, outcome: Outcome, config: ABConfig, latency_ms: float,
+    customer_key: bytes,
+) -> dict[str, object]:
+    """One REQUEST_COLUMNS row: who asked, which arm and model answered, under which config, and the masked text."""
+    served, shadow = outcome.served, outcome.shadow
+    return {
+        "timestamp": utc_now(),
+        "request_id": request_id,
+        "ticket_id": ticket.ticket_id,
+        "customer_id": logged_customer(ticket.customer_id, customer_key),
+        "variant": outcome.variant,
+        "model_alias": served.alias,
+        "model_version": served.version,
+        "split_b": config.ab_split_b,
+        "mode": config.mode,
+        "experiment_id": config.experiment_id,
+        "topic": served.topic,
+        "confidence": served.confidence,
+        "latency_ms": latency_ms,
+        "fallback": outcome.fallback,
+        "shadow_version": shadow.version if shadow else "",
+        "shadow_topic": shadow.topic if shadow else "",
+        "shadow_confidence": shadow.confidence if shadow else "",
+        "text": text,
+    }
+
+
+def feedback_row(feedback: Feedback) -> dict[str, object]:
+    """One FEEDBACK_COLUMNS row."""
+    return {"timestamp": utc_now(), "request_id": feedback.request_id, "label": feedback.label,
+            "source": feedback.source}

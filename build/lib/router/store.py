@@ -1,0 +1,400 @@
+"""The models a worker serves: `models:/<name>@champion` and `@challenger`, kept current and on disk.
+
+Requests read one immutable `Models` snapshot; the poll thread builds a new snapshot off to the
+side and publishes it with a single reference assignment, so an alias move swaps models without a
+restart and an in-flight request finishes with the objects it started with.
+
+The same poll carries the shared A/B config: one registry call returns the aliases and the
+registered model's tags, and the config tag is handed to `self.config` (`router.config`).
+
+Every version is downloaded once into the disk cache (`router.cache`, under `router/cache/`).
+When MLflow is unreachable the store loads the versions the aliases served last from there and
+reports source "cache" until the registry answers again. Nothing here raises into a request or
+kills a worker: failures keep the previous models and show up in /ready and the log.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import mlflow.artifacts
+import mlflow.sklearn
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import RegisteredModel
+from mlflow.exceptions import MlflowException
+
+from retrain.adapters import registry
+from retrain.contracts.log import get_logger, kv
+from retrain.contracts.names import CHALLENGER, CHAMPION, SERVED_ALIASES
+from retrain.contracts.settings import Settings
+from router import metrics
+from router.cache import ModelCache, utc_now
+from router.config import CACHE_FILE, ABConfig, ConfigStore, ConfigUnavailable, Published
+from router.predictor import Scorer, compile_scorer
+
+FROM_REGISTRY = "registry"
+FROM_CACHE = "cache"
+WARMUP_TEXT = "cannot log in to the vpn after the password reset"
+
+log = get_logger("router.store")
+
+
+class RegistryUnavailable(ConfigUnavailable):
+    """The registry could not be asked (down, timing out, failing); not the same as 'no such alias'."""
+
+
+class ModelError(RuntimeError):
+    """A downloaded model cannot serve: not loadable, or fails the warm-up prediction."""
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    """What an alias points at; the run id tells a reused version number from the cached one."""
+
+    version: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """One poll's answer: where the served aliases point and the shared A/B config tag."""
+
+    aliases: dict[str, RegistryVersion | None]
+    config_tag: str | None = None
+
+    def published(self) -> Published:
+        """The facts every replica derives the A/B config and its experiment id from."""
+        champion, challenger = (self.aliases.get(alias) for alias in (CHAMPION, CHALLENGER))
+        return Published(self.config_tag, champion.version if champion else None,
+                         challenger.version if challenger else None)
+
+
+class Registry(Protocol):
+    """What the store needs from a model registry (MLflow in production, a fake in unit tests)."""
+
+    def state(self) -> RegistryState:
+        """Alias targets (None: no such alias) and config tag in one request; RegistryUnavailable if it cannot."""
+        ...
+
+    def write_config(self, tag: str) -> None:
+        """Replace the A/B config tag; RegistryUnavailable if the registry cannot take it."""
+        ...
+
+    def download(self, version: str, dst: Path) -> Path:
+        """Write the MLflow model directory of `version` at `dst` (which must not exist) and return it."""
+        ...
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to serve: never mutated, so a request can keep using it after a swap."""
+
+    alias: str
+    version: str
+    run_id: str
+    pipeline: Any  # a fitted sklearn Pipeline over a DataFrame with a `text` column
+    classes: tuple[str, ...]
+    score: Scorer  # one text -> probabilities, see router.predictor
+    scoring: str  # which scorer: predictor.DIRECT or predictor.PIPELINE
+    source: str  # FROM_REGISTRY or FROM_CACHE
+    loaded_at: str
+
+    def describe(self) -> dict[str, str]:
+        """The /ready view of this model."""
+        return {"version": self.version, "run_id": self.run_id, "source": self.source, "scoring": self.scoring,
+                "loaded_at": self.loaded_at}
+
+
+@dataclass(frozen=True)
+class Models:
+    """What one request uses from start to finish."""
+
+    champion: LoadedModel | None = None
+    challenger: LoadedModel | None = None
+
+
+class Store(Protocol):
+    """What the views need from a model store (unit tests substitute an in-memory one)."""
+
+    config: ConfigStore  # the shared A/B config, kept current by the same poll as the models
+
+    def snapshot(self) -> Models:
+        """The models to use for one whole request."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """The /ready body: model_name, champion, challenger, source, registry, last_error."""
+        ...
+
+    def start(self) -> None:
+        """Load the models; called once by create_app."""
+        ...
+
+    def stop(self) -> None:
+        """Stop background work."""
+        ...
+
+
+class MlflowRegistry:
+    """Registry reads and writes against an MLflow tracking server, failing fast when it is down."""
+
+    def __init__(self, tracking_uri: str, model_name: str, timeout_s: float = 3.0) -> None:
+        # The client's defaults retry for minutes; the poll loop retries on its own schedule instead.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self._client = None
+        # A version's run never changes, but a recreated registry reuses version numbers: the key
+        # carries the registered model's creation time, so a recreated model is looked up afresh.
+        self._run_ids: dict[tuple[int | None, str], str] = {}
+
+    def state(self) -> RegistryState:
+        """One `get_registered_model` (aliases and tags) per poll; a version's run id only when first seen."""
+        client = self._connect()
+        try:
+            model = client.get_registered_model(self.model_name)
+        except MlflowException as exc:
+            # An unregistered model -> RESOURCE_DOES_NOT_EXIST: no aliases and no config yet; anything
+            # else (connection errors arrive as INTERNAL_ERROR) means "could not ask".
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return RegistryState({alias: None for alias in SERVED_ALIASES})
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
+        try:
+            aliases = {alias: self._target(client, model, alias) for alias in SERVED_ALIASES}
+        except MlflowException as exc:  # an alias names a version we cannot read: ask again next poll
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
+        return RegistryState(aliases, model.tags.get(registry.AB_CONFIG_TAG))
+
+    def write_config(self, tag: str) -> None:
+        """The tag lives on the registered model, so there must be one (register a champion first)."""
+        client = self._connect()
+        try:
+            registry.set_ab_config(client, self.model_name, tag)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise RegistryUnavailable(f"model {self.model_name!r} is not registered in MLflow at "
+                                          f"{self.tracking_uri}; register a champion first") from None
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
+
+    def download(self, version: str, dst: Path) -> Path:
+        """By version, not alias: the alias may move again while we download."""
+        uri = f"models:/{self.model_name}/{version}"
+        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri)
+        return Path(path)
+
+    def _connect(self) -> MlflowClient:
+        """A fast /health preflight first: a down server fails in milliseconds, not after client retries."""
+        try:
+            registry.check_reachable(self.tracking_uri, self.timeout_s)
+            if self._client is None:
+                self._client = registry.connect(self.tracking_uri)
+        except registry.RegistryError as exc:
+            raise RegistryUnavailable(str(exc)) from None
+        return self._client
+
+    def _target(self, client: MlflowClient, model: RegisteredModel, alias: str) -> RegistryVersion | None:
+        version = model.aliases.get(alias)
+        if version is None:
+            return None
+        key = (model.creation_timestamp, str(version))
+        if key not in self._run_ids:
+            self._run_ids[key] = client.get_model_version(self.model_name, str(version)).run_id or ""
+        return RegistryVersion(version=str(version), run_id=self._run_ids[key])
+
+
+def shared_config(settings: Settings, source: Registry) -> ConfigStore:
+    """The A/B config kept in `source`, cached under the router's state dir, the settings' split by default."""
+    return ConfigStore(settings.router_dir / CACHE_FILE, ABConfig(ab_split_b=settings.router.split_b),
+                       read=lambda: source.state().published(), write=source.write_config)
+
+
+def serving_model(alias: str, version: str, run_id: str, pipeline: Any, source: str) -> LoadedModel:
+    """Wrap a fitted pipeline for serving, after proving it can score a ticket (warm-up prediction)."""
+    try:
+        classes = tuple(str(c) for c in pipeline.classes_)
+        score, scoring = compile_scorer(pipeline)
+        proba = score(WARMUP_TEXT)
+    except Exception as exc:
+        raise ModelError(f"{alias} v{version} cannot serve: {type(exc).__name__}: {exc}") from exc
+    if proba.shape != (len(classes),):
+        raise ModelError(f"{alias} v{version} returned scores of shape {proba.shape} for {len(classes)} classes")
+    return LoadedModel(alias, version, run_id, pipeline, classes, score, scoring, source, utc_now())
+
+
+def load_model(path: Path, alias: str, version: str, run_id: str, source: str) -> LoadedModel:
+    """Load a cached MLflow sklearn model directory into a LoadedModel."""
+    try:
+        pipeline = mlflow.sklearn.load_model(str(path))
+    except Exception as exc:
+        raise ModelError(f"model at {path} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    return serving_model(alias, version, run_id, pipeline, source)
+
+
+class ModelStore:
+    """Champion and challenger for one worker: loaded at start, polled, swapped atomically."""
+
+    def __init__(self, settings: Settings, source: Registry | None = None) -> None:
+        self.model_name = settings.model_name
+        self.cache = ModelCache(settings.router_dir / "cache", settings.model_name)
+        self.reload_s = settings.router.reload_s
+        self._registry = source or MlflowRegistry(settings.tracking_uri, settings.model_name)
+        self.config = shared_config(settings, self._registry)
+        self._models = Models()
+        self._registry_state: dict[str, Any] = {"reachable": None, "checked_at": None, "error": None}
+        self._last_error: str | None = None
+        self._errors: list[str] = []  # collected during one refresh, published as last_error
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def snapshot(self) -> Models:
+        """The current models; hold on to the result for the whole request."""
+        return self._models
+
+    def start(self, poll: bool = True) -> None:
+        """Load synchronously (so a worker is ready when it accepts traffic), then poll in the background."""
+        try:
+            self.refresh()
+        except Exception:  # a worker without models still answers /health and /ready; the poll retries
+            log.exception(kv("initial_load_failed", model=self.model_name))
+        if poll and self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="model-store-poll", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """End the poll thread (tests and scripts; gunicorn workers just exit)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+
+    def status(self) -> dict[str, Any]:
+        """What /ready reports: versions, where they came from, and whether the registry answers."""
+        models = self._models
+        return {
+            "model_name": self.model_name,
+            "champion": models.champion.describe() if models.champion else None,
+            "challenger": models.challenger.describe() if models.challenger else None,
+            "source": models.champion.source if models.champion else None,
+            "registry": dict(self._registry_state),
+            "last_error": self._last_error,
+        }
+
+    def refresh(self) -> None:
+        """One poll: ask the registry, load what moved, publish one new snapshot, then the config.
+
+        Registry and model failures never raise: they keep the current models and config and are
+        reported in /ready (`registry`, `last_error`, which describe the latest poll) and in the log.
+        The config follows the models, so a row's experiment id rarely runs ahead of its model.
+        """
+        with self._refresh_lock:
+            self._errors = []
+            mark = self.config.mark()
+            state = self._ask()
+            models = self._models
+            for alias in SERVED_ALIASES:
+                synced = False
+                if state is not None:
+                    models, synced = self._sync(models, alias, state.aliases.get(alias))
+                if not synced and getattr(models, alias) is None:
+                    models = self._from_cache(models, alias)
+            self._last_error = "; ".join(self._errors) or None
+            self._publish(models)
+            if state is not None:
+                self.config.follow(state.published(), mark)
+
+    def _ask(self) -> RegistryState | None:
+        """The registry's state, or None (recorded for /ready and logged on change) if it cannot be asked."""
+        was_reachable = self._registry_state["reachable"]
+        try:
+            state = self._registry.state()
+        except Exception as exc:  # whatever the client raised, the registry could not be asked
+            error = str(exc) if isinstance(exc, RegistryUnavailable) else f"{type(exc).__name__}: {exc}"
+            if was_reachable is not False:
+                log.warning(kv("registry_unreachable", model=self.model_name, error=error))
+            self._registry_state = {"reachable": False, "checked_at": utc_now(), "error": error}
+            return None
+        self._registry_state = {"reachable": True, "checked_at": utc_now(), "error": None}
+        if was_reachable is False:
+            log.info(kv("registry_reachable", model=self.model_name))
+        return state
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.reload_s):
+            try:
+                self.refresh()
+            except Exception:  # the poll thread must outlive any bug in one poll
+                log.exception(kv("poll_failed", model=self.model_name))
+
+    def _sync(self, models: Models, alias: str, target: RegistryVersion | None) -> tuple[Models, bool]:
+        """Bring one alias in line with the registry; (models, True) when it now matches."""
+        current: LoadedModel | None = getattr(models, alias)
+        if target is None:
+            if alias == CHAMPION and current is not None:
+                log.warning(kv("champion_alias_missing", model=self.model_name, keep_serving=current.version))
+                return models, True
+            if current is not None:
+                log.info(kv("model_unloaded", model=self.model_name, alias=alias, version=current.version))
+            self.cache.forget(alias)
+            return replace(models, **{alias: None}), True
+        if current is not None and (current.version, current.run_id) == (target.version, target.run_id):
+            if current.source != FROM_REGISTRY:
+                models = replace(models, **{alias: replace(current, source=FROM_REGISTRY)})
+            return models, True
+        try:
+            loaded = self._load_version(alias, target)
+        except Exception as exc:  # a broken new version must not take down the one being served
+            self._errors.append(f"{alias} v{target.version}: {exc}")
+            log.error(kv("model_load_failed", model=self.model_name, alias=alias, version=target.version, error=exc))
+            return models, False
+        log.info(kv("model_loaded", model=self.model_name, alias=alias, version=target.version,
+                    replaced=current.version if current else None, scoring=loaded.scoring))
+        return replace(models, **{alias: loaded}), True
+
+    def _load_version(self, alias: str, target: RegistryVersion) -> LoadedModel:
+        path = self.cache.path(alias, target.version)
+        loaded = None
+        if self.cache.holds(alias, target.version, target.run_id):
+            try:
+                loaded = load_model(path, alias, target.version, target.run_id, FROM_REGISTRY)
+            except ModelError as exc:  # damaged on disk: fetch it again
+                log.warning(kv("cache_damaged", model=self.model_name, alias=alias, version=target.version, error=exc))
+                self.cache.discard(alias, target.version)
+        if loaded is None:
+            self.cache.install(alias, target.version, target.run_id, partial(self._registry.download, target.version))
+            loaded = load_model(path, alias, target.version, target.run_id, FROM_REGISTRY)
+        self.cache.set_current(alias, target.version, target.run_id)
+        self.cache.prune(alias, keep={target.version, *(m.version for m in [getattr(self._models, alias)] if m)})
+        metrics.MODEL_LOADS.labels(alias=alias, source=FROM_REGISTRY).inc()
+        return loaded
+
+    def _from_cache(self, models: Models, alias: str) -> Models:
+        """The last version this alias served, from disk: how a router starts while MLflow is down."""
+        current = self.cache.current(alias)
+        if current is None or not self.cache.holds(alias, *current):
+            return models
+        version, run_id = current
+        try:
+            loaded = load_model(self.cache.path(alias, version), alias, version, run_id, FROM_CACHE)
+        except ModelError as exc:
+            self._errors.append(f"{alias} v{version} from cache: {exc}")
+            log.error(kv("cache_load_failed", model=self.model_name, alias=alias, version=version, error=exc))
+            return models
+        log.info(kv("model_loaded", model=self.model_name, alias=alias, version=version, source=FROM_CACHE,
+                    scoring=loaded.scoring))
+        metrics.MODEL_LOADS.labels(alias=alias, source=FROM_CACHE).inc()
+        return replace(models, **{alias: loaded})
+
+    def _publish(self, models: Models) -> None:
+        self._models = models
+        for alias in SERVED_ALIASES:
+            model = getattr(models, alias)
+            version = int(model.version) if model and model.version.isdigit() else 0
+            metrics.MODEL_VERSION.labels(alias=alias).set(version)

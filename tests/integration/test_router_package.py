@@ -1,0 +1,73 @@
+"""`pip install ".[router]"` in a clean venv serves the router: what the router image installs, and nothing heavy.
+
+The venv gets the router's pins (router/requirements.txt, what Dockerfile.flask installs) and the
+project as a wheel with only its `router` extra. gunicorn then runs from an empty working directory,
+so every import comes from the installed package, not from this checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from retrain.adapters import registry
+from retrain.contracts.names import CHAMPION
+from retrain.contracts.settings import get_settings
+from retrain.local import launch
+from tests.integration.router.router_harness import EXAMPLE
+from tests.unit.router.router_testkit import fitted_pipeline
+
+UV = Path(sys.executable).with_name("uv")
+HEAVY = ("pycaret", "evidently", "apache-airflow", "cleanlab", "statsmodels", "matplotlib")
+
+
+@pytest.fixture(scope="module")
+def router_venv(tmp_path_factory) -> Path:
+    venv = tmp_path_factory.mktemp("router-venv") / "venv"
+    subprocess.run([str(UV), "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=120)
+    subprocess.run([str(UV), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+                    "-c", str(launch.REPO / "router" / "requirements.txt"), f"{launch.REPO}[router]"],
+                   check=True, timeout=600, cwd=launch.REPO)
+    return venv
+
+
+def _installed(venv: Path) -> set[str]:
+    listing = subprocess.run([str(UV), "pip", "list", "--format", "json", "--python", str(venv / "bin" / "python")],
+                             check=True, capture_output=True, text=True, timeout=60).stdout
+    return {package["name"].lower() for package in json.loads(listing)}
+
+
+def test_the_router_extra_installs_no_training_stack(router_venv):
+    installed = _installed(router_venv)
+    assert {"ticket-ab", "flask", "gunicorn", "mlflow-skinny", "scikit-learn"} <= installed
+    assert not installed & set(HEAVY)
+
+
+def test_the_installed_router_serves_a_registered_champion(router_venv, mlflow_server, tmp_path):
+    settings = get_settings(home=tmp_path / "home", tracking_uri=mlflow_server.uri, model_name="packaged-router",
+                            router={"port": launch.free_port(), "workers": 1, "threads": 2})
+    registry.publish(settings.tracking_uri, settings.model_name, fitted_pipeline(seed=0), EXAMPLE, alias=CHAMPION,
+                     why="package test")
+    workdir = tmp_path / "empty-cwd"
+    workdir.mkdir()
+    cmd = [str(router_venv / "bin" / "gunicorn"), "-c", str(launch.REPO / launch.GUNICORN_CONF), "router.wsgi:app"]
+    log = tmp_path / "gunicorn.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=workdir, env=launch.child_env(settings), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    service = launch.Service("packaged router", proc, log)
+    url = f"http://127.0.0.1:{settings.router.port}"
+    try:
+        launch.wait_http(service, f"{url}/ready", 120)
+        request = urllib.request.Request(f"{url}/predict", data=json.dumps({"text": "vpn is down"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+        assert body["model_alias"] == CHAMPION and body["topic"] and body["logged"] is True
+    finally:
+        launch.stop(service)
