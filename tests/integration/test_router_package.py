@@ -8,6 +8,7 @@ so every import comes from the installed package, not from this checkout.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -26,13 +27,23 @@ UV = Path(sys.executable).with_name("uv")
 HEAVY = ("pycaret", "evidently", "apache-airflow", "cleanlab", "statsmodels", "matplotlib")
 
 
+def _source_copy(target: Path) -> Path:
+    """The project's packaged files, copied: building a wheel writes build/ and *.egg-info next to them."""
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(launch.REPO / name, target / name)
+    for package in ("router", "retrain", "analysis", "load_test"):
+        shutil.copytree(launch.REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
 @pytest.fixture(scope="module")
 def router_venv(tmp_path_factory) -> Path:
     venv = tmp_path_factory.mktemp("router-venv") / "venv"
+    source = _source_copy(tmp_path_factory.mktemp("router-source"))
     subprocess.run([str(UV), "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=120)
     subprocess.run([str(UV), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-                    "-c", str(launch.REPO / "router" / "requirements.txt"), f"{launch.REPO}[router]"],
-                   check=True, timeout=600, cwd=launch.REPO)
+                    "-c", str(launch.REPO / "router" / "requirements.txt"), f"{source}[router]"],
+                   check=True, timeout=600, cwd=source)
     return venv
 
 

@@ -1,5 +1,0 @@
-import sys
-
-from retrain.cli import main
-
-sys.exit(main())
