@@ -58,7 +58,7 @@ def request_row(
     return {
         "timestamp": utc_now(),
         "request_id": request_id,
-        "ticket_id": ticket.ticket_id,
+        "ticket_id": logged_customer(ticket.ticket_id, customer_key),  # it stands in for the customer when absent
         "customer_id": logged_customer(ticket.customer_id, customer_key),
         "variant": outcome.variant,
         "model_alias": served.alias,

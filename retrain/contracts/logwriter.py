@@ -191,7 +191,8 @@ class ShardedLog:
             shard = None
         if shard is None:
             shard = self._shards[day] = self._open(day)
-            for older in sorted(self._shards)[:-2]:  # keep two days open: rows stamped just before midnight
+            # Keep two days open (rows stamped just before midnight), never closing the one just opened.
+            for older in sorted(d for d in self._shards if d != day)[:-1]:
                 self._close(older)
         return shard
 

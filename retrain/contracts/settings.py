@@ -124,9 +124,12 @@ class LogSettings(BaseSettings):
     """The request and feedback logs: where they live, how big a file grows, how long days are kept."""
 
     model_config = _config("TICKET_AB_LOG_")
-    root: str = Field("", description="root of the request and feedback logs, shared by replicas (empty: home/logs)")
+    root: str = Field("", description="root of the request and feedback logs, shared by replicas "
+                      "(empty: home/logs; relative: below home)")
     max_bytes: int = Field(64 * 1024 * 1024, ge=4096,
                            description="a log file rolls over to a new one past this size (bytes)")
+    settle_s: float = Field(60.0, ge=0.0, description="the DAG reads requests stamped at least this long ago, so rows "
+                            "still in flight (stamped, not yet written or visible on a shared volume) are not skipped")
     retention_days: int = Field(90, ge=0,
         description="the DAG removes log days older than this once its window is read (0: keep forever)")
 
@@ -175,7 +178,7 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         """The log root: `requests/` and `feedback/` partitions below it (see retrain.contracts.logstore)."""
-        return Path(self.log.root).resolve() if self.log.root else self.home / "logs"
+        return self.home / (self.log.root or "logs")  # a relative root is below the home, whatever the cwd
 
     @property
     def reports_dir(self) -> Path:

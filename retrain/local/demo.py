@@ -78,7 +78,8 @@ def demo_settings() -> Settings:
     """The environment's settings with fresh tokens and customer key, a router that starts on the champion
     alone and polls the registry often (so the challenger shows up quickly)."""
     return get_settings(router={"admin_token": secrets.token_urlsafe(24), "feedback_token": secrets.token_urlsafe(24),
-                                "customer_key": secrets.token_urlsafe(24), "reload_s": RELOAD_S, "split_b": 0.0})
+                                "customer_key": secrets.token_urlsafe(24), "reload_s": RELOAD_S, "split_b": 0.0},
+                        log={"settle_s": 0.0})  # the demo runs the DAG after its traffic has finished
 
 
 class Demo:

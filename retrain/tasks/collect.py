@@ -28,7 +28,7 @@ def collect_window(settings: Settings, run_id: str) -> Collected:
     for stale in (Relabelled, Trained):  # a re-run of this run id must not report an earlier attempt's results
         stale.forget(directory)
     watermark = win.load_watermark(win.watermark_path(settings.airflow_dir))
-    window = win.collect(settings.logs_dir, settings.incoming_dir, watermark, settings.feedback)
+    window = win.collect(settings.logs_dir, settings.incoming_dir, watermark, settings.feedback, settings.log.settle_s)
     path = directory / "window.parquet"
     window.frame.astype({column: "string" for column in STRING_COLUMNS}).to_parquet(path, index=False)
     stats = window.stats

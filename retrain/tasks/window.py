@@ -284,14 +284,19 @@ def collect(
     incoming_dir: Path,
     watermark: Watermark,
     guards: FeedbackSettings,
+    settle_s: float = 0.0,
 ) -> Window:
     """Read the three sources from disk and build the window (the DAG's first task).
 
     Both logs are read from the watermark on: the window's requests are after it, and so is their
     feedback (it is sent after the answer). Only the day folders from the watermark's day are opened.
+    Requests are read only up to `settle_s` ago: a row is stamped before it is written (and a shared
+    volume shows it later still), so a row stamped just before the read could land after it, below
+    the new watermark, and never be read. The next run reads what this one left.
     """
     since = watermark.until
-    return build_window(read_requests(logs_dir, since=since), read_feedback(logs_dir, since=since),
+    until = pd.Timestamp.now(tz=UTC) - pd.Timedelta(seconds=settle_s) if settle_s else None
+    return build_window(read_requests(logs_dir, since=since, until=until), read_feedback(logs_dir, since=since),
                         read_incoming(incoming_dir, watermark.incoming), watermark, guards)
 
 

@@ -86,3 +86,10 @@ def test_the_log_root_can_sit_outside_the_home_so_replicas_share_it(monkeypatch,
     settings = get_settings()
     assert settings.logs_dir == tmp_path / "shared"
     assert (settings.log.max_bytes, settings.log.retention_days) == (64 * 1024 * 1024, 90)
+
+
+def test_a_relative_log_root_is_below_the_home_whatever_the_working_directory(tmp_path, monkeypatch):
+    settings = get_settings(home=tmp_path / "home", log={"root": "shared-logs"})
+    monkeypatch.chdir(tmp_path)
+    assert settings.logs_dir == tmp_path / "home" / "shared-logs"
+    assert get_settings(home=tmp_path, log={"root": "/mnt/logs"}).logs_dir == Path("/mnt/logs")

@@ -203,3 +203,14 @@ def test_window_stats_are_json_serializable(paths):
     append_rows(paths["logs"], REQUEST_COLUMNS, [_request(0)])
     window = _collect(paths)
     json.dumps(window.stats)
+
+
+def test_requests_stamped_within_the_settle_time_wait_for_the_next_run(paths):
+    """A row is stamped before it is written: reading up to `settle_s` ago keeps a late row above the watermark."""
+    fresh = _request(9)
+    fresh[REQUEST_COLUMNS.index("timestamp")] = pd.Timestamp.now(tz="UTC").isoformat()
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(i) for i in range(3)] + [fresh])
+    settled = win.collect(paths["logs"], paths["incoming_dir"], win.Watermark(), FeedbackSettings(), settle_s=60)
+    assert settled.frame["request_id"].tolist() == ["r0", "r1", "r2"]
+    later = win.collect(paths["logs"], paths["incoming_dir"], settled.next_watermark, FeedbackSettings())
+    assert later.frame["request_id"].tolist() == ["r9"]

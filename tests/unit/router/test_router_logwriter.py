@@ -171,6 +171,15 @@ def test_a_row_stamped_before_midnight_after_one_stamped_after_still_goes_to_its
     assert read_requests(tmp_path, until="2026-11-24T23:59:59.999Z").rows["request_id"].tolist() == ["early"]
 
 
+def test_a_row_for_a_third_older_day_is_written_to_its_own_file(tmp_path: Path):
+    log = ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS)
+    for name, stamp in (("d24", "2026-11-24T10:00:00.000+00:00"), ("d25", "2026-11-25T10:00:00.000+00:00"),
+                        ("d23", "2026-11-23T10:00:00.000+00:00"), ("d25b", "2026-11-25T11:00:00.000+00:00")):
+        log.append(row(name, stamp=stamp))
+    read = read_requests(tmp_path)
+    assert (read.malformed, read.rows["request_id"].tolist()) == (0, ["d23", "d24", "d25", "d25b"])
+
+
 def test_a_full_file_system_loses_only_the_row_being_written_and_says_so(tmp_path: Path):
     done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True,
                           env=services.python_env(), timeout=60)

@@ -291,3 +291,9 @@ def test_lone_surrogates_in_text_and_ids_are_served_and_logged(client, settings)
     row = rows(settings).iloc[-1]
     assert row["request_id"] == response.get_json()["request_id"]
     assert row["text"].startswith("vpn drops ")
+
+
+def test_a_ticket_id_that_is_an_email_is_logged_as_a_pseudonym_too(client, settings):
+    client.post("/predict", json=VPN | {"ticket_id": "anna.k@example.com"})
+    (logged,) = rows(settings)["ticket_id"]
+    assert re.fullmatch(r"cust-[0-9a-f]{16}", logged)
