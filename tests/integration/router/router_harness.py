@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,19 @@ def start_router(settings: Settings, deadline_s: float = 90.0) -> Router:
 
 def stop_router(router: Router) -> None:
     launch.stop(router.service)
+
+
+@contextmanager
+def running_routers(settings: list[Settings]) -> Iterator[list[Router]]:
+    """One router per settings (replicas), started in turn; all that started are stopped on the way out."""
+    running: list[Router] = []
+    try:
+        for each in settings:
+            running.append(start_router(each))
+        yield running
+    finally:
+        for router in running:
+            stop_router(router)
 
 
 def router_settings(home: Path, tracking_uri: str, name: str, log_root: Path | None = None, **router: Any) -> Settings:

@@ -18,9 +18,8 @@ from tests.integration.router.router_harness import (
     move,
     register,
     router_settings,
+    running_routers,
     set_config,
-    start_router,
-    stop_router,
 )
 from tests.unit.router.router_testkit import fitted_pipeline
 
@@ -35,14 +34,8 @@ def replicas(tmp_path_factory, mlflow_server):
     register(settings[0], fitted_pipeline(seed=0), "champion")
     register(settings[0], fitted_pipeline(seed=1, per_topic=20), "challenger")
     register(settings[0], fitted_pipeline(seed=2, per_topic=25))
-    running = []
-    try:
-        for each in settings:
-            running.append(start_router(each))
+    with running_routers(settings) as running:
         yield running
-    finally:
-        for router in running:
-            stop_router(router)
 
 
 def test_a_config_posted_to_one_replica_is_in_effect_on_every_worker_of_both_within_reload_plus_one_s(replicas):

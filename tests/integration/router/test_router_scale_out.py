@@ -43,10 +43,9 @@ from tests.integration.router.router_harness import (
     Router,
     register,
     router_settings,
+    running_routers,
     set_config,
     sigkill_a_worker,
-    start_router,
-    stop_router,
     wait_replaced,
     worker_pids,
 )
@@ -100,14 +99,8 @@ def instances(tmp_path_factory, mlflow_server, shared_log):
     assert len({s.model_name for s in settings}) == 1 and len({s.logs_dir for s in settings}) == 1
     register(settings[0], fitted_pipeline(seed=0), "champion")
     register(settings[0], fitted_pipeline(seed=1, per_topic=20), "challenger")
-    running: list[Router] = []
-    try:
-        for each in settings:
-            running.append(start_router(each))
+    with running_routers(settings) as running:
         yield running
-    finally:
-        for router in running:
-            stop_router(router)
 
 
 def test_a_config_posted_to_one_instance_is_in_effect_on_every_worker_of_all_three_within_reload_plus_one_s(
