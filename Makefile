@@ -10,7 +10,7 @@ export TICKET_AB_HOME ?= $(CURDIR)/var
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help venv lock test test-unit test-integration lint clean demo stop mlflow serve bootstrap pipeline \
-	airflow bench
+	airflow bench system-deps stack stack-down stack-status
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,7 +31,20 @@ lock: venv ## re-resolve requirements.in (and the router's subset) into pinned r
 	$(VENV)/bin/uv pip compile router/requirements.in -c requirements.txt --python-version 3.11 \
 		-o router/requirements.txt
 
-test: venv ## run the whole test suite (unit + integration)
+# Debian packages the native stack and its tests run: Prometheus (and promtool), Redis for the Celery executor.
+# PostgreSQL 15 (initdb, postgres) is expected on PATH. Installs only what is missing; needs root or sudo.
+SYSTEM_PACKAGES := prometheus:prometheus redis-server:redis-server
+system-deps: ## install the Debian packages the stack needs when missing (prometheus, redis-server)
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
+	if [ -z "$$missing" ]; then echo "system packages present: prometheus, promtool, redis-server"; exit 0; fi; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	echo "==> installing Debian packages:$$missing"; \
+	{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \
+		--no-install-recommends $$missing; } >/dev/null 2>&1 \
+		|| { echo "error: apt-get install$$missing failed; install them by hand"; exit 1; }; \
+	echo "installed:$$missing"
+
+test: venv system-deps ## run the whole test suite (unit + integration)
 	$(PY) -m pytest tests
 
 test-unit: venv
@@ -64,8 +77,17 @@ pipeline: venv ## run the drift/retrain DAG once (airflow dags test, sqlite)
 airflow: venv ## Airflow UI and scheduler (airflow standalone) on 127.0.0.1:8080 (TICKET_AB_AIRFLOW_PORT)
 	$(PY) -m retrain airflow
 
+stack: venv system-deps ## the production topology natively: PostgreSQL, MLflow, Airflow (scheduler, ...), 2 routers, Prometheus
+	$(PY) -m retrain stack up
+
+stack-down: venv ## stop exactly the processes `make stack` started
+	$(PY) -m retrain stack down
+
+stack-status: venv ## which stack services run, their URLs and logs
+	$(PY) -m retrain stack status
+
 bench: venv ## run every benchmark in bench/ and write bench/RESULTS.md
 	$(PY) bench/run_all.py
 
-clean: stop ## stop the recorded services and wipe runtime state under TICKET_AB_HOME
+clean: stop stack-down ## stop the recorded services and wipe runtime state under TICKET_AB_HOME
 	rm -rf "$(TICKET_AB_HOME)"

@@ -1,2 +1,2 @@
-"""The A/B report behind `analysis/analysis.py`: the log analysis, the verdict rule and the report files
-(the statistics themselves live in `retrain.ml.stats`, shared with retraining)."""
+"""The A/B report behind `analysis/analysis.py`: the log analysis, the customer-level and always-valid
+statistics of the verdict (`inference`, `sequential`), the rule and the report files."""

@@ -1,12 +1,15 @@
 """`python analysis/analysis.py`: judge the A/B test from the router's logs and write the report.
 
-    python analysis/analysis.py [--logs DIR] [--out DIR] [--since TS] [--promote]
+    python analysis/analysis.py [--logs DIR] [--out DIR] [--since TS] [--promote] [--fixed-horizon]
 
 Reads the request log and the feedback log under the log root (through `retrain.contracts.requestlog`,
 which opens only the days from --since on and counts and skips torn rows), prints a console summary
 and writes ab_report.png, ab_report.html and ab_summary.json.
 With --promote, a `promote challenger` verdict moves the registry aliases (challenger -> champion,
-old champion -> previous) and the report records why.
+old champion -> previous) and the report records why. The verdict's intervals are customer-level and
+always valid, so this may run after every batch or from a scheduled job without raising the
+false-promotion rate; --fixed-horizon uses classic intervals, for one look at a pre-registered size.
+Thresholds come from the settings (TICKET_AB_TEST_*); the flags below override four of them.
 
 Exit codes:
   0  the report was written (whatever the verdict); with --promote, the promotion was done or not due
@@ -37,11 +40,11 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from analysis import experiment, fmt, report
-from analysis.verdict import PROMOTE, Thresholds
+from analysis.verdict import PROMOTE
 from retrain.adapters import registry
 from retrain.contracts.logstore import REQUESTS, partitions
 from retrain.contracts.requestlog import read_feedback, read_requests
-from retrain.contracts.settings import SettingsError, get_settings
+from retrain.contracts.settings import ABSettings, SettingsError, get_settings
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -51,14 +54,14 @@ class UsageError(ValueError):
     """A problem the user fixes (path, timestamp, registry); printed as one `error:` line."""
 
 
-def _fraction(text: str) -> float:
-    """A number strictly between 0 and 1 (alpha, minimum gain)."""
+def _fraction(text: str, low_ok: bool = False) -> float:
+    """A number between 0 and 1 (alpha; the minimum gain may be 0)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    if not (0.0 <= value if low_ok else 0.0 < value) or not value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be {'at least 0' if low_ok else 'above 0'} and below 1")
     return value
 
 
@@ -73,7 +76,6 @@ def _count(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    defaults = Thresholds()
     parser = argparse.ArgumentParser(prog="analysis.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--logs", type=Path, help="log root with requests/ and feedback/ (default: settings.logs_dir)")
     parser.add_argument("--feedback", type=Path, help="log root to read feedback/ from (default: --logs)")
@@ -81,13 +83,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--since", help="only requests at or after this ISO timestamp (UTC if no zone)")
     parser.add_argument("--promote", action="store_true", help="on a 'promote challenger' verdict, move the aliases")
     parser.add_argument("--tracking-uri", help="MLflow server for --promote (default: MLFLOW_TRACKING_URI)")
-    parser.add_argument("--alpha", type=_fraction, default=defaults.alpha,
-                        help="significance level (default %(default)s)")
-    parser.add_argument("--min-labelled", type=_count, default=defaults.min_labelled,
-                        help="labelled requests per arm before any decision (default %(default)s)")
-    parser.add_argument("--min-gain", type=_fraction, default=defaults.min_gain,
-                        help="smallest accuracy gain worth promoting, as a fraction (default %(default)s)")
-    return parser.parse_args(argv)
+    parser.add_argument("--alpha", type=_fraction, help="false-promotion rate (default: TICKET_AB_TEST_ALPHA)")
+    parser.add_argument("--min-labelled", type=_count,
+                        help="labelled requests per arm before any decision (default: TICKET_AB_TEST_MIN_LABELLED)")
+    parser.add_argument("--min-gain", type=lambda t: _fraction(t, low_ok=True),
+                        help="promote only when the interval's lower end reaches this accuracy gain, as a "
+                             "fraction (default: TICKET_AB_TEST_MIN_GAIN)")
+    parser.add_argument("--horizon", type=_count, help="labelled requests (both arms) the test is planned for; "
+                        "the always-valid interval is tightest there (default: TICKET_AB_TEST_HORIZON)")
+    parser.add_argument("--fixed-horizon", action="store_true",
+                        help="classic fixed-horizon intervals, valid for ONE look at a pre-registered sample size "
+                             "(default: always-valid intervals, safe to re-run after every batch)")
+    args = parser.parse_args(argv)
+    if args.alpha is not None and args.alpha >= 0.5:
+        parser.error(f"argument --alpha: {args.alpha} must be below 0.5 (each end of an interval is a bound at alpha)")
+    return args
+
+
+def thresholds(args: argparse.Namespace, ab: ABSettings) -> ABSettings:
+    """The settings' thresholds with the flags that were given on top."""
+    flags = ("alpha", "min_labelled", "min_gain", "horizon")
+    given = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
+    return ab.model_copy(update=given)
 
 
 def parse_since(text: str | None) -> pd.Timestamp | None:
@@ -101,7 +118,8 @@ def parse_since(text: str | None) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def load(logs: Path, feedback: Path, since: pd.Timestamp | None, thresholds: Thresholds) -> experiment.Analysis:
+def load(logs: Path, feedback: Path, since: pd.Timestamp | None, th: ABSettings,
+         sequential: bool = True) -> experiment.Analysis:
     """Read both logs from `since` on and analyse them; a missing request log is a UsageError with advice.
 
     Feedback is read from `since` on too: it is sent after the answer it is about.
@@ -117,7 +135,8 @@ def load(logs: Path, feedback: Path, since: pd.Timestamp | None, thresholds: Thr
     answers = read_feedback(feedback, since=since)
     try:
         result = experiment.analyse(requests.rows, answers.rows, malformed_requests=requests.malformed,
-                                    malformed_feedback=answers.malformed, since=since, thresholds=thresholds)
+                                    malformed_feedback=answers.malformed, since=since, thresholds=th,
+                                    sequential=sequential)
     except experiment.AnalysisError as exc:
         raise UsageError(f"{exc} [{', '.join(map(str, requests.files))}]") from None
     result.summary["sources"] = {"request log": [str(f) for f in requests.files],
@@ -166,8 +185,9 @@ def console(summary: dict, paths: report.ReportPaths) -> str:
                      f"{fmt.pct(srm['expected_share_b'])} configured, {fmt.p_is(srm['p_value'])}"
                      f"{'  FLAGGED' if srm['flagged'] else ''}")
     ci = fmt.interval([c["ci_low"], c["ci_high"]], fmt.pts)
-    lines.append(f"  B - A: {fmt.pts(c['diff'])} (95% CI {ci}), {c['test']} {fmt.p_is(c['p_value'])}")
-    lines.append(f"  power: {c['power']['statement']}")
+    lines.append(f"  B - A accuracy: {fmt.pts(c['diff'])}, {c['interval']}: {ci}")
+    lines.append(f"  evidence: {c['evidence']['statement']}")
+    lines.extend(f"  guardrail {g['status']}: {g['text']}" for g in s["guardrails"])
     lines.extend(f"  note: {n}" for n in s["notes"])
     lines.append(f"VERDICT: {s['verdict']['text']}: {s['verdict']['reason']}")
     if s.get("promotion"):
@@ -181,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = get_settings()
-        thresholds = Thresholds(alpha=args.alpha, min_labelled=args.min_labelled, min_gain=args.min_gain)
         logs = args.logs or settings.logs_dir
-        result = load(logs, args.feedback or logs, parse_since(args.since), thresholds)
+        result = load(logs, args.feedback or logs, parse_since(args.since), thresholds(args, settings.ab),
+                      sequential=not args.fixed_horizon)
     except (UsageError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -1,70 +1,81 @@
-"""B against A on the analysed period: the accuracy test, its power statement, accuracy per topic.
+"""B against A on the analysed period: the customer-level accuracy comparison, its evidence, per topic.
 
-Split mode compares two independent samples (z-test); shadow mode has both models answer the same
-tickets, so the comparison is paired (McNemar) and only the tickets they disagree on count.
+Split mode compares two groups of customers: the difference of two ratio-of-sums accuracies with
+its cluster-robust standard error. Shadow mode has both models answer the same tickets, so the
+comparison is paired: the mean per-ticket difference (B right - A right), again clustered by
+customer; McNemar's test (statsmodels) on the discordant tickets is shown beside it for reference.
+Either way the interval is the always-valid one by default (`analysis.sequential`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
+from analysis import inference, sequential
 from analysis.fmt import num, pts
-from analysis.verdict import Thresholds
 from retrain.contracts.names import SHADOW
+from retrain.contracts.settings import ABSettings
 from retrain.ml import stats
 
 
-def compare(rows: pd.DataFrame, mode: str, arms: dict[str, Any], th: Thresholds) -> dict[str, Any]:
-    """B - A accuracy: paired McNemar in shadow mode, independent z-test in split mode; with power."""
-    a, b = arms["A"], arms["B"]
+def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any], th: ABSettings, seq: bool) -> dict[str, Any]:
+    """B - A accuracy on `outcomes` (one row per labelled request: `unit`, `in_b`, `right`, and in shadow
+    mode `right_a`/`right_b`), with its interval, evidence and the labelled requests still needed."""
     if mode == SHADOW:
-        both = rows[rows["label"].notna() & (rows["topic"] != "") & (rows["shadow_topic"] != "")]
-        right_a = both["topic"] == both["label"]
-        right_b = both["shadow_topic"] == both["label"]
-        only_a, only_b, n = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum()), int(len(both))
-        diff, low, high = stats.paired_difference(only_a, only_b, n)
+        diff = inference.cluster_mean(outcomes["right_b"].astype(float) - outcomes["right_a"].astype(float),
+                                      outcomes["unit"])
+        only_a = int((outcomes["right_a"] & ~outcomes["right_b"]).sum())
+        only_b = int((~outcomes["right_a"] & outcomes["right_b"]).sum())
         test = stats.mcnemar(only_a, only_b)
-        discordant = (only_a + only_b) / n if n else math.nan
-        power = _power(n, n, diff, th,
-                       needed=lambda d: stats.paired_sample_size(discordant, d, th.alpha, th.power),
-                       mde=stats.paired_mde(discordant, n, th.alpha, th.power))
-        return {"kind": "paired", "test": f"McNemar ({test.method})", "n_a": n, "n_b": n, "diff": diff,
-                "ci_low": low, "ci_high": high, "z": None, "p_value": test.p_value,
-                "mcnemar": {"only_a_right": only_a, "only_b_right": only_b, "statistic": test.statistic,
-                            "p_value": test.p_value, "method": test.method, "pairs": n},
-                "power": power, "per_topic": _per_topic(a, b)}
-    result = stats.two_proportion_test(a["correct"], a["labelled"], b["correct"], b["labelled"])
-    p_a = a["accuracy"]
-    power = _power(a["labelled"], b["labelled"], result.diff, th,
-                   needed=lambda d: stats.sample_size_per_arm(p_a, min(1.0, p_a + d), th.alpha, th.power),
-                   mde=stats.minimum_detectable_effect(p_a, min(a["labelled"], b["labelled"]), th.alpha, th.power))
-    return {"kind": "independent", "test": "two-proportion z-test", "n_a": a["labelled"], "n_b": b["labelled"],
-            "diff": result.diff, "ci_low": result.ci_low, "ci_high": result.ci_high, "z": result.z,
-            "p_value": result.p_value, "mcnemar": None, "power": power, "per_topic": _per_topic(a, b)}
+        mcnemar = {"only_a_right": only_a, "only_b_right": only_b, "statistic": test.statistic,
+                   "p_value": test.p_value, "method": test.method, "pairs": int(len(outcomes))}
+        kind, name, n_a = "paired", "paired difference, customer-clustered", int(len(outcomes))
+        n_b = n_a
+    else:
+        diff = inference.cluster_diff(outcomes["right"].astype(float), outcomes["in_b"], outcomes["unit"])
+        mcnemar, kind, name = None, "independent", "difference of ratio-of-sums accuracies, customer-clustered"
+        n_a, n_b = int((~outcomes["in_b"]).sum()), int(outcomes["in_b"].sum())
+    low, high = sequential.interval(diff, th, seq)
+    return {"kind": kind, "test": name, "interval": _interval_name(th, seq), "sequential": seq,
+            "n_a": n_a, "n_b": n_b, "units": diff.units, "diff": diff.value, "se": diff.se,
+            "ci_low": low, "ci_high": high, "mcnemar": mcnemar, "evidence": evidence(diff, th, seq),
+            "per_topic": _per_topic(arms["A"], arms["B"])}
 
 
-def _power(n_a: int, n_b: int, diff: float, th: Thresholds, *, needed: Callable[[float], float],
-           mde: float) -> dict[str, Any]:
-    """Labelled requests per arm needed for the observed effect and for `min_gain`; the MDE now."""
-    if math.isnan(diff):
-        observed = min_gain = math.nan
+def _interval_name(th: ABSettings, seq: bool) -> str:
+    level = f"{1 - 2 * th.alpha:.0%}"  # each end is a one-sided bound at alpha
+    if seq:
+        return (f"always-valid {level} confidence sequence over customers (valid at every look; tightest at "
+                f"{th.horizon:,} labelled requests)")
+    return f"fixed-horizon {level} interval over customers (valid for one look at a pre-registered size)"
+
+
+def evidence(diff: inference.Estimate, th: ABSettings, seq: bool) -> dict[str, Any]:
+    """How far the evidence for (or against) a gain of `min_gain` has come, and what it still needs."""
+    z = (diff.value - th.min_gain) / diff.se if diff.se and not math.isnan(diff.se) else math.nan
+    needed_z = sequential.multiplier(diff.n, th, seq)
+    ratio = sequential.likelihood_ratio(z, diff.n, th) if seq else None
+    total = sequential.labelled_needed(diff, th.min_gain, th, seq)
+    more = max(0.0, total - diff.n) if not math.isnan(total) else math.nan
+    side = "for" if z > 0 else "against"
+    gain = pts(th.min_gain).lstrip("+")
+    if math.isnan(z):
+        statement = "no evidence yet: the difference or its customer-level standard error is undefined"
+    elif seq:
+        statement = (f"evidence {side} a gain of {gain}: likelihood ratio {num(ratio, 1)} of the "
+                     f"{num(1 / th.alpha, 0)} needed (|z| = {abs(z):.2f} of {needed_z:.2f})")
     else:
-        observed = needed(abs(diff)) if diff != 0 else math.inf
-        min_gain = needed(th.min_gain)
-    have = min(n_a, n_b)
-    if math.isfinite(observed):
-        first = (f"detecting the observed difference ({pts(diff)}) with {th.power:.0%} power at alpha "
-                 f"{th.alpha} takes {num(observed)} labelled requests per arm")
-    else:
-        first = "the observed difference is zero or undefined, so no sample size detects it"
-    second = (f"with {have} per arm the minimum detectable effect is {pts(mde).lstrip('+')}" if not math.isnan(mde)
-              else f"with {have} per arm no effect can be detected reliably yet")
-    return {"alpha": th.alpha, "power": th.power, "n_per_arm": have, "needed_observed": observed,
-            "needed_min_gain": min_gain, "mde": mde, "statement": f"{first}; {second}"}
+        statement = f"evidence {side} a gain of {gain}: |z| = {abs(z):.2f} of the {needed_z:.2f} needed"
+    if more > 0 and math.isfinite(more):
+        statement += (f"; if the observed difference holds, about {num(more)} more labelled requests decide it "
+                      f"with {th.power:.0%} power")
+    elif math.isinf(more):
+        statement += "; at the observed difference no sample size decides it"
+    return {"z": z, "needed_z": needed_z, "likelihood_ratio": ratio, "needed_ratio": 1 / th.alpha if seq else None,
+            "labelled_needed": total, "more_labelled": more, "statement": statement}
 
 
 def _per_topic(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:

@@ -7,13 +7,16 @@ the console and the tests all see the same numbers. Definitions the report relie
 - A request is *labelled* when feedback names its request_id, by the join rule the retraining
   window uses too (`retrain.contracts.requestlog.latest_labels`): the last feedback per request
   wins; feedback for a request_id the log does not have is counted and dropped.
-- Accuracy of an arm = share of its labelled requests whose answer equals the label. Arm B counts
-  only answers the challenger gave (a fallback row was answered by the champion). In shadow mode
-  both models answer every request, so B is the logged shadow prediction on the same tickets and
-  the comparison is paired (McNemar) instead of two independent samples (z-test).
-- The router assigns sticky by customer (ticket id for anonymous requests), so the sample-ratio
-  test counts assignment units (distinct customers per arm), not requests: one busy customer is
-  one draw of the coin, however many tickets they file.
+- Accuracy of an arm = share of its labelled requests whose answer equals the label, by
+  intention-to-treat: every request assigned to B counts for B, also when the challenger failed and
+  the champion answered (a fallback), and a request with no answer counts as wrong. In shadow mode
+  both models answer every request, so B is the logged shadow prediction on the same tickets (a
+  failed shadow prediction is wrong) and the comparison is paired.
+- The router assigns sticky by customer (ticket id for anonymous requests, request id without
+  either), so the customer is the unit of every interval and test (`analysis.inference`): the
+  sample-ratio test counts distinct customers per arm, not requests, and the accuracy intervals
+  are clustered by customer. A customer seen in both arms of the analysed period (crossover, e.g.
+  workers that picked up a split change at different moments) is counted, reported and excluded.
 - A period is one experiment configuration: mode, split, champion version and challenger version.
   The log records the challenger's version only on rows it answered, so a row's challenger is
   the latest one seen answering before it (none before the first): traffic served before a
@@ -33,11 +36,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import guardrails
+from analysis.arms import answered_by, mean, outcomes, ratio, summarize, without_crossover
 from analysis.compare import compare
 from analysis.fmt import num, split_share, when
-from analysis.verdict import DEFAULT_THRESHOLDS, Evidence, Thresholds, decide
-from retrain.contracts.names import ARM_ALIAS, ARMS, SHADOW, SPLIT
+from analysis.verdict import Evidence, decide
+from retrain.contracts.names import ARMS, SHADOW, SPLIT
 from retrain.contracts.requestlog import latest_labels
+from retrain.contracts.settings import ABSettings
 from retrain.ml import stats
 
 SHADOW_SHARE = 0.9  # how reliably a shadow row carries the challenger's answer, for the lead-in rule
@@ -64,9 +70,12 @@ def analyse(
     malformed_requests: int = 0,
     malformed_feedback: int = 0,
     since: pd.Timestamp | None = None,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    thresholds: ABSettings | None = None,
+    sequential: bool = True,
 ) -> Analysis:
-    """Join, split into arms, test, decide. Raises AnalysisError only when there are no requests."""
+    """Join, split into arms, test, decide (with always-valid intervals unless `sequential` is False).
+    Raises AnalysisError only when there are no requests."""
+    thresholds = thresholds or ABSettings()
     notes: list[str] = []
     if malformed_requests or malformed_feedback:
         notes.append(f"skipped malformed log lines: {malformed_requests} in the request log, "
@@ -80,16 +89,19 @@ def analyse(
     if len(periods) > 1:
         notes.append(_periods_note(window, periods, current, len(analysed)))
     mode = current["mode"]
-    arms = {arm: _arm(analysed, arm, mode) for arm in ARMS}
-    comparison = compare(analysed, mode, arms, thresholds)
+    analysed, crossover = without_crossover(analysed)
+    if crossover["customers"]:
+        notes.append(f"{crossover['customers']} customers ({crossover['requests']} requests) were served by both "
+                     "arms in this period (crossover); they are excluded from every number of the comparison")
+    arms = {arm: summarize(analysed, arm, mode, thresholds) for arm in ARMS}
+    comparison = compare(outcomes(analysed, mode), mode, arms, thresholds, sequential)
+    checks = guardrails.check(analysed, mode, comparison["n_a"] + comparison["n_b"], thresholds, sequential)
     notes.extend(_data_notes(analysed, arms, mode))
     verdict = decide(Evidence(
         n_a=comparison["n_a"], n_b=comparison["n_b"], diff=comparison["diff"], ci_low=comparison["ci_low"],
-        ci_high=comparison["ci_high"], p_value=comparison["p_value"],
-        needed_observed=comparison["power"]["needed_observed"],
-        needed_min_gain=comparison["power"]["needed_min_gain"],
-        srm_flagged=bool(current["srm"]["flagged"]), srm_p=current["srm"]["p_value"],
-    ), thresholds)
+        ci_high=comparison["ci_high"], needed_more=comparison["evidence"]["more_labelled"],
+        srm_flagged=bool(current["srm"]["flagged"]), srm_p=current["srm"]["p_value"], guardrails=checks,
+        sequential=sequential), thresholds)
     summary = {
         "window": {"since": since.isoformat() if since is not None else None,
                    "first": _iso(window["timestamp"].min()), "last": _iso(window["timestamp"].max()),
@@ -102,10 +114,12 @@ def analyse(
                    "periods": [{k: v for k, v in p.items() if k != "key"} for p in periods]},
         "arms": arms,
         "srm": current["srm"],
+        "crossover": crossover,
         "comparison": comparison,
+        "guardrails": [g.as_dict() for g in checks],
         "verdict": {"action": verdict.action, "text": verdict.text, "reason": verdict.reason,
                     "more_per_arm": verdict.more_per_arm},
-        "thresholds": thresholds.as_dict(),
+        "thresholds": thresholds.model_dump(),
         "notes": notes,
     }
     return Analysis(summary=summary, window=window, analysed=analysed)
@@ -211,7 +225,7 @@ def _latest(versions: pd.Series) -> pd.Series:
     return versions.replace("", np.nan).ffill().fillna("")
 
 
-def _periods(window: pd.DataFrame, th: Thresholds) -> list[dict[str, Any]]:
+def _periods(window: pd.DataFrame, th: ABSettings) -> list[dict[str, Any]]:
     """One entry per configuration (mode, split, models) in order of first use, with its own SRM test.
 
     Grouping by value, not by consecutive runs, because gunicorn workers pick up a new split a few
@@ -223,7 +237,7 @@ def _periods(window: pd.DataFrame, th: Thresholds) -> list[dict[str, Any]]:
         mode = rows["mode"].iloc[0]
         split_b = None if mode == SHADOW or pd.isna(rows["split_b"].iloc[0]) else float(rows["split_b"].iloc[0])
         srm = _srm(rows, split_b, th) if mode == SPLIT else _no_srm("shadow mode: every request is scored by both")
-        answers = {arm: _answers(rows, arm, mode) for arm in ARMS}
+        answers = {arm: answered_by(rows, arm, mode) for arm in ARMS}
         by_arm = {arm: (a["answer"] == a["label"])[a["label"].notna()] for arm, a in answers.items()}
         periods.append({
             "key": key, "mode": mode, "split_b": split_b,
@@ -233,73 +247,31 @@ def _periods(window: pd.DataFrame, th: Thresholds) -> list[dict[str, Any]]:
             "requests_b": int((rows["variant"] == "B").sum()),
             "srm": srm,
             "labelled": {arm: int(len(by_arm[arm])) for arm in ARMS},
-            "accuracy": {arm: _mean(by_arm[arm]) for arm in ARMS},
+            "accuracy": {arm: mean(by_arm[arm]) for arm in ARMS},
         })
     return periods
 
 
-def _srm(rows: pd.DataFrame, split_b: float | None, th: Thresholds) -> dict[str, Any]:
-    """Distinct assignment units per arm against the configured split."""
+def _srm(rows: pd.DataFrame, split_b: float | None, th: ABSettings) -> dict[str, Any]:
+    """Distinct assignment units per arm (crossover customers left out) against the configured split."""
     if split_b is None:
         return _no_srm("the log does not record the configured split")
     if not 0 < split_b < 1:
         return _no_srm(f"a split of {split_share(split_b)} to B sends everything to one arm")
-    units = rows[rows["variant"].isin(ARMS)].drop_duplicates(["unit", "variant"])
+    units = without_crossover(rows)[0]
+    units = units[units["variant"].isin(ARMS)].drop_duplicates(["unit", "variant"])
     observed = [int((units["variant"] == arm).sum()) for arm in ARMS]
     if 0 in observed:
         return _no_srm("only one arm has traffic, so the split cannot be tested (no challenger loaded?)")
     result = stats.srm_test(observed, [1 - split_b, split_b], alpha=th.srm_alpha)
     return {"applicable": True, "unit": "customer", "observed": dict(zip(ARMS, observed, strict=True)),
-            "expected_share_b": split_b, "observed_share_b": _ratio(observed[1], sum(observed)),
+            "expected_share_b": split_b, "observed_share_b": ratio(observed[1], sum(observed)),
             "chi2": result.chi2, "p_value": result.p_value, "flagged": result.flagged, "why": ""}
 
 
 def _no_srm(why: str) -> dict[str, Any]:
     return {"applicable": False, "unit": "customer", "observed": {}, "expected_share_b": None,
             "observed_share_b": None, "chi2": math.nan, "p_value": math.nan, "flagged": False, "why": why}
-
-
-def _answers(rows: pd.DataFrame, arm: str, mode: str) -> pd.DataFrame:
-    """The rows arm `arm`'s model answered, with its `answer` (topic) and model `version` spelled out."""
-    if mode == SHADOW:
-        if arm == "A":
-            picked = rows[rows["topic"] != ""]
-            return picked.assign(answer=picked["topic"], version=picked["model_version"])
-        picked = rows[rows["shadow_topic"] != ""]
-        return picked.assign(answer=picked["shadow_topic"], version=picked["shadow_version"])
-    picked = rows[(rows["variant"] == arm) & (rows["topic"] != "") & (rows["fallback"] == "")]
-    return picked.assign(answer=picked["topic"], version=picked["model_version"])
-
-
-def _arm(rows: pd.DataFrame, arm: str, mode: str) -> dict[str, Any]:
-    """Traffic, quality and latency of one arm."""
-    assigned = rows if mode == SHADOW else rows[rows["variant"] == arm]
-    answers = _answers(rows, arm, mode)
-    labelled = answers[answers["label"].notna()]
-    correct = int((labelled["answer"] == labelled["label"]).sum())
-    n = int(len(labelled))
-    latency = assigned["latency_ms"].dropna() if not (mode == SHADOW and arm == "B") else pd.Series(dtype=float)
-    per_topic = {}
-    for topic, group in labelled.groupby("label"):
-        per_topic[str(topic)] = {"n": int(len(group)), "accuracy": _mean(group["answer"] == group["label"])}
-    return {
-        "alias": ARM_ALIAS[arm],
-        "versions": sorted(v for v in answers["version"].unique() if v),
-        "requests": int(len(assigned)),
-        "share": _ratio(len(assigned), len(rows)) if mode == SPLIT else None,
-        "answered": int(len(answers)),
-        "fallbacks": 0 if mode == SHADOW and arm == "A" else int((assigned["fallback"] != "").sum()),
-        "errors": int((assigned["topic"] == "").sum()),
-        "labelled": n,
-        "correct": correct,
-        "accuracy": _ratio(correct, n),
-        "accuracy_ci": list(stats.wilson_interval(correct, n)),
-        "macro_f1": stats.macro_f1(labelled["label"].tolist(), labelled["answer"].tolist()),
-        "macro_f1_ci": list(stats.macro_f1_interval(labelled["label"].tolist(), labelled["answer"].tolist())),
-        "latency_ms": {f"p{q}": _quantile(latency, q / 100) for q in (50, 95, 99)},
-        "topic_mix": {str(k): float(v) for k, v in answers["answer"].value_counts(normalize=True).sort_index().items()},
-        "per_topic_accuracy": per_topic,
-    }
 
 
 def _data_notes(rows: pd.DataFrame, arms: dict[str, Any], mode: str) -> list[str]:
@@ -317,24 +289,12 @@ def _data_notes(rows: pd.DataFrame, arms: dict[str, Any], mode: str) -> list[str
                      "very few requests, there is nothing to compare yet")
     fallbacks = arms["B"]["fallbacks"]
     if fallbacks and mode == SHADOW:
-        notes.append(f"the challenger failed on {fallbacks} shadow requests; they are missing from the paired "
-                     "comparison (see the router log for 'challenger_failed')")
+        notes.append(f"the challenger failed on {fallbacks} shadow requests; they count as wrong answers of B "
+                     "in the paired comparison (see the router log for 'challenger_error')")
     elif fallbacks:
-        notes.append(f"arm B: {fallbacks} requests fell back to the champion (the challenger failed); they count "
-                     "as traffic of arm B but not as the challenger's answers")
+        notes.append(f"arm B: {fallbacks} requests fell back to the champion (the challenger failed); by "
+                     "intention-to-treat they count for arm B, with the champion's answer")
     return notes
-
-
-def _mean(values: pd.Series) -> float:
-    return float(values.mean()) if len(values) else math.nan
-
-
-def _ratio(k: int, n: int) -> float:
-    return k / n if n else math.nan
-
-
-def _quantile(values: pd.Series, q: float) -> float:
-    return float(np.quantile(values, q)) if len(values) else math.nan
 
 
 def _iso(ts: pd.Timestamp) -> str | None:

@@ -13,11 +13,11 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from analysis.experiment import Analysis
 from analysis.fmt import arm_label, interval, missing, ms, num, p_is, pct, pts, split_share, when
-from analysis.verdict import COLLECT, KEEP, PROMOTE
+from analysis.verdict import COLLECT, GUARDRAIL, KEEP, PROMOTE
 from retrain.contracts.names import ARMS, SHADOW
 
 COLORS = {"A": "#1f5fa8", "B": "#e07b00"}
-VERDICT_COLORS = {PROMOTE: "#1b7f3b", KEEP: "#555555", COLLECT: "#b06f00"}
+VERDICT_COLORS = {PROMOTE: "#1b7f3b", KEEP: "#555555", COLLECT: "#b06f00", GUARDRAIL: "#b00020"}
 MIN_BUCKET = 5  # requests; a share over fewer is noise that looks like a broken split
 
 
@@ -55,7 +55,7 @@ def _header(ax, s: dict[str, Any]) -> None:
 
 
 def _accuracy_panel(ax, s: dict[str, Any], c: dict[str, Any]) -> None:
-    ax.set_title("Accuracy on feedback-labelled requests (95% Wilson interval)", loc="left", fontsize=12)
+    ax.set_title("Accuracy on feedback-labelled requests (customer-level Wilson interval)", loc="left", fontsize=12)
     values = [v for arm in ARMS for v in s["arms"][arm]["accuracy_ci"] if not missing(v)]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     pad = max(0.02, (high - low) * 0.25)
@@ -77,17 +77,20 @@ def _accuracy_panel(ax, s: dict[str, Any], c: dict[str, Any]) -> None:
     ax.set_ylim(-0.7, 1.8)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
     ax.grid(axis="x", alpha=0.3)
-    test = "McNemar, paired" if c["kind"] == "paired" else "z-test"
-    box = ax.text(0.01, 0.96, f"B − A = {pts(c['diff'])}  (95% CI {interval([c['ci_low'], c['ci_high']], pts)}),  "
-                  f"{test} {p_is(c['p_value'])}", transform=ax.transAxes, va="top", fontsize=10.5,
+    kind = "always-valid" if c["sequential"] else "fixed-horizon"
+    box = ax.text(0.01, 0.96, f"B − A = {pts(c['diff'])}  ({kind} customer-level interval "
+                  f"{interval([c['ci_low'], c['ci_high']], pts)})", transform=ax.transAxes, va="top", fontsize=10.5,
                   bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#bbbbbb"})
     box.set_in_layout(False)
-    power = c["power"]
-    needed = num(power["needed_observed"])
-    detectable = (f"detectable now: {pts(power['mde']).lstrip('+')} or more" if not missing(power["mde"])
-                  else "nothing is reliably detectable yet")
-    foot = ax.text(0.01, 0.03, f"{detectable};  needed for the observed difference: {needed} labelled per arm",
-                   transform=ax.transAxes, fontsize=9.5, color="#444444")
+    evidence = c["evidence"]
+    if c["sequential"] and not missing(evidence["likelihood_ratio"]):
+        shown = (f"evidence: likelihood ratio {num(evidence['likelihood_ratio'], 1)} of "
+                 f"{num(evidence['needed_ratio'], 0)}")
+    else:
+        shown = f"evidence: |z| {num(abs(evidence['z']), 2)} of {num(evidence['needed_z'], 2)}"
+    more = evidence["more_labelled"]
+    needed = f";  about {num(more)} more labelled requests needed" if not missing(more) and more > 0 else ""
+    foot = ax.text(0.01, 0.03, shown + needed, transform=ax.transAxes, fontsize=9.5, color="#444444")
     foot.set_in_layout(False)
 
 

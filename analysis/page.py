@@ -50,6 +50,8 @@ def _tables(s: dict[str, Any]) -> dict[str, Table | None]:
     return {
         "arms": _arms_table(s),
         "comparison": _comparison_table(c),
+        "guardrails": Table(["guardrail", "status", "B − A", "interval", "margin"],
+                            [[g["name"], g["status"], *_guardrail_cells(g)] for g in s["guardrails"]]),
         "srm": _srm_table(s["srm"], s["thresholds"]["srm_alpha"]),
         "per_topic": _per_topic_table(c["per_topic"]),
         "mix": _mix_table(s),
@@ -63,6 +65,7 @@ def _tables(s: dict[str, Any]) -> dict[str, Table | None]:
 
 def _arms_table(s: dict[str, Any]) -> Table:
     a, b = s["arms"]["A"], s["arms"]["B"]
+    level = f"{1 - s['thresholds']['alpha']:.0%}"
 
     def row(name: str, fn) -> list[str]:
         return [name, fn(a), fn(b)]
@@ -70,17 +73,19 @@ def _arms_table(s: dict[str, Any]) -> Table:
     rows = [
         row("model version", lambda x: ", ".join(x["versions"]) or "n/a"),
         row("requests", lambda x: num(x["requests"])),
+        row("customers", lambda x: num(x["customers"])),
         row("share of requests", lambda x: pct(x["share"])),
         row("configured share", lambda x: pct(_configured(s, x))),
         row("answered by this arm's model", lambda x: num(x["answered"])),
         row("fallbacks to the champion", lambda x: num(x["fallbacks"])),
         row("errors (no answer)", lambda x: num(x["errors"])),
-        row("feedback-labelled answers", lambda x: num(x["labelled"])),
+        row("feedback-labelled requests (intention-to-treat)", lambda x: num(x["labelled"])),
+        row("customers with labelled requests", lambda x: num(x["labelled_customers"])),
         row("correct", lambda x: num(x["correct"])),
         row("accuracy", lambda x: pct(x["accuracy"])),
-        row("accuracy 95% Wilson interval", lambda x: interval(x["accuracy_ci"])),
+        row(f"accuracy {level} Wilson interval, customer-level", lambda x: interval(x["accuracy_ci"])),
         row("macro-F1", lambda x: pct(x["macro_f1"])),
-        row("macro-F1 95% bootstrap interval", lambda x: interval(x["macro_f1_ci"])),
+        row(f"macro-F1 {level} bootstrap interval over customers", lambda x: interval(x["macro_f1_ci"])),
         row("latency p50", lambda x: ms(x["latency_ms"]["p50"])),
         row("latency p95", lambda x: ms(x["latency_ms"]["p95"])),
         row("latency p99", lambda x: ms(x["latency_ms"]["p99"])),
@@ -96,31 +101,40 @@ def _configured(s: dict[str, Any], arm: dict[str, Any]) -> float | None:
 
 
 def _comparison_table(c: dict[str, Any]) -> Table:
+    e = c["evidence"]
     rows = [
-        ["test", c["test"]],
+        ["estimate", c["test"]],
+        ["interval", c["interval"]],
         ["labelled requests (A / B)", f"{num(c['n_a'])} / {num(c['n_b'])}"],
+        ["customers (assignment units)", num(c["units"])],
         ["accuracy difference B − A", pts(c["diff"])],
-        ["95% interval of the difference", interval([c["ci_low"], c["ci_high"]], pts)],
-        ["z", num(c["z"], 2) if c["z"] is not None else "n/a (paired test)"],
-        ["p-value", pval(c["p_value"])],
+        ["customer-level standard error", pts(c["se"]).lstrip("+")],
+        ["interval of the difference", interval([c["ci_low"], c["ci_high"]], pts)],
+        ["z for a gain of the minimum gain (needed)", f"{num(e['z'], 2)} ({num(e['needed_z'], 2)})"],
     ]
+    if c["sequential"]:
+        rows.append(["likelihood ratio (needed)", f"{num(e['likelihood_ratio'], 2)} ({num(e['needed_ratio'], 0)})"])
+    rows += [["labelled requests the decision needs in all", num(e["labelled_needed"])],
+             ["evidence", e["statement"]]]
     if c["mcnemar"]:
         m = c["mcnemar"]
         rows += [["paired tickets", num(m["pairs"])], ["only A right", num(m["only_a_right"])],
-                 ["only B right", num(m["only_b_right"])], ["McNemar statistic", num(m["statistic"], 3)],
+                 ["only B right", num(m["only_b_right"])],
+                 ["McNemar statistic (request-level, for reference)", num(m["statistic"], 3)],
+                 ["McNemar p-value (request-level, for reference)", pval(m["p_value"])],
                  ["McNemar method", m["method"]]]
-    p = c["power"]
-    rows += [["labelled per arm needed for the observed difference", num(p["needed_observed"])],
-             ["labelled per arm needed for the minimum gain", num(p["needed_min_gain"])],
-             ["minimum detectable effect now", pts(p["mde"]).lstrip("+")],
-             ["power statement", p["statement"]]]
     return Table(["", "value"], rows)
+
+
+def _guardrail_cells(g: dict[str, Any]) -> list[str]:
+    unit = ms if g["name"].endswith("latency") else pts
+    return [unit(g["diff"]), interval([g["ci_low"], g["ci_high"]], unit), unit(g["margin"]).lstrip("+")]
 
 
 def _srm_table(srm: dict[str, Any], alpha: float) -> Table | None:
     if not srm["applicable"]:
         return None
-    rows = [["unit", "distinct customers (the router assigns sticky by customer)"],
+    rows = [["unit", "distinct customers (the router assigns sticky by customer); crossover customers left out"],
             ["customers in A / B", f"{num(srm['observed'].get('A', 0))} / {num(srm['observed'].get('B', 0))}"],
             ["observed share to B", pct(srm["observed_share_b"])],
             ["configured share to B", pct(srm["expected_share_b"])],

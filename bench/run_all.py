@@ -1,4 +1,4 @@
-"""`make bench`: run every bench/*_bench.py and collect what they print into bench/RESULTS.md.
+"""`make bench`: run every bench/*_bench.py (and ab_calibration.py) and collect what they print into bench/RESULTS.md.
 
 Benchmarks print numbers; they do not pass or fail. The file records when and on what machine
 they ran, so a number in the README can always be traced to a run.
@@ -27,7 +27,7 @@ def machine() -> str:
 
 
 def main() -> int:
-    scripts = sorted(p for p in BENCH.glob("*_bench.py"))
+    scripts = sorted([*BENCH.glob("*_bench.py"), BENCH / "ab_calibration.py"])
     sections = []
     failed = []
     for script in scripts:

@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from analysis import analysis
-from analysis.verdict import Thresholds
 from retrain.contracts.logstore import FEEDBACK, REQUESTS, partition_dir, shard_name
 from retrain.contracts.logwriter import encode_line, header
 from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
 from retrain.contracts.schema import TOPICS
-from retrain.contracts.settings import FeedbackSettings
+from retrain.contracts.settings import ABSettings, FeedbackSettings
 from retrain.tasks import window as win
 
 TARGET = 1.3
@@ -81,7 +80,7 @@ def time_reads(root: Path, watermark: datetime, repeat: int) -> tuple[float, flo
     rows = len(win.collect(root, incoming, mark, FeedbackSettings()).frame)
     window_s = best_of(repeat, lambda: win.collect(root, incoming, mark, FeedbackSettings()))
     since = analysis.parse_since(watermark.isoformat())
-    analysis_s = best_of(repeat, lambda: analysis.load(root, root, since, Thresholds()))
+    analysis_s = best_of(repeat, lambda: analysis.load(root, root, since, ABSettings()))
     return window_s, analysis_s, rows
 
 

@@ -194,6 +194,38 @@ def settings_table() -> str:
     return pd.DataFrame(describe()).to_markdown(index=False, tablefmt="github")
 
 
+def cmd_stack(args: argparse.Namespace) -> int:
+    from retrain.stack import run
+
+    settings = get_settings()
+    if args.action == "down":
+        stopped = run.down(settings)
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    if args.action == "restart":
+        if not args.service:
+            raise ValueError("stack restart needs the service's name, e.g. `stack restart airflow-scheduler`")
+        service = run.restart(settings, args.service)
+        print(f"restarted {args.service} (pid {service.pid}); log {service.log}")
+        return 0
+    if args.action == "status":
+        alive = run.running(settings)
+        paths = run.Paths.of(settings)
+        urls = run.describe(settings, paths)
+        for name in [*urls, *(n for n in alive if n not in urls)]:
+            state = f"up (pid {alive[name]})" if name in alive else "down"
+            print(f"{name:22} {state:16} {urls.get(name, {}).get('url', '-')}  log {paths.log(name)}")
+        return 0 if alive else 1
+    services = run.up(settings, say=lambda line: print(f"==> {line}", flush=True), bootstrap_n=args.bootstrap_n)
+    for name, where in services.items():
+        print(f"{name:22} {where['url']}\n{'':22} log {where['log']}")
+    paths = run.Paths.of(settings)
+    print(f"router tokens and customer key: {paths.secrets}; Airflow login: admin, password in "
+          f"{settings.airflow_dir / 'simple_auth_manager_passwords.json.generated'}")
+    print("`make stack-down` stops exactly these processes")
+    return 0
+
+
 def cmd_settings(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_table())
@@ -250,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("demo", cmd_demo, "run the whole loop locally (what `make demo` runs)", False)
     add("mlflow", cmd_mlflow, "start the local MLflow server in the background (sqlite under TICKET_AB_HOME)", False)
     add("stop", cmd_stop, "stop the services started by `demo` or `mlflow` (recorded PIDs only)", False)
+
+    p = add("stack", cmd_stack, "the production topology natively: PostgreSQL, MLflow, Airflow scheduler and "
+            "friends, router replicas, Prometheus (up | down | status | restart SERVICE)", False)
+    p.add_argument("action", choices=["up", "down", "status", "restart"])
+    p.add_argument("service", nargs="?", help="restart: the Airflow service or router replica to start again")
+    p.add_argument("--bootstrap-n", type=int, default=4000, help="generated tickets of the first champion")
 
     p = add("settings", cmd_settings, "print the settings in force (tokens hidden); --markdown: the README table",
             False)

@@ -27,11 +27,13 @@ timeout = 60
 # holds a connection open keeps every worker alive for graceful_timeout: keep it short.
 graceful_timeout = 5
 keepalive = 5
-# One control socket per router home (the default ~/.gunicorn/gunicorn.ctl is shared by every instance).
-control_socket = str(_settings.router_dir / "gunicorn.ctl")
+# One control socket and one metrics folder per router instance: replicas of one home (`make stack`) differ
+# by port (the default ~/.gunicorn/gunicorn.ctl would be shared by every instance).
+control_socket = str(_settings.router_dir / f"gunicorn-{_router.port}.ctl")
 
 # prometheus_client reads this when a worker first imports it, so it must be set in the master.
-_metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.router_dir / "metrics")))
+_metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                          str(_settings.router_dir / f"metrics-{_router.port}")))
 
 
 def on_starting(server) -> None:

@@ -7,6 +7,7 @@ stay thin. Status codes: 415 wrong content type, 413 too large, 400 not a JSON o
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import re
@@ -14,11 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from retrain.contracts.settings import RouterSettings
 from router.config import ConfigError, parse_mode, parse_split
 from router.errors import APIError
 
 MAX_ID_CHARS = 200  # ticket, customer and request ids; longer values are not ids
 MAX_SOURCE_CHARS = 100
+LEGACY_SOURCE = "api"  # the source of feedback sent with the single TICKET_AB_FEEDBACK_TOKEN
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ticket-ab"'}
 # A client's own request id (its idempotency key): short and safe to log, grep and put in a URL.
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 CONFIG_FIELDS = ("ab_split_b", "mode", "updated_by")
@@ -144,8 +148,14 @@ def config_changes(body: dict[str, Any]) -> dict[str, Any]:
     return changes
 
 
-def feedback(body: dict[str, Any], labels: tuple[str, ...]) -> Feedback:
-    """An agent's true topic for a served request; the label must be one the champion knows."""
+def feedback(body: dict[str, Any], labels: tuple[str, ...], source: str) -> Feedback:
+    """An agent's true topic for a served request; the label must be one the champion knows.
+
+    `source` is the integration the bearer token belongs to (`feedback_source`). A `source` in the
+    body is ignored, whatever it says: the source is what the guards against poisoning count, so it
+    must be what the credential proves, not what a client claims. The response echoes the recorded
+    source, so a client can see it.
+    """
     request_id = _required_string(body, "request_id", "<request_id from /predict>").strip()
     if len(request_id) > MAX_ID_CHARS:
         raise APIError(422, "invalid_field", f"field 'request_id' is longer than {MAX_ID_CHARS} characters")
@@ -153,12 +163,49 @@ def feedback(body: dict[str, Any], labels: tuple[str, ...]) -> Feedback:
     if label not in labels:
         raise APIError(422, "unknown_label",
                        f"label {label!r} is not a known topic; known: {', '.join(sorted(labels))}")
-    source = body.get("source", "api")
-    if not isinstance(source, str):
-        raise APIError(422, "invalid_field", f"field 'source' must be a string, got {json_type(source)}")
-    if not source.strip() or len(source) > MAX_SOURCE_CHARS:
-        raise APIError(422, "invalid_field", f"field 'source' must have 1 to {MAX_SOURCE_CHARS} characters")
-    return Feedback(request_id=request_id, label=label, source=source.strip())
+    return Feedback(request_id=request_id, label=label, source=source)
+
+
+def feedback_tokens(per_source: str, legacy: str) -> dict[str, str]:
+    """token -> source from `TICKET_AB_FEEDBACK_TOKENS` (`source:token,...`) plus the single
+    `TICKET_AB_FEEDBACK_TOKEN`, which stays valid as source `api`. A malformed entry is an error
+    at startup, not a token that silently never matches."""
+    tokens = {legacy: LEGACY_SOURCE} if legacy else {}
+    for entry in filter(None, (part.strip() for part in per_source.split(","))):
+        source, sep, token = entry.partition(":")
+        if not sep or not source.strip() or not token.strip() or len(source.strip()) > MAX_SOURCE_CHARS:
+            raise ValueError("TICKET_AB_FEEDBACK_TOKENS must be 'source:token' pairs separated by commas "
+                             f"(source 1 to {MAX_SOURCE_CHARS} characters); an entry is not")
+        if token.strip() in tokens:
+            raise ValueError("TICKET_AB_FEEDBACK_TOKENS gives one token to two sources; each integration needs its own")
+        tokens[token.strip()] = source.strip()
+    return tokens
+
+
+def configured_feedback_tokens(settings: RouterSettings) -> dict[str, str]:
+    """The router's feedback tokens, parsed once per settings; a malformed setting answers 503 naming it."""
+    try:
+        return _parsed_tokens(settings.feedback_tokens, settings.feedback_token)
+    except ValueError as exc:
+        raise APIError(503, "misconfigured", f"POST /feedback is unavailable: {exc}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_tokens(per_source: str, legacy: str) -> dict[str, str]:
+    return feedback_tokens(per_source, legacy)
+
+
+def feedback_source(header: str | None, tokens: dict[str, str]) -> str:
+    """The source whose token the bearer header carries (compared in constant time against each)."""
+    env_var = "TICKET_AB_FEEDBACK_TOKEN or TICKET_AB_FEEDBACK_TOKENS"
+    if not tokens:
+        raise APIError(403, "forbidden", f"POST /feedback is disabled because no token is configured; set {env_var} "
+                       "in the router's environment and restart it")
+    given = _bearer(header, "TICKET_AB_FEEDBACK_TOKEN", "POST /feedback").encode("utf-8")
+    matched = [source for token, source in tokens.items() if hmac.compare_digest(given, token.encode("utf-8"))]
+    if not matched:
+        raise APIError(401, "unauthorized", "the bearer token is not valid for POST /feedback", CHALLENGE)
+    return matched[0]
 
 
 def require_bearer(header: str | None, token: str, env_var: str, endpoint: str) -> None:
@@ -166,10 +213,15 @@ def require_bearer(header: str | None, token: str, env_var: str, endpoint: str) 
     if not token:
         raise APIError(403, "forbidden", f"{endpoint} is disabled because no token is configured; set {env_var} "
                        "in the router's environment and restart it")
+    given = _bearer(header, env_var, endpoint)
+    if not hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8")):
+        raise APIError(401, "unauthorized", f"the bearer token is not valid for {endpoint}", CHALLENGE)
+
+
+def _bearer(header: str | None, env_var: str, endpoint: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or 401 saying what to send."""
     scheme, _, given = (header or "").partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="ticket-ab"'}
     if scheme.lower() != "bearer" or not given.strip():
         raise APIError(401, "unauthorized", f"{endpoint} needs the header 'Authorization: Bearer <{env_var}>'",
-                       challenge)
-    if not hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8")):
-        raise APIError(401, "unauthorized", f"the bearer token is not valid for {endpoint}", challenge)
+                       CHALLENGE)
+    return given.strip()

@@ -4,7 +4,11 @@ Under gunicorn every worker is its own process, so a per-process registry would 
 worker's numbers on each scrape. `router/gunicorn.conf.py` sets PROMETHEUS_MULTIPROC_DIR before the
 workers import prometheus_client; each worker then writes its samples to mmap files there and
 /metrics merges them. Without that variable (tests, `flask run`) the default registry is used.
-Labels are bounded (endpoint rule, variant, status, alias, reason, log) so series cannot explode.
+Labels are bounded (endpoint rule, variant, status, alias, reason, log, and topic: the served
+model's classes) so series cannot explode. The log-failure children are created at import, so they
+are exported as 0 from the first scrape: `increase()` needs a sample before the first loss to see it.
+Every Grafana panel and alert rule in router/monitoring/ queries only these names (a test scrapes a
+real router and checks).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import os
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+from retrain.contracts import logstore
 
 REQUESTS = Counter(
     "ticket_ab_requests_total", "HTTP requests by endpoint, A/B variant (- when none) and status code",
@@ -38,9 +44,15 @@ LOG_WRITE_FAILURES = Counter(
     "ticket_ab_log_write_failures_total", "Rows lost because the log could not be written (disk full, ...), by log",
     ["log"],
 )
+for _log in (logstore.REQUESTS, logstore.FEEDBACK):
+    LOG_WRITE_FAILURES.labels(log=_log)
+PREDICTIONS = Counter(
+    "ticket_ab_predictions_total", "Answered predictions by assigned arm and predicted topic (a served model's class)",
+    ["variant", "topic"],
+)
 
-__all__ = ["CONTENT_TYPE", "FALLBACKS", "LATENCY", "LOG_WRITE_FAILURES", "MODEL_LOADS", "MODEL_VERSION", "REQUESTS",
-           "exposition"]
+__all__ = ["CONTENT_TYPE", "FALLBACKS", "LATENCY", "LOG_WRITE_FAILURES", "MODEL_LOADS", "MODEL_VERSION", "PREDICTIONS",
+           "REQUESTS", "exposition"]
 
 
 def exposition() -> bytes:

@@ -23,6 +23,7 @@ from router.scoring import CHALLENGER_ERROR, serve
 
 bp = Blueprint("router", __name__)
 log = get_logger("router.views")
+metrics.FALLBACKS.labels(reason=CHALLENGER_ERROR)  # exported as 0 from the start, so increase() sees the first one
 
 
 @bp.before_app_request
@@ -80,6 +81,7 @@ def predict() -> Response:
         log.warning(kv("challenger_failed", request_id=g.request_id, version=models.challenger.version,
                        error=outcome.error))
     served = outcome.served
+    metrics.PREDICTIONS.labels(variant=outcome.variant, topic=served.topic).inc()
     latency_ms = round((time.perf_counter() - g.started) * 1000.0, 3)
     logged = state.record(router.requests, request_row(g.request_id, ticket, text, outcome, config, latency_ms,
                                                       router.customer_key))
@@ -90,19 +92,20 @@ def predict() -> Response:
 
 @bp.post("/feedback")
 def feedback() -> tuple[Response, int]:
-    """Record an agent's true topic for a served request (validated later by the DAG)."""
+    """Record an agent's true topic for a served request (validated later by the DAG); the source
+    recorded is the one the bearer token belongs to, never the body's."""
     router = state.current()
-    inputs.require_bearer(request.headers.get("Authorization"), router.settings.router.feedback_token,
-                          "TICKET_AB_FEEDBACK_TOKEN", "POST /feedback")
+    source = inputs.feedback_source(request.headers.get("Authorization"),
+                                    inputs.configured_feedback_tokens(router.settings.router))
     body = _body()
     champion = router.store.snapshot().champion
     if champion is None:
         raise _no_champion()
-    item = inputs.feedback(body, champion.classes)
+    item = inputs.feedback(body, champion.classes, source)
     if not state.record(router.feedback, feedback_row(item)):  # the row is all feedback is: the sender retries
         raise APIError(503, "log_unavailable", f"the feedback was not recorded: {router.feedback.error}; "
                        "send it again later", {"Retry-After": str(state.LOG_RETRY_AFTER_S)})
-    return jsonify(status="accepted", request_id=item.request_id, label=item.label), 202
+    return jsonify(status="accepted", request_id=item.request_id, label=item.label, source=item.source), 202
 
 
 @bp.get("/config")

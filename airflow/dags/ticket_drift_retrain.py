@@ -1,7 +1,10 @@
-"""ticket_drift_retrain: Evidently drift check -> relabel -> PyCaret challenger, once a day.
+"""ticket_drift_retrain: Evidently drift check -> relabel -> PyCaret challenger, when tickets arrive.
 
 collect_window -> check_drift -> decide -> relabel -> train_challenger -> report
                                        \\-> skip ----------------------------/
+
+Scheduled by the request-log asset, which `ticket_log_watch` emits once TICKET_AB_MIN_WINDOW new
+tickets arrived, or else by time (TICKET_AB_SCHEDULE): `AssetOrTimeSchedule`.
 
 Wiring only: every task calls one function of `retrain.tasks` (tested without Airflow) and passes
 its typed result on through XCom as a plain dict (`to_dict` / `from_dict`); settings come from
@@ -19,9 +22,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
-from retrain.contracts.names import DAG_ID, RELABEL_TASK, SKIP_TASK
+from retrain.contracts.names import DAG_ID, RELABEL_TASK, REQUEST_LOG_ASSET, SKIP_TASK
 from retrain.contracts.settings import get_settings
 from retrain.tasks.results import Checked, Collected, Relabelled
 from retrain.tasks.runs import run_key
@@ -32,7 +35,8 @@ MLFLOW_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exp
 
 @dag(
     dag_id=DAG_ID,
-    schedule=get_settings().pipeline.schedule,
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(get_settings().pipeline.schedule, timezone="UTC"),
+                                 assets=[Asset(REQUEST_LOG_ASSET)]),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

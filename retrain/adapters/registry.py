@@ -36,6 +36,7 @@ from retrain.contracts.names import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
 from retrain.contracts.settings import Settings
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
+TRUSTED_ARTIFACT = "trusted/trusted.parquet"  # held-out tickets no window's feedback shaped: the per-topic gate
 MODEL_ARTIFACT = "model"
 # A registered-model tag holding the routers' A/B config as JSON (see router/config.py): one tag,
 # so one write replaces the whole config, and it sits next to the aliases every router polls.
@@ -124,12 +125,20 @@ def version_for(client: MlflowClient, name: str, alias: str) -> ModelVersion | N
 
 
 def find_version(client: MlflowClient, name: str, tag: str, value: str) -> ModelVersion | None:
-    """The newest version carrying tag=value (idempotency: a DAG run registers once)."""
-    try:
-        versions = client.search_model_versions(f"name = '{name}' and tags.`{tag}` = '{value}'")
-    except MlflowException:
-        return None
+    """The newest version carrying tag=value (idempotency: a DAG run registers once).
+
+    A registry error propagates: answering "none" while the server is down would register twice.
+    """
+    versions = client.search_model_versions(f"name = '{name}' and tags.`{tag}` = '{value}'")
     return max(versions, key=lambda v: int(v.version), default=None)
+
+
+def ensure_alias(client: MlflowClient, name: str, alias: str, version: str, *, why: str) -> list[AliasMove]:
+    """Point `alias` at `version` unless it already does: a retry of a move that happened moves nothing."""
+    current = version_for(client, name, alias)
+    if current is not None and current.version == str(version):
+        return []
+    return [move_alias(client, name, alias, version, why=why)]
 
 
 def move_alias(client: MlflowClient, name: str, alias: str, version: str | None, *, why: str,
@@ -220,23 +229,20 @@ def status(client: MlflowClient, name: str) -> dict[str, Any]:
 
 
 def register_pipeline(pipeline: Pipeline, name: str, example: pandas.DataFrame, tags: dict[str, str]) -> str:
-    """Log a fitted text Pipeline to the active run and register it; returns the new version.
+    """Log a fitted text Pipeline to the active run and register it with its tags; returns the new version.
 
-    cloudpickle with explicit requirements: the skops default took 70 s and refuses csr_matrix,
-    and requirement inference costs ~11 s and pins packages the model never imports.
+    The tags are part of the registration call, so a version never exists without them (its run
+    key and gate verdict): a retry after any failure finds it whole. cloudpickle with explicit
+    requirements: the skops default took 70 s and refuses csr_matrix, and requirement inference
+    costs ~11 s and pins packages the model never imports.
     """
     signature = infer_signature(example, pipeline.predict(example))
     requirements = [f"scikit-learn=={sklearn.__version__}", f"pandas=={pandas.__version__}",
                     f"numpy=={numpy.__version__}", f"scipy=={scipy.__version__}",
                     f"cloudpickle=={cloudpickle.__version__}"]
     info = mlflow.sklearn.log_model(pipeline, name=MODEL_ARTIFACT, serialization_format="cloudpickle",
-                                    pip_requirements=requirements, signature=signature, input_example=example,
-                                    registered_model_name=name)
-    version = str(info.registered_model_version)
-    client = MlflowClient()
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
-    return version
+                                    pip_requirements=requirements, signature=signature, input_example=example)
+    return str(mlflow.register_model(info.model_uri, name, tags=tags).version)
 
 
 def publish(tracking_uri: str, name: str, pipeline: Pipeline, example: pandas.DataFrame, *,
@@ -262,6 +268,19 @@ def model_uri(name: str, alias: str) -> str:
 def load_pipeline(name: str, alias: str) -> Pipeline:
     """The served sklearn Pipeline behind an alias (needs `connect` first)."""
     return mlflow.sklearn.load_model(model_uri(name, alias))
+
+
+def load_trusted(version: ModelVersion) -> tuple[pandas.DataFrame, str]:
+    """(text, topic) of the version's trusted held-out set and where it came from.
+
+    Versions registered before the trusted set existed fall back to their training reference:
+    not held out, so it favours the champion, which only makes the per-topic gate stricter.
+    """
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=TRUSTED_ARTIFACT)
+        return pandas.read_parquet(path)[["text", "topic"]], f"v{version.version} trusted set"
+    except (MlflowException, OSError):
+        return load_reference(version)[["text", "topic"]], f"v{version.version} training reference (fallback)"
 
 
 def load_reference(version: ModelVersion, dst: Path | None = None) -> pandas.DataFrame:

@@ -22,3 +22,7 @@ MODES = (SPLIT, SHADOW)
 
 DAG_ID = "ticket_drift_retrain"
 RELABEL_TASK, SKIP_TASK = "relabel", "skip"  # the two branches after the drift decision
+
+# Event-driven retraining: the log watcher emits this asset when a window's worth of tickets arrived.
+WATCH_DAG_ID = "ticket_log_watch"
+REQUEST_LOG_ASSET = "ticket_ab_request_log"

@@ -10,7 +10,7 @@ Field descriptions are the README's configuration table (a test checks it).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,7 +43,9 @@ class RouterSettings(BaseSettings):
         description="share of customers for the challenger until `POST /config` sets one")
     admin_token: str = Field("", repr=False, description="bearer token for `POST /config` (unset: it answers 403)")
     feedback_token: str = Field("", repr=False,
-                                description="bearer token for `POST /feedback` (unset: it answers 403)")
+                                description="bearer token for `POST /feedback`, its feedback recorded as source `api`")
+    feedback_tokens: str = Field("", repr=False, description="one bearer token per integration for `POST /feedback`, "
+                                 "`source:token,...`: the token decides the recorded source (the body's is ignored)")
     customer_key: str = Field("", repr=False, description="secret key of the logged pseudonyms of customer ids "
                               "that are e-mails or phones; the same on every replica (unset: a public development key)")
     max_body_bytes: int = Field(64 * 1024, ge=1, description="larger request bodies get 413")
@@ -56,11 +58,21 @@ class TrainingSettings(BaseSettings):
     model_config = _config("TICKET_AB_")
     automl_budget_s: float = Field(180.0, ge=1.0, description="PyCaret's time budget for model selection")
     automl_folds: int = Field(3, ge=2, description="cross-validation folds of the selection")
-    automl_models: str = Field("lr,sgd,svm,ridge,nb", description="candidate estimators (PyCaret ids, comma-separated)")
+    automl_models: str = Field("svm_wc,lr_wc,vote_wc,svm,nb",
+                               description="candidate models (keys of retrain.ml.candidates, comma-separated)")
+    automl_tune_min_rows: int = Field(3000, ge=0, description="tune the winner's regularisation (PyCaret "
+                                      "tune_model) from this many training tickets; below, CV noise decides")
     gate_margin: float = Field(0.01, ge=0.0, le=1.0,
-                               description="a challenger may trail the champion's macro-F1 by at most this")
+                               description="a challenger may trail the champion's accuracy by at most this")
     reference_rows: int = Field(5000, ge=10,
         description="training tickets stored with each version as the drift reference")
+    gate_confidence: float = Field(0.95, ge=0.5, lt=1.0, description="the gate passes when the challenger's "
+                                   "accuracy gain (customer-clustered) is above -gate_margin with this confidence")
+    gate_topic_margin: float = Field(0.10, ge=0.0, le=1.0,
+        description="a challenger whose recall on one topic of the trusted set trails the champion's by more fails")
+    gate_topic_min_rows: int = Field(15, ge=1, description="trusted tickets a topic needs to be judged on its own")
+    store_max_rows: int = Field(20000, ge=100,
+        description="training memory: the newest labelled tickets of the label store each retrain draws at most")
 
     @property
     def candidate_models(self) -> list[str]:
@@ -71,7 +83,23 @@ class PipelineSettings(BaseSettings):
     """When the DAG runs."""
 
     model_config = _config("TICKET_AB_")
-    schedule: str = Field("@daily", description="the DAG's schedule (cron or preset)")
+    schedule: str = Field("@daily", description="the DAG's time schedule (cron or preset); new tickets also trigger it")
+    watch_interval_s: int = Field(300, ge=10, description="how often the log watcher counts new tickets; it triggers "
+                                  "the DAG once TICKET_AB_MIN_WINDOW have arrived since the watermark")
+
+
+class StackSettings(BaseSettings):
+    """The native production stack (`make stack`): the compose topology as local processes."""
+
+    model_config = _config("TICKET_AB_")
+    postgres_port: int = Field(5432, ge=1, le=65535, description="port of the stack's PostgreSQL (MLflow and Airflow)")
+    prometheus_port: int = Field(9090, ge=1, le=65535, description="port of the stack's Prometheus")
+    redis_port: int = Field(6379, ge=1, le=65535, description="port of the stack's Redis (Celery broker)")
+    executor: Literal["LocalExecutor", "CeleryExecutor"] = Field("LocalExecutor", description="Airflow executor "
+        "of the stack and of compose: `CeleryExecutor` adds a Redis broker and a Celery worker")
+    replicas: int = Field(2, ge=1, le=16, description="router replicas of the stack, on consecutive ports from "
+                          "TICKET_AB_PORT")
+    parallelism: int = Field(4, ge=1, description="Airflow task slots of the stack")
 
 
 class DriftSettings(BaseSettings):
@@ -103,6 +131,13 @@ class FeedbackSettings(BaseSettings):
     max_label_share: float = Field(0.7, ge=0.0, le=1.0,
         description="one label above this share refuses the window's labels")
     min_rows: int = Field(50, ge=1, description="the two guards above apply from this many feedback rows")
+    pattern_confidence: float = Field(0.8, ge=0.0, le=1.0,
+        description="a feedback label the champion contradicts at this confidence counts towards a label pattern")
+    pattern_share: float = Field(0.2, ge=0.0, le=1.0, description="a pattern (topic -> other label) covering this "
+                                 "share of the champion's confident tickets of that topic is quarantined")
+    pattern_min_rows: int = Field(8, ge=1, description="... and at least this many feedback labels")
+    confirmed_patterns: str = Field("", description="label patterns an operator confirmed, e.g. "
+                                    "`network->billing,...`: no longer quarantined")
 
 
 class RelabelSettings(BaseSettings):
@@ -114,9 +149,12 @@ class RelabelSettings(BaseSettings):
     pseudo_min_support: int = Field(30, ge=1,
         description="holdout tickets above a threshold needed to trust its precision")
     gold_holdout: float = Field(0.3, ge=0.0, le=0.9,
-        description="share of gold feedback held out for calibration and the quality gate")
+        description="share of gold feedback held out untouched (before cleaning) for the quality gate and to verify "
+                    "the pseudo-label threshold")
     min_gold: int = Field(50, ge=1, description="gold labels needed to clean and pseudo-label")
     min_holdout: int = Field(30, ge=1, description="gold tickets held out needed to gate a challenger")
+    calibration_share: float = Field(0.3, ge=0.1, le=0.9,
+        description="share of the cleaned gold (not held out) on which the pseudo-label threshold is chosen")
     cleanlab_folds: int = Field(3, ge=2, description="cross-validation folds of cleanlab's out-of-sample probabilities")
 
 
@@ -132,6 +170,32 @@ class LogSettings(BaseSettings):
                             "still in flight (stamped, not yet written or visible on a shared volume) are not skipped")
     retention_days: int = Field(90, ge=0,
         description="the DAG removes log days older than this once its window is read (0: keep forever)")
+
+
+class ABSettings(BaseSettings):
+    """The A/B verdict of `analysis/analysis.py` (its flags override the first four). The false-promotion
+    rate and power of these defaults are measured by bench/ab_calibration.py."""
+
+    model_config = _config("TICKET_AB_TEST_")
+    alpha: float = Field(0.05, gt=0.0, lt=0.5, description="false-promotion rate the verdict allows, however often "
+                         "it is looked at (each end of its intervals is a one-sided bound at this level)")
+    min_gain: float = Field(0.01, ge=0.0, lt=1.0, description="promote only when the accuracy interval's lower end "
+                            "is at least this gain (a fraction: 0.01 is 1 point)")
+    min_labelled: int = Field(200, ge=1, description="feedback-labelled requests per arm before any verdict")
+    horizon: int = Field(2000, ge=10, description="labelled requests (both arms) at which the always-valid interval "
+                         "is tightest: the planned size of a test")
+    power: float = Field(0.8, gt=0.0, lt=1.0, description="power of the labelled requests the report says a test "
+                         "still needs")
+    srm_alpha: float = Field(0.001, gt=0.0, lt=1.0, description="sample-ratio mismatch flag: customers per arm vs "
+                             "the configured split")
+    error_margin: float = Field(0.01, ge=0.0, le=1.0, description="guardrail: the challenger's error rate may exceed "
+                                "the champion's by at most this much")
+    fallback_margin: float = Field(0.01, ge=0.0, le=1.0, description="guardrail: the challenger's fallback rate may "
+                                   "exceed the champion's by at most this much")
+    latency_margin: float = Field(0.25, ge=0.0, description="guardrail: the challenger's p95 latency may exceed the "
+                                  "champion's by at most this share ...")
+    latency_margin_ms: float = Field(25.0, ge=0.0, description="... or by this many ms, whichever is larger")
+    resamples: int = Field(200, ge=50, description="customer-level bootstrap resamples (macro-F1, p95 latency)")
 
 
 class Settings(BaseSettings):
@@ -157,6 +221,8 @@ class Settings(BaseSettings):
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     relabel: RelabelSettings = Field(default_factory=RelabelSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+    ab: ABSettings = Field(default_factory=ABSettings)
 
     @field_validator("home")
     @classmethod

@@ -17,10 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import psutil
-
 from retrain.contracts.settings import Settings, get_settings
-from retrain.local import dagrun, launch
+from retrain.local import dagrun, launch, pidfiles
 
 PID_NAMES = ("router", "mlflow")
 RELOAD_S = 2.0  # the demo's router polls the registry often so the challenger shows up quickly
@@ -35,19 +33,7 @@ def pid_dir(settings: Settings) -> Path:
 
 
 def record_pid(settings: Settings, name: str, service: launch.Service) -> None:
-    """Record the pid with its start time, so `make stop` never signals a later process that reused the pid."""
-    pid_dir(settings).mkdir(parents=True, exist_ok=True)
-    started = psutil.Process(service.pid).create_time()
-    (pid_dir(settings) / f"{name}.pid").write_text(f"{service.pid} {started!r}")
-
-
-def _recorded_pid(path: Path) -> int | None:
-    """The pid a pid file names, if that very process still runs."""
-    try:
-        pid, started = path.read_text().split()
-        return int(pid) if abs(psutil.Process(int(pid)).create_time() - float(started)) < 1.0 else None
-    except (ValueError, psutil.NoSuchProcess):
-        return None
+    pidfiles.record(pid_dir(settings), name, service.pid)
 
 
 def stop_recorded(settings: Settings) -> list[str]:
@@ -57,7 +43,7 @@ def stop_recorded(settings: Settings) -> list[str]:
         path = pid_dir(settings) / f"{name}.pid"
         if not path.exists():
             continue
-        pid = _recorded_pid(path)
+        pid = pidfiles.running(path)
         if pid is not None:
             launch.stop(pid)
             stopped.append(f"{name} (pid {pid})")

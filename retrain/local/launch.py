@@ -174,22 +174,31 @@ def child_env(settings: Settings, extra: dict[str, str] | None = None, *, secret
     return env
 
 
-def start(name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Service:
-    """Start `cmd` from the repo in its own session (a terminal's Ctrl-C does not reach it), output to `log`."""
+def start(name: str, cmd: list[str], log: Path, env: dict[str, str] | None = None, *, user: str | None = None,
+          cwd: Path = REPO) -> Service:
+    """Start `cmd` (from the repo by default) in its own session (a terminal's Ctrl-C does not reach it),
+    output to `log`; as `user` when given (PostgreSQL refuses to run as root)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env or python_env(),
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env or python_env(),
+                                start_new_session=True, user=user)
     return Service(name, proc, log)
 
 
 def stop(target: Service | int, timeout_s: float = 15.0) -> None:
     """SIGTERM the process and all its descendants, SIGKILL whatever is left after `timeout_s`."""
-    try:
-        root = psutil.Process(target.pid if isinstance(target, Service) else target)
-        tree = [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        tree = []
+    stop_all([target], timeout_s)
+
+
+def stop_all(targets: list[Service | int], timeout_s: float = 15.0) -> None:
+    """`stop` for several processes at once: one shared grace period, not one per process."""
+    tree = []
+    for target in targets:
+        try:
+            root = psutil.Process(target.pid if isinstance(target, Service) else target)
+            tree += [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
     for proc in tree:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
@@ -198,8 +207,9 @@ def stop(target: Service | int, timeout_s: float = 15.0) -> None:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
     psutil.wait_procs(alive, timeout=5)
-    if isinstance(target, Service):
-        target.proc.poll()
+    for target in targets:
+        if isinstance(target, Service):
+            target.proc.poll()
 
 
 def up_or_stopped(service: Service, check: Callable[[], None]) -> Service:
@@ -212,11 +222,12 @@ def up_or_stopped(service: Service, check: Callable[[], None]) -> Service:
     return service
 
 
-def mlflow_command(settings: Settings) -> list[str]:
-    """MLflow on sqlite with proxied artifacts under the settings' home, on 127.0.0.1:mlflow_port."""
+def mlflow_command(settings: Settings, backend_uri: str | None = None) -> list[str]:
+    """MLflow with proxied artifacts under the settings' home, on 127.0.0.1:mlflow_port; its backend
+    store is sqlite under the home unless `backend_uri` names another (the stack's PostgreSQL)."""
     directory = settings.mlflow_dir
     return [sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
+            "--backend-store-uri", backend_uri or f"sqlite:///{directory / 'mlflow.db'}",
             "--artifacts-destination", str(directory / "artifacts"),
             "--host", LOOPBACK, "--port", str(settings.mlflow_port), "--workers", "1"]
 
@@ -226,21 +237,22 @@ def gunicorn_command() -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, "router.wsgi:app"]
 
 
-def start_mlflow(settings: Settings, deadline_s: float = 120.0) -> Service:
-    """The local MLflow server of `settings`, returned once /health answers."""
+def start_mlflow(settings: Settings, deadline_s: float = 120.0, backend_uri: str | None = None) -> Service:
+    """The local MLflow server of `settings` (see mlflow_command), returned once /health answers."""
     endpoint = mlflow_endpoint(settings)
     if settings.tracking_uri.rstrip("/") not in (endpoint.url, f"http://localhost:{endpoint.port}"):
         raise ServiceError(f"{env_names()['tracking_uri']} is {settings.tracking_uri}, but the local MLflow server "
                            f"listens on {endpoint.url}; unset {env_names()['tracking_uri']} or point it there")
     endpoint.ensure_free()
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    service = start("MLflow", mlflow_command(settings), settings.mlflow_dir / "server.log", child_env(settings))
+    service = start("MLflow", mlflow_command(settings, backend_uri), settings.mlflow_dir / "server.log",
+                    child_env(settings))
     return up_or_stopped(service, lambda: wait_http(service, endpoint.url + "/health", deadline_s))
 
 
-def start_router(settings: Settings, log: Path, deadline_s: float = 120.0) -> Service:
+def start_router(settings: Settings, log: Path, deadline_s: float = 120.0, name: str = "router") -> Service:
     """gunicorn with the repo's config, reading `settings` (tokens included), returned once /health answers."""
     endpoint = router_endpoint(settings)
     endpoint.ensure_free()
-    service = start("router", gunicorn_command(), log, child_env(settings, secrets=True))
+    service = start(name, gunicorn_command(), log, child_env(settings, secrets=True))
     return up_or_stopped(service, lambda: wait_http(service, endpoint.url + "/health", deadline_s))

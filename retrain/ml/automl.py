@@ -1,10 +1,16 @@
-"""PyCaret picks the estimator; scikit-learn serves it.
+"""PyCaret picks the estimator and tunes its regularisation; scikit-learn serves it.
 
 PyCaret's own text preprocessing densifies TF-IDF (7k float64 columns, 2 GB for 10k tickets) and
-its finalized pipeline is too slow to serve, so each candidate handed to `compare_models` is
-already a lean `text -> TF-IDF -> estimator` Pipeline and PyCaret runs with `preprocess=False`:
-it cross-validates, ranks by macro-F1 under a time budget, and we refit the winner with plain
-scikit-learn. The registered artifact therefore needs neither PyCaret nor its preprocessing.
+its finalized pipeline is too slow to serve, so PyCaret runs with `preprocess=False` on
+`TextModel`s: one estimator per candidate that builds the lean `text -> features -> classifier`
+pipeline in `fit`. PyCaret cross-validates them (`compare_models`, ranked by macro-F1 under a
+time budget), then grid-searches the winner's regularisation strength (`tune_model`, kept only if
+it beats the untuned score). The winner is refit as a plain scikit-learn Pipeline, so the
+registered artifact needs neither PyCaret nor `TextModel`. (A Pipeline handed to `tune_model`
+would be cut down to its last step, which cannot read text: hence the wrapper.)
+
+The candidates span word and word+character n-grams, class weighting, linear models and a
+soft-voting ensemble; features are cached per fold (joblib) so each fold is vectorized once.
 
 PyCaret logs to `logs.log` in the working directory, opened as soon as it is imported: the path is
 pointed at the null device before the import (unless PYCARET_CUSTOM_LOGGING_PATH is set), and
@@ -15,21 +21,19 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression, RidgeClassifier, SGDClassifier
 from sklearn.metrics import f1_score
-from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import Pipeline
-from sklearn.svm import LinearSVC
 
 from retrain.contracts.log import get_logger, kv
 from retrain.contracts.schema import TEXT, TOPIC
+from retrain.ml.candidates import CANDIDATES, Candidate
 from retrain.ml.features import text_pipeline
 
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
@@ -39,15 +43,6 @@ log = get_logger("automl")
 pycaret_log = log.getChild("pycaret")
 pycaret_log.setLevel(logging.WARNING)  # setup() narrates every step at INFO
 
-# Candidates: sparse-friendly linear models that fit 10k tickets in seconds. Trees were measured
-# at 527 s for the same selection, so they are not offered.
-CANDIDATES: dict[str, Callable[[int], BaseEstimator]] = {
-    "lr": lambda seed: LogisticRegression(C=10.0, max_iter=1000, random_state=seed),
-    "sgd": lambda seed: SGDClassifier(loss="modified_huber", alpha=2e-5, max_iter=50, tol=None, random_state=seed),
-    "svm": lambda seed: LinearSVC(C=0.5, dual="auto", random_state=seed),
-    "ridge": lambda seed: RidgeClassifier(alpha=1.0, random_state=seed),
-    "nb": lambda seed: ComplementNB(alpha=0.3),
-}
 MACRO_F1 = "Macro F1"
 
 
@@ -63,6 +58,36 @@ class AutoMLResult:
     cv_macro_f1: float
     select_seconds: float
     fit_seconds: float
+    strength: float | None = None  # the winner's regularisation strength (the tuned one when tuning won)
+    tuning: dict[float, float] = field(default_factory=dict)  # strength -> cv macro-F1 of the grid search
+
+
+class TextModel(ClassifierMixin, BaseEstimator):
+    """One candidate as PyCaret sees it: its hyperparameters are its own, the pipeline is built in `fit`."""
+
+    def __init__(self, candidate: str = "lr", strength: float | None = None, seed: int = 0,
+                 memory: str | None = None) -> None:
+        self.candidate = candidate
+        self.strength = strength
+        self.seed = seed
+        self.memory = memory
+
+    def fit(self, X: pd.DataFrame, y, **_: object) -> TextModel:  # noqa: N803 (scikit-learn's names)
+        self.pipeline_ = served_pipeline(self.candidate, self.strength, self.seed, self.memory, calibrate=False)
+        self.pipeline_.fit(X, y)
+        self.classes_ = self.pipeline_.classes_
+        return self
+
+    def predict(self, X: pd.DataFrame):  # noqa: N803
+        return self.pipeline_.predict(X)
+
+
+def served_pipeline(name: str, strength: float | None = None, seed: int = 0, memory: str | None = None,
+                    calibrate: bool = True) -> Pipeline:
+    """The plain scikit-learn pipeline of a candidate (with probabilities unless `calibrate=False`)."""
+    spec: Candidate = CANDIDATES[name]
+    pipeline = text_pipeline(spec.build(spec.strength if strength is None else strength, seed), spec.features, memory)
+    return with_probabilities(pipeline) if calibrate else pipeline
 
 
 def _macro_f1(y_true, y_pred, sample_weight=None) -> float:
@@ -91,26 +116,10 @@ def with_probabilities(pipeline: Pipeline) -> Pipeline:
     # ensemble=False: one estimator fit on all rows, calibrated on out-of-fold scores. The default
     # averages three estimators each fit on 2/3 of the data, which cost 0.4 points of macro-F1.
     calibrated = CalibratedClassifierCV(clf, method="sigmoid", cv=3, ensemble=False)
-    return Pipeline([("features", pipeline.named_steps["features"]), ("clf", calibrated)])
+    return Pipeline([("features", pipeline.named_steps["features"]), ("clf", calibrated)], memory=pipeline.memory)
 
 
-def select_model(
-    df: pd.DataFrame,
-    *,
-    candidates: list[str] | None = None,
-    folds: int = 3,
-    budget_s: float = 180.0,
-    seed: int = 0,
-) -> AutoMLResult:
-    """Cross-validate the candidates with PyCaret, then refit the macro-F1 winner with sklearn."""
-    names = list(candidates or CANDIDATES)
-    unknown = [n for n in names if n not in CANDIDATES]
-    if unknown:
-        raise AutoMLError(f"unknown candidate models {unknown}; known: {sorted(CANDIDATES)}")
-    data = df[[TEXT, TOPIC]].reset_index(drop=True)
-    check_trainable(data, folds)
-    started = time.perf_counter()
-    log.info(kv("automl_select_start", rows=len(data), candidates=",".join(names), folds=folds, budget_s=budget_s))
+def _experiment(data: pd.DataFrame, folds: int, seed: int) -> ClassificationExperiment:
     exp = ClassificationExperiment()
     exp.setup(
         data=data,
@@ -131,36 +140,83 @@ def select_model(
     )
     exp.add_metric("macro_f1", MACRO_F1, _macro_f1, target="pred", greater_is_better=True)
     exp.remove_metric("auc")  # needs probabilities that svm/ridge lack; it only logs warnings for them
-    pipelines = [text_pipeline(CANDIDATES[n](seed)) for n in names]
-    best = exp.compare_models(
-        include=pipelines, sort=MACRO_F1, n_select=1, budget_time=budget_s / 60.0, errors="ignore", verbose=False
-    )
-    leaderboard = exp.pull().reset_index(drop=True)
-    select_seconds = time.perf_counter() - started
-    if best is None or (isinstance(best, list) and not best):
-        raise AutoMLError("no candidate finished within the time budget; raise TICKET_AB_AUTOML_BUDGET_S")
-    winner_type = type(best.named_steps["clf"])
-    winner = next(n for n, p in zip(names, pipelines, strict=True) if type(p.named_steps["clf"]) is winner_type)
-    by_display = _display_names(exp, names, pipelines)
-    leaderboard.insert(0, "candidate", [by_display.get(m, m) for m in leaderboard["Model"]])
+    return exp
 
+
+def select_model(
+    df: pd.DataFrame,
+    *,
+    candidates: list[str] | None = None,
+    folds: int = 3,
+    budget_s: float = 180.0,
+    tune_min_rows: int = 3000,
+    seed: int = 0,
+) -> AutoMLResult:
+    """Cross-validate the candidates with PyCaret, tune the winner's strength, refit it with sklearn.
+
+    Tuning needs `tune_min_rows` tickets: on fewer, cross-validated macro-F1 moves by more than the
+    strengths of the grid differ, so the search would pick noise (and cost a dozen fits).
+    """
+    names = list(candidates or CANDIDATES)
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown:
+        raise AutoMLError(f"unknown candidate models {unknown}; known: {sorted(CANDIDATES)}")
+    data = df[[TEXT, TOPIC]].reset_index(drop=True)
+    check_trainable(data, folds)
     started = time.perf_counter()
-    pipeline = with_probabilities(clone(text_pipeline(CANDIDATES[winner](seed))))
-    pipeline.fit(data[[TEXT]], data[TOPIC].astype(str))
+    log.info(kv("automl_select_start", rows=len(data), candidates=",".join(names), folds=folds, budget_s=budget_s))
+    with tempfile.TemporaryDirectory(prefix="automl-features-") as cache:
+        exp = _experiment(data, folds, seed)
+        leaderboard = _compare(exp, names, seed, cache, budget_s)
+        winner, cv_f1 = str(leaderboard.loc[0, "candidate"]), float(leaderboard.loc[0, MACRO_F1])
+        remaining_s = budget_s - (time.perf_counter() - started) if len(data) >= tune_min_rows else 0.0
+        strength, tuning, cv_f1 = _tune(exp, winner, seed, cache, cv_f1, leaderboard, remaining_s)
+        select_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        pipeline = served_pipeline(winner, strength, seed, memory=cache)
+        pipeline.fit(data[[TEXT]], data[TOPIC].astype(str))
+        pipeline.set_params(memory=None)  # the served artifact keeps no reference to the cache
     fit_seconds = time.perf_counter() - started
-    cv_f1 = float(leaderboard.loc[0, MACRO_F1])
-    log.info(kv("automl_select_done", winner=winner, cv_macro_f1=cv_f1, select_s=select_seconds, fit_s=fit_seconds))
-    return AutoMLResult(pipeline, winner, leaderboard, cv_f1, select_seconds, fit_seconds)
+    log.info(kv("automl_select_done", winner=winner, strength=strength, cv_macro_f1=cv_f1, select_s=select_seconds,
+                fit_s=fit_seconds))
+    return AutoMLResult(pipeline, winner, leaderboard, cv_f1, select_seconds, fit_seconds, strength, tuning)
 
 
-def _display_names(exp, names: list[str], pipelines: list[Pipeline]) -> dict[str, str]:
-    """PyCaret names a custom estimator by its model library entry (SGDClassifier is 'SVM - Linear
-    Kernel'), else by class name: map those display names back to our candidate keys."""
-    library = exp.models()
-    pairs = zip(library["Reference"], library["Name"], strict=True)
-    by_class = {str(ref).rsplit(".", 1)[-1]: name for ref, name in pairs}
-    out = {}
-    for key, pipe in zip(names, pipelines, strict=True):
-        cls = type(pipe.named_steps["clf"]).__name__
-        out[by_class.get(cls, cls)] = key
-    return out
+def _compare(exp: ClassificationExperiment, names: list[str], seed: int, cache: str, budget_s: float) -> pd.DataFrame:
+    """PyCaret's leaderboard of the candidates, best first, with our candidate names."""
+    models = [TextModel(name, seed=seed, memory=cache) for name in names]
+    # n_select=0: rank only; the winner is refit once, after tuning, as a plain pipeline.
+    exp.compare_models(include=models, sort=MACRO_F1, n_select=0, budget_time=budget_s / 60.0, errors="ignore",
+                       verbose=False)
+    leaderboard = exp.pull()
+    if leaderboard is None or leaderboard.empty:
+        raise AutoMLError("no candidate finished within the time budget; raise TICKET_AB_AUTOML_BUDGET_S")
+    leaderboard = leaderboard.copy()
+    leaderboard.insert(0, "candidate", [names[int(i)] for i in leaderboard.index])
+    leaderboard = leaderboard.reset_index(drop=True)
+    if leaderboard.loc[0, MACRO_F1] <= 0:
+        raise AutoMLError(f"every candidate failed to fit: {', '.join(leaderboard['candidate'])}")
+    return leaderboard
+
+
+def _tune(exp: ClassificationExperiment, winner: str, seed: int, cache: str, cv_f1: float,
+          leaderboard: pd.DataFrame, remaining_s: float) -> tuple[float, dict[float, float], float]:
+    """Grid-search the winner's strength with `tune_model` when the budget allows; keep it only if it wins.
+
+    Returns (strength, strength -> cv macro-F1, the winner's cv macro-F1 after tuning). The cost is
+    estimated from the winner's cross-validation time (features are cached, so it is an upper bound).
+    """
+    spec = CANDIDATES[winner]
+    fold_seconds = float(leaderboard.loc[0, "TT (Sec)"]) if "TT (Sec)" in leaderboard else 0.0
+    if len(spec.grid) < 2 or remaining_s <= 0 or fold_seconds * len(spec.grid) > remaining_s:
+        log.info(kv("automl_tune_skipped", winner=winner, grid=len(spec.grid), remaining_s=remaining_s))
+        return spec.strength, {}, cv_f1
+    _, tuner = exp.tune_model(TextModel(winner, seed=seed, memory=cache), custom_grid={"strength": list(spec.grid)},
+                              optimize=MACRO_F1, search_algorithm="grid", choose_better=False, return_tuner=True,
+                              verbose=False, tuner_verbose=False)
+    results = tuner.cv_results_
+    tuning = {float(p["actual_estimator__strength"]): float(s)
+              for p, s in zip(results["params"], results["mean_test_score"], strict=True)}
+    best = max(tuning, key=tuning.get)
+    log.info(kv("automl_tuned", winner=winner, grid=tuning, best=best, untuned_cv=cv_f1))
+    return (best, tuning, tuning[best]) if tuning[best] > cv_f1 else (spec.strength, tuning, cv_f1)

@@ -17,21 +17,15 @@ and reads the signals off it.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
-from evidently.descriptors import TextLength
-from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
-from evidently.legacy.core import ColumnType
-from evidently.legacy.utils.data_drift_utils import calculate_text_drift_score
 from evidently.metrics import ValueDrift
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency
@@ -40,17 +34,23 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from retrain.contracts.schema import TEXT
 from retrain.contracts.settings import DriftSettings
-from retrain.ml.descriptors import language_of, normalize_text, oov_shares, token_weighted
+from retrain.ml.descriptors import (
+    LANGUAGE,
+    LENGTH,
+    OOV,
+    RAW,
+    CrossFitted,
+    normalize_text,
+    ticket_descriptors,
+    token_weighted,
+)
 
-# Evidently's `perc_text_content_drift` compares the domain classifier's AUC with the 95th percentile
-# of 1000 random classifiers' AUCs: 8 of its 9 s on 20k vs 20k tickets. The same null distribution
-# has a closed form (Mann-Whitney), so this registered method computes the same AUC with that p-value.
-TEXT_METHOD = "ticket_ab_text_auc"
+# Evidently's domain classifier, reporting its ROC AUC. Its `perc_text_content_drift` variant compares
+# the AUC with the 95th percentile of 1000 random classifiers' AUCs (8 of its 9 s on 20k vs 20k
+# tickets); that null distribution has a closed form (Mann-Whitney), `auc_p_value`.
+TEXT_METHOD = "abs_text_content_drift"
 PREDICTION_METHOD = "jensenshannon"
 PREDICTED = "predicted"
-LANGUAGE = "language"
-LENGTH = "length"
-OOV = "oov_share"
 
 
 @dataclass
@@ -225,14 +225,9 @@ def topic_counts_test(reference: pd.Series, window: pd.Series) -> tuple[float, f
 @dataclass
 class Measurement:
     signals: DriftSignals
-    snapshot: Any  # evidently Snapshot: .save_html(), .dict()
+    snapshot: Any  # evidently Snapshot: .get_html_str(), .dict()
     seconds: float
-
-
-def descriptor_frame(texts: pd.Series, normalized: pd.Series, predicted: pd.Series, oov: np.ndarray) -> pd.DataFrame:
-    """The columns Evidently compares: normalized text, predicted topic, language, OOV share."""
-    return pd.DataFrame({TEXT: normalized.to_numpy(), PREDICTED: predicted.astype(str).to_numpy(),
-                         LANGUAGE: language_of(texts), OOV: oov})
+    thresholds: DriftSettings = field(default_factory=DriftSettings)
 
 
 def measure(
@@ -252,16 +247,17 @@ def measure(
     `labels` (aligned with `window_texts`, NaN where unlabelled) are the window's gold labels.
     """
     started = time.perf_counter()
+    thresholds = thresholds or DriftSettings()
     window_texts = window_texts.reset_index(drop=True)
     window_predicted = window_predicted.reset_index(drop=True)
-    ref_texts = reference[TEXT].reset_index(drop=True)
-    ref_norm, win_norm = normalize_text(ref_texts), normalize_text(window_texts)
-    ref_oov, win_oov = oov_shares(ref_norm, win_norm, seed)
-    ref_frame = descriptor_frame(ref_texts, ref_norm, reference[PREDICTED], ref_oov)
-    win_frame = descriptor_frame(window_texts, win_norm, window_predicted, win_oov)
-    snapshot = run_report(ref_frame, win_frame, thresholds or DriftSettings())
+    ref_frame = _frame(reference[TEXT].reset_index(drop=True), reference[PREDICTED])
+    win_frame = _frame(window_texts, window_predicted)
+    vocabulary = CrossFitted(ref_frame[TEXT], seed)
+    ref_data = _dataset(ref_frame, ticket_descriptors(vocabulary, reference=True))
+    win_data = _dataset(win_frame, ticket_descriptors(vocabulary, reference=False))
+    snapshot = run_report(ref_data, win_data, thresholds)
     values = _values(snapshot)
-
+    ref_rows, win_rows = ref_data.as_dataframe(), win_data.as_dataframe()
     text_auc = values.get((TEXT, TEXT_METHOD))
     js, chi_p = topic_counts_test(ref_frame[PREDICTED], win_frame[PREDICTED])
     labelled, accuracy = label_accuracy(window_predicted, labels)
@@ -270,10 +266,10 @@ def measure(
         reference_rows=len(ref_frame),
         text_auc=text_auc,
         text_p=auc_p_value(text_auc, len(ref_frame), len(win_frame)) if text_auc is not None else None,
-        oov_reference=token_weighted(ref_oov, ref_norm),
-        oov_window=token_weighted(win_oov, win_norm),
-        ru_reference=float(np.mean(ref_frame[LANGUAGE] == "ru")),
-        ru_window=float(np.mean(win_frame[LANGUAGE] == "ru")),
+        oov_reference=token_weighted(ref_rows[OOV].to_numpy(), ref_rows[TEXT]),
+        oov_window=token_weighted(win_rows[OOV].to_numpy(), win_rows[TEXT]),
+        ru_reference=float(np.mean(ref_rows[LANGUAGE] == "ru")),
+        ru_window=float(np.mean(win_rows[LANGUAGE] == "ru")),
         length_reference=float(reference[TEXT].astype(str).str.len().median()),
         length_window=float(window_texts.astype(str).str.len().median()),
         length_drift=values.get((LENGTH, None)),
@@ -284,27 +280,39 @@ def measure(
         reference_accuracy=reference_accuracy,
         reference_labelled=reference_labelled,
     )
-    return Measurement(signals, snapshot, time.perf_counter() - started)
+    return Measurement(signals, snapshot, time.perf_counter() - started, thresholds)
 
 
-def run_report(reference: pd.DataFrame, window: pd.DataFrame, thresholds: DriftSettings) -> Any:
-    """Evidently's report over the descriptor frames: the evidence behind the signals, kept as HTML."""
-    definition = DataDefinition(text_columns=[TEXT], categorical_columns=[PREDICTED, LANGUAGE],
-                                numerical_columns=[OOV])
-    descriptors = [TextLength(TEXT, alias=LENGTH)]
-    current = Dataset.from_pandas(window, data_definition=definition, descriptors=descriptors)
-    ref_data = Dataset.from_pandas(reference, data_definition=definition, descriptors=descriptors)
+def _frame(texts: pd.Series, predicted: pd.Series) -> pd.DataFrame:
+    """The columns Evidently starts from: normalized text, the raw text (for its script), predicted topic."""
+    return pd.DataFrame({TEXT: normalize_text(texts).to_numpy(), RAW: texts.fillna("").astype(str).to_numpy(),
+                         PREDICTED: predicted.astype(str).to_numpy()})
+
+
+def _dataset(frame: pd.DataFrame, descriptors: list) -> Dataset:
+    definition = DataDefinition(text_columns=[TEXT, RAW], categorical_columns=[PREDICTED])
+    return Dataset.from_pandas(frame, data_definition=definition, descriptors=descriptors)
+
+
+def run_report(reference: Dataset, window: Dataset, thresholds: DriftSettings) -> Any:
+    """Evidently's drift methods over the columns and descriptors: the evidence behind the signals.
+
+    The text signal is Evidently's domain classifier (`abs_text_content_drift`, its ROC AUC), the
+    predicted-topic signal its Jensen-Shannon distance; language, OOV share and length are shown
+    with Evidently's default method for their type (informational). Evidently has no p-value for
+    the classifier's AUC nor a two-sample test of two topic mixes: `auc_p_value` and
+    `topic_counts_test` add them.
+    """
     report = Report([
-        ValueDrift(column=TEXT, method=TEXT_METHOD, threshold=thresholds.text_p),
+        ValueDrift(column=TEXT, method=TEXT_METHOD, threshold=thresholds.text_min_auc),
         ValueDrift(column=PREDICTED, method=PREDICTION_METHOD, threshold=thresholds.prediction_js),
         ValueDrift(column=LANGUAGE),
         ValueDrift(column=OOV),
         ValueDrift(column=LENGTH),
-    ])
-    _register_text_method()
+    ], include_tests=False)
     with warnings.catch_warnings():  # Evidently's domain classifier stops at max_iter=50 by design
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return report.run(current, ref_data)
+        return report.run(window, reference)
 
 
 def label_accuracy(predicted: pd.Series, labels: pd.Series | None) -> tuple[int, float | None]:
@@ -317,16 +325,6 @@ def label_accuracy(predicted: pd.Series, labels: pd.Series | None) -> tuple[int,
         return 0, None
     hits = predicted[known].astype(str).to_numpy() == labels[known].astype(str).to_numpy()
     return int(known.sum()), float(hits.mean())
-
-
-def _register_text_method() -> None:
-    """Make TEXT_METHOD known to Evidently (idempotent: registering again replaces the entry)."""
-    def text_auc(reference_data: pd.Series, current_data: pd.Series, feature_type, threshold: float):
-        auc, _ = calculate_text_drift_score(reference_data, current_data, bootstrap=False)
-        return auc, auc_p_value(auc, len(reference_data), len(current_data)) <= threshold
-
-    register_stattest(StatTest(name=TEXT_METHOD, display_name="domain classifier ROC AUC (p <= threshold)",
-                               allowed_feature_types=[ColumnType.Text], default_threshold=0.01), text_auc)
 
 
 def _values(snapshot: Any) -> dict[tuple[str, str | None], float]:
@@ -342,17 +340,3 @@ def _values(snapshot: Any) -> dict[tuple[str, str | None], float]:
             requested = config.get("method") if config.get("method") in (TEXT_METHOD, PREDICTION_METHOD) else None
             out[(column, requested)] = float(value)
     return out
-
-
-def save_report(measurement: Measurement, decision: Decision, directory: Path, stem: str,
-                extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """HTML (Evidently's) and JSON (Evidently's metrics + our signals and decision) side by side."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    html, js = directory / f"{stem}.html", directory / f"{stem}.json"
-    measurement.snapshot.save_html(str(html))
-    payload = {"signals": measurement.signals.to_dict(), "decision": decision.to_dict(),
-               "seconds": round(measurement.seconds, 2), **(extra or {}),
-               "evidently": measurement.snapshot.dict()}
-    js.write_text(json.dumps(payload, indent=2, default=str))
-    return html, js

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
@@ -16,10 +17,15 @@ from retrain.contracts.pii import mask
 from retrain.contracts.schema import TEXT, TOPIC
 
 
+def predict(model: Any, df: pd.DataFrame) -> np.ndarray:
+    """`model`'s topics for `df`'s texts, masked as the router masks them (masking is idempotent)."""
+    return np.asarray(model.predict(pd.DataFrame({TEXT: df[TEXT].map(mask)})), dtype=str)
+
+
 def score(model: Any, df: pd.DataFrame) -> dict[str, Any]:
     """Accuracy, macro-F1 and per-topic accuracy of `model` on `df` (which has `text` and `topic`)."""
     y_true = df[TOPIC].astype(str).to_numpy()
-    y_pred = model.predict(pd.DataFrame({TEXT: df[TEXT].map(mask)}))
+    y_pred = predict(model, df)
     hits = pd.Series(y_true == y_pred, index=df.index)
     per_topic = {str(t): float(hits[df[TOPIC] == t].mean()) for t in sorted(df[TOPIC].unique())}
     return {

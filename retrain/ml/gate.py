@@ -1,28 +1,146 @@
-"""The quality gate: a candidate only becomes `challenger` if it is not worse than the champion.
+"""The quality gate: a candidate only becomes `challenger` if, with stated confidence, it is not worse.
 
-Both are scored on the same held-out slice of the *current* data, so the comparison is about the
-traffic the router will see next, not about either model's own training set.
+Two questions, each on data the candidate and its labeller never saw:
+
+1. *Current traffic*: on the window's untouched gold (agents' labels held out before any cleaning),
+   is the candidate's accuracy gain over the champion above `-margin` with `confidence`? The
+   interval is clustered by customer, the unit the router randomises on: tickets of one customer
+   are alike, so counting them as independent would make the gate surer than it is.
+2. *Every topic*: on a trusted set no feedback of this window shaped (the champion's own held-out
+   data, carried from version to version), does the candidate keep each topic's recall within
+   `topic_margin` of the champion's? Overall accuracy can rise while one topic is taught to be
+   another (feedback poisoning); this check names that topic.
+
+Too little untouched gold is a failed gate with that reason, never a pass by default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from retrain.contracts.settings import Settings
 
 
 @dataclass(frozen=True)
 class GateResult:
     passed: bool
     reason: str
+    details: dict[str, Any] = field(default_factory=dict)
 
 
-def quality_gate(candidate_f1: float, champion_f1: float | None, margin: float) -> GateResult:
-    """Pass when candidate macro-F1 >= champion macro-F1 - margin (always, with no champion)."""
-    if champion_f1 is None:
-        return GateResult(True, f"no champion to beat; candidate macro-F1 {candidate_f1:.4f}")
-    bar = champion_f1 - margin
-    verdict = ">=" if candidate_f1 >= bar else "<"
-    reason = (
-        f"candidate macro-F1 {candidate_f1:.4f} {verdict} champion {champion_f1:.4f} - margin {margin:.4f}"
-        f" = {bar:.4f}"
-    )
-    return GateResult(candidate_f1 >= bar, reason)
+@dataclass(frozen=True)
+class Gain:
+    """The candidate's accuracy minus the champion's on the same tickets, with a clustered bound."""
+
+    n: int
+    clusters: int
+    gain: float
+    lower: float  # one-sided lower bound at `confidence`
+    upper: float  # one-sided upper bound at `confidence`
+    confidence: float
+
+
+@dataclass(frozen=True)
+class TopicRegression:
+    topic: str
+    n: int
+    champion_recall: float
+    candidate_recall: float
+
+    def __str__(self) -> str:
+        return (f"topic '{self.topic}' recall {self.candidate_recall:.3f} vs champion {self.champion_recall:.3f} "
+                f"on {self.n} trusted tickets")
+
+
+def clustered_gain(candidate_correct: np.ndarray, champion_correct: np.ndarray, clusters: np.ndarray,
+                   confidence: float) -> Gain:
+    """Mean paired difference (candidate - champion) with a cluster-robust (CR1) standard error.
+
+    An intercept-only OLS of the per-ticket difference is the paired mean; statsmodels' cluster
+    covariance makes its interval honest when one customer sends many similar tickets.
+    """
+    diff = np.asarray(candidate_correct, dtype=float) - np.asarray(champion_correct, dtype=float)
+    groups = pd.factorize(pd.Series(clusters).astype(str))[0]
+    n, k = len(diff), int(groups.max()) + 1 if len(groups) else 0
+    if n == 0 or k < 2 or not diff.any():
+        gain = float(diff.mean()) if n else float("nan")
+        return Gain(n, k, gain, gain, gain, confidence)
+    fit = sm.OLS(diff, np.ones((n, 1))).fit(cov_type="cluster", cov_kwds={"groups": groups})
+    low, high = fit.conf_int(alpha=2 * (1 - confidence))[0]
+    return Gain(n, k, float(fit.params[0]), float(low), float(high), confidence)
+
+
+def topic_regressions(y_true: np.ndarray, champion_pred: np.ndarray, candidate_pred: np.ndarray, *,
+                      margin: float, min_rows: int) -> tuple[list[TopicRegression], dict[str, dict[str, float]]]:
+    """Topics whose recall drops by more than `margin`, and every judged topic's two recalls."""
+    y_true, champion_pred, candidate_pred = (np.asarray(a, dtype=str)
+                                             for a in (y_true, champion_pred, candidate_pred))
+    regressions, recalls = [], {}
+    for topic in sorted(set(y_true)):
+        rows = y_true == topic
+        if rows.sum() < min_rows:
+            continue
+        before, after = float((champion_pred[rows] == topic).mean()), float((candidate_pred[rows] == topic).mean())
+        recalls[topic] = {"n": int(rows.sum()), "champion": round(before, 4), "candidate": round(after, 4)}
+        if after < before - margin:
+            regressions.append(TopicRegression(topic, int(rows.sum()), before, after))
+    return regressions, recalls
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Per-ticket answers of both models: on the untouched gold (with customers) and on the trusted set."""
+
+    gold_true: np.ndarray
+    gold_candidate: np.ndarray
+    gold_champion: np.ndarray | None
+    customers: np.ndarray
+    trusted_true: np.ndarray | None = None
+    trusted_candidate: np.ndarray | None = None
+    trusted_champion: np.ndarray | None = None
+    trusted_source: str = "none"
+
+
+def quality_gate(evidence: Evidence, settings: Settings) -> GateResult:
+    """Pass when there is no champion, or when both the clustered gain and every topic's recall hold."""
+    training, min_gold = settings.training, settings.relabel.min_holdout
+    n = len(evidence.gold_true)
+    if evidence.gold_champion is None:
+        accuracy = _acc(evidence.gold_candidate, evidence.gold_true)
+        return GateResult(True, f"no champion to beat; candidate accuracy {accuracy:.4f} on {n} held-out tickets",
+                          {"holdout_rows": n})
+    if n < min_gold:
+        return GateResult(False, f"too little untouched gold: {n} held-out tickets < {min_gold} "
+                          "(TICKET_AB_MIN_HOLDOUT); the gate cannot judge, so it does not pass", {"holdout_rows": n})
+    gain = clustered_gain(evidence.gold_candidate == evidence.gold_true, evidence.gold_champion == evidence.gold_true,
+                          evidence.customers, training.gate_confidence)
+    regressions, recalls = [], {}
+    if evidence.trusted_true is not None and len(evidence.trusted_true):
+        regressions, recalls = topic_regressions(evidence.trusted_true, evidence.trusted_champion,
+                                                 evidence.trusted_candidate, margin=training.gate_topic_margin,
+                                                 min_rows=training.gate_topic_min_rows)
+    details = {"holdout_rows": n, "gain": asdict(gain), "margin": training.gate_margin,
+               "trusted_source": evidence.trusted_source,
+               "trusted_rows": 0 if evidence.trusted_true is None else len(evidence.trusted_true),
+               "topic_recall": recalls, "topic_margin": training.gate_topic_margin,
+               "topic_regressions": [asdict(r) for r in regressions]}
+    passed = gain.lower >= -training.gate_margin and not regressions
+    return GateResult(passed, _reason(gain, regressions, training.gate_margin), details)
+
+
+def _reason(gain: Gain, regressions: list[TopicRegression], margin: float) -> str:
+    verdict = ">=" if gain.lower >= -margin else "<"
+    text = (f"accuracy gain {gain.gain:+.4f} over the champion on {gain.n} untouched gold tickets "
+            f"({gain.clusters} customers), {gain.confidence:.0%} lower bound {gain.lower:+.4f} {verdict} -{margin:.4f}")
+    if regressions:
+        text += "; regressed on the trusted set: " + "; ".join(str(r) for r in regressions)
+    return text
+
+
+def _acc(predicted: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean(np.asarray(predicted) == np.asarray(truth))) if len(truth) else float("nan")

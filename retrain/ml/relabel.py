@@ -4,36 +4,48 @@ Feedback labels are gold but noisy (agents click the wrong topic), and most tick
 Training on raw feedback teaches the noise; training on every model guess teaches the model its own
 mistakes. So:
 
-1. cleanlab flags likely label errors among the gold, using out-of-fold probabilities of a quick
-   TF-IDF + LogisticRegression trained on the reference plus the other gold folds; a flagged label
-   is replaced by the model's label when the model is sure, else the ticket is disputed (review);
-2. the cleaned gold is split: a holdout (which later also gates the challenger on current traffic)
-   and the rest, which with the reference trains a pseudo-labeller;
-3. the pseudo-labeller's confidence threshold is the lowest one whose precision on the holdout
-   reaches the target (0.95) with 95% confidence, and only unlabelled tickets above it get a label;
-4. the other unlabelled tickets and the disputed gold go to `reports/review_queue.csv` with the
+0. feedback in a label pattern the champion contradicts (`retrain.ml.patterns`) is quarantined:
+   reported, queued for review, never trained on until confirmed;
+1. a stratified share of the agents' labels is held out *untouched*, before any cleaning: it
+   gates the challenger and verifies the pseudo-label threshold, and nothing is fitted on it, so no
+   number the gate sees comes from a label a model produced;
+2. cleanlab flags likely label errors among the rest of the gold, using out-of-fold probabilities
+   of a quick TF-IDF + LogisticRegression trained on the reference plus the other gold folds; a
+   flagged label is replaced by the model's label when the model is sure, else the ticket is
+   disputed (review);
+3. the cleaned gold is split again: most of it (with the reference) trains a pseudo-labeller, the
+   rest chooses its confidence threshold, the lowest whose precision reaches the target (0.95)
+   with 95% confidence;
+4. that threshold is then verified once on the untouched gold: its precision there, with an
+   interval, is what the report states, and pseudo-labels are only made when the verification
+   does not reject the target (choosing and verifying on one set is a selection effect: the
+   lowest of many thresholds that pass is the one whose luck was best);
+5. the other unlabelled tickets and the disputed gold go to `reports/review_queue.csv` with the
    model's suggestion, least confident first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from cleanlab.filter import find_label_issues
+from scipy.stats import binomtest
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 
 from retrain.contracts.schema import TEXT, TOPIC
-from retrain.contracts.settings import RelabelSettings
+from retrain.contracts.settings import FeedbackSettings, RelabelSettings
 from retrain.ml.evaluate import split_holdout
 from retrain.ml.features import baseline_pipeline
-from retrain.ml.stats import wilson_lower
+from retrain.ml.patterns import Pattern, champion_view, find_patterns
+from retrain.ml.stats import wilson_bounds, wilson_lower
 
 GOLD, FIXED, PSEUDO = "gold", "fixed", "pseudo"
+CARRIED = ("request_id", "customer_id", "label_source", "timestamp")  # kept with every row: the label store and the gate use them
 ID = "ticket_id"
 REVIEW_COLUMNS = ("ticket_id", "request_id", "origin", TEXT, "given_label", "suggested_topic", "confidence")
 
@@ -41,18 +53,24 @@ REVIEW_COLUMNS = ("ticket_id", "request_id", "origin", TEXT, "given_label", "sug
 @dataclass
 class Calibration:
     threshold: float | None  # None: no threshold reaches the target with enough support
-    precision: float | None  # observed on the holdout above the threshold
-    lower: float | None  # its one-sided 95% lower bound: what we promise
+    precision: float | None  # observed on the choosing split above the threshold
+    lower: float | None  # its one-sided 95% lower bound there
     support: int
     reason: str
+    verified: bool = False  # the untouched gold did not reject the target at this threshold
+    verified_precision: float | None = None  # precision on the untouched gold above the threshold
+    verified_interval: tuple[float, float] | None = None  # its two-sided 95% Wilson interval
+    verified_support: int = 0
 
 
 @dataclass
 class Relabelled:
-    train: pd.DataFrame  # ticket_id, text, topic, label_origin (gold | fixed | pseudo)
-    holdout: pd.DataFrame  # ticket_id, text, topic: cleaned gold never trained on
+    train: pd.DataFrame  # ticket_id, text, topic, label_origin (gold | fixed | pseudo), CARRIED
+    holdout: pd.DataFrame  # ticket_id, text, topic, customer_id: untouched agents' labels, never trained on
     review: pd.DataFrame  # REVIEW_COLUMNS
     stats: dict[str, Any]
+    quarantined: pd.DataFrame = field(default_factory=pd.DataFrame)  # gold in a suspicious pattern, with `pattern`
+    patterns: list[Pattern] = field(default_factory=list)
 
 
 def out_of_fold_probabilities(
@@ -135,37 +153,103 @@ def calibrate_threshold(
                        f"{lower[i]:.3f}) on {support[i]} holdout tickets")
 
 
-def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettings, seed: int = 0) -> Relabelled:
-    """Build training labels for a window (`text`, `label` maybe NaN) given the reference (`text`, `topic`)."""
+def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettings, seed: int = 0, *,
+            champion: Any = None, guards: FeedbackSettings | None = None) -> Relabelled:
+    """Build training labels for a window (`text`, `label` maybe NaN) given the reference (`text`, `topic`).
+
+    `champion` (a fitted pipeline with predict_proba) enables the label-pattern quarantine.
+    """
     window = window.reset_index(drop=True)
     if ID not in window:
         window[ID] = [f"row-{i}" for i in range(len(window))]
+    for column in CARRIED:
+        if column not in window:
+            window[column] = None
     gold, unlabelled, stats = split_gold(window, reference, config)
+    gold, quarantined, patterns = quarantine(gold, champion, guards or FeedbackSettings())
+    stats.update(quarantined=int(len(quarantined)), patterns=[str(p) for p in patterns])
     if len(gold) < config.min_gold:
         stats.update(gold=int(len(gold)), gold_issues=0, gold_fixed=0, gold_disputed=0, gold_health=None)
-        return _uncalibrated(gold.assign(label_origin=GOLD), unlabelled, stats,
-                             f"{len(gold)} gold labels < {config.min_gold}: nothing cleaned or pseudo-labelled")
-
-    cleaned, disputed, clean_stats = clean_labels(gold, reference, folds=config.cleanlab_folds, seed=seed)
-    stats.update(clean_stats)
-    if len(cleaned) < config.min_gold:
-        return _uncalibrated(cleaned, pd.concat([unlabelled, disputed], ignore_index=True), stats,
-                             f"{len(cleaned)} gold labels left after cleaning < {config.min_gold}: "
-                             "nothing pseudo-labelled")
-    gold_train, holdout = split_holdout(cleaned[[ID, TEXT, TOPIC, "label_origin"]], config.gold_holdout, seed)
-    fit = pd.concat([reference[[TEXT, TOPIC]], gold_train[[TEXT, TOPIC]]], ignore_index=True)
-    labeller = baseline_pipeline(seed).fit(fit[[TEXT]], fit[TOPIC].astype(str))
-    calibration = calibrate_labeller(labeller, holdout, config)
-    stats.update(holdout=int(len(holdout)), pseudo_threshold=calibration.threshold,
-                 pseudo_precision=calibration.precision, pseudo_precision_lower=calibration.lower,
-                 calibration=calibration.reason)
-
-    pseudo, review = pseudo_label(labeller, calibration.threshold, unlabelled, disputed)
-    train = pd.concat([gold_train[[ID, TEXT, TOPIC, "label_origin"]],
-                       pseudo[[ID, TEXT, TOPIC]].assign(label_origin=PSEUDO)], ignore_index=True)
+        result = _uncalibrated(gold.assign(label_origin=GOLD), unlabelled, stats,
+                               f"{len(gold)} gold labels < {config.min_gold}: nothing cleaned or pseudo-labelled")
+        return replace(result, quarantined=quarantined, patterns=patterns)
+    work, untouched = split_holdout(gold, config.gold_holdout, seed)  # before cleaning: the gate's gold
+    cleaned, disputed, clean_stats = clean_labels(work, reference, folds=config.cleanlab_folds, seed=seed)
+    stats.update(clean_stats, holdout=int(len(untouched)))
+    agent_error = clean_stats["gold_issues"] / max(1, clean_stats["gold"])
+    labeller, calibration = fit_labeller(cleaned, reference, untouched, config, seed, agent_error)
+    stats.update(_calibration_stats(calibration))
+    threshold = calibration.threshold if calibration.verified else None
+    pseudo, review = pseudo_label(labeller, threshold, unlabelled, pd.concat([disputed, quarantined]))
+    keep = [ID, TEXT, TOPIC, "label_origin", *CARRIED]
+    train = pd.concat([cleaned[keep], pseudo.assign(label_origin=PSEUDO)[keep]], ignore_index=True)
     stats.update(pseudo=int(len(pseudo)), review=int(len(review)), train=int(len(train)),
-                 estimated_label_precision=_estimated_precision(len(gold_train), len(pseudo), calibration.lower))
-    return Relabelled(train, holdout[[ID, TEXT, TOPIC]].reset_index(drop=True), review, stats)
+                 estimated_label_precision=_estimated_precision(len(cleaned), len(pseudo), calibration.lower))
+    holdout = untouched[[ID, TEXT, TOPIC, *CARRIED]].reset_index(drop=True)
+    return Relabelled(train, holdout, review, stats, quarantined, patterns)
+
+
+def quarantine(gold: pd.DataFrame, champion: Any,
+               guards: FeedbackSettings) -> tuple[pd.DataFrame, pd.DataFrame, list[Pattern]]:
+    """(gold outside any suspicious pattern, gold inside one with its `pattern` and the champion's
+    suggestion, the patterns). Without a champion nothing is judged."""
+    if champion is None or gold.empty:
+        return gold, gold.iloc[0:0].assign(pattern=[], suggested_topic=[], confidence=[]), []
+    predicted, confidence = champion_view(champion, gold[TEXT])
+    held, patterns = find_patterns(gold[TOPIC].to_numpy(), predicted, confidence, guards)
+    names = np.array([f"{a}->{b}" for a, b in zip(predicted, gold[TOPIC].astype(str), strict=True)])
+    out = gold.loc[held].assign(pattern=names[held], suggested_topic=predicted[held], confidence=confidence[held])
+    return gold.loc[~held].reset_index(drop=True), out.reset_index(drop=True), patterns
+
+
+def fit_labeller(cleaned: pd.DataFrame, reference: pd.DataFrame, untouched: pd.DataFrame, config: RelabelSettings,
+                 seed: int, agent_error: float = 0.0) -> tuple[Pipeline, Calibration]:
+    """The pseudo-labeller (reference + most cleaned gold), its threshold chosen on the rest of the
+    cleaned gold and verified on the untouched gold."""
+    fit_gold, choosing = split_holdout(cleaned, config.calibration_share, seed)
+    fit = pd.concat([reference[[TEXT, TOPIC]], fit_gold[[TEXT, TOPIC]]], ignore_index=True)
+    labeller = baseline_pipeline(seed).fit(fit[[TEXT]], fit[TOPIC].astype(str))
+    chosen = calibrate_labeller(labeller, choosing, config)
+    return labeller, verify_threshold(labeller, chosen, untouched, config, agent_error)
+
+
+def verify_threshold(labeller: Pipeline, chosen: Calibration, untouched: pd.DataFrame, config: RelabelSettings,
+                     agent_error: float = 0.0) -> Calibration:
+    """Measure the chosen threshold's precision once on gold it was not chosen on.
+
+    The untouched labels are agents' raw labels: a pseudo-label that is right still disagrees with
+    an agent's wrong click, so agreement is about precision x (1 - agents' error rate). The error
+    rate is cleanlab's share of flagged labels on the *other* gold (an estimate, never a label on
+    these tickets). Verified unless a one-sided binomial test (scipy's `binomtest`) rejects
+    "agreement >= target x (1 - error)" at 5%. Too few untouched tickets above the threshold
+    (< pseudo_min_support) verify nothing.
+    """
+    if chosen.threshold is None or untouched.empty:
+        return chosen
+    probs = labeller.predict_proba(untouched[[TEXT]])
+    above = probs.max(axis=1) >= chosen.threshold
+    right = labeller.classes_[probs.argmax(axis=1)] == untouched[TOPIC].astype(str).to_numpy()
+    hits = int(right[above].sum())
+    n = int(above.sum())
+    if n < config.pseudo_min_support:
+        return replace(chosen, verified_support=n, reason=chosen.reason + f"; not verified: {n} untouched tickets "
+                       f"above it < {config.pseudo_min_support}")
+    low, high = (float(b) for b in wilson_bounds(hits, n, 1.96))
+    expected = config.pseudo_precision * (1 - agent_error)
+    rejected = binomtest(hits, n, expected, alternative="less").pvalue < 0.05
+    verdict = "rejects" if rejected else "does not reject"
+    return replace(chosen, verified=not rejected, verified_precision=hits / n, verified_interval=(low, high),
+                   verified_support=n, reason=chosen.reason + f"; verified on {n} untouched tickets: agreement with "
+                   f"agents {hits / n:.3f} (95% CI {low:.3f}-{high:.3f}), which {verdict} >= {expected:.3f} "
+                   f"(precision {config.pseudo_precision:.2f} x agents' estimated accuracy {1 - agent_error:.3f})")
+
+
+def _calibration_stats(calibration: Calibration) -> dict[str, Any]:
+    return {"pseudo_threshold": calibration.threshold, "pseudo_precision_chosen": calibration.precision,
+            "pseudo_precision_lower": calibration.lower, "pseudo_verified": calibration.verified,
+            "pseudo_precision": calibration.verified_precision,
+            "pseudo_precision_interval": calibration.verified_interval,
+            "pseudo_verified_support": calibration.verified_support, "calibration": calibration.reason}
 
 
 def split_gold(window: pd.DataFrame, reference: pd.DataFrame,
@@ -214,10 +298,10 @@ def pseudo_label(labeller: Pipeline, threshold: float | None, unlabelled: pd.Dat
 def _uncalibrated(gold: pd.DataFrame, unlabelled: pd.DataFrame, stats: dict[str, Any], why: str) -> Relabelled:
     """Too little gold to calibrate: train on the gold as it is, hold nothing out, review the rest."""
     review = _review(unlabelled, None, None)
-    stats.update(holdout=0, pseudo=0, pseudo_threshold=None, pseudo_precision=None, pseudo_precision_lower=None,
-                 calibration=why, review=int(len(review)), train=int(len(gold)), estimated_label_precision=None)
-    return Relabelled(gold[[ID, TEXT, TOPIC, "label_origin"]].reset_index(drop=True), gold.iloc[0:0][[ID, TEXT, TOPIC]],
-                      review, stats)
+    stats.update(holdout=0, pseudo=0, **_calibration_stats(Calibration(None, None, None, 0, why)),
+                 review=int(len(review)), train=int(len(gold)), estimated_label_precision=None)
+    return Relabelled(gold[[ID, TEXT, TOPIC, "label_origin", *CARRIED]].reset_index(drop=True),
+                      gold.iloc[0:0][[ID, TEXT, TOPIC, *CARRIED]], review, stats)
 
 
 def _estimated_precision(gold_rows: int, pseudo_rows: int, pseudo_precision: float | None) -> float | None:

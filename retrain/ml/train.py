@@ -2,9 +2,10 @@
 
 The CLI (`bootstrap`, `train`) and the DAG's `train_challenger` task both call `train_and_register`,
 so a version made by hand and one made by the pipeline carry the same tags, artifacts and checks.
-It is a composition of steps of one job each: fit (PyCaret selects), score (against the champion
-on the same holdout), gate, log and register, move the alias. Aliases move last: a failure
-anywhere before leaves the registry's aliases as they were.
+It is a composition of steps of one job each: fit (PyCaret selects), judge (against the champion
+on the same untouched holdout and on the champion's trusted set), log and register (the gate's
+verdict is a tag of the registration itself), move the alias. Aliases move last: a failure anywhere
+before leaves the registry's aliases as they were, and a retry with the same key completes the move.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from sklearn.pipeline import Pipeline
 
 from retrain.adapters import registry
@@ -29,8 +32,8 @@ from retrain.contracts.pii import mask
 from retrain.contracts.schema import TEXT, TOPIC, validate_tickets
 from retrain.contracts.settings import Settings
 from retrain.ml.automl import AutoMLResult, select_model
-from retrain.ml.evaluate import score, split_holdout
-from retrain.ml.gate import GateResult, quality_gate
+from retrain.ml.evaluate import predict, score, split_holdout
+from retrain.ml.gate import Evidence, GateResult, quality_gate
 
 log = get_logger("train")
 Progress = Callable[[str], None]
@@ -48,6 +51,7 @@ class TrainOutcome:
     champion_metrics: dict[str, Any] | None
     reused: bool = False  # True when the same key was already registered
     moves: list[str] = field(default_factory=list)
+    gate: dict[str, Any] = field(default_factory=dict)  # the gate's evidence: gain interval, topic recalls
 
     def summary(self) -> str:
         where = f"alias {self.alias}" if self.alias else "no alias"
@@ -74,6 +78,9 @@ def reference_sample(train: pd.DataFrame, model: Pipeline, rows: int, seed: int)
     return sample
 
 
+CUSTOMER = "customer_id"
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A fitted model with its holdout scores next to the champion's: everything a version records."""
@@ -84,6 +91,15 @@ class Candidate:
     metrics: dict[str, Any]
     champion_metrics: dict[str, Any] | None
     gate: GateResult
+    trusted: pd.DataFrame  # logged with the version: the next challenger's per-topic gate
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    pipeline: Pipeline
+    trusted: pd.DataFrame
+    trusted_source: str
 
 
 def train_and_register(
@@ -98,48 +114,49 @@ def train_and_register(
     extra_tags: dict[str, str] | None = None,
     progress: Progress = print,
 ) -> TrainOutcome:
-    """Select with PyCaret, score on a holdout against the champion, register, and maybe alias.
+    """Select with PyCaret, gate against the champion, register, and move the alias iff the gate passed.
 
-    `key` makes the call idempotent: a version already tagged with it is returned as is.
-    `holdout` (labelled tickets of the current traffic) replaces the random holdout when given.
+    `key` makes the call idempotent as one step: a version already tagged with it is not trained
+    again, but its alias move is completed when its recorded gate verdict passed, so a retry after a
+    failure between registering and aliasing ends where a first success would. `holdout` (untouched
+    labelled tickets of the current traffic, optionally with `customer_id`) replaces the random
+    holdout when given.
     """
     started = time.perf_counter()
     data = masked(validate_tickets(df, source=source or "training data", require_topic=True))
     client = registry.connect(settings.tracking_uri)
-    existing = already_registered(client, settings, key, progress)
+    existing = registry.find_version(client, settings.model_name, "run_key", key) if key else None
     if existing is not None:
-        return existing
+        return resume(client, settings, alias, existing, progress)
     train, holdout, selection = select_and_fit(data, holdout, holdout_frac, settings, progress)
-    metrics, champion_metrics = score_against_champion(client, settings, alias, selection, holdout)
-    candidate = Candidate(train, holdout, selection, metrics, champion_metrics,
-                          apply_gate(metrics, champion_metrics, settings, progress))
+    champion = current_champion(client, settings, alias)
+    candidate = judge(selection, train, holdout, champion, settings, progress)
     tags = version_tags(candidate, data, source, key, extra_tags)
     version, run_id = log_and_register(candidate, settings, tags, data[[TEXT]].head(3), alias)
     moves = alias_if_passed(client, settings, alias, version, candidate.gate, source)
     log.info(kv("train_done", model=settings.model_name, version=version, winner=selection.winner,
-                passed=candidate.gate.passed, macro_f1=metrics["macro_f1"], seconds=time.perf_counter() - started))
+                passed=candidate.gate.passed, macro_f1=candidate.metrics["macro_f1"],
+                seconds=time.perf_counter() - started))
     return TrainOutcome(version=version, run_id=run_id, winner=selection.winner, passed=candidate.gate.passed,
                         gate_reason=candidate.gate.reason, alias=alias if candidate.gate.passed else None,
-                        metrics=metrics, champion_metrics=champion_metrics, moves=moves)
+                        metrics=candidate.metrics, champion_metrics=candidate.champion_metrics, moves=moves,
+                        gate=candidate.gate.details)
 
 
-def already_registered(client: MlflowClient, settings: Settings, key: str | None,
-                       progress: Progress) -> TrainOutcome | None:
-    """The outcome of an earlier call with the same `key`, or None when there was none."""
-    if key is None:
-        return None
-    version = registry.find_version(client, settings.model_name, "run_key", key)
-    if version is None:
-        return None
-    progress(f"version v{version.version} already registered for key {key}: nothing to do")
+def resume(client: MlflowClient, settings: Settings, alias: str, version: ModelVersion,
+           progress: Progress) -> TrainOutcome:
+    """Finish an earlier call with the same key: its tags hold the gate verdict, so only the alias may be missing."""
     tags = dict(version.tags)
-    aliases = list(getattr(version, "aliases", []) or [])
+    passed = tags.get("validation_status") == "passed"
+    why = f"completing run key {tags.get('run_key')}: {tags.get('gate_reason', '')}"
+    moves = registry.ensure_alias(client, settings.model_name, alias, version.version, why=why) if passed else []
+    progress(f"version v{version.version} already registered for key {tags.get('run_key')}: "
+             + (f"alias {alias} moved now" if moves else "nothing left to do"))
     return TrainOutcome(version=version.version, run_id=version.run_id, winner=tags.get("automl_winner", "?"),
-                        passed=tags.get("validation_status") != "failed", gate_reason=tags.get("gate_reason", ""),
-                        alias=aliases[0] if aliases else None,
+                        passed=passed, gate_reason=tags.get("gate_reason", ""), alias=alias if passed else None,
                         metrics={"accuracy": float(tags.get("holdout_accuracy", "nan")),
                                  "macro_f1": float(tags.get("holdout_macro_f1", "nan"))},
-                        champion_metrics=None, reused=True)
+                        champion_metrics=None, reused=True, moves=[str(m) for m in moves])
 
 
 def select_and_fit(data: pd.DataFrame, holdout: pd.DataFrame | None, holdout_frac: float, settings: Settings,
@@ -152,32 +169,51 @@ def select_and_fit(data: pd.DataFrame, holdout: pd.DataFrame | None, holdout_fra
     progress(f"training on {len(train)} tickets ({train[TOPIC].nunique()} topics), holdout {len(holdout)}")
     training = settings.training
     selection = select_model(train, candidates=training.candidate_models, folds=training.automl_folds,
-                             budget_s=training.automl_budget_s, seed=settings.seed)
+                             budget_s=training.automl_budget_s, tune_min_rows=training.automl_tune_min_rows,
+                             seed=settings.seed)
     progress(f"PyCaret picked '{selection.winner}' (cv macro-F1 {selection.cv_macro_f1:.4f}) "
              f"in {selection.select_seconds:.1f} s")
     return train, holdout, selection
 
 
-def score_against_champion(client: MlflowClient, settings: Settings, alias: str, selection: AutoMLResult,
-                           holdout: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The candidate's and the current champion's scores on the same holdout (None: no champion,
-    or the candidate is meant to become the champion outright)."""
-    metrics = score(selection.pipeline, holdout)
-    champion = registry.version_for(client, settings.model_name, registry.CHAMPION)
-    if champion is None or alias == registry.CHAMPION:
-        return metrics, None
-    champion_metrics = score(registry.load_pipeline(settings.model_name, registry.CHAMPION), holdout)
-    champion_metrics["version"] = champion.version
-    return metrics, champion_metrics
+def current_champion(client: MlflowClient, settings: Settings, alias: str) -> Champion | None:
+    """The champion to beat with its trusted set (None: no champion, or the candidate becomes it outright)."""
+    version = registry.version_for(client, settings.model_name, registry.CHAMPION)
+    if version is None or alias == registry.CHAMPION:
+        return None
+    trusted, where = registry.load_trusted(version)
+    pipeline = registry.load_pipeline(settings.model_name, registry.CHAMPION)
+    return Champion(version.version, pipeline, masked(trusted), where)
 
 
-def apply_gate(metrics: dict[str, Any], champion_metrics: dict[str, Any] | None, settings: Settings,
-         progress: Progress) -> GateResult:
-    """The quality gate on macro-F1, announced."""
-    result = quality_gate(metrics["macro_f1"], champion_metrics["macro_f1"] if champion_metrics else None,
-                          settings.training.gate_margin)
-    progress(f"quality gate {'passed' if result.passed else 'failed'}: {result.reason}")
-    return result
+def clusters(holdout: pd.DataFrame) -> np.ndarray:
+    """The customer of each held-out ticket; a ticket without one is its own customer."""
+    own = pd.Series([f"ticket-{i}" for i in range(len(holdout))], index=holdout.index)
+    if CUSTOMER not in holdout:
+        return own.to_numpy()
+    customers = holdout[CUSTOMER].astype("string").fillna("").str.strip()
+    return customers.where(customers.ne(""), own).astype(str).to_numpy()
+
+
+def judge(selection: AutoMLResult, train: pd.DataFrame, holdout: pd.DataFrame, champion: Champion | None,
+          settings: Settings, progress: Progress) -> Candidate:
+    """Both models on the untouched holdout and on the champion's trusted set, and the gate's verdict."""
+    model = selection.pipeline
+    metrics = score(model, holdout)
+    evidence = Evidence(gold_true=holdout[TOPIC].astype(str).to_numpy(), gold_candidate=predict(model, holdout),
+                        gold_champion=None, customers=clusters(holdout))
+    champion_metrics, trusted = None, holdout[[TEXT, TOPIC]]
+    if champion is not None:
+        champion_metrics = {**score(champion.pipeline, holdout), "version": champion.version}
+        trusted = champion.trusted
+        evidence = replace(evidence, gold_champion=predict(champion.pipeline, holdout),
+                           trusted_true=trusted[TOPIC].astype(str).to_numpy(),
+                           trusted_candidate=predict(model, trusted),
+                           trusted_champion=predict(champion.pipeline, trusted),
+                           trusted_source=champion.trusted_source)
+    gate = quality_gate(evidence, settings)
+    progress(f"quality gate {'passed' if gate.passed else 'failed'}: {gate.reason}")
+    return Candidate(train, holdout, selection, metrics, champion_metrics, gate, trusted.reset_index(drop=True))
 
 
 def version_tags(candidate: Candidate, data: pd.DataFrame, source: str, key: str | None,
@@ -193,6 +229,7 @@ def version_tags(candidate: Candidate, data: pd.DataFrame, source: str, key: str
         "gate_reason": candidate.gate.reason,
         "holdout_accuracy": f"{candidate.metrics['accuracy']:.4f}",
         "holdout_macro_f1": f"{candidate.metrics['macro_f1']:.4f}",
+        "trusted_rows": str(len(candidate.trusted)),
         **({"run_key": key} if key else {}),
         **(extra_tags or {}),
     }
@@ -234,12 +271,14 @@ def _log_artifacts(candidate: Candidate, settings: Settings, tmp: Path) -> None:
     (tmp / "leaderboard.md").write_text(leaderboard.to_markdown(index=False))
     (tmp / "holdout_metrics.json").write_text(json.dumps(
         {"candidate": candidate.metrics, "champion": candidate.champion_metrics, "gate": asdict(candidate.gate)},
-        indent=2))
+        indent=2, default=str))
     mlflow.log_artifacts(str(tmp), artifact_path="automl")
     reference = reference_sample(candidate.train, candidate.selection.pipeline, settings.training.reference_rows,
                                  settings.seed)
     reference.to_parquet(tmp / "reference.parquet", index=False)
     mlflow.log_artifact(str(tmp / "reference.parquet"), artifact_path="reference")
+    candidate.trusted[[TEXT, TOPIC]].to_parquet(tmp / "trusted.parquet", index=False)
+    mlflow.log_artifact(str(tmp / "trusted.parquet"), artifact_path="trusted")
 
 
 def alias_if_passed(client: MlflowClient, settings: Settings, alias: str, version: str, verdict: GateResult,
@@ -248,4 +287,4 @@ def alias_if_passed(client: MlflowClient, settings: Settings, alias: str, versio
     if not verdict.passed:
         return []
     why = f"trained on {source or 'data'}; {verdict.reason}"
-    return [str(registry.move_alias(client, settings.model_name, alias, version, why=why))]
+    return [str(m) for m in registry.ensure_alias(client, settings.model_name, alias, version, why=why)]

@@ -8,6 +8,11 @@ the resulting accuracy story with numbers.
 
 Everything is drawn from one seeded stream, so `generate(n)` is exactly the first `n` tickets of
 `iter_tickets` with the same arguments: files written for training and the load tester agree.
+
+Customers differ, as real accounts do: each files a Zipf-skewed share of the stream, has its own
+topic mix (the scenario's mix tilted per customer) and its own difficulty (how often it writes
+vague, two-topic or typo-ridden tickets). A customer's tickets are therefore alike, so outcomes of
+an A/B test are clustered by customer, the way the analysis (issue 11) must be able to show.
 """
 
 from __future__ import annotations
@@ -87,6 +92,9 @@ _SIGNATURE_SHARE = 0.45
 _CONTACT_SHARE = 0.10
 _CARD_SHARE = 0.12
 _TYPO_RATE = 0.03
+_CUSTOMER_ZIPF = 0.7  # popularity exponent: the busiest of 500 customers files about 5% of tickets
+_TOPIC_TILT_SD = 0.6  # log-scale spread of a customer's topic preferences around the scenario's mix
+_DIFFICULTY_SD = 0.6  # log-scale spread of how vague, ambiguous and typo-prone a customer writes
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,17 @@ _PROFILES = {
     "policy_change": _Profile(mix=_mix(billing=0.27, purchase=0.25), policy_share=0.7),
     "new_language": _Profile(ru_share=0.60, ru_extended_share=0.5),
 }
+
+
+@dataclass(frozen=True)
+class _Customers:
+    """The customer pool: ids, cumulative popularity, and per customer a topic mix and a difficulty."""
+
+    ids: list[str]
+    popularity: list[float]
+    topic_weights: list[list[float]]  # cumulative, one row per customer, over `topics`
+    difficulty: list[float]  # multiplies the vague, ambiguous and typo rates; mean 1 over customers
+    topics: list[str]
 
 
 @dataclass(frozen=True)
@@ -205,18 +224,18 @@ def _stream(config: _Config) -> Iterator[dict]:
     rng = random.Random(int(seeds.integers(2**63)))
     # Label noise draws from its own stream, so noisy and clean runs hold the very same tickets.
     label_rng = random.Random(int(seeds.integers(2**63)))
-    customer_ids, popularity = _customer_pool(config.customers, seeds)
-    topics, topic_weights = list(config.profile.mix), list(np.cumsum(list(config.profile.mix.values())))
+    pool = _customer_pool(config.customers, config.profile.mix, seeds)
     moment = config.start
     index = 0
     while True:
         index += 1
         moment = _next_arrival(moment, rng)
-        topic = rng.choices(topics, cum_weights=topic_weights)[0]
-        text, priority, language = _write_ticket(topic, moment, config, rng)
+        who = rng.choices(range(len(pool.ids)), cum_weights=pool.popularity)[0]
+        topic = rng.choices(pool.topics, cum_weights=pool.topic_weights[who])[0]
+        text, priority, language = _write_ticket(topic, moment, config, rng, pool.difficulty[who])
         yield {
             "ticket_id": f"T-{config.seed}-{index:06d}",
-            "customer_id": rng.choices(customer_ids, cum_weights=popularity)[0],
+            "customer_id": pool.ids[who],
             "created_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "text": text,
             "topic": _agent_label(topic, config.label_noise, label_rng),
@@ -226,13 +245,19 @@ def _stream(config: _Config) -> Iterator[dict]:
         }
 
 
-def _customer_pool(customers: int, seeds: np.random.Generator) -> tuple[list[str], list[float]]:
-    """Customer ids with Zipf-like popularity: a few accounts file a large share of all tickets."""
+def _customer_pool(customers: int, mix: dict[str, float], seeds: np.random.Generator) -> _Customers:
+    """Customer ids with Zipf-like popularity (a few accounts file a large share of all tickets), each
+    with its own tilt of the scenario's topic mix and its own difficulty (lognormal, mean 1)."""
     width = max(5, len(str(customers)))
     ids = [f"C-{i:0{width}d}" for i in range(1, customers + 1)]
-    weights = 1.0 / np.arange(1, customers + 1) ** 0.7
+    weights = 1.0 / np.arange(1, customers + 1) ** _CUSTOMER_ZIPF
     weights = weights[seeds.permutation(customers)]
-    return ids, list(np.cumsum(weights / weights.sum()))
+    topics = list(mix)
+    tilted = np.asarray(list(mix.values())) * seeds.lognormal(0.0, _TOPIC_TILT_SD, size=(customers, len(topics)))
+    difficulty = seeds.lognormal(-_DIFFICULTY_SD**2 / 2, _DIFFICULTY_SD, size=customers)
+    return _Customers(ids, list(np.cumsum(weights / weights.sum())),
+                      np.cumsum(tilted / tilted.sum(axis=1, keepdims=True), axis=1).tolist(),
+                      difficulty.tolist(), topics)
 
 
 def _next_arrival(moment: datetime, rng: random.Random) -> datetime:
@@ -253,12 +278,14 @@ def _agent_label(topic: str, label_noise: float, rng: random.Random) -> str:
     return topic
 
 
-def _write_ticket(topic: str, moment: datetime, config: _Config, rng: random.Random) -> tuple[str, str, str]:
-    """Compose one ticket: body (maybe vague or two-topic), context, typos, urgency, PII, framing."""
+def _write_ticket(topic: str, moment: datetime, config: _Config, rng: random.Random,
+                  difficulty: float = 1.0) -> tuple[str, str, str]:
+    """Compose one ticket: body (maybe vague or two-topic), context, typos, urgency, PII, framing;
+    `difficulty` scales how often this customer is vague, ambiguous or mistyped."""
     language = LANGUAGES[1] if rng.random() < config.ru_share else LANGUAGES[0]
     slots = Slots(rng, ts=(moment - timedelta(minutes=rng.randint(1, 90))).strftime("%Y-%m-%d %H:%M:%S"))
     writer = _pick_writer(topic, language, config.profile, rng)
-    body = _add_typos(_body(topic, language, writer, rng, slots), rng)
+    body = _add_typos(_body(topic, language, writer, rng, slots, difficulty), rng, difficulty)
     extra = _extra_paragraph(topic, language, writer, rng, slots)
     priority = _draw(_OUTAGE_URGENCY if writer == "outage" else _URGENCY, rng)
     body = _add_urgency(body, priority, language, rng, slots)
@@ -284,16 +311,16 @@ def _phrasings(writer: str, topic: str) -> list[str]:
     return _WRITERS[writer].get(topic) or tpl.EN[topic]
 
 
-def _body(topic: str, language: str, writer: str, rng: random.Random, slots: Slots) -> str:
+def _body(topic: str, language: str, writer: str, rng: random.Random, slots: Slots, difficulty: float = 1.0) -> str:
     """The problem statement: vague, single-topic, or primary topic plus a second one.
 
     A second topic is either a short side remark or a whole second problem; a bag-of-words model
     cannot tell which one the agent filed the ticket under, which is the realistic ceiling.
     """
-    if rng.random() < _VAGUE_SHARE:
+    if rng.random() < _VAGUE_SHARE * difficulty:
         return fill(rng.choice(tpl.VAGUE[language]), slots)
     body = fill(rng.choice(_phrasings(writer, topic)), slots)
-    if rng.random() >= _AMBIGUOUS_SHARE:
+    if rng.random() >= _AMBIGUOUS_SHARE * difficulty:
         return body
     other = rng.choice(_RELATED[topic])
     if rng.random() < _SECOND_PROBLEM_SHARE:
@@ -314,12 +341,12 @@ def _extra_paragraph(topic: str, language: str, writer: str, rng: random.Random,
     return ""
 
 
-def _add_typos(text: str, rng: random.Random) -> str:
+def _add_typos(text: str, rng: random.Random, difficulty: float = 1.0) -> str:
     """Swap, drop or double a letter in a few words, as people typing fast do; codes stay intact."""
     words = text.split(" ")
     for i, word in enumerate(words):
         core = word.rstrip(".,!?:;)'»")
-        if len(core) < 4 or not core.isalpha() or core.isupper() or rng.random() >= _TYPO_RATE:
+        if len(core) < 4 or not core.isalpha() or core.isupper() or rng.random() >= _TYPO_RATE * difficulty:
             continue
         words[i] = _misspell(core, rng) + word[len(core):]
     return " ".join(words)

@@ -21,7 +21,8 @@ from retrain.contracts.log import get_logger, kv
 from retrain.contracts.names import DAG_ID
 from retrain.contracts.schema import TEXT
 from retrain.contracts.settings import Settings
-from retrain.ml.drift import Decision, DriftSignals, decide, measure, save_report
+from retrain.ml.drift import Decision, DriftSignals, decide, measure
+from retrain.ml.drift_report import save_report
 from retrain.tasks.results import Checked, Collected
 from retrain.tasks.runs import run_slug
 

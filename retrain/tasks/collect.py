@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
+from retrain.adapters import labelstore
 from retrain.contracts.log import get_logger, kv
 from retrain.contracts.schema import TEXT
 from retrain.contracts.settings import Settings
@@ -12,7 +13,7 @@ from retrain.tasks import window as win
 from retrain.tasks.results import Collected, Relabelled, Trained
 from retrain.tasks.runs import run_dir
 
-STRING_COLUMNS = ("request_id", "ticket_id", "origin", TEXT, "served_topic", "label", "label_source")
+STRING_COLUMNS = ("request_id", "ticket_id", "customer_id", "origin", TEXT, "served_topic", "label", "label_source")
 
 log = get_logger("dag")
 
@@ -28,9 +29,13 @@ def collect_window(settings: Settings, run_id: str) -> Collected:
     for stale in (Relabelled, Trained):  # a re-run of this run id must not report an earlier attempt's results
         stale.forget(directory)
     watermark = win.load_watermark(win.watermark_path(settings.airflow_dir))
-    window = win.collect(settings.logs_dir, settings.incoming_dir, watermark, settings.feedback, settings.log.settle_s)
+    stored = set(labelstore.load(labelstore.path_for(settings.data_dir))[labelstore.KEY])
+    window = win.collect(settings.logs_dir, settings.incoming_dir, watermark, settings.feedback, settings.log.settle_s,
+                         stored=stored)
     path = directory / "window.parquet"
     window.frame.astype({column: "string" for column in STRING_COLUMNS}).to_parquet(path, index=False)
+    late_path = directory / "late_feedback.parquet"
+    window.late.astype("string").to_parquet(late_path, index=False)
     stats = window.stats
     summary = win.summarize(stats)
     log.info(kv("collect_window", run_id=run_id, rows=stats["rows"], labelled=stats["labelled"],
@@ -38,4 +43,4 @@ def collect_window(settings: Settings, run_id: str) -> Collected:
                 seconds=time.perf_counter() - started, summary=summary))
     return Collected(run_id=run_id, run_dir=str(directory), window_path=str(path), rows=stats["rows"],
                      labelled=stats["labelled"], stats=stats, summary=summary,
-                     next_watermark=asdict(window.next_watermark))
+                     next_watermark=asdict(window.next_watermark), late_path=str(late_path))

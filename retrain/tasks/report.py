@@ -25,7 +25,8 @@ from retrain.tasks.runs import run_slug
 
 WINDOW_COUNTS = ("rows", "router_rows", "incoming_rows", "labelled", "malformed", "requests_malformed",
                  "requests_empty_text", "requests_duplicate", "feedback_read", "feedback_malformed", "feedback_blank",
-                 "feedback_unknown_request", "feedback_superseded", "feedback_outside_window", "feedback_used")
+                 "feedback_unknown_request", "feedback_superseded", "feedback_outside_window", "feedback_late",
+                 "feedback_used")
 
 log = get_logger("dag")
 
@@ -36,7 +37,7 @@ def report(settings: Settings, collected: Collected, checked: Checked) -> Report
     trained = Trained.load(collected.directory)
     run_id = collected.run_id
     advance, watermark_note = watermark_decision(checked, trained)
-    line = summary_line(collected, checked, trained)
+    line = summary_line(collected, checked, trained, relabelled)
     path = settings.reports_dir / "runs" / f"{run_slug(run_id)}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_markdown(line, collected, checked, relabelled, trained, watermark_note))
@@ -70,11 +71,15 @@ def watermark_decision(checked: Checked, trained: Trained | None) -> tuple[bool,
     return True, "watermark advanced: these tickets are done"
 
 
-def summary_line(collected: Collected, checked: Checked, trained: Trained | None) -> str:
+def summary_line(collected: Collected, checked: Checked, trained: Trained | None,
+                 relabelled: Relabelled | None = None) -> str:
     """`<run>: <decision> (<reasons>); window ...; <version or why none>` - the line operators grep."""
     stats = collected.stats
     window = (f"window {stats['rows']} tickets, {stats['labelled']} labelled, {stats['malformed']} malformed skipped"
               + (", feedback refused" if stats.get("feedback_refused") else ""))
+    if relabelled and relabelled.patterns:
+        names = ", ".join(p.split(":")[0] for p in relabelled.patterns)
+        window += f", suspicious label pattern quarantined: {names}"
     reasons = "; ".join(checked.reasons)
     return f"{collected.run_id}: {checked.status} ({reasons}); {window}; {_outcome(checked, trained)}"
 
@@ -100,15 +105,46 @@ def render_markdown(line: str, collected: Collected, checked: Checked, relabelle
     stats = collected.stats
     out = [f"# {DAG_ID} run `{collected.run_id}`", "", line, *_decision_section(checked), *_window_section(collected)]
     if relabelled:
-        out += ["", "## Labels", "", "| count | value |", "|---|---|"]
-        out += [f"| {k} | {v} |" for k, v in relabelled.stats.items()]
-        out += ["", f"Review queue: `{relabelled.review_path}`"]
+        out += _labels_section(relabelled)
     if trained:
-        shown = {k: v for k, v in trained.to_dict().items() if v is not None}
+        out += _gate_section(trained)
+        shown = {k: v for k, v in trained.to_dict().items() if v is not None and k != "gate"}
         out += ["", "## Training", "", "```json", json.dumps(shown, indent=2, default=str), "```"]
     out += ["", "## Watermark", "", watermark_note,
             f"(from {stats.get('watermark_from')} to {stats.get('watermark_to')})", ""]
     return "\n".join(out)
+
+
+def _labels_section(relabelled: Relabelled) -> list[str]:
+    """Suspicious feedback first (it needs a person), then the label counts and the training memory."""
+    out = ["", "## Labels", ""]
+    if relabelled.patterns:
+        out += ["**Suspicious feedback label patterns** (the champion contradicts them with high confidence; "
+                "quarantined: reported, queued for review and kept out of training until confirmed with "
+                "`TICKET_AB_FEEDBACK_CONFIRMED_PATTERNS`):", ""]
+        out += [f"- {p}" for p in relabelled.patterns] + [""]
+    out += ["| count | value |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in relabelled.stats.items() if k != "patterns"]
+    out += [f"| label store: {k} | {v} |" for k, v in relabelled.store.items()]
+    return out + ["", f"Review queue: `{relabelled.review_path}`"]
+
+
+def _gate_section(trained: Trained) -> list[str]:
+    """What the gate measured: the clustered gain on untouched gold and each topic on the trusted set."""
+    gate = trained.gate or {}
+    out = ["", "## Gate", "", trained.gate_reason or trained.why or ""]
+    gain = gate.get("gain")
+    if gain:
+        out += ["", f"Untouched gold: {gate['holdout_rows']} tickets from {gain['clusters']} customers; accuracy gain "
+                f"{gain['gain']:+.4f}, {gain['confidence']:.0%} one-sided bounds [{gain['lower']:+.4f}, "
+                f"{gain['upper']:+.4f}]; passes above -{gate['margin']}."]
+    if gate.get("topic_recall"):
+        out += ["", f"Per-topic recall on the trusted set ({gate['trusted_source']}, {gate['trusted_rows']} tickets; "
+                f"fails below champion - {gate['topic_margin']}):", "", "| topic | n | champion | challenger |",
+                "|---|---|---|---|"]
+        out += [f"| {t} | {r['n']} | {r['champion']:.3f} | {r['candidate']:.3f} |"
+                for t, r in gate["topic_recall"].items()]
+    return out
 
 
 def _decision_section(checked: Checked) -> list[str]:

@@ -60,6 +60,7 @@ class Collected(_Result):
     stats: dict[str, Any]
     summary: str
     next_watermark: dict[str, Any]
+    late_path: str | None = None  # late feedback for tickets of earlier windows (they are in the label store)
 
     @property
     def directory(self) -> Path:
@@ -99,6 +100,8 @@ class Relabelled(_Saved):
     holdout_path: str
     review_path: str
     stats: dict[str, Any]
+    patterns: list[str] = field(default_factory=list)  # suspicious label patterns, quarantined
+    store: dict[str, int] = field(default_factory=dict)  # the label store's counts after this window
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class Trained(_Saved):
     champion_metrics: dict[str, Any] | None = None
     train_rows: int | None = None
     holdout_rows: int | None = None
+    gate: dict[str, Any] | None = None  # the gate's evidence: clustered gain, per-topic recalls on the trusted set
+    store_fingerprint: str | None = None  # of the label-store draw it trained on
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,11 @@
-"""Task 5, `train_challenger`: reference + relabelled window -> PyCaret -> gate -> maybe `challenger`.
+"""Task 5, `train_challenger`: the label store's draw -> PyCaret -> gate -> maybe `challenger`.
 
-The gate's holdout is the window's own gold, so a challenger is judged on the traffic it will
-serve; without enough of it no version is registered and the window waits for more feedback.
+The training data is the label store's recency-capped draw (bootstrap, earlier windows' gold and
+pseudo-labels, this window's), without this window's untouched gold: that gold is the gate's
+holdout, so a challenger is judged on the traffic it will serve by labels no model touched. Without
+enough of it no version is registered and the window waits for more feedback. Register and alias
+are one idempotent step (`train_and_register` with the run key): a retry completes what a failed
+attempt started.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from retrain.adapters import registry
+from retrain.adapters import labelstore, registry
 from retrain.contracts.log import get_logger, kv
 from retrain.contracts.names import DAG_ID
 from retrain.contracts.schema import TEXT, TOPIC
 from retrain.contracts.settings import Settings
-from retrain.ml.train import TrainOutcome, train_and_register
+from retrain.ml.patterns import confirmed
+from retrain.ml.train import CUSTOMER, TrainOutcome, train_and_register
 from retrain.tasks.results import Checked, Collected, Relabelled, Trained
 
 log = get_logger("dag")
@@ -23,31 +28,37 @@ log = get_logger("dag")
 
 def train_challenger(settings: Settings, collected: Collected, checked: Checked, relabelled: Relabelled, *,
                      key: str) -> Trained:
-    """Train on the champion's reference plus the relabelled window; `key` makes a re-run register nothing new."""
+    """Train on the label store's draw; `key` makes a re-run register nothing new and finish an alias move."""
     holdout = pd.read_parquet(relabelled.holdout_path)
     if len(holdout) < settings.relabel.min_holdout:
-        why = (f"only {len(holdout)} gold-labelled tickets held out (< {settings.relabel.min_holdout}): a challenger "
+        why = (f"only {len(holdout)} untouched gold tickets held out (< {settings.relabel.min_holdout}): a challenger "
                "could not be gated on current traffic; the window waits for more feedback")
         return _done(collected, Trained(key=key, why=why))
-    reference = pd.read_parquet(checked.reference_path)[[TEXT, TOPIC]]
-    window_train = pd.read_parquet(relabelled.train_path)[[TEXT, TOPIC]]
-    data = pd.concat([reference, window_train], ignore_index=True)
+    store = labelstore.load(labelstore.path_for(settings.data_dir))
+    data = labelstore.draw(store, settings.training.store_max_rows, exclude=set(labelstore.keys_for(holdout)),
+                           confirmed=confirmed(settings.feedback.confirmed_patterns))
+    memory = labelstore.fingerprint(data)
     run_id = collected.run_id
     outcome = train_and_register(
-        data, settings, alias=registry.CHALLENGER, source=f"dag:{DAG_ID}:{run_id}", key=key, holdout=holdout,
+        data[[TEXT, TOPIC]], settings, alias=registry.CHALLENGER, source=f"dag:{DAG_ID}:{run_id}", key=key,
+        holdout=holdout[[TEXT, TOPIC, CUSTOMER]],
         extra_tags={"dag_run_id": run_id, "drift_status": checked.status,
                     "drift_fired": ",".join(checked.fired) or "none", "window_rows": str(collected.rows),
-                    "reference_rows": str(len(reference))},
+                    "label_store_fingerprint": memory, "label_store_rows": str(len(data)),
+                    "quarantined_patterns": ",".join(p.split(":")[0] for p in relabelled.patterns) or "none"},
         progress=lambda message: log.info(kv("train_progress", run_id=run_id, message=message)),
     )
-    return _done(collected, _trained(outcome, key, train_rows=len(data), holdout_rows=len(holdout)))
+    return _done(collected, _trained(outcome, key, train_rows=len(data), holdout_rows=len(holdout),
+                                     store_fingerprint=memory))
 
 
-def _trained(outcome: TrainOutcome, key: str, *, train_rows: int, holdout_rows: int) -> Trained:
+def _trained(outcome: TrainOutcome, key: str, *, train_rows: int, holdout_rows: int,
+             store_fingerprint: str) -> Trained:
     return Trained(key=key, version=outcome.version, passed=outcome.passed, alias=outcome.alias,
                    gate_reason=outcome.gate_reason, winner=outcome.winner, reused=outcome.reused,
                    metrics=_plain(outcome.metrics), champion_metrics=_plain(outcome.champion_metrics),
-                   train_rows=train_rows, holdout_rows=holdout_rows)
+                   train_rows=train_rows, holdout_rows=holdout_rows, gate=outcome.gate or None,
+                   store_fingerprint=store_fingerprint)
 
 
 def _done(collected: Collected, trained: Trained) -> Trained:

@@ -7,9 +7,10 @@ operator reads what happened in the run report instead of a traceback.
 
 The logs are read from the watermark on (`since`), so a run costs its window, not the history.
 Feedback is validated where it is used (the security review's rule): feedback for a request the
-window did not read is dropped (a made-up id, or a request of an earlier window, which is never
-trained on again), a request's last label wins, and a window whose feedback is dominated by one
-source or one label is refused, because that is what poisoning looks like. "Dominated" is judged
+window did not read is dropped (a made-up id), unless its request is in the label store (late
+feedback for an earlier window's ticket: it joins that ticket there), a request's last label wins,
+and a window whose feedback is dominated by one source or one label is refused, because that is
+what poisoning looks like. "Dominated" is judged
 against the sources of the labels of earlier windows, which the watermark carries as counts (the
 logs of those windows are not read again, and may be gone to retention).
 
@@ -34,7 +35,9 @@ from retrain.contracts.requestlog import LogRead, latest_labels, read_feedback, 
 from retrain.contracts.schema import TEXT, TOPIC, TicketDataError, load_tickets
 from retrain.contracts.settings import FeedbackSettings
 
-WINDOW_COLUMNS = ("request_id", "ticket_id", "timestamp", "origin", TEXT, "served_topic", "label", "label_source")
+WINDOW_COLUMNS = ("request_id", "ticket_id", "customer_id", "timestamp", "origin", TEXT, "served_topic", "label",
+                  "label_source")
+LATE_COLUMNS = ("request_id", "label", "source")
 INCOMING_PATTERNS = ("*.csv", "*.csv.gz", "*.parquet")
 ROUTER = "router"
 INCOMING = "incoming"
@@ -68,6 +71,7 @@ class Window:
     frame: pd.DataFrame  # WINDOW_COLUMNS
     stats: dict[str, Any]
     next_watermark: Watermark
+    late: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(LATE_COLUMNS)))  # for stored tickets
 
 
 def watermark_path(airflow_dir: Path) -> Path:
@@ -130,9 +134,11 @@ def _incoming_rows(tickets: pd.DataFrame, name: str) -> pd.DataFrame:
         stamps = pd.to_datetime(tickets["created_at"], utc=True, errors="coerce", format="ISO8601")
     else:
         stamps = pd.Series(pd.NaT, index=tickets.index, dtype="datetime64[ns, UTC]")
+    customer = tickets["customer_id"].astype("string") if "customer_id" in tickets.columns else [None] * n
     frame = pd.DataFrame({
         "request_id": [None] * n,
         "ticket_id": ticket_id.to_numpy(),
+        "customer_id": customer,
         "timestamp": stamps.to_numpy(),
         "origin": f"{INCOMING}:{name}",
         TEXT: tickets[TEXT].to_numpy(),
@@ -157,6 +163,7 @@ def new_requests(requests: pd.DataFrame, until: pd.Timestamp | None) -> tuple[pd
     frame = pd.DataFrame({
         "request_id": usable["request_id"].to_numpy(),
         "ticket_id": usable["ticket_id"].to_numpy(),
+        "customer_id": usable["customer_id"].to_numpy(),
         "timestamp": usable["timestamp"].array,  # keeps the dtype: to_numpy() builds Python datetimes
         "origin": ROUTER,
         TEXT: usable[TEXT].to_numpy(),
@@ -174,22 +181,30 @@ def guard_feedback(
     window_requests: set[str],
     guards: FeedbackSettings,
     history: Mapping[str, int] | None = None,
+    stored: set[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The labels this window may use, as (request_id, label, source), plus what was dropped and why.
+    """The labels this window may use, as (request_id, label, source, late), plus what was dropped and why.
+
+    `stored` are request ids of earlier windows kept in the label store: feedback for them that
+    arrives late is returned with `late` True (it joins its ticket there), and judged with the rest.
 
     Order matters: the request log's join rule goes first (`latest_labels`: unknown request ids
     cannot be judged, the last label per request wins because agents correct themselves), then only
     this window's labels are judged for dominance, since that is the set that would be trained on.
     `history` counts the sources of earlier windows' labels (`Watermark.feedback_sources`).
     """
-    last, dropped = latest_labels(feedback, known_requests)
+    stored = stored or set()
+    last, dropped = latest_labels(feedback, set(known_requests) | stored)
     inside = last["request_id"].isin(window_requests)
-    labels = last.loc[inside, ["request_id", "label", "source"]].reset_index(drop=True)
+    late = ~inside & last["request_id"].isin(stored)
+    labels = last.loc[inside | late, ["request_id", "label", "source"]].assign(late=late[inside | late])
+    labels = labels.reset_index(drop=True)
     stats: dict[str, Any] = {
         "feedback_blank": dropped["blank"],
         "feedback_unknown_request": dropped["unknown_request"],
         "feedback_superseded": dropped["superseded"],
-        "feedback_outside_window": int((~inside).sum()),
+        "feedback_outside_window": int((~inside & ~late).sum()),
+        "feedback_late": int(late.sum()),
         "feedback_refused": False,
         "feedback_refused_reasons": [],
     }
@@ -198,7 +213,7 @@ def guard_feedback(
     if reasons:
         stats.update(feedback_refused=True, feedback_refused_reasons=reasons, feedback_refused_rows=len(labels))
         labels = labels.iloc[0:0]
-    stats["feedback_used"] = int(len(labels))
+    stats["feedback_used"] = int((~labels["late"]).sum())
     return labels, stats
 
 
@@ -235,12 +250,16 @@ def build_window(
     incoming: IncomingRead,
     watermark: Watermark,
     guards: FeedbackSettings,
+    stored: set[str] | None = None,
 ) -> Window:
     """Join the sources into one frame and compute the watermark a successful run would commit."""
     routed, request_stats = new_requests(requests.rows, watermark.until)
     window_ids = set(routed["request_id"].dropna())
     known = set(requests.rows["request_id"])
-    labels, feedback_stats = guard_feedback(feedback.rows, known, window_ids, guards, watermark.feedback_sources)
+    labels, feedback_stats = guard_feedback(feedback.rows, known, window_ids, guards, watermark.feedback_sources,
+                                            stored)
+    late = labels.loc[labels["late"], list(LATE_COLUMNS)].reset_index(drop=True)
+    labels = labels.loc[~labels["late"]].drop(columns="late")
     if len(labels):
         joined = routed.drop(columns=["label", "label_source"]).merge(
             labels.rename(columns={"source": "label_source"}), on="request_id", how="left")
@@ -276,7 +295,7 @@ def build_window(
     }
     stats["malformed"] = (stats["requests_malformed"] + stats["requests_empty_text"] + stats["feedback_malformed"]
                           + stats["feedback_blank"] + len(incoming.bad_files))
-    return Window(frame=frame, stats=stats, next_watermark=next_watermark)
+    return Window(frame=frame, stats=stats, next_watermark=next_watermark, late=late)
 
 
 def collect(
@@ -285,6 +304,7 @@ def collect(
     watermark: Watermark,
     guards: FeedbackSettings,
     settle_s: float = 0.0,
+    stored: set[str] | None = None,
 ) -> Window:
     """Read the three sources from disk and build the window (the DAG's first task).
 
@@ -297,7 +317,7 @@ def collect(
     since = watermark.until
     until = pd.Timestamp.now(tz=UTC) - pd.Timedelta(seconds=settle_s) if settle_s else None
     return build_window(read_requests(logs_dir, since=since, until=until), read_feedback(logs_dir, since=since),
-                        read_incoming(incoming_dir, watermark.incoming), watermark, guards)
+                        read_incoming(incoming_dir, watermark.incoming), watermark, guards, stored)
 
 
 def summarize(stats: dict[str, Any]) -> str:

@@ -1,20 +1,39 @@
-"""docker compose is the production path and no Docker engine runs here: check it by reading it."""
+"""docker compose is the production path and no Docker engine runs here: check it by reading it.
 
+The file is validated against the Compose Specification's JSON schema (vendored by check-jsonschema),
+and the rules a reader would otherwise have to verify by running it are checked here: who owns which
+volume, what waits for what, and that every variable is one the code or compose really reads.
+"""
+
+import os
 import re
+import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from retrain.contracts.settings import env_names, get_settings
+from retrain.contracts.settings import describe, env_names, get_settings
 
 REPO = Path(__file__).resolve().parents[2]
+COMPOSE = REPO / "docker-compose.yml"
 HEAVY = ("pycaret", "apache-airflow", "evidently", "cleanlab", "lightgbm")
+ROUTERS = ("router", "router-2")
+AIRFLOW = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+           "airflow-worker", "bootstrap")
+NEEDS_CHAMPION = ("router", "router-2", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+                  "airflow-worker")
+# `${NAME}`, `${NAME:-default}`, `${NAME:?message}`; `$$` is compose's escaped dollar.
+VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)(?::?([-?])([^}]*))?\}")
+OWN = re.compile(r"^\s*own (\d+):(\d+) (\S+)$", re.M)
+GROUP_WRITABLE = re.compile(r"^\s*chmod [0-7]?[0-7][7][0-7] (\S+)$", re.M)
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return yaml.safe_load(COMPOSE.read_text())
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -24,6 +43,57 @@ def _pins(path: Path) -> dict[str, str]:
         if match:
             pins[match.group(1).lower()] = match.group(2)
     return pins
+
+
+def _validate(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+                           str(path)], capture_output=True, text=True, timeout=60)
+
+
+def _dependencies(service: dict) -> dict[str, str]:
+    """depends_on as {service: condition} (the short list form means service_started)."""
+    depends = service.get("depends_on") or {}
+    if isinstance(depends, list):
+        return dict.fromkeys(depends, "service_started")
+    return {name: spec.get("condition", "service_started") for name, spec in depends.items()}
+
+
+def _waits_for(compose: dict, name: str, target: str, condition: str) -> bool:
+    """Whether `name` starts only after `target` reached `condition`, directly or through its dependencies."""
+    seen, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        for dep, cond in _dependencies(compose["services"][current]).items():
+            if dep == target and cond == condition:
+                return True
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return False
+
+
+def _mounts(service: dict) -> dict[str, str]:
+    """Named volume -> mount path of the volumes a service mounts writable."""
+    return {v.split(":")[0]: v.split(":")[1] for v in service.get("volumes", []) if not v.endswith(":ro")}
+
+
+def _same(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return a == b
+
+
+def test_compose_file_is_valid_under_the_compose_specification_schema():
+    result = _validate(COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_rejects_a_misspelled_service_key(tmp_path):
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(COMPOSE.read_text().replace("\n  read_only: true\n", "\n  readonly: true\n", 1))
+    result = _validate(broken)
+    assert result.returncode != 0 and "readonly" in result.stdout
 
 
 def test_every_service_has_an_image_or_a_build_with_an_existing_dockerfile(compose):
@@ -42,32 +112,165 @@ def test_compose_variables_are_settings_fields(compose):
                 assert var in known, f"{name}: {var} is not read by retrain/settings.py"
 
 
-def test_router_port_and_bind_agree_with_its_settings(compose):
-    router = compose["services"]["router"]
-    port = router["environment"]["TICKET_AB_PORT"]
-    assert any(mapping.endswith(f":{port}:{port}") for mapping in router["ports"])
-    assert router["environment"]["TICKET_AB_HOST"] == "0.0.0.0"
-    assert router["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+def test_compose_defaults_are_the_settings_defaults():
+    """A default is stated once, in settings.py: compose's `${TICKET_AB_X:-default}` must repeat it exactly."""
+    defaults = {row["variable"].strip("`"): row["default"].strip("`") for row in describe()}
+    fallbacks = [(name, value) for name, kind, value in VARIABLE.findall(COMPOSE.read_text())
+                 if kind == "-" and name.startswith("TICKET_AB_")]
+    assert fallbacks
+    for name, value in fallbacks:
+        assert name in defaults, f"{name} is not a setting"
+        assert _same(value, defaults[name]), f"{name}: compose says {value}, settings say {defaults[name]}"
+
+
+def test_every_variable_compose_reads_is_in_env_example_and_every_example_variable_is_read():
+    read = {name for name, _, _ in VARIABLE.findall(COMPOSE.read_text())}
+    defined = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), flags=re.M))
+    assert read - defined == set(), f"read by compose, missing from .env.example: {read - defined}"
+    assert defined - read == set(), f"in .env.example, never read by compose: {defined - read}"
+
+
+def test_every_required_secret_is_in_env_example():
+    required = {name for name, kind, _ in VARIABLE.findall(COMPOSE.read_text()) if kind == "?"}
+    defined = set(re.findall(r"^([A-Z_]+)=", (REPO / ".env.example").read_text(), flags=re.M))
+    assert required and required <= defined, required - defined
+
+
+def test_routers_are_two_replicas_with_one_environment_and_their_own_host_ports(compose):
+    routers = [compose["services"][name] for name in ROUTERS]
+    assert routers[0]["environment"] == routers[1]["environment"]
+    port = routers[0]["environment"]["TICKET_AB_PORT"]
+    assert [r["ports"] for r in routers] == [[f"127.0.0.1:8000:{port}"], [f"127.0.0.1:8001:{port}"]]
+    assert routers[0]["environment"]["TICKET_AB_HOST"] == "0.0.0.0"
+    assert routers[0]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert get_settings().router.port == int(port)
+
+
+def test_replicas_share_the_request_log_but_not_their_state(compose):
+    """Log files are per worker process, so writers never share one; gunicorn's control socket and metrics are not."""
+    mounts = [_mounts(compose["services"][name]) for name in ROUTERS]
+    by_path = [{path: volume for volume, path in m.items()} for m in mounts]
+    assert by_path[0]["/data/logs"] == by_path[1]["/data/logs"]
+    assert by_path[0]["/data/router"] != by_path[1]["/data/router"]
+
+
+def test_prometheus_scrapes_every_router_replica(compose):
+    config = yaml.safe_load((REPO / "router" / "monitoring" / "prometheus.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == {f"{name}:{compose['services'][name]['environment']['TICKET_AB_PORT']}" for name in ROUTERS}
+
+
+def test_prometheus_finds_its_rule_files_where_compose_mounts_them(compose):
+    mounted = {Path(c["target"]) for c in compose["services"]["prometheus"]["configs"]}
+    config_path = Path("/etc/prometheus/prometheus.yml")
+    assert config_path in mounted
+    config = yaml.safe_load((REPO / "router" / "monitoring" / "prometheus.yml").read_text())
+    assert config["rule_files"] and all(config_path.parent / rule in mounted for rule in config["rule_files"])
+
+
+def test_every_config_file_compose_mounts_exists(compose):
+    files = [spec["file"] for spec in compose["configs"].values() if "file" in spec]
+    assert files and all((REPO / f).is_file() for f in files), files
 
 
 def test_pipeline_talks_to_the_compose_mlflow(compose):
     mlflow = compose["services"]["mlflow"]
     assert "--port=5000" in mlflow["command"]
-    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"):
+    for name in AIRFLOW:
         assert compose["services"][name]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
+def test_airflow_services_share_one_environment_with_the_execution_api_and_jwt_secret(compose):
+    envs = [compose["services"][name]["environment"] for name in AIRFLOW]
+    assert all(env == envs[0] for env in envs)
+    env = envs[0]
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+    assert "127.0.0.1:8080:8080" in compose["services"]["airflow-apiserver"]["ports"]
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"].startswith("${AIRFLOW_JWT_SECRET:?")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "${TICKET_AB_EXECUTOR:-LocalExecutor}"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert env["TICKET_AB_WATCH_INTERVAL_S"].startswith("${TICKET_AB_WATCH_INTERVAL_S:-")
+    assert compose["services"]["airflow-triggerer"]["command"] == ["triggerer"]
+
+
+def test_celery_profile_adds_redis_and_a_worker_the_executor_setting_points_at(compose):
+    services = compose["services"]
+    assert services["redis"]["image"].startswith("redis:7") and services["redis"]["profiles"] == ["celery"]
+    worker = services["airflow-worker"]
+    assert worker["profiles"] == ["celery"] and worker["command"] == ["celery", "worker"]
+    assert _dependencies(worker)["redis"] == "service_healthy"
+    env = worker["environment"]
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert all("profiles" not in s for n, s in services.items() if n not in ("redis", "airflow-worker"))
+
+
+def test_bootstrap_registers_a_champion_once_before_anything_needs_one(compose):
+    bootstrap = compose["services"]["bootstrap"]
+    assert bootstrap["command"] == ["python", "-m", "retrain", "bootstrap"]
+    assert bootstrap["restart"] == "no"
+    assert "--force" not in bootstrap["command"]  # without it, an existing champion is kept: safe on every `up`
+    for name in NEEDS_CHAMPION:
+        assert _waits_for(compose, name, "bootstrap", "service_completed_successfully"), name
+    assert _waits_for(compose, "bootstrap", "mlflow", "service_healthy")
+
+
+def test_each_written_volume_belongs_to_the_uid_that_writes_it_before_any_writer_starts(compose):
+    """New named volumes are root-owned; the Airflow image runs as 50000, the router as 10001."""
+    init = compose["services"]["volumes-init"]
+    assert init["user"] == "0:0" and init["restart"] == "no"
+    script = "\n".join(init["command"])
+    at = {path: volume for volume, path in _mounts(init).items()}
+    owner = {at[path]: (uid, gid) for uid, gid, path in OWN.findall(script)}
+    group_writable = {at[path] for path in GROUP_WRITABLE.findall(script)}
+    for name, service in compose["services"].items():
+        mounts = _mounts(service)
+        if name in ("volumes-init", "postgres") or not mounts:
+            continue  # the postgres image's entrypoint owns its data directory itself
+        uid, gid = service["user"].split(":")
+        assert _waits_for(compose, name, "volumes-init", "service_completed_successfully"), name
+        for volume in mounts:
+            assert volume in owner, f"volumes-init does not chown {volume} ({name} writes it)"
+            shared = gid == owner[volume][1] and volume in group_writable
+            assert owner[volume][0] == uid or shared, f"{name} (uid {uid}) cannot write {volume} ({owner[volume]})"
+
+
+def test_volumes_init_script_gives_root_owned_volumes_to_their_writers(compose, tmp_path):
+    """Run the service's own script (compose's `$$` unescaped) on directories standing in for the volumes."""
+    if os.geteuid() != 0:
+        pytest.skip("chown to other uids needs root (CI runs as root)")
+    init = compose["services"]["volumes-init"]
+    script = init["command"][0].replace("$$", "$").replace("/volumes/", f"{tmp_path}/")
+    for volume in _mounts(init):
+        (tmp_path / volume / "date=2026-01-01").mkdir(parents=True)
+        (tmp_path / volume / "date=2026-01-01" / "old.csv").write_text("root-owned\n")
+    result = subprocess.run([*init["entrypoint"], script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for uid, gid, path in OWN.findall(script):
+        for entry in [Path(path), *Path(path).rglob("*")]:
+            assert (entry.stat().st_uid, entry.stat().st_gid) == (int(uid), int(gid)), entry
+    for path in GROUP_WRITABLE.findall(script):
+        assert stat.S_IMODE(Path(path).stat().st_mode) == 0o2775
+
+
+def test_each_service_runs_as_the_uid_its_image_creates(compose):
+    flask, airflow = (REPO / "Dockerfile.flask").read_text(), (REPO / "Dockerfile.airflow").read_text()
+    assert "--uid 10001" in flask and "FROM apache/airflow:" in airflow  # the Airflow image's user is 50000
+    for name in ROUTERS:
+        assert compose["services"][name]["user"] == "10001:0"
+    for name in (*AIRFLOW, "mlflow"):
+        assert compose["services"][name]["user"] == "50000:0", name
+
+
 def test_router_writes_only_to_its_log_and_state_volumes(compose):
-    router = compose["services"]["router"]
-    assert router["read_only"] is True
-    targets = {volume.split(":")[1] for volume in router["volumes"]}
-    assert targets == {"/data/logs", "/data/router"}
+    for name in ROUTERS:
+        router = compose["services"][name]
+        assert router["read_only"] is True
+        assert set(_mounts(router).values()) == {"/data/logs", "/data/router"}
     declared = set(compose["volumes"])
     for service in compose["services"].values():
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
-            assert source in declared, source
+            assert volume.split(":")[0] in declared, volume
 
 
 def test_airflow_reads_the_logs_the_router_writes(compose):
@@ -77,12 +280,12 @@ def test_airflow_reads_the_logs_the_router_writes(compose):
     assert scheduler["environment"]["TICKET_AB_HOME"] == "/data"
 
 
-def test_every_required_secret_is_in_env_example():
-    text = (REPO / "docker-compose.yml").read_text()
-    required = set(re.findall(r"\$\{([A-Z_]+):\?", text))
-    example = (REPO / ".env.example").read_text()
-    defined = set(re.findall(r"^([A-Z_]+)=", example, flags=re.M))
-    assert required and required <= defined, required - defined
+def test_psycopg2_is_pinned_for_airflow_and_mlflow_on_postgres():
+    pin = _pins(REPO / "requirements.txt").get("psycopg2-binary")
+    assert pin, "psycopg2-binary is not pinned in requirements.txt"
+    assert f"psycopg2-binary=={pin}" in (REPO / "requirements.in").read_text()
+    assert f'"psycopg2-binary=={pin}"' in (REPO / "pyproject.toml").read_text()
+    __import__("psycopg2")  # installed in the venv: `make stack` runs Airflow and MLflow on it too
 
 
 def test_router_image_is_slim_non_root_with_healthcheck():
@@ -93,6 +296,7 @@ def test_router_image_is_slim_non_root_with_healthcheck():
     assert "HEALTHCHECK" in dockerfile and "/health" in dockerfile
     cmd = re.search(r'^CMD \[(.*)\]$', dockerfile, flags=re.M).group(1)
     assert "router/gunicorn.conf.py" in cmd and "router.wsgi:app" in cmd
+    assert "umask 002" in cmd  # log day folders group-writable: the DAG's retention removes them
     assert (REPO / "router" / "gunicorn.conf.py").is_file() and (REPO / "router" / "wsgi.py").is_file()
 
 

@@ -128,14 +128,14 @@ def test_shadow_mode_logs_both_predictions_over_http(router):
     set_config(router, mode="split")
 
 
-def test_feedback_over_http_is_appended(router):
+def test_feedback_over_http_is_appended_with_the_source_its_token_names(router):
     request_id = router.post("/predict", {"text": TEXTS[0]}).json()["request_id"]
     response = router.post("/feedback", {"request_id": request_id, "label": "network", "source": "it"},
                            token=FEEDBACK_TOKEN)
     assert response.status_code == 202
     rows = read_feedback(router.settings.logs_dir).rows
     assert [tuple(r) for r in rows[["request_id", "label", "source"]].itertuples(index=False)][-1] == (
-        request_id, "network", "it")
+        request_id, "network", "api")  # the single feedback token is source "api"; the body's "it" is ignored
 
 
 @pytest.mark.parametrize(("data", "content_type", "status"), [

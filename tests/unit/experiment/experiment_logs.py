@@ -46,6 +46,9 @@ class LogSpec:
     step_s: float = 0.5
     version_a: str = "3"
     version_b: str = "4"
+    latency_b_ms: float = 16.0  # median latency of the challenger (the champion's is 12 ms)
+    customer_spread: float = 0.0  # customers' accuracy differs by this much (logit-scale sd): clustered outcomes
+    crossover: int = 0  # this many customers are also served once by the other arm
 
 
 def write_ab_logs(directory: Path, spec: LogSpec) -> Path:
@@ -56,25 +59,32 @@ def write_ab_logs(directory: Path, spec: LogSpec) -> Path:
     weights = 1.0 / np.arange(1, spec.customers + 1) ** 0.6  # a few busy customers, many quiet ones
     weights /= weights.sum()
     moment = datetime.fromisoformat(spec.start)
+    shift = rng.normal(0.0, spec.customer_spread, spec.customers) if spec.customer_spread else np.zeros(spec.customers)
     requests, feedback = [], []
     index = 0
     for phase in spec.phases:
         share = phase.split_b if phase.b_customer_share is None else phase.b_customer_share
         order = rng.permutation(spec.customers)
         in_b = set(order[: int(round(share * spec.customers))].tolist())
+        crossing = set()
+        if spec.crossover:  # drawn only when asked, so every other spec keeps its rows
+            crossing = set(rng.choice(spec.customers, size=spec.crossover, replace=False).tolist())
         for c in rng.choice(spec.customers, size=phase.requests, p=weights).tolist():
             index += 1
             moment += timedelta(seconds=spec.step_s)
             truth = TOPICS[int(rng.integers(len(TOPICS)))]
             variant = "B" if phase.mode == "split" and phase.challenger and c in in_b else "A"
+            if c in crossing and phase.mode == "split" and phase.challenger:
+                crossing.discard(c)
+                variant = "A" if variant == "B" else "B"
             version_a = phase.version_a or spec.version_a
-            answer_a = _answer(truth, spec.acc_a, rng)
-            answer_b = _answer(truth, spec.acc_b, rng)
+            answer_a = _answer(truth, _shifted(spec.acc_a, shift[c]), rng)
+            answer_b = _answer(truth, _shifted(spec.acc_b, shift[c]), rng)
             row = dict.fromkeys(REQUEST_COLUMNS, "")
             row.update(timestamp=moment.isoformat(), request_id=f"r{index:06d}", ticket_id=f"T-{index:06d}",
                        customer_id=customers[c], variant=variant, split_b=f"{phase.split_b}", mode=phase.mode,
                        confidence=f"{rng.uniform(0.3, 1):.3f}", text=f"ticket {index} about {truth}")
-            row["latency_ms"] = f"{rng.lognormal(np.log(12 if variant == 'A' else 16), 0.35):.2f}"
+            row["latency_ms"] = f"{rng.lognormal(np.log(12 if variant == 'A' else spec.latency_b_ms), 0.35):.2f}"
             if variant == "B" and rng.random() < spec.fallback_rate:
                 row.update(model_alias="champion", model_version=version_a, topic=answer_a, fallback="timeout")
             elif variant == "B":
@@ -93,6 +103,13 @@ def write_ab_logs(directory: Path, spec: LogSpec) -> Path:
     feedback.sort(key=lambda r: r["timestamp"])
     append_rows(directory, FEEDBACK_COLUMNS, feedback)
     return directory
+
+
+def _shifted(accuracy: float, shift: float) -> float:
+    """A customer's accuracy: the arm's, moved on the logit scale by the customer's own difficulty."""
+    if shift == 0 or accuracy in (0.0, 1.0):
+        return accuracy
+    return float(1 / (1 + np.exp(-(np.log(accuracy / (1 - accuracy)) + shift))))
 
 
 def _answer(truth: str, accuracy: float, rng: np.random.Generator) -> str:

@@ -35,7 +35,9 @@ def test_report_files_carry_the_same_numbers(ab_logs, tmp_path, capsys):
     assert "<script" not in page and "src='http" not in page
     c = s["comparison"]
     numbers = [s["verdict"]["text"], fmt.pts(c["diff"]), fmt.interval([c["ci_low"], c["ci_high"]], fmt.pts),
-               fmt.pval(c["p_value"]), fmt.pval(s["srm"]["p_value"]), fmt.num(c["power"]["needed_observed"])]
+               c["interval"], c["evidence"]["statement"], fmt.pval(s["srm"]["p_value"])]
+    unit = {"p95 latency": fmt.ms, "error rate": fmt.pts, "fallback rate": fmt.pts}
+    numbers += [fmt.interval([g["ci_low"], g["ci_high"]], unit[g["name"]]) for g in s["guardrails"]]
     for arm in ("A", "B"):
         a = s["arms"][arm]
         numbers += [fmt.pct(a["accuracy"]), fmt.interval(a["accuracy_ci"]), fmt.pct(a["macro_f1"]),
@@ -47,6 +49,19 @@ def test_report_files_carry_the_same_numbers(ab_logs, tmp_path, capsys):
     assert f"VERDICT: {s['verdict']['text']}" in console
     assert str(out / "ab_report.html") in console and str(out / "ab_summary.json") in console
     assert fmt.pct(s["arms"]["B"]["accuracy"]) in console
+    assert c["evidence"]["statement"] in console and "customers" in console
+
+
+def test_fixed_horizon_is_a_flag_and_the_thresholds_come_from_the_settings(ab_logs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TICKET_AB_TEST_MIN_GAIN", "0.5")
+    monkeypatch.setenv("TICKET_AB_TEST_RESAMPLES", "50")
+    out = tmp_path / "reports"
+    assert analysis.main(["--logs", str(ab_logs(acc_a=0.80, acc_b=0.88)), "--out", str(out), "--fixed-horizon",
+                          "--horizon", "5000"]) == 0
+    s = strict_json(out / "ab_summary.json")
+    assert not s["comparison"]["sequential"] and s["comparison"]["interval"].startswith("fixed-horizon")
+    assert s["thresholds"]["min_gain"] == 0.5 and s["thresholds"]["horizon"] == 5000
+    assert s["verdict"]["action"] == "keep champion"  # +8 points rules out a gain of 50
 
 
 @pytest.mark.parametrize("spec", [

@@ -1,18 +1,11 @@
-"""The statistics behind the A/B report (`retrain.ml.stats`): the library's numbers where statsmodels
-or scipy has the formula, textbook values where the module writes the formula itself."""
+"""The shared proportion statistics (`retrain.ml.stats`): each is the library's number (statsmodels, scipy)."""
 
 import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
 from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
-from statsmodels.stats.proportion import (
-    confint_proportions_2indep,
-    proportion_confint,
-    proportions_ztest,
-    samplesize_proportions_2indep_onetail,
-)
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint, proportions_ztest
 
 from retrain.ml import stats
 
@@ -85,43 +78,3 @@ def test_mcnemar_exact_binomial_for_few_discordant_pairs():
     assert result.method == "exact binomial"
     assert stats.mcnemar(0, 0).p_value == 1.0
     assert stats.mcnemar(3, 3).p_value == pytest.approx(1.0)
-
-
-def test_paired_difference_counts_only_discordant_pairs():
-    diff, low, high = stats.paired_difference(only_a=20, only_b=60, n=1000)
-    assert diff == pytest.approx(0.04)
-    se = math.sqrt(80 - 40**2 / 1000) / 1000
-    assert (low, high) == (pytest.approx(0.04 - 1.959964 * se), pytest.approx(0.04 + 1.959964 * se))
-
-
-def test_sample_size_per_arm_is_statsmodels_rounded_up():
-    expected = samplesize_proportions_2indep_onetail(0.08, 0.80, 0.8, alpha=0.05, alternative="two-sided")
-    assert stats.sample_size_per_arm(0.80, 0.88) == math.ceil(expected) == 329
-    assert stats.sample_size_per_arm(0.80, 0.80) == math.inf
-    assert stats.sample_size_per_arm(0.50, 0.60, power=0.9) > stats.sample_size_per_arm(0.50, 0.60)
-
-
-def test_minimum_detectable_effect_inverts_the_sample_size():
-    mde = stats.minimum_detectable_effect(0.80, 329)
-    assert mde == pytest.approx(0.08, abs=5e-4)
-    assert stats.minimum_detectable_effect(0.80, 4 * 329) < mde / 1.8
-    assert math.isnan(stats.minimum_detectable_effect(0.80, 0))
-
-
-def test_paired_sample_size_and_mde_are_consistent():
-    n = stats.paired_sample_size(discordant=0.2, diff=0.05)
-    assert n == 626
-    assert stats.paired_mde(0.2, int(n)) == pytest.approx(0.05, abs=0.003)
-    assert stats.paired_sample_size(0.2, 0.0) == math.inf
-
-
-def test_macro_f1_matches_sklearn_and_its_bootstrap_interval_brackets_it():
-    rng = np.random.default_rng(3)
-    truth = rng.choice(list("abcde"), 1500)
-    pred = np.where(rng.random(1500) < 0.75, truth, rng.choice(list("abcdef"), 1500))
-    expected = f1_score(truth, pred, average="macro", zero_division=0)
-    assert stats.macro_f1(truth.tolist(), pred.tolist()) == pytest.approx(expected)
-    low, high = stats.macro_f1_interval(truth.tolist(), pred.tolist())
-    assert low < expected < high and high - low < 0.08
-    assert stats.macro_f1_interval(truth.tolist(), pred.tolist()) == (low, high)  # seeded
-    assert math.isnan(stats.macro_f1([], []))

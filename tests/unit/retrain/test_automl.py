@@ -2,9 +2,16 @@
 
 import pandas as pd
 import pytest
+from sklearn.base import clone
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import FeatureUnion, Pipeline
 
-from retrain.ml.automl import AutoMLError, select_model, with_probabilities
-from retrain.ml.features import text_pipeline
+from retrain.ml.automl import AutoMLError, TextModel, select_model, served_pipeline, with_probabilities
+from retrain.ml.candidates import CANDIDATES
+from retrain.ml.features import WORD_CHAR, text_pipeline
+from retrain.simulate.generator import generate
+from router.predictor import DIRECT, compile_scorer, pipeline_scorer
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +61,55 @@ def test_topic_too_rare_for_the_folds_is_a_clear_error(tiny_tickets):
     rare = pd.concat([tiny_tickets, pd.DataFrame({"text": ["new thing"], "topic": ["rare"]})])
     with pytest.raises(AutoMLError, match="too few: {'rare': 1}"):
         select_model(rare, candidates=["nb"], folds=3)
+
+
+@pytest.fixture(scope="module")
+def generated_tickets():
+    """600 generated tickets: hard enough that the strengths of a grid score differently."""
+    return generate("baseline", 600, 3)[["text", "topic"]]
+
+
+@pytest.fixture(scope="module")
+def tuned(generated_tickets):
+    return select_model(generated_tickets, candidates=["nb", "svm"], folds=3, tune_min_rows=0, seed=0)
+
+
+def test_tuning_searches_the_winners_strength_grid_and_serves_a_plain_pipeline(tuned):
+    assert set(tuned.tuning) == set(CANDIDATES[tuned.winner].grid)
+    assert tuned.strength in CANDIDATES[tuned.winner].grid
+    assert tuned.cv_macro_f1 >= max(tuned.leaderboard["Macro F1"]) - 1e-4  # tuning is kept only when it wins
+    steps = [type(step).__name__ for _, step in tuned.pipeline.steps]
+    assert "TextModel" not in steps and tuned.pipeline.memory is None  # no selection wrapper, no cache
+
+
+def test_tune_model_scores_equal_a_scikit_learn_grid_search_on_the_same_folds(generated_tickets, tuned):
+    grid = list(CANDIDATES[tuned.winner].grid)
+    search = GridSearchCV(TextModel(tuned.winner), {"strength": grid}, scoring="f1_macro", cv=StratifiedKFold(3))
+    search.fit(generated_tickets[["text"]], generated_tickets["topic"])
+    expected = dict(zip(search.cv_results_["param_strength"], search.cv_results_["mean_test_score"], strict=True))
+    assert tuned.tuning == pytest.approx(expected)
+    assert len(set(expected.values())) > 1  # the grid really moved the score
+
+
+def test_tuning_is_skipped_below_tune_min_rows(selected):
+    assert selected.tuning == {} and selected.strength == CANDIDATES[selected.winner].strength
+
+
+@pytest.mark.parametrize("name", ["lr_wc", "svm_wc", "vote_wc"])
+def test_word_char_candidates_serve_through_the_routers_direct_scorer(tiny_tickets, name):
+    pipeline = served_pipeline(name).fit(tiny_tickets[["text"]], tiny_tickets["topic"])
+    vectorizer = pipeline.named_steps["features"].transformers_[0][1]
+    assert isinstance(vectorizer, FeatureUnion)
+    assert [type(v) for _, v in vectorizer.transformer_list] == [TfidfVectorizer, TfidfVectorizer]
+    scorer, path = compile_scorer(pipeline)
+    assert path == DIRECT
+    for text in ["vpn offline again", "invoice charged twice", "Не работает впн", ""]:
+        assert scorer(text) == pytest.approx(pipeline_scorer(pipeline)(text))
+
+
+def test_every_candidate_builds_a_plain_scikit_learn_pipeline():
+    for name, spec in CANDIDATES.items():
+        pipeline = served_pipeline(name)
+        assert isinstance(pipeline, Pipeline) and clone(pipeline) is not None
+        assert isinstance(pipeline.named_steps["features"].transformers[0][1], FeatureUnion) == (
+            spec.features == WORD_CHAR), name

@@ -1,11 +1,12 @@
 import json
+from html import escape
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from retrain.contracts.settings import DriftSettings
-from retrain.ml import descriptors, drift
+from retrain.ml import descriptors, drift, drift_report
 from retrain.ml.drift import DriftSignals, decide
 from retrain.ml.features import baseline_pipeline
 from retrain.simulate.generator import generate
@@ -160,8 +161,12 @@ def test_each_drifting_scenario_triggers_on_the_signals_it_moves(champion, scena
 def test_report_is_saved_as_html_and_json_with_signals_and_decision(champion, tmp_path):
     measurement = _measure(champion, "new_language", 31, n=400)
     decision = decide(measurement.signals)
-    html, js = drift.save_report(measurement, decision, tmp_path / "drift", "run-1", extra={"run_id": "run-1"})
-    assert html.stat().st_size > 10_000 and "domain classifier ROC AUC" in html.read_text()
+    html, js = drift_report.save_report(measurement, decision, tmp_path / "drift", "run-1", extra={"run_id": "run-1"})
+    page = html.read_text()
+    assert html.stat().st_size > 10_000 and "Decision: drift" in page
+    for check in decision.checks:  # every signal that decided, with its threshold
+        assert f"<td>{check.signal}</td>" in page and escape(check.threshold) in page
+    assert "Absolute text content drift" in page  # Evidently's own report, embedded
     payload = json.loads(js.read_text())
     assert payload["run_id"] == "run-1"
     assert payload["decision"]["retrain"] is True

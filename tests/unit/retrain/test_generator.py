@@ -9,6 +9,7 @@ from itertools import islice
 
 import pandas as pd
 import pytest
+from scipy.stats import chi2_contingency
 
 from retrain.contracts.schema import LANGUAGES, PRIORITIES, TOPICS
 from retrain.simulate import phrasings as tpl
@@ -140,6 +141,17 @@ def test_a_few_customers_file_many_tickets(baseline):
     assert counts.iloc[0] / N < 0.15, "one customer should not dominate the stream"
     small_pool = generate("baseline", 500, seed=1, customers=7)
     assert small_pool.customer_id.nunique() <= 7
+
+
+def test_customers_differ_in_topic_mix_and_difficulty_so_their_tickets_are_clustered(baseline):
+    """A customer's tickets are alike; an A/B analysis over customers must be able to see that."""
+    busiest = baseline.customer_id.value_counts().index[:20]
+    tickets = baseline[baseline.customer_id.isin(busiest)]
+    mix = pd.crosstab(tickets.customer_id, tickets.true_topic)
+    assert chi2_contingency(mix).pvalue < 1e-6, "every customer files the same topic mix"
+    vague = tickets.text.map(lambda text: any(_as_pattern(t).search(text) for t in tpl.VAGUE["en"]))
+    spread = pd.crosstab(tickets.customer_id, vague)
+    assert chi2_contingency(spread).pvalue < 1e-3, "every customer is equally vague"
 
 
 def test_topic_mix_is_skewed_toward_access_and_hardware(baseline):

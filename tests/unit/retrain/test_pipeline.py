@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from logfiles import append_rows
 
+from retrain.contracts.names import DAG_ID, REQUEST_LOG_ASSET, WATCH_DAG_ID
 from retrain.contracts.requestlog import REQUEST_COLUMNS
 from retrain.contracts.settings import get_settings
 from retrain.local import dagrun
@@ -23,10 +24,16 @@ import json
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder={folder!r}, include_examples=False)
 dag = bag.dags.get("ticket_drift_retrain")
+watch = bag.dags.get("ticket_log_watch")
 print(json.dumps({{
     "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
     "dags": sorted(bag.dags),
-    "schedule": str(dag.schedule) if dag else None,
+    "timetable": type(dag.timetable).__name__ if dag else None,
+    "schedule": dag.timetable.timetable.expression if dag else None,
+    "assets": sorted(a.name for a in dag.timetable.asset_condition.objects) if dag else None,
+    "watch_every_s": watch.timetable.delta.total_seconds() if watch else None,
+    "watch_outlets": sorted(o.name for t in watch.tasks for o in t.outlets) if watch else None,
+    "watch_catchup": watch.catchup if watch else None,
     "catchup": dag.catchup if dag else None,
     "max_active_runs": dag.max_active_runs if dag else None,
     "tasks": {{t.task_id: {{"upstream": sorted(t.upstream_task_ids), "trigger_rule": str(t.trigger_rule),
@@ -48,15 +55,23 @@ def dag_shape(tmp_path_factory):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_dag_file_imports_without_errors(dag_shape):
+def test_dag_files_import_without_errors(dag_shape):
     assert dag_shape["errors"] == {}
-    assert dag_shape["dags"] == ["ticket_drift_retrain"]
+    assert dag_shape["dags"] == [DAG_ID, WATCH_DAG_ID]
 
 
-def test_dag_runs_daily_without_catchup_one_run_at_a_time(dag_shape):
+def test_dag_runs_on_the_request_log_asset_or_daily_without_catchup_one_run_at_a_time(dag_shape):
+    assert dag_shape["timetable"] == "AssetOrTimeSchedule"
     assert dag_shape["schedule"] == "@daily"
+    assert dag_shape["assets"] == [REQUEST_LOG_ASSET]
     assert dag_shape["catchup"] is False
     assert dag_shape["max_active_runs"] == 1
+
+
+def test_the_log_watcher_emits_the_asset_the_dag_waits_for_every_watch_interval(dag_shape):
+    assert dag_shape["watch_outlets"] == [REQUEST_LOG_ASSET]
+    assert dag_shape["watch_every_s"] == get_settings().pipeline.watch_interval_s
+    assert dag_shape["watch_catchup"] is False
 
 
 def test_task_graph_is_collect_check_decide_then_relabel_train_or_skip_then_report(dag_shape):

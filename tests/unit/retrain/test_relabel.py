@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retrain.contracts.settings import RelabelSettings
+from retrain.contracts.settings import FeedbackSettings, RelabelSettings
+from retrain.ml.features import baseline_pipeline
 from retrain.ml.relabel import (
     FIXED,
     PSEUDO,
@@ -80,19 +81,37 @@ def test_pseudo_labels_are_at_least_95_percent_precise_against_the_truth(referen
     pseudo = result.train.loc[result.train["label_origin"] == PSEUDO]
     assert len(pseudo) >= 500, result.stats
     assert (pseudo["topic"].to_numpy() == truth.loc[pseudo["text"]].to_numpy()).mean() >= 0.95
-    assert result.stats["pseudo_precision_lower"] >= 0.95
+    assert result.stats["pseudo_precision_lower"] >= 0.95 and result.stats["pseudo_verified"]
+    assert "verified on" in result.stats["calibration"]
     assert result.stats["pseudo"] + result.stats["review"] - result.stats["gold_disputed"] == (
         result.stats["unlabelled"])
 
 
-def test_holdout_is_gold_never_trained_on_and_review_queue_holds_the_rest(reference):
-    window = _window("outage", 1200, 6, labelled=0.5)
+def test_holdout_is_untouched_gold_never_cleaned_nor_trained_on_and_review_queue_holds_the_rest(reference):
+    window = _window("outage", 1200, 6, labelled=0.5, noise=0.1)
     result = relabel(window, reference, RelabelSettings())
     assert set(result.holdout["ticket_id"]).isdisjoint(result.train["ticket_id"])
-    assert set(result.holdout["ticket_id"]) <= set(window.loc[window["label"].notna(), "ticket_id"])
-    assert len(result.holdout) == pytest.approx(0.3 * (result.stats["gold"] - result.stats["gold_disputed"]), abs=2)
+    given = window.set_index("ticket_id")["label"]
+    assert (result.holdout["topic"].to_numpy() == given.loc[result.holdout["ticket_id"]].to_numpy()).all()
+    assert len(result.holdout) == pytest.approx(0.3 * (len(result.holdout) + result.stats["gold"]), abs=2)
+    assert result.stats["gold_fixed"] > 0  # cleaning happened, on the other gold only
     assert list(result.review.columns) == list(REVIEW_COLUMNS)
     assert result.review["confidence"].is_monotonic_increasing  # least confident first
+
+
+def test_a_label_pattern_the_champion_contradicts_is_quarantined_and_never_trained_on(reference):
+    champion = baseline_pipeline(0).fit(reference[["text"]], reference["topic"])
+    window = _window("baseline", 1500, 11, labelled=0.5)
+    poisoned = window["label"].notna() & window["topic"].eq("network")
+    window.loc[poisoned, "label"] = "billing"
+    result = relabel(window, reference, RelabelSettings(), champion=champion, guards=FeedbackSettings())
+    assert [p.name for p in result.patterns] == ["network->billing"]
+    assert result.quarantined["ticket_id"].isin(window.loc[poisoned, "ticket_id"]).mean() >= 0.95
+    assert len(result.quarantined) >= 0.7 * poisoned.sum()
+    assert set(result.quarantined["ticket_id"]).isdisjoint(result.train["ticket_id"])
+    confirmed = relabel(window, reference, RelabelSettings(), champion=champion,
+                        guards=FeedbackSettings(confirmed_patterns="network->billing"))
+    assert confirmed.patterns == [] and len(confirmed.quarantined) == 0
 
 
 def test_too_few_gold_labels_means_no_pseudo_labels_and_everything_to_review(reference):

@@ -19,15 +19,36 @@ def test_feedback_is_accepted_with_202_and_appended_to_the_feedback_log(client, 
     request_id = client.post("/predict", json={"text": "vpn drops"}).get_json()["request_id"]
     response = client.post("/feedback", json={"request_id": request_id, "label": "network"}, headers=agent)
     assert response.status_code == 202
-    assert response.get_json() == {"status": "accepted", "request_id": request_id, "label": "network"}
+    assert response.get_json() == {"status": "accepted", "request_id": request_id, "label": "network", "source": "api"}
     rows = feedback_rows(settings)
     assert list(rows[["request_id", "label", "source"]].itertuples(index=False, name=None)) == [
         (request_id, "network", "api")]
 
 
-def test_feedback_records_the_given_source(client, agent, settings):
-    client.post("/feedback", json={"request_id": "r-1", "label": "billing", "source": "zendesk-sync"}, headers=agent)
-    assert feedback_rows(settings)["source"].tolist() == ["zendesk-sync"]
+def test_the_single_feedback_token_records_source_api_whatever_the_body_says(client, agent, settings):
+    response = client.post("/feedback", json={"request_id": "r-1", "label": "billing", "source": "zendesk-sync"},
+                           headers=agent)
+    assert (response.status_code, response.get_json()["source"]) == (202, "api")
+    assert feedback_rows(settings)["source"].tolist() == ["api"]
+
+
+def test_each_integration_token_records_its_own_source_and_a_claimed_source_is_ignored(make_settings, store):
+    settings = make_settings(router={"feedback_token": FEEDBACK_TOKEN,
+                                     "feedback_tokens": "zendesk:zd-secret, jira:jira-secret"})
+    client = create_app(settings, store=store).test_client()
+    for token, claimed in (("zd-secret", "jira"), ("jira-secret", None), (FEEDBACK_TOKEN, "zendesk")):
+        body = {"request_id": f"r-{token}", "label": "email", **({"source": claimed} if claimed else {})}
+        assert client.post("/feedback", json=body, headers={"Authorization": f"Bearer {token}"}).status_code == 202
+    assert feedback_rows(settings)["source"].tolist() == ["zendesk", "jira", "api"]
+
+
+@pytest.mark.parametrize("configured", ["zendesk", "zendesk:", ":token", "a:same,b:same"])
+def test_a_malformed_token_list_is_503_naming_the_variable_not_an_open_door(make_settings, store, expect_error,
+                                                                            configured):
+    client = create_app(make_settings(router={"feedback_tokens": configured}), store=store).test_client()
+    response = client.post("/feedback", json={"request_id": "r", "label": "email"},
+                           headers={"Authorization": "Bearer same"})
+    expect_error(response, 503, "misconfigured", "TICKET_AB_FEEDBACK_TOKENS")
 
 
 def test_feedback_for_an_unknown_request_id_is_still_accepted(client, agent, settings):
@@ -44,9 +65,7 @@ def test_feedback_with_an_unknown_label_is_422_listing_the_known_ones(client, ag
 
 @pytest.mark.parametrize(("payload", "field"), [({"label": "email"}, "request_id"), ({"request_id": "r"}, "label"),
                                                 ({"request_id": 5, "label": "email"}, "request_id"),
-                                                ({"request_id": "r", "label": ""}, "label"),
-                                                ({"request_id": "r", "label": "email", "source": 3}, "source"),
-                                                ({"request_id": "r", "label": "email", "source": "s" * 101}, "source")])
+                                                ({"request_id": "r", "label": ""}, "label")])
 def test_feedback_with_missing_or_invalid_fields_is_422_naming_the_field(client, agent, expect_error, payload, field):
     response = client.post("/feedback", json=payload, headers=agent)
     body = expect_error(response, 422, response.get_json()["error"], f"'{field}'")

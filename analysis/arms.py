@@ -1,0 +1,104 @@
+"""One arm of the analysed period: its traffic, its quality by intention-to-treat, its latency.
+
+Also the two row selections every customer-level number starts from: customers served by both arms
+(crossover) are set aside, and each labelled request becomes one outcome row with its customer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis import inference
+from retrain.contracts.names import ARM_ALIAS, ARMS, SHADOW, SPLIT
+from retrain.contracts.settings import ABSettings
+
+
+def answered_by(rows: pd.DataFrame, arm: str, mode: str) -> pd.DataFrame:
+    """The rows arm `arm`'s model answered, with its `answer` (topic) and model `version` spelled out."""
+    if mode == SHADOW:
+        if arm == "A":
+            picked = rows[rows["topic"] != ""]
+            return picked.assign(answer=picked["topic"], version=picked["model_version"])
+        picked = rows[rows["shadow_topic"] != ""]
+        return picked.assign(answer=picked["shadow_topic"], version=picked["shadow_version"])
+    picked = rows[(rows["variant"] == arm) & (rows["topic"] != "") & (rows["fallback"] == "")]
+    return picked.assign(answer=picked["topic"], version=picked["model_version"])
+
+
+def without_crossover(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of units served by one arm only, and how many units (and their requests) were in both."""
+    if rows.empty or (rows["mode"] == SHADOW).all():
+        return rows, {"customers": 0, "requests": 0}
+    arms_seen = rows[rows["variant"].isin(ARMS)].groupby("unit")["variant"].nunique()
+    both = rows["unit"].isin(arms_seen.index[arms_seen > 1])
+    return rows[~both], {"customers": int((arms_seen > 1).sum()), "requests": int(both.sum())}
+
+
+def _assigned(rows: pd.DataFrame, arm: str, mode: str) -> pd.DataFrame:
+    """Arm `arm`'s labelled requests by intention-to-treat, with the `answer` they got ("" if none)."""
+    labelled = rows[rows["label"].notna()]
+    if mode == SPLIT:
+        picked = labelled[labelled["variant"] == arm]
+        return picked.assign(answer=picked["topic"])
+    tried = labelled[(labelled["topic"] != "") & ((labelled["shadow_topic"] != "") | (labelled["fallback"] != ""))]
+    return tried.assign(answer=tried["topic"] if arm == "A" else tried["shadow_topic"])
+
+
+def outcomes(rows: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """One row per labelled request of the comparison: its unit, arm and whether the answer was right."""
+    if mode == SHADOW:
+        a = _assigned(rows, "A", mode)
+        return pd.DataFrame({"unit": a["unit"], "right_a": a["topic"] == a["label"],
+                             "right_b": a["shadow_topic"] == a["label"]})
+    both = pd.concat([_assigned(rows, arm, mode) for arm in ARMS])
+    return pd.DataFrame({"unit": both["unit"], "in_b": both["variant"] == "B",
+                         "right": both["answer"] == both["label"]})
+
+
+def summarize(rows: pd.DataFrame, arm: str, mode: str, th: ABSettings) -> dict[str, Any]:
+    """Traffic, quality (intention-to-treat, customer-level intervals) and latency of one arm."""
+    assigned = rows if mode == SHADOW else rows[rows["variant"] == arm]
+    answers = answered_by(rows, arm, mode)
+    labelled = _assigned(rows, arm, mode)
+    right = labelled["answer"] == labelled["label"]
+    correct, n = int(right.sum()), int(len(labelled))
+    truth, answer, units = labelled["label"].tolist(), labelled["answer"].tolist(), labelled["unit"].tolist()
+    latency = assigned["latency_ms"].dropna() if not (mode == SHADOW and arm == "B") else pd.Series(dtype=float)
+    per_topic = {str(topic): {"n": int(len(group)), "accuracy": mean(group["answer"] == group["label"])}
+                 for topic, group in labelled.groupby("label")}
+    return {
+        "alias": ARM_ALIAS[arm],
+        "versions": sorted(v for v in answers["version"].unique() if v),
+        "requests": int(len(assigned)),
+        "share": ratio(len(assigned), len(rows)) if mode == SPLIT else None,
+        "customers": int(assigned["unit"].nunique()),
+        "answered": int(len(answers)),
+        "fallbacks": 0 if mode == SHADOW and arm == "A" else int((assigned["fallback"] != "").sum()),
+        "errors": int((assigned["topic"] == "").sum()),
+        "labelled": n,
+        "labelled_customers": int(labelled["unit"].nunique()),
+        "correct": correct,
+        "accuracy": ratio(correct, n),
+        "accuracy_ci": list(inference.proportion_interval(right, units, 1 - th.alpha)),
+        "macro_f1": inference.macro_f1(truth, answer),
+        "macro_f1_ci": list(inference.macro_f1_interval(truth, answer, units, 1 - th.alpha, th.resamples)),
+        "latency_ms": {f"p{q}": quantile(latency, q / 100) for q in (50, 95, 99)},
+        "topic_mix": {str(k): float(v) for k, v in answers["answer"].value_counts(normalize=True).sort_index().items()},
+        "per_topic_accuracy": per_topic,
+    }
+
+
+def mean(values: pd.Series) -> float:
+    return float(values.mean()) if len(values) else math.nan
+
+
+def ratio(k: int, n: int) -> float:
+    return k / n if n else math.nan
+
+
+def quantile(values: pd.Series, q: float) -> float:
+    return float(np.quantile(values, q)) if len(values) else math.nan

@@ -1,0 +1,52 @@
+"""The stack's Prometheus: compose's config (router/monitoring/prometheus.yml) with local targets.
+
+Compose scrapes `router:8000` and `router-2:8000`; natively the replicas are 127.0.0.1 on consecutive
+ports. Everything else, scrape settings and the alert rules (`router/monitoring/alerts.yml`, by
+absolute path), is taken from the compose config as is, so both stacks monitor the same way.
+The binaries come from Debian's `prometheus` package (`make system-deps`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from retrain.local import launch
+
+MONITORING = launch.REPO / "router" / "monitoring"
+
+
+def binary(name: str = "prometheus") -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise launch.ServiceError(f"`{name}` is not on PATH: run `make system-deps` (installs Debian's prometheus "
+                                  f"package) or install Prometheus yourself")
+    return path
+
+
+def render(targets: list[str], directory: Path) -> Path:
+    """Write the native config into `directory` and return its path."""
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    config["rule_files"] = [str(MONITORING / rule) for rule in config.get("rule_files", [])]
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            static["targets"] = list(targets)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "prometheus.yml"
+    path.write_text("# Rendered by `make stack` from router/monitoring/prometheus.yml: do not edit.\n"
+                    + yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def command(config: Path, port: int) -> list[str]:
+    return [binary(), f"--config.file={config}", f"--storage.tsdb.path={config.parent / 'data'}",
+            f"--web.listen-address={launch.LOOPBACK}:{port}", "--storage.tsdb.retention.time=15d"]
+
+
+def redis_command(directory: Path, port: int) -> list[str]:
+    """Redis for Celery: loopback only, its dump file beside the stack's other state."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return [binary("redis-server"), "--bind", launch.LOOPBACK, "--port", str(port), "--dir", str(directory),
+            "--protected-mode", "yes"]

@@ -1,0 +1,154 @@
+"""The compose topology as local processes: every service's command, environment, port and log.
+
+`docker-compose.yml` and `make stack` start the same services with the same settings; this module
+is the native side of that table, pure (it starts nothing), so a unit test can read it side by side
+with the compose file. Service names are compose's.
+
+Secrets (the routers' tokens, the customer key, Airflow's JWT secret) come from the environment when
+set, as in compose's `.env`; otherwise they are generated on first use and kept in
+`$TICKET_AB_HOME/stack/secrets.json` (mode 0600), so a restarted stack keeps its tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from retrain.contracts.settings import Settings
+from retrain.local import dagrun, launch
+from retrain.stack import postgres
+
+ADMIN_USER = "admin"
+CELERY = "CeleryExecutor"
+AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Everything the stack writes, below `$TICKET_AB_HOME/stack` (the services' own state stays in the home)."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, settings: Settings) -> Paths:
+        return cls(settings.home / "stack")
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.root / "pids"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets.json"
+
+    def log(self, service: str) -> Path:
+        return self.logs / f"{service}.log"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    admin_token: str
+    feedback_token: str
+    customer_key: str
+    jwt_secret: str  # signs the tokens of Airflow's task execution API: one value for every Airflow process
+    api_secret_key: str
+    fernet_key: str  # encrypts Airflow connections and variables
+
+
+def _generate(name: str) -> str:
+    """A new secret; Fernet keys have their own format (32 url-safe base64 bytes)."""
+    if name == "fernet_key":
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    return secrets.token_urlsafe(24)
+
+
+def load_secrets(settings: Settings, paths: Paths) -> Secrets:
+    """The environment's secrets where set, the kept (or newly generated) ones elsewhere."""
+    try:
+        kept = json.loads(paths.secrets.read_text())
+    except (OSError, ValueError):
+        kept = {}
+    router = settings.router
+    given = {"admin_token": router.admin_token, "feedback_token": router.feedback_token,
+             "customer_key": router.customer_key}
+    values = {name: given.get(name) or kept.get(name) or _generate(name) for name in Secrets.__annotations__}
+    if values != kept:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        paths.secrets.touch(mode=0o600)
+        paths.secrets.write_text(json.dumps(values, indent=2))
+    return Secrets(**values)
+
+
+def cluster(settings: Settings, paths: Paths) -> postgres.Cluster:
+    return postgres.Cluster(paths.root / "postgres", settings.stack.postgres_port)
+
+
+def replica_settings(settings: Settings, keys: Secrets) -> list[Settings]:
+    """One settings object per router replica: consecutive ports from TICKET_AB_PORT, the stack's tokens."""
+    tokens = {"admin_token": keys.admin_token, "feedback_token": keys.feedback_token, "customer_key": keys.customer_key}
+    return [settings.model_copy(update={"router": settings.router.model_copy(
+        update={"port": settings.router.port + i, **tokens})}) for i in range(settings.stack.replicas)]
+
+
+def replica_name(index: int) -> str:
+    """Compose's names: `router`, `router-2`, ..."""
+    return "router" if index == 0 else f"router-{index + 1}"
+
+
+def airflow_env(settings: Settings, pg: postgres.Cluster, keys: Secrets) -> dict[str, str]:
+    """What every Airflow process of the stack reads: Postgres, the executor, the API server and its JWT secret."""
+    api = launch.airflow_endpoint(settings)
+    env = {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg.url("airflow"),
+        "AIRFLOW__CORE__EXECUTOR": settings.stack.executor,
+        "AIRFLOW__CORE__PARALLELISM": str(settings.stack.parallelism),
+        "AIRFLOW__API__HOST": api.host,
+        "AIRFLOW__API__PORT": str(api.port),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__BASE_URL": api.url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api.url}/execution/",
+        "AIRFLOW__API_AUTH__JWT_SECRET": keys.jwt_secret,
+        "AIRFLOW__API__SECRET_KEY": keys.api_secret_key,
+        "AIRFLOW__CORE__FERNET_KEY": keys.fernet_key,
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+    }
+    if settings.stack.executor == CELERY:
+        env["AIRFLOW__CELERY__BROKER_URL"] = f"redis://{launch.LOOPBACK}:{settings.stack.redis_port}/0"
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + pg.url("airflow")
+    return dagrun.airflow_env(settings, env)
+
+
+def airflow_command(service: str) -> list[str]:
+    """`airflow-scheduler` -> `airflow scheduler`: compose's service names, its commands."""
+    sub = {"airflow-init": ["db", "migrate"], "airflow-apiserver": ["api-server"],
+           "airflow-worker": ["celery", "worker", "--concurrency", "2"]}
+    return [sys.executable, "-m", "airflow", *sub.get(service, [service.removeprefix("airflow-")])]
+
+
+def bootstrap_command(n: int) -> list[str]:
+    """The one-shot bootstrap: registers a first champion only when none exists (the CLI checks)."""
+    return [sys.executable, "-m", "retrain", "bootstrap", "--n", str(n)]
+
+
+def describe(settings: Settings, paths: Paths) -> dict[str, dict[str, str]]:
+    """Service -> URL and log: what `stack up` and `stack status` print."""
+    urls = {
+        "postgres": f"postgresql://{postgres.USER}@{launch.LOOPBACK}:{settings.stack.postgres_port} "
+                    f"(password in {paths.root / 'postgres' / 'password'})",
+        "mlflow": settings.tracking_uri,
+        "airflow-apiserver": launch.airflow_endpoint(settings).url,
+        "prometheus": f"http://{launch.LOOPBACK}:{settings.stack.prometheus_port}",
+    }
+    if settings.stack.executor == CELERY:
+        urls["redis"] = f"redis://{launch.LOOPBACK}:{settings.stack.redis_port}"
+    for i in range(settings.stack.replicas):
+        urls[replica_name(i)] = f"http://{settings.router.host}:{settings.router.port + i}"
+    return {name: {"url": url, "log": str(paths.log(name))} for name, url in urls.items()}

@@ -1,0 +1,79 @@
+"""One native production stack for the module: `python -m retrain stack up` as a user runs it.
+
+The stack gets its own home (readable by the `postgres` user, which runs the cluster when we are
+root), free ports, and settings that make the loop fast enough for CI: the log watcher looks every
+10 s, rows settle for 1 s, routers poll the registry every second, and Airflow declares a killed
+task's process dead after 30 s instead of 5 minutes. Teardown is `stack down`, then a check that
+no process of this home is left.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from retrain.contracts.settings import get_settings
+from retrain.local import launch
+from tests.integration.stack.stack_probe import StackHandle
+
+UP_DEADLINE_S = 420
+
+
+def _two_free_ports() -> int:
+    """A free port whose successor is free too: the two router replicas."""
+    for _ in range(50):
+        port = launch.free_port()
+        if port < 65535 and not launch.port_taken(launch.LOOPBACK, port + 1):
+            return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _leftovers(home: Path) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if str(home) in cmdline:
+            found.append(f"{proc.info['pid']}: {cmdline[:120]}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackHandle]:
+    base = Path(tempfile.mkdtemp(prefix="ticket-ab-stack-"))
+    base.chmod(0o755)  # the cluster runs as `postgres` when we are root: it must reach its directory
+    home = base / "home"
+    env = {**launch.python_env(), **{
+        "TICKET_AB_HOME": str(home), "TICKET_AB_POSTGRES_PORT": str(launch.free_port()),
+        "TICKET_AB_MLFLOW_PORT": str(launch.free_port()), "TICKET_AB_AIRFLOW_PORT": str(launch.free_port()),
+        "TICKET_AB_PROMETHEUS_PORT": str(launch.free_port()), "TICKET_AB_PORT": str(_two_free_ports()),
+        "TICKET_AB_WATCH_INTERVAL_S": "10", "TICKET_AB_LOG_SETTLE_S": "1", "TICKET_AB_RELOAD_S": "1",
+        "TICKET_AB_MIN_WINDOW": "200", "TICKET_AB_AUTOML_BUDGET_S": "60",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "15",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
+    }}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    patch = pytest.MonkeyPatch()
+    for name, value in env.items():
+        if name.startswith(("TICKET_AB_", "AIRFLOW__")):
+            patch.setenv(name, value)
+    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    handle = StackHandle(get_settings(), env, "")
+    try:
+        up = handle.cli("-m", "retrain", "stack", "up", "--bootstrap-n", "1500", timeout=UP_DEADLINE_S)
+        handle.up_output = up.stdout + up.stderr
+        assert up.returncode == 0, handle.up_output[-3000:]
+        yield handle
+    finally:
+        down = handle.cli("-m", "retrain", "stack", "down", timeout=180)
+        patch.undo()
+        left = _leftovers(home)
+        shutil.rmtree(base, ignore_errors=True)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not left, f"processes left after `stack down`: {left}"

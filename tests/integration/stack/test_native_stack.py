@@ -1,0 +1,97 @@
+"""The production topology, natively: the scheduler retrains on its own, both replicas serve it,
+and crashes of the scheduler or of a replica lose no request row and half-move no alias.
+
+One stack for the module (see conftest.py); the tests run in order, as the story of a deployment:
+it comes up, baseline traffic leaves the champion alone, a new product's traffic is retrained on
+(while the scheduler and a replica are killed), and the A/B test promotes the challenger.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from retrain.contracts.names import CHALLENGER, CHAMPION, REQUEST_LOG_ASSET
+from retrain.local import launch
+from retrain.stack import run
+from tests.integration.stack import stack_probe as probe
+
+pytestmark = pytest.mark.slow
+RUN_DEADLINE_S = 420
+
+
+def test_stack_comes_up_with_a_champion_behind_both_replicas_and_prometheus_scraping_them(stack):
+    assert "stack up in" in stack.up_output
+    champion = probe.aliases(stack)[CHAMPION]
+    for url in stack.router_urls:
+        assert probe.served_versions(url)[CHAMPION] == champion
+
+    def targets_up() -> list[str] | None:
+        url = f"http://127.0.0.1:{stack.settings.stack.prometheus_port}/api/v1/targets"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            active = json.load(resp)["data"]["activeTargets"]
+        up = sorted(t["labels"]["instance"] for t in active if t["health"] == "up")
+        return up if len(up) == len(stack.router_urls) else None
+
+    launch.wait_until(targets_up, 60, "Prometheus scrapes both replicas", interval_s=1)
+
+
+def test_baseline_traffic_alone_triggers_a_run_that_retrains_nothing(stack, tmp_path):
+    before, versions = len(probe.retrain_runs(stack)), probe.versions(stack)
+    outs = [tmp_path / f"baseline-{i}.json" for i in range(2)]
+    procs = [probe.traffic(stack, url, "baseline", 200, 10 + i, out) for i, (url, out) in
+             enumerate(zip(stack.router_urls, outs, strict=True))]
+    assert all(s["passed"] for s in probe.finished_traffic(procs, outs))
+
+    finished = probe.wait_for_new_run(stack, before, RUN_DEADLINE_S)
+    assert finished["run_type"] == "asset_triggered", f"{finished}: not started by the {REQUEST_LOG_ASSET} asset"
+    assert finished["state"] == "success"
+    tasks = probe.task_tries(stack, finished["run_id"])
+    assert tasks["skip"][0] == "success" and tasks["train_challenger"][0] == "skipped"
+    assert probe.versions(stack) == versions
+    assert CHALLENGER not in probe.aliases(stack)
+
+
+def test_drifted_traffic_is_retrained_by_the_scheduler_through_a_scheduler_and_a_replica_crash(stack, tmp_path):
+    before, since = len(probe.retrain_runs(stack)), probe.now_utc()
+    outs = [tmp_path / f"drift-{i}.json" for i in range(2)]
+    procs = [probe.traffic(stack, url, "new_product", 700, 20 + i, out, max_error_rate=1.0) for i, (url, out) in
+             enumerate(zip(stack.router_urls, outs, strict=True))]
+    launch.wait_until(lambda: probe.logged_requests(stack, since) >= 300, 60, "300 drifted requests are logged")
+    probe.kill_tree(run.running(stack.settings)["router-2"])
+    answered = sum(s["answered"] for s in probe.finished_traffic(procs, outs))
+    assert probe.logged_requests(stack, since) >= answered, "an answered request has no log row"
+    run.restart(stack.settings, "router-2")
+
+    def training() -> bool:
+        runs = probe.retrain_runs(stack)[before:]
+        return bool(runs) and probe.task_tries(stack, runs[0]["run_id"]).get("train_challenger", ("",))[0] == "running"
+
+    launch.wait_until(training, RUN_DEADLINE_S, "the scheduler starts train_challenger", interval_s=1)
+    probe.kill_tree(run.running(stack.settings)["airflow-scheduler"])
+    run.restart(stack.settings, "airflow-scheduler")
+
+    finished = probe.wait_for_new_run(stack, before, RUN_DEADLINE_S)
+    assert finished["run_type"] == "asset_triggered" and finished["state"] == "success", finished
+    state, tries = probe.task_tries(stack, finished["run_id"])["train_challenger"]
+    assert state == "success" and tries >= 2, "the killed train_challenger was not run again"
+    challenger = probe.aliases(stack)[CHALLENGER]
+
+    def swapped() -> bool:
+        return all(probe.served_versions(url)[CHALLENGER] == challenger for url in stack.router_urls)
+
+    launch.wait_until(swapped, 30, "both replicas serve the new challenger", interval_s=0.5)
+
+
+def test_the_ab_analysis_promotes_the_challenger_in_the_postgres_registry(stack, tmp_path):
+    challenger = probe.aliases(stack)[CHALLENGER]
+    outs = [tmp_path / f"ab-{i}.json" for i in range(2)]
+    procs = [probe.traffic(stack, url, "new_product", 1000, 30 + i, out, feedback_rate=0.5) for i, (url, out) in
+             enumerate(zip(stack.router_urls, outs, strict=True))]
+    assert all(s["passed"] for s in probe.finished_traffic(procs, outs))
+
+    result = stack.cli("analysis/analysis.py", "--promote")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert probe.aliases(stack)[CHAMPION] == challenger, result.stdout[-3000:]

@@ -1,0 +1,80 @@
+"""Customer-level estimates (`analysis.inference`): the libraries' numbers, and honest about clustering."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
+
+from analysis import inference
+
+
+def _independent(n: int = 2000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One request per customer: outcomes, arm, unit."""
+    rng = np.random.default_rng(seed)
+    in_b = rng.random(n) < 0.5
+    right = rng.random(n) < np.where(in_b, 0.86, 0.80)
+    return right, in_b, np.arange(n)
+
+
+def _repeated(values: np.ndarray, times: int) -> np.ndarray:
+    return np.repeat(values, times)
+
+
+def test_with_one_request_per_customer_the_clustered_difference_is_the_usual_wald_difference():
+    right, in_b, units = _independent()
+    est = inference.cluster_diff(right, in_b, units)
+    k_b, n_b, k_a, n_a = right[in_b].sum(), in_b.sum(), right[~in_b].sum(), (~in_b).sum()
+    assert est.value == pytest.approx(k_b / n_b - k_a / n_a)
+    low, high = confint_proportions_2indep(k_b, n_b, k_a, n_a, method="wald", compare="diff", alpha=0.05)
+    assert est.se == pytest.approx((high - low) / (2 * 1.959964), rel=0.01)  # small-sample factor only
+    assert (est.units, est.n) == (2000, 2000)
+
+
+def test_repeating_each_customer_does_not_shrink_the_customer_level_error():
+    """Five identical tickets of one customer are one draw, not five: the SE must not fall by sqrt(5)."""
+    right, in_b, units = _independent()
+    once = inference.cluster_diff(right, in_b, units)
+    five = inference.cluster_diff(_repeated(right, 5), _repeated(in_b, 5), _repeated(units, 5))
+    assert five.value == pytest.approx(once.value)
+    assert five.se == pytest.approx(once.se, rel=0.01)
+    as_if_independent = inference.cluster_diff(_repeated(right, 5), _repeated(in_b, 5), np.arange(10_000))
+    assert as_if_independent.se < five.se / 2
+
+
+def test_an_arm_accuracy_interval_is_statsmodels_wilson_on_the_effective_sample():
+    right, _, units = _independent(1000)
+    low, high = inference.proportion_interval(right, units)
+    assert (low, high) == pytest.approx(proportion_confint(right.sum(), 1000, alpha=0.05, method="wilson"), abs=2e-3)
+    wide = inference.proportion_interval(_repeated(right, 4), _repeated(units, 4))
+    assert wide == pytest.approx((low, high), abs=2e-3)  # 4000 requests of 1000 customers: as wide as 1000
+    assert all(math.isnan(v) for v in inference.proportion_interval([], []))
+
+
+def test_macro_f1_is_sklearns_and_its_customer_bootstrap_widens_with_clustering():
+    rng = np.random.default_rng(3)
+    truth = rng.choice(list("abcde"), 600)
+    pred = np.where(rng.random(600) < 0.75, truth, rng.choice(list("abcdef"), 600))
+    assert inference.macro_f1(truth, pred) == pytest.approx(f1_score(truth, pred, average="macro", zero_division=0))
+    low, high = inference.macro_f1_interval(truth, pred, np.arange(600), resamples=100)
+    assert low < inference.macro_f1(truth, pred) < high
+    assert inference.macro_f1_interval(truth, pred, np.arange(600), resamples=100) == (low, high)  # seeded
+    c_low, c_high = inference.macro_f1_interval(truth, pred, np.arange(600) // 20, resamples=100)
+    assert c_high - c_low > high - low  # 30 customers of 20 tickets each: less information
+    assert math.isnan(inference.macro_f1([], []))
+
+
+def test_quantile_difference_is_numpys_with_a_bootstrap_error():
+    rng = np.random.default_rng(1)
+    a, b = rng.lognormal(2.5, 0.3, 800), rng.lognormal(2.8, 0.3, 800)
+    est = inference.quantile_diff(a, np.arange(800) // 4, b, np.arange(800) // 4, 0.95, resamples=100)
+    assert est.value == pytest.approx(np.quantile(b, 0.95) - np.quantile(a, 0.95))
+    assert 0 < est.se < est.value
+    assert math.isnan(inference.quantile_diff([], [], b, np.arange(800)).value)
+
+
+def test_undefined_estimates_are_nan_not_errors():
+    assert math.isnan(inference.cluster_diff([1.0, 0.0], [True, True], ["x", "y"]).value)  # one arm
+    assert math.isnan(inference.cluster_mean([], []).value)
+    assert math.isnan(inference.cluster_mean([1.0, 0.0], ["x", "x"]).se)  # one customer: no spread to measure

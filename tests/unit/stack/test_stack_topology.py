@@ -1,0 +1,125 @@
+"""`make stack` starts what docker compose starts, with the same commands and settings (read side by side)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from retrain.contracts.settings import get_settings
+from retrain.local import launch
+from retrain.stack import postgres, run
+from retrain.stack.topology import (
+    AIRFLOW_SERVICES,
+    CELERY,
+    Paths,
+    Secrets,
+    airflow_command,
+    airflow_env,
+    bootstrap_command,
+    cluster,
+    load_secrets,
+    replica_name,
+    replica_settings,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+CONTAINER_ONLY = {"volumes-init", "grafana"}  # chowns Docker volumes; Grafana has no Debian package
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return get_settings(home=tmp_path / "home")
+
+
+@pytest.fixture
+def keys(settings) -> Secrets:
+    return load_secrets(settings, Paths.of(settings))
+
+
+def _native_services(settings) -> set[str]:
+    described = set(run.describe(settings, Paths.of(settings)))
+    return described | set(AIRFLOW_SERVICES) | {"airflow-init", "bootstrap"}
+
+
+def test_native_stack_runs_every_compose_service_but_the_container_only_ones(compose, tmp_path):
+    local = _native_services(get_settings(home=tmp_path))
+    celery = _native_services(get_settings(home=tmp_path, stack={"executor": CELERY})) | {"airflow-worker"}
+    assert local | celery == set(compose["services"]) - CONTAINER_ONLY
+    assert celery - local == {"redis", "airflow-worker"}
+
+
+def test_airflow_services_run_compose_commands(compose):
+    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+        assert airflow_command(name)[2:] == ["airflow", *compose["services"][name]["command"]], name
+    assert airflow_command("airflow-worker")[3:5] == compose["services"]["airflow-worker"]["command"]
+
+
+def test_bootstrap_runs_the_compose_command(compose):
+    assert bootstrap_command(4000)[1:4] == compose["services"]["bootstrap"]["command"][1:]
+
+
+def test_airflow_env_sets_every_airflow_variable_compose_sets(compose, settings, keys):
+    pg = cluster(settings, Paths.of(settings))
+    pg.directory.mkdir(parents=True)
+    pg.password_file.write_text("pw\n")
+    env = airflow_env(settings, pg, keys)
+    wanted = {name for name in compose["x-pipeline-env"] if name.startswith("AIRFLOW__")
+              and not name.startswith("AIRFLOW__CELERY__")}  # set only for the Celery executor
+    assert wanted - set(env) == set()
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://ticketab:pw@127.0.0.1:")
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"{launch.airflow_endpoint(settings).url}/execution/"
+
+
+def test_celery_executor_points_the_workers_at_the_stack_redis(compose, tmp_path):
+    settings = get_settings(home=tmp_path, stack={"executor": CELERY, "redis_port": 6390})
+    pg = cluster(settings, Paths.of(settings))
+    pg.directory.mkdir(parents=True)
+    pg.password_file.write_text("pw\n")
+    env = airflow_env(settings, pg, load_secrets(settings, Paths.of(settings)))
+    assert env["AIRFLOW__CORE__EXECUTOR"] == CELERY
+    assert {name for name in compose["x-pipeline-env"] if name.startswith("AIRFLOW__")} - set(env) == set()
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6390/0"
+
+
+def test_replicas_listen_on_consecutive_ports_with_the_same_tokens(tmp_path, keys):
+    settings = get_settings(home=tmp_path, router={"port": 9100}, stack={"replicas": 3})
+    replicas = replica_settings(settings, keys)
+    assert [r.router.port for r in replicas] == [9100, 9101, 9102]
+    assert {r.router.feedback_token for r in replicas} == {keys.feedback_token}
+    assert [replica_name(i) for i in range(3)] == ["router", "router-2", "router-3"]
+
+
+def test_secrets_are_generated_once_private_and_kept(settings):
+    paths = Paths.of(settings)
+    first = load_secrets(settings, paths)
+    assert load_secrets(settings, paths) == first
+    assert paths.secrets.stat().st_mode & 0o777 == 0o600
+    assert len(set(json.loads(paths.secrets.read_text()).values())) == len(Secrets.__annotations__)
+
+
+def test_tokens_from_the_environment_win_over_kept_ones(tmp_path):
+    settings = get_settings(home=tmp_path, router={"admin_token": "from-env"})
+    assert load_secrets(settings, Paths.of(settings)).admin_token == "from-env"
+
+
+def test_postgres_refuses_a_home_its_service_user_cannot_enter(tmp_path, monkeypatch):
+    monkeypatch.setattr(postgres, "run_as", lambda: "nobody")
+    monkeypatch.setattr(postgres.os, "chown", lambda *args: None)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    with pytest.raises(postgres.PostgresError, match="cannot enter"):
+        postgres.initdb(postgres.Cluster(locked / "pg", 5432))
+
+
+def test_stack_down_with_nothing_recorded_stops_nothing(settings):
+    assert run.down(settings) == []
+    assert run.running(settings) == {}
