@@ -45,7 +45,7 @@ system-deps: ## install the Debian packages the stack needs when missing (promet
 	echo "installed:$$missing"
 
 test: venv system-deps ## run the whole test suite (unit + integration)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=20
 
 test-unit: venv
 	$(PY) -m pytest tests/unit
