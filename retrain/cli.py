@@ -14,6 +14,7 @@ from pathlib import Path
 from retrain.contracts.settings import Settings, SettingsError, get_settings
 
 EXIT_USER_ERROR = 2
+STACK_BOOTSTRAP_N = 2000  # keeps `make stack` under 2 minutes on 2 cores; bring real tickets with `bootstrap --data`
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -287,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
             "friends, router replicas, Prometheus (up | down | status | restart SERVICE)", False)
     p.add_argument("action", choices=["up", "down", "status", "restart"])
     p.add_argument("service", nargs="?", help="restart: the Airflow service or router replica to start again")
-    p.add_argument("--bootstrap-n", type=int, default=4000, help="generated tickets of the first champion")
+    p.add_argument("--bootstrap-n", type=int, default=STACK_BOOTSTRAP_N,
+                   help="generated tickets of the first champion (as compose's bootstrap service)")
 
     p = add("settings", cmd_settings, "print the settings in force (tokens hidden); --markdown: the README table",
             False)

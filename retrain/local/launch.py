@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -91,6 +92,14 @@ class Service:
             return ""
         text = self.log.read_text(errors="replace").splitlines()[-lines:]
         return f"; last lines of {self.log}:\n" + "\n".join(text)
+
+
+def binary(name: str, install: str) -> str:
+    """The path of a program the stack runs, or a one-line error saying how to install it."""
+    path = shutil.which(name)
+    if path is None:
+        raise ServiceError(f"`{name}` is not on PATH: {install}")
+    return path
 
 
 def free_port() -> int:

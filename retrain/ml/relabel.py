@@ -45,7 +45,8 @@ from retrain.ml.patterns import Pattern, champion_view, find_patterns
 from retrain.ml.stats import wilson_bounds, wilson_lower
 
 GOLD, FIXED, PSEUDO = "gold", "fixed", "pseudo"
-CARRIED = ("request_id", "customer_id", "label_source", "timestamp")  # kept with every row: the label store and the gate use them
+# Kept with every row: the label store and the gate use them.
+CARRIED = ("request_id", "customer_id", "label_source", "timestamp")
 ID = "ticket_id"
 REVIEW_COLUMNS = ("ticket_id", "request_id", "origin", TEXT, "given_label", "suggested_topic", "confidence")
 

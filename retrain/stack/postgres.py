@@ -64,11 +64,7 @@ def run_as() -> str | None:
 
 
 def binary(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise PostgresError(f"`{name}` is not on PATH: install PostgreSQL 15 (Debian: postgresql-15) "
-                            f"or add its bin directory to PATH")
-    return path
+    return launch.binary(name, "install PostgreSQL 15 (Debian: postgresql-15) or add its bin directory to PATH")
 
 
 def _hand_over(path: Path, user: str | None) -> None:
@@ -124,6 +120,14 @@ def connect(cluster: Cluster, database: str = "postgres"):
         return None
     conn.autocommit = True
     return conn
+
+
+def accepts_connections(cluster: Cluster) -> bool:
+    conn = connect(cluster)
+    if conn is None:
+        return False
+    conn.close()
+    return True
 
 
 def ensure_databases(cluster: Cluster) -> list[str]:

@@ -1,4 +1,4 @@
-"""The stack's Prometheus: compose's config (router/monitoring/prometheus.yml) with local targets.
+"""The stack's Prometheus (compose's config, router/monitoring/prometheus.yml, with local targets) and Redis.
 
 Compose scrapes `router:8000` and `router-2:8000`; natively the replicas are 127.0.0.1 on consecutive
 ports. Everything else, scrape settings and the alert rules (`router/monitoring/alerts.yml`, by
@@ -8,7 +8,6 @@ The binaries come from Debian's `prometheus` package (`make system-deps`).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import yaml
@@ -16,14 +15,11 @@ import yaml
 from retrain.local import launch
 
 MONITORING = launch.REPO / "router" / "monitoring"
+PACKAGES = {"prometheus": "prometheus", "redis-server": "redis-server"}
 
 
-def binary(name: str = "prometheus") -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise launch.ServiceError(f"`{name}` is not on PATH: run `make system-deps` (installs Debian's prometheus "
-                                  f"package) or install Prometheus yourself")
-    return path
+def binary(name: str) -> str:
+    return launch.binary(name, f"run `make system-deps` (installs Debian's {PACKAGES[name]} package)")
 
 
 def render(targets: list[str], directory: Path) -> Path:
@@ -41,7 +37,7 @@ def render(targets: list[str], directory: Path) -> Path:
 
 
 def command(config: Path, port: int) -> list[str]:
-    return [binary(), f"--config.file={config}", f"--storage.tsdb.path={config.parent / 'data'}",
+    return [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={config.parent / 'data'}",
             f"--web.listen-address={launch.LOOPBACK}:{port}", "--storage.tsdb.retention.time=15d"]
 
 

@@ -70,7 +70,7 @@ class Stack:
         launch.Endpoint("PostgreSQL", launch.LOOPBACK, self.pg.port, "stack.postgres_port").ensure_free()
         server = self.start("postgres", postgres.command(self.pg), launch.python_env(), user=postgres.run_as(),
                             cwd=self.pg.directory)
-        launch.wait_until(lambda: postgres.connect(self.pg), 60, "PostgreSQL accepts connections", server)
+        launch.wait_until(lambda: postgres.accepts_connections(self.pg), 60, "PostgreSQL accepts connections", server)
         created = postgres.ensure_databases(self.pg)
         self.say(f"postgres up on port {self.pg.port}" + (f"; created {', '.join(created)}" if created else ""))
 
@@ -143,7 +143,7 @@ def airflow_healthy(settings: Settings) -> bool:
     return all((health.get(part) or {}).get("status") == "healthy" for part in ("metadatabase", *AIRFLOW_COMPONENTS))
 
 
-def up(settings: Settings, say: Say = print, bootstrap_n: int = 4000, deadline_s: float = 300.0) -> dict:
+def up(settings: Settings, say: Say = print, bootstrap_n: int = 2000, deadline_s: float = 300.0) -> dict:
     """Start the whole stack and return `describe()`; on any failure stop what was started and re-raise."""
     if running(settings):
         raise launch.ServiceError(f"a stack of {settings.home} is already running; `make stack-down` first")

@@ -201,13 +201,13 @@ def test_celery_profile_adds_redis_and_a_worker_the_executor_setting_points_at(c
     assert _dependencies(worker)["redis"] == "service_healthy"
     env = worker["environment"]
     assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
-    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg2://")
     assert all("profiles" not in s for n, s in services.items() if n not in ("redis", "airflow-worker"))
 
 
 def test_bootstrap_registers_a_champion_once_before_anything_needs_one(compose):
     bootstrap = compose["services"]["bootstrap"]
-    assert bootstrap["command"] == ["python", "-m", "retrain", "bootstrap"]
+    assert bootstrap["command"] == ["python", "-m", "retrain", "bootstrap", "--n", "2000"]
     assert bootstrap["restart"] == "no"
     assert "--force" not in bootstrap["command"]  # without it, an existing champion is kept: safe on every `up`
     for name in NEEDS_CHAMPION:

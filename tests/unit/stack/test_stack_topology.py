@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from retrain.cli import build_parser
 from retrain.contracts.settings import get_settings
 from retrain.local import launch
 from retrain.stack import postgres, run
@@ -63,7 +64,9 @@ def test_airflow_services_run_compose_commands(compose):
 
 
 def test_bootstrap_runs_the_compose_command(compose):
-    assert bootstrap_command(4000)[1:4] == compose["services"]["bootstrap"]["command"][1:]
+    command = compose["services"]["bootstrap"]["command"]
+    assert bootstrap_command(int(command[-1]))[1:] == command[1:]
+    assert build_parser().parse_args(["stack", "up"]).bootstrap_n == int(command[-1])
 
 
 def test_airflow_env_sets_every_airflow_variable_compose_sets(compose, settings, keys):
