@@ -21,6 +21,7 @@ from retrain.contracts.settings import Settings, get_settings
 from retrain.local import dagrun, launch, pidfiles
 
 PID_NAMES = ("router", "mlflow")
+BOOTSTRAP_N = 2000  # as `make stack`: below PyCaret's tuning threshold, so the demo's first champion takes ~30 s
 RELOAD_S = 2.0  # the demo's router polls the registry often so the challenger shows up quickly
 
 
@@ -176,7 +177,7 @@ def main() -> int:
         demo.step("start the MLflow tracking server (sqlite + local artifacts)")
         background_mlflow(demo.settings)
         demo.step("bootstrap the champion on generated baseline tickets (PyCaret picks the model)")
-        demo.run("-m", "retrain", "bootstrap")
+        demo.run("-m", "retrain", "bootstrap", "--n", str(BOOTSTRAP_N))
         demo.step("start the A/B router under gunicorn")
         demo.start_router()
         demo.step("baseline traffic, then the drift DAG: nothing has changed, so it should skip")
@@ -189,7 +190,7 @@ def main() -> int:
         print(f"router hot-swapped the challenger in without a restart: v{_challenger_version(ready)}")
         demo.step("split traffic 50/50 between champion and challenger")
         print(json.dumps(demo.post_config({"ab_split_b": 0.5, "mode": "split"})))
-        demo.traffic("new_product", 2000, 13, 0.5)
+        demo.traffic("new_product", 6000, 13, 1.0)
         demo.step("analyse the A/B test and promote when the verdict says so")
         demo.run("analysis/analysis.py", "--promote")
     except (DemoError, launch.ServiceError) as exc:

@@ -34,8 +34,8 @@ from retrain.stack.topology import (
     replica_settings,
 )
 
-# Stopped in this order by `down`: clients before the servers they use.
-STOP_ORDER = ("router", "prometheus", "airflow", "mlflow", "redis", "postgres")
+# Stopped in these phases by `down`, each phase at once: clients before the servers they use.
+STOP_PHASES = (("router", "prometheus"), ("airflow",), ("mlflow", "redis"), ("postgres",))
 AIRFLOW_COMPONENTS = ("scheduler", "dag_processor", "triggerer")
 ONE_SHOT = ("airflow-init", "bootstrap")
 Say = Callable[[str], None]
@@ -212,17 +212,21 @@ def running(settings: Settings) -> dict[str, int]:
     return {name: pid for name, pid in found.items() if pid is not None}
 
 
-def down(settings: Settings) -> list[str]:
-    """Stop every recorded service of this home, clients first, each phase at once; returns what was stopped."""
+def down(settings: Settings, say: Say = print) -> list[str]:
+    """Stop every recorded service of this home, phase by phase; returns what was stopped."""
     alive = running(settings)
     stopped = []
-    for phase in STOP_ORDER:
+    for phase in STOP_PHASES:
         names = [name for name in alive if name.startswith(phase)]
-        if phase == "postgres":
+        if not names:
+            continue
+        started = time.monotonic()
+        if phase == ("postgres",):
             for name in names:
                 stop_service(name, alive[name])
         else:
-            launch.stop_all([alive[name] for name in names])
+            launch.stop_all([alive[name] for name in names], timeout_s=10)
+        say(f"stopped {', '.join(names)} in {time.monotonic() - started:.1f} s")
         stopped += [f"{name} (pid {alive[name]})" for name in names]
     for path in Paths.of(settings).pids.glob("*.pid"):
         path.unlink(missing_ok=True)

@@ -78,7 +78,8 @@ def load_run(router: Router) -> LoadRun:
     out = router.home / "load.json"
     result = _script("load_test/testing.py", "--url", router.url, "--n", str(N), "--concurrency", "4",
                      "--scenario", "new_product", "--feedback-rate", str(FEEDBACK_RATE), "--label-noise", "0.05",
-                     "--seed", "1", "--max-seconds", "120", "--json-out", str(out), env=router.env)
+                     "--seed", "1", "--max-seconds", "120", "--json-out", str(out), "--feedback-token", FEEDBACK_TOKEN,
+                     env=router.env)
     assert result.returncode == 0, result.stdout + result.stderr
     snapshot = shutil.copytree(router.home / "logs", router.home / "logs-after-first-run")
     return LoadRun(result, json.loads(out.read_text()), snapshot)
@@ -124,7 +125,7 @@ def test_analysis_reports_on_the_load_test_logs(router, load_run):
 def test_a_better_challenger_is_promoted_through_the_registry(router, load_run, mlflow_server):
     more = _script("load_test/testing.py", "--url", router.url, "--n", "700", "--concurrency", "4",
                    "--scenario", "new_product", "--feedback-rate", "1", "--label-noise", "0.05", "--seed", "2",
-                   "--max-seconds", "120", "--no-progress", env=router.env)
+                   "--max-seconds", "120", "--no-progress", "--feedback-token", FEEDBACK_TOKEN, env=router.env)
     assert more.returncode == 0, more.stdout + more.stderr
     out = router.home / "reports-promote"
     result = _script("analysis/analysis.py", "--out", str(out), "--promote", env=router.env)  # logs from settings

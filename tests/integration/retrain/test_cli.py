@@ -17,8 +17,10 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def env(make_settings, mlflow_server):
-    """The CLI's environment: this test's home and model, the shared MLflow, a quick model search."""
-    return launch.child_env(make_settings(tracking_uri=mlflow_server.uri, training={"automl_models": "lr,nb"}))
+    """The CLI's environment: this test's home and model, the shared MLflow, a quick model search, and a gate
+    that judges the tiny file's holdout (the default asks for 30 untouched gold tickets)."""
+    return launch.child_env(make_settings(tracking_uri=mlflow_server.uri, training={"automl_models": "lr,nb"},
+                                          relabel={"min_holdout": 10}))
 
 
 def test_bad_training_file_is_one_error_line_not_a_traceback(tmp_path, env):

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
-from mlflow import MlflowClient
 
+from retrain.adapters import registry
 from retrain.contracts.names import CHALLENGER, CHAMPION, DAG_ID
 from retrain.contracts.requestlog import read_requests
 from retrain.contracts.settings import Settings
 from retrain.local import launch
 from retrain.stack import postgres
 from retrain.stack.topology import Paths, cluster
+from retrain.tasks.runs import run_dir
 
 
 @dataclass
@@ -80,14 +81,20 @@ def wait_for_new_run(handle: StackHandle, before: int, deadline_s: float) -> dic
     return launch.wait_until(finished, deadline_s, "the scheduler runs the retrain DAG", interval_s=2)
 
 
+def run_outcome(handle: StackHandle, run_id: str) -> str:
+    """What a run's relabel and train tasks decided (their saved results), for failure messages."""
+    directory = run_dir(handle.settings, run_id)
+    return "\n".join(f"{name}: {(directory / name).read_text()[:1500]}" for name in ("relabel.json", "train.json")
+                     if (directory / name).exists())
+
+
 def aliases(handle: StackHandle) -> dict[str, str]:
-    client = MlflowClient(handle.settings.tracking_uri)
-    model = client.get_registered_model(handle.settings.model_name)
+    model = registry.connect(handle.settings.tracking_uri).get_registered_model(handle.settings.model_name)
     return dict(model.aliases)
 
 
 def versions(handle: StackHandle) -> int:
-    client = MlflowClient(handle.settings.tracking_uri)
+    client = registry.connect(handle.settings.tracking_uri)
     return len(client.search_model_versions(f"name = '{handle.settings.model_name}'"))
 
 

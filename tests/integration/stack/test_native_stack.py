@@ -77,6 +77,7 @@ def test_drifted_traffic_is_retrained_by_the_scheduler_through_a_scheduler_and_a
     assert finished["run_type"] == "asset_triggered" and finished["state"] == "success", finished
     state, tries = probe.task_tries(stack, finished["run_id"])["train_challenger"]
     assert state == "success" and tries >= 2, "the killed train_challenger was not run again"
+    assert CHALLENGER in probe.aliases(stack), probe.run_outcome(stack, finished["run_id"])
     challenger = probe.aliases(stack)[CHALLENGER]
 
     def swapped() -> bool:
@@ -88,7 +89,7 @@ def test_drifted_traffic_is_retrained_by_the_scheduler_through_a_scheduler_and_a
 def test_the_ab_analysis_promotes_the_challenger_in_the_postgres_registry(stack, tmp_path):
     challenger = probe.aliases(stack)[CHALLENGER]
     outs = [tmp_path / f"ab-{i}.json" for i in range(2)]
-    procs = [probe.traffic(stack, url, "new_product", 1000, 30 + i, out, feedback_rate=0.5) for i, (url, out) in
+    procs = [probe.traffic(stack, url, "new_product", 3000, 30 + i, out, feedback_rate=1.0) for i, (url, out) in
              enumerate(zip(stack.router_urls, outs, strict=True))]
     assert all(s["passed"] for s in probe.finished_traffic(procs, outs))
 
