@@ -55,10 +55,11 @@ def test_baseline_traffic_alone_triggers_a_run_that_retrains_nothing(stack, tmp_
 
 
 def test_drifted_traffic_is_retrained_by_the_scheduler_through_a_scheduler_and_a_replica_crash(stack, tmp_path):
+    """Agents label 60% of the drifted tickets: the gate needs enough untouched gold to be sure of the gain."""
     before, since = len(probe.retrain_runs(stack)), probe.now_utc()
     outs = [tmp_path / f"drift-{i}.json" for i in range(2)]
-    procs = [probe.traffic(stack, url, "new_product", 700, 20 + i, out, max_error_rate=1.0) for i, (url, out) in
-             enumerate(zip(stack.router_urls, outs, strict=True))]
+    procs = [probe.traffic(stack, url, "new_product", 700, 20 + i, out, feedback_rate=0.6, max_error_rate=1.0)
+             for i, (url, out) in enumerate(zip(stack.router_urls, outs, strict=True))]
     launch.wait_until(lambda: probe.logged_requests(stack, since) >= 300, 60, "300 drifted requests are logged")
     probe.kill_tree(run.running(stack.settings)["router-2"])
     answered = sum(s["answered"] for s in probe.finished_traffic(procs, outs))
