@@ -1,13 +1,14 @@
 """Router vs `mlflow models serve` on the same registered champion: req/s, latency, overhead, RSS.
 
-      .venv/bin/python bench/router_bench.py [--n 2000] [--concurrency 8] [--workers 2]
+      .venv/bin/python bench/router_bench.py [--n 2000] [--concurrency 8] [--workers 2] [--batches 40]
 
 Starts a private MLflow server in a temp dir, registers one TF-IDF + LogisticRegression pipeline as
 champion (and as challenger, so each router worker holds two models, as in production), then drives
 the same N requests at concurrency C against (a) the router under gunicorn with router/gunicorn.conf.py
 and (b) `mlflow models serve` with the same worker count, alternating over several rounds so that
 background load drifting on a shared machine hits both alike; server CPU per request is reported
-too, being far less sensitive to other load than req/s. Overhead is measured
+too, being far less sensitive to other load than req/s. Batch throughput is tickets/s through
+`/predict` with `tickets` (BATCH per request, each assigned and logged). Overhead is measured
 sequentially (concurrency 1, so queueing does not count): router p50 minus bare `predict_proba` p50.
 The client is a minimal keep-alive socket per thread with pre-encoded requests, so that it takes as
 little as possible of the CPUs it shares with the server under test.
@@ -46,6 +47,8 @@ TARGET_SPEEDUP = 2.0  # the scale-out issue's bar: fixed before the runs it judg
 TARGET_P99_MS = 20.0  # router p99 at concurrency 8
 TARGET_OVERHEAD_MS = 1.5
 TARGET_RSS_MB = 400.0
+TARGET_BATCH_TPS = 3000.0  # the protocols issue's bar: tickets/s in batches of BATCH, fixed before the runs
+BATCH = 256
 WARMUP = 200
 SEQUENTIAL = 500
 MODEL = "bench-ticket-classifier"
@@ -219,6 +222,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="server worker processes, both servers (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="threads per router worker (default 4)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved measured runs per server (default 3)")
+    parser.add_argument("--batches", type=int, default=40, help=f"measured {BATCH}-ticket requests (default 40)")
     parser.add_argument("--seed", type=int, default=7)
     return parser.parse_args()
 
@@ -285,8 +289,19 @@ def bench(args: argparse.Namespace, settings: Settings, started: list[launch.Ser
     results = measure(args, [Server("router", router, settings.router.port, "/predict", router_bodies),
                              Server("mlflow serve", scorer, scorer_port, "/invocations", scorer_bodies)])
     inside = server_latency(settings.router.port, router_bodies[:SEQUENTIAL])
+    results["router"]["batch"] = batch_throughput(settings.router.port, router_bodies, args)
     rss = {"router": worker_rss_mb(router), "mlflow serve": worker_rss_mb(scorer)}
     return bare, results, inside, rss
+
+
+def batch_throughput(port: int, bodies: list[bytes], args: argparse.Namespace) -> dict[str, float]:
+    """Tickets/s through `/predict` in batches of BATCH from two clients per worker (one warm-up round)."""
+    tickets_ = [json.loads(body) for body in bodies]
+    batches = [json.dumps({"tickets": [tickets_[(i * BATCH + j) % len(tickets_)] for j in range(BATCH)]}).encode()
+               for i in range(args.batches)]
+    drive(port, "/predict", batches[: 2 * args.workers], 2 * args.workers)
+    run = drive(port, "/predict", batches, 2 * args.workers)
+    return {"tps": run["rps"] * BATCH, "p50": run["p50"], "p99": run["p99"]}
 
 
 def main() -> int:
@@ -342,6 +357,10 @@ def report(args: argparse.Namespace, bare: dict[str, dict[str, float]], results:
           f"{results['router']['seq']['p50'] - floor:.2f} ms; inside the worker: {inside_ms - floor:.2f} ms)")
     print(f"router RSS per worker (max)        {worst_rss:5.0f} MB target <= {TARGET_RSS_MB:.0f} MB "
           f"{'ok' if worst_rss <= TARGET_RSS_MB else 'MISSED'}")
+    batch = results["router"]["batch"]
+    print(f"router batch of {BATCH} tickets/request {batch['tps']:6.0f} tickets/s target >= {TARGET_BATCH_TPS:.0f} "
+          f"{'ok' if batch['tps'] >= TARGET_BATCH_TPS else 'MISSED'}   (p50 {batch['p50']:.0f} ms, "
+          f"p99 {batch['p99']:.0f} ms per request)")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import time
+
+    import mlflow.sklearn
+
+    from retrain.adapters import registry
+    from retrain.contracts.schema import load_tickets, save_tickets
+    from retrain.ml.batch_predict import CONFIDENCE, PREDICTED, predict_frame
+
+    settings = _settings(args)
+    client = registry.connect(settings.tracking_uri)
+    if args.version:
+        version, uri = args.version, f"models:/{settings.model_name}/{args.version}"
+    else:
+        found = registry.version_for(client, settings.model_name, args.alias)
+        if found is None:
+            raise ValueError(f"model {settings.model_name!r} has no {args.alias!r} version to score with")
+        version, uri = found.version, registry.model_uri(settings.model_name, args.alias)
+    tickets = load_tickets(args.data)
+    print(f"scoring {len(tickets)} tickets from {args.data} with {settings.model_name} v{version} ({uri})", flush=True)
+    started = time.perf_counter()
+    scored = predict_frame(mlflow.sklearn.load_model(uri), tickets, progress=not args.no_progress)
+    scored["model_version"] = str(version)
+    out = save_tickets(scored, args.out)
+    seconds = time.perf_counter() - started
+    mix = ", ".join(f"{t} {n}" for t, n in scored[PREDICTED].value_counts().items())
+    print(f"wrote {len(scored)} rows with {PREDICTED} and {CONFIDENCE} to {out} in {seconds:.1f} s "
+          f"({len(scored) / max(seconds, 1e-9):,.0f} tickets/s); topics: {mix}")
+    return 0
+
+
 def cmd_pipeline(args: argparse.Namespace) -> int:
     from retrain.local import dagrun
 
@@ -238,6 +269,23 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="tickets with a `text` column")
+    p.add_argument("--out", type=Path, required=True, help="CSV or Parquet (by suffix): the input plus "
+                   "predicted_topic, confidence, model_version")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--alias", default="champion", choices=["champion", "challenger", "previous"])
+    which.add_argument("--version", help="a registered version number instead of an alias")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_stack(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["up", "down", "status", "restart"])
+    p.add_argument("service", nargs="?", help="restart: the Airflow service or router replica to start again")
+    p.add_argument("--bootstrap-n", type=int, default=STACK_BOOTSTRAP_N,
+                   help="generated tickets of the first champion (as compose's bootstrap service)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from retrain.simulate.generator import SCENARIOS
 
@@ -277,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", cmd_status, "show the aliases and their versions")
     p.add_argument("--json", action="store_true")
 
+    _add_predict(add("predict", cmd_predict, "score a CSV/Parquet file of tickets offline (backfills) with the "
+                     "champion, another alias or a version"))
+
     p = add("pipeline", cmd_pipeline, "run the drift/retrain DAG once (airflow dags test, sqlite)")
     p.add_argument("logical_date", nargs="?", help="ISO date of the run (default: now)")
     add("airflow", cmd_airflow, "Airflow UI + scheduler (airflow standalone) on 127.0.0.1:TICKET_AB_AIRFLOW_PORT")
@@ -284,12 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("mlflow", cmd_mlflow, "start the local MLflow server in the background (sqlite under TICKET_AB_HOME)", False)
     add("stop", cmd_stop, "stop the services started by `demo` or `mlflow` (recorded PIDs only)", False)
 
-    p = add("stack", cmd_stack, "the production topology natively: PostgreSQL, MLflow, Airflow scheduler and "
-            "friends, router replicas, Prometheus (up | down | status | restart SERVICE)", False)
-    p.add_argument("action", choices=["up", "down", "status", "restart"])
-    p.add_argument("service", nargs="?", help="restart: the Airflow service or router replica to start again")
-    p.add_argument("--bootstrap-n", type=int, default=STACK_BOOTSTRAP_N,
-                   help="generated tickets of the first champion (as compose's bootstrap service)")
+    _add_stack(add("stack", cmd_stack, "the production topology natively: PostgreSQL, MLflow, Airflow scheduler and "
+                   "friends, router replicas, Prometheus (up | down | status | restart SERVICE)", False))
 
     p = add("settings", cmd_settings, "print the settings in force (tokens hidden); --markdown: the README table",
             False)

@@ -13,7 +13,8 @@ from retrain.contracts.logstore import FEEDBACK, REQUESTS
 from retrain.contracts.logwriter import ShardedLog
 from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
 from retrain.contracts.settings import Settings, get_settings
-from router import errors, views
+from router import errors, invocations, v2, views
+from router.api import BodyJSON, api
 from router.records import customer_key
 from router.state import EXTENSION, RouterState
 from router.store import ModelStore, Store
@@ -23,8 +24,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     """Build a router for `settings` (the environment by default) and load its models."""
     settings = settings or get_settings()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.router.max_body_bytes
-    app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.router.max_body_bytes, settings.router.max_batch_body_bytes)
+    app.json = BodyJSON(app)
     model_store = store or ModelStore(settings)
     app.extensions[EXTENSION] = RouterState(
         settings=settings,
@@ -35,6 +36,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         customer_key=customer_key(settings.router.customer_key),
     )
     errors.register(app)
-    app.register_blueprint(views.bp)
+    for blueprint in (views.bp, invocations.bp, v2.bp):
+        app.register_blueprint(blueprint)
+    api.register(app)  # after the blueprints: the OpenAPI document lists their routes
     model_store.start()
     return app

@@ -29,7 +29,7 @@ _HTTP_CODES = {
 }
 _HTTP_MESSAGES = {
     404: "no such endpoint; the router serves POST /predict, POST /feedback, GET|POST /config, "
-    "GET /health, GET /ready and GET /metrics",
+    "GET /health, GET /ready, GET /metrics, POST /invocations and the V2 protocol under /v2",
 }
 
 
@@ -61,7 +61,8 @@ def _http_error(exc: HTTPException) -> Response:
     message = _HTTP_MESSAGES.get(status) or exc.description or exc.name
     if status == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
-        message = f"request body is larger than {limit} bytes (the limit is TICKET_AB_MAX_BODY_BYTES)"
+        message = (f"request body is larger than {limit} bytes, the most any endpoint takes (TICKET_AB_MAX_BODY_BYTES, "
+                   "or TICKET_AB_MAX_BATCH_BODY_BYTES for /predict, /invocations and /v2/models/<name>/infer)")
     headers = {k: v for k, v in exc.get_headers() if k.lower() in ("allow", "www-authenticate", "retry-after")}
     return error_response(status, _HTTP_CODES.get(status, "http_error"), message, headers)
 

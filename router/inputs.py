@@ -26,6 +26,8 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ticket-ab"'}
 # A client's own request id (its idempotency key): short and safe to log, grep and put in a URL.
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 CONFIG_FIELDS = ("ab_split_b", "mode", "updated_by")
+BODY_SETTING = "TICKET_AB_MAX_BODY_BYTES"
+BATCH_BODY_SETTING = "TICKET_AB_MAX_BATCH_BODY_BYTES"
 _JSON_TYPES = {str: "string", int: "number", float: "number", bool: "boolean", list: "array", dict: "object"}
 
 
@@ -53,12 +55,16 @@ def json_type(value: object) -> str:
     return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-def json_object(mimetype: str, content_length: int | None, max_bytes: int, read: Callable[[], bytes]
-                ) -> dict[str, Any]:
+def too_large(max_bytes: int, setting: str = BODY_SETTING) -> APIError:
+    """413 naming the limit and the setting that sets it."""
+    return APIError(413, "payload_too_large", f"request body is larger than {max_bytes} bytes (the limit is {setting})")
+
+
+def json_object(mimetype: str, content_length: int | None, max_bytes: int, read: Callable[[], bytes],
+                setting: str = BODY_SETTING) -> dict[str, Any]:
     """Decode a JSON object body; `read()` returns the raw bytes (and enforces the size for chunked bodies)."""
     if content_length is not None and content_length > max_bytes:
-        raise APIError(413, "payload_too_large",
-                       f"request body is larger than {max_bytes} bytes (the limit is TICKET_AB_MAX_BODY_BYTES)")
+        raise too_large(max_bytes, setting)
     if mimetype != "application/json":
         raise APIError(415, "unsupported_media_type",
                        f"send the body as JSON with 'Content-Type: application/json' (got {mimetype or 'none'!r})")

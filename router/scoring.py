@@ -1,4 +1,4 @@
-"""One request's answer: pick the arm, score with the chosen model, fall back or shadow-score.
+"""Requests' answers: pick each ticket's arm, score with the chosen model, fall back or shadow-score.
 
 The challenger is the experimental model, so its failures are contained here: if it raises, the
 champion answers and the outcome records why. The champion's own failure is not contained (there
@@ -7,11 +7,15 @@ is nothing to fall back to) and becomes a 500 in the views.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from retrain.contracts.names import SHADOW, A, B
 from router.assign import assign
 from router.config import ABConfig
+from router.predictor import score_many
 from router.store import LoadedModel
 
 CHALLENGER_ERROR = "challenger_error"
@@ -39,29 +43,66 @@ class Outcome:
     error: str = ""  # the challenger's exception, for the server log only
 
 
-def predict(model: LoadedModel, text: str) -> Prediction:
+def _prediction(model: LoadedModel, proba: Sequence[float]) -> Prediction:
     """Topic, confidence and all class scores (rounded: six decimals are plenty for analysis)."""
-    proba = model.score(text)
-    best = int(proba.argmax())
+    best = int(np.argmax(proba))
     scores = {topic: round(float(p), 6) for topic, p in zip(model.classes, proba, strict=True)}
     return Prediction(model.alias, model.version, model.classes[best], round(float(proba[best]), 6), scores)
 
 
+def predict_all(model: LoadedModel, texts: Sequence[str]) -> list[Prediction]:
+    """One prediction per text: a lone text takes the model's compiled one-ticket scorer (the /predict
+    path, see router.predictor), several take one batched `predict_proba` (far less per ticket)."""
+    if len(texts) == 1:
+        return [_prediction(model, model.score(texts[0]))]
+    return [_prediction(model, proba) for proba in score_many(model.pipeline, texts)] if texts else []
+
+
+def _failed(exc: Exception) -> tuple[str, str]:
+    return f"{CHALLENGER_ERROR}:{type(exc).__name__}", repr(exc)
+
+
+def _shadow(texts: Sequence[str], champion: LoadedModel, challenger: LoadedModel) -> list[Outcome]:
+    served = predict_all(champion, texts)
+    try:
+        return [Outcome(A, one, shadow=other) for one, other in zip(served, predict_all(challenger, texts),
+                                                                      strict=True)]
+    except Exception as exc:  # the shadow's failure must never affect the answer
+        fallback, error = _failed(exc)
+        return [Outcome(A, one, fallback=fallback, error=error) for one in served]
+
+
+def _arm_b(texts: Sequence[str], champion: LoadedModel, challenger: LoadedModel) -> list[Outcome]:
+    try:
+        return [Outcome(B, one) for one in predict_all(challenger, texts)]
+    except Exception as exc:  # a broken challenger costs the experiment rows, not the users their answers
+        fallback, error = _failed(exc)
+        return [Outcome(B, one, fallback=fallback, error=error) for one in predict_all(champion, texts)]
+
+
+def serve_all(texts: Sequence[str], champion: LoadedModel, challenger: LoadedModel | None, config: ABConfig,
+              keys: Sequence[str | None], draws: Sequence[float | None] | None = None) -> list[Outcome]:
+    """Answer each ticket under `config`, each arm's tickets scored together (`draws` fix keyless coins in tests).
+
+    In a batch the challenger's tickets stand or fall together: if scoring them raises, the
+    champion answers all of them and each row records the fallback.
+    """
+    if challenger is None:
+        return [Outcome(A, one) for one in predict_all(champion, texts)]
+    if config.mode == SHADOW:
+        return _shadow(texts, champion, challenger)
+    draws = draws or [None] * len(texts)
+    arms = [assign(key, config.ab_split_b, config.experiment_id, draw) for key, draw in zip(keys, draws, strict=True)]
+    groups = {arm: [i for i, each in enumerate(arms) if each == arm] for arm in (A, B)}
+    outcomes: list[Outcome | None] = [None] * len(texts)
+    for arm, answer in ((A, lambda part: [Outcome(A, one) for one in predict_all(champion, part)]),
+                        (B, lambda part: _arm_b(part, champion, challenger))):
+        for i, outcome in zip(groups[arm], answer([texts[i] for i in groups[arm]]), strict=True):
+            outcomes[i] = outcome
+    return outcomes
+
+
 def serve(text: str, champion: LoadedModel, challenger: LoadedModel | None, config: ABConfig, key: str | None,
           draw: float | None = None) -> Outcome:
-    """Answer one ticket under `config` (`draw` fixes the coin for keyless requests in tests)."""
-    if challenger is None:
-        return Outcome(A, predict(champion, text))
-    if config.mode == SHADOW:
-        served = predict(champion, text)
-        try:
-            return Outcome(A, served, shadow=predict(challenger, text))
-        except Exception as exc:  # the shadow's failure must never affect the answer
-            return Outcome(A, served, fallback=f"{CHALLENGER_ERROR}:{type(exc).__name__}", error=repr(exc))
-    if assign(key, config.ab_split_b, config.experiment_id, draw) == A:
-        return Outcome(A, predict(champion, text))
-    try:
-        return Outcome(B, predict(challenger, text))
-    except Exception as exc:  # a broken challenger costs the experiment a row, not the user an answer
-        return Outcome(B, predict(champion, text), fallback=f"{CHALLENGER_ERROR}:{type(exc).__name__}",
-                       error=repr(exc))
+    """Answer one ticket under `config` (`draw` fixes the coin for a keyless request in tests)."""
+    return serve_all([text], champion, challenger, config, [key], [draw])[0]

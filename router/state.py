@@ -57,3 +57,10 @@ def record(writer: ShardedLog, row: Mapping[str, object]) -> bool:
         log.warning(kv("log_write_failed", log=writer.kind, request_id=row.get("request_id"), error=str(exc)))
         return False
     return True
+
+
+def readiness(router: RouterState) -> tuple[bool, dict[str, Any], dict[str, dict[str, Any]]]:
+    """Ready to take traffic (a champion and writable logs), with the store's status and the logs' state."""
+    status = router.store.status()
+    logs = router.logs()
+    return status["champion"] is not None and all(log["writable"] for log in logs.values()), status, logs

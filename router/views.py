@@ -12,17 +12,28 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.pii import mask
-from router import inputs, metrics, state
-from router.assign import assignment_key
+from router import batch, inputs, metrics, state
+from router.answer import answer, answer_all, serving_models
+from router.api import (
+    BEARER,
+    Config,
+    ConfigChange,
+    Feedback,
+    FeedbackAccepted,
+    Health,
+    PredictAnswer,
+    PredictBody,
+    Ready,
+    answers,
+    api,
+    explained,
+)
 from router.config import ConfigUnavailable
 from router.errors import APIError
-from router.records import feedback_row, request_row
-from router.scoring import CHALLENGER_ERROR, serve
+from router.records import feedback_row
+from router.scoring import CHALLENGER_ERROR
 
 bp = Blueprint("router", __name__)
-log = get_logger("router.views")
 metrics.FALLBACKS.labels(reason=CHALLENGER_ERROR)  # exported as 0 from the start, so increase() sees the first one
 
 
@@ -41,67 +52,64 @@ def _observe(response: Response) -> Response:
     return response
 
 
-def _body() -> dict[str, Any]:
-    limit = state.current().settings.router.max_body_bytes
-    return inputs.json_object(request.mimetype, request.content_length, limit, request.get_data)
+def _body(batch: bool = False) -> dict[str, Any]:
+    """The JSON object body; the batch-capable endpoints take up to TICKET_AB_MAX_BATCH_BODY_BYTES."""
+    limits = state.current().settings.router
+    if batch:
+        return inputs.json_object(request.mimetype, request.content_length, limits.max_batch_body_bytes,
+                                  request.get_data, inputs.BATCH_BODY_SETTING)
+    return inputs.json_object(request.mimetype, request.content_length, limits.max_body_bytes, request.get_data)
 
 
-def _no_champion() -> APIError:
-    """503 that says why there is no champion and what fixes it."""
-    router = state.current()
-    status = router.store.status()
-    if status["registry"]["reachable"] is False:
-        why = ("the registry is unreachable and no model is cached; start MLflow or point MLFLOW_TRACKING_URI at it, "
-               "and the router loads the champion within TICKET_AB_RELOAD_S")
-    elif status["last_error"]:
-        why = "the champion could not be loaded (see last_error in GET /ready)"
-    else:
-        why = ("the registry has no version with alias 'champion'; point the alias at a registered version and the "
-               "router loads it within TICKET_AB_RELOAD_S")
-    return APIError(503, "no_champion", f"no champion model is loaded for '{status['model_name']}': {why}",
-                    {"Retry-After": str(max(1, round(router.settings.router.reload_s)))})
+def _predict_input() -> inputs.Ticket | list[inputs.Ticket]:
+    """The ticket of a /predict body, or its `tickets` (a batch): every rule on the body, in one place."""
+    limits = state.current().settings.router
+    body = _body(batch=True)
+    if "tickets" not in body:
+        if len(request.get_data()) > limits.max_body_bytes:  # one ticket keeps the single-request limit
+            raise inputs.too_large(limits.max_body_bytes)
+        return inputs.ticket(body, limits.max_text_chars)
+    if "text" in body:
+        raise APIError(422, "invalid_field", "send either 'text' (one ticket) or 'tickets' (a batch), not both")
+    if not isinstance(body["tickets"], list):
+        raise APIError(422, "invalid_field", f"field 'tickets' must be an array of ticket objects, got "
+                       f"{inputs.json_type(body['tickets'])}")
+    return batch.tickets(body["tickets"], limits.max_text_chars, limits.max_batch)
 
 
 @bp.post("/predict")
+@api.validate(json=PredictBody, resp=answers({200: PredictAnswer}, 400, 413, 415, 422, 503),
+              before=explained(_predict_input))
 def predict() -> Response:
-    """Answer one ticket from the assigned arm and log the row the A/B analysis reads."""
+    """Answer one ticket (or a `tickets` batch) from the assigned arm and log the rows the A/B analysis reads."""
     router = state.current()
-    ticket = inputs.ticket(_body(), router.settings.router.max_text_chars)
-    g.request_id = ticket.request_id or g.request_id  # a client's retry keeps its id: one request, one id
-    models = router.store.snapshot()
-    if models.champion is None:
-        raise _no_champion()
-    config = router.config.current()
-    text = mask(ticket.text)
-    outcome = serve(text, models.champion, models.challenger, config,
-                    assignment_key(ticket.customer_id, ticket.ticket_id))
-    g.variant = outcome.variant
-    if outcome.fallback:
-        metrics.FALLBACKS.labels(reason=CHALLENGER_ERROR).inc()
-        log.warning(kv("challenger_failed", request_id=g.request_id, version=models.challenger.version,
-                       error=outcome.error))
-    served = outcome.served
-    metrics.PREDICTIONS.labels(variant=outcome.variant, topic=served.topic).inc()
-    latency_ms = round((time.perf_counter() - g.started) * 1000.0, 3)
-    logged = state.record(router.requests, request_row(g.request_id, ticket, text, outcome, config, latency_ms,
-                                                      router.customer_key))
-    return jsonify(request_id=g.request_id, variant=outcome.variant, model_alias=served.alias,
-                   model_version=served.version, topic=served.topic, confidence=served.confidence,
-                   scores=served.scores, latency_ms=latency_ms, logged=logged)
+    parsed = _predict_input()
+    models = serving_models(router)
+    if isinstance(parsed, list):
+        return jsonify(results=[result.to_json() for result in answer_all(router, models, parsed, g.started)])
+    g.request_id = parsed.request_id or g.request_id  # a client's retry keeps its id: one request, one id
+    result = answer(router, models, router.config.current(), parsed, g.request_id, g.started)
+    g.variant = result.outcome.variant
+    return jsonify(result.to_json())
 
 
-@bp.post("/feedback")
-def feedback() -> tuple[Response, int]:
-    """Record an agent's true topic for a served request (validated later by the DAG); the source
-    recorded is the one the bearer token belongs to, never the body's."""
+def _feedback_input() -> inputs.Feedback:
+    """An authorised /feedback body for a label the champion knows (the token decides the source)."""
     router = state.current()
     source = inputs.feedback_source(request.headers.get("Authorization"),
                                     inputs.configured_feedback_tokens(router.settings.router))
     body = _body()
-    champion = router.store.snapshot().champion
-    if champion is None:
-        raise _no_champion()
-    item = inputs.feedback(body, champion.classes, source)
+    return inputs.feedback(body, serving_models(router).champion.classes, source)
+
+
+@bp.post("/feedback")
+@api.validate(json=Feedback, resp=answers({202: FeedbackAccepted}, 400, 401, 403, 413, 415, 422, 503),
+              security={BEARER: []}, before=explained(_feedback_input))
+def feedback() -> tuple[Response, int]:
+    """Record an agent's true topic for a served request (validated later by the DAG); the source
+    recorded is the one the bearer token belongs to, never the body's."""
+    router = state.current()
+    item = _feedback_input()
     if not state.record(router.feedback, feedback_row(item)):  # the row is all feedback is: the sender retries
         raise APIError(503, "log_unavailable", f"the feedback was not recorded: {router.feedback.error}; "
                        "send it again later", {"Retry-After": str(state.LOG_RETRY_AFTER_S)})
@@ -109,12 +117,22 @@ def feedback() -> tuple[Response, int]:
 
 
 @bp.get("/config")
+@api.validate(resp=answers({200: Config}))
 def get_config() -> Response:
     """The A/B config in effect (public: it holds no secret)."""
     return jsonify(state.current().config.current().to_dict())
 
 
+def _config_input() -> dict[str, Any]:
+    """The changes of an authorised POST /config."""
+    inputs.require_bearer(request.headers.get("Authorization"), state.current().settings.router.admin_token,
+                          "TICKET_AB_ADMIN_TOKEN", "POST /config")
+    return inputs.config_changes(_body())
+
+
 @bp.post("/config")
+@api.validate(json=ConfigChange, resp=answers({200: Config}, 400, 401, 403, 413, 415, 422, 503),
+              security={BEARER: []}, before=explained(_config_input))
 def set_config() -> Response:
     """Change the split and/or mode for every worker of every replica (admin token).
 
@@ -122,9 +140,7 @@ def set_config() -> Response:
     (503), rather than this replica alone running a different experiment.
     """
     router = state.current()
-    inputs.require_bearer(request.headers.get("Authorization"), router.settings.router.admin_token,
-                          "TICKET_AB_ADMIN_TOKEN", "POST /config")
-    changes = inputs.config_changes(_body())
+    changes = _config_input()
     try:
         return jsonify(router.config.update(**changes).to_dict())
     except ConfigUnavailable as exc:
@@ -135,12 +151,14 @@ def set_config() -> Response:
 
 
 @bp.get("/health")
+@api.validate(resp=answers({200: Health}))
 def health() -> Response:
     """Liveness: the process answers, whatever the models and the logs (a restart fixes neither)."""
     return jsonify(status="ok")
 
 
 @bp.get("/ready")
+@api.validate(resp=answers({200: Ready, 503: Ready}))
 def ready() -> tuple[Response, int]:
     """Readiness: 200 only with a champion and writable logs; says which versions and where they came from.
 
@@ -148,9 +166,7 @@ def ready() -> tuple[Response, int]:
     traffic to replicas that record it; every call retries the log, so it comes back on its own.
     """
     router = state.current()
-    status = router.store.status()
-    logs = router.logs()
-    is_ready = status["champion"] is not None and all(log["writable"] for log in logs.values())
+    is_ready, status, logs = state.readiness(router)
     body = {"ready": is_ready, **status, "config": router.config.current().to_dict(), "logs": logs,
             "worker_pid": os.getpid()}
     return jsonify(body), 200 if is_ready else 503
@@ -160,3 +176,9 @@ def ready() -> tuple[Response, int]:
 def prometheus() -> Response:
     """Prometheus text exposition, merged over all gunicorn workers."""
     return Response(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 document of every endpoint, generated from the models the router validates with."""
+    return jsonify(api.spec)

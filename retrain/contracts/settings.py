@@ -50,6 +50,10 @@ class RouterSettings(BaseSettings):
                               "that are e-mails or phones; the same on every replica (unset: a public development key)")
     max_body_bytes: int = Field(64 * 1024, ge=1, description="larger request bodies get 413")
     max_text_chars: int = Field(20_000, ge=1, description="longer ticket texts get 413")
+    max_batch: int = Field(256, ge=1, description="most tickets one request may carry (`/predict` with `tickets`, "
+                           "`/invocations`, `/v2/models/<name>/infer`); more get 413")
+    max_batch_body_bytes: int = Field(4 * 1024 * 1024, ge=1,
+                                      description="larger bodies of the batch-capable endpoints get 413")
 
 
 class TrainingSettings(BaseSettings):
@@ -145,7 +149,8 @@ class RelabelSettings(BaseSettings):
 
     model_config = _config("TICKET_AB_")
     pseudo_precision: float = Field(0.95, ge=0.0, le=1.0,
-        description="pseudo-labels are kept above the confidence that reaches this precision (Wilson lower bound)")
+        description="pseudo-labels are kept above the lowest confidence proven to reach this precision (95%, over all "
+                    "thresholds tried) unless the untouched gold rejects it")
     pseudo_min_support: int = Field(30, ge=1,
         description="holdout tickets above a threshold needed to trust its precision")
     gold_holdout: float = Field(0.3, ge=0.0, le=0.9,

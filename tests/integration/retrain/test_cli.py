@@ -6,8 +6,10 @@ import sys
 import pandas as pd
 import pytest
 
+from retrain.adapters import registry
 from retrain.contracts.settings import get_settings
 from retrain.local import launch
+from retrain.ml.evaluate import predict
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -53,6 +55,17 @@ def test_train_status_promote_evaluate_round_trip(tmp_path, env, tiny_tickets):
     evaluate = run_cli("evaluate", "--data", str(data), env=env)
     assert evaluate.returncode == 0, evaluate.stderr
     assert "champion v1: accuracy" in evaluate.stdout and "challenger v2: accuracy" in evaluate.stdout
+
+    scored_path = tmp_path / "scored.csv"
+    predicted = run_cli("predict", "--data", str(data), "--out", str(scored_path), "--no-progress", env=env)
+    assert predicted.returncode == 0, predicted.stderr
+    assert f"wrote {len(tiny_tickets)} rows" in predicted.stdout and str(scored_path) in predicted.stdout
+    scored = pd.read_csv(scored_path)
+    settings = get_settings(tracking_uri=env["MLFLOW_TRACKING_URI"], model_name=env["TICKET_AB_MODEL_NAME"])
+    registry.connect(settings.tracking_uri)
+    champion = registry.load_pipeline(settings.model_name, "champion")
+    assert scored["predicted_topic"].tolist() == predict(champion, tiny_tickets).tolist()
+    assert set(scored["model_version"].astype(str)) == {"1"} and scored["confidence"].between(0, 1).all()
 
     promote = run_cli("promote", "--reason", "cli test", env=env)
     assert "champion: v1 -> v2" in promote.stdout and "previous: none -> v1" in promote.stdout

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import beta
 
 from retrain.contracts.settings import FeedbackSettings, RelabelSettings
 from retrain.ml.features import baseline_pipeline
@@ -8,10 +9,11 @@ from retrain.ml.relabel import (
     FIXED,
     PSEUDO,
     REVIEW_COLUMNS,
+    THRESHOLDS,
     calibrate_threshold,
     clean_labels,
+    precision_lower,
     relabel,
-    wilson_lower,
     write_review_queue,
 )
 from retrain.simulate.generator import generate
@@ -30,18 +32,37 @@ def _window(scenario: str, n: int, seed: int, labelled: float, noise: float = 0.
 
 # ---- calibration -------------------------------------------------------------------------------
 
-def test_wilson_lower_bound_is_below_the_observed_share_and_tightens_with_n():
-    assert wilson_lower(50, 50, 1.645) == pytest.approx(0.9486, abs=1e-3)
-    assert wilson_lower(500, 500, 1.645) > wilson_lower(50, 50, 1.645)
+def test_precision_lower_bound_is_the_one_sided_clopper_pearson_bound():
+    assert precision_lower(90, 100) == pytest.approx(beta.ppf(0.05, 90, 11))
+    assert precision_lower(59, 59) >= 0.95 > precision_lower(58, 58)  # all right, the fewest that prove 0.95
 
 
-def test_calibration_picks_the_lowest_threshold_whose_precision_is_certain_enough():
+def test_calibration_picks_the_lowest_grid_threshold_whose_precision_is_certain_enough():
     confidence = np.linspace(1.0, 0.01, 400)
     correct = np.r_[np.ones(200, bool), np.zeros(200, bool)]  # the top half is right, the rest wrong
     calibration = calibrate_threshold(confidence, correct, target=0.95)
+    assert calibration.threshold in THRESHOLDS
     assert calibration.lower >= 0.95 and calibration.precision >= 0.95
+    assert calibration.lower == pytest.approx(precision_lower(200, calibration.support))
     assert 200 <= calibration.support <= 210  # it admits the few wrong tickets the target allows, no more
-    assert calibration.threshold == confidence[calibration.support - 1]
+    assert calibration.support == (confidence >= calibration.threshold).sum()
+    assert "fixed-sequence over 70 thresholds" in calibration.reason
+
+
+def test_calibration_stops_at_the_first_threshold_that_fails_even_if_a_lower_one_would_pass():
+    # 100 tickets at 0.9 with 10 wrong fail; below them 900 right tickets would lift a lower threshold over 0.95
+    confidence = np.r_[np.full(100, 0.9), np.full(900, 0.5)]
+    correct = np.r_[np.arange(100) >= 10, np.ones(900, bool)]
+    calibration = calibrate_threshold(confidence, correct, target=0.95)
+    assert precision_lower(990, 1000) >= 0.95  # a scan of every threshold would have taken 0.5
+    assert calibration.threshold is None and "the first tried, 0.90: 90/100 right" in calibration.reason
+
+
+def test_the_chosen_threshold_misses_the_target_in_at_most_alpha_of_draws():
+    # every threshold's true precision is 0.94 < 0.95: any threshold chosen is a false promise
+    rng = np.random.default_rng(0)
+    chosen = [calibrate_threshold(rng.random(400), rng.random(400) < 0.94).threshold is not None for _ in range(400)]
+    assert np.mean(chosen) <= 0.05
 
 
 def test_calibration_refuses_when_no_threshold_is_precise_enough():
@@ -50,10 +71,11 @@ def test_calibration_refuses_when_no_threshold_is_precise_enough():
     assert calibration.threshold is None and "no threshold has precision >= 0.95" in calibration.reason
 
 
-def test_calibration_refuses_on_too_few_tickets_and_handles_ties():
-    assert calibrate_threshold(np.ones(10), np.ones(10, bool), min_support=30).threshold is None
+def test_calibration_refuses_on_too_few_tickets_to_prove_the_target_and_handles_ties():
+    refused = calibrate_threshold(np.ones(58), np.ones(58, bool), min_support=30)
+    assert refused.threshold is None and "< 59 needed" in refused.reason
     tied = calibrate_threshold(np.r_[np.ones(100), np.full(100, 0.5)], np.r_[np.ones(100, bool), np.zeros(100, bool)])
-    assert tied.threshold == 1.0 and tied.support == 100
+    assert tied.threshold == 0.51 and tied.support == 100
 
 
 # ---- cleaning ----------------------------------------------------------------------------------
@@ -75,16 +97,28 @@ def test_cleanlab_fixes_most_injected_label_flips(reference):
 # ---- relabel -----------------------------------------------------------------------------------
 
 def test_pseudo_labels_are_at_least_95_percent_precise_against_the_truth(reference):
-    window = _window("new_product", 2500, 5, labelled=0.4, noise=0.05)
+    window = _window("new_product", 2500, 5, labelled=0.4)
     result = relabel(window, reference, RelabelSettings(pseudo_precision=0.95))
     truth = window.set_index("text")["true_topic"].groupby(level=0).first()
     pseudo = result.train.loc[result.train["label_origin"] == PSEUDO]
     assert len(pseudo) >= 500, result.stats
     assert (pseudo["topic"].to_numpy() == truth.loc[pseudo["text"]].to_numpy()).mean() >= 0.95
     assert result.stats["pseudo_precision_lower"] >= 0.95 and result.stats["pseudo_verified"]
-    assert "verified on" in result.stats["calibration"]
+    assert "checked on" in result.stats["calibration"] and "which proves" in result.stats["calibration"]
     assert result.stats["pseudo"] + result.stats["review"] - result.stats["gold_disputed"] == (
         result.stats["unlabelled"])
+
+
+def test_nothing_is_pseudo_labelled_unless_the_untouched_agents_labels_prove_the_threshold(reference):
+    # 15% wrong clicks: cleaning makes the choosing split agree with the model, the raw gold does not
+    window = _window("new_product", 2500, 5, labelled=0.4, noise=0.15)
+    result = relabel(window, reference, RelabelSettings(pseudo_precision=0.95))
+    assert result.stats["pseudo_threshold"] is not None and result.stats["pseudo_precision_chosen"] >= 0.95
+    assert not result.stats["pseudo_verified"] and result.stats["pseudo"] == 0
+    hits = round(result.stats["pseudo_precision"] * result.stats["pseudo_verified_support"])
+    assert precision_lower(hits, result.stats["pseudo_verified_support"]) < 0.95
+    assert "does not prove (nothing pseudo-labelled)" in result.stats["calibration"]
+    assert result.stats["review"] - result.stats["gold_disputed"] == result.stats["unlabelled"]
 
 
 def test_holdout_is_untouched_gold_never_cleaned_nor_trained_on_and_review_queue_holds_the_rest(reference):

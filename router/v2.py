@@ -1,0 +1,131 @@
+"""The Open Inference Protocol (KServe V2, Triton's HTTP API), so KServe, Seldon and Triton clients call the router.
+
+The one model is the registered model the router serves (TICKET_AB_MODEL_NAME); its metadata lists
+the versions behind the aliases, and every `infer` element is a ticket answered through the A/B
+router (router.answer): its own arm, request-log row and metrics, as a `/predict` would give it.
+Outputs: `topic` (BYTES [N]) and `scores` (FP32 [N, K], columns in the order of `parameters.topics`),
+plus `variant`, `model_version` and `request_id` (BYTES [N]) to tell the arms apart and send feedback.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version as distribution_version
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from retrain.contracts.names import CHALLENGER, CHAMPION
+from router import batch, inputs, state, tensors
+from router.answer import Answer, answer_all, serving_models
+from router.api import InferRequest, InferResponse, Live, ModelMetadata, Ready, ServerMetadata, answers, api
+from router.errors import APIError
+from router.tensors import BYTES
+
+bp = Blueprint("v2", __name__, url_prefix="/v2")
+
+SERVER = "ticket-ab-router"
+DISTRIBUTION = "ticket-ab"
+EXTENSIONS = ["binary_tensor_data"]  # inputs only; answers are JSON tensors, which every client reads
+OPTIONAL = "customer_id"
+OUTPUTS = ("topic", "scores", "variant", "model_version", "request_id")
+JSON_LIKE = ("application/json", "application/octet-stream", "")  # Triton's client sends no Content-Type
+
+
+def _model(name: str) -> state.RouterState:
+    """The router state, or 404 naming the one model it serves."""
+    router = state.current()
+    if name != router.settings.model_name:
+        raise APIError(404, "unknown_model", f"no model {name!r}; this router serves "
+                       f"{router.settings.model_name!r} (GET /v2/models/{router.settings.model_name})")
+    return router
+
+
+@bp.get("")
+@api.validate(resp=answers({200: ServerMetadata}))
+def server_metadata() -> Response:
+    """Server name, version and protocol extensions."""
+    return jsonify(name=SERVER, version=distribution_version(DISTRIBUTION), extensions=EXTENSIONS)
+
+
+@bp.get("/health/live")
+@api.validate(resp=answers({200: Live}))
+def live() -> Response:
+    """Liveness, as GET /health."""
+    return jsonify(live=True)
+
+
+@bp.get("/health/ready")
+@api.validate(resp=answers({200: Ready, 503: Ready}))
+def ready() -> tuple[Response, int]:
+    """Readiness, as GET /ready: a champion and writable logs."""
+    is_ready, _, _ = state.readiness(state.current())
+    return jsonify(ready=is_ready), 200 if is_ready else 503
+
+
+@bp.get("/models/<name>/ready")
+@api.validate(resp=answers({200: Ready, 503: Ready}, 404))
+def model_ready(name: str) -> tuple[Response, int]:
+    """The model is ready when the router is: a champion and writable logs."""
+    is_ready, _, _ = state.readiness(_model(name))
+    return jsonify(name=name, ready=is_ready), 200 if is_ready else 503
+
+
+@bp.get("/models/<name>")
+@api.validate(resp=answers({200: ModelMetadata}, 404, 503))
+def model_metadata(name: str) -> Response:
+    """Inputs, outputs and the versions behind the aliases (champion first)."""
+    models = serving_models(_model(name))
+    aliases = {alias: model.version for alias, model in ((CHAMPION, models.champion), (CHALLENGER, models.challenger))
+               if model is not None}
+    by_ticket = [-1]
+    return jsonify(
+        name=name, versions=list(dict.fromkeys(aliases.values())), platform="mlflow_sklearn",
+        inputs=[{"name": tensors.TEXT, "datatype": BYTES, "shape": by_ticket},
+                {"name": OPTIONAL, "datatype": BYTES, "shape": by_ticket}],
+        outputs=[{"name": "topic", "datatype": BYTES, "shape": by_ticket},
+                 {"name": "scores", "datatype": "FP32", "shape": [-1, len(models.champion.classes)]}]
+        + [{"name": output, "datatype": BYTES, "shape": by_ticket} for output in OUTPUTS[2:]],
+        parameters={"aliases": aliases, "topics": list(models.champion.classes), "optional_inputs": [OPTIONAL]},
+    )
+
+
+def _infer_body(limit: int) -> tuple[dict[str, Any], bytes]:
+    """The JSON part of the request and the binary part after it (empty without the binary extension)."""
+    size = request.content_length
+    split = tensors.header_length(request.headers.get(tensors.HEADER), size if size is not None else limit)
+    mimetype = "application/json" if request.mimetype in JSON_LIKE else request.mimetype
+    body = inputs.json_object(mimetype, size, limit, lambda: request.get_data()[:split],
+                              inputs.BATCH_BODY_SETTING)
+    return body, request.get_data()[split:] if split is not None else b""
+
+
+def _outputs(answers: list[Answer], topics: tuple[str, ...], names: list[str]) -> list[dict[str, Any]]:
+    count = len(answers)
+    columns = {
+        "topic": lambda: tensors.tensor("topic", BYTES, [count], [a.outcome.served.topic for a in answers]),
+        "scores": lambda: tensors.tensor("scores", "FP32", [count, len(topics)],
+                                         [a.outcome.served.scores.get(t, 0.0) for a in answers for t in topics]),
+        "variant": lambda: tensors.tensor("variant", BYTES, [count], [a.outcome.variant for a in answers]),
+        "model_version": lambda: tensors.tensor("model_version", BYTES, [count],
+                                                [a.outcome.served.version for a in answers]),
+        "request_id": lambda: tensors.tensor("request_id", BYTES, [count], [a.request_id for a in answers]),
+    }
+    return [columns[name]() for name in names]
+
+
+@bp.post("/models/<name>/infer")
+@api.validate(json=InferRequest, resp=answers({200: InferResponse}, 400, 404, 413, 415, 503),
+              skip_validation=True)  # binary tensor bodies are not JSON: tensors.rows checks every request
+def infer(name: str) -> Response:
+    """Answer every element of the `text` input through the A/B router."""
+    router = _model(name)
+    limits = router.settings.router
+    body, binary = _infer_body(limits.max_batch_body_bytes)
+    tickets = batch.tickets(tensors.rows(body, binary), limits.max_text_chars, limits.max_batch, tensors.BAD)
+    names = tensors.requested(body, OUTPUTS)
+    models = serving_models(router)
+    answers = answer_all(router, models, tickets, g.started)
+    response: dict[str, Any] = {"model_name": name, "outputs": _outputs(answers, models.champion.classes, names)}
+    if isinstance(body.get("id"), str):
+        response["id"] = body["id"]
+    return jsonify(response)
