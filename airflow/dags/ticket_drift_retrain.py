@@ -19,7 +19,7 @@ imported inside the tasks, and the top level imports only the light contracts an
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
@@ -27,7 +27,7 @@ from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, g
 from retrain.contracts.names import DAG_ID, RELABEL_TASK, REQUEST_LOG_ASSET, SKIP_TASK
 from retrain.contracts.settings import get_settings
 from retrain.tasks.results import Checked, Collected, Relabelled
-from retrain.tasks.runs import run_key
+from retrain.tasks.runs import DAG_DEFAULTS, run_key
 
 MLFLOW_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
                   "max_retry_delay": timedelta(minutes=10)}
@@ -37,11 +37,8 @@ MLFLOW_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exp
     dag_id=DAG_ID,
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(get_settings().pipeline.schedule, timezone="UTC"),
                                  assets=[Asset(REQUEST_LOG_ASSET)]),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "ticket-ab", "retries": 0},
     tags=["ticket-ab", "drift", "retrain"],
+    **DAG_DEFAULTS,
     doc_md=__doc__,
 )
 def ticket_drift_retrain():

@@ -10,13 +10,14 @@ read these tickets, and an event now would queue a second run over an emptied wi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import Asset, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from retrain.contracts.names import DAG_ID, REQUEST_LOG_ASSET, WATCH_DAG_ID
 from retrain.contracts.settings import get_settings
+from retrain.tasks.runs import DAG_DEFAULTS
 from retrain.tasks.watch import count_new_tickets
 
 ACTIVE = ["queued", "running"]
@@ -25,11 +26,8 @@ ACTIVE = ["queued", "running"]
 @dag(
     dag_id=WATCH_DAG_ID,
     schedule=timedelta(seconds=get_settings().pipeline.watch_interval_s),
-    start_date=datetime(2026, 1, 1, tzinfo=UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"owner": "ticket-ab", "retries": 0},
     tags=["ticket-ab", "drift", "watch"],
+    **DAG_DEFAULTS,
     doc_md=__doc__,
 )
 def ticket_log_watch():

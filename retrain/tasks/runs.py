@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from retrain.contracts.names import DAG_ID
 from retrain.contracts.settings import Settings
+
+# What both DAGs (the retrain DAG and its log watcher) are: never catch up, one run at a time, no retries by default.
+DAG_DEFAULTS: dict[str, Any] = {
+    "start_date": datetime(2026, 1, 1, tzinfo=UTC),
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": {"owner": "ticket-ab", "retries": 0},
+}
 
 
 def run_slug(run_id: str) -> str:
