@@ -9,6 +9,9 @@ With --promote, a `promote challenger` verdict moves the registry aliases (chall
 old champion -> previous) and the report records why. The verdict's intervals are customer-level and
 always valid, so this may run after every batch or from a scheduled job without raising the
 false-promotion rate; --fixed-horizon uses classic intervals, for one look at a pre-registered size.
+The accuracy difference is adjusted on the champion's confidence in each labelled ticket (CUPAC,
+`analysis/covariate.py`): the champion version of the period is loaded from the registry and scores
+the logged texts; if it cannot be, the comparison is unadjusted and a note says why (--no-cupac skips it).
 Thresholds come from the settings (TICKET_AB_TEST_*); the flags below override four of them.
 
 Exit codes:
@@ -25,6 +28,7 @@ import getpass
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
 if not __package__:
     # Run as `python analysis/analysis.py`: Python searches this folder first, where this very file
@@ -39,7 +43,7 @@ if not __package__:
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from analysis import experiment, fmt, report
+from analysis import covariate, experiment, fmt, report
 from analysis.verdict import PROMOTE
 from retrain.adapters import registry
 from retrain.contracts.logstore import REQUESTS, partitions
@@ -82,7 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="report directory (default: settings.reports_dir)")
     parser.add_argument("--since", help="only requests at or after this ISO timestamp (UTC if no zone)")
     parser.add_argument("--promote", action="store_true", help="on a 'promote challenger' verdict, move the aliases")
-    parser.add_argument("--tracking-uri", help="MLflow server for --promote (default: MLFLOW_TRACKING_URI)")
+    parser.add_argument("--tracking-uri", help="MLflow registry for --promote and for scoring the champion "
+                        "(default: MLFLOW_TRACKING_URI)")
     parser.add_argument("--alpha", type=_fraction, help="false-promotion rate (default: TICKET_AB_TEST_ALPHA)")
     parser.add_argument("--min-labelled", type=_count,
                         help="labelled requests per arm before any decision (default: TICKET_AB_TEST_MIN_LABELLED)")
@@ -91,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "fraction (default: TICKET_AB_TEST_MIN_GAIN)")
     parser.add_argument("--horizon", type=_count, help="labelled requests (both arms) the test is planned for; "
                         "the always-valid interval is tightest there (default: TICKET_AB_TEST_HORIZON)")
+    parser.add_argument("--no-cupac", action="store_true",
+                        help="compare unadjusted accuracies (default: adjust on the champion's confidence in each "
+                             "labelled ticket, scored from the registry; see analysis/covariate.py)")
     parser.add_argument("--fixed-horizon", action="store_true",
                         help="classic fixed-horizon intervals, valid for ONE look at a pre-registered sample size "
                              "(default: always-valid intervals, safe to re-run after every batch)")
@@ -118,8 +126,29 @@ def parse_since(text: str | None) -> pd.Timestamp | None:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+def registry_scorer(tracking_uri: str, model_name: str) -> covariate.Scorer:
+    """Score texts with a champion version from the registry (each version loaded once). A missing
+    sqlite store is reported, not created: analysing logs must not leave an empty registry behind."""
+    loaded: dict[str, object] = {}
+
+    def score(version: str, texts: list[str]):
+        if urlparse(tracking_uri).scheme == "sqlite" and not Path(tracking_uri.split(":///", 1)[-1]).exists():
+            raise covariate.CovariateError(f"no model registry at {tracking_uri} to score champion v{version} with")
+        try:
+            if version not in loaded:
+                registry.connect(tracking_uri)
+                loaded[version] = registry.load_version(model_name, version)
+            return covariate.confidence(loaded[version], texts)
+        except (registry.RegistryError, MlflowException, OSError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise covariate.CovariateError(f"champion v{version} of {model_name!r} could not be scored from "
+                                           f"{tracking_uri}: {first}") from None
+
+    return score
+
+
 def load(logs: Path, feedback: Path, since: pd.Timestamp | None, th: ABSettings,
-         sequential: bool = True) -> experiment.Analysis:
+         sequential: bool = True, scorer: covariate.Scorer | None = None) -> experiment.Analysis:
     """Read both logs from `since` on and analyse them; a missing request log is a UsageError with advice.
 
     Feedback is read from `since` on too: it is sent after the answer it is about.
@@ -136,7 +165,7 @@ def load(logs: Path, feedback: Path, since: pd.Timestamp | None, th: ABSettings,
     try:
         result = experiment.analyse(requests.rows, answers.rows, malformed_requests=requests.malformed,
                                     malformed_feedback=answers.malformed, since=since, thresholds=th,
-                                    sequential=sequential)
+                                    sequential=sequential, scorer=scorer)
     except experiment.AnalysisError as exc:
         raise UsageError(f"{exc} [{', '.join(map(str, requests.files))}]") from None
     result.summary["sources"] = {"request log": [str(f) for f in requests.files],
@@ -186,6 +215,10 @@ def console(summary: dict, paths: report.ReportPaths) -> str:
                      f"{'  FLAGGED' if srm['flagged'] else ''}")
     ci = fmt.interval([c["ci_low"], c["ci_high"]], fmt.pts)
     lines.append(f"  B - A accuracy: {fmt.pts(c['diff'])}, {c['interval']}: {ci}")
+    if (c.get("adjustment") or {}).get("applied"):
+        lines.append(f"  CUPAC: adjusted on the champion's confidence, variance "
+                     f"-{fmt.pct(c['adjustment']['variance_reduction'])} (unadjusted B - A "
+                     f"{fmt.pts(c['adjustment']['unadjusted_diff'])})")
     lines.append(f"  evidence: {c['evidence']['statement']}")
     lines.extend(f"  guardrail {g['status']}: {g['text']}" for g in s["guardrails"])
     lines.extend(f"  note: {n}" for n in s["notes"])
@@ -202,15 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
         logs = args.logs or settings.logs_dir
+        tracking_uri = args.tracking_uri or settings.tracking_uri
+        scorer = None if args.no_cupac else registry_scorer(tracking_uri, settings.model_name)
         result = load(logs, args.feedback or logs, parse_since(args.since), thresholds(args, settings.ab),
-                      sequential=not args.fixed_horizon)
+                      sequential=not args.fixed_horizon, scorer=scorer)
     except (UsageError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     result.summary["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     if args.promote:
-        result.summary["promotion"] = promote_if_due(result.summary, args.tracking_uri or settings.tracking_uri,
-                                                     settings.model_name)
+        result.summary["promotion"] = promote_if_due(result.summary, tracking_uri, settings.model_name)
     out = args.out or settings.reports_dir
     try:
         paths = report.write_report(result, out)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import inference
+from analysis.covariate import COLUMN
 from retrain.contracts.names import ARM_ALIAS, ARMS, SHADOW, SPLIT
 from retrain.contracts.settings import ABSettings
 
@@ -49,14 +50,15 @@ def _assigned(rows: pd.DataFrame, arm: str, mode: str) -> pd.DataFrame:
 
 
 def outcomes(rows: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """One row per labelled request of the comparison: its unit, arm and whether the answer was right."""
+    """One row per labelled request of the comparison: its unit, arm, whether the answer was right and,
+    in split mode when it was scored, the champion's confidence in the ticket (`covariate`, for CUPAC)."""
     if mode == SHADOW:
         a = _assigned(rows, "A", mode)
         return pd.DataFrame({"unit": a["unit"], "right_a": a["topic"] == a["label"],
                              "right_b": a["shadow_topic"] == a["label"]})
     both = pd.concat([_assigned(rows, arm, mode) for arm in ARMS])
-    return pd.DataFrame({"unit": both["unit"], "in_b": both["variant"] == "B",
-                         "right": both["answer"] == both["label"]})
+    out = pd.DataFrame({"unit": both["unit"], "in_b": both["variant"] == "B", "right": both["answer"] == both["label"]})
+    return out.assign(covariate=both[COLUMN]) if COLUMN in both else out
 
 
 def summarize(rows: pd.DataFrame, arm: str, mode: str, th: ABSettings) -> dict[str, Any]:

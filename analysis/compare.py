@@ -34,15 +34,34 @@ def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any], th: ABSetti
                    "p_value": test.p_value, "method": test.method, "pairs": int(len(outcomes))}
         kind, name, n_a = "paired", "paired difference, customer-clustered", int(len(outcomes))
         n_b = n_a
+        adjustment = None
     else:
-        diff = inference.cluster_diff(outcomes["right"].astype(float), outcomes["in_b"], outcomes["unit"])
+        diff, adjustment = _split_diff(outcomes)
         mcnemar, kind, name = None, "independent", "difference of ratio-of-sums accuracies, customer-clustered"
+        if adjustment["applied"]:
+            name += ", regression-adjusted on the champion's confidence (CUPAC)"
         n_a, n_b = int((~outcomes["in_b"]).sum()), int(outcomes["in_b"].sum())
     low, high = sequential.interval(diff, th, seq)
     return {"kind": kind, "test": name, "interval": _interval_name(th, seq), "sequential": seq,
             "n_a": n_a, "n_b": n_b, "units": diff.units, "diff": diff.value, "se": diff.se,
             "ci_low": low, "ci_high": high, "mcnemar": mcnemar, "evidence": evidence(diff, th, seq),
-            "per_topic": _per_topic(arms["A"], arms["B"])}
+            "adjustment": adjustment, "per_topic": _per_topic(arms["A"], arms["B"])}
+
+
+def _split_diff(outcomes: pd.DataFrame) -> tuple[inference.Estimate, dict[str, Any]]:
+    """B - A, adjusted on the `covariate` column (the champion's confidence, scored offline on every
+    labelled ticket of both arms) when it is there for every row; the share of variance it removed
+    is reported, so a reader sees what the adjustment bought."""
+    right, in_b, units = outcomes["right"].astype(float), outcomes["in_b"], outcomes["unit"]
+    raw = inference.cluster_diff(right, in_b, units)
+    covariate = outcomes["covariate"] if "covariate" in outcomes else None
+    if covariate is None or covariate.isna().any() or not len(covariate):
+        return raw, {"applied": False, "covariate": None, "variance_reduction": math.nan, "unadjusted_diff": raw.value,
+                     "unadjusted_se": raw.se}
+    adjusted = inference.cluster_diff(right, in_b, units, covariate.astype(float))
+    reduction = 1 - (adjusted.se / raw.se) ** 2 if raw.se and adjusted.se == adjusted.se else math.nan
+    return adjusted, {"applied": True, "covariate": "champion confidence", "variance_reduction": reduction,
+                      "unadjusted_diff": raw.value, "unadjusted_se": raw.se}
 
 
 def _interval_name(th: ABSettings, seq: bool) -> str:

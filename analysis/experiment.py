@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import guardrails
+from analysis import covariate, guardrails
 from analysis.arms import answered_by, mean, outcomes, ratio, summarize, without_crossover
 from analysis.compare import compare
 from analysis.fmt import num, split_share, when
@@ -72,9 +72,10 @@ def analyse(
     since: pd.Timestamp | None = None,
     thresholds: ABSettings | None = None,
     sequential: bool = True,
+    scorer: covariate.Scorer | None = None,
 ) -> Analysis:
-    """Join, split into arms, test, decide (with always-valid intervals unless `sequential` is False).
-    Raises AnalysisError only when there are no requests."""
+    """Join, split into arms, test, decide: always-valid intervals unless `sequential` is False, adjusted
+    on the champion's confidence when a `scorer` can score it. AnalysisError only without requests."""
     thresholds = thresholds or ABSettings()
     notes: list[str] = []
     if malformed_requests or malformed_feedback:
@@ -94,7 +95,9 @@ def analyse(
         notes.append(f"{crossover['customers']} customers ({crossover['requests']} requests) were served by both "
                      "arms in this period (crossover); they are excluded from every number of the comparison")
     arms = {arm: summarize(analysed, arm, mode, thresholds) for arm in ARMS}
-    comparison = compare(outcomes(analysed, mode), mode, arms, thresholds, sequential)
+    scored, unadjusted = covariate.attach(analysed, mode, current["champion"], scorer)
+    notes += [unadjusted] if unadjusted else []
+    comparison = compare(outcomes(scored, mode), mode, arms, thresholds, sequential)
     checks = guardrails.check(analysed, mode, comparison["n_a"] + comparison["n_b"], thresholds, sequential)
     notes.extend(_data_notes(analysed, arms, mode))
     verdict = decide(Evidence(
@@ -103,10 +106,7 @@ def analyse(
         srm_flagged=bool(current["srm"]["flagged"]), srm_p=current["srm"]["p_value"], guardrails=checks,
         sequential=sequential), thresholds)
     summary = {
-        "window": {"since": since.isoformat() if since is not None else None,
-                   "first": _iso(window["timestamp"].min()), "last": _iso(window["timestamp"].max()),
-                   "analysed_from": _iso(analysed["timestamp"].min()),
-                   "analysed_to": _iso(analysed["timestamp"].max())},
+        "window": _window(since, window, analysed),
         "data": _data_counts(requests, window, analysed, feedback, dropped, malformed_requests, malformed_feedback),
         "mode": mode,
         "config": {"current": {k: current[k] for k in ("mode", "split_b", "champion", "challenger")},
@@ -123,6 +123,12 @@ def analyse(
         "notes": notes,
     }
     return Analysis(summary=summary, window=window, analysed=analysed)
+
+
+def _window(since: pd.Timestamp | None, window: pd.DataFrame, analysed: pd.DataFrame) -> dict[str, str | None]:
+    return {"since": since.isoformat() if since is not None else None,
+            "first": _iso(window["timestamp"].min()), "last": _iso(window["timestamp"].max()),
+            "analysed_from": _iso(analysed["timestamp"].min()), "analysed_to": _iso(analysed["timestamp"].max())}
 
 
 def _requests_in_window(requests: pd.DataFrame, since: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame]:

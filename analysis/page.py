@@ -116,6 +116,12 @@ def _comparison_table(c: dict[str, Any]) -> Table:
         rows.append(["likelihood ratio (needed)", f"{num(e['likelihood_ratio'], 2)} ({num(e['needed_ratio'], 0)})"])
     rows += [["labelled requests the decision needs in all", num(e["labelled_needed"])],
              ["evidence", e["statement"]]]
+    adjustment = c.get("adjustment") or {}
+    if adjustment.get("applied"):
+        rows += [["CUPAC covariate", f"{adjustment['covariate']} (scored offline on every labelled ticket)"],
+                 ["variance removed by the adjustment", pct(adjustment["variance_reduction"])],
+                 ["unadjusted difference (SE)", f"{pts(adjustment['unadjusted_diff'])} "
+                                                f"({pts(adjustment['unadjusted_se']).lstrip('+')})"]]
     if c["mcnemar"]:
         m = c["mcnemar"]
         rows += [["paired tickets", num(m["pairs"])], ["only A right", num(m["only_a_right"])],

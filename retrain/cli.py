@@ -165,7 +165,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     settings = _settings(args)
     client = registry.connect(settings.tracking_uri)
     if args.version:
-        version, uri = args.version, f"models:/{settings.model_name}/{args.version}"
+        version, uri = args.version, registry.version_uri(settings.model_name, args.version)
     else:
         found = registry.version_for(client, settings.model_name, args.alias)
         if found is None:

@@ -265,9 +265,18 @@ def model_uri(name: str, alias: str) -> str:
     return f"models:/{name}@{alias}"
 
 
+def version_uri(name: str, version: str) -> str:
+    return f"models:/{name}/{version}"
+
+
 def load_pipeline(name: str, alias: str) -> Pipeline:
     """The served sklearn Pipeline behind an alias (needs `connect` first)."""
     return mlflow.sklearn.load_model(model_uri(name, alias))
+
+
+def load_version(name: str, version: str) -> Pipeline:
+    """The sklearn Pipeline of one registered version (needs `connect` first)."""
+    return mlflow.sklearn.load_model(version_uri(name, version))
 
 
 def load_trusted(version: ModelVersion) -> tuple[pandas.DataFrame, str]:

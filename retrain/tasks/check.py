@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import mlflow.sklearn
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 
@@ -53,7 +52,7 @@ def check_drift(settings: Settings, collected: Collected) -> Checked:
 def _measure(settings: Settings, collected: Collected, champion: ModelVersion, reference: pd.DataFrame,
              reference_path: Path) -> Checked:
     """The champion's predictions on the window, measured against its reference, judged and kept."""
-    model = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{champion.version}")
+    model = registry.load_version(settings.model_name, champion.version)
     window = pd.read_parquet(collected.window_path)
     predicted = pd.Series(model.predict(window[[TEXT]]), dtype="string")
     holdout_accuracy = champion.tags.get("holdout_accuracy")  # the champion's accuracy on unseen tickets

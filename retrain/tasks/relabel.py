@@ -7,7 +7,6 @@ import shutil
 import time
 from typing import Any
 
-import mlflow.sklearn
 import pandas as pd
 
 from retrain.adapters import labelstore, registry
@@ -52,7 +51,7 @@ def load_champion(settings: Settings, checked: Checked) -> Any:
     if checked.champion is None:
         return None
     registry.connect(settings.tracking_uri)
-    return mlflow.sklearn.load_model(f"models:/{settings.model_name}/{checked.champion}")
+    return registry.load_version(settings.model_name, checked.champion)
 
 
 def remember(settings: Settings, collected: Collected, reference: pd.DataFrame, train: pd.DataFrame,

@@ -1,0 +1,96 @@
+"""CUPAC (`analysis.covariate`, `inference.cluster_diff(covariate=...)`): Lin's interacted regression on the
+champion's confidence, statsmodels' numbers, a narrower interval, the same target, and an honest fallback."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from experiment_logs import LogSpec
+
+from analysis import covariate, inference
+from analysis.experiment import analyse
+from retrain.contracts.names import SHADOW, SPLIT
+from retrain.contracts.requestlog import read_feedback, read_requests
+from retrain.contracts.settings import ABSettings
+
+
+def _tickets(n: int = 3000, customers: int = 400, gain: float = 0.05, seed: int = 0) -> pd.DataFrame:
+    """Tickets whose hardness (the champion's confidence) drives both arms' accuracy, customers 50/50."""
+    rng = np.random.default_rng(seed)
+    unit = rng.integers(0, customers, n)
+    in_b = (rng.random(customers) < 0.5)[unit]
+    confidence = rng.beta(4, 2, n)
+    right = rng.random(n) < np.clip(confidence + gain * in_b, 0, 1)
+    return pd.DataFrame({"unit": unit, "in_b": in_b, "right": right, "covariate": confidence})
+
+
+def test_the_adjusted_difference_is_statsmodels_interacted_ols_with_customer_clusters():
+    t = _tickets()
+    est = inference.cluster_diff(t["right"], t["in_b"], t["unit"], t["covariate"])
+    frame = t.assign(y=t["right"].astype(float), b=t["in_b"].astype(float), x=t["covariate"] - t["covariate"].mean())
+    fit = smf.ols("y ~ b * x", frame).fit(cov_type="cluster", cov_kwds={"groups": frame["unit"]})
+    assert est.value == pytest.approx(fit.params["b"])
+    assert est.se == pytest.approx(fit.bse["b"])
+
+
+def test_a_covariate_that_predicts_the_outcome_narrows_the_interval_around_the_same_gain():
+    estimates = [(inference.cluster_diff(t["right"], t["in_b"], t["unit"]),
+                  inference.cluster_diff(t["right"], t["in_b"], t["unit"], t["covariate"]))
+                 for t in (_tickets(seed=s) for s in range(40))]
+    raw, adjusted = (np.array([[e.value, e.se] for e in column]) for column in zip(*estimates, strict=True))
+    assert (adjusted[:, 1] < raw[:, 1]).all()
+    assert adjusted[:, 0].std() < raw[:, 0].std()  # the SE is not just smaller on paper
+    assert abs(adjusted[:, 0].mean() - 0.05) < 3 * adjusted[:, 0].std() / np.sqrt(40)  # still the true gain
+
+
+def test_a_constant_covariate_leaves_the_estimate_unadjusted():
+    t = _tickets()
+    raw = inference.cluster_diff(t["right"], t["in_b"], t["unit"])
+    assert inference.cluster_diff(t["right"], t["in_b"], t["unit"], np.full(len(t), 0.7)) == raw
+
+
+def _scorer(calls: list):
+    def score(version, texts):
+        calls.append((version, len(texts)))
+        return np.linspace(0.2, 1.0, len(texts))
+    return score
+
+
+def test_attach_scores_every_labelled_ticket_with_the_period_champion():
+    rows = pd.DataFrame({"label": ["a", None, "b"], "text": ["x", "y", "z"]})
+    calls = []
+    scored, note = covariate.attach(rows, SPLIT, "3", _scorer(calls))
+    assert note is None and calls == [("3", 2)]
+    assert scored[covariate.COLUMN].isna().tolist() == [False, True, False]
+
+
+def test_attach_leaves_shadow_mode_and_missing_scorers_alone():
+    rows = pd.DataFrame({"label": ["a"], "text": ["x"]})
+    assert covariate.attach(rows, SHADOW, "3", _scorer([]))[0] is rows
+    assert covariate.attach(rows, SPLIT, "3", None) == (rows, None)
+
+
+def test_a_champion_that_cannot_be_scored_gives_an_unadjusted_comparison_and_a_note(ab_logs):
+    def broken(version, texts):
+        raise covariate.CovariateError(f"champion v{version} could not be loaded")
+
+    logs = ab_logs(LogSpec(acc_a=0.80, acc_b=0.86))
+    requests, feedback = read_requests(logs).rows, read_feedback(logs).rows
+    s = analyse(requests, feedback, thresholds=ABSettings(resamples=50), scorer=broken).summary
+    assert not s["comparison"]["adjustment"]["applied"]
+    assert any("no CUPAC adjustment" in n and "champion v3 could not be loaded" in n for n in s["notes"])
+    plain = analyse(requests, feedback, thresholds=ABSettings(resamples=50)).summary
+    assert s["comparison"]["diff"] == plain["comparison"]["diff"]
+
+
+def test_the_report_names_the_adjustment_and_what_it_removed(ab_logs):
+    logs = ab_logs(LogSpec(acc_a=0.80, acc_b=0.86))
+    requests, feedback = read_requests(logs).rows, read_feedback(logs).rows
+    rng = np.random.default_rng(0)
+    s = analyse(requests, feedback, thresholds=ABSettings(resamples=50),
+                scorer=lambda version, texts: rng.random(len(texts))).summary
+    adjustment = s["comparison"]["adjustment"]
+    assert adjustment["applied"] and "CUPAC" in s["comparison"]["test"]
+    plain = analyse(requests, feedback, thresholds=ABSettings(resamples=50)).summary["comparison"]
+    assert adjustment["unadjusted_diff"] == pytest.approx(plain["diff"])
+    assert adjustment["variance_reduction"] == pytest.approx(1 - (s["comparison"]["se"] / plain["se"]) ** 2)
