@@ -7,6 +7,14 @@ or a broken integration, is systematic: tickets the champion is sure are `networ
 is confident about for that topic, the pair covers a large share with enough rows. Its rows (all
 of them, confident or not) are quarantined: reported and kept out of training until an operator
 confirms the pattern (TICKET_AB_FEEDBACK_CONFIRMED_PATTERNS), e.g. after a real reorganisation.
+
+So is every other row with the pattern's label, unless the champion confidently gives that label
+too. A drifted window is full of tickets the champion cannot read (new vocabulary): there it does
+not answer `network` confidently, so it cannot tell a poisoned `billing` from a true one, and those
+are exactly the tickets where a challenger would learn network -> billing (even where the champion
+guessed `billing`, unsure: nothing else in the window teaches the new words). Poison can then only
+train where the champion is already sure of `billing`, which teaches nothing new. The honest
+labels held with it go to the review queue.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ class Pattern:
     label: str  # what the feedback says
     confident_rows: int  # feedback on tickets the champion confidently calls `predicted` with this label
     share: float  # ... out of all feedback on tickets it confidently calls `predicted`
-    rows: int  # every feedback row with this pair (all quarantined)
+    rows: int  # feedback rows quarantined for it: every row with `label` the champion does not confidently give
 
     @property
     def name(self) -> str:
@@ -54,20 +62,21 @@ def champion_view(champion: Any, texts: pd.Series) -> tuple[np.ndarray, np.ndarr
 
 def find_patterns(labels: np.ndarray, predicted: np.ndarray, confidence: np.ndarray,
                   guards: FeedbackSettings) -> tuple[np.ndarray, list[Pattern]]:
-    """(rows to quarantine, the suspicious patterns) among feedback `labels` given the champion's view."""
+    """(per row: the name of the pattern that quarantines it, "" for none; the suspicious patterns)
+    among feedback `labels` given the champion's view."""
     labels, predicted = np.asarray(labels, dtype=str), np.asarray(predicted, dtype=str)
     sure = np.asarray(confidence, dtype=float) >= guards.pattern_confidence
     frame = pd.DataFrame({"predicted": predicted, "label": labels, "sure": sure})
     contradicted = frame.loc[sure & (labels != predicted)]
     base = frame.loc[sure, "predicted"].value_counts()
     allowed = confirmed(guards.confirmed_patterns)
-    quarantine = np.zeros(len(labels), dtype=bool)
+    quarantine = np.full(len(labels), "", dtype=object)
     patterns = []
     for (topic, label), count in contradicted.groupby(["predicted", "label"]).size().items():
         share = count / base[topic]
         if count < guards.pattern_min_rows or share < guards.pattern_share or f"{topic}{ARROW}{label}" in allowed:
             continue
-        rows = (predicted == topic) & (labels == label)
-        quarantine |= rows
+        rows = (labels == label) & ~(sure & (predicted == label)) & (quarantine == "")
+        quarantine[rows] = f"{topic}{ARROW}{label}"
         patterns.append(Pattern(str(topic), str(label), int(count), float(share), int(rows.sum())))
     return quarantine, sorted(patterns, key=lambda p: -p.rows)

@@ -213,8 +213,8 @@ def quarantine(gold: pd.DataFrame, champion: Any,
     if champion is None or gold.empty:
         return gold, gold.iloc[0:0].assign(pattern=[], suggested_topic=[], confidence=[]), []
     predicted, confidence = champion_view(champion, gold[TEXT])
-    held, patterns = find_patterns(gold[TOPIC].to_numpy(), predicted, confidence, guards)
-    names = np.array([f"{a}->{b}" for a, b in zip(predicted, gold[TOPIC].astype(str), strict=True)])
+    names, patterns = find_patterns(gold[TOPIC].to_numpy(), predicted, confidence, guards)
+    held = names != ""
     out = gold.loc[held].assign(pattern=names[held], suggested_topic=predicted[held], confidence=confidence[held])
     return gold.loc[~held].reset_index(drop=True), out.reset_index(drop=True), patterns
 

@@ -140,8 +140,11 @@ def test_a_label_pattern_the_champion_contradicts_is_quarantined_and_never_train
     window.loc[poisoned, "label"] = "billing"
     result = relabel(window, reference, RelabelSettings(), champion=champion, guards=FeedbackSettings())
     assert [p.name for p in result.patterns] == ["network->billing"]
-    assert result.quarantined["ticket_id"].isin(window.loc[poisoned, "ticket_id"]).mean() >= 0.95
-    assert len(result.quarantined) >= 0.7 * poisoned.sum()
+    assert window.loc[poisoned, "ticket_id"].isin(result.quarantined["ticket_id"]).all()
+    held = result.quarantined  # besides the poison: only billing labels the champion does not confidently give
+    sure_billing = held["suggested_topic"].eq("billing") & (held["confidence"] >= FeedbackSettings().pattern_confidence)
+    assert held["topic"].eq("billing").all() and not sure_billing.any()
+    assert held["pattern"].eq("network->billing").all()
     assert set(result.quarantined["ticket_id"]).isdisjoint(result.train["ticket_id"])
     confirmed = relabel(window, reference, RelabelSettings(), champion=champion,
                         guards=FeedbackSettings(confirmed_patterns="network->billing"))
