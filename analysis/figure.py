@@ -77,7 +77,8 @@ def _accuracy_panel(ax, s: dict[str, Any], c: dict[str, Any]) -> None:
     ax.set_ylim(-0.7, 1.8)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
     ax.grid(axis="x", alpha=0.3)
-    kind = "always-valid" if c["sequential"] else "fixed-horizon"
+    kind = ("always-valid" if c["sequential"] else "fixed-horizon") + (
+        ", CUPAC-adjusted" if (c.get("adjustment") or {}).get("applied") else "")
     box = ax.text(0.01, 0.96, f"B − A = {pts(c['diff'])}  ({kind} customer-level interval "
                   f"{interval([c['ci_low'], c['ci_high']], pts)})", transform=ax.transAxes, va="top", fontsize=10.5,
                   bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#bbbbbb"})
