@@ -6,8 +6,10 @@ one-row DataFrame, ColumnTransformer's column selection and feature-name checks,
 around one transformer, and TfidfVectorizer's input validation and sparse-matrix bookkeeping.
 Two faster scorers call the same fitted steps with less around them:
 - `direct`: the fitted vectorizer and classifier on `[text]`, without the DataFrame and ColumnTransformer;
-- `tfidf`: the TF-IDF row built straight from the fitted analyzer, vocabulary and idf (the same
-  arithmetic as TfidfTransformer, in the vectorizer's dtype), then the fitted classifier.
+- `tfidf`: the TF-IDF row of one vectorizer or of a word + character FeatureUnion built straight from
+  the fitted analyzers, vocabularies and idf (router.features_fast), then the classifier's own
+  arithmetic written out for the shapes AutoML serves: linear models, sigmoid-calibrated linear
+  models, naive Bayes, soft voting (router.heads_fast); other classifiers get the row as a matrix.
 A scorer is used only after a load-time check that it gives the same probabilities as the full
 pipeline on sample tickets (exactly for `direct`; within float rounding, with the same predicted
 class, for `tfidf`). Any other shape, or any difference, uses the full pipeline, so an unusual
@@ -21,13 +23,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 from sklearn.compose import ColumnTransformer
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from retrain.contracts.schema import TEXT
+from router.features_fast import as_row, text_features
+from router.heads_fast import compile_head
 
 Scorer = Callable[[str], np.ndarray]  # one ticket text -> class probabilities (1-D, in `classes_` order)
 DIRECT = "direct"
@@ -88,70 +89,20 @@ def direct_scorer(pipeline: Any) -> Scorer | None:
     return lambda text: classify(vectorizer.transform([text]))
 
 
-Features = tuple[np.ndarray, np.ndarray]  # one text's TF-IDF row as (sorted column indices, values)
-
-
-def tfidf_features(vectorizer: TfidfVectorizer) -> Callable[[str], Features]:
-    """`vectorizer.transform([text])` for one text: analyzer -> counts -> sublinear tf -> idf -> l2 norm."""
-    analyze, vocabulary, dtype = vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.dtype
-    idf = vectorizer.idf_.astype(dtype) if vectorizer.use_idf else None
-
-    def features(text: str) -> Features:
-        counts: dict[int, int] = {}
-        for token in analyze(text):
-            column = vocabulary.get(token)
-            if column is not None:
-                counts[column] = counts.get(column, 0) + 1
-        columns = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
-        data = np.fromiter((counts[c] for c in columns), dtype=dtype, count=len(columns))
-        if vectorizer.sublinear_tf:
-            np.log(data, data)
-            data += 1
-        if idf is not None:
-            data *= idf[columns]
-        if vectorizer.norm == "l2" and len(data):
-            data /= np.sqrt(np.dot(data, data))
-        return columns, data
-
-    return features
-
-
-def as_row(features: Features, width: int) -> sparse.csr_matrix:
-    """The (1, width) sparse row the fitted classifier expects."""
-    columns, data = features
-    return sparse.csr_matrix((data, columns, np.array([0, len(columns)], dtype=np.int32)), shape=(1, width))
-
-
-def _multinomial(final: Any) -> Callable[[Features], np.ndarray] | None:
-    """Softmax of the linear scores for a multinomial LogisticRegression (what its predict_proba computes)."""
-    multinomial = (type(final) is LogisticRegression and final.classes_.size > 2
-                   and final.multi_class in ("auto", "multinomial")
-                   and final.solver not in ("liblinear", "newton-cholesky"))
-    if not multinomial:
-        return None
-    coef, intercept = np.ascontiguousarray(final.coef_.T), final.intercept_
-
-    def probabilities(features: Features) -> np.ndarray:
-        columns, data = features
-        scores = data @ coef[columns] + intercept
-        exp = np.exp(scores - scores.max())
-        return exp / exp.sum()
-
-    return probabilities
-
-
 def tfidf_scorer(pipeline: Any) -> Scorer | None:
-    """The TF-IDF row built by hand, then the fitted classifier; None unless a plain word/char TfidfVectorizer."""
+    """The feature row built by hand, then the classifier's arithmetic written out (see router.heads_fast) or,
+    for another classifier, its own predict_proba; None unless the features are TF-IDF (see router.features_fast)."""
     parts = _standard_parts(pipeline)
     if parts is None:
         return None
     vectorizer, middle, final = parts
-    if type(vectorizer) is not TfidfVectorizer or vectorizer.binary or vectorizer.norm not in ("l2", None):
+    built = text_features(vectorizer)
+    if built is None:
         return None
-    features, width = tfidf_features(vectorizer), len(vectorizer.vocabulary_)
-    direct = _multinomial(final) if not middle else None
-    if direct is not None:
-        return lambda text: direct(features(text))
+    features, width = built
+    head = None if middle else compile_head(final)
+    if head is not None:
+        return lambda text: head(features(text))
     classify = _classify(middle, final)
     return lambda text: classify(as_row(features(text), width))
 

@@ -100,7 +100,7 @@ class LoadedModel:
     pipeline: Any  # a fitted sklearn Pipeline over a DataFrame with a `text` column
     classes: tuple[str, ...]
     score: Scorer  # one text -> probabilities, see router.predictor
-    scoring: str  # which scorer: predictor.DIRECT or predictor.PIPELINE
+    scoring: str  # which scorer: predictor.TFIDF, predictor.DIRECT or predictor.PIPELINE
     source: str  # FROM_REGISTRY or FROM_CACHE
     loaded_at: str
 

@@ -5,7 +5,7 @@ column explicitly. A bare TfidfVectorizer fed a DataFrame iterates the column *n
 returns one prediction for many rows, so the column is named here, once, for every model.
 
 Two feature sets: word 1-2 grams, and word 1-2 grams next to character 2-5 grams within word
-boundaries (a FeatureUnion under the same single `text` column, so the router's direct scorer
+boundaries (a FeatureUnion under the same single `text` column, so the router's compiled scorer
 still applies). Character grams read typos, inflections and codes (`0x80070005`, `outlook365`)
 that whole words miss: on 8,000 real tickets they added 1.5-2 points of macro-F1.
 """

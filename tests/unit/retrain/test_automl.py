@@ -11,7 +11,7 @@ from retrain.ml.automl import AutoMLError, TextModel, select_model, served_pipel
 from retrain.ml.candidates import CANDIDATES
 from retrain.ml.features import WORD_CHAR, text_pipeline
 from retrain.simulate.generator import generate
-from router.predictor import DIRECT, compile_scorer, pipeline_scorer
+from router.predictor import TFIDF, compile_scorer, pipeline_scorer
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +96,13 @@ def test_tuning_is_skipped_below_tune_min_rows(selected):
 
 
 @pytest.mark.parametrize("name", ["lr_wc", "svm_wc", "vote_wc"])
-def test_word_char_candidates_serve_through_the_routers_direct_scorer(tiny_tickets, name):
+def test_word_char_candidates_serve_through_the_routers_compiled_scorer(tiny_tickets, name):
     pipeline = served_pipeline(name).fit(tiny_tickets[["text"]], tiny_tickets["topic"])
     vectorizer = pipeline.named_steps["features"].transformers_[0][1]
     assert isinstance(vectorizer, FeatureUnion)
     assert [type(v) for _, v in vectorizer.transformer_list] == [TfidfVectorizer, TfidfVectorizer]
     scorer, path = compile_scorer(pipeline)
-    assert path == DIRECT
+    assert path == TFIDF
     for text in ["vpn offline again", "invoice charged twice", "Не работает впн", ""]:
         assert scorer(text) == pytest.approx(pipeline_scorer(pipeline)(text))
 

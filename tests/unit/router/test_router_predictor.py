@@ -10,16 +10,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from router.features_fast import as_row, tfidf_features
 from router.predictor import (
     DIRECT,
     PIPELINE,
     ROUNDING,
     TFIDF,
-    as_row,
     compile_scorer,
     direct_scorer,
     pipeline_scorer,
-    tfidf_features,
     tfidf_scorer,
 )
 from tests.unit.router.router_testkit import fitted_pipeline, sample_tickets
