@@ -5,8 +5,9 @@ that is hard for the champion is usually hard for the challenger too. The champi
 probability measures that hardness, and it is a fixed function of the ticket's text (the champion
 was trained before the test began), so it is untouched by the arm the ticket was assigned to:
 adjusting on it cannot bias the comparison, only remove noise (DoorDash's CUPAC; the adjustment
-itself is `analysis.inference.cluster_diff`). It is scored here, offline, on the logged (masked)
-text the model saw, rather than in the router, where it would double the cost of every arm-B request.
+itself is `analysis.inference.cluster_diff`). It is scored offline (analysis.py loads the champion
+from the registry, `confidence` scores) on the logged (masked) text the model saw, not in the
+router, where it would double the cost of every arm-B request.
 """
 
 from __future__ import annotations
