@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --compile-bytecode -r requirements.txt \
-		-e ".[router,train,airflow,analysis,dev]"
+		-e ".[router,train,airflow,analysis,ops,dev]"
 	@touch $@
 
 venv: $(VENV)/.installed ## create .venv: the pinned requirements.txt plus this project, editable (idempotent)
@@ -57,34 +57,34 @@ lint: venv ## ruff over the code
 	$(VENV)/bin/ruff check .
 
 demo: venv ## the whole loop on 127.0.0.1: MLflow, champion, router, traffic, DAG, A/B report
-	$(PY) -m retrain demo
+	$(PY) -m ops demo
 
 stop: venv ## stop the services `make demo` / `make mlflow` started (recorded PIDs only)
-	$(PY) -m retrain stop
+	$(PY) -m ops stop
 
 mlflow: venv ## start the local MLflow server in the background on 127.0.0.1:5000 (TICKET_AB_MLFLOW_PORT)
-	$(PY) -m retrain mlflow
+	$(PY) -m ops mlflow
 
 bootstrap: venv ## train and register the first champion
-	$(PY) -m retrain bootstrap
+	$(PY) -m ops bootstrap
 
 serve: venv ## run the A/B router under gunicorn on 127.0.0.1:8000 (foreground)
 	$(VENV)/bin/gunicorn -c router/gunicorn.conf.py router.wsgi:app
 
 pipeline: venv ## run the drift/retrain DAG once (airflow dags test, sqlite)
-	$(PY) -m retrain pipeline
+	$(PY) -m ops pipeline
 
 airflow: venv ## Airflow UI and scheduler (airflow standalone) on 127.0.0.1:8080 (TICKET_AB_AIRFLOW_PORT)
-	$(PY) -m retrain airflow
+	$(PY) -m ops airflow
 
 stack: venv system-deps ## the production topology natively: PostgreSQL, MLflow, Airflow (scheduler, ...), 2 routers, Prometheus
-	$(PY) -m retrain stack up
+	$(PY) -m ops stack up
 
 stack-down: venv ## stop exactly the processes `make stack` started
-	$(PY) -m retrain stack down
+	$(PY) -m ops stack down
 
 stack-status: venv ## which stack services run, their URLs and logs
-	$(PY) -m retrain stack status
+	$(PY) -m ops stack status
 
 bench: venv ## run every benchmark in bench/ and write bench/RESULTS.md
 	$(PY) bench/run_all.py

@@ -2,7 +2,7 @@
 
     python analysis/analysis.py [--logs DIR] [--out DIR] [--since TS] [--promote] [--fixed-horizon]
 
-Reads the request log and the feedback log under the log root (through `retrain.contracts.requestlog`,
+Reads the request log and the feedback log under the log root (through `ticket_ab.requestlog`,
 which opens only the days from --since on and counts and skips torn rows), prints a console summary
 and writes ab_report.png, ab_report.html and ab_summary.json.
 With --promote, a `promote challenger` verdict moves the registry aliases (challenger -> champion,
@@ -45,10 +45,10 @@ from mlflow.exceptions import MlflowException
 
 from analysis import covariate, experiment, fmt, report
 from analysis.verdict import PROMOTE
-from retrain.adapters import registry
-from retrain.contracts.logstore import REQUESTS, partitions
-from retrain.contracts.requestlog import read_feedback, read_requests
-from retrain.contracts.settings import ABSettings, SettingsError, get_settings
+from ticket_ab import registry
+from ticket_ab.logstore import REQUESTS, partitions
+from ticket_ab.requestlog import read_feedback, read_requests
+from ticket_ab.settings import ABSettings, SettingsError, get_settings
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2

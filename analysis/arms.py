@@ -14,8 +14,8 @@ import pandas as pd
 
 from analysis import inference
 from analysis.covariate import COLUMN
-from retrain.contracts.names import ARM_ALIAS, ARMS, SHADOW, SPLIT
-from retrain.contracts.settings import ABSettings
+from ticket_ab.names import ARM_ALIAS, ARMS, SHADOW, SPLIT
+from ticket_ab.settings import ABSettings
 
 
 def answered_by(rows: pd.DataFrame, arm: str, mode: str) -> pd.DataFrame:

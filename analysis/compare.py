@@ -16,9 +16,9 @@ import pandas as pd
 
 from analysis import inference, sequential
 from analysis.fmt import num, pts
-from retrain.contracts.names import SHADOW
-from retrain.contracts.settings import ABSettings
 from retrain.ml import stats
+from ticket_ab.names import SHADOW
+from ticket_ab.settings import ABSettings
 
 
 def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any], th: ABSettings, seq: bool) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from retrain.contracts.names import SPLIT
 from router.predictor import score_many
+from ticket_ab.names import SPLIT
 
 Scorer = Callable[[str, Sequence[str]], np.ndarray]  # (champion version, texts) -> confidence per text
 COLUMN = "champion_confidence"

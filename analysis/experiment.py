@@ -1,11 +1,11 @@
 """From the router's request log and the agents' feedback to every number of the A/B report.
 
-Pure: frames in (as `retrain.contracts.requestlog` reads them), one JSON-ready summary out, so the report,
+Pure: frames in (as `ticket_ab.requestlog` reads them), one JSON-ready summary out, so the report,
 the console and the tests all see the same numbers. Definitions the report relies on:
 
 - Arm A is the champion, arm B the challenger, as the router's `variant` column says.
 - A request is *labelled* when feedback names its request_id, by the join rule the retraining
-  window uses too (`retrain.contracts.requestlog.latest_labels`): the last feedback per request
+  window uses too (`ticket_ab.requestlog.latest_labels`): the last feedback per request
   wins; feedback for a request_id the log does not have is counted and dropped.
 - Accuracy of an arm = share of its labelled requests whose answer equals the label, by
   intention-to-treat: every request assigned to B counts for B, also when the challenger failed and
@@ -41,10 +41,10 @@ from analysis.arms import answered_by, mean, outcomes, ratio, summarize, without
 from analysis.compare import compare
 from analysis.fmt import num, split_share, when
 from analysis.verdict import Evidence, decide
-from retrain.contracts.names import ARMS, SHADOW, SPLIT
-from retrain.contracts.requestlog import latest_labels
-from retrain.contracts.settings import ABSettings
 from retrain.ml import stats
+from ticket_ab.names import ARMS, SHADOW, SPLIT
+from ticket_ab.requestlog import latest_labels
+from ticket_ab.settings import ABSettings
 
 SHADOW_SHARE = 0.9  # how reliably a shadow row carries the challenger's answer, for the lead-in rule
 LEAD_IN_P = 0.001  # champion-only rows before a challenger's first answer: longer than chance -> not its test

@@ -14,7 +14,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from analysis.experiment import Analysis
 from analysis.fmt import arm_label, interval, missing, ms, num, p_is, pct, pts, split_share, when
 from analysis.verdict import COLLECT, GUARDRAIL, KEEP, PROMOTE
-from retrain.contracts.names import ARMS, SHADOW
+from ticket_ab.names import ARMS, SHADOW
 
 COLORS = {"A": "#1f5fa8", "B": "#e07b00"}
 VERDICT_COLORS = {PROMOTE: "#1b7f3b", KEEP: "#555555", COLLECT: "#b06f00", GUARDRAIL: "#b00020"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from retrain.contracts.names import ARM_ALIAS
+from ticket_ab.names import ARM_ALIAS
 
 
 def missing(x: float | None) -> bool:

@@ -18,8 +18,8 @@ import pandas as pd
 
 from analysis import inference, sequential
 from analysis.fmt import interval, ms, pts
-from retrain.contracts.names import SHADOW
-from retrain.contracts.settings import ABSettings
+from ticket_ab.names import SHADOW
+from ticket_ab.settings import ABSettings
 
 OK, UNRESOLVED, BREACHED, NOT_APPLICABLE = "within margin", "unresolved", "breached", "n/a"
 

@@ -15,7 +15,7 @@ import jinja2
 from analysis.figure import VERDICT_COLORS
 from analysis.fmt import arm_label, interval, missing, ms, num, pct, pts, pval, split_share, when
 from analysis.verdict import __doc__ as RULE_DOC
-from retrain.contracts.names import ARM_ALIAS, B
+from ticket_ab.names import ARM_ALIAS, B
 
 TEMPLATE = "ab_report.html.j2"
 _TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),

@@ -33,7 +33,7 @@ from scipy.special import log_ndtr
 from scipy.stats import norm
 
 from analysis.inference import Estimate
-from retrain.contracts.settings import ABSettings
+from ticket_ab.settings import ABSettings
 
 NAN = float("nan")
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from analysis.fmt import interval, num, p_is, pts
 from analysis.guardrails import BREACHED, OK, Guardrail
-from retrain.contracts.settings import ABSettings
+from ticket_ab.settings import ABSettings
 
 PROMOTE = "promote challenger"
 KEEP = "keep champion"

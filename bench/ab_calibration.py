@@ -46,12 +46,12 @@ from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
 
 from analysis.compare import compare
 from analysis.verdict import COLLECT, PROMOTE, Evidence, decide
-from retrain.contracts.names import SPLIT
-from retrain.contracts.settings import ABSettings
+from load_test.simulate.generator import generate
 from retrain.ml import stats
 from retrain.ml.features import baseline_pipeline
-from retrain.simulate.generator import generate
 from router.predictor import score_many
+from ticket_ab.names import SPLIT
+from ticket_ab.settings import ABSettings
 
 RUNS = 500  # experiments per scenario (the issue asks for at least 200)
 LABELLED = 2000

@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from retrain.contracts.schema import TEXT, TOPIC, load_tickets
-from retrain.contracts.settings import TrainingSettings
+from load_test.simulate.generator import generate
 from retrain.ml.automl import select_model, served_pipeline
 from retrain.ml.evaluate import score
 from retrain.ml.features import baseline_pipeline
-from retrain.simulate.generator import generate
 from router.predictor import DIRECT, compile_scorer, direct_scorer
+from ticket_ab.schema import TEXT, TOPIC, load_tickets
+from ticket_ab.settings import TrainingSettings
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 GAIN_BAR = 0.015

@@ -27,16 +27,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retrain.adapters import registry
-from retrain.contracts.schema import TEXT, TOPIC, load_tickets
-from retrain.contracts.settings import DriftSettings, Settings, get_settings
-from retrain.local import dagrun, launch
+from load_test.simulate.generator import generate
+from ops import dagrun, launch
 from retrain.ml.drift import decide, measure
 from retrain.ml.drift_report import save_report
 from retrain.ml.evaluate import score, split_holdout
 from retrain.ml.features import baseline_pipeline
 from retrain.ml.train import reference_sample, train_and_register
-from retrain.simulate.generator import generate
+from ticket_ab import registry
+from ticket_ab.schema import TEXT, TOPIC, load_tickets
+from ticket_ab.settings import DriftSettings, Settings, get_settings
 
 REAL = launch.REPO.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 LATER = "2026-04-01T00:00:00Z"

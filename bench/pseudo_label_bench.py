@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retrain.contracts.settings import RelabelSettings
+from load_test.simulate.generator import generate
 from retrain.ml.relabel import PSEUDO, relabel
-from retrain.simulate.generator import generate
+from ticket_ab.settings import RelabelSettings
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "it_service_tickets.csv.gz"
 SCENARIOS = ("baseline", "new_product", "outage", "policy_change", "new_language")

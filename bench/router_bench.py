@@ -36,12 +36,12 @@ import mlflow.sklearn
 import pandas as pd
 import psutil
 
-from retrain.adapters import registry
-from retrain.contracts.schema import TOPICS
-from retrain.contracts.settings import Settings, get_settings
-from retrain.local import launch
+from ops import launch
 from retrain.ml.features import baseline_pipeline
 from router.predictor import compile_scorer, pipeline_scorer
+from ticket_ab import registry
+from ticket_ab.schema import TOPICS
+from ticket_ab.settings import Settings, get_settings
 
 TARGET_SPEEDUP = 2.0  # the scale-out issue's bar: fixed before the runs it judges
 TARGET_P99_MS = 20.0  # router p99 at concurrency 8

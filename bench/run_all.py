@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from retrain.local import launch
+from ops import launch
 
 BENCH = launch.REPO / "bench"
 

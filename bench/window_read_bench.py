@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from analysis import analysis
-from retrain.contracts.logstore import FEEDBACK, REQUESTS, partition_dir, shard_name
-from retrain.contracts.logwriter import encode_line, header
-from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
-from retrain.contracts.schema import TOPICS
-from retrain.contracts.settings import ABSettings, FeedbackSettings
 from retrain.tasks import window as win
+from ticket_ab.logstore import FEEDBACK, REQUESTS, partition_dir, shard_name
+from ticket_ab.logwriter import encode_line, header
+from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from ticket_ab.schema import TOPICS
+from ticket_ab.settings import ABSettings, FeedbackSettings
 
 TARGET = 1.3
 WORDS = ("vpn", "invoice", "laptop", "password", "mailbox", "printer", "refund", "wifi", "license", "crash")

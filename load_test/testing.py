@@ -24,9 +24,9 @@ from pathlib import Path
 
 from load_test import client, summary, traffic
 from load_test.progress import Progress
-from retrain.contracts.schema import TicketDataError
-from retrain.contracts.settings import SettingsError, get_settings
-from retrain.simulate.generator import SCENARIOS
+from load_test.simulate.generator import SCENARIOS
+from ticket_ab.schema import TicketDataError
+from ticket_ab.settings import SettingsError, get_settings
 
 EXIT_OK = 0
 EXIT_ERROR_RATE = 1

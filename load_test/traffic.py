@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from retrain.contracts.schema import TOPICS, load_tickets
-from retrain.simulate.generator import iter_tickets
+from load_test.simulate.generator import iter_tickets
+from ticket_ab.schema import TOPICS, load_tickets
 
 FEEDBACK_SOURCE = "load_test"
 
@@ -95,7 +95,7 @@ def generated(scenario: str, seed: int, customers: int) -> Iterator[dict[str, An
 
 
 def replayed(path: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Tickets from a CSV/Parquet file (validated by retrain.contracts.schema) and the label set for noise."""
+    """Tickets from a CSV/Parquet file (validated by ticket_ab.schema) and the label set for noise."""
     frame = load_tickets(path)
     truth_column = next((c for c in ("true_topic", "topic") if c in frame.columns), None)
     labels = sorted(frame[truth_column].dropna().astype(str).unique()) if truth_column else []

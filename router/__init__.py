@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from retrain.contracts.logstore import FEEDBACK, REQUESTS
-from retrain.contracts.logwriter import ShardedLog
-from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
-from retrain.contracts.settings import Settings, get_settings
 from router import errors, invocations, v2, views
 from router.api import BodyJSON, api
 from router.records import customer_key
 from router.state import EXTENSION, RouterState
 from router.store import ModelStore, Store
+from ticket_ab.logstore import FEEDBACK, REQUESTS
+from ticket_ab.logwriter import ShardedLog
+from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from ticket_ab.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:

@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.pii import mask
 from router import metrics, state
 from router.assign import assignment_key
 from router.config import ABConfig
@@ -23,6 +21,8 @@ from router.inputs import Ticket
 from router.records import request_row
 from router.scoring import CHALLENGER_ERROR, Outcome, serve, serve_all
 from router.store import Models
+from ticket_ab.log import get_logger, kv
+from ticket_ab.pii import mask
 
 log = get_logger("router.answer")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from retrain.contracts.names import A, B
+from ticket_ab.names import A, B
 
 _SCALE = float(2**64)
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retrain.contracts.atomic import write_atomic
+from ticket_ab.atomic import write_atomic
 
 STAMP = "router-cache.json"  # inside each cached version directory: what it is
 MANIFEST = "manifest.json"  # per alias directory: which cached version is current

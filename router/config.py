@@ -29,9 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retrain.contracts.atomic import write_atomic
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.names import MODES, SPLIT
+from ticket_ab.atomic import write_atomic
+from ticket_ab.log import get_logger, kv
+from ticket_ab.names import MODES, SPLIT
 
 CACHE_FILE = "ab_config.json"  # under the router's state dir: the last config the registry gave
 EXPERIMENT_ID_BYTES = 6  # 12 hex characters: ample for the handful of experiments a model sees

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, g, jsonify
 from werkzeug.exceptions import HTTPException
 
-from retrain.contracts.log import get_logger, kv
+from ticket_ab.log import get_logger, kv
 
 log = get_logger("router.errors")
 

@@ -1,6 +1,6 @@
 """gunicorn settings for the router: `.venv/bin/gunicorn -c router/gunicorn.conf.py router.wsgi:app`.
 
-Everything comes from retrain.contracts.settings (TICKET_AB_HOST, _PORT, _WORKERS, _THREADS, _HOME), so the
+Everything comes from ticket_ab.settings (TICKET_AB_HOST, _PORT, _WORKERS, _THREADS, _HOME), so the
 router is configured the same way as every other process. Preload stays off: each worker imports
 the app after the fork, loading its own models and starting its own registry poll thread (threads
 do not survive a fork). gthread workers keep one slow client from blocking a whole worker.
@@ -9,7 +9,7 @@ do not survive a fork). gthread workers keep one slow client from blocking a who
 import os
 from pathlib import Path
 
-from retrain.contracts.settings import get_settings
+from ticket_ab.settings import get_settings
 
 _settings = get_settings()
 _router = _settings.router

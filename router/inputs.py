@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from retrain.contracts.settings import RouterSettings
 from router.config import ConfigError, parse_mode, parse_split
 from router.errors import APIError
+from ticket_ab.settings import RouterSettings
 
 MAX_ID_CHARS = 200  # ticket, customer and request ids; longer values are not ids
 MAX_SOURCE_CHARS = 100

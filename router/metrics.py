@@ -18,7 +18,7 @@ import os
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from retrain.contracts import logstore
+from ticket_ab import logstore
 
 REQUESTS = Counter(
     "ticket_ab_requests_total", "HTTP requests by endpoint, A/B variant (- when none) and status code",

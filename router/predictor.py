@@ -26,9 +26,9 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from retrain.contracts.schema import TEXT
 from router.features_fast import as_row, text_features
 from router.heads_fast import compile_head
+from ticket_ab.schema import TEXT
 
 Scorer = Callable[[str], np.ndarray]  # one ticket text -> class probabilities (1-D, in `classes_` order)
 DIRECT = "direct"

@@ -1,4 +1,4 @@
-"""The request-log and feedback-log rows, shaped by retrain.contracts.requestlog's column contracts.
+"""The request-log and feedback-log rows, shaped by ticket_ab.requestlog's column contracts.
 
 The ticket text arrives PII-masked (the view masks it once, before scoring, because models train
 on masked text and the log is what the DAG reads as training data); CsvAppender then folds every
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.pii import is_personal, pseudonym
 from router.config import ABConfig
 from router.inputs import Feedback, Ticket
 from router.scoring import Outcome
+from ticket_ab.log import get_logger, kv
+from ticket_ab.pii import is_personal, pseudonym
 
 # Public, so pseudonyms made with it can be reversed by hashing candidate addresses: for demos only.
 DEVELOPMENT_KEY = "ticket-ab-development-customer-key"

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retrain.contracts.names import SHADOW, A, B
 from router.assign import assign
 from router.config import ABConfig
 from router.predictor import score_many
 from router.store import LoadedModel
+from ticket_ab.names import SHADOW, A, B
 
 CHALLENGER_ERROR = "challenger_error"
 

@@ -8,12 +8,12 @@ from typing import Any
 
 from flask import current_app
 
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.logwriter import LogWriteError, ShardedLog
-from retrain.contracts.settings import Settings
 from router import metrics
 from router.config import ConfigStore
 from router.store import Store
+from ticket_ab.log import get_logger, kv
+from ticket_ab.logwriter import LogWriteError, ShardedLog
+from ticket_ab.settings import Settings
 
 EXTENSION = "ticket_ab"
 LOG_RETRY_AFTER_S = 60  # what a 503 for an unwritable log asks the client to wait

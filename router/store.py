@@ -28,14 +28,14 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import RegisteredModel
 from mlflow.exceptions import MlflowException
 
-from retrain.adapters import registry
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.names import CHALLENGER, CHAMPION, SERVED_ALIASES
-from retrain.contracts.settings import Settings
 from router import metrics
 from router.cache import ModelCache, utc_now
 from router.config import CACHE_FILE, ABConfig, ConfigStore, ConfigUnavailable, Published
 from router.predictor import Scorer, compile_scorer
+from ticket_ab import registry
+from ticket_ab.log import get_logger, kv
+from ticket_ab.names import CHALLENGER, CHAMPION, SERVED_ALIASES
+from ticket_ab.settings import Settings
 
 FROM_REGISTRY = "registry"
 FROM_CACHE = "cache"

@@ -14,12 +14,12 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from retrain.contracts.names import CHALLENGER, CHAMPION
 from router import batch, inputs, state, tensors
 from router.answer import Answer, answer_all, serving_models
 from router.api import InferRequest, InferResponse, Live, ModelMetadata, Ready, ServerMetadata, answers, api
 from router.errors import APIError
 from router.tensors import BYTES
+from ticket_ab.names import CHALLENGER, CHAMPION
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 

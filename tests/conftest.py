@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retrain.contracts.settings import Settings, get_settings
-from retrain.local import launch
+from ops import launch
+from ticket_ab.settings import Settings, get_settings
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 _names = itertools.count(1)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from retrain.contracts.logstore import FEEDBACK, REQUESTS, shard_files
-from retrain.contracts.logwriter import ShardedLog
-from retrain.contracts.requestlog import REQUEST_COLUMNS
+from ticket_ab.logstore import FEEDBACK, REQUESTS, shard_files
+from ticket_ab.logwriter import ShardedLog
+from ticket_ab.requestlog import REQUEST_COLUMNS
 
 
 def append_rows(root: Path, columns: tuple[str, ...], rows: Sequence[Sequence[object] | Mapping[str, object]]

@@ -24,10 +24,10 @@ from datetime import timedelta
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
-from retrain.contracts.names import DAG_ID, RELABEL_TASK, REQUEST_LOG_ASSET, SKIP_TASK
-from retrain.contracts.settings import get_settings
 from retrain.tasks.results import Checked, Collected, Relabelled
 from retrain.tasks.runs import DAG_DEFAULTS, run_key
+from ticket_ab.names import DAG_ID, RELABEL_TASK, REQUEST_LOG_ASSET, SKIP_TASK
+from ticket_ab.settings import get_settings
 
 MLFLOW_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
                   "max_retry_delay": timedelta(minutes=10)}

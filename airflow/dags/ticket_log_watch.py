@@ -15,10 +15,10 @@ from datetime import timedelta
 from airflow.sdk import Asset, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from retrain.contracts.names import DAG_ID, REQUEST_LOG_ASSET, WATCH_DAG_ID
-from retrain.contracts.settings import get_settings
 from retrain.tasks.runs import DAG_DEFAULTS
 from retrain.tasks.watch import count_new_tickets
+from ticket_ab.names import DAG_ID, REQUEST_LOG_ASSET, WATCH_DAG_ID
+from ticket_ab.settings import get_settings
 
 ACTIVE = ["queued", "running"]
 

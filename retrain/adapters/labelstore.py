@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from retrain.contracts.schema import TEXT, TOPIC
+from ticket_ab.schema import TEXT, TOPIC
 
 KEY = "key"
 COLUMNS = (KEY, "request_id", "ticket_id", "customer_id", TEXT, TOPIC, "origin", "label_source", "status", "pattern",

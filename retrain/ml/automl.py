@@ -31,10 +31,10 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
 
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.schema import TEXT, TOPIC
 from retrain.ml.candidates import CANDIDATES, Candidate
 from retrain.ml.features import text_pipeline
+from ticket_ab.log import get_logger, kv
+from ticket_ab.schema import TEXT, TOPIC
 
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 from pycaret.classification import ClassificationExperiment  # noqa: E402  (after the log path is set)

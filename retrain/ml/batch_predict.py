@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from retrain.contracts.pii import mask
-from retrain.contracts.schema import TEXT
+from ticket_ab.pii import mask
+from ticket_ab.schema import TEXT
 
 PREDICTED, CONFIDENCE = "predicted_topic", "confidence"
 

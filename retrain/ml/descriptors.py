@@ -16,8 +16,8 @@ import pandas as pd
 from evidently.core.datasets import DatasetColumn
 from evidently.descriptors import CustomColumnDescriptor, TextLength
 
-from retrain.contracts.pii import mask
-from retrain.contracts.schema import TEXT
+from ticket_ab.pii import mask
+from ticket_ab.schema import TEXT
 
 RAW = "raw_text"  # the ticket as logged (the script is read from it)
 LANGUAGE = "language"

@@ -32,8 +32,6 @@ from scipy.stats import chi2_contingency
 from sklearn.exceptions import ConvergenceWarning
 from statsmodels.stats.proportion import proportions_ztest
 
-from retrain.contracts.schema import TEXT
-from retrain.contracts.settings import DriftSettings
 from retrain.ml.descriptors import (
     LANGUAGE,
     LENGTH,
@@ -44,6 +42,8 @@ from retrain.ml.descriptors import (
     ticket_descriptors,
     token_weighted,
 )
+from ticket_ab.schema import TEXT
+from ticket_ab.settings import DriftSettings
 
 # Evidently's domain classifier, reporting its ROC AUC. Its `perc_text_content_drift` variant compares
 # the AUC with the 95th percentile of 1000 random classifiers' AUCs (8 of its 9 s on 20k vs 20k

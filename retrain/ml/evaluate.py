@@ -13,8 +13,8 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
-from retrain.contracts.pii import mask
-from retrain.contracts.schema import TEXT, TOPIC
+from ticket_ab.pii import mask
+from ticket_ab.schema import TEXT, TOPIC
 
 
 def predict(model: Any, df: pd.DataFrame) -> np.ndarray:

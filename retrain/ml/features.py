@@ -19,7 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from retrain.contracts.schema import TEXT
+from ticket_ab.schema import TEXT
 
 WORD = "word"
 WORD_CHAR = "word_char"

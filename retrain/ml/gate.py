@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from retrain.contracts.settings import Settings
+from ticket_ab.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from retrain.contracts.pii import mask
-from retrain.contracts.schema import TEXT
-from retrain.contracts.settings import FeedbackSettings
+from ticket_ab.pii import mask
+from ticket_ab.schema import TEXT
+from ticket_ab.settings import FeedbackSettings
 
 ARROW = "->"
 

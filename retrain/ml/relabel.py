@@ -39,11 +39,11 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from statsmodels.stats.proportion import proportion_confint
 
-from retrain.contracts.schema import TEXT, TOPIC
-from retrain.contracts.settings import FeedbackSettings, RelabelSettings
 from retrain.ml.evaluate import split_holdout
 from retrain.ml.features import baseline_pipeline
 from retrain.ml.patterns import Pattern, champion_view, find_patterns
+from ticket_ab.schema import TEXT, TOPIC
+from ticket_ab.settings import FeedbackSettings, RelabelSettings
 
 GOLD, FIXED, PSEUDO = "gold", "fixed", "pseudo"
 # Kept with every row: the label store and the gate use them.

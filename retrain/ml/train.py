@@ -26,14 +26,14 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from sklearn.pipeline import Pipeline
 
-from retrain.adapters import registry
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.pii import mask
-from retrain.contracts.schema import TEXT, TOPIC, validate_tickets
-from retrain.contracts.settings import Settings
 from retrain.ml.automl import AutoMLResult, select_model
 from retrain.ml.evaluate import predict, score, split_holdout
 from retrain.ml.gate import Evidence, GateResult, quality_gate
+from ticket_ab import registry
+from ticket_ab.log import get_logger, kv
+from ticket_ab.pii import mask
+from ticket_ab.schema import TEXT, TOPIC, validate_tickets
+from ticket_ab.settings import Settings
 
 log = get_logger("train")
 Progress = Callable[[str], None]

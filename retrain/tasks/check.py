@@ -15,15 +15,15 @@ import mlflow
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 
-from retrain.adapters import registry
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.names import DAG_ID
-from retrain.contracts.schema import TEXT
-from retrain.contracts.settings import Settings
 from retrain.ml.drift import Decision, DriftSignals, decide, measure
 from retrain.ml.drift_report import save_report
 from retrain.tasks.results import Checked, Collected
 from retrain.tasks.runs import run_slug
+from ticket_ab import registry
+from ticket_ab.log import get_logger, kv
+from ticket_ab.names import DAG_ID
+from ticket_ab.schema import TEXT
+from ticket_ab.settings import Settings
 
 log = get_logger("dag")
 

@@ -6,12 +6,12 @@ import time
 from dataclasses import asdict
 
 from retrain.adapters import labelstore
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.schema import TEXT
-from retrain.contracts.settings import Settings
 from retrain.tasks import window as win
 from retrain.tasks.results import Collected, Relabelled, Trained
 from retrain.tasks.runs import run_dir
+from ticket_ab.log import get_logger, kv
+from ticket_ab.schema import TEXT
+from ticket_ab.settings import Settings
 
 STRING_COLUMNS = ("request_id", "ticket_id", "customer_id", "origin", TEXT, "served_topic", "label", "label_source")
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from retrain.adapters import labelstore, registry
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.settings import Settings
+from retrain.adapters import labelstore
 from retrain.ml.relabel import FIXED, GOLD, PSEUDO, relabel, write_review_queue
 from retrain.tasks.results import Checked, Collected, Relabelled
+from ticket_ab import registry
+from ticket_ab.log import get_logger, kv
+from ticket_ab.settings import Settings
 
 log = get_logger("dag")
 

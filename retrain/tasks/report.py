@@ -13,15 +13,14 @@ from pathlib import Path
 
 import mlflow
 
-from retrain.adapters import registry
-from retrain.contracts import logstore
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.logwriter import utc_day
-from retrain.contracts.names import DAG_ID
-from retrain.contracts.settings import Settings
 from retrain.tasks import window as win
 from retrain.tasks.results import Checked, Collected, Relabelled, Reported, Trained
 from retrain.tasks.runs import run_slug
+from ticket_ab import logstore, registry
+from ticket_ab.log import get_logger, kv
+from ticket_ab.logwriter import utc_day
+from ticket_ab.names import DAG_ID
+from ticket_ab.settings import Settings
 
 WINDOW_COUNTS = ("rows", "router_rows", "incoming_rows", "labelled", "malformed", "requests_malformed",
                  "requests_empty_text", "requests_duplicate", "feedback_read", "feedback_malformed", "feedback_blank",

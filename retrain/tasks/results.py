@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from retrain.contracts.names import RELABEL_TASK, SKIP_TASK
+from ticket_ab.names import RELABEL_TASK, SKIP_TASK
 
 
 class _Result:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from retrain.contracts.names import DAG_ID
-from retrain.contracts.settings import Settings
+from ticket_ab.names import DAG_ID
+from ticket_ab.settings import Settings
 
 # What both DAGs (the retrain DAG and its log watcher) are: never catch up, one run at a time, no retries by default.
 DAG_DEFAULTS: dict[str, Any] = {

@@ -14,14 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-from retrain.adapters import labelstore, registry
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.names import DAG_ID
-from retrain.contracts.schema import TEXT, TOPIC
-from retrain.contracts.settings import Settings
+from retrain.adapters import labelstore
 from retrain.ml.patterns import confirmed
 from retrain.ml.train import CUSTOMER, TrainOutcome, train_and_register
 from retrain.tasks.results import Checked, Collected, Relabelled, Trained
+from ticket_ab import registry
+from ticket_ab.log import get_logger, kv
+from ticket_ab.names import DAG_ID
+from ticket_ab.schema import TEXT, TOPIC
+from ticket_ab.settings import Settings
 
 log = get_logger("dag")
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from retrain.contracts.requestlog import read_requests
-from retrain.contracts.settings import Settings
 from retrain.tasks import window as win
+from ticket_ab.requestlog import read_requests
+from ticket_ab.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ from typing import Any
 
 import pandas as pd
 
-from retrain.contracts.atomic import write_atomic
-from retrain.contracts.requestlog import LogRead, latest_labels, read_feedback, read_requests
-from retrain.contracts.schema import TEXT, TOPIC, TicketDataError, load_tickets
-from retrain.contracts.settings import FeedbackSettings
+from ticket_ab.atomic import write_atomic
+from ticket_ab.requestlog import LogRead, latest_labels, read_feedback, read_requests
+from ticket_ab.schema import TEXT, TOPIC, TicketDataError, load_tickets
+from ticket_ab.settings import FeedbackSettings
 
 WINDOW_COLUMNS = ("request_id", "ticket_id", "customer_id", "timestamp", "origin", TEXT, "served_topic", "label",
                   "label_source")

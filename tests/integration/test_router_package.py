@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from retrain.adapters import registry
-from retrain.contracts.names import CHAMPION
-from retrain.contracts.settings import get_settings
-from retrain.local import launch
+from ops import launch
 from tests.integration.router.router_harness import EXAMPLE
 from tests.unit.router.router_testkit import fitted_pipeline
+from ticket_ab import registry
+from ticket_ab.names import CHAMPION
+from ticket_ab.settings import get_settings
 
 UV = Path(sys.executable).with_name("uv")
 HEAVY = ("pycaret", "evidently", "apache-airflow", "cleanlab", "statsmodels", "matplotlib")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retrain.contracts.settings import describe, env_names, get_settings
+from ticket_ab.settings import describe, env_names, get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
@@ -207,7 +207,7 @@ def test_celery_profile_adds_redis_and_a_worker_the_executor_setting_points_at(c
 
 def test_bootstrap_registers_a_champion_once_before_anything_needs_one(compose):
     bootstrap = compose["services"]["bootstrap"]
-    assert bootstrap["command"] == ["python", "-m", "retrain", "bootstrap", "--n", "2000"]
+    assert bootstrap["command"] == ["python", "-m", "ops", "bootstrap", "--n", "2000"]
     assert bootstrap["restart"] == "no"
     assert "--force" not in bootstrap["command"]  # without it, an existing champion is kept: safe on every `up`
     for name in NEEDS_CHAMPION:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retrain.stack import prometheus
+from ops.stack import prometheus
 from tests.unit.monitoring_queries import (
     MONITORING,
     REPO,

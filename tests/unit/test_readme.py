@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from retrain.cli import settings_table
-from retrain.contracts.settings import env_names
+from ops.cli import settings_table
+from ticket_ab.settings import env_names
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()

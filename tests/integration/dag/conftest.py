@@ -1,4 +1,4 @@
-"""Fixtures for running the real DAG (`airflow dags test` via retrain.local.dagrun) against a real MLflow.
+"""Fixtures for running the real DAG (`airflow dags test` via ops.dagrun) against a real MLflow.
 
 Costs are shared where sharing cannot leak between tests: one migrated Airflow DB per session
 (copied into each test's home), one bootstrapped champion per module (tests compare version counts
@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 from logfiles import append_rows
 
-from retrain.adapters import registry
-from retrain.contracts.pii import mask
-from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
-from retrain.contracts.settings import Settings, get_settings
-from retrain.local import dagrun
+from load_test.simulate.generator import generate
+from ops import dagrun
 from retrain.ml.train import train_and_register
-from retrain.simulate.generator import generate
+from ticket_ab import registry
+from ticket_ab.pii import mask
+from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from ticket_ab.settings import Settings, get_settings
 
 
 @dataclass

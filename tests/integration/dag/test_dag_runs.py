@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 from logfiles import append_lines, append_rows
 
-from retrain.adapters import registry
-from retrain.contracts.logstore import REQUESTS, shard_files
-from retrain.contracts.requestlog import FEEDBACK_COLUMNS
-from retrain.simulate.generator import generate
+from load_test.simulate.generator import generate
 from retrain.tasks import window as win
+from ticket_ab import registry
+from ticket_ab.logstore import REQUESTS, shard_files
+from ticket_ab.requestlog import FEEDBACK_COLUMNS
 
 pytestmark = pytest.mark.slow
 

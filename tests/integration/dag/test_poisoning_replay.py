@@ -19,12 +19,13 @@ import pytest
 import requests
 from scipy.stats import binomtest
 
-from retrain.adapters import labelstore, registry
-from retrain.contracts.requestlog import read_feedback, read_requests
-from retrain.contracts.settings import Settings
-from retrain.local import launch
+from load_test.simulate.generator import generate
+from ops import launch
+from retrain.adapters import labelstore
 from retrain.ml.evaluate import predict
-from retrain.simulate.generator import generate
+from ticket_ab import registry
+from ticket_ab.requestlog import read_feedback, read_requests
+from ticket_ab.settings import Settings
 
 pytestmark = pytest.mark.slow
 TARGET, POISON = "network", "billing"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from mlflow.exceptions import MlflowException
 
-from retrain.adapters import registry
-from retrain.simulate.generator import generate
+from load_test.simulate.generator import generate
 from retrain.tasks import check, collect, relabel, report, train
 from retrain.tasks import window as win
+from ticket_ab import registry
 
 pytestmark = pytest.mark.slow
 KEY = "ticket_drift_retrain:test-trust"

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from retrain.adapters import registry
-from retrain.contracts.requestlog import read_feedback, read_requests
-from retrain.contracts.schema import TOPICS
-from retrain.contracts.settings import get_settings
-from retrain.local import launch
+from load_test.simulate.generator import generate
+from ops import launch
 from retrain.ml.features import baseline_pipeline
-from retrain.simulate.generator import generate
+from ticket_ab import registry
+from ticket_ab.requestlog import read_feedback, read_requests
+from ticket_ab.schema import TOPICS
+from ticket_ab.settings import get_settings
 
 FEEDBACK_TOKEN = "load-test-feedback-token"
 N = 300

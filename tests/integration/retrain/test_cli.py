@@ -6,14 +6,14 @@ import sys
 import pandas as pd
 import pytest
 
-from retrain.adapters import registry
-from retrain.contracts.settings import get_settings
-from retrain.local import launch
+from ops import launch
 from retrain.ml.evaluate import predict
+from ticket_ab import registry
+from ticket_ab.settings import get_settings
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "retrain", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ops", *args], capture_output=True, text=True,
                           env=env, cwd=launch.REPO, timeout=300)
 
 

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from retrain.adapters import registry
-from retrain.contracts.names import CHALLENGER, CHAMPION
 from retrain.ml.train import fingerprint, train_and_register
 from router.store import MlflowRegistry, RegistryUnavailable
 from tests.unit.router.router_testkit import fitted_pipeline
+from ticket_ab import registry
+from ticket_ab.names import CHALLENGER, CHAMPION
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ import pandas as pd
 import psutil
 import requests
 
-from retrain.adapters import registry
-from retrain.contracts.settings import Settings, get_settings
-from retrain.local import launch
+from ops import launch
+from ticket_ab import registry
+from ticket_ab.settings import Settings, get_settings
 
 WORKERS = 2
 ADMIN_TOKEN = "integration-admin-token"

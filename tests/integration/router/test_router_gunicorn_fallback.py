@@ -7,10 +7,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from retrain.contracts.requestlog import read_requests
 from router.assign import B
 from tests.integration.router.router_harness import register, router_settings, start_router, stop_router
 from tests.unit.router.router_testkit import fitted_pipeline
+from ticket_ab.requestlog import read_requests
 
 MARKER = "EXPLODE"
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.contracts.requestlog import read_requests
-from retrain.contracts.settings import get_settings
-from retrain.local import launch
+from ops import launch
 from tests.integration.router.router_harness import (
     ADMIN_TOKEN,
     register,
@@ -17,6 +15,8 @@ from tests.integration.router.router_harness import (
     stop_router,
 )
 from tests.unit.router.router_testkit import fitted_pipeline
+from ticket_ab.requestlog import read_requests
+from ticket_ab.settings import get_settings
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from retrain.contracts.names import A, B
-from retrain.contracts.requestlog import read_requests
 from tests.integration.router.router_harness import (
     ADMIN_TOKEN,
     FEEDBACK_TOKEN,
@@ -33,6 +31,8 @@ from tests.integration.router.router_harness import (
     stop_router,
 )
 from tests.unit.router.router_testkit import fitted_pipeline, sample_tickets
+from ticket_ab.names import A, B
+from ticket_ab.requestlog import read_requests
 
 PIPELINES = {"1": fitted_pipeline(seed=0), "2": fitted_pipeline(seed=1, per_topic=20)}
 TICKETS = sample_tickets(per_topic=4, seed=5).sample(frac=1.0, random_state=3).reset_index(drop=True)

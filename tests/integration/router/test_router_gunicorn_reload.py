@@ -9,8 +9,6 @@ from collections import Counter
 import pytest
 import requests
 
-from retrain.contracts.names import A, B
-from retrain.contracts.requestlog import read_requests
 from tests.integration.router.router_harness import (
     move,
     register,
@@ -20,6 +18,8 @@ from tests.integration.router.router_harness import (
     stop_router,
 )
 from tests.unit.router.router_testkit import fitted_pipeline
+from ticket_ab.names import A, B
+from ticket_ab.requestlog import read_requests
 
 
 @pytest.fixture(scope="module")

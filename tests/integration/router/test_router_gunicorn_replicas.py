@@ -10,9 +10,6 @@ import time
 
 import pytest
 
-from retrain.adapters import registry
-from retrain.contracts.names import A, B
-from retrain.contracts.requestlog import read_requests
 from tests.integration.router.router_harness import (
     ADMIN_TOKEN,
     move,
@@ -22,6 +19,9 @@ from tests.integration.router.router_harness import (
     set_config,
 )
 from tests.unit.router.router_testkit import fitted_pipeline
+from ticket_ab import registry
+from ticket_ab.names import A, B
+from ticket_ab.requestlog import read_requests
 
 NAME = "router-replicas"
 

@@ -13,9 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import chisquare
 
-from retrain.contracts.names import A, B
-from retrain.contracts.requestlog import read_feedback, read_requests
-from retrain.local.launch import child_env
+from ops.launch import child_env
 from tests.integration.router.router_harness import (
     ADMIN_TOKEN,
     FEEDBACK_TOKEN,
@@ -27,6 +25,8 @@ from tests.integration.router.router_harness import (
     stop_router,
 )
 from tests.unit.router.router_testkit import fitted_pipeline
+from ticket_ab.names import A, B
+from ticket_ab.requestlog import read_feedback, read_requests
 
 TEXTS = ["vpn drops every hour", "printer jam on floor 3", "refund for the double invoice charge",
          "outlook inbox does not sync", "new hire badge not ready", "app crash after update"]

@@ -35,8 +35,6 @@ import pandas as pd
 import pytest
 import requests
 
-from retrain.contracts.names import A, B
-from retrain.contracts.requestlog import read_requests
 from retrain.tasks.window import new_requests
 from tests.integration.router.router_harness import (
     ADMIN_TOKEN,
@@ -50,6 +48,8 @@ from tests.integration.router.router_harness import (
     worker_pids,
 )
 from tests.unit.router.router_testkit import fitted_pipeline
+from ticket_ab.names import A, B
+from ticket_ab.requestlog import read_requests
 
 NAME = "router-scale-out"
 INSTANCES = 3

@@ -1,4 +1,4 @@
-"""One native production stack for the module: `python -m retrain stack up` as a user runs it.
+"""One native production stack for the module: `python -m ops stack up` as a user runs it.
 
 The stack gets its own home (readable by the `postgres` user, which runs the cluster when we are
 root), free ports, and settings that make the loop fast enough for CI: the log watcher looks every
@@ -17,9 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from retrain.contracts.settings import get_settings
-from retrain.local import launch
+from ops import launch
 from tests.integration.stack.stack_probe import StackHandle
+from ticket_ab.settings import get_settings
 
 UP_DEADLINE_S = 420
 
@@ -66,12 +66,12 @@ def stack() -> Iterator[StackHandle]:
     patch.delenv("MLFLOW_TRACKING_URI", raising=False)
     handle = StackHandle(get_settings(), env, "")
     try:
-        up = handle.cli("-m", "retrain", "stack", "up", "--bootstrap-n", "1500", timeout=UP_DEADLINE_S)
+        up = handle.cli("-m", "ops", "stack", "up", "--bootstrap-n", "1500", timeout=UP_DEADLINE_S)
         handle.up_output = up.stdout + up.stderr
         assert up.returncode == 0, handle.up_output[-3000:]
         yield handle
     finally:
-        down = handle.cli("-m", "retrain", "stack", "down", timeout=180)
+        down = handle.cli("-m", "ops", "stack", "down", timeout=180)
         patch.undo()
         left = _leftovers(home)
         shutil.rmtree(base, ignore_errors=True)

@@ -16,14 +16,14 @@ from pathlib import Path
 import pandas as pd
 import psutil
 
-from retrain.adapters import registry
-from retrain.contracts.names import CHALLENGER, CHAMPION, DAG_ID
-from retrain.contracts.requestlog import read_requests
-from retrain.contracts.settings import Settings
-from retrain.local import launch
-from retrain.stack import postgres
-from retrain.stack.topology import Paths, cluster
+from ops import launch
+from ops.stack import postgres
+from ops.stack.topology import Paths, cluster
 from retrain.tasks.runs import run_dir
+from ticket_ab import registry
+from ticket_ab.names import CHALLENGER, CHAMPION, DAG_ID
+from ticket_ab.requestlog import read_requests
+from ticket_ab.settings import Settings
 
 
 @dataclass

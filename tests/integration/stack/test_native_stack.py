@@ -13,10 +13,10 @@ import urllib.request
 
 import pytest
 
-from retrain.contracts.names import CHALLENGER, CHAMPION, REQUEST_LOG_ASSET
-from retrain.local import launch
-from retrain.stack import run
+from ops import launch
+from ops.stack import run
 from tests.integration.stack import stack_probe as probe
+from ticket_ab.names import CHALLENGER, CHAMPION, REQUEST_LOG_ASSET
 
 pytestmark = pytest.mark.slow
 RUN_DEADLINE_S = 420

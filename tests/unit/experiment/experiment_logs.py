@@ -2,7 +2,7 @@
 
 A plain module (not conftest.py) so tests can import it by a name no other test folder uses.
 
-Rows follow `retrain.contracts.requestlog.REQUEST_COLUMNS` and `FEEDBACK_COLUMNS` and the router's rules
+Rows follow `ticket_ab.requestlog.REQUEST_COLUMNS` and `FEEDBACK_COLUMNS` and the router's rules
 (sticky assignment by customer, fallback rows answered by the champion, shadow columns filled in
 shadow mode), so the analysis reads them the way it reads a real log.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from logfiles import append_rows
 
-from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
-from retrain.contracts.schema import TOPICS
+from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from ticket_ab.schema import TOPICS
 
 
 @dataclass

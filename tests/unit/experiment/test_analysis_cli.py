@@ -11,8 +11,8 @@ import pytest
 from experiment_logs import LogSpec, Phase
 
 from analysis import analysis, fmt
-from retrain.contracts.requestlog import REQUEST_COLUMNS
-from retrain.local import launch as services
+from ops import launch as services
+from ticket_ab.requestlog import REQUEST_COLUMNS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,9 +9,9 @@ from experiment_logs import LogSpec
 
 from analysis import covariate, inference
 from analysis.experiment import analyse
-from retrain.contracts.names import SHADOW, SPLIT
-from retrain.contracts.requestlog import read_feedback, read_requests
-from retrain.contracts.settings import ABSettings
+from ticket_ab.names import SHADOW, SPLIT
+from ticket_ab.requestlog import read_feedback, read_requests
+from ticket_ab.settings import ABSettings
 
 
 def _tickets(n: int = 3000, customers: int = 400, gain: float = 0.05, seed: int = 0) -> pd.DataFrame:

@@ -8,10 +8,10 @@ from logfiles import append_lines, append_rows
 from analysis.experiment import AnalysisError, analyse
 from analysis.guardrails import BREACHED
 from analysis.verdict import COLLECT, GUARDRAIL, KEEP, PROMOTE
-from retrain.contracts.logstore import REQUESTS, shard_files
-from retrain.contracts.requestlog import FEEDBACK_COLUMNS, read_feedback, read_requests
-from retrain.contracts.settings import ABSettings
 from retrain.ml import stats
+from ticket_ab.logstore import REQUESTS, shard_files
+from ticket_ab.requestlog import FEEDBACK_COLUMNS, read_feedback, read_requests
+from ticket_ab.settings import ABSettings
 
 FAST = ABSettings(resamples=50)  # bootstrap intervals are not what these tests check
 

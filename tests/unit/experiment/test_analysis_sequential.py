@@ -9,7 +9,7 @@ from scipy.stats import norm
 
 from analysis import sequential
 from analysis.inference import Estimate
-from retrain.contracts.settings import ABSettings
+from ticket_ab.settings import ABSettings
 
 TH = ABSettings()
 

@@ -4,7 +4,7 @@ import math
 
 from analysis.guardrails import BREACHED, NOT_APPLICABLE, OK, UNRESOLVED, Guardrail
 from analysis.verdict import COLLECT, GUARDRAIL, KEEP, PROMOTE, Evidence, decide
-from retrain.contracts.settings import ABSettings
+from ticket_ab.settings import ABSettings
 
 TH = ABSettings()
 

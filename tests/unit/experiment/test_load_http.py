@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from load_test import client, testing, traffic
-from retrain.local import launch as services
+from ops import launch as services
 
 TOKEN = "fake-feedback-token"
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from load_test import traffic
-from retrain.contracts.schema import TOPICS, TicketDataError
+from ticket_ab.schema import TOPICS, TicketDataError
 
 
 def tickets(n: int) -> list[dict]:

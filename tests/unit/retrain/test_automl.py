@@ -7,10 +7,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 
+from load_test.simulate.generator import generate
 from retrain.ml.automl import AutoMLError, TextModel, select_model, served_pipeline, with_probabilities
 from retrain.ml.candidates import CANDIDATES
 from retrain.ml.features import WORD_CHAR, text_pipeline
-from retrain.simulate.generator import generate
 from router.predictor import TFIDF, compile_scorer, pipeline_scorer
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from retrain.contracts.pii import mask
+from load_test.simulate.generator import generate
 from retrain.ml.batch_predict import CONFIDENCE, PREDICTED, predict_frame
 from retrain.ml.evaluate import predict
 from retrain.ml.features import baseline_pipeline
-from retrain.simulate.generator import generate
+from ticket_ab.pii import mask
 
 
 def test_predict_frame_matches_the_pipeline_across_chunks_and_keeps_the_input_columns():

@@ -13,8 +13,8 @@ import pytest
 from sklearn.metrics import accuracy_score
 from sklearn.pipeline import Pipeline
 
+from load_test.simulate.generator import generate
 from retrain.ml.features import baseline_pipeline
-from retrain.simulate.generator import generate
 
 SHIFTS = ("new_product", "new_language")
 MIN_DROP = 0.08

@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retrain.contracts.settings import DriftSettings
+from load_test.simulate.generator import generate
 from retrain.ml import descriptors, drift, drift_report
 from retrain.ml.drift import DriftSignals, decide
 from retrain.ml.features import baseline_pipeline
-from retrain.simulate.generator import generate
+from ticket_ab.settings import DriftSettings
 
 QUIET = dict(window_rows=1000, reference_rows=1500, text_auc=0.505, text_p=0.3, oov_reference=0.02,
              oov_window=0.021, ru_reference=0.10, ru_window=0.11, prediction_js=0.03, prediction_p=0.4,

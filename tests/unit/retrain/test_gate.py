@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from retrain.contracts.settings import get_settings
 from retrain.ml.gate import Evidence, clustered_gain, quality_gate, topic_regressions
+from ticket_ab.settings import get_settings
 
 
 @pytest.fixture

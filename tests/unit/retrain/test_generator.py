@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from scipy.stats import chi2_contingency
 
-from retrain.contracts.schema import LANGUAGES, PRIORITIES, TOPICS
-from retrain.simulate import phrasings as tpl
-from retrain.simulate.generator import COLUMNS, SCENARIOS, generate, iter_tickets
-from retrain.simulate.slots import Slots, fill
+from load_test.simulate import phrasings as tpl
+from load_test.simulate.generator import COLUMNS, SCENARIOS, generate, iter_tickets
+from load_test.simulate.slots import Slots, fill
+from ticket_ab.schema import LANGUAGES, PRIORITIES, TOPICS
 
 N = 10_000
 

@@ -3,7 +3,7 @@ window and the A/B report alike: the last label per request wins, unknown reques
 
 import pandas as pd
 
-from retrain.contracts.requestlog import FEEDBACK_COLUMNS, latest_labels
+from ticket_ab.requestlog import FEEDBACK_COLUMNS, latest_labels
 
 
 def _feedback(*rows: tuple[str, str, str, str]) -> pd.DataFrame:

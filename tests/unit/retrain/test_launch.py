@@ -6,8 +6,8 @@ import time
 import psutil
 import pytest
 
-from retrain.contracts.settings import get_settings
-from retrain.local import launch
+from ops import launch
+from ticket_ab.settings import get_settings
 
 
 @pytest.mark.parametrize(("endpoint", "overrides", "what", "variable"), [

@@ -2,9 +2,9 @@
 
 from datetime import date
 
-from retrain.contracts.logstore import FEEDBACK, REQUESTS, expire, partition_dir, partitions, shard_name
-from retrain.contracts.settings import get_settings
 from retrain.tasks import report
+from ticket_ab.logstore import FEEDBACK, REQUESTS, expire, partition_dir, partitions, shard_name
+from ticket_ab.settings import get_settings
 
 
 def _days(root, kind, *days):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.contracts.pii import mask
+from ticket_ab.pii import mask
 
 MASKED = [
     ("write to john.doe+vpn@corp.example.co.uk please", "write to [PII_EMAIL] please"),

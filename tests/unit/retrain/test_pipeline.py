@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 from logfiles import append_rows
 
-from retrain.contracts.names import DAG_ID, REQUEST_LOG_ASSET, WATCH_DAG_ID
-from retrain.contracts.requestlog import REQUEST_COLUMNS
-from retrain.contracts.settings import get_settings
-from retrain.local import dagrun
-from retrain.local import launch as services
+from ops import dagrun
+from ops import launch as services
 from retrain.tasks import check, collect, report
 from retrain.tasks import window as win
 from retrain.tasks.results import Checked, Collected, Relabelled, Trained
 from retrain.tasks.runs import run_dir, run_key, run_slug
+from ticket_ab.names import DAG_ID, REQUEST_LOG_ASSET, WATCH_DAG_ID
+from ticket_ab.requestlog import REQUEST_COLUMNS
+from ticket_ab.settings import get_settings
 
 DAG_FILE = services.REPO / "airflow" / "dags" / "ticket_drift_retrain.py"
 _INSPECT = """

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy.stats import beta
 
-from retrain.contracts.settings import FeedbackSettings, RelabelSettings
+from load_test.simulate.generator import generate
 from retrain.ml.features import baseline_pipeline
 from retrain.ml.relabel import (
     FIXED,
@@ -16,7 +16,7 @@ from retrain.ml.relabel import (
     relabel,
     write_review_queue,
 )
-from retrain.simulate.generator import generate
+from ticket_ab.settings import FeedbackSettings, RelabelSettings
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from datetime import date
 
 from logfiles import append_lines, append_rows
 
-from retrain.contracts.logstore import REQUESTS, partition_dir, shard_files
-from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
+from ticket_ab.logstore import REQUESTS, partition_dir, shard_files
+from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
 
 
 def _row(i: int, day: str = "2026-11-24") -> list[str]:

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from retrain.contracts.schema import TicketDataError, load_tickets, save_tickets, validate_tickets
+from ticket_ab.schema import TicketDataError, load_tickets, save_tickets, validate_tickets
 
 
 def test_missing_text_column_names_file_rows_and_column(tmp_path):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from retrain.contracts.settings import SettingsError, get_settings, to_env
+from ticket_ab.settings import SettingsError, get_settings, to_env
 
 
 def test_defaults_match_the_documented_ones(monkeypatch):

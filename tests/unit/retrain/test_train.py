@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from retrain.contracts.settings import get_settings
-from retrain.local.launch import child_env
+from ops.launch import child_env
+from ticket_ab.settings import get_settings
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ def test_bootstrap_on_a_local_store_leaves_the_working_directory_empty(tmp_path)
     settings = get_settings(home=tmp_path / "home", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                             training={"automl_models": "lr,nb"})
 
-    result = subprocess.run([sys.executable, "-m", "retrain", "bootstrap", "--n", "400"], cwd=cwd,
+    result = subprocess.run([sys.executable, "-m", "ops", "bootstrap", "--n", "400"], cwd=cwd,
                             env=child_env(settings), capture_output=True, text=True, timeout=600)
 
     assert result.returncode == 0, result.stderr[-3000:]

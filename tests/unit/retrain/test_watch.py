@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 from logfiles import append_rows
 
-from retrain.contracts.requestlog import REQUEST_COLUMNS
-from retrain.contracts.settings import get_settings
 from retrain.tasks import window as win
 from retrain.tasks.watch import count_new_tickets
+from ticket_ab.requestlog import REQUEST_COLUMNS
+from ticket_ab.settings import get_settings
 
 
 def _requests(settings, stamps: list[str], text: str = "vpn is down") -> None:

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 from logfiles import append_lines, append_rows
 
-from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
-from retrain.contracts.settings import FeedbackSettings
 from retrain.tasks import window as win
+from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
+from ticket_ab.settings import FeedbackSettings
 
 
 def _request(i: int, *, minute: int = 0, text: str | None = None) -> list[str]:

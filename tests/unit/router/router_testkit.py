@@ -15,10 +15,6 @@ from typing import Any
 import mlflow.sklearn
 import pandas as pd
 
-from retrain.adapters.registry import AB_CONFIG_TAG
-from retrain.contracts.names import CHALLENGER, CHAMPION
-from retrain.contracts.schema import TOPICS
-from retrain.contracts.settings import Settings
 from retrain.ml.features import baseline_pipeline
 from router.predictor import compile_scorer
 from router.store import (
@@ -30,6 +26,10 @@ from router.store import (
     RegistryVersion,
     shared_config,
 )
+from ticket_ab.names import CHALLENGER, CHAMPION
+from ticket_ab.registry import AB_CONFIG_TAG
+from ticket_ab.schema import TOPICS
+from ticket_ab.settings import Settings
 
 WORDS = {
     "access": ["password", "login", "locked out", "account", "permission", "sso", "mfa code", "reset link"],

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from retrain.adapters.registry import AB_CONFIG_TAG
 from router import create_app, inputs
 from router.config import CACHE_FILE
 from tests.unit.router.router_testkit import ADMIN_TOKEN, FEEDBACK_TOKEN, MemoryStore
+from ticket_ab.registry import AB_CONFIG_TAG
 
 
 @pytest.fixture

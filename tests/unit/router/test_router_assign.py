@@ -7,8 +7,8 @@ import random
 import pytest
 from scipy.stats import binomtest, chisquare
 
-from retrain.contracts.names import A, B
 from router.assign import assign, assignment_key, bucket
+from ticket_ab.names import A, B
 
 N = 10_000
 EXPERIMENT = "0123456789ab"

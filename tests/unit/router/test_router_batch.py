@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from retrain.contracts.names import A
-from retrain.contracts.requestlog import read_requests
+from ticket_ab.names import A
+from ticket_ab.requestlog import read_requests
 
 TICKETS = [{"text": "vpn drops every hour and the wifi is slow", "customer_id": "c-1"},
            {"text": "invoice charged twice, please refund the payment", "customer_id": "c-2"},

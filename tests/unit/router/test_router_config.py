@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from retrain.adapters.registry import AB_CONFIG_TAG
-from retrain.contracts.names import CHALLENGER, CHAMPION, SHADOW, SPLIT
 from router.config import (
     CACHE_FILE,
     ABConfig,
@@ -22,6 +20,8 @@ from router.config import (
     parse_split,
 )
 from tests.unit.router.router_testkit import FakeRegistry
+from ticket_ab.names import CHALLENGER, CHAMPION, SHADOW, SPLIT
+from ticket_ab.registry import AB_CONFIG_TAG
 
 DEFAULT = ABConfig(ab_split_b=0.5)
 SET = ABConfig(ab_split_b=0.3, mode=SPLIT, updated_at="2026-11-24T11:00:00.000+00:00", updated_by="ops")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.contracts.requestlog import read_feedback
 from router import create_app
 from tests.unit.router.router_testkit import ADMIN_TOKEN, FEEDBACK_TOKEN
+from ticket_ab.requestlog import read_feedback
 
 
 def feedback_rows(settings):

@@ -14,7 +14,7 @@ from mlflow.models.utils import convert_input_example_to_serving_input
 from mlflow.pyfunc.scoring_server import predictions_to_json
 from mlflow.utils.proto_json_utils import dump_input_data
 
-from retrain.contracts.requestlog import read_requests
+from ticket_ab.requestlog import read_requests
 
 FRAME = pd.DataFrame({"text": ["vpn drops every hour and the wifi is slow",
                                "invoice charged twice, please refund the payment",

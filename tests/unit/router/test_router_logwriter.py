@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from retrain.contracts.logstore import FEEDBACK, REQUESTS, shard_files
-from retrain.contracts.logwriter import LogWriteError, ShardedLog, one_line
-from retrain.contracts.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
-from retrain.local import launch as services
+from ops import launch as services
+from ticket_ab.logstore import FEEDBACK, REQUESTS, shard_files
+from ticket_ab.logwriter import LogWriteError, ShardedLog, one_line
+from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
 
 WRITER = """
 import sys, threading
-from retrain.contracts.requestlog import REQUEST_COLUMNS
-from retrain.contracts.logwriter import ShardedLog
+from ticket_ab.requestlog import REQUEST_COLUMNS
+from ticket_ab.logwriter import ShardedLog
 root, tag, threads, rows = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 log = ShardedLog(root, "requests", REQUEST_COLUMNS)
 def run(t):
@@ -36,8 +36,8 @@ workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
 
 FULL_DISK = """
 import resource, signal, sys
-from retrain.contracts.requestlog import REQUEST_COLUMNS
-from retrain.contracts.logwriter import LogWriteError, ShardedLog
+from ticket_ab.requestlog import REQUEST_COLUMNS
+from ticket_ab.logwriter import LogWriteError, ShardedLog
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
 log = ShardedLog(sys.argv[1], "requests", REQUEST_COLUMNS)
 row = {"timestamp": "2026-11-24T11:00:00.000+00:00", "variant": "A", "text": "y" * 500}

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from retrain.contracts.logstore import REQUESTS, shard_files
-from retrain.contracts.requestlog import read_requests
 from router.store import FROM_CACHE
 from tests.unit.router.router_testkit import loaded
+from ticket_ab.logstore import REQUESTS, shard_files
+from ticket_ab.requestlog import read_requests
 
 
 def samples(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

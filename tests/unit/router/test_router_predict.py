@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from retrain.contracts.names import A, B
-from retrain.contracts.requestlog import read_requests
 from router import records
 from router.assign import assign
+from ticket_ab.names import A, B
+from ticket_ab.requestlog import read_requests
 
 VPN = {"text": "vpn drops every hour and the wifi is slow"}
 RESPONSE_KEYS = {"request_id", "variant", "model_alias", "model_version", "topic", "confidence", "scores", "latency_ms",

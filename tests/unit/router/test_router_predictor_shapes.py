@@ -21,10 +21,10 @@ from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
+from load_test.simulate.generator import generate
 from retrain.ml.automl import served_pipeline
 from retrain.ml.candidates import CANDIDATES
 from retrain.ml.features import WORD, WORD_CHAR, make_features, text_pipeline
-from retrain.simulate.generator import generate
 from router.features_fast import as_row, text_features
 from router.heads_fast import compile_head
 from router.predictor import DIRECT, ROUNDING, TFIDF, compile_scorer

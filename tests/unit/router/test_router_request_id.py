@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.contracts.requestlog import read_requests
+from ticket_ab.requestlog import read_requests
 
 VPN = {"text": "vpn drops every hour and the wifi is slow"}
 

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
 
-from retrain.contracts.names import CHALLENGER, CHAMPION
 from router.cache import MANIFEST
 from router.store import FROM_CACHE, FROM_REGISTRY, ModelStore
 from tests.unit.router.router_testkit import Exploding, FakeRegistry, fitted_pipeline
+from ticket_ab.names import CHALLENGER, CHAMPION
 
 
 @pytest.fixture(scope="module")

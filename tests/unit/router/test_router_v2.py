@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import tritonclient.http as triton
 
-from retrain.contracts.requestlog import read_requests
+from ticket_ab.requestlog import read_requests
 
 TEXTS = ["vpn drops every hour and the wifi is slow", "invoice charged twice, please refund the payment",
          "my laptop battery and the monitor are broken"]

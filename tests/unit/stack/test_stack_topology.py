@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retrain.cli import build_parser
-from retrain.contracts.settings import get_settings
-from retrain.local import launch
-from retrain.stack import postgres, run
-from retrain.stack.topology import (
+from ops import launch
+from ops.cli import build_parser
+from ops.stack import postgres, run
+from ops.stack.topology import (
     AIRFLOW_SERVICES,
     CELERY,
     Paths,
@@ -25,6 +24,7 @@ from retrain.stack.topology import (
     replica_name,
     replica_settings,
 )
+from ticket_ab.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[3]
 CONTAINER_ONLY = {"volumes-init", "grafana"}  # chowns Docker volumes; Grafana has no Debian package

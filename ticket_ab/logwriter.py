@@ -8,7 +8,7 @@ error), the file is truncated back to its size before the write, so no half row 
 the caller gets a `LogWriteError` instead of a silently lost row.
 
 `ShardedLog` is one process's writer of one log (requests or feedback): it owns its files alone
-(see `retrain.contracts.logstore` for the names), so threads share them under a `threading.Lock`
+(see `ticket_ab.logstore` for the names), so threads share them under a `threading.Lock`
 and no cross-process lock is needed. It rolls over to a new file when a row's UTC date changes
 (the row goes to its own day's folder) or the file would pass `max_bytes`.
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from retrain.contracts.logstore import partition_dir, shard_name
+from ticket_ab.logstore import partition_dir, shard_name
 
 CRC = "crc"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024

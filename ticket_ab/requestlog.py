@@ -1,7 +1,7 @@
 """The router's CSV logs as data: column contracts and the one reader, which survives bad rows.
 
-The router appends (`retrain.contracts.logwriter`, one file per writer under a folder per UTC day,
-see `retrain.contracts.logstore`); the DAG, analysis.py and the tests read through `read_requests`
+The router appends (`ticket_ab.logwriter`, one file per writer under a folder per UTC day,
+see `ticket_ab.logstore`); the DAG, analysis.py and the tests read through `read_requests`
 and `read_feedback`. A read opens only the day folders a time range overlaps, so it costs the
 window, not the history. Every row carries a checksum, so a torn or hand-edited line costs exactly
 that row: the reader counts and skips it instead of failing the file or misreading the row.
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from retrain.contracts.logstore import FEEDBACK, REQUESTS, shard_files
-from retrain.contracts.logwriter import CRC, verify
+from ticket_ab.logstore import FEEDBACK, REQUESTS, shard_files
+from ticket_ab.logwriter import CRC, verify
 
 REQUEST_COLUMNS = (
     "timestamp",  # UTC ISO 8601

@@ -17,8 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from retrain.contracts.settings import Settings, get_settings
-from retrain.local import dagrun, launch, pidfiles
+from ops import dagrun, launch, pidfiles
+from ticket_ab.settings import Settings, get_settings
 
 PID_NAMES = ("router", "mlflow")
 BOOTSTRAP_N = 2000  # as `make stack`: below PyCaret's tuning threshold, so the demo's first champion takes ~30 s
@@ -153,7 +153,7 @@ class Demo:
     def pipeline(self, label: str) -> None:
         """One DAG run; Airflow's chatter goes to a file, its one-line run report to the screen."""
         log = self.settings.airflow_dir / "demo-runs" / f"{self.step_no}-{label}.log"
-        print(f"$ python -m retrain pipeline      # Airflow's output: {log}", flush=True)
+        print(f"$ python -m ops pipeline      # Airflow's output: {log}", flush=True)
         code = dagrun.run_dag(settings=self.settings, log_path=log)
         reports = [line.split(" line=", 1)[1].strip('"') for line in log.read_text(errors="replace").splitlines()
                    if "run_report" in line and " line=" in line]
@@ -177,7 +177,7 @@ def main() -> int:
         demo.step("start the MLflow tracking server (sqlite + local artifacts)")
         background_mlflow(demo.settings)
         demo.step("bootstrap the champion on generated baseline tickets (PyCaret picks the model)")
-        demo.run("-m", "retrain", "bootstrap", "--n", str(BOOTSTRAP_N))
+        demo.run("-m", "ops", "bootstrap", "--n", str(BOOTSTRAP_N))
         demo.step("start the A/B router under gunicorn")
         demo.start_router()
         demo.step("baseline traffic, then the drift DAG: nothing has changed, so it should skip")

@@ -27,9 +27,9 @@ from itertools import islice
 import numpy as np
 import pandas as pd
 
-from retrain.contracts.schema import LANGUAGES, TOPICS
-from retrain.simulate import phrasings as tpl
-from retrain.simulate.slots import Slots, fill
+from load_test.simulate import phrasings as tpl
+from load_test.simulate.slots import Slots, fill
+from ticket_ab.schema import LANGUAGES, TOPICS
 
 SCENARIOS: dict[str, str] = {
     "baseline": (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from retrain.local import launch
+from ops import launch
 
 MONITORING = launch.REPO / "router" / "monitoring"
 PACKAGES = {"prometheus": "prometheus", "redis-server": "redis-server"}

@@ -18,9 +18,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrain.contracts.settings import Settings
-from retrain.local import dagrun, launch
-from retrain.stack import postgres
+from ops import dagrun, launch
+from ops.stack import postgres
+from ticket_ab.settings import Settings
 
 ADMIN_USER = "admin"
 CELERY = "CeleryExecutor"
@@ -135,7 +135,7 @@ def airflow_command(service: str) -> list[str]:
 
 def bootstrap_command(n: int) -> list[str]:
     """The one-shot bootstrap: registers a first champion only when none exists (the CLI checks)."""
-    return [sys.executable, "-m", "retrain", "bootstrap", "--n", str(n)]
+    return [sys.executable, "-m", "ops", "bootstrap", "--n", str(n)]
 
 
 def describe(settings: Settings, paths: Paths) -> dict[str, dict[str, str]]:

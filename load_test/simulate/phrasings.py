@@ -3,7 +3,7 @@
 The data lives in JSON so the generator reads as an algorithm and the data file reads as what real
 helpdesk users write (and can be reviewed or extended without touching code); its `about` section
 says what each pool is for. Templates are `str.format` strings whose `{slots}` are filled from
-`FILLERS` (or from the computed slots in `retrain.simulate.slots`: amounts, dates, codes, contacts).
+`FILLERS` (or from the computed slots in `load_test.simulate.slots`: amounts, dates, codes, contacts).
 
 Pools are split by *who* writes them, because the drift scenarios are changes of who writes:
 `EN` and `RU_CORE` are the baseline; `RU_EXTENDED` is the new Russian-speaking region (a different,
@@ -19,7 +19,7 @@ import json
 from importlib.resources import files
 from typing import Any
 
-_DATA: dict[str, Any] = json.loads(files("retrain.simulate").joinpath("phrasings.json").read_text(encoding="utf-8"))
+_DATA: dict[str, Any] = json.loads(files("load_test.simulate").joinpath("phrasings.json").read_text(encoding="utf-8"))
 
 ABOUT: dict[str, str] = _DATA["about"]
 

@@ -17,10 +17,9 @@ from collections.abc import Callable
 
 import psutil
 
-from retrain.contracts.settings import Settings
-from retrain.local import launch, pidfiles
-from retrain.stack import postgres, prometheus
-from retrain.stack.topology import (
+from ops import launch, pidfiles
+from ops.stack import postgres, prometheus
+from ops.stack.topology import (
     AIRFLOW_SERVICES,
     CELERY,
     Paths,
@@ -33,6 +32,7 @@ from retrain.stack.topology import (
     replica_name,
     replica_settings,
 )
+from ticket_ab.settings import Settings
 
 # Stopped in these phases by `down`, each phase at once: clients before the servers they use.
 STOP_PHASES = (("router", "prometheus"), ("airflow",), ("mlflow", "redis"), ("postgres",))

@@ -18,9 +18,9 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from retrain.contracts.names import DAG_ID
-from retrain.contracts.settings import Settings, get_settings
-from retrain.local import launch
+from ops import launch
+from ticket_ab.names import DAG_ID
+from ticket_ab.settings import Settings, get_settings
 
 DAGS_FOLDER = launch.REPO / "airflow" / "dags"
 MIGRATED_MARKER = ".migrated"

@@ -31,9 +31,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
-from retrain.contracts.log import get_logger, kv
-from retrain.contracts.names import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
-from retrain.contracts.settings import Settings
+from ticket_ab.log import get_logger, kv
+from ticket_ab.names import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
+from ticket_ab.settings import Settings
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 TRUSTED_ARTIFACT = "trusted/trusted.parquet"  # held-out tickets no window's feedback shaped: the per-topic gate

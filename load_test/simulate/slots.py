@@ -11,7 +11,7 @@ import random
 import string
 from collections.abc import Callable
 
-from retrain.simulate import phrasings as tpl
+from load_test.simulate import phrasings as tpl
 
 
 def fill(template: str, slots: Slots) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg2
 
-from retrain.local import launch
+from ops import launch
 
 USER = "ticketab"
 DATABASES = ("mlflow", "airflow")

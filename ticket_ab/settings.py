@@ -248,7 +248,7 @@ class Settings(BaseSettings):
 
     @property
     def logs_dir(self) -> Path:
-        """The log root: `requests/` and `feedback/` partitions below it (see retrain.contracts.logstore)."""
+        """The log root: `requests/` and `feedback/` partitions below it (see ticket_ab.logstore)."""
         return self.home / (self.log.root or "logs")  # a relative root is below the home, whatever the cwd
 
     @property

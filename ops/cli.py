@@ -1,4 +1,4 @@
-"""`ticket-ab ...` (or `python -m retrain ...`): the operator's commands over the same functions the DAG calls.
+"""`ticket-ab ...` (or `python -m ops ...`): the operator's commands over the same functions the DAG calls.
 
 Every command prints progress and a short summary; every expected failure (bad file, MLflow down,
 nothing to promote) is one `error:` line and exit code 2, never a traceback.
@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from retrain.contracts.settings import Settings, SettingsError, get_settings
+from ticket_ab.settings import Settings, SettingsError, get_settings
 
 EXIT_USER_ERROR = 2
 STACK_BOOTSTRAP_N = 2000  # keeps `make stack` under 2 minutes on 2 cores; bring real tickets with `bootstrap --data`
@@ -23,8 +23,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from retrain.contracts.schema import save_tickets
-    from retrain.simulate.generator import generate
+    from load_test.simulate.generator import generate
+    from ticket_ab.schema import save_tickets
 
     df = generate(args.scenario, args.n, args.seed, ru_share=args.ru_share, label_noise=args.label_noise)
     out = save_tickets(df, args.out)
@@ -35,11 +35,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _training_data(args: argparse.Namespace, settings: Settings, scenario: str = "baseline"):
-    from retrain.contracts.schema import load_tickets, save_tickets
+    from ticket_ab.schema import load_tickets, save_tickets
 
     if args.data:
         return load_tickets(args.data, require_topic=True), str(args.data)
-    from retrain.simulate.generator import generate
+    from load_test.simulate.generator import generate
 
     path = settings.data_dir / f"{scenario}_seed{args.seed}_n{args.n}.csv"
     df = generate(scenario, args.n, args.seed)
@@ -55,8 +55,8 @@ def _print_outcome(outcome) -> None:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from retrain.adapters import registry
     from retrain.ml.train import train_and_register
+    from ticket_ab import registry
 
     settings = _settings(args)
     client = registry.connect(settings.tracking_uri)
@@ -71,8 +71,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from retrain.contracts.schema import load_tickets
     from retrain.ml.train import train_and_register
+    from ticket_ab.schema import load_tickets
 
     settings = _settings(args)
     df = load_tickets(args.data, require_topic=True)
@@ -82,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _moves(args: argparse.Namespace, action) -> int:
-    from retrain.adapters import registry
+    from ticket_ab import registry
 
     settings = _settings(args)
     client = registry.connect(settings.tracking_uri)
@@ -92,19 +92,19 @@ def _moves(args: argparse.Namespace, action) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from retrain.adapters import registry
+    from ticket_ab import registry
 
     return _moves(args, registry.promote)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from retrain.adapters import registry
+    from ticket_ab import registry
 
     return _moves(args, registry.rollback)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from retrain.adapters import registry
+    from ticket_ab import registry
 
     settings = _settings(args)
     client = registry.connect(settings.tracking_uri)
@@ -126,9 +126,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from retrain.adapters import registry
-    from retrain.contracts.schema import load_tickets
     from retrain.ml.evaluate import score
+    from ticket_ab import registry
+    from ticket_ab.schema import load_tickets
 
     settings = _settings(args)
     df = load_tickets(args.data, require_topic=True)
@@ -158,9 +158,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     import mlflow.sklearn
 
-    from retrain.adapters import registry
-    from retrain.contracts.schema import load_tickets, save_tickets
     from retrain.ml.batch_predict import CONFIDENCE, PREDICTED, predict_frame
+    from ticket_ab import registry
+    from ticket_ab.schema import load_tickets, save_tickets
 
     settings = _settings(args)
     client = registry.connect(settings.tracking_uri)
@@ -185,32 +185,32 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from retrain.local import dagrun
+    from ops import dagrun
 
     return dagrun.run_dag(args.logical_date, settings=_settings(args))
 
 
 def cmd_airflow(args: argparse.Namespace) -> int:
-    from retrain.local import dagrun
+    from ops import dagrun
 
     return dagrun.standalone(_settings(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from retrain.local import demo
+    from ops import demo
 
     return demo.main()
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
-    from retrain.local import demo
+    from ops import demo
 
     demo.background_mlflow(get_settings())
     return 0
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from retrain.local import demo
+    from ops import demo
 
     stopped = demo.stop_recorded(get_settings())
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing recorded as running")
@@ -221,13 +221,13 @@ def settings_table() -> str:
     """The README's configuration table, made from the settings' own field descriptions."""
     import pandas as pd
 
-    from retrain.contracts.settings import describe
+    from ticket_ab.settings import describe
 
     return pd.DataFrame(describe()).to_markdown(index=False, tablefmt="github")
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from retrain.stack import run
+    from ops.stack import run
 
     settings = get_settings()
     if args.action == "down":
@@ -262,7 +262,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_table())
         return 0
-    from retrain.contracts.settings import to_env
+    from ticket_ab.settings import to_env
 
     for name, value in to_env(_settings(args)).items():
         print(f"{name}={value}")
@@ -287,7 +287,7 @@ def _add_stack(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from retrain.simulate.generator import SCENARIOS
+    from load_test.simulate.generator import SCENARIOS
 
     parser = argparse.ArgumentParser(prog="ticket-ab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -348,11 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from retrain.adapters.registry import RegistryError
-    from retrain.contracts.schema import TicketDataError
-    from retrain.local.demo import DemoError
-    from retrain.local.launch import ServiceError
+    from ops.demo import DemoError
+    from ops.launch import ServiceError
     from retrain.ml.automl import AutoMLError
+    from ticket_ab.registry import RegistryError
+    from ticket_ab.schema import TicketDataError
 
     try:
         args = build_parser().parse_args(argv)

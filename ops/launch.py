@@ -23,9 +23,9 @@ from typing import TypeVar
 
 import psutil
 
-from retrain.contracts.settings import Settings, env_names, to_env
+from ticket_ab.settings import Settings, env_names, to_env
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
 GUNICORN_CONF = "router/gunicorn.conf.py"  # relative to REPO, the cwd of every service: printed as typed
 T = TypeVar("T")
