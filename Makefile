@@ -9,7 +9,7 @@ export TICKET_AB_HOME ?= $(CURDIR)/var
 # process would recompile mlflow, pycaret, airflow and evidently (~30 s each time).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help venv lock test test-unit test-integration lint clean demo stop mlflow serve bootstrap pipeline \
+.PHONY: help venv lock check coverage test test-unit test-integration lint clean demo stop mlflow serve bootstrap pipeline \
 	airflow bench system-deps stack stack-down stack-status
 
 help:
@@ -44,13 +44,20 @@ system-deps: ## install the Debian packages the stack needs when missing (promet
 		|| { echo "error: apt-get install$$missing failed; install them by hand"; exit 1; }; \
 	echo "installed:$$missing"
 
-test: venv system-deps ## run the whole test suite (unit + integration)
+check: venv ## the fast loop (< 60 s): the pre-commit hooks (ruff, file checks) and the unit tests that start no process
+	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
+	$(PY) -m pytest tests/unit -m "not slow" -n 2 -q
+
+coverage: venv ## the unit tier's line coverage (pytest-cov), as the README quotes it
+	$(PY) -m pytest tests/unit -n 2 -q --cov --cov-report=term:skip-covered
+
+test: venv system-deps ## run the whole test suite (unit + integration, slow tests included)
 	$(PY) -m pytest tests --durations=20
 
-test-unit: venv
-	$(PY) -m pytest tests/unit
+test-unit: venv ## every unit test, the slow ones (PyCaret, cleanlab) included
+	$(PY) -m pytest tests/unit -n 2
 
-test-integration: venv
+test-integration: venv system-deps ## the tests that start real processes: MLflow, gunicorn, Airflow, PostgreSQL
 	$(PY) -m pytest tests/integration
 
 lint: venv ## ruff over the code
@@ -59,10 +66,10 @@ lint: venv ## ruff over the code
 demo: venv ## the whole loop on 127.0.0.1: MLflow, champion, router, traffic, DAG, A/B report
 	$(PY) -m ops demo
 
-stop: venv ## stop the services `make demo` / `make mlflow` started (recorded PIDs only)
+stop: venv ## stop the services `make demo` / `make mlflow` started, and their supervisord
 	$(PY) -m ops stop
 
-mlflow: venv ## start the local MLflow server in the background on 127.0.0.1:5000 (TICKET_AB_MLFLOW_PORT)
+mlflow: venv ## start the local MLflow server in the background (under supervisord) on 127.0.0.1:5000 (TICKET_AB_MLFLOW_PORT)
 	$(PY) -m ops mlflow
 
 bootstrap: venv ## train and register the first champion
@@ -77,13 +84,13 @@ pipeline: venv ## run the drift/retrain DAG once (airflow dags test, sqlite)
 airflow: venv ## Airflow UI and scheduler (airflow standalone) on 127.0.0.1:8080 (TICKET_AB_AIRFLOW_PORT)
 	$(PY) -m ops airflow
 
-stack: venv system-deps ## the production topology natively: PostgreSQL, MLflow, Airflow (scheduler, ...), 2 routers, Prometheus
+stack: venv system-deps ## the production topology natively under supervisord: PostgreSQL, MLflow, Airflow (scheduler, ...), 2 routers, Prometheus
 	$(PY) -m ops stack up
 
-stack-down: venv ## stop exactly the processes `make stack` started
+stack-down: venv ## stop the stack's services phase by phase, then its supervisord
 	$(PY) -m ops stack down
 
-stack-status: venv ## which stack services run, their URLs and logs
+stack-status: venv ## what supervisord runs for the stack: state, pid and uptime, URLs and logs
 	$(PY) -m ops stack status
 
 bench: venv ## run every benchmark in bench/ and write bench/RESULTS.md

@@ -41,7 +41,6 @@ if not __package__:
     _spec.loader.exec_module(sys.modules["analysis"])
 
 import pandas as pd
-from mlflow.exceptions import MlflowException
 
 from analysis import covariate, experiment, fmt, report
 from analysis.verdict import PROMOTE
@@ -139,7 +138,7 @@ def registry_scorer(tracking_uri: str, model_name: str) -> covariate.Scorer:
                 registry.connect(tracking_uri)
                 loaded[version] = registry.load_version(model_name, version)
             return covariate.confidence(loaded[version], texts)
-        except (registry.RegistryError, MlflowException, OSError, ValueError) as exc:
+        except (*registry.FAILURES, OSError, ValueError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise covariate.CovariateError(f"champion v{version} of {model_name!r} could not be scored from "
                                            f"{tracking_uri}: {first}") from None
@@ -190,7 +189,7 @@ def promote_if_due(summary: dict, tracking_uri: str, model_name: str) -> dict:
                 f"is v{challenger.version}; re-run the test against the current challenger")
         moves = registry.promote(client, model_name, who=f"{getpass.getuser()} via analysis.py",
                                  why=f"A/B test: {summary['verdict']['reason']}")
-    except (registry.RegistryError, MlflowException) as exc:
+    except registry.FAILURES as exc:
         return {"requested": True, "done": False, "status": f"promotion failed: {exc}", "moves": []}
     return {"requested": True, "done": True, "status": f"promoted v{challenger.version} to champion",
             "moves": [str(m) for m in moves]}

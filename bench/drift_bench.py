@@ -19,6 +19,7 @@ the `DriftSettings` defaults, fixed before the run and printed first; nothing is
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,19 +27,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from mirakuru import HTTPExecutor
 
 from load_test.simulate.generator import generate
-from ops import dagrun, launch
-from retrain.ml.drift import decide, measure
+from ops import dagrun, servers
+from ops.env import REPO
+from ops.ports import free_port
+from retrain.ml.drift import decide
+from retrain.ml.drift_measure import measure
 from retrain.ml.drift_report import save_report
 from retrain.ml.evaluate import score, split_holdout
 from retrain.ml.features import baseline_pipeline
-from retrain.ml.train import reference_sample, train_and_register
+from retrain.ml.train import reference_sample
+from retrain.register import train_and_register
 from ticket_ab import registry
 from ticket_ab.schema import TEXT, TOPIC, load_tickets
 from ticket_ab.settings import DriftSettings, Settings, get_settings
 
-REAL = launch.REPO.parent / "shared" / "data" / "it_service_tickets.csv.gz"
+REAL = REPO.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 LATER = "2026-04-01T00:00:00Z"
 rows: list[tuple[str, str, str, bool]] = []  # (bar, measured, target, met)
 
@@ -127,13 +133,13 @@ def speed_bar() -> None:
 def dag_bars(n: int) -> None:
     """The real DAG against a real MLflow, on the default AutoML candidates and budget."""
     with tempfile.TemporaryDirectory(prefix="drift_bench_") as tmp:
-        settings = get_settings(home=Path(tmp), mlflow_port=launch.free_port(), model_name="drift-bench")
-        server = launch.start_mlflow(settings)
-        try:
+        settings = get_settings(home=Path(tmp), mlflow_port=free_port(), model_name="drift-bench")
+        mlflow = servers.mlflow(settings)
+        with open(Path(tmp) / "mlflow.log", "ab") as log, HTTPExecutor(
+                mlflow.command, mlflow.health_url, method="GET", timeout=120, envvars=mlflow.env, cwd=str(REPO),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT):
             dag_run_bar(settings, n)
             challenger_bar(settings)
-        finally:
-            launch.stop(server)
 
 
 def dag_run_bar(settings: Settings, n: int) -> None:

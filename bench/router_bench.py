@@ -23,6 +23,7 @@ import os
 import random
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,11 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow.sklearn
 import pandas as pd
 import psutil
+from mirakuru import HTTPExecutor
 
-from ops import launch
+from ops import servers
+from ops.env import REPO, python_env
+from ops.health import wait_until
+from ops.ports import LOOPBACK, free_port
 from retrain.ml.features import baseline_pipeline
 from router.predictor import compile_scorer, pipeline_scorer
 from ticket_ab import registry
@@ -169,30 +173,39 @@ class Server:
     """One server under test: where to send which pre-encoded requests."""
 
     name: str
-    service: launch.Service
+    service: HTTPExecutor
     port: int
     path: str
     bodies: list[bytes]
 
 
-def server_tree(service: launch.Service) -> list[psutil.Process]:
+def start(server: servers.Server, log: Path, deadline_s: float) -> HTTPExecutor:
+    """mirakuru starts `server` (output to `log`) and returns once its health URL answers."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return HTTPExecutor(server.command, server.health_url, method="GET", timeout=deadline_s, envvars=server.env,
+                            cwd=str(REPO), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT).start()
+
+
+def server_tree(service: HTTPExecutor) -> list[psutil.Process]:
     """The server and all its descendants (mlflow serve runs uvicorn, which spawns the workers)."""
-    root = psutil.Process(service.pid)
+    assert service.process is not None
+    root = psutil.Process(service.process.pid)
     return [root, *root.children(recursive=True)]
 
 
-def cpu_seconds(service: launch.Service) -> float:
+def cpu_seconds(service: HTTPExecutor) -> float:
     """User+system CPU of a whole server (all processes): contention from other load does not inflate it."""
     return sum(times.user + times.system for times in (p.cpu_times() for p in server_tree(service)))
 
 
-def worker_rss_mb(service: launch.Service) -> list[float]:
+def worker_rss_mb(service: HTTPExecutor) -> list[float]:
     """Resident memory of the server's workers (the leaves of its process tree, helpers excluded), in MB."""
     return [p.memory_info().rss / 2**20 for p in server_tree(service)
             if not p.children() and not any("resource_tracker" in part for part in p.cmdline())]
 
 
-def wait_workers(router: launch.Service, port: int, workers: int, deadline_s: float) -> None:
+def wait_workers(router: HTTPExecutor, port: int, workers: int, deadline_s: float) -> None:
     """Until `workers` distinct worker pids have answered /ready (each loaded both models)."""
     seen: set[int] = set()
 
@@ -203,11 +216,12 @@ def wait_workers(router: launch.Service, port: int, workers: int, deadline_s: fl
                     seen.add(body["worker_pid"])
         return len(seen) >= workers
 
-    launch.wait_until(burst, deadline_s, f"all {workers} router workers are ready", router, interval_s=0)
+    wait_until(burst, deadline_s, f"all {workers} router workers are ready",
+               failed=lambda: None if router.running() else "the router exited", interval_s=0)
 
 
 def _get_json(port: int, path: str) -> dict[str, Any]:
-    conn = http.client.HTTPConnection(launch.LOOPBACK, port, timeout=10)
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
     try:
         conn.request("GET", path)
         return json.loads(conn.getresponse().read())
@@ -235,22 +249,21 @@ def publish_champion(settings: Settings, data: pd.DataFrame, seed: int) -> Any:
                                alias=registry.CHAMPION, why="router benchmark", tags={"purpose": "bench"})
     registry.move_alias(registry.connect(settings.tracking_uri), MODEL, registry.CHALLENGER, version,
                         why="router benchmark")
-    return mlflow.sklearn.load_model(registry.model_uri(MODEL, registry.CHAMPION))
+    return registry.load_version(MODEL, version)
 
 
 def start_servers(settings: Settings, args: argparse.Namespace, scorer_port: int,
-                  started: list[launch.Service]) -> tuple[launch.Service, launch.Service]:
+                  started: list[HTTPExecutor]) -> tuple[HTTPExecutor, HTTPExecutor]:
     """The router (as the demo starts it) and `mlflow models serve` on the same champion, same worker count."""
-    router = launch.start_router(settings, settings.home / "router.log")
+    router = start(servers.router(settings), settings.home / "router.log", 120)
     started.append(router)
     wait_workers(router, settings.router.port, args.workers, 120)
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", registry.model_uri(MODEL, registry.CHAMPION),
                "--env-manager", "local", "--workers", str(args.workers), "-p", str(scorer_port),
-               "--host", launch.LOOPBACK]
-    scorer = launch.start("mlflow serve", command, settings.home / "mlflow-serve.log",
-                          launch.python_env({"MLFLOW_TRACKING_URI": settings.tracking_uri}))
+               "--host", LOOPBACK]
+    scorer = start(servers.Server("mlflow serve", command, python_env({"MLFLOW_TRACKING_URI": settings.tracking_uri}),
+                                  f"http://{LOOPBACK}:{scorer_port}/ping"), settings.home / "mlflow-serve.log", 180)
     started.append(scorer)
-    launch.wait_http(scorer, f"http://{launch.LOOPBACK}:{scorer_port}/ping", 180)
     return router, scorer
 
 
@@ -270,16 +283,16 @@ def measure(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]:
             for server in servers}
 
 
-def bench(args: argparse.Namespace, settings: Settings, started: list[launch.Service]) -> tuple[Any, ...]:
+def bench(args: argparse.Namespace, settings: Settings, started: list[HTTPExecutor]) -> tuple[Any, ...]:
     """Everything measured, with the services it starts appended to `started` (the caller stops them)."""
     data = tickets(per_topic=400, seed=args.seed)
     texts = tickets(per_topic=50, seed=args.seed + 1)["text"].tolist()
-    started.append(launch.start_mlflow(settings))
+    started.append(start(servers.mlflow(settings), settings.mlflow_dir / "server.log", 120))
     served = publish_champion(settings, data, args.seed)
     direct, scoring = compile_scorer(served)
     bare = {"pipeline": bare_predict(pipeline_scorer(served), texts, repeats=1000),
             scoring: bare_predict(direct, texts, repeats=1000)}
-    scorer_port = launch.free_port()
+    scorer_port = free_port()
     router, scorer = start_servers(settings, args, scorer_port, started)
     rng = random.Random(args.seed)
     router_bodies = [json.dumps({"text": rng.choice(texts), "customer_id": f"c-{i}"}).encode()
@@ -306,16 +319,16 @@ def batch_throughput(port: int, bodies: list[bytes], args: argparse.Namespace) -
 
 def main() -> int:
     args = parse_args()
-    started: list[launch.Service] = []
+    started: list[HTTPExecutor] = []
     with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp:
-        settings = get_settings(home=Path(tmp), mlflow_port=launch.free_port(), model_name=MODEL,
-                                router={"host": launch.LOOPBACK, "port": launch.free_port(), "workers": args.workers,
+        settings = get_settings(home=Path(tmp), mlflow_port=free_port(), model_name=MODEL,
+                                router={"host": LOOPBACK, "port": free_port(), "workers": args.workers,
                                         "threads": args.threads, "split_b": 0.5})
         try:
             bare, results, inside, rss = bench(args, settings, started)
         finally:
             for service in reversed(started):
-                launch.stop(service)
+                service.stop()
     report(args, bare, results, inside, rss)
     return 0
 

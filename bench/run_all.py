@@ -14,9 +14,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ops import launch
+from ops.env import REPO, python_env
 
-BENCH = launch.REPO / "bench"
+BENCH = REPO / "bench"
 
 
 def machine() -> str:
@@ -33,7 +33,7 @@ def main() -> int:
     for script in scripts:
         print(f"==> {script.name}", flush=True)
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, str(script)], cwd=launch.REPO, env=launch.python_env(), text=True,
+        result = subprocess.run([sys.executable, str(script)], cwd=REPO, env=python_env(), text=True,
                                 capture_output=True)
         seconds = time.perf_counter() - started
         sys.stdout.write(result.stdout)

@@ -55,7 +55,6 @@ def _print_outcome(outcome) -> None:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from retrain.ml.train import train_and_register
     from ticket_ab import registry
 
     settings = _settings(args)
@@ -64,6 +63,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     if current is not None and not args.force:
         print(f"champion already exists: {settings.model_name} v{current.version} (use --force to retrain)")
         return 0
+    from retrain.register import train_and_register  # PyCaret: only once there is something to train
+
     df, source = _training_data(args, settings)
     outcome = train_and_register(df, settings, alias=registry.CHAMPION, source=source)
     _print_outcome(outcome)
@@ -71,7 +72,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from retrain.ml.train import train_and_register
+    from retrain.register import train_and_register
     from ticket_ab.schema import load_tickets
 
     settings = _settings(args)
@@ -156,25 +157,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import time
 
-    import mlflow.sklearn
-
     from retrain.ml.batch_predict import CONFIDENCE, PREDICTED, predict_frame
     from ticket_ab import registry
     from ticket_ab.schema import load_tickets, save_tickets
 
     settings = _settings(args)
     client = registry.connect(settings.tracking_uri)
-    if args.version:
-        version, uri = args.version, registry.version_uri(settings.model_name, args.version)
-    else:
+    version = args.version
+    if not version:
         found = registry.version_for(client, settings.model_name, args.alias)
         if found is None:
             raise ValueError(f"model {settings.model_name!r} has no {args.alias!r} version to score with")
-        version, uri = found.version, registry.model_uri(settings.model_name, args.alias)
+        version = found.version
     tickets = load_tickets(args.data)
+    uri = registry.version_uri(settings.model_name, version)
     print(f"scoring {len(tickets)} tickets from {args.data} with {settings.model_name} v{version} ({uri})", flush=True)
     started = time.perf_counter()
-    scored = predict_frame(mlflow.sklearn.load_model(uri), tickets, progress=not args.no_progress)
+    scored = predict_frame(registry.load_version(settings.model_name, version), tickets, progress=not args.no_progress)
     scored["model_version"] = str(version)
     out = save_tickets(scored, args.out)
     seconds = time.perf_counter() - started
@@ -210,10 +209,10 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from ops import demo
+    from ops import background
 
-    stopped = demo.stop_recorded(get_settings())
-    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing recorded as running")
+    stopped = background.stop(get_settings())
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
 
 
@@ -226,8 +225,25 @@ def settings_table() -> str:
     return pd.DataFrame(describe()).to_markdown(index=False, tablefmt="github")
 
 
+def _stack_status(settings: Settings) -> int:
+    """One line per service: supervisord's state and pid, its URL and log; exit 1 while nothing runs."""
+    from ops.stack import run
+    from ops.stack.topology import Paths, describe
+
+    processes = run.status(settings)
+    paths = Paths.of(settings)
+    urls = describe(settings, paths)
+    for name in [*urls, *(n for n in processes if n not in urls)]:
+        info = processes.get(name)
+        state = "down" if not info else (f"EXITED (exit status {info['exitstatus']})" if info["statename"] == "EXITED"
+                                         else f"{info['statename']} ({info['description']})")
+        print(f"{name:22} {state:40} {urls.get(name, {}).get('url', '-')}  log {paths.log(name)}")
+    return 0 if processes else 1
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     from ops.stack import run
+    from ops.stack.topology import Paths
 
     settings = get_settings()
     if args.action == "down":
@@ -237,24 +253,18 @@ def cmd_stack(args: argparse.Namespace) -> int:
     if args.action == "restart":
         if not args.service:
             raise ValueError("stack restart needs the service's name, e.g. `stack restart airflow-scheduler`")
-        service = run.restart(settings, args.service)
-        print(f"restarted {args.service} (pid {service.pid}); log {service.log}")
+        info = run.restart(settings, args.service)
+        print(f"supervisord restarted {args.service} ({info['description']}); log {info['stdout_logfile']}")
         return 0
     if args.action == "status":
-        alive = run.running(settings)
-        paths = run.Paths.of(settings)
-        urls = run.describe(settings, paths)
-        for name in [*urls, *(n for n in alive if n not in urls)]:
-            state = f"up (pid {alive[name]})" if name in alive else "down"
-            print(f"{name:22} {state:16} {urls.get(name, {}).get('url', '-')}  log {paths.log(name)}")
-        return 0 if alive else 1
+        return _stack_status(settings)
     services = run.up(settings, say=lambda line: print(f"==> {line}", flush=True), bootstrap_n=args.bootstrap_n)
     for name, where in services.items():
         print(f"{name:22} {where['url']}\n{'':22} log {where['log']}")
-    paths = run.Paths.of(settings)
+    paths = Paths.of(settings)
     print(f"router tokens and customer key: {paths.secrets}; Airflow login: admin, password in "
           f"{settings.airflow_dir / 'simple_auth_manager_passwords.json.generated'}")
-    print("`make stack-down` stops exactly these processes")
+    print(f"supervisord ({run.manager(settings).config}) restarts a crashed service; `make stack-down` stops them all")
     return 0
 
 
@@ -281,7 +291,7 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
 
 def _add_stack(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["up", "down", "status", "restart"])
-    p.add_argument("service", nargs="?", help="restart: the Airflow service or router replica to start again")
+    p.add_argument("service", nargs="?", help="restart: the service supervisord should restart (e.g. router-2)")
     p.add_argument("--bootstrap-n", type=int, default=STACK_BOOTSTRAP_N,
                    help="generated tickets of the first champion (as compose's bootstrap service)")
 
@@ -333,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("airflow", cmd_airflow, "Airflow UI + scheduler (airflow standalone) on 127.0.0.1:TICKET_AB_AIRFLOW_PORT")
     add("demo", cmd_demo, "run the whole loop locally (what `make demo` runs)", False)
     add("mlflow", cmd_mlflow, "start the local MLflow server in the background (sqlite under TICKET_AB_HOME)", False)
-    add("stop", cmd_stop, "stop the services started by `demo` or `mlflow` (recorded PIDs only)", False)
+    add("stop", cmd_stop, "stop the services started by `demo` or `mlflow` (and their supervisord)", False)
 
     _add_stack(add("stack", cmd_stack, "the production topology natively: PostgreSQL, MLflow, Airflow scheduler and "
                    "friends, router replicas, Prometheus (up | down | status | restart SERVICE)", False))
@@ -349,14 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from ops.demo import DemoError
-    from ops.launch import ServiceError
-    from retrain.ml.automl import AutoMLError
+    from ops.health import ServiceError
     from ticket_ab.registry import RegistryError
     from ticket_ab.schema import TicketDataError
 
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (TicketDataError, RegistryError, AutoMLError, SettingsError, ServiceError, DemoError, ValueError) as exc:
+    except (TicketDataError, RegistryError, SettingsError, ServiceError, DemoError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -18,11 +18,14 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from ops import launch
+from ops.env import REPO, child_env
+from ops.health import ServiceError
+from ops.ports import airflow_endpoint
+from retrain.tasks.results import XCOM_CLASSES
 from ticket_ab.names import DAG_ID
 from ticket_ab.settings import Settings, get_settings
 
-DAGS_FOLDER = launch.REPO / "airflow" / "dags"
+DAGS_FOLDER = REPO / "airflow" / "dags"
 MIGRATED_MARKER = ".migrated"
 STANDALONE_PARALLELISM = 4
 
@@ -30,12 +33,13 @@ STANDALONE_PARALLELISM = 4
 def airflow_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of every `airflow` process we start: its home, its DB, our DAGs, our settings."""
     home = settings.airflow_dir
-    return launch.child_env(settings, {
+    return child_env(settings, {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES": XCOM_CLASSES,  # the tasks' typed results
         **(extra or {}),
     })
 
@@ -63,8 +67,8 @@ def ensure_db(settings: Settings, *, stdout=None) -> bool:
         result = subprocess.run(_airflow("db", "migrate"), env=airflow_env(settings), cwd=home,
                                 stdout=stdout, stderr=subprocess.STDOUT if stdout else None)
         if result.returncode != 0:
-            raise launch.ServiceError(f"airflow db migrate failed with exit code {result.returncode} "
-                                      f"(AIRFLOW_HOME={home})")
+            raise ServiceError(f"airflow db migrate failed with exit code {result.returncode} "
+                               f"(AIRFLOW_HOME={home})")
         marker.write_text(wanted + "\n")
         return True
 
@@ -90,7 +94,7 @@ def run_dag(logical_date: str | None = None, *, settings: Settings | None = None
 def standalone_env(settings: Settings) -> dict[str, str]:
     """`airflow standalone` for the UI, kept small: 4 task slots (default 32 forks ~40 processes),
     one API worker, bound to 127.0.0.1:airflow_port and with the execution API pointed at it."""
-    endpoint = launch.airflow_endpoint(settings)
+    endpoint = airflow_endpoint(settings)
     return airflow_env(settings, {
         "AIRFLOW__CORE__PARALLELISM": str(STANDALONE_PARALLELISM),
         "AIRFLOW__API__HOST": endpoint.host,
@@ -104,7 +108,7 @@ def standalone_env(settings: Settings) -> dict[str, str]:
 def standalone(settings: Settings | None = None) -> int:
     """Run `airflow standalone` in the foreground until Ctrl-C; returns its exit code."""
     settings = settings or get_settings()
-    endpoint = launch.airflow_endpoint(settings)
+    endpoint = airflow_endpoint(settings)
     endpoint.ensure_free()
     ensure_db(settings)
     print(f"Airflow UI on {endpoint.url} (AIRFLOW_HOME={settings.airflow_dir}); "

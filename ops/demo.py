@@ -1,8 +1,9 @@
 """`make demo`: the whole loop on the embedded default, one real process per component.
 
-MLflow on sqlite, the router under gunicorn and the DAG via `airflow dags test`, all on 127.0.0.1.
-Each step prints the command a user would type for it, so the demo doubles as a walkthrough.
-Services stay up afterwards; `make stop` ends exactly the processes recorded here.
+MLflow on sqlite and the router under gunicorn, both run by the demo's supervisord (ops.background),
+and the DAG via `airflow dags test`, all on 127.0.0.1. Each step prints the command a user would
+type for it, so the demo doubles as a walkthrough. The servers stay up afterwards; `make stop` ends
+them and their supervisord.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-from ops import dagrun, launch, pidfiles
+from ops import background, dagrun
+from ops.env import REPO, child_env
+from ops.health import ServiceError, wait_until
+from ops.ports import mlflow_endpoint, router_endpoint
 from ticket_ab.settings import Settings, get_settings
 
-PID_NAMES = ("router", "mlflow")
 BOOTSTRAP_N = 2000  # as `make stack`: below PyCaret's tuning threshold, so the demo's first champion takes ~30 s
 RELOAD_S = 2.0  # the demo's router polls the registry often so the challenger shows up quickly
 
@@ -29,36 +31,11 @@ class DemoError(RuntimeError):
     pass
 
 
-def pid_dir(settings: Settings) -> Path:
-    return settings.home / "run"
-
-
-def record_pid(settings: Settings, name: str, service: launch.Service) -> None:
-    pidfiles.record(pid_dir(settings), name, service.pid)
-
-
-def stop_recorded(settings: Settings) -> list[str]:
-    """Stop the process trees the demo recorded, and only those."""
-    stopped = []
-    for name in PID_NAMES:
-        path = pid_dir(settings) / f"{name}.pid"
-        if not path.exists():
-            continue
-        pid = pidfiles.running(path)
-        if pid is not None:
-            launch.stop(pid)
-            stopped.append(f"{name} (pid {pid})")
-        path.unlink()
-    return stopped
-
-
 def background_mlflow(settings: Settings) -> None:
-    """Start the local MLflow server in the background and record its PID for `make stop`."""
-    launch.mlflow_endpoint(settings).ensure_free()  # before the command is shown: a taken port is one line
-    print("$ mlflow " + " ".join(launch.mlflow_command(settings)[3:]))
-    server = launch.start_mlflow(settings)
-    record_pid(settings, "mlflow", server)
-    print(f"MLflow is up at {settings.tracking_uri} (log {server.log}); `make stop` stops it")
+    """`make mlflow`: the local MLflow server in the background, under the demo's supervisord."""
+    background.start(settings, (background.MLFLOW,))
+    print(f"MLflow is up at {settings.tracking_uri} (log {settings.mlflow_dir / 'server.log'}); "
+          "`make stop` stops it")
 
 
 def demo_settings() -> Settings:
@@ -77,8 +54,8 @@ class Demo:
         self.tokens_file = settings.router_dir / "demo-tokens.env"
         self.admin_token = settings.router.admin_token
         self.feedback_token = settings.router.feedback_token
-        self.router_url = launch.router_endpoint(settings).url
-        self.env = launch.child_env(settings, secrets=True)
+        self.router_url = router_endpoint(settings).url
+        self.env = child_env(settings, secrets=True)
 
     def step(self, title: str) -> None:
         self.step_no += 1
@@ -88,7 +65,7 @@ class Demo:
     def run(self, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
         shown = "python " + " ".join(a if a != self.feedback_token else "$TICKET_AB_FEEDBACK_TOKEN" for a in args)
         print(f"$ {shown}", flush=True)
-        result = subprocess.run([sys.executable, *args], env=self.env, cwd=launch.REPO, text=True,
+        result = subprocess.run([sys.executable, *args], env=self.env, cwd=REPO, text=True,
                                 capture_output=capture)
         if capture:
             sys.stdout.write(result.stdout)
@@ -99,10 +76,10 @@ class Demo:
 
     def reset(self) -> None:
         """Stop the previous demo, check every port this one needs, then start from empty state."""
-        stopped = stop_recorded(self.settings)
+        stopped = background.stop(self.settings)
         if stopped:
             print(f"stopped the previous demo's services: {', '.join(stopped)}")
-        for endpoint in (launch.mlflow_endpoint(self.settings), launch.router_endpoint(self.settings)):
+        for endpoint in (mlflow_endpoint(self.settings), router_endpoint(self.settings)):
             endpoint.ensure_free()
         if self.settings.home.exists() and any(self.settings.home.iterdir()):
             print(f"resetting state: removing {self.settings.home} (a fresh registry, logs and reports)")
@@ -114,10 +91,13 @@ class Demo:
                                     f"TICKET_AB_FEEDBACK_TOKEN={self.feedback_token}\n")
         self.tokens_file.chmod(0o600)
 
+    def start_mlflow(self) -> None:
+        """The demo's supervisord, describing MLflow and the router, with MLflow started."""
+        background.start(self.settings, (background.MLFLOW, background.ROUTER))
+        print(f"MLflow is up at {self.settings.tracking_uri} (log {self.settings.mlflow_dir / 'server.log'})")
+
     def start_router(self) -> None:
-        print("$ gunicorn " + " ".join(launch.gunicorn_command()[3:]))
-        router = launch.start_router(self.settings, self.settings.logs_dir / "router.log")
-        record_pid(self.settings, "router", router)
+        background.start_router(self.settings)
         print(f"router is up at {self.router_url}: {json.dumps(self.get('/ready'))}")
 
     def get(self, path: str) -> dict:
@@ -141,7 +121,7 @@ class Demo:
             ready = self.get("/ready")
             return ready if _challenger_version(ready) else None
 
-        return launch.wait_until(challenger_ready, deadline_s, "the router serves the challenger", interval_s=0.5)
+        return wait_until(challenger_ready, deadline_s, "the router serves the challenger", interval_s=0.5)
 
     def traffic(self, scenario: str, n: int, seed: int, feedback_rate: float) -> dict:
         out = self.settings.reports_dir / f"load_{scenario}_{seed}.json"
@@ -174,8 +154,8 @@ def main() -> int:
     demo.step("reset state")
     demo.reset()
     try:
-        demo.step("start the MLflow tracking server (sqlite + local artifacts)")
-        background_mlflow(demo.settings)
+        demo.step("start the MLflow tracking server (sqlite + local artifacts) under the demo's supervisord")
+        demo.start_mlflow()
         demo.step("bootstrap the champion on generated baseline tickets (PyCaret picks the model)")
         demo.run("-m", "ops", "bootstrap", "--n", str(BOOTSTRAP_N))
         demo.step("start the A/B router under gunicorn")
@@ -193,7 +173,7 @@ def main() -> int:
         demo.traffic("new_product", 6000, 13, 1.0)
         demo.step("analyse the A/B test and promote when the verdict says so")
         demo.run("analysis/analysis.py", "--promote")
-    except (DemoError, launch.ServiceError) as exc:
+    except (DemoError, ServiceError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         print("services that did start are still up for inspection; `make stop` ends them", file=sys.stderr)
         return 1
@@ -219,5 +199,5 @@ def summarize(demo: Demo) -> None:
         print(f"drift report:      {drift_reports[-1]}")
     print(f"A/B report:        {s.reports_dir / 'ab_report.html'}")
     print(f"A/B figure:        {s.reports_dir / 'ab_report.png'}")
-    print("services are still running; `make stop` stops them")
-
+    print(f"services are still running under supervisord (`supervisorctl -c {background.manager(s).config} "
+          "status`); `make stop` stops them")

@@ -2,15 +2,16 @@
 
 `create_app` follows the Flask tutorial's factory: gunicorn calls it once per worker (preload is
 off, so each worker loads its own models and starts its own poll thread after the fork), and tests
-call it with their own settings and, in unit tests, an in-memory model store.
+call it with their own settings and, in unit tests, an in-memory model store. Each app validates
+request bodies with the contract built for its limits (router.contract) and publishes the same
+models as its OpenAPI document (router.openapi).
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
-from router import errors, invocations, v2, views
-from router.api import BodyJSON, api
+from router import contract, errors, invocations, openapi, v2, views
 from router.records import customer_key
 from router.state import EXTENSION, RouterState
 from router.store import ModelStore, Store
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max(settings.router.max_body_bytes, settings.router.max_batch_body_bytes)
-    app.json = BodyJSON(app)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # answers keep the documented key order
     model_store = store or ModelStore(settings)
     app.extensions[EXTENSION] = RouterState(
         settings=settings,
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     errors.register(app)
     for blueprint in (views.bp, invocations.bp, v2.bp):
         app.register_blueprint(blueprint)
-    api.register(app)  # after the blueprints: the OpenAPI document lists their routes
+    app.extensions[contract.EXTENSION] = contract.for_settings(settings.router)
+    app.extensions[openapi.EXTENSION] = openapi.document(app, app.extensions[contract.EXTENSION])  # after the routes
     model_store.start()
     return app

@@ -16,11 +16,11 @@ from typing import Any
 from router import metrics, state
 from router.assign import assignment_key
 from router.config import ABConfig
+from router.contract import Ticket
 from router.errors import APIError
-from router.inputs import Ticket
+from router.models import Models
 from router.records import request_row
 from router.scoring import CHALLENGER_ERROR, Outcome, serve, serve_all
-from router.store import Models
 from ticket_ab.log import get_logger, kv
 from ticket_ab.pii import mask
 

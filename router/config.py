@@ -32,6 +32,7 @@ from typing import Any
 from ticket_ab.atomic import write_atomic
 from ticket_ab.log import get_logger, kv
 from ticket_ab.names import MODES, SPLIT
+from ticket_ab.registry import RegistryUnavailable
 
 CACHE_FILE = "ab_config.json"  # under the router's state dir: the last config the registry gave
 EXPERIMENT_ID_BYTES = 6  # 12 hex characters: ample for the handful of experiments a model sees
@@ -45,8 +46,8 @@ class ConfigError(ValueError):
     """A config value is unusable; the message names the field and the accepted values."""
 
 
-class ConfigUnavailable(RuntimeError):
-    """The shared config could not be read or written (the registry is down); the message says why."""
+# The config lives in the registry: it cannot be read or written exactly when the registry cannot be asked.
+ConfigUnavailable = RegistryUnavailable
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """The request-log and feedback-log rows, shaped by ticket_ab.requestlog's column contracts.
 
 The ticket text arrives PII-masked (the view masks it once, before scoring, because models train
-on masked text and the log is what the DAG reads as training data); CsvAppender then folds every
-field to one line. A customer id that is personal data (an e-mail address, a phone number) is
-logged as a keyed pseudonym: analysis still groups a customer's rows, the log holds no address.
+on masked text and the log is what the DAG reads as training data); the log writer
+(ticket_ab.logwriter) then folds every field to one line. A customer id that is personal data (an
+e-mail address, a phone number) is logged as a keyed pseudonym: analysis still groups a customer's
+rows, the log holds no address.
 Assignment happens before and uses the id as sent, so pseudonymising changes no arm.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from router.config import ABConfig
-from router.inputs import Feedback, Ticket
+from router.contract import Ticket
 from router.scoring import Outcome
 from ticket_ab.log import get_logger, kv
 from ticket_ab.pii import is_personal, pseudonym
@@ -77,7 +78,6 @@ def request_row(
     }
 
 
-def feedback_row(feedback: Feedback) -> dict[str, object]:
-    """One FEEDBACK_COLUMNS row."""
-    return {"timestamp": utc_now(), "request_id": feedback.request_id, "label": feedback.label,
-            "source": feedback.source}
+def feedback_row(request_id: str, label: str, source: str) -> dict[str, object]:
+    """One FEEDBACK_COLUMNS row: the source is the one the bearer token proves (router.auth)."""
+    return {"timestamp": utc_now(), "request_id": request_id, "label": label, "source": source}

@@ -14,8 +14,8 @@ import numpy as np
 
 from router.assign import assign
 from router.config import ABConfig
+from router.models import LoadedModel
 from router.predictor import score_many
-from router.store import LoadedModel
 from ticket_ab.names import SHADOW, A, B
 
 CHALLENGER_ERROR = "challenger_error"

@@ -1,4 +1,4 @@
-"""The models a worker serves: `models:/<name>@champion` and `@challenger`, kept current and on disk.
+"""The store of a worker's models: `models:/<name>@champion` and `@challenger`, kept current and on disk.
 
 Requests read one immutable `Models` snapshot; the poll thread builds a new snapshot off to the
 side and publishes it with a single reference assignment, so an alias move swaps models without a
@@ -15,67 +15,26 @@ kills a worker: failures keep the previous models and show up in /ready and the 
 
 from __future__ import annotations
 
-import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-import mlflow.artifacts
-import mlflow.sklearn
-from mlflow import MlflowClient
-from mlflow.entities.model_registry import RegisteredModel
-from mlflow.exceptions import MlflowException
-
 from router import metrics
 from router.cache import ModelCache, utc_now
-from router.config import CACHE_FILE, ABConfig, ConfigStore, ConfigUnavailable, Published
-from router.predictor import Scorer, compile_scorer
-from ticket_ab import registry
+from router.config import CACHE_FILE, ABConfig, ConfigStore, Published
+from router.models import FROM_CACHE, FROM_REGISTRY, LoadedModel, ModelError, Models, load_model
 from ticket_ab.log import get_logger, kv
 from ticket_ab.names import CHALLENGER, CHAMPION, SERVED_ALIASES
+from ticket_ab.registry import RegistryState, RegistryUnavailable, RegistryVersion, ServingRegistry
 from ticket_ab.settings import Settings
-
-FROM_REGISTRY = "registry"
-FROM_CACHE = "cache"
-WARMUP_TEXT = "cannot log in to the vpn after the password reset"
 
 log = get_logger("router.store")
 
 
-class RegistryUnavailable(ConfigUnavailable):
-    """The registry could not be asked (down, timing out, failing); not the same as 'no such alias'."""
-
-
-class ModelError(RuntimeError):
-    """A downloaded model cannot serve: not loadable, or fails the warm-up prediction."""
-
-
-@dataclass(frozen=True)
-class RegistryVersion:
-    """What an alias points at; the run id tells a reused version number from the cached one."""
-
-    version: str
-    run_id: str
-
-
-@dataclass(frozen=True)
-class RegistryState:
-    """One poll's answer: where the served aliases point and the shared A/B config tag."""
-
-    aliases: dict[str, RegistryVersion | None]
-    config_tag: str | None = None
-
-    def published(self) -> Published:
-        """The facts every replica derives the A/B config and its experiment id from."""
-        champion, challenger = (self.aliases.get(alias) for alias in (CHAMPION, CHALLENGER))
-        return Published(self.config_tag, champion.version if champion else None,
-                         challenger.version if challenger else None)
-
-
 class Registry(Protocol):
-    """What the store needs from a model registry (MLflow in production, a fake in unit tests)."""
+    """What the store needs from a model registry (ticket_ab.registry.ServingRegistry, a fake in unit tests)."""
 
     def state(self) -> RegistryState:
         """Alias targets (None: no such alias) and config tag in one request; RegistryUnavailable if it cannot."""
@@ -88,34 +47,6 @@ class Registry(Protocol):
     def download(self, version: str, dst: Path) -> Path:
         """Write the MLflow model directory of `version` at `dst` (which must not exist) and return it."""
         ...
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model ready to serve: never mutated, so a request can keep using it after a swap."""
-
-    alias: str
-    version: str
-    run_id: str
-    pipeline: Any  # a fitted sklearn Pipeline over a DataFrame with a `text` column
-    classes: tuple[str, ...]
-    score: Scorer  # one text -> probabilities, see router.predictor
-    scoring: str  # which scorer: predictor.TFIDF, predictor.DIRECT or predictor.PIPELINE
-    source: str  # FROM_REGISTRY or FROM_CACHE
-    loaded_at: str
-
-    def describe(self) -> dict[str, str]:
-        """The /ready view of this model."""
-        return {"version": self.version, "run_id": self.run_id, "source": self.source, "scoring": self.scoring,
-                "loaded_at": self.loaded_at}
-
-
-@dataclass(frozen=True)
-class Models:
-    """What one request uses from start to finish."""
-
-    champion: LoadedModel | None = None
-    challenger: LoadedModel | None = None
 
 
 class Store(Protocol):
@@ -140,101 +71,17 @@ class Store(Protocol):
         ...
 
 
-class MlflowRegistry:
-    """Registry reads and writes against an MLflow tracking server, failing fast when it is down."""
-
-    def __init__(self, tracking_uri: str, model_name: str, timeout_s: float = 3.0) -> None:
-        # The client's defaults retry for minutes; the poll loop retries on its own schedule instead.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        self.tracking_uri = tracking_uri
-        self.model_name = model_name
-        self.timeout_s = timeout_s
-        self._client = None
-        # A version's run never changes, but a recreated registry reuses version numbers: the key
-        # carries the registered model's creation time, so a recreated model is looked up afresh.
-        self._run_ids: dict[tuple[int | None, str], str] = {}
-
-    def state(self) -> RegistryState:
-        """One `get_registered_model` (aliases and tags) per poll; a version's run id only when first seen."""
-        client = self._connect()
-        try:
-            model = client.get_registered_model(self.model_name)
-        except MlflowException as exc:
-            # An unregistered model -> RESOURCE_DOES_NOT_EXIST: no aliases and no config yet; anything
-            # else (connection errors arrive as INTERNAL_ERROR) means "could not ask".
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return RegistryState({alias: None for alias in SERVED_ALIASES})
-            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
-        try:
-            aliases = {alias: self._target(client, model, alias) for alias in SERVED_ALIASES}
-        except MlflowException as exc:  # an alias names a version we cannot read: ask again next poll
-            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
-        return RegistryState(aliases, model.tags.get(registry.AB_CONFIG_TAG))
-
-    def write_config(self, tag: str) -> None:
-        """The tag lives on the registered model, so there must be one (register a champion first)."""
-        client = self._connect()
-        try:
-            registry.set_ab_config(client, self.model_name, tag)
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise RegistryUnavailable(f"model {self.model_name!r} is not registered in MLflow at "
-                                          f"{self.tracking_uri}; register a champion first") from None
-            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}") from None
-
-    def download(self, version: str, dst: Path) -> Path:
-        """By version, not alias: the alias may move again while we download."""
-        uri = f"models:/{self.model_name}/{version}"
-        path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri)
-        return Path(path)
-
-    def _connect(self) -> MlflowClient:
-        """A fast /health preflight first: a down server fails in milliseconds, not after client retries."""
-        try:
-            registry.check_reachable(self.tracking_uri, self.timeout_s)
-            if self._client is None:
-                self._client = registry.connect(self.tracking_uri)
-        except registry.RegistryError as exc:
-            raise RegistryUnavailable(str(exc)) from None
-        return self._client
-
-    def _target(self, client: MlflowClient, model: RegisteredModel, alias: str) -> RegistryVersion | None:
-        version = model.aliases.get(alias)
-        if version is None:
-            return None
-        key = (model.creation_timestamp, str(version))
-        if key not in self._run_ids:
-            self._run_ids[key] = client.get_model_version(self.model_name, str(version)).run_id or ""
-        return RegistryVersion(version=str(version), run_id=self._run_ids[key])
+def published(state: RegistryState) -> Published:
+    """The facts every replica derives the A/B config and its experiment id from."""
+    champion, challenger = (state.aliases.get(alias) for alias in (CHAMPION, CHALLENGER))
+    return Published(state.config_tag, champion.version if champion else None,
+                     challenger.version if challenger else None)
 
 
 def shared_config(settings: Settings, source: Registry) -> ConfigStore:
     """The A/B config kept in `source`, cached under the router's state dir, the settings' split by default."""
     return ConfigStore(settings.router_dir / CACHE_FILE, ABConfig(ab_split_b=settings.router.split_b),
-                       read=lambda: source.state().published(), write=source.write_config)
-
-
-def serving_model(alias: str, version: str, run_id: str, pipeline: Any, source: str) -> LoadedModel:
-    """Wrap a fitted pipeline for serving, after proving it can score a ticket (warm-up prediction)."""
-    try:
-        classes = tuple(str(c) for c in pipeline.classes_)
-        score, scoring = compile_scorer(pipeline)
-        proba = score(WARMUP_TEXT)
-    except Exception as exc:
-        raise ModelError(f"{alias} v{version} cannot serve: {type(exc).__name__}: {exc}") from exc
-    if proba.shape != (len(classes),):
-        raise ModelError(f"{alias} v{version} returned scores of shape {proba.shape} for {len(classes)} classes")
-    return LoadedModel(alias, version, run_id, pipeline, classes, score, scoring, source, utc_now())
-
-
-def load_model(path: Path, alias: str, version: str, run_id: str, source: str) -> LoadedModel:
-    """Load a cached MLflow sklearn model directory into a LoadedModel."""
-    try:
-        pipeline = mlflow.sklearn.load_model(str(path))
-    except Exception as exc:
-        raise ModelError(f"model at {path} cannot be loaded: {type(exc).__name__}: {exc}") from exc
-    return serving_model(alias, version, run_id, pipeline, source)
+                       read=lambda: published(source.state()), write=source.write_config)
 
 
 class ModelStore:
@@ -244,7 +91,7 @@ class ModelStore:
         self.model_name = settings.model_name
         self.cache = ModelCache(settings.router_dir / "cache", settings.model_name)
         self.reload_s = settings.router.reload_s
-        self._registry = source or MlflowRegistry(settings.tracking_uri, settings.model_name)
+        self._registry = source or ServingRegistry(settings.tracking_uri, settings.model_name)
         self.config = shared_config(settings, self._registry)
         self._models = Models()
         self._registry_state: dict[str, Any] = {"reachable": None, "checked_at": None, "error": None}
@@ -308,7 +155,7 @@ class ModelStore:
             self._last_error = "; ".join(self._errors) or None
             self._publish(models)
             if state is not None:
-                self.config.follow(state.published(), mark)
+                self.config.follow(published(state), mark)
 
     def _ask(self) -> RegistryState | None:
         """The registry's state, or None (recorded for /ready and logged on change) if it cannot be asked."""

@@ -14,11 +14,13 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from router import batch, inputs, state, tensors
+from router import body, contract, state, tensors
 from router.answer import Answer, answer_all, serving_models
-from router.api import InferRequest, InferResponse, Live, ModelMetadata, Ready, ServerMetadata, answers, api
 from router.errors import APIError
-from router.tensors import BYTES
+from router.openapi import documented
+from router.refusals import validated
+from router.responses import InferResponse, Live, ModelMetadata, Ready, ServerMetadata
+from router.tensors import BYTES, OUTPUTS
 from ticket_ab.names import CHALLENGER, CHAMPION
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
@@ -27,7 +29,6 @@ SERVER = "ticket-ab-router"
 DISTRIBUTION = "ticket-ab"
 EXTENSIONS = ["binary_tensor_data"]  # inputs only; answers are JSON tensors, which every client reads
 OPTIONAL = "customer_id"
-OUTPUTS = ("topic", "scores", "variant", "model_version", "request_id")
 JSON_LIKE = ("application/json", "application/octet-stream", "")  # Triton's client sends no Content-Type
 
 
@@ -41,21 +42,21 @@ def _model(name: str) -> state.RouterState:
 
 
 @bp.get("")
-@api.validate(resp=answers({200: ServerMetadata}))
+@documented({200: ServerMetadata})
 def server_metadata() -> Response:
     """Server name, version and protocol extensions."""
     return jsonify(name=SERVER, version=distribution_version(DISTRIBUTION), extensions=EXTENSIONS)
 
 
 @bp.get("/health/live")
-@api.validate(resp=answers({200: Live}))
+@documented({200: Live})
 def live() -> Response:
     """Liveness, as GET /health."""
     return jsonify(live=True)
 
 
 @bp.get("/health/ready")
-@api.validate(resp=answers({200: Ready, 503: Ready}))
+@documented({200: Ready, 503: Ready})
 def ready() -> tuple[Response, int]:
     """Readiness, as GET /ready: a champion and writable logs."""
     is_ready, _, _ = state.readiness(state.current())
@@ -63,7 +64,7 @@ def ready() -> tuple[Response, int]:
 
 
 @bp.get("/models/<name>/ready")
-@api.validate(resp=answers({200: Ready, 503: Ready}, 404))
+@documented({200: Ready, 503: Ready}, 404)
 def model_ready(name: str) -> tuple[Response, int]:
     """The model is ready when the router is: a champion and writable logs."""
     is_ready, _, _ = state.readiness(_model(name))
@@ -71,7 +72,7 @@ def model_ready(name: str) -> tuple[Response, int]:
 
 
 @bp.get("/models/<name>")
-@api.validate(resp=answers({200: ModelMetadata}, 404, 503))
+@documented({200: ModelMetadata}, 404, 503)
 def model_metadata(name: str) -> Response:
     """Inputs, outputs and the versions behind the aliases (champion first)."""
     models = serving_models(_model(name))
@@ -94,9 +95,8 @@ def _infer_body(limit: int) -> tuple[dict[str, Any], bytes]:
     size = request.content_length
     split = tensors.header_length(request.headers.get(tensors.HEADER), size if size is not None else limit)
     mimetype = "application/json" if request.mimetype in JSON_LIKE else request.mimetype
-    body = inputs.json_object(mimetype, size, limit, lambda: request.get_data()[:split],
-                              inputs.BATCH_BODY_SETTING)
-    return body, request.get_data()[split:] if split is not None else b""
+    data = body.json_object(mimetype, size, limit, lambda: request.get_data()[:split], body.BATCH_BODY_SETTING)
+    return data, request.get_data()[split:] if split is not None else b""
 
 
 def _outputs(answers: list[Answer], topics: tuple[str, ...], names: list[str]) -> list[dict[str, Any]]:
@@ -114,18 +114,18 @@ def _outputs(answers: list[Answer], topics: tuple[str, ...], names: list[str]) -
 
 
 @bp.post("/models/<name>/infer")
-@api.validate(json=InferRequest, resp=answers({200: InferResponse}, 400, 404, 413, 415, 503),
-              skip_validation=True)  # binary tensor bodies are not JSON: tensors.rows checks every request
+@documented({200: InferResponse}, 400, 404, 413, 415, 503, body="infer")
 def infer(name: str) -> Response:
     """Answer every element of the `text` input through the A/B router."""
     router = _model(name)
-    limits = router.settings.router
-    body, binary = _infer_body(limits.max_batch_body_bytes)
-    tickets = batch.tickets(tensors.rows(body, binary), limits.max_text_chars, limits.max_batch, tensors.BAD)
-    names = tensors.requested(body, OUTPUTS)
-    models = serving_models(router)
-    answers = answer_all(router, models, tickets, g.started)
-    response: dict[str, Any] = {"model_name": name, "outputs": _outputs(answers, models.champion.classes, names)}
-    if isinstance(body.get("id"), str):
-        response["id"] = body["id"]
+    data, binary = _infer_body(router.settings.router.max_batch_body_bytes)
+    models = contract.current()
+    infer_request = validated(models.infer, data, tensors.BAD, tensors.INVALID)
+    tickets = validated(models.tickets, tensors.rows(infer_request, binary), tensors.BAD).root
+    served = serving_models(router)
+    answers = answer_all(router, served, tickets, g.started)
+    response: dict[str, Any] = {"model_name": name,
+                                "outputs": _outputs(answers, served.champion.classes, infer_request.requested())}
+    if infer_request.id is not None:
+        response["id"] = infer_request.id
     return jsonify(response)

@@ -1,6 +1,9 @@
-"""HTTP endpoints: parse with `inputs`, decide with `scoring`, record with the appenders.
+"""HTTP endpoints: decode with `body`, validate with the app's `contract`, decide with `scoring`, record
+with the appenders.
 
-Views only wire the pieces together; each rule they rely on lives (and is tested) in its module.
+Views only wire the pieces together; each rule they rely on lives (and is tested) in its module:
+body rules in the contract's models, tokens in `auth`, the one rule that needs the champion (a
+feedback label it knows) here.
 """
 
 from __future__ import annotations
@@ -10,28 +13,18 @@ import time
 import uuid
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from router import batch, inputs, metrics, state
+from router import auth, body, contract, metrics, openapi, state
 from router.answer import answer, answer_all, serving_models
-from router.api import (
-    BEARER,
-    Config,
-    ConfigChange,
-    Feedback,
-    FeedbackAccepted,
-    Health,
-    PredictAnswer,
-    PredictBody,
-    Ready,
-    answers,
-    api,
-    explained,
-)
 from router.config import ConfigUnavailable
 from router.errors import APIError
+from router.openapi import documented
 from router.records import feedback_row
+from router.refusals import validated
+from router.responses import Config, FeedbackAccepted, Health, PredictAnswer, Ready
 from router.scoring import CHALLENGER_ERROR
+from router.wording import quoted
 
 bp = Blueprint("router", __name__)
 metrics.FALLBACKS.labels(reason=CHALLENGER_ERROR)  # exported as 0 from the start, so increase() sees the first one
@@ -56,83 +49,70 @@ def _body(batch: bool = False) -> dict[str, Any]:
     """The JSON object body; the batch-capable endpoints take up to TICKET_AB_MAX_BATCH_BODY_BYTES."""
     limits = state.current().settings.router
     if batch:
-        return inputs.json_object(request.mimetype, request.content_length, limits.max_batch_body_bytes,
-                                  request.get_data, inputs.BATCH_BODY_SETTING)
-    return inputs.json_object(request.mimetype, request.content_length, limits.max_body_bytes, request.get_data)
+        return body.json_object(request.mimetype, request.content_length, limits.max_batch_body_bytes,
+                                request.get_data, body.BATCH_BODY_SETTING)
+    return body.json_object(request.mimetype, request.content_length, limits.max_body_bytes, request.get_data)
 
 
-def _predict_input() -> inputs.Ticket | list[inputs.Ticket]:
-    """The ticket of a /predict body, or its `tickets` (a batch): every rule on the body, in one place."""
+def _predict_input() -> contract.Ticket | contract.TicketBatch:
+    """The ticket of a /predict body, or its `tickets` batch; one ticket keeps the single-request byte limit."""
     limits = state.current().settings.router
-    body = _body(batch=True)
-    if "tickets" not in body:
-        if len(request.get_data()) > limits.max_body_bytes:  # one ticket keeps the single-request limit
-            raise inputs.too_large(limits.max_body_bytes)
-        return inputs.ticket(body, limits.max_text_chars)
-    if "text" in body:
-        raise APIError(422, "invalid_field", "send either 'text' (one ticket) or 'tickets' (a batch), not both")
-    if not isinstance(body["tickets"], list):
-        raise APIError(422, "invalid_field", f"field 'tickets' must be an array of ticket objects, got "
-                       f"{inputs.json_type(body['tickets'])}")
-    return batch.tickets(body["tickets"], limits.max_text_chars, limits.max_batch)
+    data = _body(batch=True)
+    if contract.BATCH not in data and len(request.get_data()) > limits.max_body_bytes:
+        raise body.too_large(limits.max_body_bytes)
+    return validated(contract.current().predict, data).root
 
 
 @bp.post("/predict")
-@api.validate(json=PredictBody, resp=answers({200: PredictAnswer}, 400, 413, 415, 422, 503),
-              before=explained(_predict_input))
+@documented({200: PredictAnswer}, 400, 413, 415, 422, 503, body="predict")
 def predict() -> Response:
     """Answer one ticket (or a `tickets` batch) from the assigned arm and log the rows the A/B analysis reads."""
     router = state.current()
     parsed = _predict_input()
     models = serving_models(router)
-    if isinstance(parsed, list):
-        return jsonify(results=[result.to_json() for result in answer_all(router, models, parsed, g.started)])
+    if isinstance(parsed, contract.TicketBatch):
+        return jsonify(results=[result.to_json() for result in answer_all(router, models, parsed.tickets,
+                                                                           g.started)])
     g.request_id = parsed.request_id or g.request_id  # a client's retry keeps its id: one request, one id
     result = answer(router, models, router.config.current(), parsed, g.request_id, g.started)
     g.variant = result.outcome.variant
     return jsonify(result.to_json())
 
 
-def _feedback_input() -> inputs.Feedback:
-    """An authorised /feedback body for a label the champion knows (the token decides the source)."""
-    router = state.current()
-    source = inputs.feedback_source(request.headers.get("Authorization"),
-                                    inputs.configured_feedback_tokens(router.settings.router))
-    body = _body()
-    return inputs.feedback(body, serving_models(router).champion.classes, source)
+def _known_label(label: str, labels: tuple[str, ...]) -> str:
+    """The label, if the champion knows it: feedback trains the next model, so an unknown topic is refused."""
+    if label not in labels:
+        raise APIError(422, "unknown_label",
+                       f"label {quoted(label)} is not a known topic; known: {', '.join(sorted(labels))}")
+    return label
 
 
 @bp.post("/feedback")
-@api.validate(json=Feedback, resp=answers({202: FeedbackAccepted}, 400, 401, 403, 413, 415, 422, 503),
-              security={BEARER: []}, before=explained(_feedback_input))
+@documented({202: FeedbackAccepted}, 400, 401, 403, 413, 415, 422, 503, body="feedback", secured=True)
 def feedback() -> tuple[Response, int]:
     """Record an agent's true topic for a served request (validated later by the DAG); the source
     recorded is the one the bearer token belongs to, never the body's."""
     router = state.current()
-    item = _feedback_input()
-    if not state.record(router.feedback, feedback_row(item)):  # the row is all feedback is: the sender retries
+    source = auth.feedback_source(request.headers.get("Authorization"),
+                                  auth.configured_feedback_tokens(router.settings.router))
+    item = validated(contract.current().feedback, _body())
+    label = _known_label(item.label, serving_models(router).champion.classes)
+    if not state.record(router.feedback, feedback_row(item.request_id, label, source)):
+        # the row is all feedback is: the sender retries
         raise APIError(503, "log_unavailable", f"the feedback was not recorded: {router.feedback.error}; "
                        "send it again later", {"Retry-After": str(state.LOG_RETRY_AFTER_S)})
-    return jsonify(status="accepted", request_id=item.request_id, label=item.label, source=item.source), 202
+    return jsonify(status="accepted", request_id=item.request_id, label=label, source=source), 202
 
 
 @bp.get("/config")
-@api.validate(resp=answers({200: Config}))
+@documented({200: Config})
 def get_config() -> Response:
     """The A/B config in effect (public: it holds no secret)."""
     return jsonify(state.current().config.current().to_dict())
 
 
-def _config_input() -> dict[str, Any]:
-    """The changes of an authorised POST /config."""
-    inputs.require_bearer(request.headers.get("Authorization"), state.current().settings.router.admin_token,
-                          "TICKET_AB_ADMIN_TOKEN", "POST /config")
-    return inputs.config_changes(_body())
-
-
 @bp.post("/config")
-@api.validate(json=ConfigChange, resp=answers({200: Config}, 400, 401, 403, 413, 415, 422, 503),
-              security={BEARER: []}, before=explained(_config_input))
+@documented({200: Config}, 400, 401, 403, 413, 415, 422, 503, body="config", secured=True)
 def set_config() -> Response:
     """Change the split and/or mode for every worker of every replica (admin token).
 
@@ -140,7 +120,9 @@ def set_config() -> Response:
     (503), rather than this replica alone running a different experiment.
     """
     router = state.current()
-    changes = _config_input()
+    auth.require_bearer(request.headers.get("Authorization"), router.settings.router.admin_token,
+                        "TICKET_AB_ADMIN_TOKEN", "POST /config")
+    changes = validated(contract.current().config, _body()).changes()
     try:
         return jsonify(router.config.update(**changes).to_dict())
     except ConfigUnavailable as exc:
@@ -151,14 +133,14 @@ def set_config() -> Response:
 
 
 @bp.get("/health")
-@api.validate(resp=answers({200: Health}))
+@documented({200: Health})
 def health() -> Response:
     """Liveness: the process answers, whatever the models and the logs (a restart fixes neither)."""
     return jsonify(status="ok")
 
 
 @bp.get("/ready")
-@api.validate(resp=answers({200: Ready, 503: Ready}))
+@documented({200: Ready, 503: Ready})
 def ready() -> tuple[Response, int]:
     """Readiness: 200 only with a champion and writable logs; says which versions and where they came from.
 
@@ -179,6 +161,6 @@ def prometheus() -> Response:
 
 
 @bp.get("/openapi.json")
-def openapi() -> Response:
-    """The OpenAPI 3 document of every endpoint, generated from the models the router validates with."""
-    return jsonify(api.spec)
+def openapi_json() -> Response:
+    """The OpenAPI 3.1 document of every endpoint, generated from the models the router validates with."""
+    return jsonify(current_app.extensions[openapi.EXTENSION])

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from processes import start
 
-from ops import launch
+from ops import servers
+from ops.ports import free_port
 from ticket_ab.settings import Settings, get_settings
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -29,11 +31,11 @@ class MlflowServer:
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real `mlflow server` process on sqlite, shared by every test that needs HTTP."""
-    settings = get_settings(home=tmp_path_factory.mktemp("mlflow"), mlflow_port=launch.free_port())
-    server = launch.start_mlflow(settings)
+    """A real `mlflow server` process on sqlite (as `make mlflow` runs it), shared by every test that needs HTTP."""
+    settings = get_settings(home=tmp_path_factory.mktemp("mlflow"), mlflow_port=free_port())
+    server = start(servers.mlflow(settings), settings.mlflow_dir / "server.log")
     yield MlflowServer(uri=settings.tracking_uri, port=settings.mlflow_port, directory=settings.mlflow_dir)
-    launch.stop(server)
+    server.stop()
 
 
 @pytest.fixture

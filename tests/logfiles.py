@@ -31,3 +31,10 @@ def append_lines(path: Path, *lines: str) -> None:
     """Append raw text (no newline added) to a log file, as a crash or a hand edit would leave it."""
     with open(path, "a", encoding="utf-8") as fh:
         fh.write("".join(lines))
+
+
+def row(request_id: str, text: str = "vpn drops", stamp: str = "2026-11-24T11:00:00.000+00:00") -> dict[str, object]:
+    """One request-log row of a challenger answer, as the router logs it."""
+    return {"timestamp": stamp, "request_id": request_id, "variant": "B", "model_alias": "challenger",
+            "model_version": "2", "split_b": 0.5, "mode": "split", "topic": "network", "confidence": 0.91,
+            "latency_ms": 2.5, "text": text}

@@ -1,7 +1,11 @@
-"""MLflow registry helpers: versions, tags and the three aliases `champion`, `challenger`, `previous`.
+"""The one adapter to MLflow: the registry (versions, tags, the aliases `champion`, `challenger`,
+`previous`, the A/B config tag, model files) and the tracking runs that record how versions were made.
 
-Aliases and the A/B config tag are what the router reads. Every alias move goes through
-`move_alias`, which records who moved it, when and why in a tag on the version, and logs the move.
+Every process reaches MLflow through here: the router reads aliases and the config tag and
+downloads versions (`ServingRegistry`), the DAG's task shells log runs and register versions, the
+CLI and the analysis move aliases. Nothing else imports MLflow's client, so its failure modes
+(a down server, a missing alias, a recreated model) are handled in one place. Every alias move goes
+through `move_alias`, which records who moved it, when and why in a tag on the version, and logs it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import os
 import time
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,13 +31,13 @@ import pandas
 import scipy
 import sklearn
 from mlflow import MlflowClient
-from mlflow.entities.model_registry import ModelVersion
+from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from sklearn.pipeline import Pipeline
 
 from ticket_ab.log import get_logger, kv
-from ticket_ab.names import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
+from ticket_ab.names import ALIASES, CHALLENGER, CHAMPION, PREVIOUS, SERVED_ALIASES
 from ticket_ab.settings import Settings
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
@@ -43,10 +48,18 @@ MODEL_ARTIFACT = "model"
 AB_CONFIG_TAG = "ab_config"
 
 log = get_logger("registry")
+Client = MlflowClient  # what callers hold between calls; only this module names MLflow's client
 
 
 class RegistryError(RuntimeError):
     """The registry cannot do what was asked; the message says what to do about it."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry could not be asked (down, timing out, failing); not the same as 'no such alias'."""
+
+
+FAILURES = (RegistryError, MlflowException)  # what a registry call may raise when it cannot do what was asked
 
 
 @dataclass(frozen=True)
@@ -298,3 +311,138 @@ def load_reference(version: ModelVersion, dst: Path | None = None) -> pandas.Dat
         run_id=version.run_id, artifact_path=REFERENCE_ARTIFACT, dst_path=str(dst) if dst else None
     )
     return pandas.read_parquet(path)
+
+
+def load_local(path: Path) -> Pipeline:
+    """The sklearn Pipeline of an MLflow model directory on disk (the router's cache of a version)."""
+    return mlflow.sklearn.load_model(str(path))
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A local file or directory to attach to a run, and the folder of the run it goes to."""
+
+    path: Path
+    folder: str
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    """A fitted pipeline to register in the run that describes it; `tags` are part of the registration."""
+
+    pipeline: Pipeline
+    example: pandas.DataFrame
+    tags: dict[str, str]
+
+
+def log_run(settings: Settings, run_name: str, *, tags: dict[str, str], params: dict[str, Any] | None = None,
+            metrics: dict[str, float] | None = None, artifacts: Iterable[Artifact] = (),
+            model: NewVersion | None = None) -> tuple[str, str | None]:
+    """One run of the settings' experiment with its tags, params, metrics and files; with `model`, the
+    pipeline is registered from inside it. Returns (run id, new version or None)."""
+    connect(settings.tracking_uri)
+    use_settings_experiment(settings)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags(tags)
+        if params:
+            mlflow.log_params(params)
+        if metrics:
+            mlflow.log_metrics(metrics)
+        for artifact in artifacts:
+            log = mlflow.log_artifacts if artifact.path.is_dir() else mlflow.log_artifact
+            log(str(artifact.path), artifact_path=artifact.folder)
+        version = register_pipeline(model.pipeline, settings.model_name, model.example, model.tags) if model else None
+    return run.info.run_id, version
+
+
+def attach(tracking_uri: str, run_id: str, artifact: Artifact) -> None:
+    """Add a file to an existing run (the run report goes with the run's drift evidence)."""
+    connect(tracking_uri).log_artifact(run_id, str(artifact.path), artifact_path=artifact.folder)
+
+
+@dataclass(frozen=True)
+class RegistryVersion:
+    """What an alias points at; the run id tells a reused version number from a cached one."""
+
+    version: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """One poll's answer: where the served aliases point (None: no such alias) and the A/B config tag."""
+
+    aliases: dict[str, RegistryVersion | None]
+    config_tag: str | None = None
+
+
+class ServingRegistry:
+    """The router's reads (and its one write, the A/B config tag), failing fast when MLflow is down."""
+
+    def __init__(self, tracking_uri: str, model_name: str, timeout_s: float = 3.0) -> None:
+        # The client's defaults retry for minutes; the router's poll loop retries on its own schedule instead.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self._client: MlflowClient | None = None
+        # A version's run never changes, but a recreated registry reuses version numbers: the key
+        # carries the registered model's creation time, so a recreated model is looked up afresh.
+        self._run_ids: dict[tuple[int | None, str], str] = {}
+
+    def state(self) -> RegistryState:
+        """One `get_registered_model` (aliases and tags) per poll; a version's run id only when first seen."""
+        client = self._connect()
+        try:
+            model = client.get_registered_model(self.model_name)
+        except MlflowException as exc:
+            # An unregistered model -> RESOURCE_DOES_NOT_EXIST: no aliases and no config yet; anything
+            # else (connection errors arrive as INTERNAL_ERROR) means "could not ask".
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return RegistryState({alias: None for alias in SERVED_ALIASES})
+            raise self._unavailable(exc) from None
+        try:
+            aliases = {alias: self._target(client, model, alias) for alias in SERVED_ALIASES}
+        except MlflowException as exc:  # an alias names a version we cannot read: ask again next poll
+            raise self._unavailable(exc) from None
+        return RegistryState(aliases, model.tags.get(AB_CONFIG_TAG))
+
+    def write_config(self, tag: str) -> None:
+        """The tag lives on the registered model, so there must be one (register a champion first)."""
+        client = self._connect()
+        try:
+            set_ab_config(client, self.model_name, tag)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise RegistryUnavailable(f"model {self.model_name!r} is not registered in MLflow at "
+                                          f"{self.tracking_uri}; register a champion first") from None
+            raise self._unavailable(exc) from None
+
+    def download(self, version: str, dst: Path) -> Path:
+        """By version, not alias: the alias may move again while we download."""
+        path = mlflow.artifacts.download_artifacts(artifact_uri=version_uri(self.model_name, version),
+                                                   dst_path=str(dst), tracking_uri=self.tracking_uri)
+        return Path(path)
+
+    def _unavailable(self, exc: MlflowException) -> RegistryUnavailable:
+        return RegistryUnavailable(f"MLflow at {self.tracking_uri}: {exc.message}")
+
+    def _connect(self) -> MlflowClient:
+        """A fast /health preflight first: a down server fails in milliseconds, not after client retries."""
+        try:
+            check_reachable(self.tracking_uri, self.timeout_s)
+            if self._client is None:
+                self._client = connect(self.tracking_uri)
+        except RegistryError as exc:
+            raise RegistryUnavailable(str(exc)) from None
+        return self._client
+
+    def _target(self, client: MlflowClient, model: RegisteredModel, alias: str) -> RegistryVersion | None:
+        version = model.aliases.get(alias)
+        if version is None:
+            return None
+        key = (model.creation_timestamp, str(version))
+        if key not in self._run_ids:
+            self._run_ids[key] = client.get_model_version(self.model_name, str(version)).run_id or ""
+        return RegistryVersion(version=str(version), run_id=self._run_ids[key])

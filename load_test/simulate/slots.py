@@ -122,4 +122,3 @@ class Slots(dict):
             first = self[base]
             return self._rng.choice([v for v in tpl.FILLERS[base] if v != first])
         raise KeyError(f"template slot {{{key}}} has no filler")
-

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import psycopg2
 
-from ops import launch
+from ops.health import ServiceError
+from ops.ports import LOOPBACK
+from ops.servers import binary as find_binary
 
 USER = "ticketab"
 DATABASES = ("mlflow", "airflow")
@@ -31,7 +33,7 @@ SETTINGS = ("listen_addresses = '127.0.0.1'", "unix_socket_directories = ''", "s
             "max_connections = 200")
 
 
-class PostgresError(launch.ServiceError):
+class PostgresError(ServiceError):
     """PostgreSQL could not be set up; the message names the command or path at fault."""
 
 
@@ -55,7 +57,7 @@ class Cluster:
 
     def url(self, database: str, driver: str = "postgresql+psycopg2") -> str:
         """SQLAlchemy URL of one database (MLflow's and Airflow's metadata stores take this form)."""
-        return f"{driver}://{USER}:{self.password()}@{launch.LOOPBACK}:{self.port}/{database}"
+        return f"{driver}://{USER}:{self.password()}@{LOOPBACK}:{self.port}/{database}"
 
 
 def run_as() -> str | None:
@@ -64,7 +66,7 @@ def run_as() -> str | None:
 
 
 def binary(name: str) -> str:
-    return launch.binary(name, "install PostgreSQL 15 (Debian: postgresql-15) or add its bin directory to PATH")
+    return find_binary(name, "install PostgreSQL 15 (Debian: postgresql-15) or add its bin directory to PATH")
 
 
 def _hand_over(path: Path, user: str | None) -> None:
@@ -107,14 +109,14 @@ def initdb(cluster: Cluster) -> bool:
 
 
 def command(cluster: Cluster) -> list[str]:
-    """The postmaster in the foreground (the launcher owns it), on the cluster's port."""
+    """The postmaster in the foreground (supervisord owns it), on the cluster's port."""
     return [binary("postgres"), "-D", str(cluster.data), "-p", str(cluster.port)]
 
 
 def connect(cluster: Cluster, database: str = "postgres"):
     """A psycopg2 connection (autocommit), or None while the server does not accept connections yet."""
     try:
-        conn = psycopg2.connect(host=launch.LOOPBACK, port=cluster.port, user=USER, password=cluster.password(),
+        conn = psycopg2.connect(host=LOOPBACK, port=cluster.port, user=USER, password=cluster.password(),
                                 dbname=database, connect_timeout=2)
     except psycopg2.OperationalError:
         return None

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import yaml
 
-from ops import launch
+from ops.env import REPO
+from ops.ports import LOOPBACK
+from ops.servers import binary as find_binary
 
-MONITORING = launch.REPO / "router" / "monitoring"
+MONITORING = REPO / "router" / "monitoring"
 PACKAGES = {"prometheus": "prometheus", "redis-server": "redis-server"}
 
 
 def binary(name: str) -> str:
-    return launch.binary(name, f"run `make system-deps` (installs Debian's {PACKAGES[name]} package)")
+    return find_binary(name, f"run `make system-deps` (installs Debian's {PACKAGES[name]} package)")
 
 
 def render(targets: list[str], directory: Path) -> Path:
@@ -38,11 +40,10 @@ def render(targets: list[str], directory: Path) -> Path:
 
 def command(config: Path, port: int) -> list[str]:
     return [binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={config.parent / 'data'}",
-            f"--web.listen-address={launch.LOOPBACK}:{port}", "--storage.tsdb.retention.time=15d"]
+            f"--web.listen-address={LOOPBACK}:{port}", "--storage.tsdb.retention.time=15d"]
 
 
 def redis_command(directory: Path, port: int) -> list[str]:
-    """Redis for Celery: loopback only, its dump file beside the stack's other state."""
-    directory.mkdir(parents=True, exist_ok=True)
-    return [binary("redis-server"), "--bind", launch.LOOPBACK, "--port", str(port), "--dir", str(directory),
+    """Redis for Celery: loopback only, its dump file in `directory` (beside the stack's other state)."""
+    return [binary("redis-server"), "--bind", LOOPBACK, "--port", str(port), "--dir", str(directory),
             "--protected-mode", "yes"]

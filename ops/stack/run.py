@@ -1,31 +1,29 @@
-"""`make stack` / `make stack-down` / `make stack-status`: the production topology, natively.
+"""`make stack` / `make stack-down` / `make stack-status` / `stack restart SERVICE`, under supervisord.
 
-Start order follows compose's `depends_on`: PostgreSQL; then, side by side, `airflow db migrate` and
-MLflow followed by the one-shot bootstrap; then the Airflow services once the migration is done, and
-the router replicas and Prometheus once a champion exists. `up` returns when every service answers
-its health check and prints every URL and log; each started process is recorded (pid and start
-time), and `down` stops exactly those, routers first and PostgreSQL last.
+`up` renders the programs (ops.stack.programs) into `$TICKET_AB_HOME/stack/supervisor/`, starts that
+supervisord, and asks it to start the programs in compose's `depends_on` order: PostgreSQL; then,
+side by side, `airflow db migrate` and MLflow followed by the one-shot bootstrap; then the Airflow
+services once the migration is done, and the router replicas and Prometheus once a champion exists.
+Each waits for what it needs to pass its health check (ops.stack.checks); `up` returns when all do.
+From then on supervisord restarts a crashed service by itself. `down` stops the programs phase by
+phase, clients before the servers they use, and then supervisord.
 """
 
 from __future__ import annotations
 
-import json
-import signal
 import time
-import urllib.request
 from collections.abc import Callable
 
-import psutil
-
-from ops import launch, pidfiles
-from ops.stack import postgres, prometheus
+from ops.env import inherited
+from ops.health import ServiceError, wait_until
+from ops.manager.control import GONE, Manager
+from ops.ports import LOOPBACK, Endpoint, airflow_endpoint, mlflow_endpoint, router_endpoint
+from ops.stack import checks, postgres, programs, prometheus
 from ops.stack.topology import (
-    AIRFLOW_SERVICES,
     CELERY,
     Paths,
-    airflow_command,
-    airflow_env,
-    bootstrap_command,
+    Secrets,
+    airflow_services,
     cluster,
     describe,
     load_secrets,
@@ -36,198 +34,153 @@ from ticket_ab.settings import Settings
 
 # Stopped in these phases by `down`, each phase at once: clients before the servers they use.
 STOP_PHASES = (("router", "prometheus"), ("airflow",), ("mlflow", "redis"), ("postgres",))
-AIRFLOW_COMPONENTS = ("scheduler", "dag_processor", "triggerer")
-ONE_SHOT = ("airflow-init", "bootstrap")
 Say = Callable[[str], None]
 
 
-class Stack:
-    """One `up`: the services started so far, so a failure stops them all (nothing is left half up)."""
+def manager(settings: Settings) -> Manager:
+    return Manager(Paths.of(settings).supervisor, f"the stack of {settings.home}", "`make stack-down`")
 
-    def __init__(self, settings: Settings, say: Say, bootstrap_n: int) -> None:
-        self.settings, self.say, self.bootstrap_n = settings, say, bootstrap_n
+
+class Stack:
+    """One `up`: the programs asked to start so far, so a wait fails at once when one of them cannot run."""
+
+    def __init__(self, settings: Settings, say: Say) -> None:
+        self.settings, self.say = settings, say
         self.paths = Paths.of(settings)
         self.keys = load_secrets(settings, self.paths)
         self.pg = cluster(settings, self.paths)
-        self.started: list[launch.Service] = []
+        self.manager = manager(settings)
+        self.checks = checks.checks(settings, self.pg, self.keys)
+        self.started: list[str] = []
 
-    def start(self, name: str, cmd: list[str], env: dict[str, str], **kwargs) -> launch.Service:
-        service = launch.start(name, cmd, self.paths.log(name), env, **kwargs)
-        self.started.append(service)
-        pidfiles.record(self.paths.pids, name, service.pid)
-        return service
+    def start(self, *names: str) -> None:
+        for name in names:
+            self.manager.start(name)
+            self.started.append(name)
 
-    def finish(self, name: str, service: launch.Service, deadline_s: float) -> None:
-        """Wait for a one-shot service to exit 0."""
-        launch.wait_until(lambda: service.exited(), deadline_s, f"{name} finishes")
-        (self.paths.pids / f"{name}.pid").unlink(missing_ok=True)
-        if service.proc.returncode != 0:
-            raise launch.ServiceError(f"{name} failed with exit code {service.proc.returncode}{service.tail()}")
+    def wait(self, check: Callable[[], object], what: str, deadline_s: float) -> None:
+        wait_until(check, deadline_s, what, failed=lambda: self.manager.failure(self.started), interval_s=0.5)
 
-    def postgres(self) -> None:
+    def healthy(self, name: str, deadline_s: float) -> None:
+        self.wait(self.checks[name], f"{name} passes its health check", deadline_s)
+
+    def finished(self, name: str, deadline_s: float) -> None:
+        """A one-shot has exited 0 (a non-zero exit fails the wait at once, with its log)."""
+        self.wait(lambda: self.manager.info(name)["statename"] == "EXITED", f"{name} finishes", deadline_s)
+
+    def launch(self, bootstrap_n: int) -> None:
+        """Prepare what the programs need (the cluster, the Prometheus config), then start supervisord."""
         if postgres.initdb(self.pg):
             self.say(f"initialised PostgreSQL in {self.pg.data}")
-        launch.Endpoint("PostgreSQL", launch.LOOPBACK, self.pg.port, "stack.postgres_port").ensure_free()
-        server = self.start("postgres", postgres.command(self.pg), launch.python_env(), user=postgres.run_as(),
-                            cwd=self.pg.directory)
-        launch.wait_until(lambda: postgres.accepts_connections(self.pg), 60, "PostgreSQL accepts connections", server)
-        created = postgres.ensure_databases(self.pg)
-        self.say(f"postgres up on port {self.pg.port}" + (f"; created {', '.join(created)}" if created else ""))
-
-    def mlflow(self) -> launch.Service:
-        endpoint = launch.mlflow_endpoint(self.settings)
-        endpoint.ensure_free()
-        self.settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-        return self.start("mlflow", launch.mlflow_command(self.settings, self.pg.url("mlflow")),
-                          launch.child_env(self.settings))
-
-    def airflow(self) -> None:
-        env = airflow_env(self.settings, self.pg, self.keys)
-        launch.airflow_endpoint(self.settings).ensure_free()
-        names = [*AIRFLOW_SERVICES, *(["airflow-worker"] if self.settings.stack.executor == CELERY else [])]
-        for name in names:
-            self.start(name, airflow_command(name), env, cwd=self.settings.airflow_dir)
-
-    def routers(self) -> list[tuple[launch.Service, Settings]]:
-        started = []
-        for i, replica in enumerate(replica_settings(self.settings, self.keys)):
-            launch.router_endpoint(replica).ensure_free()
-            started.append((self.start(replica_name(i), launch.gunicorn_command(),
-                                       launch.child_env(replica, secrets=True)), replica))
-        return started
-
-    def prometheus(self) -> launch.Service:
-        port = self.settings.stack.prometheus_port
-        launch.Endpoint("Prometheus", launch.LOOPBACK, port, "stack.prometheus_port").ensure_free()
-        replicas = replica_settings(self.settings, self.keys)
-        config = prometheus.render([f"{launch.LOOPBACK}:{r.router.port}" for r in replicas],
+        for directory in (self.settings.mlflow_dir, self.settings.airflow_dir, self.paths.logs,
+                          self.paths.root / "redis"):
+            directory.mkdir(parents=True, exist_ok=True)
+        config = prometheus.render(programs.prometheus_targets(self.settings, self.keys),
                                    self.paths.root / "prometheus")
-        return self.start("prometheus", prometheus.command(config, port), launch.python_env())
-
-    def alive(self) -> bool:
-        """True while every long-running service runs; a crashed one fails `up` at once, with its log tail."""
-        for service in self.started:
-            if service.exited() and service.name not in ONE_SHOT:
-                raise launch.ServiceError(f"{service.name} exited with code {service.proc.returncode}"
-                                          f"{service.tail()}")
-        return True
-
-    def stop_all(self) -> None:
-        for service in reversed(self.started):
-            stop_service(service.name, service.pid)
+        described = programs.programs(self.settings, self.paths, self.keys, self.pg, config, bootstrap_n)
+        self.manager.launch(described, inherited(self.settings))
+        self.say(f"supervisord up: `supervisorctl -c {self.manager.config} status` shows what it runs")
 
 
-def stop_service(name: str, pid: int) -> None:
-    """PostgreSQL gets a fast shutdown (SIGINT to the postmaster); everything else its process tree stopped."""
-    if name != "postgres":
-        launch.stop(pid)
-        return
-    try:
-        proc = psutil.Process(pid)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    except psutil.NoSuchProcess:
-        pass
-    except psutil.TimeoutExpired:
-        launch.stop(pid)
-
-
-def airflow_healthy(settings: Settings) -> bool:
-    """The API server's health endpoint reports the scheduler, DAG processor and triggerer heartbeats."""
-    url = f"{launch.airflow_endpoint(settings).url}/api/v2/monitor/health"
-    try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
-            health = json.load(resp)
-    except (OSError, ValueError):
-        return False
-    return all((health.get(part) or {}).get("status") == "healthy" for part in ("metadatabase", *AIRFLOW_COMPONENTS))
+def ensure_ports_free(settings: Settings, keys: Secrets) -> None:
+    """Every port of the stack is free, or one line naming the first taken one and its variable."""
+    stack = settings.stack
+    endpoints = [Endpoint("PostgreSQL", LOOPBACK, stack.postgres_port, "stack.postgres_port"),
+                 mlflow_endpoint(settings), airflow_endpoint(settings),
+                 *(router_endpoint(replica) for replica in replica_settings(settings, keys)),
+                 Endpoint("Prometheus", LOOPBACK, stack.prometheus_port, "stack.prometheus_port"),
+                 *([Endpoint("Redis", LOOPBACK, stack.redis_port, "stack.redis_port")]
+                   if stack.executor == CELERY else [])]
+    for endpoint in endpoints:
+        endpoint.ensure_free()
 
 
 def up(settings: Settings, say: Say = print, bootstrap_n: int = 2000, deadline_s: float = 300.0) -> dict:
     """Start the whole stack and return `describe()`; on any failure stop what was started and re-raise."""
-    if running(settings):
-        raise launch.ServiceError(f"a stack of {settings.home} is already running; `make stack-down` first")
-    stack = Stack(settings, say, bootstrap_n)
-    started = time.monotonic()
-    try:
-        _up(stack, deadline_s)
-    except BaseException:
-        say("start-up failed: stopping what was started")
-        stack.stop_all()
-        raise
+    stack = Stack(settings, say)
+    stack.manager.refuse_if_running()
+    with stack.manager.claim():
+        ensure_ports_free(settings, stack.keys)
+        started = time.monotonic()
+        stack.launch(bootstrap_n)
+        try:
+            _up(stack, deadline_s)
+        except BaseException:
+            say("start-up failed: stopping what was started")
+            down(settings, say)
+            raise
     say(f"stack up in {time.monotonic() - started:.0f} s")
     return describe(settings, stack.paths)
 
 
 def _up(stack: Stack, deadline_s: float) -> None:
     settings, say = stack.settings, stack.say
-    stack.postgres()
+    stack.start("postgres")
+    stack.healthy("postgres", 60)
+    created = postgres.ensure_databases(stack.pg)
+    say(f"postgres up on port {stack.pg.port}" + (f"; created {', '.join(created)}" if created else ""))
     if settings.stack.executor == CELERY:
-        stack.start("redis", prometheus.redis_command(stack.paths.root / "redis", settings.stack.redis_port),
-                    launch.python_env())
-    env = airflow_env(settings, stack.pg, stack.keys)
-    settings.airflow_dir.mkdir(parents=True, exist_ok=True)
-    migrate = stack.start("airflow-init", airflow_command("airflow-init"), env, cwd=settings.airflow_dir)
-    mlflow = stack.mlflow()
-    launch.wait_http(mlflow, settings.tracking_uri + "/health", deadline_s)
+        stack.start("redis")
+        stack.healthy("redis", 30)
+    stack.start("airflow-init", "mlflow")
+    stack.healthy("mlflow", deadline_s)
     say(f"mlflow up on {settings.tracking_uri} (backend: PostgreSQL database mlflow)")
-    bootstrap = stack.start("bootstrap", bootstrap_command(stack.bootstrap_n), launch.child_env(settings))
-    stack.finish("airflow-init", migrate, deadline_s)
+    stack.start("bootstrap")
+    stack.finished("airflow-init", deadline_s)
     say("airflow db migrate done")
-    stack.airflow()
-    stack.finish("bootstrap", bootstrap, deadline_s)
+    stack.start(*airflow_services(settings))
+    stack.finished("bootstrap", deadline_s)
     say("bootstrap done: a champion is registered")
-    for router, replica in stack.routers():
-        launch.wait_http(router, launch.router_endpoint(replica).url + "/ready", deadline_s)
+    replicas = [replica_name(i) for i in range(settings.stack.replicas)]
+    stack.start(*replicas)
+    for name in replicas:
+        stack.healthy(name, deadline_s)
     say(f"{settings.stack.replicas} router replicas ready")
-    prom = stack.prometheus()
-    launch.wait_http(prom, f"http://{launch.LOOPBACK}:{settings.stack.prometheus_port}/-/ready", deadline_s)
-    launch.wait_until(lambda: stack.alive() and airflow_healthy(settings), deadline_s,
-                      "Airflow's scheduler, DAG processor and triggerer report healthy")
+    stack.start("prometheus")
+    stack.healthy("prometheus", deadline_s)
+    stack.wait(lambda: checks.airflow_healthy(settings), "Airflow's scheduler, DAG processor and triggerer "
+               "report healthy", deadline_s)
     say("airflow healthy: scheduler, dag-processor, triggerer")
 
 
-def restart(settings: Settings, name: str, deadline_s: float = 120.0) -> launch.Service:
-    """Start one long-running service of a running stack again (after a crash), as `up` started it."""
-    stack = Stack(settings, print, bootstrap_n=0)
-    pid = running(settings).get(name)
-    if pid is not None:
-        stop_service(name, pid)
-    if name.startswith("airflow-"):
-        return stack.start(name, airflow_command(name), airflow_env(settings, stack.pg, stack.keys),
-                           cwd=settings.airflow_dir)
-    replicas = {replica_name(i): replica for i, replica in enumerate(replica_settings(settings, stack.keys))}
-    if name not in replicas:
-        raise launch.ServiceError(f"cannot restart {name!r}: only Airflow services and router replicas "
-                                  f"({', '.join(replicas)}) restart alone; restart the stack for the rest")
-    service = stack.start(name, launch.gunicorn_command(), launch.child_env(replicas[name], secrets=True))
-    return launch.up_or_stopped(service, lambda: launch.wait_http(
-        service, launch.router_endpoint(replicas[name]).url + "/ready", deadline_s))
+def restart(settings: Settings, name: str, deadline_s: float = 120.0) -> dict:
+    """Ask supervisord to restart one service, and wait for its health check; its process info."""
+    running = manager(settings)
+    if not running.answering():
+        raise ServiceError(f"the stack of {settings.home} is not running; `make stack` starts it")
+    known = running.processes()
+    if name not in known:
+        raise ServiceError(f"the stack has no service {name!r}; it runs {', '.join(known)}")
+    stack = Stack(settings, print)
+    running.stop([name])
+    stack.start(name)
+    if name in programs.ONE_SHOT:
+        stack.finished(name, deadline_s)
+    elif name in stack.checks:
+        stack.healthy(name, deadline_s)
+    else:
+        stack.wait(lambda: running.info(name)["statename"] == "RUNNING", f"{name} runs", deadline_s)
+    return running.info(name)
 
 
-def running(settings: Settings) -> dict[str, int]:
-    """Recorded services whose very process still runs: name -> pid."""
-    pids = Paths.of(settings).pids
-    found = {path.stem: pidfiles.running(path) for path in sorted(pids.glob("*.pid"))} if pids.is_dir() else {}
-    return {name: pid for name, pid in found.items() if pid is not None}
+def status(settings: Settings) -> dict[str, dict]:
+    """Service -> supervisord's process info ({} while the stack's supervisord does not run)."""
+    running = manager(settings)
+    return running.processes() if running.answering() else {}
 
 
 def down(settings: Settings, say: Say = print) -> list[str]:
-    """Stop every recorded service of this home, phase by phase; returns what was stopped."""
-    alive = running(settings)
+    """Stop every program of this home's stack phase by phase, then its supervisord; returns what was stopped."""
+    running = manager(settings)
+    if not running.answering():
+        return []
+    alive = [name for name, info in running.processes().items() if info["statename"] not in GONE]
     stopped = []
     for phase in STOP_PHASES:
         names = [name for name in alive if name.startswith(phase)]
-        if not names:
-            continue
-        started = time.monotonic()
-        if phase == ("postgres",):
-            for name in names:
-                stop_service(name, alive[name])
-        else:
-            launch.stop_all([alive[name] for name in names], timeout_s=10)
-        say(f"stopped {', '.join(names)} in {time.monotonic() - started:.1f} s")
-        stopped += [f"{name} (pid {alive[name]})" for name in names]
-    for path in Paths.of(settings).pids.glob("*.pid"):
-        path.unlink(missing_ok=True)
+        if names:
+            started = time.monotonic()
+            stopped += running.stop(names)
+            say(f"stopped {', '.join(names)} in {time.monotonic() - started:.1f} s")
+    running.shutdown()
     return stopped

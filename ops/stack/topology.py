@@ -18,7 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ops import dagrun, launch
+from ops import dagrun
+from ops.ports import LOOPBACK, airflow_endpoint
 from ops.stack import postgres
 from ticket_ab.settings import Settings
 
@@ -42,8 +43,9 @@ class Paths:
         return self.root / "logs"
 
     @property
-    def pids(self) -> Path:
-        return self.root / "pids"
+    def supervisor(self) -> Path:
+        """supervisord's config (it holds the secrets: 0600 in a 0700 dir), socket, pid file and log."""
+        return self.root / "supervisor"
 
     @property
     def secrets(self) -> Path:
@@ -105,7 +107,7 @@ def replica_name(index: int) -> str:
 
 def airflow_env(settings: Settings, pg: postgres.Cluster, keys: Secrets) -> dict[str, str]:
     """What every Airflow process of the stack reads: Postgres, the executor, the API server and its JWT secret."""
-    api = launch.airflow_endpoint(settings)
+    api = airflow_endpoint(settings)
     env = {
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg.url("airflow"),
         "AIRFLOW__CORE__EXECUTOR": settings.stack.executor,
@@ -121,9 +123,14 @@ def airflow_env(settings: Settings, pg: postgres.Cluster, keys: Secrets) -> dict
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
     }
     if settings.stack.executor == CELERY:
-        env["AIRFLOW__CELERY__BROKER_URL"] = f"redis://{launch.LOOPBACK}:{settings.stack.redis_port}/0"
+        env["AIRFLOW__CELERY__BROKER_URL"] = f"redis://{LOOPBACK}:{settings.stack.redis_port}/0"
         env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + pg.url("airflow")
     return dagrun.airflow_env(settings, env)
+
+
+def airflow_services(settings: Settings) -> list[str]:
+    """The long-running Airflow services: compose's four, and the Celery worker with that executor."""
+    return [*AIRFLOW_SERVICES, *(["airflow-worker"] if settings.stack.executor == CELERY else [])]
 
 
 def airflow_command(service: str) -> list[str]:
@@ -141,14 +148,14 @@ def bootstrap_command(n: int) -> list[str]:
 def describe(settings: Settings, paths: Paths) -> dict[str, dict[str, str]]:
     """Service -> URL and log: what `stack up` and `stack status` print."""
     urls = {
-        "postgres": f"postgresql://{postgres.USER}@{launch.LOOPBACK}:{settings.stack.postgres_port} "
+        "postgres": f"postgresql://{postgres.USER}@{LOOPBACK}:{settings.stack.postgres_port} "
                     f"(password in {paths.root / 'postgres' / 'password'})",
         "mlflow": settings.tracking_uri,
-        "airflow-apiserver": launch.airflow_endpoint(settings).url,
-        "prometheus": f"http://{launch.LOOPBACK}:{settings.stack.prometheus_port}",
+        "airflow-apiserver": airflow_endpoint(settings).url,
+        "prometheus": f"http://{LOOPBACK}:{settings.stack.prometheus_port}",
     }
     if settings.stack.executor == CELERY:
-        urls["redis"] = f"redis://{launch.LOOPBACK}:{settings.stack.redis_port}"
+        urls["redis"] = f"redis://{LOOPBACK}:{settings.stack.redis_port}"
     for i in range(settings.stack.replicas):
         urls[replica_name(i)] = f"http://{settings.router.host}:{settings.router.port + i}"
     return {name: {"url": url, "log": str(paths.log(name))} for name, url in urls.items()}

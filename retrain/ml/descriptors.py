@@ -85,12 +85,6 @@ class CrossFitted:
         return CustomColumnDescriptor(TEXT, oov, alias=OOV)
 
 
-def oov_shares(reference: pd.Series, window: pd.Series, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-ticket OOV shares of reference and window rows against the cross-fitted reference vocabulary."""
-    vocab = CrossFitted(reference, seed)
-    return vocab.shares(reference, reference=True), vocab.shares(window, reference=False)
-
-
 def _share_outside(toks: list[str], vocab: set[str]) -> float:
     return float(sum(t not in vocab for t in toks) / len(toks)) if toks else 0.0
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import jinja2
 
-from retrain.ml.drift import Decision, Measurement
+from retrain.ml.drift import Decision
+from retrain.ml.drift_measure import Measurement
 
 _TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
                                 autoescape=True)

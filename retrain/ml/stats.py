@@ -41,11 +41,6 @@ def wilson_bounds(hits, n, z: float) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(low), np.asarray(high)
 
 
-def wilson_lower(hits, n, z: float) -> np.ndarray:
-    """The lower bound alone: "at least this share, with the stated confidence"."""
-    return wilson_bounds(hits, n, z)[0]
-
-
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """The two-sided Wilson interval of one count, `nan` without data (an arm nobody labelled yet)."""
     if n <= 0:

@@ -11,11 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
-from mlflow.entities.model_registry import ModelVersion
 
-from retrain.ml.drift import Decision, DriftSignals, decide, measure
+from retrain.ml.drift import Decision, DriftSignals, decide
+from retrain.ml.drift_measure import measure
 from retrain.ml.drift_report import save_report
 from retrain.tasks.results import Checked, Collected
 from retrain.tasks.runs import run_slug
@@ -49,7 +48,7 @@ def check_drift(settings: Settings, collected: Collected) -> Checked:
     return _measure(settings, collected, champion, reference, reference_path)
 
 
-def _measure(settings: Settings, collected: Collected, champion: ModelVersion, reference: pd.DataFrame,
+def _measure(settings: Settings, collected: Collected, champion: registry.ModelVersion, reference: pd.DataFrame,
              reference_path: Path) -> Checked:
     """The champion's predictions on the window, measured against its reference, judged and kept."""
     model = registry.load_version(settings.model_name, champion.version)
@@ -85,13 +84,10 @@ def _decided(run_id: str, decision: Decision, **extra: Any) -> Checked:
 def _log_drift_run(settings: Settings, run_id: str, champion: str, signals: dict[str, Any], decision: Decision,
                    files: list[Path]) -> str:
     """The drift report as an MLflow run: artifacts, numeric signals as metrics, the decision as tags."""
-    registry.use_settings_experiment(settings)
-    metrics = {k: float(v) for k, v in signals.items() if isinstance(v, int | float)}
-    with mlflow.start_run(run_name=f"drift-{run_slug(run_id)}") as run:
-        mlflow.set_tags({"kind": "drift", "dag_id": DAG_ID, "dag_run_id": run_id, "model": settings.model_name,
-                         "champion_version": champion, "decision": decision.status,
-                         "retrain": str(decision.retrain).lower(), "fired": ",".join(decision.fired) or "none"})
-        mlflow.log_metrics({f"drift_{k}": v for k, v in metrics.items()})
-        for path in files:
-            mlflow.log_artifact(str(path), artifact_path="drift")
-    return run.info.run_id
+    tags = {"kind": "drift", "dag_id": DAG_ID, "dag_run_id": run_id, "model": settings.model_name,
+            "champion_version": champion, "decision": decision.status, "retrain": str(decision.retrain).lower(),
+            "fired": ",".join(decision.fired) or "none"}
+    metrics = {f"drift_{k}": float(v) for k, v in signals.items() if isinstance(v, int | float)}
+    mlflow_run, _ = registry.log_run(settings, f"drift-{run_slug(run_id)}", tags=tags, metrics=metrics,
+                                     artifacts=[registry.Artifact(path, "drift") for path in files])
+    return mlflow_run

@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 from retrain.adapters import labelstore
 from retrain.tasks import window as win
-from retrain.tasks.results import Collected, Relabelled, Trained
+from retrain.tasks.results import Collected
 from retrain.tasks.runs import run_dir
 from ticket_ab.log import get_logger, kv
 from ticket_ab.schema import TEXT
@@ -26,8 +26,6 @@ def collect_window(settings: Settings, run_id: str) -> Collected:
     started = time.perf_counter()
     directory = run_dir(settings, run_id)
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in (Relabelled, Trained):  # a re-run of this run id must not report an earlier attempt's results
-        stale.forget(directory)
     watermark = win.load_watermark(win.watermark_path(settings.airflow_dir))
     stored = set(labelstore.load(labelstore.path_for(settings.data_dir))[labelstore.KEY])
     window = win.collect(settings.logs_dir, settings.incoming_dir, watermark, settings.feedback, settings.log.settle_s,

@@ -37,7 +37,6 @@ def relabel_window(settings: Settings, collected: Collected, checked: Checked) -
     store = remember(settings, collected, reference, result.train, result.holdout, result.quarantined)
     relabelled = Relabelled(train_path=str(train_path), holdout_path=str(holdout_path), review_path=str(review_path),
                             stats=result.stats, patterns=[str(p) for p in result.patterns], store=store)
-    relabelled.save(directory)
     s = result.stats
     log.info(kv("relabel", run_id=collected.run_id, gold=s["gold"], gold_fixed=s["gold_fixed"],
                 gold_disputed=s["gold_disputed"], quarantined=s["quarantined"], patterns=";".join(s["patterns"]),

@@ -11,8 +11,6 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import mlflow
-
 from retrain.tasks import window as win
 from retrain.tasks.results import Checked, Collected, Relabelled, Reported, Trained
 from retrain.tasks.runs import run_slug
@@ -30,10 +28,12 @@ WINDOW_COUNTS = ("rows", "router_rows", "incoming_rows", "labelled", "malformed"
 log = get_logger("dag")
 
 
-def report(settings: Settings, collected: Collected, checked: Checked) -> Reported:
-    """Write the run's report, attach it to MLflow, and commit the watermark when the window is done."""
-    relabelled = Relabelled.load(collected.directory)
-    trained = Trained.load(collected.directory)
+def report(settings: Settings, collected: Collected, checked: Checked, relabelled: Relabelled | None,
+           trained: Trained | None) -> Reported:
+    """Write the run's report, attach it to MLflow, and commit the watermark when the window is done.
+
+    `relabelled` and `trained` are None when their tasks were skipped (no drift, or too few labels).
+    """
     run_id = collected.run_id
     advance, watermark_note = watermark_decision(checked, trained)
     line = summary_line(collected, checked, trained, relabelled)
@@ -174,12 +174,10 @@ def _window_section(collected: Collected) -> list[str]:
 
 def _log_report(settings: Settings, run_id: str, drift_run_id: str | None, path: Path) -> str:
     """Attach the markdown to the run's drift MLflow run, or to a run of its own when there was none."""
-    client = registry.connect(settings.tracking_uri)
+    report = registry.Artifact(path, "report")
     if drift_run_id:
-        client.log_artifact(drift_run_id, str(path), artifact_path="report")
+        registry.attach(settings.tracking_uri, drift_run_id, report)
         return drift_run_id
-    registry.use_settings_experiment(settings)
-    with mlflow.start_run(run_name=f"report-{run_slug(run_id)}") as run:
-        mlflow.set_tags({"kind": "report", "dag_id": DAG_ID, "dag_run_id": run_id})
-        mlflow.log_artifact(str(path), artifact_path="report")
-    return run.info.run_id
+    mlflow_run, _ = registry.log_run(settings, f"report-{run_slug(run_id)}", artifacts=[report],
+                                     tags={"kind": "report", "dag_id": DAG_ID, "dag_run_id": run_id})
+    return mlflow_run

@@ -1,51 +1,30 @@
-"""What each DAG task hands on: frozen dataclasses that travel through Airflow's XCom as plain dicts.
+"""What each DAG task hands on: frozen dataclasses that travel through Airflow's XCom as they are.
 
-A task body returns a typed result; the DAG file returns `result.to_dict()` to Airflow (XCom is JSON)
-and the next task gets it back with `from_dict`, so the task bodies read named fields, not string
-keys. Relabelling's and training's results are also saved in the run's directory, where `report`
-reads them: both tasks are skipped on a quiet day, and an XCom of a skipped task would log a
-scary "XCom not found" every time.
+A task body returns a typed result and the DAG file returns it to Airflow as it is: Airflow's serde
+writes a dataclass as its fields plus its class name and builds it again for the next task, so the
+task bodies read named fields, not string keys, and nothing is read back from files by name.
+Airflow builds only classes it is told to trust: every Airflow process gets
+`AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES` = `XCOM_CLASSES` (see ops and docker-compose.yml).
+On a quiet day `relabel` and `train_challenger` are skipped, and `report` receives None for them.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any
 
 from ticket_ab.names import RELABEL_TASK, SKIP_TASK
 
+# What Airflow may rebuild from XCom: its own classes and these results (space-separated globs).
+XCOM_CLASSES = "airflow.* retrain.tasks.results.*"
+
 
 class _Result:
-    """JSON-able dict in, the same dict out."""
+    """A result's fields as plain data, for logs and reports."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        return cls(**data)
-
-
-class _Saved(_Result):
-    """A result also kept as `<run dir>/<FILE>`."""
-
-    FILE: ClassVar[str]
-
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / self.FILE).write_text(json.dumps(self.to_dict(), indent=2, default=str))
-
-    @classmethod
-    def load(cls, directory: Path) -> Self | None:
-        """The saved result, or None when the task did not run (or ran in an earlier attempt only)."""
-        path = directory / cls.FILE
-        return cls.from_dict(json.loads(path.read_text())) if path.exists() else None
-
-    @classmethod
-    def forget(cls, directory: Path) -> None:
-        (directory / cls.FILE).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -91,10 +70,8 @@ class Checked(_Result):
 
 
 @dataclass(frozen=True)
-class Relabelled(_Saved):
+class Relabelled(_Result):
     """Where `relabel` put the training labels, the gold holdout and the review queue."""
-
-    FILE: ClassVar[str] = "relabel.json"
 
     train_path: str
     holdout_path: str
@@ -105,10 +82,8 @@ class Relabelled(_Saved):
 
 
 @dataclass(frozen=True)
-class Trained(_Saved):
+class Trained(_Result):
     """The challenger `train_challenger` registered, or why there is none (`version` None, `why`)."""
-
-    FILE: ClassVar[str] = "train.json"
 
     key: str
     version: str | None = None

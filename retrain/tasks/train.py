@@ -16,7 +16,8 @@ import pandas as pd
 
 from retrain.adapters import labelstore
 from retrain.ml.patterns import confirmed
-from retrain.ml.train import CUSTOMER, TrainOutcome, train_and_register
+from retrain.ml.train import CUSTOMER
+from retrain.register import TrainOutcome, train_and_register
 from retrain.tasks.results import Checked, Collected, Relabelled, Trained
 from ticket_ab import registry
 from ticket_ab.log import get_logger, kv
@@ -63,7 +64,6 @@ def _trained(outcome: TrainOutcome, key: str, *, train_rows: int, holdout_rows: 
 
 
 def _done(collected: Collected, trained: Trained) -> Trained:
-    trained.save(collected.directory)
     if trained.version is None:
         log.info(kv("train_challenger", run_id=collected.run_id, version="none", why=trained.why))
     else:

@@ -15,8 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from processes import start
 
-from ops import launch
+from ops.env import REPO, child_env
+from ops.ports import free_port
+from ops.servers import GUNICORN_CONF, Server
 from tests.integration.router.router_harness import EXAMPLE
 from tests.unit.router.router_testkit import fitted_pipeline
 from ticket_ab import registry
@@ -30,9 +33,9 @@ HEAVY = ("pycaret", "evidently", "apache-airflow", "cleanlab", "statsmodels", "m
 def _source_copy(target: Path) -> Path:
     """The project's packaged files, copied: building a wheel writes build/ and *.egg-info next to them."""
     for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(launch.REPO / name, target / name)
-    for package in ("router", "retrain", "analysis", "load_test"):
-        shutil.copytree(launch.REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy2(REPO / name, target / name)
+    for package in ("ticket_ab", "router", "retrain", "analysis", "load_test"):
+        shutil.copytree(REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
     return target
 
 
@@ -42,7 +45,7 @@ def router_venv(tmp_path_factory) -> Path:
     source = _source_copy(tmp_path_factory.mktemp("router-source"))
     subprocess.run([str(UV), "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=120)
     subprocess.run([str(UV), "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-                    "-c", str(launch.REPO / "router" / "requirements.txt"), f"{source}[router]"],
+                    "-c", str(REPO / "router" / "requirements.txt"), f"{source}[router]"],
                    check=True, timeout=600, cwd=source)
     return venv
 
@@ -61,24 +64,20 @@ def test_the_router_extra_installs_no_training_stack(router_venv):
 
 def test_the_installed_router_serves_a_registered_champion(router_venv, mlflow_server, tmp_path):
     settings = get_settings(home=tmp_path / "home", tracking_uri=mlflow_server.uri, model_name="packaged-router",
-                            router={"port": launch.free_port(), "workers": 1, "threads": 2})
+                            router={"port": free_port(), "workers": 1, "threads": 2})
     registry.publish(settings.tracking_uri, settings.model_name, fitted_pipeline(seed=0), EXAMPLE, alias=CHAMPION,
                      why="package test")
     workdir = tmp_path / "empty-cwd"
     workdir.mkdir()
-    cmd = [str(router_venv / "bin" / "gunicorn"), "-c", str(launch.REPO / launch.GUNICORN_CONF), "router.wsgi:app"]
-    log = tmp_path / "gunicorn.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=workdir, env=launch.child_env(settings), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    service = launch.Service("packaged router", proc, log)
+    cmd = [str(router_venv / "bin" / "gunicorn"), "-c", str(REPO / GUNICORN_CONF), "router.wsgi:app"]
     url = f"http://127.0.0.1:{settings.router.port}"
+    service = start(Server("packaged router", cmd, child_env(settings), f"{url}/ready"), tmp_path / "gunicorn.log",
+                    120, cwd=workdir)
     try:
-        launch.wait_http(service, f"{url}/ready", 120)
         request = urllib.request.Request(f"{url}/predict", data=json.dumps({"text": "vpn is down"}).encode(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:
             body = json.loads(response.read())
         assert body["model_alias"] == CHAMPION and body["topic"] and body["logged"] is True
     finally:
-        launch.stop(service)
+        service.stop()

@@ -27,7 +27,3 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
 
 def test_readme_figure_exists():
     assert (REPO / "analysis" / "ab_report_example.png").is_file()
-
-
-def test_no_init_py_shadows_the_airflow_package():
-    assert not (REPO / "airflow" / "__init__.py").exists()

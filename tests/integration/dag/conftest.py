@@ -21,7 +21,7 @@ from logfiles import append_rows
 
 from load_test.simulate.generator import generate
 from ops import dagrun
-from retrain.ml.train import train_and_register
+from retrain.register import train_and_register
 from ticket_ab import registry
 from ticket_ab.pii import mask
 from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS

@@ -17,10 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from processes import start
 from scipy.stats import binomtest
 
 from load_test.simulate.generator import generate
-from ops import launch
+from ops import servers
+from ops.health import wait_until
+from ops.ports import LOOPBACK, free_port, router_endpoint
 from retrain.adapters import labelstore
 from retrain.ml.evaluate import predict
 from ticket_ab import registry
@@ -46,7 +49,7 @@ def replay_settings(dag_settings: Settings) -> Settings:
     `settle_s` 0: the traffic has stopped before the DAG reads the logs, so nothing can still land.
     """
     router = dag_settings.router.model_copy(update={
-        "host": launch.LOOPBACK, "port": launch.free_port(), "workers": 2, "threads": 4,
+        "host": LOOPBACK, "port": free_port(), "workers": 2, "threads": 4,
         "feedback_tokens": ",".join(f"{s}:{t}" for s, t in TOKENS.items()),
         "customer_key": "poison-replay-customer-key"})
     return dag_settings.model_copy(update={"router": router,
@@ -56,14 +59,14 @@ def replay_settings(dag_settings: Settings) -> Settings:
 @pytest.fixture
 def router_url(replay_settings: Settings) -> Iterator[str]:
     """`gunicorn -c router/gunicorn.conf.py` as `make serve` runs it, serving the module's champion."""
-    service = launch.start_router(replay_settings, replay_settings.home / "router.log", deadline_s=90)
-    url = launch.router_endpoint(replay_settings).url
+    service = start(servers.router(replay_settings), replay_settings.home / "router.log", deadline_s=90)
+    url = router_endpoint(replay_settings).url
     try:
-        launch.wait_until(lambda: _every_worker_ready(url, replay_settings.router.workers), 60,
-                          "every router worker has loaded the champion", service)
+        wait_until(lambda: _every_worker_ready(url, replay_settings.router.workers), 60,
+                   "every router worker has loaded the champion", failed=service.failed)
         yield url
     finally:
-        launch.stop(service)
+        service.stop()
 
 
 def _every_worker_ready(url: str, workers: int) -> bool:

@@ -61,5 +61,5 @@ def test_a_retry_after_a_failure_between_registration_and_alias_move_ends_as_a_f
     events = _alias_events(client, settings, retried.version)
     assert train.train_challenger(settings, collected, checked, relabelled, key=KEY).alias == "challenger"
     assert _alias_events(client, settings, retried.version) == events  # a third try moves nothing
-    assert report.report(settings, collected, checked).watermark_advanced
+    assert report.report(settings, collected, checked, relabelled, retried).watermark_advanced
     assert win.load_watermark(win.watermark_path(settings.airflow_dir)).run_id == "manual__retry"

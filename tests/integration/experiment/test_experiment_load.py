@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from processes import start
 
 from load_test.simulate.generator import generate
-from ops import launch
+from ops import servers
+from ops.env import REPO, child_env
+from ops.ports import free_port
 from retrain.ml.features import baseline_pipeline
 from ticket_ab import registry
 from ticket_ab.requestlog import read_feedback, read_requests
@@ -52,18 +55,18 @@ def router(mlflow_server, tmp_path_factory) -> Iterator[Router]:
     name = f"experiment-load-{os.getpid()}"
     _register(mlflow_server.uri, name)
     settings = get_settings(home=home, tracking_uri=mlflow_server.uri, model_name=name, router={
-        "port": launch.free_port(), "host": "127.0.0.1", "workers": 2, "threads": 4, "split_b": 0.5,
+        "port": free_port(), "host": "127.0.0.1", "workers": 2, "threads": 4, "split_b": 0.5,
         "feedback_tokens": f"load_test:{FEEDBACK_TOKEN}", "admin_token": "load-test-admin-token"})
-    server = launch.start_router(settings, home / "gunicorn.log", 180)
+    server = start(servers.router(settings), home / "gunicorn.log", 180)
     try:
-        yield Router(f"http://127.0.0.1:{settings.router.port}", home, launch.child_env(settings, secrets=True))
+        yield Router(f"http://127.0.0.1:{settings.router.port}", home, child_env(settings, secrets=True))
     finally:
-        launch.stop(server)
+        server.stop()
 
 
 def _script(path: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, path, *args], capture_output=True, text=True, env=env,
-                          cwd=launch.REPO, timeout=300)
+                          cwd=REPO, timeout=300)
 
 
 @dataclass(frozen=True)

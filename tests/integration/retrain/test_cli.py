@@ -6,7 +6,8 @@ import sys
 import pandas as pd
 import pytest
 
-from ops import launch
+from ops.env import REPO, child_env
+from ops.ports import free_port
 from retrain.ml.evaluate import predict
 from ticket_ab import registry
 from ticket_ab.settings import get_settings
@@ -14,14 +15,14 @@ from ticket_ab.settings import get_settings
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ops", *args], capture_output=True, text=True,
-                          env=env, cwd=launch.REPO, timeout=300)
+                          env=env, cwd=REPO, timeout=300)
 
 
 @pytest.fixture
 def env(make_settings, mlflow_server):
     """The CLI's environment: this test's home and model, the shared MLflow, a quick model search, and a gate
     that judges the tiny file's holdout (the default asks for 30 untouched gold tickets)."""
-    return launch.child_env(make_settings(tracking_uri=mlflow_server.uri, training={"automl_models": "lr,nb"},
+    return child_env(make_settings(tracking_uri=mlflow_server.uri, training={"automl_models": "lr,nb"},
                                           relabel={"min_holdout": 10}))
 
 
@@ -80,15 +81,15 @@ def test_rollback_without_previous_says_so(env):
 
 
 def test_mlflow_on_a_taken_port_is_one_error_line_naming_the_variable(tmp_path, taken_port):
-    result = run_cli("mlflow", env=launch.child_env(get_settings(home=tmp_path, mlflow_port=taken_port)))
+    result = run_cli("mlflow", env=child_env(get_settings(home=tmp_path, mlflow_port=taken_port)))
     assert result.returncode == 2
     assert result.stderr == (f"error: port {taken_port} (MLflow) is already in use on 127.0.0.1; "
                              "set TICKET_AB_MLFLOW_PORT to another port\n")
 
 
 def test_demo_refuses_a_taken_router_port_before_starting_anything(tmp_path, taken_port):
-    settings = get_settings(home=tmp_path, mlflow_port=launch.free_port(), router={"port": taken_port})
-    result = run_cli("demo", env=launch.child_env(settings))
+    settings = get_settings(home=tmp_path, mlflow_port=free_port(), router={"port": taken_port})
+    result = run_cli("demo", env=child_env(settings))
     assert result.returncode == 2
     assert result.stderr == (f"error: port {taken_port} (router) is already in use on 127.0.0.1; "
                              "set TICKET_AB_PORT to another port\n")

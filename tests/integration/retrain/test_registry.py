@@ -4,13 +4,13 @@ import mlflow
 import mlflow.pyfunc
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
-from retrain.ml.train import fingerprint, train_and_register
-from router.store import MlflowRegistry, RegistryUnavailable
+from retrain.ml.train import fingerprint
+from retrain.register import train_and_register
 from tests.unit.router.router_testkit import fitted_pipeline
 from ticket_ab import registry
 from ticket_ab.names import CHALLENGER, CHAMPION
+from ticket_ab.registry import RegistryUnavailable, ServingRegistry
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_run_logs_leaderboard_and_metrics(settings, tiny_tickets):
     outcome = train_and_register(tiny_tickets, settings, alias="champion", progress=_quiet)
     run = mlflow.get_run(outcome.run_id)
     assert 0.0 < run.data.metrics["holdout_macro_f1"] <= 1.0
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(outcome.run_id, "automl")}
+    artifacts = {a.path for a in registry.connect(settings.tracking_uri).list_artifacts(outcome.run_id, "automl")}
     assert {"automl/leaderboard.csv", "automl/leaderboard.md", "automl/holdout_metrics.json"} <= artifacts
 
 
@@ -120,7 +120,7 @@ def test_the_ab_config_tag_sits_next_to_the_aliases_and_one_call_returns_both(ma
                                                                                monkeypatch):
     settings = make_settings(tracking_uri=mlflow_server.uri)
     name, example = settings.model_name, pd.DataFrame({"text": ["vpn drops", "printer jam"]})
-    source = MlflowRegistry(settings.tracking_uri, name)
+    source = ServingRegistry(settings.tracking_uri, name)
     with pytest.raises(RegistryUnavailable, match="register a champion first"):
         source.write_config('{"ab_split_b": 0.3}')
     assert source.state().aliases == {CHAMPION: None, CHALLENGER: None}
@@ -134,8 +134,8 @@ def test_the_ab_config_tag_sits_next_to_the_aliases_and_one_call_returns_both(ma
         version, None, '{"ab_split_b": 0.3}')
     assert first.aliases[CHAMPION].run_id == client.get_model_version(name, version).run_id
     lookups = []
-    real = MlflowClient.get_model_version
-    monkeypatch.setattr(MlflowClient, "get_model_version",
+    real = registry.Client.get_model_version
+    monkeypatch.setattr(registry.Client, "get_model_version",
                         lambda self, *args: lookups.append(args) or real(self, *args))
     assert source.state() == first
     assert lookups == [], "a poll with known versions is one get_registered_model call"

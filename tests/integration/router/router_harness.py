@@ -20,8 +20,11 @@ from typing import Any
 import pandas as pd
 import psutil
 import requests
+from processes import Running, start
 
-from ops import launch
+from ops import servers
+from ops.health import wait_until
+from ops.ports import free_port, router_endpoint
 from ticket_ab import registry
 from ticket_ab.settings import Settings, get_settings
 
@@ -33,14 +36,14 @@ EXAMPLE = pd.DataFrame({"text": ["vpn drops every hour", "printer is jammed", "i
 
 @dataclass
 class Router:
-    """A running `gunicorn -c router/gunicorn.conf.py` and the settings it was started with."""
+    """A running `gunicorn -c router/gunicorn.conf.py` (started by mirakuru) and the settings it was started with."""
 
     settings: Settings
-    service: launch.Service
+    service: Running
 
     @property
     def url(self) -> str:
-        return launch.router_endpoint(self.settings).url
+        return router_endpoint(self.settings).url
 
     @property
     def log_path(self) -> Path:
@@ -89,15 +92,15 @@ class Router:
             return len(seen) >= self.settings.router.workers
 
         with ThreadPoolExecutor(8) as pool:
-            launch.wait_until(burst, deadline_s, f"all {self.settings.router.workers} workers answered {path}",
-                              self.service, interval_s=0)
+            wait_until(burst, deadline_s, f"all {self.settings.router.workers} workers answered {path}",
+                       failed=self.service.failed, interval_s=0)
         return seen
 
     def wait_all_workers(self, check: Callable[[dict[str, Any]], bool], deadline_s: float, what: str) -> float:
         """Poll /ready until every worker satisfies `check`; returns the seconds it took."""
         start = time.monotonic()
-        launch.wait_until(lambda: all(check(body) for body in self.each_worker(deadline_s=deadline_s).values()),
-                          deadline_s, f"every worker reached: {what}", self.service, interval_s=0.05)
+        wait_until(lambda: all(check(body) for body in self.each_worker(deadline_s=deadline_s).values()),
+                   deadline_s, f"every worker reached: {what}", failed=self.service.failed, interval_s=0.05)
         return time.monotonic() - start
 
 
@@ -123,7 +126,7 @@ def wait_replaced(router: Router, before: set[int], killed: int, deadline_s: flo
         pids = worker_pids(router) - {killed}
         return pids if len(pids) >= router.settings.router.workers else set()
 
-    pids = launch.wait_until(replaced, deadline_s, f"gunicorn replaced worker {killed}", router.service)
+    pids = wait_until(replaced, deadline_s, f"gunicorn replaced worker {killed}", failed=router.service.failed)
     router.wait_all_workers(lambda body: body["ready"] and body["worker_pid"] in pids, deadline_s,
                             f"the worker replacing {killed} is ready")
     return min(pids - before)
@@ -131,14 +134,18 @@ def wait_replaced(router: Router, before: set[int], killed: int, deadline_s: flo
 
 def start_router(settings: Settings, deadline_s: float = 90.0) -> Router:
     """Start gunicorn as the demo does and wait until every worker has loaded its models."""
-    service = launch.start_router(settings, settings.home / f"router-{time.time_ns()}.log", deadline_s)
+    service = start(servers.router(settings), settings.home / f"router-{time.time_ns()}.log", deadline_s)
     router = Router(settings, service)
-    launch.up_or_stopped(service, lambda: router.each_worker(deadline_s=deadline_s))
+    try:
+        router.each_worker(deadline_s=deadline_s)
+    except BaseException:
+        service.stop()
+        raise
     return router
 
 
 def stop_router(router: Router) -> None:
-    launch.stop(router.service)
+    router.service.stop()
 
 
 @contextmanager
@@ -160,7 +167,7 @@ def router_settings(home: Path, tracking_uri: str, name: str, log_root: Path | N
     `log_root` points the request and feedback logs at a root shared with other replicas (default:
     the home's own `logs/`).
     """
-    values: dict[str, Any] = dict(host="127.0.0.1", port=launch.free_port(), workers=WORKERS, threads=4,
+    values: dict[str, Any] = dict(host="127.0.0.1", port=free_port(), workers=WORKERS, threads=4,
                                   reload_s=0.5, split_b=0.5, admin_token=ADMIN_TOKEN, feedback_token=FEEDBACK_TOKEN)
     values.update(router)
     logs = {"log": {"root": str(log_root)}} if log_root is not None else {}

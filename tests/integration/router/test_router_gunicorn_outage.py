@@ -4,8 +4,10 @@ the last known models and A/B config from its disk cache. Uses a private MLflow 
 from __future__ import annotations
 
 import pytest
+from processes import start
 
-from ops import launch
+from ops import servers
+from ops.ports import free_port
 from tests.integration.router.router_harness import (
     ADMIN_TOKEN,
     register,
@@ -21,10 +23,10 @@ from ticket_ab.settings import get_settings
 
 @pytest.fixture(scope="module")
 def private_mlflow(tmp_path_factory):
-    mlflow = get_settings(home=tmp_path_factory.mktemp("private-mlflow"), mlflow_port=launch.free_port())
-    server = launch.start_mlflow(mlflow)
+    mlflow = get_settings(home=tmp_path_factory.mktemp("private-mlflow"), mlflow_port=free_port())
+    server = start(servers.mlflow(mlflow), mlflow.mlflow_dir / "server.log")
     yield server, mlflow.tracking_uri
-    launch.stop(server)
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +55,8 @@ def config_before_outage(first_router):
 def mlflow_stopped(first_router, config_before_outage, private_mlflow):
     """The private MLflow server, stopped after the first router loaded its models and config."""
     server, _ = private_mlflow
-    launch.stop(server)
-    assert server.exited()
+    server.stop()
+    assert not server.running()
     return server
 
 

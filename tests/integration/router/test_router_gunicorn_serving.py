@@ -13,7 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import chisquare
 
-from ops.launch import child_env
+from ops.env import child_env
 from tests.integration.router.router_harness import (
     ADMIN_TOKEN,
     FEEDBACK_TOKEN,

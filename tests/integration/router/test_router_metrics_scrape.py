@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from monitoring_queries import router_metric_names
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.router.router_harness import register, router_settings, start_router, stop_router
-from tests.unit.monitoring_queries import router_metric_names
 from tests.unit.router.router_testkit import fitted_pipeline
 
 TEXTS = ["vpn drops every hour", "printer jam on floor 3", "refund for the double invoice charge",

@@ -3,8 +3,9 @@
 The stack gets its own home (readable by the `postgres` user, which runs the cluster when we are
 root), free ports, and settings that make the loop fast enough for CI: the log watcher looks every
 10 s, rows settle for 1 s, routers poll the registry every second, and Airflow declares a killed
-task's process dead after 30 s instead of 5 minutes. Teardown is `stack down`, then a check that
-no process of this home is left.
+task's process dead after 30 s instead of 5 minutes. Airflow's log servers (which bind every
+interface) get free ports too, so the module's stack cannot collide with another on the machine.
+Teardown is `stack down`, then a check that no process of this home is left (supervisord included).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ops import launch
+from ops.env import python_env
+from ops.ports import LOOPBACK, free_port, port_taken
 from tests.integration.stack.stack_probe import StackHandle
 from ticket_ab.settings import get_settings
 
@@ -27,8 +29,8 @@ UP_DEADLINE_S = 420
 def _two_free_ports() -> int:
     """A free port whose successor is free too: the two router replicas."""
     for _ in range(50):
-        port = launch.free_port()
-        if port < 65535 and not launch.port_taken(launch.LOOPBACK, port + 1):
+        port = free_port()
+        if port < 65535 and not port_taken(LOOPBACK, port + 1):
             return port
     raise RuntimeError("no two consecutive free ports")
 
@@ -47,10 +49,12 @@ def stack() -> Iterator[StackHandle]:
     base = Path(tempfile.mkdtemp(prefix="ticket-ab-stack-"))
     base.chmod(0o755)  # the cluster runs as `postgres` when we are root: it must reach its directory
     home = base / "home"
-    env = {**launch.python_env(), **{
-        "TICKET_AB_HOME": str(home), "TICKET_AB_POSTGRES_PORT": str(launch.free_port()),
-        "TICKET_AB_MLFLOW_PORT": str(launch.free_port()), "TICKET_AB_AIRFLOW_PORT": str(launch.free_port()),
-        "TICKET_AB_PROMETHEUS_PORT": str(launch.free_port()), "TICKET_AB_PORT": str(_two_free_ports()),
+    env = {**python_env(), **{
+        "TICKET_AB_HOME": str(home), "TICKET_AB_POSTGRES_PORT": str(free_port()),
+        "TICKET_AB_MLFLOW_PORT": str(free_port()), "TICKET_AB_AIRFLOW_PORT": str(free_port()),
+        "TICKET_AB_PROMETHEUS_PORT": str(free_port()), "TICKET_AB_PORT": str(_two_free_ports()),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "TICKET_AB_WATCH_INTERVAL_S": "10", "TICKET_AB_LOG_SETTLE_S": "1", "TICKET_AB_RELOAD_S": "1",
         "TICKET_AB_MIN_WINDOW": "200", "TICKET_AB_AUTOML_MODELS": "lr,nb", "TICKET_AB_AUTOML_BUDGET_S": "60",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",

@@ -1,4 +1,5 @@
-"""What the stack tests read: Airflow's runs from its PostgreSQL, the registry, the logs, the routers.
+"""What the stack tests read: Airflow's runs from its PostgreSQL, the registry, the logs, the routers,
+and supervisord's process table (which pid runs each service, and whether it restarted one).
 
 Airflow's own database is the ground truth of what the scheduler did (which runs it created, by
 which trigger, which task ran how often), so the tests read it directly instead of parsing logs.
@@ -7,17 +8,22 @@ which trigger, which task ran how often), so the tests read it directly instead 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import psutil
 
-from ops import launch
-from ops.stack import postgres
+from ops.env import REPO
+from ops.health import wait_until
+from ops.stack import postgres, run
 from ops.stack.topology import Paths, cluster
 from retrain.tasks.runs import run_dir
 from ticket_ab import registry
@@ -46,7 +52,7 @@ class StackHandle:
         return cluster(self.settings, Paths.of(self.settings))
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, *args], env=self.env, cwd=launch.REPO, capture_output=True, text=True,
+        return subprocess.run([sys.executable, *args], env=self.env, cwd=REPO, capture_output=True, text=True,
                               timeout=timeout)
 
 
@@ -78,7 +84,7 @@ def wait_for_new_run(handle: StackHandle, before: int, deadline_s: float) -> dic
     def finished() -> dict | None:
         runs = retrain_runs(handle)[before:]
         return runs[0] if runs and runs[0]["state"] in ("success", "failed") else None
-    return launch.wait_until(finished, deadline_s, "the scheduler runs the retrain DAG", interval_s=2)
+    return wait_until(finished, deadline_s, "the scheduler runs the retrain DAG", interval_s=2)
 
 
 def run_outcome(handle: StackHandle, run_id: str) -> str:
@@ -115,7 +121,7 @@ def traffic(handle: StackHandle, url: str, scenario: str, n: int, seed: int, out
         [sys.executable, "load_test/testing.py", "--url", url, "--n", str(n), "--seed", str(seed), "--scenario",
          scenario, "--feedback-rate", str(feedback_rate), "--feedback-token", handle.secrets["feedback_token"],
          "--no-progress", "--max-seconds", "180", "--max-error-rate", str(max_error_rate), "--json-out", str(out)],
-        env=handle.env, cwd=launch.REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        env=handle.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
 def finished_traffic(procs: list[subprocess.Popen], outs: list[Path], timeout_s: float = 240) -> list[dict]:
@@ -139,3 +145,64 @@ def kill_tree(pid: int) -> None:
 
 def now_utc() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC")
+
+
+def pid_of(handle: StackHandle, name: str) -> int:
+    """The pid supervisord reports for a service's main process."""
+    return run.manager(handle.settings).info(name)["pid"]
+
+
+def listeners(port: int) -> set[int]:
+    """The pids listening on 127.0.0.1:port (as root every process is visible)."""
+    return {c.pid for c in psutil.net_connections("tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid}
+
+
+def tree(pid: int) -> set[int]:
+    try:
+        return {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Restart:
+    """One SIGKILL and what supervisord made of it."""
+
+    name: str
+    killed: int
+    restarted: int
+    seconds: float  # from the kill until the new process passed the service's health check
+
+
+def kill_and_watch_restart(handle: StackHandle, name: str, healthy: Callable[[float], bool], port: int | None,
+                           deadline_s: float = 120.0) -> Restart:
+    """SIGKILL the main process supervisord reports for `name` (a crash: no shutdown, no stop request),
+    then wait until supervisord runs it again under a new pid, nothing of the killed process group
+    is left, the new process tree alone listens on `port`, and `healthy(kill_time)` holds."""
+    manager = run.manager(handle.settings)
+    old = manager.info(name)["pid"]
+    started, killed_at = time.monotonic(), time.time()
+    os.kill(old, signal.SIGKILL)
+
+    def back() -> int:
+        info = manager.info(name)
+        return info["pid"] if info["statename"] == "RUNNING" and info["pid"] not in (0, old) else 0
+
+    wait_until(back, deadline_s, f"supervisord runs {name} again after SIGKILL of pid {old}", interval_s=0.1)
+    wait_until(lambda: not group_alive(old), 30, f"nothing of {name}'s killed process group {old} is left")
+    wait_until(lambda: healthy(killed_at), deadline_s, f"{name} passes its health check again", interval_s=0.2)
+    seconds = time.monotonic() - started
+    new = back()
+    if port is not None:
+        wait_until(lambda: bool(listeners(port)) and listeners(port) <= tree(new), 30,
+                   f"only the restarted {name} (pid {new}) listens on port {port}")
+    return Restart(name, old, new, seconds)

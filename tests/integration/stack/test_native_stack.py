@@ -1,20 +1,26 @@
-"""The production topology, natively: the scheduler retrains on its own, both replicas serve it,
-and crashes of the scheduler or of a replica lose no request row and half-move no alias.
+"""The production topology, natively, under supervisord: the scheduler retrains on its own, both
+replicas serve it, crashes of the scheduler or of a replica lose no request row and half-move no
+alias, and supervisord brings every killed service back by itself.
 
 One stack for the module (see conftest.py); the tests run in order, as the story of a deployment:
 it comes up, baseline traffic leaves the champion alone, a new product's traffic is retrained on
-(while the scheduler and a replica are killed), and the A/B test promotes the challenger.
+(while the scheduler and a replica are killed and restarted by supervisord), the A/B test promotes
+the challenger, and finally every long-running service is SIGKILLed in turn and must come back.
 """
 
 from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 
-from ops import launch
-from ops.stack import run
+from ops.health import http_ok, wait_until
+from ops.stack import checks, postgres
+from ops.stack.run import manager
+from ops.stack.topology import Paths, load_secrets
 from tests.integration.stack import stack_probe as probe
 from ticket_ab.names import CHALLENGER, CHAMPION, REQUEST_LOG_ASSET
 
@@ -35,7 +41,14 @@ def test_stack_comes_up_with_a_champion_behind_both_replicas_and_prometheus_scra
         up = sorted(t["labels"]["instance"] for t in active if t["health"] == "up")
         return up if len(up) == len(stack.router_urls) else None
 
-    launch.wait_until(targets_up, 60, "Prometheus scrapes both replicas", interval_s=1)
+    wait_until(targets_up, 60, "Prometheus scrapes both replicas", interval_s=1)
+
+
+def test_a_second_stack_up_of_the_same_home_is_refused_with_one_line(stack):
+    again = stack.cli("-m", "ops", "stack", "up", timeout=120)
+    assert again.returncode == 2
+    assert again.stderr == (f"error: the stack of {stack.settings.home} is already running; "
+                            "`make stack-down` first\n")
 
 
 def test_baseline_traffic_alone_triggers_a_run_that_retrains_nothing(stack, tmp_path):
@@ -60,19 +73,22 @@ def test_drifted_traffic_is_retrained_by_the_scheduler_through_a_scheduler_and_a
     outs = [tmp_path / f"drift-{i}.json" for i in range(2)]
     procs = [probe.traffic(stack, url, "new_product", 700, 20 + i, out, feedback_rate=0.6, max_error_rate=1.0)
              for i, (url, out) in enumerate(zip(stack.router_urls, outs, strict=True))]
-    launch.wait_until(lambda: probe.logged_requests(stack, since) >= 300, 60, "300 drifted requests are logged")
-    probe.kill_tree(run.running(stack.settings)["router-2"])
+    wait_until(lambda: probe.logged_requests(stack, since) >= 300, 60, "300 drifted requests are logged")
+    replica = probe.pid_of(stack, "router-2")
+    probe.kill_tree(replica)
     answered = sum(s["answered"] for s in probe.finished_traffic(procs, outs))
     assert probe.logged_requests(stack, since) >= answered, "an answered request has no log row"
-    run.restart(stack.settings, "router-2")
+    _restarted_by_supervisord(stack, "router-2", replica, lambda: http_ok(stack.router_urls[1] + "/ready"))
 
     def training() -> bool:
         runs = probe.retrain_runs(stack)[before:]
         return bool(runs) and probe.task_tries(stack, runs[0]["run_id"]).get("train_challenger", ("",))[0] == "running"
 
-    launch.wait_until(training, RUN_DEADLINE_S, "the scheduler starts train_challenger", interval_s=1)
-    probe.kill_tree(run.running(stack.settings)["airflow-scheduler"])
-    run.restart(stack.settings, "airflow-scheduler")
+    wait_until(training, RUN_DEADLINE_S, "the scheduler starts train_challenger", interval_s=1)
+    scheduler = probe.pid_of(stack, "airflow-scheduler")
+    probe.kill_tree(scheduler)
+    _restarted_by_supervisord(stack, "airflow-scheduler", scheduler,
+                              lambda: checks.airflow_healthy(stack.settings, ("airflow-scheduler",)))
 
     finished = probe.wait_for_new_run(stack, before, RUN_DEADLINE_S)
     assert finished["run_type"] == "asset_triggered" and finished["state"] == "success", finished
@@ -84,7 +100,7 @@ def test_drifted_traffic_is_retrained_by_the_scheduler_through_a_scheduler_and_a
     def swapped() -> bool:
         return all(probe.served_versions(url)[CHALLENGER] == challenger for url in stack.router_urls)
 
-    launch.wait_until(swapped, 30, "both replicas serve the new challenger", interval_s=0.5)
+    wait_until(swapped, 30, "both replicas serve the new challenger", interval_s=0.5)
 
 
 def test_the_ab_analysis_promotes_the_challenger_in_the_postgres_registry(stack, tmp_path):
@@ -97,3 +113,46 @@ def test_the_ab_analysis_promotes_the_challenger_in_the_postgres_registry(stack,
     result = stack.cli("analysis/analysis.py", "--promote")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert probe.aliases(stack)[CHAMPION] == challenger, result.stdout[-3000:]
+
+
+def _restarted_by_supervisord(stack, name: str, killed: int, healthy: Callable[[], bool]) -> None:
+    """Nobody restarts it but supervisord: a new pid, RUNNING, and its health check passes."""
+    def back() -> bool:
+        info = manager(stack.settings).info(name)
+        return info["statename"] == "RUNNING" and info["pid"] not in (0, killed) and healthy()
+
+    wait_until(back, 120, f"supervisord restarts {name} (pid {killed} was killed)", interval_s=0.5)
+
+
+def _fresh_heartbeat(stack, component: str) -> Callable[[float], bool]:
+    """Airflow reports `component` healthy with a heartbeat newer than the kill (the old one's would
+    still count as healthy for a while, so a heartbeat is the proof the restarted process works)."""
+    def fresh(killed_at: float) -> bool:
+        part = checks.airflow_health(stack.settings).get(component) or {}
+        beat = part.get(f"latest_{component}_heartbeat")
+        return part.get("status") == "healthy" and bool(beat) and datetime.fromisoformat(beat).timestamp() > killed_at
+    return fresh
+
+
+def test_supervisord_restarts_every_long_running_service_that_is_killed(stack):
+    """The issue's proof: SIGKILL the main process supervisord reports for each long-running service (as
+    a crash or the OOM killer would); supervisord alone restarts it, and the new process serves."""
+    settings, pg = stack.settings, stack.cluster()
+    health = checks.checks(settings, pg, load_secrets(settings, Paths.of(settings)))
+    serving = {name: (lambda _, check=check: check()) for name, check in health.items()}
+    env = stack.env
+    victims = [("prometheus", settings.stack.prometheus_port), ("router", settings.router.port),
+               ("router-2", settings.router.port + 1), ("airflow-apiserver", settings.airflow_port),
+               ("airflow-scheduler", int(env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"])),
+               ("airflow-dag-processor", None),
+               ("airflow-triggerer", int(env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"])),
+               ("mlflow", settings.mlflow_port), ("postgres", settings.stack.postgres_port)]
+    fresh = {name: _fresh_heartbeat(stack, component) for name, component in checks.COMPONENTS.items()}
+    restarts = [probe.kill_and_watch_restart(stack, name, fresh.get(name, serving[name]), port)
+                for name, port in victims]
+    print("\n".join(f"{r.name:22} pid {r.killed} SIGKILLed -> pid {r.restarted} healthy in {r.seconds:.1f} s"
+                    for r in restarts))
+    assert {r.name for r in restarts} == set(health)
+    wait_until(lambda: all(check() for check in health.values()), 180,
+               "every service of the stack passes its health check after the kills")
+    assert postgres.accepts_connections(pg)

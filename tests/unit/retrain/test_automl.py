@@ -13,6 +13,8 @@ from retrain.ml.candidates import CANDIDATES
 from retrain.ml.features import WORD_CHAR, text_pipeline
 from router.predictor import TFIDF, compile_scorer, pipeline_scorer
 
+pytestmark = pytest.mark.slow  # fits models: `make test` runs it, `make check` does not
+
 
 @pytest.fixture(scope="module")
 def selected(tiny_tickets):

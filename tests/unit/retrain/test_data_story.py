@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from load_test.simulate.generator import generate
 from retrain.ml.features import baseline_pipeline
 
+pytestmark = pytest.mark.slow  # fits models: `make test` runs it, `make check` does not
 SHIFTS = ("new_product", "new_language")
 MIN_DROP = 0.08
 RECOVERY_SLACK = 0.03

@@ -5,18 +5,11 @@ from scipy.stats import beta
 
 from load_test.simulate.generator import generate
 from retrain.ml.features import baseline_pipeline
-from retrain.ml.relabel import (
-    FIXED,
-    PSEUDO,
-    REVIEW_COLUMNS,
-    THRESHOLDS,
-    calibrate_threshold,
-    clean_labels,
-    precision_lower,
-    relabel,
-    write_review_queue,
-)
+from retrain.ml.relabel import FIXED, PSEUDO, REVIEW_COLUMNS, clean_labels, relabel, write_review_queue
+from retrain.ml.threshold import THRESHOLDS, calibrate_threshold, precision_lower
 from ticket_ab.settings import FeedbackSettings, RelabelSettings
+
+pytestmark = pytest.mark.slow  # fits models: `make test` runs it, `make check` does not
 
 
 @pytest.fixture(scope="module")

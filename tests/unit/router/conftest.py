@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from router import create_app
-from router.store import LoadedModel
+from router.models import LoadedModel
 from tests.unit.router.router_testkit import (
     ADMIN_TOKEN,
     FEEDBACK_TOKEN,

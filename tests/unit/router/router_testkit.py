@@ -16,18 +16,11 @@ import mlflow.sklearn
 import pandas as pd
 
 from retrain.ml.features import baseline_pipeline
+from router.models import FROM_REGISTRY, LoadedModel, Models
 from router.predictor import compile_scorer
-from router.store import (
-    FROM_REGISTRY,
-    LoadedModel,
-    Models,
-    RegistryState,
-    RegistryUnavailable,
-    RegistryVersion,
-    shared_config,
-)
+from router.store import published, shared_config
 from ticket_ab.names import CHALLENGER, CHAMPION
-from ticket_ab.registry import AB_CONFIG_TAG
+from ticket_ab.registry import AB_CONFIG_TAG, RegistryState, RegistryUnavailable, RegistryVersion
 from ticket_ab.schema import TOPICS
 from ticket_ab.settings import Settings
 
@@ -167,7 +160,7 @@ class MemoryStore:
     def refresh(self) -> None:
         """One poll, as ModelStore's: the models stay as set, the config follows the registry."""
         if not self.registry.down:
-            self.config.follow(self.registry.state().published())
+            self.config.follow(published(self.registry.state()))
 
     def stop(self) -> None:
         """Nothing runs in the background here."""

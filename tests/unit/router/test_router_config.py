@@ -19,6 +19,7 @@ from router.config import (
     parse_mode,
     parse_split,
 )
+from router.store import published
 from tests.unit.router.router_testkit import FakeRegistry
 from ticket_ab.names import CHALLENGER, CHAMPION, SHADOW, SPLIT
 from ticket_ab.registry import AB_CONFIG_TAG
@@ -36,13 +37,13 @@ def registry() -> FakeRegistry:
 
 def replica(home: Path, registry: FakeRegistry, default: ABConfig = DEFAULT) -> ConfigStore:
     """One replica's config: its own state dir, the registry every replica shares."""
-    return ConfigStore(home / CACHE_FILE, default, read=lambda: registry.state().published(),
+    return ConfigStore(home / CACHE_FILE, default, read=lambda: published(registry.state()),
                        write=registry.write_config)
 
 
 def poll(store: ConfigStore, registry: FakeRegistry) -> ABConfig:
     """What the model store's poll does with the registry's answer."""
-    return store.follow(registry.state().published())
+    return store.follow(published(registry.state()))
 
 
 def test_without_a_tag_the_default_split_applies(tmp_path: Path, registry):
@@ -118,7 +119,7 @@ def test_an_unusable_tag_keeps_the_last_good_config(tmp_path: Path, registry):
 def test_a_poll_answer_older_than_a_local_update_does_not_undo_it(tmp_path: Path, registry):
     store = replica(tmp_path, registry)
     mark = store.mark()
-    answer_before_the_update = registry.state().published()
+    answer_before_the_update = published(registry.state())
     store.update(ab_split_b=0.3, updated_by="ops")
     assert store.follow(answer_before_the_update, mark).ab_split_b == 0.3
     assert poll(store, registry).ab_split_b == 0.3

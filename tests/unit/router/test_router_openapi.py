@@ -29,4 +29,3 @@ def test_a_body_the_schema_refuses_is_explained_in_the_routers_words(client, exp
     expect_error(client.post("/predict", json={"text": 5}), 422, "invalid_field", "'text'", "string", "number")
     expect_error(client.post("/predict", json={"tickets": []}), 422, "empty_batch", "no tickets")
     expect_error(client.post("/invocations", json=[1]), 400, "invalid_json", "object")
-

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.store import FROM_CACHE
+from router.models import FROM_CACHE
 from tests.unit.router.router_testkit import loaded
 from ticket_ab.logstore import REQUESTS, shard_files
 from ticket_ab.requestlog import read_requests

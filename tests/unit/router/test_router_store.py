@@ -17,7 +17,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from router.cache import MANIFEST
-from router.store import FROM_CACHE, FROM_REGISTRY, ModelStore
+from router.models import FROM_CACHE, FROM_REGISTRY
+from router.store import ModelStore
 from tests.unit.router.router_testkit import Exploding, FakeRegistry, fitted_pipeline
 from ticket_ab.names import CHALLENGER, CHAMPION
 

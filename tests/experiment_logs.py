@@ -117,4 +117,3 @@ def _answer(truth: str, accuracy: float, rng: np.random.Generator) -> str:
         return truth
     others = [t for t in TOPICS if t != truth]
     return others[int(rng.integers(len(others)))]
-

@@ -24,10 +24,11 @@ def test_wilson_interval_stays_inside_0_1_at_the_edges_and_is_nan_without_data()
     assert all(math.isnan(v) for v in stats.wilson_interval(0, 0))
 
 
-def test_wilson_lower_takes_arrays_and_a_normal_quantile():
+def test_wilson_bounds_take_arrays_and_a_normal_quantile():
     hits, n = np.array([50, 45, 500]), np.array([50, 100, 500])
-    expected = proportion_confint(hits, n, alpha=2 * 0.05, method="wilson")[0]  # z = 1.645: one-sided 95%
-    assert stats.wilson_lower(hits, n, 1.6448536) == pytest.approx(expected)
+    expected = proportion_confint(hits, n, alpha=2 * 0.05, method="wilson")  # z = 1.645: one-sided 95%
+    low, high = stats.wilson_bounds(hits, n, 1.6448536)
+    assert low == pytest.approx(expected[0]) and high == pytest.approx(expected[1])
 
 
 def test_two_proportion_test_is_statsmodels_pooled_z_and_wald_interval():

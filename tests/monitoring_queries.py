@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 MONITORING = REPO / "router" / "monitoring"
 # Series Prometheus makes itself for every target; the router cannot export them.
 PROMETHEUS_SERIES = {"up"}

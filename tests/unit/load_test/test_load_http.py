@@ -7,87 +7,13 @@ The real router is exercised in tests/integration/experiment; here the fake lets
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import threading
 import time
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
+from fake_router import TOKEN, FakeRouter
 
 from load_test import client, testing, traffic
-from ops import launch as services
-
-TOKEN = "fake-feedback-token"
-
-
-class FakeRouter:
-    """Records what it receives; `fail_every`, `delay_s` and `ready_status` shape its answers."""
-
-    def __init__(self) -> None:
-        self.predicts: list[dict] = []
-        self.feedback: list[tuple[str, dict]] = []
-        self.fail_every = 0
-        self.delay_s = 0.0
-        self.ready_status = 200
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _send(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                if self.path == "/ready":
-                    self._send(fake.ready_status, {"ready": fake.ready_status == 200, "champion": None})
-                else:
-                    self._send(404, {"error": "not_found"})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path == "/predict":
-                    time.sleep(fake.delay_s)
-                    with fake.lock:
-                        fake.predicts.append(body)
-                        count = len(fake.predicts)
-                    if fake.fail_every and count % fake.fail_every == 0:
-                        self._send(503, {"error": "no_champion", "message": "no champion"})
-                        return
-                    variant = "B" if sum(map(ord, body.get("customer_id", ""))) % 2 else "A"
-                    self._send(200, {"request_id": uuid.uuid4().hex, "variant": variant, "topic": "access"})
-                elif self.path == "/feedback":
-                    with fake.lock:
-                        fake.feedback.append((self.headers.get("Authorization", ""), body))
-                    if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                        self._send(401, {"error": "unauthorized"})
-                    else:
-                        self._send(202, {"status": "accepted"})
-                else:
-                    self._send(404, {"error": "not_found"})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    def __enter__(self) -> FakeRouter:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -203,12 +129,3 @@ def test_main_replays_a_file_and_caps_n_at_its_length(fake, tmp_path, capsys):
 def test_main_reports_an_unreadable_file_in_one_line(fake, tmp_path, capsys):
     assert testing.main(["--url", fake.url, "--from", str(tmp_path / "missing.csv"), "--feedback-rate", "0"]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'missing.csv'}: no such file\n"
-
-
-def test_runs_as_a_script_from_the_repo_root(fake):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "load_test/testing.py", "--url", fake.url, "--n", "5",
-                             "--feedback-rate", "0", "--no-progress"], capture_output=True, text=True,
-                            cwd=services.REPO, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1])["requests"] == 5

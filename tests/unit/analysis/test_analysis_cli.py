@@ -3,15 +3,11 @@
 import base64
 import html
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from experiment_logs import LogSpec, Phase
 
 from analysis import analysis, fmt
-from ops import launch as services
 from ticket_ab.requestlog import REQUEST_COLUMNS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -131,12 +127,3 @@ def test_promote_with_an_unreachable_registry_is_exit_2_but_the_report_is_writte
     assert "promotion failed" in (out / "ab_report.html").read_text()
     err = capsys.readouterr().err
     assert err.startswith("error: promotion failed") and "Traceback" not in err
-
-
-def test_runs_as_a_script_from_the_repo_root(ab_logs, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    logs = ab_logs(LogSpec(phases=[Phase(300)]))
-    result = subprocess.run([sys.executable, "analysis/analysis.py", "--logs", str(logs), "--out", str(tmp_path / "r")],
-                            capture_output=True, text=True, cwd=services.REPO, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "VERDICT:" in result.stdout and (tmp_path / "r" / "ab_report.html").exists()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ops import launch
 from ops.cli import build_parser
+from ops.ports import airflow_endpoint
 from ops.stack import postgres, run
 from ops.stack.topology import (
     AIRFLOW_SERVICES,
@@ -20,6 +20,7 @@ from ops.stack.topology import (
     airflow_env,
     bootstrap_command,
     cluster,
+    describe,
     load_secrets,
     replica_name,
     replica_settings,
@@ -46,7 +47,7 @@ def keys(settings) -> Secrets:
 
 
 def _native_services(settings) -> set[str]:
-    described = set(run.describe(settings, Paths.of(settings)))
+    described = set(describe(settings, Paths.of(settings)))
     return described | set(AIRFLOW_SERVICES) | {"airflow-init", "bootstrap"}
 
 
@@ -79,7 +80,7 @@ def test_airflow_env_sets_every_airflow_variable_compose_sets(compose, settings,
     assert wanted - set(env) == set()
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://ticketab:pw@127.0.0.1:")
-    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"{launch.airflow_endpoint(settings).url}/execution/"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"{airflow_endpoint(settings).url}/execution/"
 
 
 def test_celery_executor_points_the_workers_at_the_stack_redis(compose, tmp_path):
@@ -123,6 +124,6 @@ def test_postgres_refuses_a_home_its_service_user_cannot_enter(tmp_path, monkeyp
         postgres.initdb(postgres.Cluster(locked / "pg", 5432))
 
 
-def test_stack_down_with_nothing_recorded_stops_nothing(settings):
+def test_stack_down_and_status_with_no_supervisord_running_stop_and_show_nothing(settings):
     assert run.down(settings) == []
-    assert run.running(settings) == {}
+    assert run.status(settings) == {}

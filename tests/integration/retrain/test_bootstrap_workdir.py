@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from ops.launch import child_env
+from ops.env import child_env
 from ticket_ab.settings import get_settings
 
 pytestmark = pytest.mark.slow
