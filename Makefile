@@ -31,12 +31,13 @@ lock: venv ## re-resolve requirements.in (and the router's subset) into pinned r
 	$(VENV)/bin/uv pip compile router/requirements.in -c requirements.txt --python-version 3.11 \
 		-o router/requirements.txt
 
-# Debian packages the native stack and its tests run: Prometheus (and promtool), Redis for the Celery executor.
+# Debian packages the native stack and its tests run: Prometheus (and promtool), Redis for the Celery executor,
+# strace (the test that every 202 from /feedback follows an fsync of its row).
 # PostgreSQL 15 (initdb, postgres) is expected on PATH. Installs only what is missing; needs root or sudo.
-SYSTEM_PACKAGES := prometheus:prometheus redis-server:redis-server
-system-deps: ## install the Debian packages the stack needs when missing (prometheus, redis-server)
+SYSTEM_PACKAGES := prometheus:prometheus redis-server:redis-server strace:strace
+system-deps: ## install the Debian packages the stack and the tests need when missing (prometheus, redis-server, strace)
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair##*:}"; done; \
-	if [ -z "$$missing" ]; then echo "system packages present: prometheus, promtool, redis-server"; exit 0; fi; \
+	if [ -z "$$missing" ]; then echo "system packages present: prometheus, promtool, redis-server, strace"; exit 0; fi; \
 	sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 	echo "==> installing Debian packages:$$missing"; \
 	{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq \

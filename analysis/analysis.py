@@ -13,12 +13,17 @@ The accuracy difference is adjusted on the champion's confidence in each labelle
 `analysis/covariate.py`): the champion version of the period is loaded from the registry and scores
 the logged texts; if it cannot be, the comparison is unadjusted and a note says why (--no-cupac skips it).
 Thresholds come from the settings (TICKET_AB_TEST_*); the flags below override four of them.
+With labels from two or more feedback sources (the integration whose token sent each label), the
+verdict is also worked out without each source's labels (`analysis/sources.py`): a promotion that
+does not hold without one of them rests on that source, and --promote refuses it, naming it.
 
 Exit codes:
   0  the report was written (whatever the verdict); with --promote, the promotion was done or not due
   2  nothing to analyse (no request log, an empty one, nothing after --since), a bad argument or
      setting, an unwritable --out, or --promote could not move the aliases (the report is still
      written)
+  3  --promote refused: the verdict does not hold without one feedback source's labels (the
+     message names it; the report is still written)
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ if not __package__:
 
 import pandas as pd
 
-from analysis import covariate, experiment, fmt, report
+from analysis import covariate, experiment, fmt, report, sources
 from analysis.verdict import PROMOTE
 from ticket_ab import registry
 from ticket_ab.logstore import REQUESTS, partitions
@@ -51,6 +56,7 @@ from ticket_ab.settings import ABSettings, SettingsError, get_settings
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
+EXIT_REFUSED = 3
 
 
 class UsageError(ValueError):
@@ -84,7 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--feedback", type=Path, help="log root to read feedback/ from (default: --logs)")
     parser.add_argument("--out", type=Path, help="report directory (default: settings.reports_dir)")
     parser.add_argument("--since", help="only requests at or after this ISO timestamp (UTC if no zone)")
-    parser.add_argument("--promote", action="store_true", help="on a 'promote challenger' verdict, move the aliases")
+    parser.add_argument("--promote", action="store_true", help="on a 'promote challenger' verdict, move the aliases "
+                        "(an authenticated registry needs an account with MANAGE on the model, e.g. the stack's "
+                        "`promoter`, in MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)")
     parser.add_argument("--tracking-uri", help="MLflow registry for --promote and for scoring the champion "
                         "(default: MLFLOW_TRACKING_URI)")
     parser.add_argument("--alpha", type=_fraction, help="false-promotion rate (default: TICKET_AB_TEST_ALPHA)")
@@ -167,6 +175,10 @@ def load(logs: Path, feedback: Path, since: pd.Timestamp | None, th: ABSettings,
                                     sequential=sequential, scorer=scorer)
     except experiment.AnalysisError as exc:
         raise UsageError(f"{exc} [{', '.join(map(str, requests.files))}]") from None
+    label_sources = sources.check(result, answers.rows, sources.Rule(th, sequential, scorer))
+    result.summary["label_sources"] = label_sources
+    if label_sources["deciding"]:
+        result.summary["notes"].append(label_sources["statement"])
     result.summary["sources"] = {"request log": [str(f) for f in requests.files],
                                  "feedback log": [str(f) for f in answers.files]}
     return result
@@ -177,6 +189,11 @@ def promote_if_due(summary: dict, tracking_uri: str, model_name: str) -> dict:
     if summary["verdict"]["action"] != PROMOTE:
         status = f"not promoted: the verdict is {summary['verdict']['text']}"
         return {"requested": True, "done": False, "status": status, "moves": []}
+    deciding = (summary.get("label_sources") or {}).get("deciding")
+    if deciding:
+        status = (f"promotion refused: the verdict does not hold without feedback source "
+                  f"{', '.join(repr(s) for s in deciding)}: {summary['label_sources']['statement']}")
+        return {"requested": True, "done": False, "refused": True, "status": status, "moves": []}
     tested = summary["arms"]["B"]["versions"]
     try:
         client = registry.connect(tracking_uri)
@@ -220,6 +237,7 @@ def console(summary: dict, paths: report.ReportPaths) -> str:
                      f"{fmt.pts(c['adjustment']['unadjusted_diff'])})")
     lines.append(f"  evidence: {c['evidence']['statement']}")
     lines.extend(f"  guardrail {g['status']}: {g['text']}" for g in s["guardrails"])
+    lines.extend(_source_lines(s.get("label_sources")))
     lines.extend(f"  note: {n}" for n in s["notes"])
     lines.append(f"VERDICT: {s['verdict']['text']}: {s['verdict']['reason']}")
     if s.get("promotion"):
@@ -227,6 +245,20 @@ def console(summary: dict, paths: report.ReportPaths) -> str:
         lines.extend(f"alias moved: {m}" for m in s["promotion"]["moves"])
     lines += [f"figure: {paths.png}", f"report: {paths.html}", f"summary: {paths.json}"]
     return "\n".join(lines)
+
+
+def _source_lines(label_sources: dict | None) -> list[str]:
+    """Each feedback source's share of the labels per arm, its leave-out verdict, and what the verdict rests on."""
+    if not label_sources or not label_sources["sources"]:
+        return []
+    lines = []
+    for r in label_sources["sources"]:
+        arms = ", ".join(f"{arm} {fmt.pct(r['per_arm'][arm]['share'])}" for arm in experiment.ARMS)
+        without = r["without"]
+        left_out = (f"; without it: {without['text']}, B - A {fmt.pts(without['diff'])}" if without else "")
+        lines.append(f"  labels from '{r['source']}': {r['labels']:,} ({fmt.pct(r['share'])}; {arms}){left_out}"
+                     + ("  DECIDES" if r["decides"] else ""))
+    return lines + [f"  sources: {label_sources['statement']}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     print(console(result.summary, paths))
     promotion = result.summary.get("promotion")
+    if promotion and promotion.get("refused"):
+        print(f"error: {promotion['status']}", file=sys.stderr)
+        return EXIT_REFUSED
     if promotion and promotion["status"].startswith("promotion failed"):
         print(f"error: {promotion['status']}", file=sys.stderr)
         return EXIT_USER_ERROR

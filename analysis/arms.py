@@ -1,7 +1,8 @@
 """One arm of the analysed period: its traffic, its quality by intention-to-treat, its latency.
 
-Also the two row selections every customer-level number starts from: customers served by both arms
-(crossover) are set aside, and each labelled request becomes one outcome row with its customer.
+Also the row selections every customer-level number starts from: where the router takes client tokens
+only authenticated requests count, customers served by both arms (crossover) are set aside, and each
+labelled request becomes one outcome row with its customer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 from analysis import inference
 from analysis.covariate import COLUMN
 from ticket_ab.names import ARM_ALIAS, ARMS, SHADOW, SPLIT
+from ticket_ab.requestlog import ANONYMOUS
 from ticket_ab.settings import ABSettings
 
 
@@ -28,6 +30,19 @@ def answered_by(rows: pd.DataFrame, arm: str, mode: str) -> pd.DataFrame:
         return picked.assign(answer=picked["shadow_topic"], version=picked["shadow_version"])
     picked = rows[(rows["variant"] == arm) & (rows["topic"] != "") & (rows["fallback"] == "")]
     return picked.assign(answer=picked["topic"], version=picked["model_version"])
+
+
+def authenticated_only(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The requests that carried a client token, and how many did not, once any did (credentials on).
+
+    An anonymous client can learn its arm from the answer and pick its customers, so where the router
+    takes client tokens anonymous traffic (TICKET_AB_ALLOW_ANONYMOUS) is served but not counted. With
+    no authenticated request at all (an open router, or logs from before the column) every row counts.
+    """
+    anonymous = rows["integration"] == ANONYMOUS
+    if anonymous.all():
+        return rows, 0
+    return rows[~anonymous], int(anonymous.sum())
 
 
 def without_crossover(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:

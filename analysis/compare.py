@@ -21,9 +21,11 @@ from ticket_ab.names import SHADOW
 from ticket_ab.settings import ABSettings
 
 
-def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any], th: ABSettings, seq: bool) -> dict[str, Any]:
+def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any] | None, th: ABSettings,
+            seq: bool) -> dict[str, Any]:
     """B - A accuracy on `outcomes` (one row per labelled request: `unit`, `in_b`, `right`, and in shadow
-    mode `right_a`/`right_b`), with its interval, evidence and the labelled requests still needed."""
+    mode `right_a`/`right_b`), with its interval, evidence and the labelled requests still needed; per
+    topic too when the `arms` (their summaries) are given."""
     if mode == SHADOW:
         diff = inference.cluster_mean(outcomes["right_b"].astype(float) - outcomes["right_a"].astype(float),
                                       outcomes["unit"])
@@ -45,7 +47,7 @@ def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any], th: ABSetti
     return {"kind": kind, "test": name, "interval": _interval_name(th, seq), "sequential": seq,
             "n_a": n_a, "n_b": n_b, "units": diff.units, "diff": diff.value, "se": diff.se,
             "ci_low": low, "ci_high": high, "mcnemar": mcnemar, "evidence": evidence(diff, th, seq),
-            "adjustment": adjustment, "per_topic": _per_topic(arms["A"], arms["B"])}
+            "adjustment": adjustment, "per_topic": _per_topic(arms["A"], arms["B"]) if arms else []}
 
 
 def _split_diff(outcomes: pd.DataFrame) -> tuple[inference.Estimate, dict[str, Any]]:

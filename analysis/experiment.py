@@ -37,13 +37,13 @@ import numpy as np
 import pandas as pd
 
 from analysis import covariate, guardrails
-from analysis.arms import answered_by, mean, outcomes, ratio, summarize, without_crossover
+from analysis.arms import answered_by, authenticated_only, mean, outcomes, ratio, summarize, without_crossover
 from analysis.compare import compare
 from analysis.fmt import num, split_share, when
 from analysis.verdict import Evidence, decide
 from retrain.ml import stats
 from ticket_ab.names import ARMS, SHADOW, SPLIT
-from ticket_ab.requestlog import latest_labels
+from ticket_ab.requestlog import ANONYMOUS, latest_labels
 from ticket_ab.settings import ABSettings
 
 SHADOW_SHARE = 0.9  # how reliably a shadow row carries the challenger's answer, for the lead-in rule
@@ -81,12 +81,12 @@ def analyse(
     if malformed_requests or malformed_feedback:
         notes.append(f"skipped malformed log lines: {malformed_requests} in the request log, "
                      f"{malformed_feedback} in the feedback log (torn writes or hand edits)")
-    requests, window = _requests_in_window(requests, since)
+    requests, window = _requests_in_window(requests, since, notes)
     labels, dropped = latest_labels(feedback, set(requests["request_id"]))
     window = window.assign(label=window["request_id"].map(labels.set_index("request_id")["label"]))
     notes.extend(_feedback_notes(dropped))
     periods = _periods(window, thresholds)
-    current, analysed = _current_period(window, periods)
+    current, analysed = _current_period(window, periods, notes)
     if len(periods) > 1:
         notes.append(_periods_note(window, periods, current, len(analysed)))
     mode = current["mode"]
@@ -131,8 +131,10 @@ def _window(since: pd.Timestamp | None, window: pd.DataFrame, analysed: pd.DataF
             "analysed_from": _iso(analysed["timestamp"].min()), "analysed_to": _iso(analysed["timestamp"].max())}
 
 
-def _requests_in_window(requests: pd.DataFrame, since: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every request (cleaned) and those at or after `since`; an AnalysisError when either is empty."""
+def _requests_in_window(requests: pd.DataFrame, since: pd.Timestamp | None,
+                        notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every request (cleaned) and the counted ones at or after `since` (authenticated only, once any is: a
+    note says how many were not); an AnalysisError when either is empty."""
     if requests.empty:
         raise AnalysisError("the request log has no rows yet: send traffic through the router first "
                             "(python load_test/testing.py --url http://127.0.0.1:8000 --n 1000)")
@@ -141,6 +143,10 @@ def _requests_in_window(requests: pd.DataFrame, since: pd.Timestamp | None) -> t
     if window.empty:
         raise AnalysisError(f"no requests at or after --since {since.isoformat()} "
                             f"(the log covers {_span(requests)})")
+    window, anonymous = authenticated_only(window)
+    if anonymous:
+        notes.append(f"{anonymous} anonymous requests (no client token) are left out: the router takes client "
+                     "tokens, so only authenticated traffic counts")
     return requests, window
 
 
@@ -156,11 +162,18 @@ def _feedback_notes(dropped: dict[str, int]) -> list[str]:
     return notes
 
 
-def _current_period(window: pd.DataFrame, periods: list[dict[str, Any]]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The latest period with a challenger (or the latest one, when none had) and its requests."""
+def _current_period(window: pd.DataFrame, periods: list[dict[str, Any]],
+                    notes: list[str]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The latest period with a challenger (or the latest one, when none had) and its requests, without an
+    integration its sample-ratio check left out (a note names it)."""
     tested = window[window["challenger"] != ""]
     key = (tested if len(tested) else window)["period"].iloc[-1]
-    return next(p for p in periods if p["key"] == key), window[window["period"] == key]
+    current = next(p for p in periods if p["key"] == key)
+    excluded = current["srm"]["excluded"]
+    if excluded:
+        notes.append(f"left out of the comparison: integration {', '.join(excluded)}, whose own customers do not "
+                     "match the split (sample-ratio mismatch) while the others' do")
+    return current, window[(window["period"] == key) & ~window["integration"].isin(excluded)]
 
 
 def _periods_note(window: pd.DataFrame, periods: list[dict[str, Any]], current: dict[str, Any], n: int) -> str:
@@ -195,6 +208,8 @@ def _clean_requests(requests: pd.DataFrame) -> pd.DataFrame:
     out = requests.sort_values("timestamp", kind="stable")
     out = out[~(out["request_id"].duplicated(keep="first") & out["request_id"].ne(""))].reset_index(drop=True)
     out["mode"] = out["mode"].where(out["mode"].isin([SPLIT, SHADOW]), SPLIT)
+    integration = out["integration"] if "integration" in out else pd.Series("", index=out.index)
+    out["integration"] = integration.where(integration != "", ANONYMOUS)  # files from before the column
     customer = out["customer_id"].where(out["customer_id"] != "", out["ticket_id"])
     out["unit"] = customer.where(customer != "", out["request_id"])
     out["split_b"] = out["split_b"].round(6)
@@ -259,15 +274,34 @@ def _periods(window: pd.DataFrame, th: ABSettings) -> list[dict[str, Any]]:
 
 
 def _srm(rows: pd.DataFrame, split_b: float | None, th: ABSettings) -> dict[str, Any]:
-    """Distinct assignment units per arm (crossover customers left out) against the configured split."""
+    """Distinct assignment units per arm (crossover customers left out) against the configured split,
+    for each integration and for them together.
+
+    One client can pick customers of one arm (the answer names it, the hash is public), so an
+    integration whose own units mismatch the split while the others' together do not is left out
+    (`excluded`) and the test is of the others: one integration cannot fire the check, nor move it.
+    """
     if split_b is None:
         return _no_srm("the log does not record the configured split")
     if not 0 < split_b < 1:
         return _no_srm(f"a split of {split_share(split_b)} to B sends everything to one arm")
     units = without_crossover(rows)[0]
-    units = units[units["variant"].isin(ARMS)].drop_duplicates(["unit", "variant"])
+    units = units[units["variant"].isin(ARMS)].drop_duplicates(["unit", "variant", "integration"])
+    both_arms = units["variant"].nunique() == len(ARMS)  # then one integration's empty arm is a mismatch too
+    by_integration = {str(name): _srm_test(group, split_b, th, one_arm_testable=both_arms)
+                      for name, group in units.groupby("integration")}
+    flagged = [name for name, test in by_integration.items() if test["flagged"]]
+    rest = units[~units["integration"].isin(flagged)]
+    excluded = flagged if flagged and len(rest) and not _srm_test(rest, split_b, th)["flagged"] else []
+    return {**_srm_test(units[~units["integration"].isin(excluded)], split_b, th),
+            "by_integration": by_integration, "excluded": excluded}
+
+
+def _srm_test(units: pd.DataFrame, split_b: float, th: ABSettings, one_arm_testable: bool = False) -> dict[str, Any]:
+    """The chi-square test of the distinct units per arm in `units` (one row per unit, arm and integration)."""
+    units = units.drop_duplicates(["unit", "variant"])
     observed = [int((units["variant"] == arm).sum()) for arm in ARMS]
-    if 0 in observed:
+    if 0 in observed and not one_arm_testable:
         return _no_srm("only one arm has traffic, so the split cannot be tested (no challenger loaded?)")
     result = stats.srm_test(observed, [1 - split_b, split_b], alpha=th.srm_alpha)
     return {"applicable": True, "unit": "customer", "observed": dict(zip(ARMS, observed, strict=True)),
@@ -277,7 +311,8 @@ def _srm(rows: pd.DataFrame, split_b: float | None, th: ABSettings) -> dict[str,
 
 def _no_srm(why: str) -> dict[str, Any]:
     return {"applicable": False, "unit": "customer", "observed": {}, "expected_share_b": None,
-            "observed_share_b": None, "chi2": math.nan, "p_value": math.nan, "flagged": False, "why": why}
+            "observed_share_b": None, "chi2": math.nan, "p_value": math.nan, "flagged": False, "why": why,
+            "by_integration": {}, "excluded": []}
 
 
 def _data_notes(rows: pd.DataFrame, arms: dict[str, Any], mode: str) -> list[str]:

@@ -40,6 +40,8 @@ def _header(ax, s: dict[str, Any]) -> None:
     verdict = s["verdict"]
     promotion = s.get("promotion") or {}
     done = f"  ({promotion['status']})" if promotion.get("done") else ""
+    if (s.get("label_sources") or {}).get("deciding"):
+        done += "  (refused: rests on one feedback source)"
     title = ax.text(0.5, 0.75, f"Verdict: {verdict['text']}{done}", ha="center", va="center", fontsize=16,
                     fontweight="bold", transform=ax.transAxes, color=VERDICT_COLORS.get(verdict["action"], "black"))
     config = s["config"]["current"]
@@ -80,7 +82,8 @@ def _accuracy_panel(ax, s: dict[str, Any], c: dict[str, Any]) -> None:
     kind = ("always-valid" if c["sequential"] else "fixed-horizon") + (
         ", CUPAC-adjusted" if (c.get("adjustment") or {}).get("applied") else "")
     box = ax.text(0.01, 0.96, f"B − A = {pts(c['diff'])}  ({kind} customer-level interval "
-                  f"{interval([c['ci_low'], c['ci_high']], pts)})", transform=ax.transAxes, va="top", fontsize=10.5,
+                  f"{interval([c['ci_low'], c['ci_high']], pts)}){_sources_line(s.get('label_sources'))}",
+                  transform=ax.transAxes, va="top", fontsize=10.5,
                   bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#bbbbbb"})
     box.set_in_layout(False)
     evidence = c["evidence"]
@@ -93,6 +96,19 @@ def _accuracy_panel(ax, s: dict[str, Any], c: dict[str, Any]) -> None:
     needed = f";  about {num(more)} more labelled requests needed" if not missing(more) and more > 0 else ""
     foot = ax.text(0.01, 0.03, shown + needed, transform=ax.transAxes, fontsize=9.5, color="#444444")
     foot.set_in_layout(False)
+
+
+def _sources_line(label_sources: dict[str, Any] | None) -> str:
+    """A second line for the comparison box: whose labels the difference rests on."""
+    rows = (label_sources or {}).get("sources") or []
+    if not rows:
+        return ""
+    if len(rows) == 1:
+        return f"\nlabels: one source, '{rows[0]['source']}'"
+    deciding = [r for r in rows if r["decides"]]
+    if deciding:
+        return "\nNOT without " + ", ".join(f"'{r['source']}' ({pct(r['share'])} of the labels)" for r in deciding)
+    return f"\nlabels: {len(rows)} sources, largest '{rows[0]['source']}' {pct(rows[0]['share'])}; none decides alone"
 
 
 def _split_panel(ax, s: dict[str, Any], window: pd.DataFrame) -> None:

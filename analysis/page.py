@@ -40,6 +40,7 @@ def render_html(summary: dict[str, Any], png: bytes) -> str:
         verdict=s["verdict"], verdict_color=VERDICT_COLORS.get(s["verdict"]["action"], "#000"),
         promotion=s.get("promotion"), notes=s["notes"], image=base64.b64encode(png).decode("ascii"),
         srm_why=s["srm"]["why"], rule=(RULE_DOC or "").strip(), tables=_tables(s),
+        label_sources=s.get("label_sources"),
     )
 
 
@@ -54,6 +55,7 @@ def _tables(s: dict[str, Any]) -> dict[str, Table | None]:
                             [[g["name"], g["status"], *_guardrail_cells(g)] for g in s["guardrails"]]),
         "srm": _srm_table(s["srm"], s["thresholds"]["srm_alpha"]),
         "per_topic": _per_topic_table(c["per_topic"]),
+        "label_sources": _label_sources_table(s.get("label_sources")),
         "mix": _mix_table(s),
         "periods": _periods_table(s["config"]["periods"]),
         "data": Table(["what", "count"], [[k.replace("_", " "), num(v)] for k, v in s["data"].items()]),
@@ -154,6 +156,22 @@ def _per_topic_table(per_topic: list[dict[str, Any]]) -> Table:
              pts(t["accuracy_b"] - t["accuracy_a"]) if not (missing(t["accuracy_a"]) or missing(t["accuracy_b"]))
              else "n/a"] for t in per_topic]
     return Table(["topic", "labelled A", "accuracy A", "labelled B", "accuracy B", "B − A"], rows)
+
+
+def _label_sources_table(label_sources: dict[str, Any] | None) -> Table | None:
+    """Each feedback source's labels, its share per arm and the verdict without its labels."""
+    if not label_sources or not label_sources["sources"]:
+        return None
+    rows = []
+    for r in label_sources["sources"]:
+        w = r["without"]
+        left_out = [w["text"], num(w["labelled"]), pts(w["diff"]), interval([w["ci_low"], w["ci_high"]], pts)] \
+            if w else ["n/a (the only source)", "", "", ""]
+        rows.append([r["source"], num(r["labels"]), pct(r["share"]) + (" (more than half)" if r["majority"] else ""),
+                     pct(r["per_arm"]["A"]["share"]), pct(r["per_arm"]["B"]["share"]), *left_out,
+                     "YES: the promotion rests on it" if r["decides"] else "no"])
+    return Table(["source", "labels", "share", "share of A's labels", "share of B's labels", "verdict without it",
+                  "labelled without it", "B − A without it", "interval without it", "decides"], rows)
 
 
 def _mix_table(s: dict[str, Any]) -> Table:

@@ -1,4 +1,5 @@
-"""Router vs `mlflow models serve` on the same registered champion: req/s, latency, overhead, RSS.
+"""Router vs `mlflow models serve` on the same registered champion: req/s, latency, overhead, RSS, and the
+cost of client credentials and the rate limit.
 
       .venv/bin/python bench/router_bench.py [--n 2000] [--concurrency 8] [--workers 2] [--batches 40]
 
@@ -10,6 +11,9 @@ background load drifting on a shared machine hits both alike; server CPU per req
 too, being far less sensitive to other load than req/s. Batch throughput is tickets/s through
 `/predict` with `tickets` (BATCH per request, each assigned and logged). Overhead is measured
 sequentially (concurrency 1, so queueing does not count): router p50 minus bare `predict_proba` p50.
+A third server, `router+auth`, is the same router with a client token on every request and the
+per-integration rate limit on (set far above the offered load, so every request pays for the check
+and none is refused): its CPU per request against the plain router's is the price of credentials.
 The client is a minimal keep-alive socket per thread with pre-encoded requests, so that it takes as
 little as possible of the CPUs it shares with the server under test.
 """
@@ -52,6 +56,9 @@ TARGET_P99_MS = 20.0  # router p99 at concurrency 8
 TARGET_OVERHEAD_MS = 1.5
 TARGET_RSS_MB = 400.0
 TARGET_BATCH_TPS = 3000.0  # the protocols issue's bar: tickets/s in batches of BATCH, fixed before the runs
+TARGET_AUTH_CPU = 0.10  # issue 22's bar: credentials and the rate limit add at most 10% CPU per request
+AUTH_TOKEN = "bench-client-token"
+AUTH_RATE = 1e6  # tickets/s: the limit is checked on every request and never reached
 BATCH = 256
 WARMUP = 200
 SEQUENTIAL = 500
@@ -89,9 +96,9 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(samples_ms), "p95": cuts[94], "p99": cuts[98]}
 
 
-def request_bytes(path: str, body: bytes) -> bytes:
-    """A complete keep-alive HTTP/1.1 POST, encoded once, outside the timed loop."""
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+def request_bytes(path: str, body: bytes, headers: str = "") -> bytes:
+    """A complete keep-alive HTTP/1.1 POST, encoded once, outside the timed loop (`headers`: extra lines)."""
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{headers}"
             f"Content-Length: {len(body)}\r\n\r\n")
     return head.encode("ascii") + body
 
@@ -109,14 +116,14 @@ def read_response(reader: Any) -> tuple[int, bytes]:
     return status, reader.read(length)
 
 
-def drive(port: int, path: str, bodies: list[bytes], concurrency: int) -> dict[str, float]:
+def drive(port: int, path: str, bodies: list[bytes], concurrency: int, headers: str = "") -> dict[str, float]:
     """POST every body once from `concurrency` keep-alive sockets; req/s, latency percentiles, client CPU.
 
     The client shares the CPUs with the server under test, so it is kept minimal (pre-encoded requests,
     a ten-line response reader): an expensive client would add the same cost to both servers and
     squeeze their throughput ratio towards 1.
     """
-    requests_ = [request_bytes(path, body) for body in bodies]
+    requests_ = [request_bytes(path, body, headers) for body in bodies]
 
     def run(offset: int) -> list[float]:
         latencies = []
@@ -177,6 +184,7 @@ class Server:
     port: int
     path: str
     bodies: list[bytes]
+    headers: str = ""  # extra request header lines, e.g. the client token
 
 
 def start(server: servers.Server, log: Path, deadline_s: float) -> HTTPExecutor:
@@ -252,34 +260,49 @@ def publish_champion(settings: Settings, data: pd.DataFrame, seed: int) -> Any:
     return registry.load_version(MODEL, version)
 
 
-def start_servers(settings: Settings, args: argparse.Namespace, scorer_port: int,
-                  started: list[HTTPExecutor]) -> tuple[HTTPExecutor, HTTPExecutor]:
-    """The router (as the demo starts it) and `mlflow models serve` on the same champion, same worker count."""
+def auth_settings(settings: Settings) -> Settings:
+    """The same router with a client token and the rate limit on, in a home of its own, on another port."""
+    return get_settings(home=settings.home / "auth", tracking_uri=settings.tracking_uri, model_name=MODEL,
+                        router={**settings.router.model_dump(), "port": free_port(),
+                                "client_tokens": f"bench:{AUTH_TOKEN}", "client_rate": AUTH_RATE})
+
+
+def start_router(settings: Settings, args: argparse.Namespace, started: list[HTTPExecutor]) -> HTTPExecutor:
+    """One router as the demo starts it, once every worker has loaded both models."""
     router = start(servers.router(settings), settings.home / "router.log", 120)
     started.append(router)
     wait_workers(router, settings.router.port, args.workers, 120)
+    return router
+
+
+def start_servers(settings: Settings, guarded_settings: Settings, args: argparse.Namespace, scorer_port: int,
+                  started: list[HTTPExecutor]) -> tuple[HTTPExecutor, HTTPExecutor, HTTPExecutor]:
+    """The router, the router with credentials on and `mlflow models serve`: same champion, same worker count."""
+    router = start_router(settings, args, started)
+    guarded = start_router(guarded_settings, args, started)
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", registry.model_uri(MODEL, registry.CHAMPION),
                "--env-manager", "local", "--workers", str(args.workers), "-p", str(scorer_port),
                "--host", LOOPBACK]
     scorer = start(servers.Server("mlflow serve", command, python_env({"MLFLOW_TRACKING_URI": settings.tracking_uri}),
                                   f"http://{LOOPBACK}:{scorer_port}/ping"), settings.home / "mlflow-serve.log", 180)
     started.append(scorer)
-    return router, scorer
+    return router, guarded, scorer
 
 
 def measure(args: argparse.Namespace, servers: list[Server]) -> dict[str, Any]:
-    """Warm up, then interleaved rounds (drifting background load hits both alike), then a sequential run."""
+    """Warm up, then interleaved rounds in rotating order (drifting background load hits all alike), then a
+    sequential run."""
     for server in servers:
-        drive(server.port, server.path, server.bodies[:WARMUP], args.concurrency)
+        drive(server.port, server.path, server.bodies[:WARMUP], args.concurrency, server.headers)
     rounds: dict[str, list[dict[str, float]]] = {server.name: [] for server in servers}
-    for _ in range(args.rounds):
-        for server in servers:
+    for round_ in range(args.rounds):
+        for server in servers[round_ % len(servers):] + servers[:round_ % len(servers)]:  # no server always first
             cpu_before = cpu_seconds(server.service)
-            loaded = drive(server.port, server.path, server.bodies, args.concurrency)
+            loaded = drive(server.port, server.path, server.bodies, args.concurrency, server.headers)
             loaded["cpu_ms"] = (cpu_seconds(server.service) - cpu_before) * 1000.0 / len(server.bodies)
             rounds[server.name].append(loaded)
     return {server.name: {"load": median_round(rounds[server.name]), "rounds": rounds[server.name],
-                          "seq": drive(server.port, server.path, server.bodies[:SEQUENTIAL], 1)}
+                          "seq": drive(server.port, server.path, server.bodies[:SEQUENTIAL], 1, server.headers)}
             for server in servers}
 
 
@@ -293,17 +316,21 @@ def bench(args: argparse.Namespace, settings: Settings, started: list[HTTPExecut
     bare = {"pipeline": bare_predict(pipeline_scorer(served), texts, repeats=1000),
             scoring: bare_predict(direct, texts, repeats=1000)}
     scorer_port = free_port()
-    router, scorer = start_servers(settings, args, scorer_port, started)
+    guarded_settings = auth_settings(settings)
+    router, guarded, scorer = start_servers(settings, guarded_settings, args, scorer_port, started)
     rng = random.Random(args.seed)
     router_bodies = [json.dumps({"text": rng.choice(texts), "customer_id": f"c-{i}"}).encode()
                      for i in range(args.n)]
     scorer_bodies = [json.dumps({"dataframe_records": [{"text": json.loads(b)["text"]}]}).encode()
                      for b in router_bodies]
     results = measure(args, [Server("router", router, settings.router.port, "/predict", router_bodies),
+                             Server("router+auth", guarded, guarded_settings.router.port, "/predict", router_bodies,
+                                    f"Authorization: Bearer {AUTH_TOKEN}\r\n"),
                              Server("mlflow serve", scorer, scorer_port, "/invocations", scorer_bodies)])
     inside = server_latency(settings.router.port, router_bodies[:SEQUENTIAL])
     results["router"]["batch"] = batch_throughput(settings.router.port, router_bodies, args)
-    rss = {"router": worker_rss_mb(router), "mlflow serve": worker_rss_mb(scorer)}
+    rss = {"router": worker_rss_mb(router), "router+auth": worker_rss_mb(guarded),
+           "mlflow serve": worker_rss_mb(scorer)}
     return bare, results, inside, rss
 
 
@@ -370,6 +397,13 @@ def report(args: argparse.Namespace, bare: dict[str, dict[str, float]], results:
           f"{results['router']['seq']['p50'] - floor:.2f} ms; inside the worker: {inside_ms - floor:.2f} ms)")
     print(f"router RSS per worker (max)        {worst_rss:5.0f} MB target <= {TARGET_RSS_MB:.0f} MB "
           f"{'ok' if worst_rss <= TARGET_RSS_MB else 'MISSED'}")
+    plain, guarded = (results[name]["load"]["cpu_ms"] for name in ("router", "router+auth"))
+    rise = guarded / plain - 1
+    per_round = [a["cpu_ms"] / p["cpu_ms"] - 1 for a, p in zip(results["router+auth"]["rounds"],
+                                                               results["router"]["rounds"], strict=True)]
+    print(f"credentials + rate limit CPU/req   {rise:+6.1%}   target <= +{TARGET_AUTH_CPU:.0%}   "
+          f"{'ok' if rise <= TARGET_AUTH_CPU else 'MISSED'}   ({guarded:.3f} ms vs {plain:.3f} ms per request; "
+          f"rounds: {', '.join(f'{r:+.1%}' for r in per_round)})")
     batch = results["router"]["batch"]
     print(f"router batch of {BATCH} tickets/request {batch['tps']:6.0f} tickets/s target >= {TARGET_BATCH_TPS:.0f} "
           f"{'ok' if batch['tps'] >= TARGET_BATCH_TPS else 'MISSED'}   (p50 {batch['p50']:.0f} ms, "

@@ -1,7 +1,9 @@
 """How the load test talks to the router: worker threads with one requests.Session each.
 
 Bounded twice: no more than the planned requests, and no new request after `max_seconds` (each
-request's timeout is also cut to the time left). Only the given base URL is contacted: sessions
+request's timeout is also cut to the time left). A `/predict` over the router's rate limit (429) is
+sent again after its `Retry-After`, as a well-behaved integration would, while time is left; the
+waits are counted (`throttled`), not taken for errors. Only the given base URL is contacted: sessions
 ignore proxy settings from the environment and redirects are not followed.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,6 +38,7 @@ class Result:
     feedback_planned: bool = False
     feedback_status: int | None = None  # None: not sent (not planned, or /predict failed) or no response
     feedback_error: str = ""
+    throttled: int = 0  # 429 answers waited out before this result
 
 
 @dataclass(frozen=True)
@@ -99,16 +102,22 @@ def run(
     concurrency: int,
     max_seconds: float,
     feedback_token: str,
+    client_token: str = "",
     timeout_s: float = 10.0,
     on_result: Callable[[Result], None] | None = None,
+    feedback_tokens: Mapping[str, str] | None = None,
 ) -> Run:
-    """Send every planned request with `concurrency` workers until the plan or the time runs out."""
+    """Send every planned request with `concurrency` workers until the plan or the time runs out
+    (`/predict` with the `client_token`, anonymous without one; feedback with its planned source's
+    token from `feedback_tokens`, else with `feedback_token`)."""
     lock = threading.Lock()
     stop = threading.Event()
     results: list[Result] = []
     started = time.monotonic()
     deadline = started + max_seconds
     headers = {"Authorization": f"Bearer {feedback_token}"} if feedback_token else {}
+    by_source = {source: {"Authorization": f"Bearer {token}"} for source, token in (feedback_tokens or {}).items()}
+    client_headers = {"Authorization": f"Bearer {client_token}"} if client_token else {}
     timed_out = threading.Event()
 
     def next_plan() -> Planned | None:
@@ -123,8 +132,8 @@ def run(
     def worker() -> None:
         with session() as s:
             while (item := next_plan()) is not None:
-                left = max(0.5, deadline - time.monotonic())
-                result = send(s, url, item, headers, min(timeout_s, left))
+                result = send(s, url, item, by_source.get(item.feedback_source, headers), timeout_s, deadline,
+                              client_headers)
                 with lock:
                     results.append(result)
                 if on_result is not None:
@@ -146,32 +155,54 @@ def run(
     return Run(sorted(results, key=lambda r: r.index), time.monotonic() - started, stopped_by)
 
 
-def send(s: requests.Session, url: str, item: Planned, headers: dict[str, str], timeout_s: float) -> Result:
-    """One /predict and, if planned and the prediction succeeded, its /feedback."""
-    t0 = time.perf_counter()
-    try:
-        response = s.post(f"{url}/predict", json=item.payload, timeout=timeout_s, allow_redirects=False)
-    except requests.RequestException as exc:
-        return Result(item.index, None, short_error(exc), _ms(t0), feedback_planned=item.feedback_label is not None)
+def send(s: requests.Session, url: str, item: Planned, headers: dict[str, str], timeout_s: float,
+         deadline: float, client_headers: dict[str, str] | None = None) -> Result:
+    """One /predict (again after each 429's Retry-After while time is left) and, if planned and the
+    prediction succeeded, its /feedback."""
+    throttled = 0
+    while True:
+        t0 = time.perf_counter()
+        try:
+            response = s.post(f"{url}/predict", json=item.payload, headers=client_headers,
+                              timeout=min(timeout_s, max(0.5, deadline - time.monotonic())), allow_redirects=False)
+        except requests.RequestException as exc:
+            return Result(item.index, None, short_error(exc), _ms(t0), feedback_planned=item.feedback_label is not None,
+                          throttled=throttled)
+        wait = _retry_after(response)
+        if wait is None or time.monotonic() + wait >= deadline:
+            break
+        throttled += 1
+        time.sleep(wait)
     latency = _ms(t0)
     body = _json(response)
     if response.status_code != 200:
         reason = _http_error(response, body)
         return Result(item.index, response.status_code, reason, latency,
-                      feedback_planned=item.feedback_label is not None)
+                      feedback_planned=item.feedback_label is not None, throttled=throttled)
     request_id = body.get("request_id")
     result = Result(item.index, 200, "" if request_id else "no request_id in the answer", latency,
                     variant=body.get("variant"), request_id=request_id,
-                    feedback_planned=item.feedback_label is not None)
+                    feedback_planned=item.feedback_label is not None, throttled=throttled)
     if item.feedback_label is None or not request_id:
         return result
     payload = {"request_id": request_id, "label": item.feedback_label, "source": FEEDBACK_SOURCE}
     try:
-        answer = s.post(f"{url}/feedback", json=payload, headers=headers, timeout=timeout_s, allow_redirects=False)
+        answer = s.post(f"{url}/feedback", json=payload, headers=headers, allow_redirects=False,
+                        timeout=min(timeout_s, max(0.5, deadline - time.monotonic())))
     except requests.RequestException as exc:
         return replace(result, feedback_error=short_error(exc))
     error = "" if answer.status_code == 202 else _http_error(answer, _json(answer))
     return replace(result, feedback_status=answer.status_code, feedback_error=error)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds a 429 asks to wait (Retry-After in seconds, 1 when absent or unreadable); None for any other answer."""
+    if response.status_code != 429:
+        return None
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0
 
 
 def _http_error(response: requests.Response, body: dict[str, Any]) -> str:

@@ -65,6 +65,7 @@ def summarize(run: Run, *, planned: int, max_error_rate: float) -> dict[str, Any
         "max_error_rate": max_error_rate,
         "passed": error_rate <= max_error_rate and len(results) > 0,
         "top_errors": dict(reasons.most_common(3)),
+        "throttled": sum(r.throttled for r in results),
     }
 
 
@@ -88,6 +89,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"errors     {s['errors']} of {s['calls']} calls ({s['error_rate']:.2%}; allowed {s['max_error_rate']:.2%}) "
         f"-> {verdict}",
     ]
+    if s["throttled"]:
+        lines.append(f"throttled {s['throttled']} answers 429 (the router's rate limit) waited out and sent again")
     if s["top_errors"]:
         lines.append(f"top errors {_counts(s['top_errors'])}")
     return "\n".join(lines)

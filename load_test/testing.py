@@ -5,8 +5,12 @@
 
 Tickets come from the retrain generator (or --from FILE), so their true topic is known; a
 --feedback-rate share of answered requests gets the true topic back through /feedback, flipped to
-another topic with probability --label-noise, as real agents err. Prints a progress bar on stderr,
-then the summary and, as the last line, the summary as JSON (also written to --json-out).
+another topic with probability --label-noise, as real agents err. With --feedback-sources the
+feedback goes out in turn from several integrations, each with its own token, taken from
+TICKET_AB_FEEDBACK_TOKENS (`source:token,...`, the router's setting) in the environment. `/predict`
+carries the client token (--token, default TICKET_AB_CLIENT_TOKEN; none: anonymous), and a 429 is
+waited out (Retry-After) and sent again. Prints a progress bar on stderr, then the summary and, as
+the last line, the summary as JSON (also written to --json-out).
 
 Exit codes:
   0  done, error rate within --max-error-rate
@@ -60,6 +64,28 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
     return parse
 
 
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no integration")
+    return names
+
+
+def source_tokens(names: list[str], setting: str) -> dict[str, str]:
+    """The feedback token of each named integration from TICKET_AB_FEEDBACK_TOKENS (`source:token,...`);
+    a missing one is a UsageError naming the integration (never a token)."""
+    tokens = {}
+    for entry in filter(None, (part.strip() for part in setting.split(","))):
+        source, sep, token = entry.partition(":")
+        if sep and source.strip() and token.strip():
+            tokens[source.strip()] = token.strip()
+    missing = [name for name in names if name not in tokens]
+    if missing:
+        raise UsageError(f"--feedback-sources names {', '.join(map(repr, missing))}, which TICKET_AB_FEEDBACK_TOKENS "
+                         "(source:token,...) in the environment does not give a token")
+    return {name: tokens[name] for name in names}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line, checked: bad values fail here with argparse's usage message."""
     parser = argparse.ArgumentParser(prog="testing.py", description=__doc__.split("\n\n")[0])
@@ -76,6 +102,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--label-noise", type=_share, default=0.0,
                         help="probability that a feedback label is another topic (default %(default)s)")
     parser.add_argument("--feedback-token", help="bearer token for /feedback (default: TICKET_AB_FEEDBACK_TOKEN)")
+    parser.add_argument("--feedback-sources", type=_names, default=[],
+                        help="send feedback in turn from these integrations (comma-separated), each with its token "
+                             "from TICKET_AB_FEEDBACK_TOKENS in the environment (default: one token)")
+    parser.add_argument("--token", help="client token for /predict (default: TICKET_AB_CLIENT_TOKEN; none: anonymous); "
+                        "better set in the environment than on a command line")
     parser.add_argument("--max-seconds", type=_positive(float), default=300.0,
                         help="stop sending after this many seconds (default %(default)s)")
     parser.add_argument("--timeout", type=_positive(float), default=10.0, help="per-request timeout in seconds")
@@ -95,10 +126,11 @@ def build_plan(args: argparse.Namespace) -> tuple[Iterator[traffic.Planned], int
             print(f"note: {args.from_file} has {len(tickets)} tickets; sending {total}", file=sys.stderr)
         pool = traffic.CustomerPool(args.customers, args.seed)
         return traffic.plan(tickets, n=total, seed=args.seed, feedback_rate=args.feedback_rate,
-                            label_noise=args.label_noise, labels=labels, customers=pool), total
+                            label_noise=args.label_noise, labels=labels, customers=pool,
+                            sources=args.feedback_sources), total
     tickets = traffic.generated(args.scenario, args.seed, args.customers)
     return traffic.plan(tickets, n=args.n, seed=args.seed, feedback_rate=args.feedback_rate,
-                        label_noise=args.label_noise), args.n
+                        label_noise=args.label_noise, sources=args.feedback_sources), args.n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         settings = get_settings()
         url = client.base_url(args.url or f"http://{settings.router.host}:{settings.router.port}")
         token = args.feedback_token if args.feedback_token is not None else settings.router.feedback_token
-        if args.feedback_rate > 0 and not token:
+        client_token = args.token if args.token is not None else settings.router.client_token
+        tokens = source_tokens(args.feedback_sources, settings.router.feedback_tokens)
+        if args.feedback_rate > 0 and not token and not tokens:
             raise UsageError(f"--feedback-rate {args.feedback_rate} needs the router's feedback token: pass "
                              "--feedback-token or set TICKET_AB_FEEDBACK_TOKEN (or use --feedback-rate 0)")
         plans, total = build_plan(args)
@@ -121,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
     progress = Progress(total, enabled=not args.no_progress)
     run = client.run(url, plans, concurrency=args.concurrency, max_seconds=args.max_seconds, feedback_token=token,
-                     timeout_s=args.timeout,
+                     client_token=client_token, timeout_s=args.timeout, feedback_tokens=tokens,
                      on_result=lambda r: progress.tick(failed=bool(r.error or r.feedback_error)))
     progress.close()
     result = summary.summarize(run, planned=total, max_error_rate=args.max_error_rate)

@@ -31,6 +31,7 @@ class Planned:
     payload: dict[str, str]
     true_topic: str | None
     feedback_label: str | None
+    feedback_source: str | None = None  # the integration whose token sends the feedback (None: the default token)
 
 
 class CustomerPool:
@@ -72,9 +73,12 @@ def plan(
     label_noise: float,
     labels: Sequence[str] = TOPICS,
     customers: CustomerPool | None = None,
+    sources: Sequence[str] = (),
 ) -> Iterator[Planned]:
-    """The first `n` requests: each ticket's payload, and for a `feedback_rate` share its (noisy) label."""
+    """The first `n` requests: each ticket's payload, and for a `feedback_rate` share its (noisy) label,
+    sent in turn by each of `sources` (integrations with their own feedback token) when given."""
     rng = random.Random(f"feedback-{seed}")
+    sent = 0
     for index, ticket in enumerate(islice(tickets, n)):
         payload = {"text": str(ticket["text"])}
         for key in ("ticket_id", "customer_id"):
@@ -83,10 +87,11 @@ def plan(
         if "customer_id" not in payload and customers is not None:
             payload["customer_id"] = customers.draw()
         truth = next((str(ticket[k]) for k in ("true_topic", "topic") if _present(ticket.get(k))), None)
-        label = None
+        label = source = None
         if truth is not None and rng.random() < feedback_rate:
             label = noisy_label(truth, labels, label_noise, rng)
-        yield Planned(index, payload, truth, label)
+            source, sent = (sources[sent % len(sources)] if sources else None), sent + 1
+        yield Planned(index, payload, truth, label, source)
 
 
 def generated(scenario: str, seed: int, customers: int) -> Iterator[dict[str, Any]]:

@@ -210,8 +210,10 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
 
 def cmd_stop(args: argparse.Namespace) -> int:
     from ops import background
+    from ops.demo import demo_home
 
-    stopped = background.stop(get_settings())
+    settings = get_settings()
+    stopped = [*background.stop(settings), *background.stop(get_settings(home=str(demo_home(settings))))]
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
     return 0
 
@@ -262,8 +264,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
     for name, where in services.items():
         print(f"{name:22} {where['url']}\n{'':22} log {where['log']}")
     paths = Paths.of(settings)
-    print(f"router tokens and customer key: {paths.secrets}; Airflow login: admin, password in "
-          f"{settings.airflow_dir / 'simple_auth_manager_passwords.json.generated'}")
+    print(f"secrets (mode 0600): {paths.secrets}: router tokens and customer key, the Airflow login (admin, "
+          "airflow_admin_password) and the MLflow accounts (registry_<account>_password); promote as "
+          "MLFLOW_TRACKING_USERNAME=promoter with its password in MLFLOW_TRACKING_PASSWORD")
     print(f"supervisord ({run.manager(settings).config}) restarts a crashed service; `make stack-down` stops them all")
     return 0
 
@@ -329,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (("promote", cmd_promote, "challenger -> champion (old champion -> previous)"),
                              ("rollback", cmd_rollback, "previous -> champion")):
+        text += "; an authenticated registry needs an account with MANAGE on the model (the stack's promoter)"
         p = add(name, func, text)
         p.add_argument("--reason", default="manual", help="why: recorded on the version")
 

@@ -4,6 +4,10 @@ MLflow on sqlite and the router under gunicorn, both run by the demo's superviso
 and the DAG via `airflow dags test`, all on 127.0.0.1. Each step prints the command a user would
 type for it, so the demo doubles as a walkthrough. The servers stay up afterwards; `make stop` ends
 them and their supervisord.
+
+The demo owns its folder, `$TICKET_AB_HOME/demo` (`var/demo` by default), marked as the demo's when
+it creates it: a `make stack` in the same home (its PostgreSQL cluster, its secrets) is never
+touched, and a demo folder holding anything the demo did not create is refused, naming it, not wiped.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
-from ops import background, dagrun
+from ops import background, dagrun, servers
 from ops.env import REPO, child_env
 from ops.health import ServiceError, wait_until
 from ops.ports import mlflow_endpoint, router_endpoint
 from ticket_ab.settings import Settings, get_settings
 
+DEMO_DIR = "demo"  # the demo's own home, below TICKET_AB_HOME
+MARKER = ".ticket-ab-demo"  # written into the demo's home when the demo creates it
 BOOTSTRAP_N = 2000  # as `make stack`: below PyCaret's tuning threshold, so the demo's first champion takes ~30 s
 RELOAD_S = 2.0  # the demo's router polls the registry often so the challenger shows up quickly
 
@@ -36,14 +43,43 @@ def background_mlflow(settings: Settings) -> None:
     background.start(settings, (background.MLFLOW,))
     print(f"MLflow is up at {settings.tracking_uri} (log {settings.mlflow_dir / 'server.log'}); "
           "`make stop` stops it")
+    print(f"MLflow is {servers.OPEN_REGISTRY}")
 
 
 def demo_settings() -> Settings:
     """The environment's settings with fresh tokens and customer key, a router that starts on the champion
-    alone and polls the registry often (so the challenger shows up quickly)."""
-    return get_settings(router={"admin_token": secrets.token_urlsafe(24), "feedback_token": secrets.token_urlsafe(24),
+    alone and polls the registry often (so the challenger shows up quickly).
+
+    The load test scores with a client token (integration `api`, so the A/B analysis counts its traffic);
+    anonymous scoring stays allowed on the demo's 127.0.0.1 router, so the README's curl lines work as typed,
+    and is served but not counted (the summary says so)."""
+    return get_settings(home=str(demo_home(get_settings())),
+                        router={"admin_token": secrets.token_urlsafe(24), "feedback_token": secrets.token_urlsafe(24),
+                                "client_token": secrets.token_urlsafe(24), "allow_anonymous": True,
                                 "customer_key": secrets.token_urlsafe(24), "reload_s": RELOAD_S, "split_b": 0.0},
                         log={"settle_s": 0.0})  # the demo runs the DAG after its traffic has finished
+
+
+def demo_home(settings: Settings) -> Path:
+    """Where the demo of this environment keeps everything: a folder of its own below the home."""
+    return settings.home / DEMO_DIR
+
+
+def claim(home: Path) -> str:
+    """Empty the demo's home for a fresh run, or refuse (DemoError, naming them) when it holds files the
+    demo did not create: only a folder carrying the demo's marker is ever deleted."""
+    if home.exists() and any(home.iterdir()):
+        if not (home / MARKER).is_file():
+            names = ", ".join(sorted(p.name for p in home.iterdir())[:5])
+            raise DemoError(f"{home} holds files the demo did not create ({names}): it is not the demo's to "
+                            "delete; move them away or set TICKET_AB_HOME to another folder")
+        shutil.rmtree(home)
+        said = f"resetting state: removed the previous demo's {home} (a fresh registry, logs and reports)"
+    else:
+        said = f"fresh state under {home}"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / MARKER).write_text("created by `make demo`; the demo deletes and recreates this folder\n")
+    return said
 
 
 class Demo:
@@ -81,20 +117,19 @@ class Demo:
             print(f"stopped the previous demo's services: {', '.join(stopped)}")
         for endpoint in (mlflow_endpoint(self.settings), router_endpoint(self.settings)):
             endpoint.ensure_free()
-        if self.settings.home.exists() and any(self.settings.home.iterdir()):
-            print(f"resetting state: removing {self.settings.home} (a fresh registry, logs and reports)")
-            shutil.rmtree(self.settings.home)
-        else:
-            print(f"fresh state under {self.settings.home}")
+        print(claim(self.settings.home))
         self.settings.router_dir.mkdir(parents=True, exist_ok=True)
-        self.tokens_file.write_text(f"TICKET_AB_ADMIN_TOKEN={self.admin_token}\n"
-                                    f"TICKET_AB_FEEDBACK_TOKEN={self.feedback_token}\n")
+        self.tokens_file.touch(mode=0o600)  # private before any secret is in it
         self.tokens_file.chmod(0o600)
+        self.tokens_file.write_text(f"TICKET_AB_ADMIN_TOKEN={self.admin_token}\n"
+                                    f"TICKET_AB_FEEDBACK_TOKEN={self.feedback_token}\n"
+                                    f"TICKET_AB_CLIENT_TOKEN={self.settings.router.client_token}\n")
 
     def start_mlflow(self) -> None:
         """The demo's supervisord, describing MLflow and the router, with MLflow started."""
         background.start(self.settings, (background.MLFLOW, background.ROUTER))
         print(f"MLflow is up at {self.settings.tracking_uri} (log {self.settings.mlflow_dir / 'server.log'})")
+        print(f"MLflow is {servers.OPEN_REGISTRY}")
 
     def start_router(self) -> None:
         background.start_router(self.settings)
@@ -105,11 +140,15 @@ class Demo:
             return json.loads(resp.read())
 
     def post_config(self, body: dict) -> dict:
+        """POST /config as a careful admin does: with the ETag of the config it was decided on (If-Match)."""
+        with urllib.request.urlopen(self.router_url + "/config", timeout=10) as resp:
+            etag = resp.headers["ETag"]
         request = urllib.request.Request(
             self.router_url + "/config", data=json.dumps(body).encode(), method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.admin_token}"})
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.admin_token}",
+                     "If-Match": etag})
         print(f"$ curl -X POST {self.router_url}/config -H 'Authorization: Bearer $TICKET_AB_ADMIN_TOKEN' "
-              f"-d '{json.dumps(body)}'")
+              f"-H 'If-Match: {etag}' -d '{json.dumps(body)}'    # the ETag of GET /config")
         try:
             with urllib.request.urlopen(request, timeout=10) as resp:
                 return json.loads(resp.read())
@@ -201,3 +240,4 @@ def summarize(demo: Demo) -> None:
     print(f"A/B figure:        {s.reports_dir / 'ab_report.png'}")
     print(f"services are still running under supervisord (`supervisorctl -c {background.manager(s).config} "
           "status`); `make stop` stops them")
+    print(f"to continue by hand on the demo's state: export TICKET_AB_HOME={s.home}")

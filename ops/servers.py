@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from ops.env import child_env
 from ops.health import ServiceError
@@ -16,6 +17,10 @@ from ops.ports import LOOPBACK, mlflow_endpoint, router_endpoint
 from ticket_ab.settings import Settings, env_names
 
 GUNICORN_CONF = "router/gunicorn.conf.py"  # relative to REPO, the cwd of every service: printed as typed
+AUTH_APP = "ticket-ab-auth"  # MLflow's basic-auth with our alias and tag rules (ops.stack.registry_auth)
+# What `make demo` and `make mlflow` say about the MLflow they start without `auth`.
+OPEN_REGISTRY = ("OPEN: no authentication, so any user of this host can change its models and aliases "
+                 "(127.0.0.1 only; `make stack` runs MLflow with accounts)")
 
 
 @dataclass(frozen=True)
@@ -36,17 +41,36 @@ def binary(name: str, install: str) -> str:
     return path
 
 
-def mlflow(settings: Settings, backend_uri: str | None = None) -> Server:
+@dataclass(frozen=True)
+class RegistryAuth:
+    """What MLflow's auth app needs: its config file (0600: it names the permission database) and two secrets."""
+
+    config: Path
+    admin_password: str  # creates the `admin` account on the first start only
+    secret_key: str  # signs the auth app's CSRF tokens
+
+    def env(self) -> dict[str, str]:
+        return {"MLFLOW_AUTH_CONFIG_PATH": str(self.config), "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin_password,
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": self.secret_key}
+
+
+def mlflow(settings: Settings, backend_uri: str | None = None, auth: RegistryAuth | None = None) -> Server:
     """MLflow with proxied artifacts under the settings' home, on 127.0.0.1:mlflow_port.
 
     The backend store is sqlite under the home unless `backend_uri` names another (the stack's
     PostgreSQL). It goes in MLFLOW_BACKEND_STORE_URI (the variable `mlflow server` reads for
     --backend-store-uri), not on the command line, where every local user could read its password.
+    With `auth` (the stack) every request needs an account (`--app-name`, AUTH_APP); without it (the
+    demo, `make mlflow`) the server is open to anyone on this host, and its users are told so.
+    Clients reach the artifacts only through the server (`--artifacts-destination`, proxied), never
+    through a path on disk.
     """
     directory = settings.mlflow_dir
     command = [sys.executable, "-m", "mlflow", "server", "--artifacts-destination", str(directory / "artifacts"),
-               "--host", LOOPBACK, "--port", str(settings.mlflow_port), "--workers", "1"]
-    env = child_env(settings, {"MLFLOW_BACKEND_STORE_URI": backend_uri or f"sqlite:///{directory / 'mlflow.db'}"})
+               "--host", LOOPBACK, "--port", str(settings.mlflow_port), "--workers", "1",
+               *(["--app-name", AUTH_APP] if auth else [])]
+    env = child_env(settings, {"MLFLOW_BACKEND_STORE_URI": backend_uri or f"sqlite:///{directory / 'mlflow.db'}",
+                               **(auth.env() if auth else {})})
     return Server("mlflow", command, env, mlflow_endpoint(settings).url + "/health")
 
 

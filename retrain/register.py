@@ -22,6 +22,7 @@ from retrain.ml.gate import GateResult
 from retrain.ml.train import (
     Candidate,
     Champion,
+    Held,
     Progress,
     judge,
     masked,
@@ -71,6 +72,7 @@ def train_and_register(
     holdout_frac: float = 0.2,
     extra_tags: dict[str, str] | None = None,
     progress: Progress = print,
+    held: Held | None = None,
 ) -> TrainOutcome:
     """Select with PyCaret, gate against the champion, register, and move the alias iff the gate passed.
 
@@ -78,7 +80,8 @@ def train_and_register(
     again, but its alias move is completed when its recorded gate verdict passed, so a retry after a
     failure between registering and aliasing ends where a first success would. `holdout` (untouched
     labelled tickets of the current traffic, optionally with `customer_id`) replaces the random
-    holdout when given.
+    holdout when given. `held` (the topics the window's quarantine held, and window tickets the
+    candidate is not trained on) adds the gate's label-free checks of those topics.
     """
     started = time.perf_counter()
     data = masked(validate_tickets(df, source=source or "training data", require_topic=True))
@@ -87,7 +90,7 @@ def train_and_register(
     if existing is not None:
         return resume(client, settings, alias, existing, progress)
     train, holdout, selection = select_and_fit(data, holdout, holdout_frac, settings, progress)
-    candidate = judge(selection, train, holdout, current_champion(client, settings, alias), settings, progress)
+    candidate = judge(selection, train, holdout, current_champion(client, settings, alias), settings, progress, held)
     tags = version_tags(candidate, data, source, key, extra_tags)
     version, run_id = log_and_register(candidate, settings, tags, data[[TEXT]].head(3), alias)
     moves = alias_if_passed(client, settings, alias, version, candidate.gate, source)

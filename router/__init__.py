@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from flask import Flask
 
-from router import contract, errors, invocations, openapi, v2, views
+from router import clients, contract, errors, invocations, openapi, v2, views
 from router.records import customer_key
 from router.state import EXTENSION, RouterState
 from router.store import ModelStore, Store
+from ticket_ab.durable import EVERY
 from ticket_ab.logstore import FEEDBACK, REQUESTS
 from ticket_ab.logwriter import ShardedLog
 from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
@@ -32,9 +33,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         settings=settings,
         store=model_store,
         config=model_store.config,
-        requests=ShardedLog(settings.logs_dir, REQUESTS, REQUEST_COLUMNS, max_bytes=settings.log.max_bytes),
-        feedback=ShardedLog(settings.logs_dir, FEEDBACK, FEEDBACK_COLUMNS, max_bytes=settings.log.max_bytes),
+        requests=ShardedLog(settings.logs_dir, REQUESTS, REQUEST_COLUMNS, max_bytes=settings.log.max_bytes,
+                            sync=settings.log.request_sync, sync_interval_s=settings.log.sync_interval_ms / 1000),
+        feedback=ShardedLog(settings.logs_dir, FEEDBACK, FEEDBACK_COLUMNS, max_bytes=settings.log.max_bytes,
+                            sync=EVERY),  # a 202 means the label is on disk
         customer_key=customer_key(settings.router.customer_key),
+        clients=clients.for_settings(settings.router),
     )
     errors.register(app)
     for blueprint in (views.bp, invocations.bp, v2.bp):

@@ -68,7 +68,7 @@ def serving_models(router: state.RouterState) -> Models:
 
 
 def _finish(router: state.RouterState, models: Models, config: ABConfig, ticket: Ticket, text: str,
-            outcome: Outcome, request_id: str, started: float) -> Answer:
+            outcome: Outcome, request_id: str, started: float, integration: str) -> Answer:
     """Count the answer and append its request-log row (latency counted from `started`)."""
     if outcome.fallback:
         metrics.FALLBACKS.labels(reason=CHALLENGER_ERROR).inc()
@@ -77,20 +77,21 @@ def _finish(router: state.RouterState, models: Models, config: ABConfig, ticket:
     metrics.PREDICTIONS.labels(variant=outcome.variant, topic=outcome.served.topic).inc()
     latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
     logged = state.record(router.requests, request_row(request_id, ticket, text, outcome, config, latency_ms,
-                                                      router.customer_key))
+                                                      router.customer_key, integration))
     return Answer(request_id, outcome, latency_ms, logged)
 
 
 def answer(router: state.RouterState, models: Models, config: ABConfig, ticket: Ticket, request_id: str,
-           started: float) -> Answer:
-    """Answer one ticket from its arm (the single-ticket `/predict`)."""
+           started: float, integration: str) -> Answer:
+    """Answer one ticket from its arm (the single-ticket `/predict`) for `integration` (router.clients)."""
     text = mask(ticket.text)
     outcome = serve(text, models.champion, models.challenger, config,
                     assignment_key(ticket.customer_id, ticket.ticket_id))
-    return _finish(router, models, config, ticket, text, outcome, request_id, started)
+    return _finish(router, models, config, ticket, text, outcome, request_id, started, integration)
 
 
-def answer_all(router: state.RouterState, models: Models, tickets: Sequence[Ticket], started: float) -> list[Answer]:
+def answer_all(router: state.RouterState, models: Models, tickets: Sequence[Ticket], started: float,
+               integration: str) -> list[Answer]:
     """Answer a batch under one model snapshot and one config, each arm's tickets scored together.
 
     Each ticket gets its own request id (the client's `request_id` when it sent one), so feedback
@@ -100,5 +101,6 @@ def answer_all(router: state.RouterState, models: Models, tickets: Sequence[Tick
     texts = [mask(ticket.text) for ticket in tickets]
     outcomes = serve_all(texts, models.champion, models.challenger, config,
                          [assignment_key(ticket.customer_id, ticket.ticket_id) for ticket in tickets])
-    return [_finish(router, models, config, ticket, text, outcome, ticket.request_id or uuid.uuid4().hex, started)
+    return [_finish(router, models, config, ticket, text, outcome, ticket.request_id or uuid.uuid4().hex, started,
+                    integration)
             for ticket, text, outcome in zip(tickets, texts, outcomes, strict=True)]

@@ -2,8 +2,10 @@
 
 Every version is downloaded once into `<root>/<alias>/<version>/`, installed by an atomic rename
 (so concurrent workers never see half a model) and stamped with what it is; a per-alias manifest
-names the version the alias served last. Several workers share one cache directory, so every
-operation here tolerates another worker doing the same thing at the same moment.
+names the version the alias served last and the digest its files were verified against, so a
+start without the registry verifies them again (router.models.verify) before unpickling. Several
+workers share one cache directory, so every operation here tolerates another worker doing the same
+thing at the same moment.
 """
 
 from __future__ import annotations
@@ -60,18 +62,19 @@ class ModelCache:
         same_model = stamp.get("model_name") == self.model_name and stamp.get("version") == version
         return same_model and (not run_id or stamp.get("run_id") == run_id)
 
-    def current(self, alias: str) -> tuple[str, str] | None:
-        """(version, run id) the alias served last, from its manifest; None if there is none for this model."""
+    def current(self, alias: str) -> tuple[str, str, str | None] | None:
+        """(version, run id, digest) the alias served last, from its manifest; None if there is none for this model."""
         manifest = _read_json(self.root / alias / MANIFEST)
         if not manifest or manifest.get("model_name") != self.model_name:
             return None
-        return str(manifest.get("version")), str(manifest.get("run_id", ""))
+        return str(manifest.get("version")), str(manifest.get("run_id", "")), manifest.get("digest")
 
-    def set_current(self, alias: str, version: str, run_id: str) -> None:
-        """Record that the alias now serves `version`, for the next start without a registry."""
+    def set_current(self, alias: str, version: str, run_id: str, digest: str | None = None) -> None:
+        """Record that the alias now serves `version` (verified against `digest`), for the next start without
+        a registry."""
         write_atomic(self.root / alias / MANIFEST, json.dumps(
             {"model_name": self.model_name, "alias": alias, "version": version, "run_id": run_id,
-             "updated_at": utc_now()}))
+             "digest": digest, "updated_at": utc_now()}))
 
     def forget(self, alias: str) -> None:
         """The alias is gone from the registry: a restart must not bring its last version back."""
@@ -83,7 +86,8 @@ class ModelCache:
         `fetch(dst)` writes the model directory at `dst` (which must not exist) and returns it.
         """
         final = self.path(alias, version)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # what is unpickled: no other user may write it
+        final.parent.mkdir(mode=0o700, exist_ok=True)
         incoming = final.parent / f".incoming-{os.getpid()}-{uuid.uuid4().hex}"
         try:
             local = fetch(incoming)

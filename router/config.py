@@ -1,18 +1,22 @@
-"""The A/B config every replica serves under: one JSON tag on the registered model, next to its aliases.
+"""The A/B config every replica serves under: one versioned row in a transactional store.
 
-Replicas share nothing but the MLflow registry, so that is where the config lives, as ONE
-registered-model tag (`ab_config`): a write is a single tag write, so a reader sees the old JSON
-or the new one, never a mix of two. `POST /config` on any replica merges its change into the tag
-as the registry holds it at that moment; every replica's model-store poll reads the tag in the
-same registry call as the aliases and publishes it here, so a change is in effect everywhere within
-the reload interval. Requests read the published config from memory: no stat, no lock.
+Replicas share the config through `router.configdb` (PostgreSQL on the stack, a SQLite file on one
+host): `POST /config` on any replica merges its change into the row as the store holds it and writes
+it back by compare-and-swap (`UPDATE ... WHERE version = ?`), so of two concurrent changes made from
+the same version exactly one is applied and the other is refused (412 with its If-Match), never lost.
+The row's version is the config's ETag. Every replica's model-store poll reads the row and publishes
+it here, so a change is in effect everywhere within the reload interval. Requests read the published
+config from memory: no stat, no lock.
 
 The experiment id names one experiment: a hash of the split, the mode, when they were set and the
-versions behind champion and challenger. Every replica derives it from the same registry facts, so
-all agree without talking to each other. It salts the arm hash (see `router.assign`) and is logged
-on every request row.
+versions behind champion and challenger. Every replica derives it from the same facts (the stored
+config and the registry's aliases), so all agree without talking to each other. It salts the arm
+hash (see `router.assign`) and is logged on every request row. The stored JSON is the one the
+registry tag `ab_config` held before, so the same facts give the same id as before the move; a
+store that was never written takes that tag once, as its first version (the router only reads the
+registry: it holds READ on the model, and the store's history table is the audit trail).
 
-When the registry cannot be reached, the last known config stays in effect. It is also cached on
+When the store cannot be reached, the last known config stays in effect. It is also cached on
 disk (atomic write), so a replica restarted during an outage serves the last split, not the default.
 """
 
@@ -23,21 +27,26 @@ import json
 import math
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from router.configdb import ConfigTable, ConfigUnavailable, Conflict, Stored
 from ticket_ab.atomic import write_atomic
 from ticket_ab.log import get_logger, kv
 from ticket_ab.names import MODES, SPLIT
-from ticket_ab.registry import RegistryUnavailable
 
-CACHE_FILE = "ab_config.json"  # under the router's state dir: the last config the registry gave
+CACHE_FILE = "ab_config.json"  # under the router's state dir: the last config the store gave
 EXPERIMENT_ID_BYTES = 6  # 12 hex characters: ample for the handful of experiments a model sees
 _EXPERIMENT_ID = re.compile(rf"[0-9a-f]{{{2 * EXPERIMENT_ID_BYTES}}}")
-_STORED = ("ab_split_b", "mode", "updated_at", "updated_by")  # what the tag holds; the id is derived
+_STORED = ("ab_split_b", "mode", "updated_at", "updated_by")  # what the row holds; the id is derived
+SEEDED_BY = "registry tag ab_config"  # who wrote a store's first version taken from the old registry tag
+ANY_ATTEMPTS = 5  # `If-Match: *` merges into whatever is stored: tries this often when others keep writing
+
+__all__ = ["ABConfig", "ConfigError", "ConfigStore", "ConfigUnavailable", "PreconditionFailed", "Published",
+           "experiment_id", "from_dict", "parse_mode", "parse_split"]
 
 log = get_logger("router.config")
 
@@ -46,8 +55,12 @@ class ConfigError(ValueError):
     """A config value is unusable; the message names the field and the accepted values."""
 
 
-# The config lives in the registry: it cannot be read or written exactly when the registry cannot be asked.
-ConfigUnavailable = RegistryUnavailable
+class PreconditionFailed(Exception):
+    """The stored config is no longer the version the caller saw (its If-Match); `version` is the current one."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"the A/B config is now at version {version}")
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -59,21 +72,22 @@ class ABConfig:
     updated_at: str | None = None
     updated_by: str = "default"
     experiment_id: str = ""
+    version: int = 0  # the stored row's version (0: never set): the ETag of GET /config
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of GET /config and of the disk cache."""
         return asdict(self)
 
     def to_tag(self) -> str:
-        """The registry tag: what an admin set. The experiment id is derived, so it is not stored."""
+        """The stored JSON (as the registry tag held it): what an admin set. The id and version are not in it."""
         return json.dumps({name: getattr(self, name) for name in _STORED}, sort_keys=True)
 
 
 @dataclass(frozen=True)
 class Published:
-    """What the registry says about the experiment: the config tag and the versions behind the aliases."""
+    """What the registry says about the experiment: the versions behind the aliases, and its old config tag."""
 
-    tag: str | None = None  # None: nobody has set a config yet
+    tag: str | None = None  # the registry's `ab_config` tag, if any: a never-written store starts from it
     champion: str | None = None
     challenger: str | None = None
 
@@ -123,85 +137,106 @@ def _now() -> str:
 
 
 class ConfigStore:
-    """One worker's copy of the shared config: published by the poll, written through to the registry.
+    """One worker's copy of the shared config: published by the poll, written through to the store by
+    compare-and-swap. `table` raises ConfigUnavailable when the store cannot be reached."""
 
-    `read` asks the registry afresh (tag and alias versions) and `write` replaces the tag; both
-    raise ConfigUnavailable when the registry cannot be reached.
-    """
-
-    def __init__(self, cache: Path, default: ABConfig, read: Callable[[], Published],
-                 write: Callable[[str], None]) -> None:
+    def __init__(self, cache: Path, default: ABConfig, table: ConfigTable) -> None:
         self.cache = Path(cache)
         self.default = default
-        self._read, self._write = read, write
-        self._lock = threading.Lock()  # orders polls and writes; requests never take it
-        self._writes = 0
+        self._table = table
+        self._lock = threading.Lock()  # orders polls and writes in this worker; requests never take it
         self._bad_tag: str | None = None
+        self._published = Published()
+        self._written = 0  # the version this worker last wrote: a poll that read an older row is stale
         self._config = self._from_cache() or self._derive(default, Published())
 
     def current(self) -> ABConfig:
         """The config in effect now: one attribute read, so the request path never waits."""
         return self._config
 
-    def mark(self) -> int:
-        """Taken before a poll asks the registry, handed back to `follow` (see there)."""
-        return self._writes
+    def follow(self, published: Published | None = None) -> ABConfig:
+        """Read the store and adopt its row with the aliases a poll saw (None: the last ones known).
 
-    def follow(self, published: Published, mark: int | None = None) -> ABConfig:
-        """Adopt what a poll read from the registry.
-
-        A poll's answer can be older than a POST this worker served while the poll was loading
-        models; `mark` (from before the poll asked) tells, and such an answer is dropped: the next
-        poll reads the newer tag.
+        A row older than the one in effect (read before a write this worker just made) is dropped:
+        versions only grow. A store that was never written takes the registry's old config tag once.
+        Raises ConfigUnavailable when the store cannot be read (the config in effect stays).
         """
         with self._lock:
-            if mark is not None and mark != self._writes:
+            if published is not None:
+                self._published = published
+            stored = self._table.read()
+            if stored.version == 0 and self._published.tag is not None:
+                stored = self._seed(self._published.tag)
+            if stored.version < self._written:
                 return self._config
-            return self._adopt(published)
+            return self._adopt(stored)
 
-    def update(self, *, updated_by: str, ab_split_b: float | None = None, mode: str | None = None) -> ABConfig:
-        """Merge the given fields into the registry's config and put the result in effect here.
+    def update(self, *, updated_by: str, if_match: Collection[int] | None = None,
+               ab_split_b: float | None = None, mode: str | None = None) -> ABConfig:
+        """Merge the given fields into the stored config, if it is at one of the versions `if_match` (None: any).
 
-        The merge starts from the tag as the registry holds it now, not from this worker's copy,
-        so a change made through another replica is kept. A change that leaves split and mode as
-        they are writes nothing: the running experiment (and its arm assignment) continues.
+        The merge starts from the row as the store holds it now, not from this worker's copy, so a
+        change made through another replica is kept. The write is a compare-and-swap: PreconditionFailed
+        when the row is not (or no longer) at those versions; with `if_match` None, a lost race merges again.
+        A change that leaves split and mode as they are writes nothing: the experiment continues.
         """
         changes: dict[str, Any] = {}
         if ab_split_b is not None:
             changes["ab_split_b"] = parse_split(ab_split_b)
         if mode is not None:
             changes["mode"] = parse_mode(mode)
-        with self._lock:
-            published = self._read()
-            base = self._decode(published.tag)
+        for _ in range(1 if if_match is not None else ANY_ATTEMPTS):
+            stored = self._table.read()
+            if if_match is not None and stored.version not in if_match:
+                raise PreconditionFailed(stored.version)
+            base = self._decode(stored.value)
             if all(getattr(base, name) == value for name, value in changes.items()):
-                return self._adopt(published)
-            tag = replace(base, **changes, updated_by=updated_by, updated_at=_now()).to_tag()
-            self._write(tag)
-            self._writes += 1
-            new = self._adopt(replace(published, tag=tag))
-        log.info(kv("config_changed", split_b=new.ab_split_b, mode=new.mode, by=updated_by,
-                    experiment=new.experiment_id))
-        return new
+                with self._lock:
+                    return self._adopt(stored)
+            value = replace(base, **changes, updated_by=updated_by, updated_at=_now()).to_tag()
+            try:
+                version = self._table.swap(stored.version, value, updated_by)
+            except Conflict:
+                if if_match is not None:
+                    raise PreconditionFailed(self._table.read().version) from None
+                continue
+            with self._lock:
+                self._written = max(self._written, version)
+                new = self._adopt(Stored(version, value))
+            log.info(kv("config_changed", split_b=new.ab_split_b, mode=new.mode, by=updated_by, version=version,
+                        experiment=new.experiment_id))
+            return new
+        raise ConfigUnavailable(f"the A/B config changed {ANY_ATTEMPTS} times while this change was merged; "
+                                "send it again")
 
-    def _adopt(self, published: Published) -> ABConfig:
-        config = self._derive(self._decode(published.tag), published)
+    def _seed(self, tag: str) -> Stored:
+        """Take the registry's old config tag as the store's first version (once: a lost race reads the winner)."""
+        try:
+            from_dict(json.loads(tag), self.default)
+            return Stored(self._table.swap(0, tag, SEEDED_BY), tag)
+        except Conflict:
+            return self._table.read()
+        except ValueError:  # an unusable tag is not worth keeping: the default applies until a POST
+            return Stored()
+
+    def _adopt(self, stored: Stored) -> ABConfig:
+        config = self._derive(replace(self._decode(stored.value), version=stored.version), self._published)
         if config != self._config:
             self._config = config
             self._save(config)
-            log.info(kv("config_in_effect", split_b=config.ab_split_b, mode=config.mode,
+            log.info(kv("config_in_effect", split_b=config.ab_split_b, mode=config.mode, version=config.version,
                         experiment=config.experiment_id))
         return config
 
     def _decode(self, tag: str | None) -> ABConfig:
-        """The tag's config; an unusable tag keeps the last good one (logged once per bad value)."""
+        """The stored config; an unusable value keeps the last good one (logged once per bad value)."""
         if tag is None:
             return self.default
         try:
             return from_dict(json.loads(tag), self.default)
         except ValueError as exc:  # json.JSONDecodeError and ConfigError are both ValueErrors
             if tag != self._bad_tag:
-                log.warning(kv("config_tag_unusable", error=exc, keeping=self._config.to_tag()))
+                log.warning(kv("config_value_unusable", error=exc, keeping=self._config.to_tag()))
                 self._bad_tag = tag
             return self._config
 
@@ -219,6 +254,8 @@ class ConfigStore:
         except (OSError, ValueError) as exc:
             log.warning(kv("config_cache_unreadable", path=self.cache, error=exc))
             return None
+        version = data.get("version")
+        config = replace(config, version=version if isinstance(version, int) and version >= 0 else 0)
         cached_id = data.get("experiment_id")
         if isinstance(cached_id, str) and _EXPERIMENT_ID.fullmatch(cached_id):
             return replace(config, experiment_id=cached_id)

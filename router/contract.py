@@ -4,7 +4,8 @@ The router validates each body with these models, `GET /openapi.json` publishes 
 (router.openapi) and a refusal is their error turned into `{"error", "message"}` (router.refusals),
 so the three cannot drift apart. The limits that are settings (TICKET_AB_MAX_TEXT_CHARS,
 TICKET_AB_MAX_BATCH) are constraints of the models themselves: `contract` builds them for one
-app's limits, so the document shows the limit in force and a refusal quotes it. Rules that need
+app's limits, so the document shows the limit in force and a refusal quotes it (TICKET_AB_MAX_BATCH_CHARS, the
+characters of a whole batch, too). Rules that need
 the running router (a feedback label the champion knows, bearer tokens) are not body rules and
 live with what they need (router.views, router.auth).
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Self
 
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field, RootModel, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 from router.fields import MAX_ID_CHARS, Id, Open, one_of, text, worded
@@ -29,6 +30,7 @@ EXTENSION = "ticket_ab.contract"
 BATCH = "tickets"  # the field of a /predict batch
 TEXT_SETTING = env_names()["router.max_text_chars"]
 BATCH_SETTING = env_names()["router.max_batch"]
+CHARS_SETTING = env_names()["router.max_batch_chars"]
 DEFAULT_UPDATED_BY = "api"
 
 
@@ -60,15 +62,33 @@ def _ticket_text(max_chars: int) -> Any:
         Field(description=f"the ticket text, at most {max_chars} characters ({TEXT_SETTING})")]
 
 
-def _tickets(ticket: type[Ticket], max_batch: int) -> Any:
-    """One to `max_batch` tickets: over the cap is 413 before any ticket is read (the client splits the batch)."""
+def _tickets(ticket: type[Ticket], max_batch: int, max_chars: int) -> Any:
+    """One to `max_batch` tickets: over the cap is 413 before any ticket is read (the client splits the batch);
+    then at most `max_chars` characters of text in all (413: one request may not hold a worker for seconds)
+    and each client request id once (422: one id, one log row)."""
     return Annotated[
         list[ticket],  # type: ignore[valid-type]
         Field(min_length=1, max_length=max_batch,
-              description=f"one to {max_batch} tickets ({BATCH_SETTING}), each as a single /predict body"),
+              description=f"one to {max_batch} tickets ({BATCH_SETTING}), each as a single /predict body, with at "
+              f"most {max_chars} characters of text in all ({CHARS_SETTING}) and no request_id twice"),
         worded("batch_too_large", lambda rows, ctx: f"has {len(rows)} tickets; the limit is {ctx['max_length']} "
                f"({BATCH_SETTING}): send them in several requests", "too_long"),
-        worded("empty_batch", lambda *_: "has no tickets; send at least one", "too_short")]
+        worded("empty_batch", lambda *_: "has no tickets; send at least one", "too_short"),
+        AfterValidator(lambda rows: _within_budget(rows, max_chars))]
+
+
+def _within_budget(rows: list[Ticket], max_chars: int) -> list[Ticket]:
+    chars = sum(len(row.text) for row in rows)
+    if chars > max_chars:
+        raise PydanticCustomError("batch_too_large", f"has {chars} characters of ticket text in all; the limit is "
+                                  f"{max_chars} ({CHARS_SETTING}): send them in several requests")
+    seen: set[str] = set()
+    for position, row in enumerate(rows):
+        if row.request_id is not None and row.request_id in seen:
+            raise PydanticCustomError("duplicate_request_id", f"repeats request_id {row.request_id!r} at ticket "
+                                      f"{position}: each ticket of a request needs its own (one id, one log row)")
+        seen.add(row.request_id)
+    return rows
 
 
 # `contract` gives the list its cap.
@@ -139,10 +159,10 @@ class Contract:
 
 
 @functools.lru_cache(maxsize=8)
-def contract(max_text_chars: int, max_batch: int) -> Contract:
+def contract(max_text_chars: int, max_batch: int, max_batch_chars: int) -> Contract:
     """The request models under these limits (cached: every app with the same limits shares them)."""
     ticket = create_model("Ticket", __base__=Ticket, __doc__=Ticket.__doc__, text=_ticket_text(max_text_chars))
-    tickets = _tickets(ticket, max_batch)
+    tickets = _tickets(ticket, max_batch, max_batch_chars)
     batch = create_model("TicketBatch", __base__=TicketBatch, __doc__=TicketBatch.__doc__, tickets=tickets)
 
     class PredictBody(RootModel[one_of(_body_kind, "invalid_json", "must be a JSON object", ticket=ticket,
@@ -156,8 +176,8 @@ def contract(max_text_chars: int, max_batch: int) -> Contract:
 
 
 def for_settings(settings: RouterSettings) -> Contract:
-    """The contract under the limits of `settings` (TICKET_AB_MAX_TEXT_CHARS, TICKET_AB_MAX_BATCH)."""
-    return contract(settings.max_text_chars, settings.max_batch)
+    """The contract under the limits of `settings` (TICKET_AB_MAX_TEXT_CHARS, _MAX_BATCH, _MAX_BATCH_CHARS)."""
+    return contract(settings.max_text_chars, settings.max_batch, settings.max_batch_chars)
 
 
 def current() -> Contract:

@@ -7,12 +7,15 @@ the client gets a generic 500 that carries the request id to grep for).
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, g, jsonify
+import contextlib
+
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ticket_ab.log import get_logger, kv
 
 log = get_logger("router.errors")
+DRAIN_MAX_BYTES = 64 * 1024  # a refused request's unread body up to this is read (see _drain)
 
 # Werkzeug's exception names, as stable snake_case codes.
 _HTTP_CODES = {
@@ -53,7 +56,17 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 
 
 def _api_error(exc: APIError) -> Response:
+    _drain()
     return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
+def _drain() -> None:
+    """Read what is left of a small request body before answering a refusal (a 401, 429 or 428 comes before
+    the body is read): left unread, gunicorn may give up draining it and close the keep-alive connection
+    under the client's next request. A larger body is left to gunicorn, which then closes the connection."""
+    if request.content_length is not None and request.content_length <= DRAIN_MAX_BYTES:
+        with contextlib.suppress(OSError, HTTPException):  # a client gone mid-body: nothing left to keep alive
+            request.get_data(cache=False)
 
 
 def _http_error(exc: HTTPException) -> Response:

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from router import body, contract, state
 from router.answer import answer_all, serving_models
 from router.mlflow_payload import INVALID
-from router.openapi import documented
+from router.openapi import AUTH_OPTIONAL, documented
 from router.refusals import validated
 from router.responses import MlflowPredictions
 
@@ -38,11 +38,14 @@ def _tickets() -> list[contract.Ticket]:
 
 
 @bp.post("/invocations")
-@documented({200: MlflowPredictions}, 400, 413, 415, 503, body="invocations")
+@documented({200: MlflowPredictions}, 400, 401, 413, 415, 429, 503, body="invocations", secured=AUTH_OPTIONAL)
 def invocations() -> Response:
     """Score every row of an MLflow scoring payload, each through the A/B router."""
     router = state.current()
-    answers_ = answer_all(router, serving_models(router), _tickets(), g.started)
+    integration = state.admit("POST /invocations")
+    tickets = _tickets()
+    state.charge_rest(integration, len(tickets))
+    answers_ = answer_all(router, serving_models(router), tickets, g.started, integration)
     return jsonify(predictions=[result.outcome.served.topic for result in answers_],
                    request_ids=[result.request_id for result in answers_])
 

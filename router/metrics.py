@@ -4,8 +4,9 @@ Under gunicorn every worker is its own process, so a per-process registry would 
 worker's numbers on each scrape. `router/gunicorn.conf.py` sets PROMETHEUS_MULTIPROC_DIR before the
 workers import prometheus_client; each worker then writes its samples to mmap files there and
 /metrics merges them. Without that variable (tests, `flask run`) the default registry is used.
-Labels are bounded (endpoint rule, variant, status, alias, reason, log, and topic: the served
-model's classes) so series cannot explode. The log-failure children are created at import, so they
+Labels are bounded (endpoint rule, variant, status, alias, reason, log, topic: the served
+model's classes, and integration: the configured client tokens' names plus `anonymous`) so series
+cannot explode. The log-failure children are created at import, so they
 are exported as 0 from the first scrape: `increase()` needs a sample before the first loss to see it.
 Every Grafana panel and alert rule in router/monitoring/ queries only these names (a test scrapes a
 real router and checks).
@@ -40,19 +41,29 @@ MODEL_LOADS = Counter(
     "ticket_ab_model_loads_total", "Models loaded into a worker, by alias and where they came from",
     ["alias", "source"],
 )
+# `version` is bounded by the versions refused, which should be none: each is worth its own series.
+MODEL_REFUSALS = Counter(
+    "ticket_ab_model_refusals_total", "Registered versions a worker refused to unpickle, by alias, version and "
+    "reason (unrecorded: no artifact digest on the version; mismatch: its files differ from the recorded digest)",
+    ["alias", "version", "reason"],
+)
 LOG_WRITE_FAILURES = Counter(
     "ticket_ab_log_write_failures_total", "Rows lost because the log could not be written (disk full, ...), by log",
     ["log"],
 )
 for _log in (logstore.REQUESTS, logstore.FEEDBACK):
     LOG_WRITE_FAILURES.labels(log=_log)
+CLIENT_REQUESTS = Counter(
+    "ticket_ab_client_requests_total", "Scoring requests by integration (the client token's name, or anonymous) and "
+    "status code", ["integration", "status"],
+)
 PREDICTIONS = Counter(
     "ticket_ab_predictions_total", "Answered predictions by assigned arm and predicted topic (a served model's class)",
     ["variant", "topic"],
 )
 
-__all__ = ["CONTENT_TYPE", "FALLBACKS", "LATENCY", "LOG_WRITE_FAILURES", "MODEL_LOADS", "MODEL_VERSION", "PREDICTIONS",
-           "REQUESTS", "exposition"]
+__all__ = ["CLIENT_REQUESTS", "CONTENT_TYPE", "FALLBACKS", "LATENCY", "LOG_WRITE_FAILURES", "MODEL_LOADS",
+           "MODEL_REFUSALS", "MODEL_VERSION", "PREDICTIONS", "REQUESTS", "exposition"]
 
 
 def exposition() -> bytes:

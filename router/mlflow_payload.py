@@ -29,6 +29,13 @@ class Split(Open):
 
     @model_validator(mode="after")
     def _rows_fit_columns(self) -> Self:
+        named = [column.strip() for column in self.columns]
+        if "" in named:
+            raise PydanticCustomError(INVALID, f"has an empty column name in {quoted(self.columns)}; name every column")
+        twice = sorted({column for column in named if named.count(column) > 1})
+        if twice:
+            raise PydanticCustomError(INVALID, f"names column {quoted(twice[0])} more than once in "
+                                      f"{quoted(self.columns)}; each column once (which one would be scored?)")
         for position, row in enumerate(self.data):
             if len(row) != len(self.columns):
                 raise PydanticCustomError(INVALID, f"needs {len(self.columns)} values in every row, one per column "

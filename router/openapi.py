@@ -34,6 +34,7 @@ _PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")  # werkzeug's <converter:nam
 
 Body = Literal["predict", "feedback", "config", "invocations", "infer"]  # a Contract field
 View = TypeVar("View", bound=Callable[..., Any])
+AUTH_OPTIONAL = "optional"
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,14 @@ class Operation:
     ok: Mapping[int, type[BaseModel]]
     errors: tuple[int, ...]
     body: Body | None
-    secured: bool
+    secured: bool | str  # True: a bearer token is required; AUTH_OPTIONAL: taken, and the router may serve without
 
 
 def documented(ok: Mapping[int, type[BaseModel]], *errors: int, body: Body | None = None,
-               secured: bool = False) -> Callable[[View], View]:
+               secured: bool | str = False) -> Callable[[View], View]:
     """List the view in the document: its answers `ok`, the error statuses it gives, the contract's
-    model of its JSON body, and whether it takes a bearer token."""
+    model of its JSON body, and whether it takes a bearer token (AUTH_OPTIONAL: the scoring endpoints,
+    whose token a router may not require, see router.clients)."""
 
     def mark(view: View) -> View:
         setattr(view, _ATTRIBUTE, Operation(dict(ok), errors, body, secured))
@@ -99,5 +101,5 @@ def _operation(rule: Rule, method: str, view: Callable[..., Any], operation: Ope
         out["requestBody"] = {"required": True,
                               "content": {"application/json": {"schema": ref(getattr(contract, operation.body))}}}
     if operation.secured:
-        out["security"] = [{BEARER: []}]
+        out["security"] = [{BEARER: []}, *([{}] if operation.secured == AUTH_OPTIONAL else [])]
     return out

@@ -52,9 +52,10 @@ def logged_customer(customer_id: str | None, key: bytes) -> str | None:
 
 def request_row(
     request_id: str, ticket: Ticket, text: str, outcome: Outcome, config: ABConfig, latency_ms: float,
-    customer_key: bytes,
+    customer_key: bytes, integration: str,
 ) -> dict[str, object]:
-    """One REQUEST_COLUMNS row: who asked, which arm and model answered, under which config, and the masked text."""
+    """One REQUEST_COLUMNS row: who asked (and through which integration), which arm and model answered, under
+    which config, and the masked text."""
     served, shadow = outcome.served, outcome.shadow
     return {
         "timestamp": utc_now(),
@@ -74,6 +75,7 @@ def request_row(
         "shadow_version": shadow.version if shadow else "",
         "shadow_topic": shadow.topic if shadow else "",
         "shadow_confidence": shadow.confidence if shadow else "",
+        "integration": integration,
         "text": text,
     }
 

@@ -46,6 +46,7 @@ class Config(Open):
     updated_at: str | None
     updated_by: str
     experiment_id: str
+    version: int  # the stored config's version: GET /config's ETag, POST /config's If-Match
 
 
 class Health(Open):

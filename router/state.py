@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g, request
 
 from router import metrics
+from router.clients import ANONYMOUS, Clients
 from router.config import ConfigStore
 from router.store import Store
 from ticket_ab.log import get_logger, kv
@@ -31,6 +32,7 @@ class RouterState:
     requests: ShardedLog
     feedback: ShardedLog
     customer_key: bytes  # keys the logged pseudonyms of personal customer ids
+    clients: Clients  # the scoring endpoints' client tokens and rate limits
 
     def logs(self) -> dict[str, dict[str, Any]]:
         """Whether each log takes rows (a failed one is retried first) and how many rows it lost."""
@@ -42,6 +44,21 @@ class RouterState:
 def current() -> RouterState:
     """The state of the app handling the current request."""
     return current_app.extensions[EXTENSION]
+
+
+def admit(endpoint: str) -> str:
+    """The integration the current scoring request comes from, charged one ticket: 401 without a valid
+    client token (where one is needed), 429 over its rate limit. Called before the body is read."""
+    clients = current().clients
+    g.integration = ANONYMOUS  # a refused credential is counted as anonymous
+    g.integration = clients.integration(request.headers.get("Authorization"), endpoint)
+    clients.charge(g.integration, 1)
+    return g.integration
+
+
+def charge_rest(integration: str, tickets: int) -> None:
+    """Charge a parsed batch's other tickets (its first was charged at the door by `admit`)."""
+    current().clients.charge(integration, tickets - 1)
 
 
 def record(writer: ShardedLog, row: Mapping[str, object]) -> bool:

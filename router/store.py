@@ -4,33 +4,42 @@ Requests read one immutable `Models` snapshot; the poll thread builds a new snap
 side and publishes it with a single reference assignment, so an alias move swaps models without a
 restart and an in-flight request finishes with the objects it started with.
 
-The same poll carries the shared A/B config: one registry call returns the aliases and the
-registered model's tags, and the config tag is handed to `self.config` (`router.config`).
+The same poll carries the shared A/B config: after the registry call that returns the aliases, it
+reads the config store's row (`router.configdb`) and hands both to `self.config` (`router.config`).
 
 Every version is downloaded once into the disk cache (`router.cache`, under `router/cache/`).
 When MLflow is unreachable the store loads the versions the aliases served last from there and
 reports source "cache" until the registry answers again. Nothing here raises into a request or
 kills a worker: failures keep the previous models and show up in /ready and the log.
+
+A version is unpickled only when its files match the digest the pipeline recorded on it
+(router.models.verify), whether downloaded now or read from the cache. A refused version is named
+in /ready's `last_error`, the log and `ticket_ab_model_refusals_total`, and is not downloaded
+again on every poll: its refusal stands for REFUSAL_RETRY_S unless its alias moves.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 from router import metrics
-from router.cache import ModelCache, utc_now
-from router.config import CACHE_FILE, ABConfig, ConfigStore, Published
-from router.models import FROM_CACHE, FROM_REGISTRY, LoadedModel, ModelError, Models, load_model
+from router.cache import STAMP, ModelCache, utc_now
+from router.config import CACHE_FILE, ABConfig, ConfigStore, ConfigUnavailable, Published
+from router.configdb import open_table
+from router.models import FROM_CACHE, FROM_REGISTRY, LoadedModel, ModelError, ModelRefused, Models, load_model, verify
 from ticket_ab.log import get_logger, kv
 from ticket_ab.names import CHALLENGER, CHAMPION, SERVED_ALIASES
 from ticket_ab.registry import RegistryState, RegistryUnavailable, RegistryVersion, ServingRegistry
 from ticket_ab.settings import Settings
 
 log = get_logger("router.store")
+OWN_FILES = (STAMP,)  # what the cache adds to a version's directory: not part of its digest
+REFUSAL_RETRY_S = 300.0  # a refused version is fetched and checked again after this long (an operator may restore it)
 
 
 class Registry(Protocol):
@@ -38,10 +47,6 @@ class Registry(Protocol):
 
     def state(self) -> RegistryState:
         """Alias targets (None: no such alias) and config tag in one request; RegistryUnavailable if it cannot."""
-        ...
-
-    def write_config(self, tag: str) -> None:
-        """Replace the A/B config tag; RegistryUnavailable if the registry cannot take it."""
         ...
 
     def download(self, version: str, dst: Path) -> Path:
@@ -78,10 +83,11 @@ def published(state: RegistryState) -> Published:
                      challenger.version if challenger else None)
 
 
-def shared_config(settings: Settings, source: Registry) -> ConfigStore:
-    """The A/B config kept in `source`, cached under the router's state dir, the settings' split by default."""
+def shared_config(settings: Settings) -> ConfigStore:
+    """The A/B config kept in TICKET_AB_CONFIG_STORE, cached under the router's state dir, the settings' split
+    by default."""
     return ConfigStore(settings.router_dir / CACHE_FILE, ABConfig(ab_split_b=settings.router.split_b),
-                       read=lambda: published(source.state()), write=source.write_config)
+                       open_table(settings.router.config_store, settings.router_dir, settings.model_name))
 
 
 class ModelStore:
@@ -92,11 +98,13 @@ class ModelStore:
         self.cache = ModelCache(settings.router_dir / "cache", settings.model_name)
         self.reload_s = settings.router.reload_s
         self._registry = source or ServingRegistry(settings.tracking_uri, settings.model_name)
-        self.config = shared_config(settings, self._registry)
+        self.config = shared_config(settings)
+        self._config_error: str | None = None
         self._models = Models()
         self._registry_state: dict[str, Any] = {"reachable": None, "checked_at": None, "error": None}
         self._last_error: str | None = None
         self._errors: list[str] = []  # collected during one refresh, published as last_error
+        self._refused: dict[str, tuple[RegistryVersion, str, float]] = {}  # alias -> (target, why, when)
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,7 +151,6 @@ class ModelStore:
         """
         with self._refresh_lock:
             self._errors = []
-            mark = self.config.mark()
             state = self._ask()
             models = self._models
             for alias in SERVED_ALIASES:
@@ -154,8 +161,22 @@ class ModelStore:
                     models = self._from_cache(models, alias)
             self._last_error = "; ".join(self._errors) or None
             self._publish(models)
-            if state is not None:
-                self.config.follow(published(state), mark)
+            self._follow_config(published(state) if state is not None else Published(
+                None, *(model.version if model else None for model in (models.champion, models.challenger))))
+
+    def _follow_config(self, facts: Published) -> None:
+        """The config store's row with the aliases just read (the registry down: the versions served, which the
+        aliases pointed at last); an unreachable store keeps the config in effect and is logged when that changes."""
+        try:
+            self.config.follow(facts)
+        except ConfigUnavailable as exc:
+            if str(exc) != self._config_error:
+                log.warning(kv("config_store_unreachable", model=self.model_name, error=exc))
+            self._config_error = str(exc)
+            return
+        if self._config_error is not None:
+            log.info(kv("config_store_reachable", model=self.model_name))
+        self._config_error = None
 
     def _ask(self) -> RegistryState | None:
         """The registry's state, or None (recorded for /ready and logged on change) if it cannot be asked."""
@@ -191,12 +212,18 @@ class ModelStore:
                 log.info(kv("model_unloaded", model=self.model_name, alias=alias, version=current.version))
             self.cache.forget(alias)
             return replace(models, **{alias: None}), True
-        if current is not None and (current.version, current.run_id) == (target.version, target.run_id):
+        if current is not None and (current.version, current.run_id, current.digest) == (
+                target.version, target.run_id, target.digest):
             if current.source != FROM_REGISTRY:
                 models = replace(models, **{alias: replace(current, source=FROM_REGISTRY)})
             return models, True
+        if self._still_refused(alias, target):
+            return models, False
         try:
             loaded = self._load_version(alias, target)
+        except ModelRefused as exc:  # not what the pipeline registered: never unpickled, the served one stays
+            self._refuse(alias, target, exc)
+            return models, False
         except Exception as exc:  # a broken new version must not take down the one being served
             self._errors.append(f"{alias} v{target.version}: {exc}")
             log.error(kv("model_load_failed", model=self.model_name, alias=alias, version=target.version, error=exc))
@@ -205,19 +232,38 @@ class ModelStore:
                     replaced=current.version if current else None, scoring=loaded.scoring))
         return replace(models, **{alias: loaded}), True
 
+    def _still_refused(self, alias: str, target: RegistryVersion) -> bool:
+        """`target` was refused lately: say so again (for /ready) without fetching it again."""
+        refused = self._refused.get(alias)
+        if refused is None or refused[0] != target or time.monotonic() - refused[2] > REFUSAL_RETRY_S:
+            return False
+        self._errors.append(refused[1])
+        return True
+
+    def _refuse(self, alias: str, target: RegistryVersion, exc: ModelRefused) -> None:
+        self._refused[alias] = (target, str(exc), time.monotonic())
+        self._errors.append(str(exc))
+        log.error(kv("model_refused", model=self.model_name, alias=alias, version=target.version, reason=exc.reason,
+                     error=exc))
+        metrics.MODEL_REFUSALS.labels(alias=alias, version=target.version, reason=exc.reason).inc()
+
     def _load_version(self, alias: str, target: RegistryVersion) -> LoadedModel:
         path = self.cache.path(alias, target.version)
+        if not target.digest:  # refused before anything is fetched
+            verify(path, alias, target.version, target.digest)
+        load = partial(load_model, path, alias, target.version, target.run_id, FROM_REGISTRY, target.digest,
+                       OWN_FILES)
         loaded = None
         if self.cache.holds(alias, target.version, target.run_id):
             try:
-                loaded = load_model(path, alias, target.version, target.run_id, FROM_REGISTRY)
-            except ModelError as exc:  # damaged on disk: fetch it again
+                loaded = load()
+            except ModelError as exc:  # damaged or altered on disk: fetch it again
                 log.warning(kv("cache_damaged", model=self.model_name, alias=alias, version=target.version, error=exc))
                 self.cache.discard(alias, target.version)
         if loaded is None:
             self.cache.install(alias, target.version, target.run_id, partial(self._registry.download, target.version))
-            loaded = load_model(path, alias, target.version, target.run_id, FROM_REGISTRY)
-        self.cache.set_current(alias, target.version, target.run_id)
+            loaded = load()
+        self.cache.set_current(alias, target.version, target.run_id, target.digest)
         self.cache.prune(alias, keep={target.version, *(m.version for m in [getattr(self._models, alias)] if m)})
         metrics.MODEL_LOADS.labels(alias=alias, source=FROM_REGISTRY).inc()
         return loaded
@@ -225,11 +271,11 @@ class ModelStore:
     def _from_cache(self, models: Models, alias: str) -> Models:
         """The last version this alias served, from disk: how a router starts while MLflow is down."""
         current = self.cache.current(alias)
-        if current is None or not self.cache.holds(alias, *current):
+        if current is None or not self.cache.holds(alias, *current[:2]):
             return models
-        version, run_id = current
+        version, run_id, digest = current
         try:
-            loaded = load_model(self.cache.path(alias, version), alias, version, run_id, FROM_CACHE)
+            loaded = load_model(self.cache.path(alias, version), alias, version, run_id, FROM_CACHE, digest, OWN_FILES)
         except ModelError as exc:
             self._errors.append(f"{alias} v{version} from cache: {exc}")
             log.error(kv("cache_load_failed", model=self.model_name, alias=alias, version=version, error=exc))

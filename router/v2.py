@@ -17,7 +17,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from router import body, contract, state, tensors
 from router.answer import Answer, answer_all, serving_models
 from router.errors import APIError
-from router.openapi import documented
+from router.openapi import AUTH_OPTIONAL, documented
 from router.refusals import validated
 from router.responses import InferResponse, Live, ModelMetadata, Ready, ServerMetadata
 from router.tensors import BYTES, OUTPUTS
@@ -114,16 +114,18 @@ def _outputs(answers: list[Answer], topics: tuple[str, ...], names: list[str]) -
 
 
 @bp.post("/models/<name>/infer")
-@documented({200: InferResponse}, 400, 404, 413, 415, 503, body="infer")
+@documented({200: InferResponse}, 400, 401, 404, 413, 415, 429, 503, body="infer", secured=AUTH_OPTIONAL)
 def infer(name: str) -> Response:
     """Answer every element of the `text` input through the A/B router."""
     router = _model(name)
+    integration = state.admit(f"POST /v2/models/{name}/infer")
     data, binary = _infer_body(router.settings.router.max_batch_body_bytes)
     models = contract.current()
     infer_request = validated(models.infer, data, tensors.BAD, tensors.INVALID)
     tickets = validated(models.tickets, tensors.rows(infer_request, binary), tensors.BAD).root
+    state.charge_rest(integration, len(tickets))
     served = serving_models(router)
-    answers = answer_all(router, served, tickets, g.started)
+    answers = answer_all(router, served, tickets, g.started, integration)
     response: dict[str, Any] = {"model_name": name,
                                 "outputs": _outputs(answers, served.champion.classes, infer_request.requested())}
     if infer_request.id is not None:

@@ -17,9 +17,9 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from router import auth, body, contract, metrics, openapi, state
 from router.answer import answer, answer_all, serving_models
-from router.config import ConfigUnavailable
+from router.config import ABConfig, ConfigUnavailable, PreconditionFailed
 from router.errors import APIError
-from router.openapi import documented
+from router.openapi import AUTH_OPTIONAL, documented
 from router.records import feedback_row
 from router.refusals import validated
 from router.responses import Config, FeedbackAccepted, Health, PredictAnswer, Ready
@@ -42,6 +42,8 @@ def _observe(response: Response) -> Response:
     variant = g.get("variant", "-")
     metrics.REQUESTS.labels(endpoint=endpoint, variant=variant, status=str(response.status_code)).inc()
     metrics.LATENCY.labels(endpoint=endpoint, variant=variant).observe(time.perf_counter() - g.started)
+    if "integration" in g:  # a scoring endpoint: counted per integration
+        metrics.CLIENT_REQUESTS.labels(integration=g.integration, status=str(response.status_code)).inc()
     return response
 
 
@@ -64,17 +66,19 @@ def _predict_input() -> contract.Ticket | contract.TicketBatch:
 
 
 @bp.post("/predict")
-@documented({200: PredictAnswer}, 400, 413, 415, 422, 503, body="predict")
+@documented({200: PredictAnswer}, 400, 401, 413, 415, 422, 429, 503, body="predict", secured=AUTH_OPTIONAL)
 def predict() -> Response:
     """Answer one ticket (or a `tickets` batch) from the assigned arm and log the rows the A/B analysis reads."""
     router = state.current()
+    integration = state.admit("POST /predict")
     parsed = _predict_input()
     models = serving_models(router)
     if isinstance(parsed, contract.TicketBatch):
+        state.charge_rest(integration, len(parsed.tickets))
         return jsonify(results=[result.to_json() for result in answer_all(router, models, parsed.tickets,
-                                                                           g.started)])
+                                                                           g.started, integration)])
     g.request_id = parsed.request_id or g.request_id  # a client's retry keeps its id: one request, one id
-    result = answer(router, models, router.config.current(), parsed, g.request_id, g.started)
+    result = answer(router, models, router.config.current(), parsed, g.request_id, g.started, integration)
     g.variant = result.outcome.variant
     return jsonify(result.to_json())
 
@@ -104,31 +108,63 @@ def feedback() -> tuple[Response, int]:
     return jsonify(status="accepted", request_id=item.request_id, label=label, source=source), 202
 
 
+def etag(version: int) -> str:
+    """The strong entity tag of the stored config at `version`, as an ETag or If-Match header carries it."""
+    return f'"{version}"'
+
+
+def _with_etag(config: ABConfig) -> Response:
+    response = jsonify(config.to_dict())
+    response.headers["ETag"] = etag(config.version)
+    return response
+
+
+def _if_match(current: int) -> frozenset[int] | None:
+    """The versions the request's If-Match accepts (None: `*`, any); 428 without the header.
+
+    Weak tags never match (RFC 9110 compares If-Match strongly), nor does a tag that is no version of ours.
+    """
+    if "If-Match" not in request.headers:
+        raise APIError(428, "precondition_required",
+                       f"POST /config needs the header 'If-Match: <ETag of GET /config>' (now {etag(current)}), "
+                       "so a change made since you read the config is not overwritten unseen; 'If-Match: *' "
+                       "changes whatever is set", {"ETag": etag(current)})
+    if request.if_match.star_tag:
+        return None
+    return frozenset(int(tag) for tag in request.if_match.as_set() if tag.isascii() and tag.isdigit())
+
+
 @bp.get("/config")
 @documented({200: Config})
 def get_config() -> Response:
-    """The A/B config in effect (public: it holds no secret)."""
-    return jsonify(state.current().config.current().to_dict())
+    """The A/B config in effect (public: it holds no secret); its ETag is the stored config's version."""
+    return _with_etag(state.current().config.current())
 
 
 @bp.post("/config")
-@documented({200: Config}, 400, 401, 403, 413, 415, 422, 503, body="config", secured=True)
+@documented({200: Config}, 400, 401, 403, 412, 413, 415, 422, 428, 503, body="config", secured=True)
 def set_config() -> Response:
-    """Change the split and/or mode for every worker of every replica (admin token).
+    """Change the split and/or mode for every worker of every replica (admin token, If-Match).
 
-    The config lives in the registry; if it cannot be written there, nothing changes anywhere
-    (503), rather than this replica alone running a different experiment.
+    The config lives in a transactional store and the change is a compare-and-swap on its version:
+    `If-Match` must carry the ETag of the GET /config it was decided on (or `*`), else 412 names the
+    current one; without If-Match, 428. If the store cannot take it, nothing changes anywhere (503).
     """
     router = state.current()
     auth.require_bearer(request.headers.get("Authorization"), router.settings.router.admin_token,
                         "TICKET_AB_ADMIN_TOKEN", "POST /config")
+    expected = _if_match(router.config.current().version)
     changes = validated(contract.current().config, _body()).changes()
     try:
-        return jsonify(router.config.update(**changes).to_dict())
+        return _with_etag(router.config.update(**changes, if_match=expected))
+    except PreconditionFailed as exc:
+        raise APIError(412, "precondition_failed",
+                       f"the A/B config changed since the ETag you sent: it is now {etag(exc.version)}; GET /config, "
+                       "decide again and send its ETag", {"ETag": etag(exc.version)}) from None
     except ConfigUnavailable as exc:
-        raise APIError(503, "registry_unavailable",
-                       f"the A/B config was not changed: it is kept in the MLflow registry, which cannot take it "
-                       f"({exc}); every replica keeps serving the current config",
+        raise APIError(503, "config_store_unavailable",
+                       f"the A/B config was not changed: its store cannot take it ({exc}); every replica keeps "
+                       "serving the current config",
                        {"Retry-After": str(max(1, round(router.settings.router.reload_s)))}) from None
 
 

@@ -49,6 +49,9 @@ class LogSpec:
     latency_b_ms: float = 16.0  # median latency of the challenger (the champion's is 12 ms)
     customer_spread: float = 0.0  # customers' accuracy differs by this much (logit-scale sd): clustered outcomes
     crossover: int = 0  # this many customers are also served once by the other arm
+    # (source, share of the feedback) of each integration sending labels; empty: every label from "agent"
+    feedback_sources: tuple[tuple[str, float], ...] = ()
+    biased_source: str | None = None  # this source labels B's answers right and A's wrong, whatever the truth
 
 
 def write_ab_logs(directory: Path, spec: LogSpec) -> Path:
@@ -97,12 +100,28 @@ def write_ab_logs(directory: Path, spec: LogSpec) -> Path:
                 row.update(topic="", confidence="")
             requests.append(row)
             if rng.random() < spec.feedback_rate:
+                source, label = _labeller(spec, row, truth, rng)
                 feedback.append({"timestamp": (moment + timedelta(seconds=30)).isoformat(),
-                                 "request_id": row["request_id"], "label": truth, "source": "agent"})
+                                 "request_id": row["request_id"], "label": label, "source": source})
     append_rows(directory, REQUEST_COLUMNS, requests)
     feedback.sort(key=lambda r: r["timestamp"])
     append_rows(directory, FEEDBACK_COLUMNS, feedback)
     return directory
+
+
+def _labeller(spec: LogSpec, row: dict[str, str], truth: str, rng: np.random.Generator) -> tuple[str, str]:
+    """Which source labels this request, and its label: the truth, unless the source is the biased one
+    (then B's answer, or anything but A's). Drawn only when sources are given, so other specs keep their rows."""
+    if not spec.feedback_sources:
+        return "agent", truth
+    names = [name for name, _ in spec.feedback_sources]
+    shares = np.array([share for _, share in spec.feedback_sources], dtype=float)
+    source = names[int(rng.choice(len(names), p=shares / shares.sum()))]
+    if source != spec.biased_source or not row["topic"]:
+        return source, truth
+    if row["variant"] == "B":
+        return source, row["topic"]
+    return source, _answer(row["topic"], 0.0, rng)
 
 
 def _shifted(accuracy: float, shift: float) -> float:

@@ -12,10 +12,12 @@ TOKEN = "fake-feedback-token"
 
 
 class FakeRouter:
-    """Records what it receives; `fail_every`, `delay_s` and `ready_status` shape its answers."""
+    """Records what it receives; `fail_every`, `throttle_first`, `delay_s` and `ready_status` shape its answers."""
 
     def __init__(self) -> None:
         self.predicts: list[dict] = []
+        self.predict_auth: list[str] = []  # the Authorization header of every /predict
+        self.throttle_first = 0  # answer the first N /predict with 429 and `Retry-After: 0`
         self.feedback: list[tuple[str, dict]] = []
         self.fail_every = 0
         self.delay_s = 0.0
@@ -27,9 +29,11 @@ class FakeRouter:
             def log_message(self, *args) -> None:
                 pass
 
-            def _send(self, status: int, body: dict) -> None:
+            def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -47,7 +51,11 @@ class FakeRouter:
                     time.sleep(fake.delay_s)
                     with fake.lock:
                         fake.predicts.append(body)
+                        fake.predict_auth.append(self.headers.get("Authorization", ""))
                         count = len(fake.predicts)
+                    if count <= fake.throttle_first:
+                        self._send(429, {"error": "rate_limited", "message": "over the limit"}, {"Retry-After": "0"})
+                        return
                     if fake.fail_every and count % fake.fail_every == 0:
                         self._send(503, {"error": "no_champion", "message": "no champion"})
                         return

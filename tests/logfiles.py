@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ticket_ab.durable import INTERVAL
 from ticket_ab.logstore import FEEDBACK, REQUESTS, shard_files
 from ticket_ab.logwriter import ShardedLog
 from ticket_ab.requestlog import REQUEST_COLUMNS
@@ -20,7 +21,7 @@ def append_rows(root: Path, columns: tuple[str, ...], rows: Sequence[Sequence[ob
     """Write `rows` (lists in `columns` order, or dicts) into the log root `root`; returns the new files."""
     kind = REQUESTS if tuple(columns) == REQUEST_COLUMNS else FEEDBACK
     before = set(shard_files(root, kind))
-    writer = ShardedLog(root, kind, columns)
+    writer = ShardedLog(root, kind, columns, sync=INTERVAL, sync_interval_s=60)  # synced once, on close
     for values in rows:
         writer.append(values if isinstance(values, Mapping) else dict(zip(columns, values, strict=True)))
     writer.close()

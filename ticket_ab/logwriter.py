@@ -11,6 +11,12 @@ the caller gets a `LogWriteError` instead of a silently lost row.
 (see `ticket_ab.logstore` for the names), so threads share them under a `threading.Lock`
 and no cross-process lock is needed. It rolls over to a new file when a row's UTC date changes
 (the row goes to its own day's folder) or the file would pass `max_bytes`.
+
+When `append` returns, the row is as durable as the log's policy says (`ticket_ab.durable`):
+`every` returns only after an fdatasync covering the row (shared by concurrent appenders: group
+commit), `interval` after the write, with a flusher syncing every `sync_interval_s` (at most that
+much is lost to a power cut). New files and folders are synced into their parent either way, and a
+file is synced before it is closed.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from ticket_ab.durable import EVERY, INTERVAL, POLICIES, Flusher, GroupCommit, make_dirs, sync_dir, sync_fds
 from ticket_ab.logstore import partition_dir, shard_name
 
 CRC = "crc"
@@ -95,11 +102,16 @@ class ShardedLog:
     """One process's appends to one log, in files of its own under the day folders of `root/kind`."""
 
     def __init__(self, root: Path, kind: str, columns: Sequence[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 host: str | None = None) -> None:
+                 host: str | None = None, sync: str = EVERY, sync_interval_s: float = 0.2) -> None:
+        if sync not in POLICIES:
+            raise ValueError(f"log sync policy must be one of {POLICIES}, got {sync!r}")
         self.root = Path(root)
         self.kind = kind
         self.columns = tuple(columns)
         self.max_bytes = max_bytes
+        self.sync, self.sync_interval_s = sync, sync_interval_s
+        self._commit = GroupCommit()
+        self._flusher: Flusher | None = None
         self.failures = 0  # rows lost to write errors since this writer started
         self.error: str | None = None  # why the last write failed; None once one succeeds again
         self._header = header(self.columns)
@@ -112,17 +124,25 @@ class ShardedLog:
         self._failed_at = (date.today(), 1)  # the day and size of the row that failed last
 
     def append(self, row: Mapping[str, object]) -> None:
-        """Write `row` as one line in its day's file; raises LogWriteError (and leaves no trace) if it cannot."""
+        """Write `row` as one line in its day's file, durable by the log's policy; raises LogWriteError
+        (and leaves no trace) if it cannot be written, or if the sync an `every` log waits for fails."""
         line = encode_line(self.columns, row)
         day = utc_day(row.get("timestamp"))
         with self._lock:
             try:
-                self._write(day, line)
+                ticket = self._write(day, line)
             except OSError as exc:
                 self._failed_at = (day, len(line))
                 self._failed(exc)
                 raise LogWriteError(exc.errno, self.error) from exc
             self.error = None
+        if self.sync == EVERY:
+            try:
+                self._commit.wait(ticket)
+            except OSError as exc:  # written, but maybe not on disk: the sender must retry
+                with self._lock:
+                    self._failed(exc)
+                raise LogWriteError(exc.errno, self.error) from exc
 
     def check(self) -> str | None:
         """None when the log takes rows; else why not, after trying again.
@@ -149,7 +169,10 @@ class ShardedLog:
             return [shard.path for shard in self._shards.values()]
 
     def close(self) -> None:
-        """Close every file (the next append starts new ones)."""
+        """Sync and close every file (the next append starts new ones)."""
+        if self._flusher is not None:
+            self._flusher.stop()
+            self._flusher = None
         with self._lock:
             for day in list(self._shards):
                 self._close(day)
@@ -159,7 +182,8 @@ class ShardedLog:
         where = f" ({exc.filename})" if exc.filename else ""
         self.error = f"{self.kind} log not writable under {self.root}: {exc.strerror or exc}{where}"
 
-    def _write(self, day: date, line: bytes, *, keep: bool = True) -> None:
+    def _write(self, day: date, line: bytes, *, keep: bool = True) -> int:
+        """Write `line` (under the lock); the group-commit ticket of the write (0 for a probe not kept)."""
         shard = self._shard(day, len(line))
         before = shard.size
         try:
@@ -167,10 +191,11 @@ class ShardedLog:
         except OSError:
             self._undo(day, shard, before)
             raise
-        if keep:
-            shard.size += len(line)
-        else:
+        if not keep:
             self._undo(day, shard, before)
+            return 0
+        shard.size += len(line)
+        return self._commit.written(shard.fd)
 
     def _undo(self, day: date, shard: _Shard, size: int) -> None:
         """Cut the file back to `size`; if even that fails, leave the file (its torn tail is one bad line)."""
@@ -180,11 +205,14 @@ class ShardedLog:
             self._close(day)
 
     def _shard(self, day: date, incoming: int) -> _Shard:
-        if self._pid != os.getpid():  # a fork copied this writer: the child gets files of its own
+        if self._pid != os.getpid():  # a fork copied this writer: the child gets files and a flusher of its own
             for shard in self._shards.values():
                 os.close(shard.fd)
             self._shards.clear()
             self._pid, self._start, self._seq = os.getpid(), datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ"), 0
+            self._commit = GroupCommit()
+            self._flusher = (Flusher(self._commit, self.sync_interval_s, self._flush_failed)
+                             if self.sync == INTERVAL else None)
         shard = self._shards.get(day)
         if shard is not None and shard.size + incoming > self.max_bytes and shard.size > len(self._header):
             self._close(day)
@@ -198,7 +226,7 @@ class ShardedLog:
 
     def _open(self, day: date) -> _Shard:
         folder = partition_dir(self.root, self.kind, day)
-        folder.mkdir(parents=True, exist_ok=True)
+        make_dirs(folder)
         while True:
             self._seq += 1
             path = folder / shard_name(self.kind, self._host, self._pid, self._start, self._seq)
@@ -209,6 +237,8 @@ class ShardedLog:
                 continue
         try:
             _write_all(fd, self._header)
+            sync_fds([fd])
+            sync_dir(folder)  # the new file's name is on disk too, not only its bytes
         except OSError:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -216,9 +246,21 @@ class ShardedLog:
         return _Shard(fd, path, len(self._header))
 
     def _close(self, day: date) -> None:
+        """Sync, then close: rows of an `interval` log are not left to the page cache at a rollover."""
         shard = self._shards.pop(day, None)
-        if shard is not None:
-            os.close(shard.fd)
+        if shard is None:
+            return
+        self._commit.forget(shard.fd)
+        try:
+            sync_fds([shard.fd])
+        except OSError as exc:  # what is not on disk now will not get there: say so, keep going
+            self._failed(exc, lost=False)
+        os.close(shard.fd)
+
+    def _flush_failed(self, exc: OSError) -> None:
+        """The flusher's sync failed: the log reports it (GET /ready) until a write succeeds again."""
+        with self._lock:
+            self._failed(exc, lost=False)
 
 
 def _write_all(fd: int, data: bytes) -> None:

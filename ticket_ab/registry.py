@@ -4,15 +4,20 @@
 Every process reaches MLflow through here: the router reads aliases and the config tag and
 downloads versions (`ServingRegistry`), the DAG's task shells log runs and register versions, the
 CLI and the analysis move aliases. Nothing else imports MLflow's client, so its failure modes
-(a down server, a missing alias, a recreated model) are handled in one place. Every alias move goes
-through `move_alias`, which records who moved it, when and why in a tag on the version, and logs it.
+(a down server, a missing alias, a recreated model, a refused account) are handled in one place.
+Every alias move goes through `move_alias`, which records who moved it (the OS user and the MLflow
+account), when and why in a tag on the version, and logs it. Every registration records the SHA-256
+of the version's files on the version (`ARTIFACT_DIGEST_TAG`), which the router checks before it
+unpickles anything.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterable
@@ -34,6 +39,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.utils.credentials import read_mlflow_creds
 from sklearn.pipeline import Pipeline
 
 from ticket_ab.log import get_logger, kv
@@ -46,6 +52,12 @@ MODEL_ARTIFACT = "model"
 # A registered-model tag holding the routers' A/B config as JSON (see router/config.py): one tag,
 # so one write replaces the whole config, and it sits next to the aliases every router polls.
 AB_CONFIG_TAG = "ab_config"
+# A version tag written by the registration call itself: the SHA-256 of the model directory as the
+# registry stored it (see `model_digest`). The router unpickles a version only when its files match.
+ARTIFACT_DIGEST_TAG = "artifact_sha256"
+# Files a downloading client writes into a model directory, never part of what was registered:
+# MLflow's own `registered_model_meta` (the model name and version it was fetched as).
+CLIENT_WRITTEN = frozenset({"registered_model_meta"})
 
 log = get_logger("registry")
 Client = MlflowClient  # what callers hold between calls; only this module names MLflow's client
@@ -59,7 +71,28 @@ class RegistryUnavailable(RegistryError):
     """The registry could not be asked (down, timing out, failing); not the same as 'no such alias'."""
 
 
+class RegistryRefused(RegistryError):
+    """An authenticated registry turned the caller away: no or wrong credentials, or too little permission."""
+
+
 FAILURES = (RegistryError, MlflowException)  # what a registry call may raise when it cannot do what was asked
+REFUSAL_CODES = ("UNAUTHENTICATED", "PERMISSION_DENIED")  # MLflow's basic-auth answers 401 / 403
+
+
+def account() -> str | None:
+    """The MLflow account this process acts as (MLFLOW_TRACKING_USERNAME or ~/.mlflow/credentials), if any."""
+    return read_mlflow_creds().username
+
+
+def refused(exc: MlflowException, action: str, needs: str) -> RegistryRefused:
+    """A 401/403 as one line that says which account was refused, what the action needs and how to give another."""
+    user = account()
+    if exc.error_code == "UNAUTHENTICATED":
+        who = f"the password of account {user!r} was not accepted" if user else "no credentials were given"
+    else:
+        who = f"account {user!r} lacks the permission ({needs})"
+    return RegistryRefused(f"MLflow refused to {action}: {who}; set MLFLOW_TRACKING_USERNAME and "
+                           "MLFLOW_TRACKING_PASSWORD (or ~/.mlflow/credentials) to an account that may")
 
 
 @dataclass(frozen=True)
@@ -129,11 +162,30 @@ def use_settings_experiment(settings: Settings) -> str:
     return use_experiment(settings.tracking_uri, settings.experiment, settings.mlflow_dir / "artifacts")
 
 
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """The id of experiment `name`, created now when missing (the stack's registry set-up creates it as the
+    admin, so no role account becomes its owner)."""
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found is not None else client.create_experiment(name)
+
+
+def ensure_registered_model(client: MlflowClient, name: str) -> None:
+    """Create registered model `name` unless it exists (as `ensure_experiment`: its creator gets MANAGE on it)."""
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        client.create_registered_model(name)
+
+
 def version_for(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The ModelVersion behind `alias`, or None when the alias (or the model) does not exist."""
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
+    except MlflowException as exc:
+        if exc.error_code in REFUSAL_CODES:  # not "no such alias": the caller may not look
+            raise refused(exc, f"read alias {alias!r} of {name!r}", "reading needs READ on the model") from None
         return None
 
 
@@ -164,15 +216,21 @@ def move_alias(client: MlflowClient, name: str, alias: str, version: str | None,
         alias=alias,
         version=str(version) if version is not None else None,
         previous_version=before.version if before else None,
-        who=who or getpass.getuser(),
+        who=who or " as ".join(filter(None, (getpass.getuser(), account()))),
         why=why,
         when=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    if version is None:
-        if before is not None:
-            client.delete_registered_model_alias(name, alias)
-    else:
-        client.set_registered_model_alias(name, alias, str(version))
+    try:
+        if version is None:
+            if before is not None:
+                client.delete_registered_model_alias(name, alias)
+        else:
+            client.set_registered_model_alias(name, alias, str(version))
+    except MlflowException as exc:
+        if exc.error_code in REFUSAL_CODES:
+            raise refused(exc, f"move alias {alias!r} of {name!r}", f"moving an alias other than '{CHALLENGER}', "
+                          "or removing one, needs MANAGE on the model") from None
+        raise
     record = json.dumps({"alias": alias, "to": move.version, "from": move.previous_version,
                          "who": move.who, "why": why, "when": move.when})
     for touched in {move.version, move.previous_version} - {None}:
@@ -188,11 +246,6 @@ def ab_config(client: MlflowClient, name: str) -> str | None:
         return client.get_registered_model(name).tags.get(AB_CONFIG_TAG)
     except MlflowException:
         return None
-
-
-def set_ab_config(client: MlflowClient, name: str, value: str) -> None:
-    """Replace the A/B config tag; every router follows within its reload interval."""
-    client.set_registered_model_tag(name, AB_CONFIG_TAG, value)
 
 
 def promote(client: MlflowClient, name: str, *, why: str, who: str | None = None) -> list[AliasMove]:
@@ -241,11 +294,47 @@ def status(client: MlflowClient, name: str) -> dict[str, Any]:
     return {"model": model.name, "registered": True, "aliases": aliases, "versions": len(versions)}
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_digest(path: Path, ignore: Iterable[str] = ()) -> str:
+    """SHA-256 of a model directory: every file's relative path and own SHA-256, in path order.
+
+    Every file counts (MLmodel names the pickle and the loader, so any of them can change what
+    loading runs), except those a downloading client writes itself (CLIENT_WRITTEN, `ignore`). A
+    symbolic link is refused: it would make the digest vouch for a file outside the directory.
+    """
+    root, skip = Path(path), CLIENT_WRITTEN | set(ignore)
+    files = []
+    for folder, dirs, names in os.walk(root):
+        for entry in (*dirs, *names):
+            if os.path.islink(os.path.join(folder, entry)):
+                raise RegistryError(f"{os.path.join(folder, entry)} is a symbolic link; a model directory holds files")
+        files += [Path(folder, name) for name in names]
+    outer = hashlib.sha256()
+    for rel, file in sorted((f.relative_to(root).as_posix(), f) for f in files):
+        if rel not in skip:
+            outer.update(f"{rel}\0{_file_sha256(file)}\n".encode())
+    return outer.hexdigest()
+
+
+def stored_digest(model_uri: str) -> str:
+    """The digest of a logged model as the registry stores it: downloaded back, as every router will fetch it."""
+    with tempfile.TemporaryDirectory(prefix="ticket-ab-digest-") as tmp:
+        return model_digest(Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=tmp)))
+
+
 def register_pipeline(pipeline: Pipeline, name: str, example: pandas.DataFrame, tags: dict[str, str]) -> str:
     """Log a fitted text Pipeline to the active run and register it with its tags; returns the new version.
 
     The tags are part of the registration call, so a version never exists without them (its run
-    key and gate verdict): a retry after any failure finds it whole. cloudpickle with explicit
+    key, gate verdict and ARTIFACT_DIGEST_TAG, the SHA-256 of its files, which the router checks
+    before unpickling): a retry after any failure finds it whole. cloudpickle with explicit
     requirements: the skops default took 70 s and refuses csr_matrix, and requirement inference
     costs ~11 s and pins packages the model never imports.
     """
@@ -255,7 +344,8 @@ def register_pipeline(pipeline: Pipeline, name: str, example: pandas.DataFrame, 
                     f"cloudpickle=={cloudpickle.__version__}"]
     info = mlflow.sklearn.log_model(pipeline, name=MODEL_ARTIFACT, serialization_format="cloudpickle",
                                     pip_requirements=requirements, signature=signature, input_example=example)
-    return str(mlflow.register_model(info.model_uri, name, tags=tags).version)
+    signed = {**tags, ARTIFACT_DIGEST_TAG: stored_digest(info.model_uri)}
+    return str(mlflow.register_model(info.model_uri, name, tags=signed).version)
 
 
 def publish(tracking_uri: str, name: str, pipeline: Pipeline, example: pandas.DataFrame, *,
@@ -362,10 +452,12 @@ def attach(tracking_uri: str, run_id: str, artifact: Artifact) -> None:
 
 @dataclass(frozen=True)
 class RegistryVersion:
-    """What an alias points at; the run id tells a reused version number from a cached one."""
+    """What an alias points at; the run id tells a reused version number from a cached one, the digest
+    (ARTIFACT_DIGEST_TAG, None when the version carries none) is what its files must hash to."""
 
     version: str
     run_id: str
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -387,9 +479,10 @@ class ServingRegistry:
         self.model_name = model_name
         self.timeout_s = timeout_s
         self._client: MlflowClient | None = None
-        # A version's run never changes, but a recreated registry reuses version numbers: the key
-        # carries the registered model's creation time, so a recreated model is looked up afresh.
-        self._run_ids: dict[tuple[int | None, str], str] = {}
+        # A version's run and digest never change (the digest tag is write-once), but a recreated
+        # registry reuses version numbers: the key carries the registered model's creation time, so
+        # a recreated model is looked up afresh.
+        self._versions: dict[tuple[int | None, str], RegistryVersion] = {}
 
     def state(self) -> RegistryState:
         """One `get_registered_model` (aliases and tags) per poll; a version's run id only when first seen."""
@@ -407,17 +500,6 @@ class ServingRegistry:
         except MlflowException as exc:  # an alias names a version we cannot read: ask again next poll
             raise self._unavailable(exc) from None
         return RegistryState(aliases, model.tags.get(AB_CONFIG_TAG))
-
-    def write_config(self, tag: str) -> None:
-        """The tag lives on the registered model, so there must be one (register a champion first)."""
-        client = self._connect()
-        try:
-            set_ab_config(client, self.model_name, tag)
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise RegistryUnavailable(f"model {self.model_name!r} is not registered in MLflow at "
-                                          f"{self.tracking_uri}; register a champion first") from None
-            raise self._unavailable(exc) from None
 
     def download(self, version: str, dst: Path) -> Path:
         """By version, not alias: the alias may move again while we download."""
@@ -443,6 +525,8 @@ class ServingRegistry:
         if version is None:
             return None
         key = (model.creation_timestamp, str(version))
-        if key not in self._run_ids:
-            self._run_ids[key] = client.get_model_version(self.model_name, str(version)).run_id or ""
-        return RegistryVersion(version=str(version), run_id=self._run_ids[key])
+        if key not in self._versions:
+            found = client.get_model_version(self.model_name, str(version))
+            self._versions[key] = RegistryVersion(version=str(version), run_id=found.run_id or "",
+                                                  digest=found.tags.get(ARTIFACT_DIGEST_TAG))
+        return self._versions[key]

@@ -46,6 +46,21 @@ class RouterSettings(BaseSettings):
                                 description="bearer token for `POST /feedback`, its feedback recorded as source `api`")
     feedback_tokens: str = Field("", repr=False, description="one bearer token per integration for `POST /feedback`, "
                                  "`source:token,...`: the token decides the recorded source (the body's is ignored)")
+    client_token: str = Field("", repr=False, description="bearer token for the scoring endpoints (`/predict`, "
+                              "`/invocations`, `/v2/models/<name>/infer`), its requests recorded as integration `api`")
+    client_tokens: str = Field("", repr=False, description="one bearer token per integration for the scoring "
+                               "endpoints, `integration:token,...`: the token decides the integration counted and "
+                               "logged")
+    allow_anonymous: bool = Field(False, description="score requests without a client token (as integration "
+                                  "`anonymous`) even when client tokens are set; with none set, scoring is open "
+                                  "(a warning says so) and every request is `anonymous`")
+    client_rate: float = Field(100.0, ge=0.0, description="tickets per second each integration may score on one "
+                               "replica (divided among its workers; more get 429 with Retry-After; 0: no limit)")
+    client_burst: int = Field(512, ge=1, description="tickets an integration may send at once above its rate, per "
+                              "worker (at least TICKET_AB_MAX_BATCH, so a full batch can pass)")
+    config_store: str = Field("", repr=False, description="the A/B config's transactional store: "
+                              "`postgresql://user@host:port/db` (password in the URL or a PGPASSFILE) or "
+                              "`sqlite:///path` (empty: home/router/config.db, one host only)")
     customer_key: str = Field("", repr=False, description="secret key of the logged pseudonyms of customer ids "
                               "that are e-mails or phones; the same on every replica (unset: a public development key)")
     max_body_bytes: int = Field(64 * 1024, ge=1, description="larger request bodies get 413")
@@ -54,6 +69,8 @@ class RouterSettings(BaseSettings):
                            "`/invocations`, `/v2/models/<name>/infer`); more get 413")
     max_batch_body_bytes: int = Field(4 * 1024 * 1024, ge=1,
                                       description="larger bodies of the batch-capable endpoints get 413")
+    max_batch_chars: int = Field(1_000_000, ge=1, description="most ticket-text characters one request may carry "
+                                 "in all (a worker scores about 3 M characters a second); more get 413")
 
 
 class TrainingSettings(BaseSettings):
@@ -75,6 +92,11 @@ class TrainingSettings(BaseSettings):
     gate_topic_margin: float = Field(0.10, ge=0.0, le=1.0,
         description="a challenger whose recall on one topic of the trusted set trails the champion's by more fails")
     gate_topic_min_rows: int = Field(15, ge=1, description="trusted tickets a topic needs to be judged on its own")
+    gate_held_share: float = Field(0.5, ge=0.0, le=1.0, description="a topic whose window labels were quarantined "
+                                   "(held) fails the gate when the challenger gives it to fewer of the window's "
+                                   "tickets it was not trained on than this fraction of the champion's count")
+    gate_held_agreement: float = Field(0.9, ge=0.0, le=1.0, description="... or agrees on less than this share of "
+                                       "those tickets the champion gives it with TICKET_AB_FEEDBACK_PATTERN_CONFIDENCE")
     store_max_rows: int = Field(20000, ge=100,
         description="training memory: the newest labelled tickets of the label store each retrain draws at most")
 
@@ -175,6 +197,11 @@ class LogSettings(BaseSettings):
                             "still in flight (stamped, not yet written or visible on a shared volume) are not skipped")
     retention_days: int = Field(90, ge=0,
         description="the DAG removes log days older than this once its window is read (0: keep forever)")
+    request_sync: Literal["every", "interval"] = Field("interval", description="when a request row is on disk: "
+        "`every` fsyncs before the answer (group commit), `interval` within TICKET_AB_LOG_SYNC_INTERVAL_MS (what "
+        "a power cut may lose); feedback rows are always fsynced before their 202")
+    sync_interval_ms: int = Field(200, ge=1, le=60_000,
+        description="with `interval`, the most milliseconds of request rows a power cut may lose")
 
 
 class ABSettings(BaseSettings):

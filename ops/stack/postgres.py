@@ -1,4 +1,4 @@
-"""The stack's PostgreSQL: one cluster under TICKET_AB_HOME holding the MLflow and Airflow databases.
+"""The stack's PostgreSQL: one cluster under TICKET_AB_HOME holding the MLflow, MLflow auth and Airflow databases.
 
 Compose runs the `postgres` image; natively we run the same major version's binaries from PATH
 (`initdb`, `postgres`). The cluster is created on first use, listens on 127.0.0.1 only (no Unix
@@ -6,8 +6,10 @@ socket: nothing else to secure), and authenticates with a password generated the
 it (mode 0600). PostgreSQL refuses to run as root, so as root (CI, containers) the cluster belongs to
 the `postgres` system user and its processes run as that user.
 
-`synchronous_commit=off`: a crash may lose the last few hundred milliseconds of commits but never
-corrupts the cluster; it halves `airflow db migrate` on slow disks (53 s -> 26 s measured here).
+`synchronous_commit=on`: a commit the registry or Airflow acknowledged (an alias move, a task's
+state) is on disk before its answer, so a power cut loses none of them. Only the schema migration,
+which a crash simply re-runs, commits asynchronously (`MIGRATION_OPTIONS` in its environment): it
+halves `airflow db migrate` on slow disks (53 s -> 26 s measured here).
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ import psycopg2
 from ops.health import ServiceError
 from ops.ports import LOOPBACK
 from ops.servers import binary as find_binary
+from ticket_ab.atomic import write_atomic
 
 USER = "ticketab"
-DATABASES = ("mlflow", "airflow")
+AUTH_DATABASE = "mlflow_auth"  # MLflow's users and permissions (its basic-auth app)
+DATABASES = ("mlflow", "airflow", AUTH_DATABASE)
+MIGRATION_OPTIONS = {"PGOPTIONS": "-c synchronous_commit=off"}  # libpq: for a re-runnable migration only
 SERVICE_USER = "postgres"  # the system user the cluster runs as when we are root
-SETTINGS = ("listen_addresses = '127.0.0.1'", "unix_socket_directories = ''", "synchronous_commit = off",
+SETTINGS = ("listen_addresses = '127.0.0.1'", "unix_socket_directories = ''", "synchronous_commit = on",
             "max_connections = 200")
 
 
@@ -87,12 +92,11 @@ def initdb(cluster: Cluster) -> bool:
         return False
     user = run_as()
     cluster.directory.mkdir(parents=True, exist_ok=True)
-    cluster.password_file.write_text(secrets.token_urlsafe(24) + "\n")
-    cluster.password_file.chmod(0o600)
+    write_atomic(cluster.password_file, secrets.token_urlsafe(24) + "\n")  # created 0600: never readable by others
     cluster.data.mkdir(mode=0o700, exist_ok=True)
     _hand_over(cluster.data, user)
     pwfile = cluster.data.parent / ".initdb-password"
-    pwfile.write_text(cluster.password() + "\n")
+    write_atomic(pwfile, cluster.password() + "\n")
     _hand_over(pwfile, user)
     try:
         result = subprocess.run([binary("initdb"), "-D", str(cluster.data), "-U", USER, f"--pwfile={pwfile}",

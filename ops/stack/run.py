@@ -1,9 +1,11 @@
 """`make stack` / `make stack-down` / `make stack-status` / `stack restart SERVICE`, under supervisord.
 
-`up` renders the programs (ops.stack.programs) into `$TICKET_AB_HOME/stack/supervisor/`, starts that
-supervisord, and asks it to start the programs in compose's `depends_on` order: PostgreSQL; then,
-side by side, `airflow db migrate` and MLflow followed by the one-shot bootstrap; then the Airflow
-services once the migration is done, and the router replicas and Prometheus once a champion exists.
+`up` writes the secret files (ops.stack.secret_files), renders the programs (ops.stack.programs) into
+`$TICKET_AB_HOME/stack/supervisor/`, starts that supervisord, and asks it to start the programs in
+compose's `depends_on` order: PostgreSQL; then, side by side, `airflow db migrate` and MLflow (with
+its auth app) followed by the one-shot `registry-init` (the accounts) and the one-shot bootstrap;
+then the Airflow services once the migration is done, and the router replicas and Prometheus once a
+champion exists.
 Each waits for what it needs to pass its health check (ops.stack.checks); `up` returns when all do.
 From then on supervisord restarts a crashed service by itself. `down` stops the programs phase by
 phase, clients before the servers they use, and then supervisord.
@@ -18,7 +20,8 @@ from ops.env import inherited
 from ops.health import ServiceError, wait_until
 from ops.manager.control import GONE, Manager
 from ops.ports import LOOPBACK, Endpoint, airflow_endpoint, mlflow_endpoint, router_endpoint
-from ops.stack import checks, postgres, programs, prometheus
+from ops.stack import checks, configdb, postgres, programs, prometheus, secret_files
+from ops.stack.accounts import ACCOUNTS
 from ops.stack.topology import (
     CELERY,
     Paths,
@@ -75,6 +78,11 @@ class Stack:
         for directory in (self.settings.mlflow_dir, self.settings.airflow_dir, self.paths.logs,
                           self.paths.root / "redis"):
             directory.mkdir(parents=True, exist_ok=True)
+        self.settings.mlflow_dir.chmod(0o700)  # the artifact store: served by MLflow only, written by no other user
+        secret_files.write_files(self.paths.registry_auth, self.paths.airflow_passwords,
+                                 secret_files.database_uri(postgres.USER, self.pg.password(),
+                                                           f"{LOOPBACK}:{self.pg.port}"),
+                                 self.keys.airflow_admin_password)
         config = prometheus.render(programs.prometheus_targets(self.settings, self.keys),
                                    self.paths.root / "prometheus")
         described = programs.programs(self.settings, self.paths, self.keys, self.pg, config, bootstrap_n)
@@ -118,13 +126,20 @@ def _up(stack: Stack, deadline_s: float) -> None:
     stack.start("postgres")
     stack.healthy("postgres", 60)
     created = postgres.ensure_databases(stack.pg)
+    configdb.ensure(stack.pg, stack.keys.config_password)
     say(f"postgres up on port {stack.pg.port}" + (f"; created {', '.join(created)}" if created else ""))
     if settings.stack.executor == CELERY:
         stack.start("redis")
         stack.healthy("redis", 30)
     stack.start("airflow-init", "mlflow")
     stack.healthy("mlflow", deadline_s)
-    say(f"mlflow up on {settings.tracking_uri} (backend: PostgreSQL database mlflow)")
+    say(f"mlflow up on {settings.tracking_uri} (backend: PostgreSQL database mlflow; basic auth, users and "
+        f"permissions in database {postgres.AUTH_DATABASE})")
+    stack.start("registry-init")
+    stack.finished("registry-init", deadline_s)
+    say("registry accounts ready: " + ", ".join(f"{a.name} ({a.model} on the model, {a.experiment} on the "
+                                                f"experiment)" for a in ACCOUNTS)
+        + f"; passwords in {stack.paths.secrets}")
     stack.start("bootstrap")
     stack.finished("airflow-init", deadline_s)
     say("airflow db migrate done")

@@ -4,9 +4,11 @@
 is the native side of that table, pure (it starts nothing), so a unit test can read it side by side
 with the compose file. Service names are compose's.
 
-Secrets (the routers' tokens, the customer key, Airflow's JWT secret) come from the environment when
-set, as in compose's `.env`; otherwise they are generated on first use and kept in
-`$TICKET_AB_HOME/stack/secrets.json` (mode 0600), so a restarted stack keeps its tokens.
+Secrets (the routers' tokens, the customer key, Airflow's keys and UI password, the registry's
+account passwords) come from the environment when set, as in compose's `.env`; otherwise they are
+generated on first use and kept in `$TICKET_AB_HOME/stack/secrets.json` (mode 0600, replaced
+atomically), so a restarted stack keeps them. A damaged secrets file is an error naming it, never
+silently replaced by new secrets.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ops import dagrun
+from ops.health import ServiceError
 from ops.ports import LOOPBACK, airflow_endpoint
-from ops.stack import postgres
+from ops.stack import configdb, postgres
+from ticket_ab.atomic import write_atomic
 from ticket_ab.settings import Settings
 
 ADMIN_USER = "admin"
@@ -51,6 +55,16 @@ class Paths:
     def secrets(self) -> Path:
         return self.root / "secrets.json"
 
+    @property
+    def registry_auth(self) -> Path:
+        """MLflow's auth config (its permission database URL carries PostgreSQL's password: 0600 in a 0700 dir)."""
+        return self.root / "mlflow-auth" / "basic_auth.ini"
+
+    @property
+    def airflow_passwords(self) -> Path:
+        """The simple auth manager's password file, written by us (0600) so Airflow never generates and prints one."""
+        return self.root / "airflow-auth" / "passwords.json"
+
     def log(self, service: str) -> Path:
         return self.logs / f"{service}.log"
 
@@ -60,9 +74,26 @@ class Secrets:
     admin_token: str
     feedback_token: str
     customer_key: str
+    client_token: str  # scores as integration `api`; more integrations: TICKET_AB_CLIENT_TOKENS in the environment
+    config_password: str  # the routers' PostgreSQL role on the A/B config database (ops.stack.configdb)
     jwt_secret: str  # signs the tokens of Airflow's task execution API: one value for every Airflow process
     api_secret_key: str
     fernet_key: str  # encrypts Airflow connections and variables
+    airflow_admin_password: str  # the Airflow UI's `admin` (simple auth manager), in a 0600 file the API server reads
+    mlflow_secret_key: str  # signs the MLflow auth app's CSRF tokens (MLFLOW_FLASK_SERVER_SECRET_KEY)
+    # The registry's accounts (ops.stack.accounts): its admin and one per role.
+    registry_admin_password: str
+    registry_router_password: str
+    registry_pipeline_password: str
+    registry_promoter_password: str
+    registry_operator_password: str
+
+    def registry_password(self, account: str) -> str:
+        return getattr(self, f"registry_{account}_password")
+
+
+class SecretsError(ServiceError):
+    """The kept secrets file cannot be used; the message names it (it is never silently replaced)."""
 
 
 def _generate(name: str) -> str:
@@ -72,21 +103,48 @@ def _generate(name: str) -> str:
     return secrets.token_urlsafe(24)
 
 
-def load_secrets(settings: Settings, paths: Paths) -> Secrets:
-    """The environment's secrets where set, the kept (or newly generated) ones elsewhere."""
+def _kept(path: Path) -> dict[str, str]:
+    """The secrets kept in `path` ({} when there is no file yet); an unreadable or damaged file is an error.
+
+    Replacing a damaged file with new secrets would lock the stack out of what the old ones set up
+    (Airflow's Fernet-encrypted connections, sessions signed with the old keys), so it is refused.
+    """
     try:
-        kept = json.loads(paths.secrets.read_text())
-    except (OSError, ValueError):
-        kept = {}
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise SecretsError(f"cannot read the stack's secrets file {path}: {exc.strerror}") from None
+    advice = "restore it from a backup, or move it away to generate new secrets (and reset what used them)"
+    try:
+        kept = json.loads(text)
+    except ValueError as exc:
+        raise SecretsError(f"the stack's secrets file {path} is damaged ({exc}); {advice}") from None
+    if not isinstance(kept, dict) or not all(isinstance(v, str) and v for v in kept.values()):
+        raise SecretsError(f"the stack's secrets file {path} is damaged (not an object of non-empty strings); {advice}")
+    return kept
+
+
+def load_secrets(settings: Settings, paths: Paths) -> Secrets:
+    """The environment's secrets where set, the kept (or newly generated) ones elsewhere.
+
+    The file is replaced atomically (ticket_ab.atomic: a temp file created 0600, then renamed), so a
+    crash mid-write leaves the old file whole and no reader ever sees a world-readable secret.
+    """
+    kept = _kept(paths.secrets)
     router = settings.router
     given = {"admin_token": router.admin_token, "feedback_token": router.feedback_token,
-             "customer_key": router.customer_key}
+             "customer_key": router.customer_key, "client_token": router.client_token}
     values = {name: given.get(name) or kept.get(name) or _generate(name) for name in Secrets.__annotations__}
     if values != kept:
-        paths.root.mkdir(parents=True, exist_ok=True)
-        paths.secrets.touch(mode=0o600)
-        paths.secrets.write_text(json.dumps(values, indent=2))
+        write_private(paths.secrets, json.dumps(values, indent=2))
     return Secrets(**values)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` atomically with a file only its owner can read (mkstemp creates it 0600)."""
+    write_atomic(path, text)
+    path.chmod(0o600)  # already 0600; said, so a change to write_atomic cannot widen it unnoticed
 
 
 def cluster(settings: Settings, paths: Paths) -> postgres.Cluster:
@@ -95,7 +153,9 @@ def cluster(settings: Settings, paths: Paths) -> postgres.Cluster:
 
 def replica_settings(settings: Settings, keys: Secrets) -> list[Settings]:
     """One settings object per router replica: consecutive ports from TICKET_AB_PORT, the stack's tokens."""
-    tokens = {"admin_token": keys.admin_token, "feedback_token": keys.feedback_token, "customer_key": keys.customer_key}
+    tokens = {"admin_token": keys.admin_token, "feedback_token": keys.feedback_token, "customer_key": keys.customer_key,
+              "client_token": keys.client_token,
+              "config_store": configdb.url(settings.stack.postgres_port, keys.config_password)}
     return [settings.model_copy(update={"router": settings.router.model_copy(
         update={"port": settings.router.port + i, **tokens})}) for i in range(settings.stack.replicas)]
 
@@ -121,6 +181,7 @@ def airflow_env(settings: Settings, pg: postgres.Cluster, keys: Secrets) -> dict
         "AIRFLOW__API__SECRET_KEY": keys.api_secret_key,
         "AIRFLOW__CORE__FERNET_KEY": keys.fernet_key,
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(Paths.of(settings).airflow_passwords),
     }
     if settings.stack.executor == CELERY:
         env["AIRFLOW__CELERY__BROKER_URL"] = f"redis://{LOOPBACK}:{settings.stack.redis_port}/0"
@@ -138,6 +199,17 @@ def airflow_command(service: str) -> list[str]:
     sub = {"airflow-init": ["db", "migrate"], "airflow-apiserver": ["api-server"],
            "airflow-worker": ["celery", "worker", "--concurrency", "2"]}
     return [sys.executable, "-m", "airflow", *sub.get(service, [service.removeprefix("airflow-")])]
+
+
+def task_runners(settings: Settings) -> tuple[str, ...]:
+    """The Airflow services that run the DAG's tasks (and so talk to the registry): the scheduler's own
+    subprocesses with the LocalExecutor, the Celery worker with Celery."""
+    return ("airflow-worker",) if settings.stack.executor == CELERY else ("airflow-scheduler",)
+
+
+def registry_init_command() -> list[str]:
+    """The one-shot that sets the registry's accounts up (ops.stack.registry_init), as compose runs it."""
+    return [sys.executable, "-m", "ops.stack.registry_init"]
 
 
 def bootstrap_command(n: int) -> list[str]:

@@ -6,18 +6,27 @@ and late feedback still counts: feedback for a request of an earlier window find
 
 Rows and precedence (one row per key; a higher origin replaces a lower one, the same origin the
 older one): `bootstrap` (the champion's training reference, seeded once) < `pseudo` (accepted
-pseudo-labels) < `gold` (agents' feedback; the last label of a request wins). `status` is `ok`,
-or `quarantined` for feedback in a suspicious label pattern (kept, never drawn until an operator
-confirms the pattern).
+pseudo-labels) < `gold` (agents' feedback; the last label of a request wins). `status` is `ok`;
+`quarantined` for feedback in a suspicious label pattern: its label is never drawn until an
+operator confirms the pattern, but the ticket is, with the champion's answer (`champion_topic`),
+so holding a label back never takes a ticket's text out of training and the challenger learns
+from it only what the champion already believed; or `pending` for late feedback (a label for a
+ticket of an earlier window, keyed `late:<request id>` beside its ticket): never drawn, judged at
+the next quarantine with that window's feedback (`retrain.ml.relabel`), then written onto its
+ticket (accepted or quarantined) or dropped (disputed: the review queue has it).
 
-Recency policy of a draw: only `ok` rows (and quarantined rows of confirmed patterns), the window's
-untouched gate gold excluded, newest ticket first (bootstrap rows last, they are the oldest), at
-most TICKET_AB_STORE_MAX_ROWS; the draw's fingerprint is tagged on the version it trains.
+Recency policy of a draw: `ok` rows (and quarantined rows of confirmed patterns) with their labels,
+unconfirmed quarantined rows with the champion's answer, the window's untouched gate gold excluded,
+newest ticket first (bootstrap rows last, they are the oldest), at most TICKET_AB_STORE_MAX_ROWS;
+a topic whose labels the window's quarantine held keeps at least its share of the store's drawable
+rows (the window brings no labels of it, so a recency cap alone would push it out). The draw's
+fingerprint is tagged on the version it trains.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -26,10 +35,12 @@ from ticket_ab.schema import TEXT, TOPIC
 
 KEY = "key"
 COLUMNS = (KEY, "request_id", "ticket_id", "customer_id", TEXT, TOPIC, "origin", "label_source", "status", "pattern",
-           "timestamp")
+           "champion_topic", "timestamp")
 BOOTSTRAP, PSEUDO, GOLD = "bootstrap", "pseudo", "gold"
-PRECEDENCE = {BOOTSTRAP: 0, PSEUDO: 1, GOLD: 2}
-OK, QUARANTINED = "ok", "quarantined"
+CHAMPION = "champion"  # a drawn held ticket, labelled with the champion's answer (a model's label, as pseudo)
+PRECEDENCE = {BOOTSTRAP: 0, PSEUDO: 1, CHAMPION: 1, GOLD: 2}
+OK, QUARANTINED, PENDING = "ok", "quarantined", "pending"
+LATE = "late:"  # key prefix of a pending late label, beside its ticket's own row
 OLDEST = pd.Timestamp("1970-01-01", tz="UTC")
 
 
@@ -43,8 +54,14 @@ def empty() -> pd.DataFrame:
 
 
 def load(path: Path) -> pd.DataFrame:
-    """The store, or an empty one (first run)."""
-    return pd.read_parquet(path) if Path(path).exists() else empty()
+    """The store, or an empty one (first run); a column added since the file was written reads as empty."""
+    if not Path(path).exists():
+        return empty()
+    store = pd.read_parquet(path)
+    for column in COLUMNS:
+        if column not in store:
+            store[column] = None
+    return store[list(COLUMNS)]
 
 
 def save(path: Path, store: pd.DataFrame) -> None:
@@ -67,8 +84,6 @@ def rows_from(frame: pd.DataFrame, origin: str, status: str = OK) -> pd.DataFram
     """Store rows for labelled tickets (`text`, `topic`, ids, `timestamp` when known)."""
     out = pd.DataFrame({c: frame[c] if c in frame else None for c in COLUMNS if c != KEY}, index=frame.index)
     out["origin"], out["status"] = origin, status
-    if "pattern" not in frame:
-        out["pattern"] = None
     out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True, errors="coerce").fillna(OLDEST)
     out.insert(0, KEY, keys_for(out) if origin != BOOTSTRAP else "bootstrap:" + out[TEXT].map(_digest))
     return out[list(COLUMNS)].reset_index(drop=True)
@@ -82,25 +97,53 @@ def upsert(store: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     return merged.drop(columns="_rank").sort_values(KEY, kind="stable").reset_index(drop=True)
 
 
-def apply_late(store: pd.DataFrame, late: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Late feedback (request_id, label, source) onto the stored tickets it names: they become gold."""
-    found = late.loc[late["request_id"].isin(store[KEY])]
+def add_pending(store: pd.DataFrame, late: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Late feedback (request_id, label, source) for stored tickets, as pending rows beside them.
+
+    Keyed `late:<request id>`, so a re-read of the same feedback changes nothing and a newer label
+    for the same request replaces the older pending one; the ticket's own row stays as it is. A
+    label the ticket already has as gold (a window's own feedback read again: the feedback log is
+    read from the request watermark on) was judged with its window and waits for nothing.
+    """
+    tickets = store.loc[store["status"].ne(PENDING)].set_index(KEY)
+    found = late.loc[late["request_id"].isin(tickets.index)].drop_duplicates("request_id", keep="last")
+    known = tickets.reindex(found["request_id"])
+    judged = known["origin"].eq(GOLD).to_numpy() & (known[TOPIC].to_numpy() == found["label"].to_numpy())
+    found = found.loc[~judged]
     if found.empty:
         return store, 0
-    tickets = store.set_index(KEY).loc[found["request_id"]].reset_index()
-    tickets[TOPIC], tickets["label_source"] = found["label"].to_numpy(), found["source"].to_numpy()
-    tickets["origin"], tickets["status"], tickets["pattern"] = GOLD, OK, None
-    return upsert(store, tickets[list(COLUMNS)]), int(len(found))
+    rows = tickets.loc[found["request_id"]].reset_index()
+    rows[TOPIC], rows["label_source"] = found["label"].to_numpy(), found["source"].to_numpy()
+    rows["origin"], rows["status"], rows["pattern"], rows["champion_topic"] = GOLD, PENDING, None, None
+    rows[KEY] = LATE + rows["request_id"].astype(str)
+    return upsert(store, rows[list(COLUMNS)]), int(len(found))
+
+
+def pending(store: pd.DataFrame) -> pd.DataFrame:
+    """The late labels waiting for the next quarantine."""
+    return store.loc[store["status"].eq(PENDING)].reset_index(drop=True)
+
+
+def drop_keys(store: pd.DataFrame, keys: set[str]) -> pd.DataFrame:
+    """The store without the rows of `keys` (judged pending labels)."""
+    return store.loc[~store[KEY].isin(keys)].reset_index(drop=True)
 
 
 def draw(store: pd.DataFrame, max_rows: int, *, exclude: set[str] = frozenset(),
-         confirmed: set[str] = frozenset()) -> pd.DataFrame:
+         confirmed: set[str] = frozenset(), held_topics: set[str] = frozenset()) -> pd.DataFrame:
     """The training data of a retrain, by the recency policy in the module docstring."""
-    usable = store["status"].eq(OK) | store["pattern"].isin(confirmed)
-    rows = store.loc[usable & ~store[KEY].isin(exclude)]
+    labelled = store["status"].eq(OK) | store["pattern"].isin(confirmed)
+    held = store["status"].eq(QUARANTINED) & ~labelled & store["champion_topic"].notna()
+    answered = store.loc[held].assign(**{TOPIC: store.loc[held, "champion_topic"], "origin": CHAMPION})
+    rows = pd.concat([store.loc[labelled], answered], ignore_index=True)
+    rows = rows.loc[~rows[KEY].isin(exclude)]
     rows = rows.assign(_rank=rows["origin"].map(PRECEDENCE))
     rows = rows.sort_values(["timestamp", "_rank", KEY], ascending=[False, False, True], kind="stable")
-    return rows.head(max_rows).drop(columns="_rank").reset_index(drop=True)
+    kept = [rows.loc[rows[TOPIC].eq(topic)].head(math.ceil(max_rows * float(rows[TOPIC].eq(topic).mean())))
+            for topic in sorted(held_topics) if len(rows)]
+    reserved = pd.concat(kept) if kept else rows.iloc[0:0]
+    chosen = pd.concat([reserved, rows.drop(index=reserved.index)]).head(max_rows)
+    return rows.loc[rows.index.isin(chosen.index)].drop(columns="_rank").reset_index(drop=True)
 
 
 def fingerprint(rows: pd.DataFrame) -> str:

@@ -2,7 +2,8 @@
 
 Feedback is validated where it is used (the security review's rule): feedback for a request the
 window did not read is dropped (a made-up id), unless its request is in the label store (late
-feedback for an earlier window's ticket: it joins that ticket there), a request's last label wins,
+feedback for an earlier window's ticket: it waits there, pending, until the next quarantine judges
+it with that window's feedback), a request's last label wins,
 and a window whose feedback is dominated by one source or one label is refused, because that is
 what poisoning looks like. "Dominated" is judged against the sources of the labels of earlier
 windows (the watermark carries them as counts).
@@ -30,7 +31,8 @@ def guard_feedback(
     """The labels this window may use, as (request_id, label, source, late), plus what was dropped and why.
 
     `stored` are request ids of earlier windows kept in the label store: feedback for them that
-    arrives late is returned with `late` True (it joins its ticket there), and judged with the rest.
+    arrives late is returned with `late` True (it waits there, pending, for the next quarantine),
+    and judged for dominance with the rest.
 
     Order matters: the request log's join rule goes first (`latest_labels`: unknown request ids
     cannot be judged, the last label per request wins because agents correct themselves), then only

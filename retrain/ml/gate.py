@@ -1,6 +1,6 @@
 """The quality gate: a candidate only becomes `challenger` if, with stated confidence, it is not worse.
 
-Two questions, each on data the candidate and its labeller never saw:
+Three questions, each on data the candidate never trained on:
 
 1. *Current traffic*: on the window's untouched gold (agents' labels held out before any cleaning),
    is the candidate's accuracy gain over the champion above `-margin` with `confidence`? The
@@ -10,6 +10,9 @@ Two questions, each on data the candidate and its labeller never saw:
    data, carried from version to version), does the candidate keep each topic's recall within
    `topic_margin` of the champion's? Overall accuracy can rise while one topic is taught to be
    another (feedback poisoning); this check names that topic.
+3. *Held topics*: a topic whose window labels the quarantine held has no gold on current traffic,
+   so it is judged without labels on the window's tickets the candidate was not trained on
+   (`retrain.ml.held`): a candidate that stopped recognising it fails, and the reason names it.
 
 Too little untouched gold is a failed gate with that reason, never a pass by default.
 """
@@ -23,6 +26,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from retrain.ml.held import HeldCheck, judge_held
 from ticket_ab.settings import Settings
 
 
@@ -104,6 +108,10 @@ class Evidence:
     trusted_candidate: np.ndarray | None = None
     trusted_champion: np.ndarray | None = None
     trusted_source: str = "none"
+    held_topics: tuple[str, ...] = ()  # topics whose window labels were quarantined
+    window_champion: np.ndarray | None = None  # the champion's answer on every window ticket
+    window_confidence: np.ndarray | None = None  # ... and its confidence
+    window_candidate: np.ndarray | None = None  # the candidate's answer on the same tickets
 
 
 def quality_gate(evidence: Evidence, settings: Settings) -> GateResult:
@@ -124,21 +132,38 @@ def quality_gate(evidence: Evidence, settings: Settings) -> GateResult:
         regressions, recalls = topic_regressions(evidence.trusted_true, evidence.trusted_champion,
                                                  evidence.trusted_candidate, margin=training.gate_topic_margin,
                                                  min_rows=training.gate_topic_min_rows)
+    held = held_checks(evidence, settings)
     details = {"holdout_rows": n, "gain": asdict(gain), "margin": training.gate_margin,
                "trusted_source": evidence.trusted_source,
                "trusted_rows": 0 if evidence.trusted_true is None else len(evidence.trusted_true),
                "topic_recall": recalls, "topic_margin": training.gate_topic_margin,
-               "topic_regressions": [asdict(r) for r in regressions]}
-    passed = gain.lower >= -training.gate_margin and not regressions
-    return GateResult(passed, _reason(gain, regressions, training.gate_margin), details)
+               "topic_regressions": [asdict(r) for r in regressions],
+               "held_topics": [asdict(c) for c in held], "held_share": training.gate_held_share,
+               "held_agreement": training.gate_held_agreement}
+    abandoned = [c for c in held if c.abandoned]
+    passed = gain.lower >= -training.gate_margin and not regressions and not abandoned
+    return GateResult(passed, _reason(gain, regressions, abandoned, training.gate_margin), details)
 
 
-def _reason(gain: Gain, regressions: list[TopicRegression], margin: float) -> str:
+def held_checks(evidence: Evidence, settings: Settings) -> list[HeldCheck]:
+    """The label-free checks of the held topics on the window (none without them or the window's answers)."""
+    if not evidence.held_topics or evidence.window_champion is None or evidence.window_candidate is None:
+        return []
+    training = settings.training
+    return judge_held(evidence.held_topics, evidence.window_champion, evidence.window_confidence,
+                      evidence.window_candidate, share=training.gate_held_share,
+                      agreement=training.gate_held_agreement, sure=settings.feedback.pattern_confidence,
+                      min_rows=training.gate_topic_min_rows)
+
+
+def _reason(gain: Gain, regressions: list[TopicRegression], abandoned: list[HeldCheck], margin: float) -> str:
     verdict = ">=" if gain.lower >= -margin else "<"
     text = (f"accuracy gain {gain.gain:+.4f} over the champion on {gain.n} untouched gold tickets "
             f"({gain.clusters} customers), {gain.confidence:.0%} lower bound {gain.lower:+.4f} {verdict} -{margin:.4f}")
     if regressions:
         text += "; regressed on the trusted set: " + "; ".join(str(r) for r in regressions)
+    if abandoned:
+        text += "; " + "; ".join(str(c) for c in abandoned)
     return text
 
 

@@ -5,7 +5,10 @@ Training on raw feedback teaches the noise; training on every model guess teache
 mistakes. So:
 
 0. feedback in a label pattern the champion contradicts (`retrain.ml.patterns`) is quarantined:
-   reported, queued for review, never trained on until confirmed;
+   reported, queued for review, never trained on until confirmed. Late feedback (labels for
+   tickets of earlier windows, pending in the label store) is judged here with the window's own,
+   by the same pattern check and then cleanlab, and is never held out: it is not this window's
+   traffic;
 1. a stratified share of the agents' labels is held out *untouched*, before any cleaning: it
    gates the challenger and verifies the pseudo-label threshold, and nothing is fitted on it, so no
    number the gate sees comes from a label a model produced;
@@ -104,38 +107,63 @@ def clean_labels(
 
 
 def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettings, seed: int = 0, *,
-            champion: Any = None, guards: FeedbackSettings | None = None) -> Relabelled:
+            champion: Any = None, guards: FeedbackSettings | None = None,
+            late: pd.DataFrame | None = None) -> Relabelled:
     """Build training labels for a window (`text`, `label` maybe NaN) given the reference (`text`, `topic`).
 
-    `champion` (a fitted pipeline with predict_proba) enables the label-pattern quarantine.
+    `champion` (a fitted pipeline with predict_proba) enables the label-pattern quarantine. `late`
+    (the window's columns, every row labelled) is judged with the window's gold and trained on only
+    when it passes; rows of it carry `late` True in `train` and `quarantined`.
     """
-    window = window.reset_index(drop=True)
-    if ID not in window:
-        window[ID] = [f"row-{i}" for i in range(len(window))]
-    for column in CARRIED:
-        if column not in window:
-            window[column] = None
-    gold, unlabelled, stats = split_gold(window, reference, config)
+    window, late = _rows(window).assign(late=False), _rows(late if late is not None else window.iloc[0:0])
+    gold, unlabelled, stats = split_gold(pd.concat([window, late.assign(late=True)], ignore_index=True),
+                                         reference, config)
+    stats.update(window=int(len(window)), unlabelled=int(len(unlabelled)))
     gold, quarantined, patterns = quarantine(gold, champion, guards or FeedbackSettings())
     stats.update(quarantined=int(len(quarantined)), patterns=[str(p) for p in patterns])
+    on_time, late_gold = gold.loc[~gold["late"]], gold.loc[gold["late"]]
     if len(gold) < config.min_gold:
         stats.update(gold=int(len(gold)), gold_issues=0, gold_fixed=0, gold_disputed=0, gold_health=None)
         result = _uncalibrated(gold.assign(label_origin=GOLD), unlabelled, stats,
                                f"{len(gold)} gold labels < {config.min_gold}: nothing cleaned or pseudo-labelled")
-        return replace(result, quarantined=quarantined, patterns=patterns)
-    work, untouched = split_holdout(gold, config.gold_holdout, seed)  # before cleaning: the gate's gold
-    cleaned, disputed, clean_stats = clean_labels(work, reference, folds=config.cleanlab_folds, seed=seed)
+        result = replace(result, quarantined=quarantined, patterns=patterns)
+        return replace(result, stats=_late_stats(result.stats, late, result))
+    work, untouched = split_holdout(on_time, config.gold_holdout, seed)  # before cleaning: the gate's gold
+    cleaned, disputed, clean_stats = clean_labels(pd.concat([work, late_gold], ignore_index=True), reference,
+                                                  folds=config.cleanlab_folds, seed=seed)
     stats.update(clean_stats, holdout=int(len(untouched)))
     labeller, calibration = fit_labeller(cleaned, reference, untouched, config, seed)
     stats.update(calibration_stats(calibration))
     threshold = calibration.threshold if calibration.verified else None
     pseudo, review = pseudo_label(labeller, threshold, unlabelled, pd.concat([disputed, quarantined]))
-    keep = [ID, TEXT, TOPIC, "label_origin", *CARRIED]
+    keep = [ID, TEXT, TOPIC, "label_origin", "late", *CARRIED]
     train = pd.concat([cleaned[keep], pseudo.assign(label_origin=PSEUDO)[keep]], ignore_index=True)
     stats.update(pseudo=int(len(pseudo)), review=int(len(review)), train=int(len(train)),
                  estimated_label_precision=_estimated_precision(len(cleaned), len(pseudo), calibration.lower))
     holdout = untouched[[ID, TEXT, TOPIC, *CARRIED]].reset_index(drop=True)
-    return Relabelled(train, holdout, review, stats, quarantined, patterns)
+    result = Relabelled(train, holdout, review, stats, quarantined, patterns)
+    return replace(result, stats=_late_stats(stats, late, result, disputed))
+
+
+def _rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with a ticket id on every row and every carried column (None when unknown)."""
+    frame = frame.reset_index(drop=True)
+    if ID not in frame:
+        frame[ID] = [f"row-{i}" for i in range(len(frame))]
+    for column in CARRIED:
+        if column not in frame:
+            frame[column] = None
+    return frame
+
+
+def _late_stats(stats: dict[str, Any], late: pd.DataFrame, result: Relabelled,
+                disputed: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Where the late labels went: trained on, quarantined, disputed (review), or dropped as rare."""
+    def count(frame: pd.DataFrame | None) -> int:
+        return 0 if frame is None or "late" not in frame else int(frame["late"].fillna(False).astype(bool).sum())
+
+    return {**stats, "late_judged": int(len(late)), "late_accepted": count(result.train),
+            "late_quarantined": count(result.quarantined), "late_disputed": count(disputed)}
 
 
 def quarantine(gold: pd.DataFrame, champion: Any,
@@ -202,7 +230,7 @@ def _uncalibrated(gold: pd.DataFrame, unlabelled: pd.DataFrame, stats: dict[str,
     review = _review(unlabelled, None, None)
     stats.update(holdout=0, pseudo=0, **calibration_stats(Calibration(None, None, None, 0, why)),
                  review=int(len(review)), train=int(len(gold)), estimated_label_precision=None)
-    return Relabelled(gold[[ID, TEXT, TOPIC, "label_origin", *CARRIED]].reset_index(drop=True),
+    return Relabelled(gold[[ID, TEXT, TOPIC, "label_origin", "late", *CARRIED]].reset_index(drop=True),
                       gold.iloc[0:0][[ID, TEXT, TOPIC, *CARRIED]], review, stats)
 
 

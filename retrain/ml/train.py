@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from retrain.ml.automl import AutoMLResult, select_model
 from retrain.ml.evaluate import predict, score, split_holdout
 from retrain.ml.gate import Evidence, GateResult, quality_gate
+from retrain.ml.patterns import champion_view
 from ticket_ab.pii import mask
 from ticket_ab.schema import TEXT, TOPIC, validate_tickets
 from ticket_ab.settings import Settings
@@ -97,9 +98,19 @@ def clusters(holdout: pd.DataFrame) -> np.ndarray:
     return customers.where(customers.ne(""), own).astype(str).to_numpy()
 
 
+@dataclass(frozen=True)
+class Held:
+    """The topics whose window labels the quarantine held, and the window's tickets to judge them on
+    (those the candidate was not trained on), for the gate's label-free checks."""
+
+    topics: tuple[str, ...]
+    window: pd.DataFrame  # `text`
+
+
 def judge(selection: AutoMLResult, train: pd.DataFrame, holdout: pd.DataFrame, champion: Champion | None,
-          settings: Settings, progress: Progress) -> Candidate:
-    """Both models on the untouched holdout and on the champion's trusted set, and the gate's verdict."""
+          settings: Settings, progress: Progress, held: Held | None = None) -> Candidate:
+    """Both models on the untouched holdout, on the champion's trusted set and, for held topics, on the
+    window's tickets; and the gate's verdict."""
     model = selection.pipeline
     metrics = score(model, holdout)
     evidence = Evidence(gold_true=holdout[TOPIC].astype(str).to_numpy(), gold_candidate=predict(model, holdout),
@@ -113,6 +124,10 @@ def judge(selection: AutoMLResult, train: pd.DataFrame, holdout: pd.DataFrame, c
                            trusted_candidate=predict(model, trusted),
                            trusted_champion=predict(champion.pipeline, trusted),
                            trusted_source=champion.trusted_source)
+    if champion is not None and held is not None and held.topics:
+        answers, confidence = champion_view(champion.pipeline, held.window[TEXT])
+        evidence = replace(evidence, held_topics=held.topics, window_champion=answers, window_confidence=confidence,
+                           window_candidate=predict(model, held.window))
     gate = quality_gate(evidence, settings)
     progress(f"quality gate {'passed' if gate.passed else 'failed'}: {gate.reason}")
     return Candidate(train, holdout, selection, metrics, champion_metrics, gate, trusted.reset_index(drop=True))

@@ -1,4 +1,9 @@
-"""Task 1, `collect_window`: the tickets since the watermark, with guarded feedback, saved for the run."""
+"""Task 1, `collect_window`: the tickets since the watermark, with guarded feedback, saved for the run.
+
+Late feedback (for tickets of earlier windows, kept in the label store) goes into the label store
+as pending here, on every run, whether or not this run relabels: it is judged at the next
+quarantine (`relabel`) and never trained on before. Keyed, so a re-run of the same window adds
+nothing twice."""
 
 from __future__ import annotations
 
@@ -27,14 +32,18 @@ def collect_window(settings: Settings, run_id: str) -> Collected:
     directory = run_dir(settings, run_id)
     directory.mkdir(parents=True, exist_ok=True)
     watermark = win.load_watermark(win.watermark_path(settings.airflow_dir))
-    stored = set(labelstore.load(labelstore.path_for(settings.data_dir))[labelstore.KEY])
+    store_path = labelstore.path_for(settings.data_dir)
+    store = labelstore.load(store_path)
     window = win.collect(settings.logs_dir, settings.incoming_dir, watermark, settings.feedback, settings.log.settle_s,
-                         stored=stored)
+                         stored=set(store[labelstore.KEY]))
     path = directory / "window.parquet"
     window.frame.astype({column: "string" for column in STRING_COLUMNS}).to_parquet(path, index=False)
     late_path = directory / "late_feedback.parquet"
     window.late.astype("string").to_parquet(late_path, index=False)
-    stats = window.stats
+    store, pending = labelstore.add_pending(store, window.late)
+    if pending:
+        labelstore.save(store_path, store)
+    stats = {**window.stats, "feedback_late_pending": int(len(labelstore.pending(store)))}
     summary = win.summarize(stats)
     log.info(kv("collect_window", run_id=run_id, rows=stats["rows"], labelled=stats["labelled"],
                 malformed=stats["malformed"], feedback_refused=stats["feedback_refused"],

@@ -23,7 +23,7 @@ from ticket_ab.settings import Settings
 WINDOW_COUNTS = ("rows", "router_rows", "incoming_rows", "labelled", "malformed", "requests_malformed",
                  "requests_empty_text", "requests_duplicate", "feedback_read", "feedback_malformed", "feedback_blank",
                  "feedback_unknown_request", "feedback_superseded", "feedback_outside_window", "feedback_late",
-                 "feedback_used")
+                 "feedback_late_pending", "feedback_used")
 
 log = get_logger("dag")
 
@@ -143,7 +143,29 @@ def _gate_section(trained: Trained) -> list[str]:
                 "|---|---|---|---|"]
         out += [f"| {t} | {r['n']} | {r['champion']:.3f} | {r['candidate']:.3f} |"
                 for t, r in gate["topic_recall"].items()]
+    return out + _held_section(gate)
+
+
+def _held_section(gate: dict) -> list[str]:
+    """The held topics' label-free checks on the window, when the quarantine held any."""
+    held = gate.get("held_topics") or []
+    if not held:
+        return []
+    out = ["", f"Held topics (their window labels were quarantined), judged without labels on the window's tickets "
+               f"the challenger was not trained on; fails below {gate['held_share']} of the champion's tickets or "
+               f"below {gate['held_agreement']} agreement where the champion is confident:", "",
+           "| topic | champion's tickets | challenger's | share | champion confident | agreement | verdict |",
+           "|---|---|---|---|---|---|---|"]
+    for c in held:
+        verdict = "ABANDONED: " + "; ".join(c["failures"]) if c["failures"] else "kept"
+        out.append(f"| {c['topic']} | {c['champion_tickets']} | {c['candidate_tickets']} | {_fixed(c['share'])} | "
+                   f"{c['confident_tickets']} | {_fixed(c['agreement'])} | {verdict} |")
     return out
+
+
+def _fixed(value: float | None) -> str:
+    """A ratio with two decimals, `not judged` when there were too few tickets (None)."""
+    return "not judged" if value is None else f"{value:.2f}"
 
 
 def _decision_section(checked: Checked) -> list[str]:

@@ -39,7 +39,7 @@ class Collected(_Result):
     stats: dict[str, Any]
     summary: str
     next_watermark: dict[str, Any]
-    late_path: str | None = None  # late feedback for tickets of earlier windows (they are in the label store)
+    late_path: str | None = None  # late feedback for tickets of earlier windows, stored as pending in the label store
 
     @property
     def directory(self) -> Path:
@@ -79,6 +79,7 @@ class Relabelled(_Result):
     stats: dict[str, Any]
     patterns: list[str] = field(default_factory=list)  # suspicious label patterns, quarantined
     store: dict[str, int] = field(default_factory=dict)  # the label store's counts after this window
+    held_topics: list[str] = field(default_factory=list)  # both topics of each pattern: the gate judges them label-free
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 The training data is the label store's recency-capped draw (bootstrap, earlier windows' gold and
 pseudo-labels, this window's), without this window's untouched gold: that gold is the gate's
 holdout, so a challenger is judged on the traffic it will serve by labels no model touched. Without
-enough of it no version is registered and the window waits for more feedback. Register and alias
+enough of it no version is registered and the window waits for more feedback. Topics whose window
+labels the quarantine held keep their share of the draw and are judged by the gate without labels,
+on the window's tickets the challenger is not trained on. Register and alias
 are one idempotent step (`train_and_register` with the run key): a retry completes what a failed
 attempt started.
 """
@@ -16,7 +18,7 @@ import pandas as pd
 
 from retrain.adapters import labelstore
 from retrain.ml.patterns import confirmed
-from retrain.ml.train import CUSTOMER
+from retrain.ml.train import CUSTOMER, Held
 from retrain.register import TrainOutcome, train_and_register
 from retrain.tasks.results import Checked, Collected, Relabelled, Trained
 from ticket_ab import registry
@@ -37,8 +39,9 @@ def train_challenger(settings: Settings, collected: Collected, checked: Checked,
                "could not be gated on current traffic; the window waits for more feedback")
         return _done(collected, Trained(key=key, why=why))
     store = labelstore.load(labelstore.path_for(settings.data_dir))
+    held = tuple(relabelled.held_topics)
     data = labelstore.draw(store, settings.training.store_max_rows, exclude=set(labelstore.keys_for(holdout)),
-                           confirmed=confirmed(settings.feedback.confirmed_patterns))
+                           confirmed=confirmed(settings.feedback.confirmed_patterns), held_topics=set(held))
     memory = labelstore.fingerprint(data)
     run_id = collected.run_id
     outcome = train_and_register(
@@ -49,9 +52,16 @@ def train_challenger(settings: Settings, collected: Collected, checked: Checked,
                     "label_store_fingerprint": memory, "label_store_rows": str(len(data)),
                     "quarantined_patterns": ",".join(p.split(":")[0] for p in relabelled.patterns) or "none"},
         progress=lambda message: log.info(kv("train_progress", run_id=run_id, message=message)),
+        held=Held(held, unseen_window(collected, data)) if held else None,
     )
     return _done(collected, _trained(outcome, key, train_rows=len(data), holdout_rows=len(holdout),
                                      store_fingerprint=memory))
+
+
+def unseen_window(collected: Collected, data: pd.DataFrame) -> pd.DataFrame:
+    """The window's tickets the challenger is not trained on: where its answers are its own."""
+    window = pd.read_parquet(collected.window_path)
+    return window.loc[~labelstore.keys_for(window).isin(set(data[labelstore.KEY])), [TEXT]].reset_index(drop=True)
 
 
 def _trained(outcome: TrainOutcome, key: str, *, train_rows: int, holdout_rows: int,

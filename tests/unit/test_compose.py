@@ -5,22 +5,33 @@ and the rules a reader would otherwise have to verify by running it are checked 
 volume, what waits for what, and that every variable is one the code or compose really reads.
 """
 
+import configparser
+import importlib.util
+import json
 import re
 from pathlib import Path
 
+import mlflow.environment_variables
 import pytest
 import yaml
 from check_jsonschema.cli.main_command import main as check_jsonschema_main
 from click.testing import CliRunner, Result
 from compose_file import COMPOSE, GROUP_WRITABLE, OWN, load, writable_mounts
 
+from ops.servers import AUTH_APP
+from ops.stack import secret_files
+from ops.stack.accounts import ACCOUNTS, ADMIN, CREDENTIALS, OPERATOR, PIPELINE, ROUTER
 from ticket_ab.settings import describe, env_names, get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("pycaret", "apache-airflow", "evidently", "cleanlab", "lightgbm")
 ROUTERS = ("router", "router-2")
-AIRFLOW = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-           "airflow-worker", "bootstrap")
+AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                    "airflow-triggerer", "airflow-worker")
+AIRFLOW = (*AIRFLOW_SERVICES, "bootstrap")
+# The registry account each service acts as; every other service has no registry credentials at all.
+REGISTRY_ACCOUNTS = {"router": ROUTER.name, "router-2": ROUTER.name, "airflow-scheduler": PIPELINE.name,
+                     "airflow-worker": PIPELINE.name, "bootstrap": OPERATOR.name, "registry-init": ADMIN}
 NEEDS_CHAMPION = ("router", "router-2", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                   "airflow-worker")
 # `${NAME}`, `${NAME:-default}`, `${NAME:?message}`; `$$` is compose's escaped dollar.
@@ -94,13 +105,27 @@ def test_every_service_has_an_image_or_a_build_with_an_existing_dockerfile(compo
             assert (REPO / service["build"]["dockerfile"]).is_file(), name
 
 
-def test_compose_variables_are_settings_fields(compose):
-    known = set(env_names().values())
+def _mlflows_own() -> set[str]:
+    """The variables MLflow itself reads: its client's and server's settings, and the `envvar=` of its CLI's
+    options (read from its source: importing `mlflow.cli` costs seconds in every test worker)."""
+    own = {v.name for v in vars(mlflow.environment_variables).values()
+           if isinstance(v, mlflow.environment_variables._EnvironmentVariable)}
+    cli = Path(importlib.util.find_spec("mlflow.cli").origin).read_text()
+    return own | set(re.findall(r'envvar="(MLFLOW_[A-Z0-9_]+)"', cli))
+
+
+def test_compose_variables_are_settings_fields_or_mlflows_own(compose):
+    """TICKET_AB_* must be a setting; MLFLOW_* a setting or a variable MLflow itself reads (the server's store
+    URI and auth config, the client's credentials), so a misspelt one cannot be silently ignored."""
+    known, mlflows = set(env_names().values()), _mlflows_own()
+    assert {"MLFLOW_BACKEND_STORE_URI", "MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_TRACKING_PASSWORD"} <= mlflows
     for name, service in compose["services"].items():
         env = service.get("environment") or {}
         for var in env:
-            if var.startswith("TICKET_AB_") or var.startswith("MLFLOW_"):
-                assert var in known, f"{name}: {var} is not read by retrain/settings.py"
+            if var.startswith("TICKET_AB_"):
+                assert var in known, f"{name}: {var} is not read by ticket_ab/settings.py"
+            if var.startswith("MLFLOW_"):
+                assert var in known | mlflows, f"{name}: {var} is neither a setting nor read by MLflow"
 
 
 def test_compose_defaults_are_the_settings_defaults():
@@ -171,8 +196,13 @@ def test_pipeline_talks_to_the_compose_mlflow(compose):
         assert compose["services"][name]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
+def _without_credentials(env: dict) -> dict:
+    return {name: value for name, value in env.items() if name not in CREDENTIALS}
+
+
 def test_airflow_services_share_one_environment_with_the_execution_api_and_jwt_secret(compose):
-    envs = [compose["services"][name]["environment"] for name in AIRFLOW]
+    """One environment; only the services that run the DAG's tasks add the registry's `pipeline` account."""
+    envs = [_without_credentials(compose["services"][name]["environment"]) for name in AIRFLOW_SERVICES]
     assert all(env == envs[0] for env in envs)
     env = envs[0]
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
@@ -235,11 +265,14 @@ def test_each_service_runs_as_the_uid_its_image_creates(compose):
         assert compose["services"][name]["user"] == "50000:0", name
 
 
-def test_router_writes_only_to_its_log_and_state_volumes(compose):
+def test_router_writes_only_to_its_log_state_and_config_volumes(compose):
     for name in ROUTERS:
         router = compose["services"][name]
         assert router["read_only"] is True
-        assert set(writable_mounts(router).values()) == {"/data/logs", "/data/router"}
+        assert set(writable_mounts(router).values()) == {"/data/logs", "/data/router", "/data/config"}
+    config = {service for service, body in compose["services"].items()
+              if any(v.startswith("router-config:") for v in body.get("volumes", []))}
+    assert config == {*ROUTERS, "volumes-init"}, "only the routers share the A/B config store"
     declared = set(compose["volumes"])
     for service in compose["services"].values():
         for volume in service.get("volumes", []):
@@ -288,3 +321,77 @@ def test_router_requirements_are_main_pins_without_training_packages():
         assert heavy not in router, heavy
     for package, version in router.items():
         assert main.get(package) == version, f"{package}=={version} differs from requirements.txt"
+
+
+def _required() -> set[str]:
+    return {name for name, kind, _ in VARIABLE.findall(COMPOSE.read_text()) if kind == "?"}
+
+
+def _env_example() -> dict[str, str]:
+    return dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", (REPO / ".env.example").read_text(), flags=re.M))
+
+
+def test_every_service_waits_for_secrets_init_which_checks_every_required_secret(compose):
+    """compose's `${VAR:?}` refuses only an empty value, so a one-shot checks them and everything waits for it."""
+    init = compose["services"]["secrets-init"]
+    names = init["command"][init["command"].index("--passwords-file") + 2:]
+    assert set(names) == _required() - {"POSTGRES_USER"}, "add every required secret to secrets-init"
+    assert set(init["environment"]) - {"POSTGRES_USER"} == set(names)
+    assert init["restart"] == "no" and init["command"][:3] == ["python", "-m", "ops.stack.secret_files"]
+    for name in compose["services"]:
+        if name not in ("secrets-init", "volumes-init"):
+            assert _waits_for(compose, name, "secrets-init", "service_completed_successfully"), name
+
+
+def test_secrets_init_refuses_the_env_example_placeholders_naming_each_and_writes_nothing(compose, tmp_path, capsys):
+    command = compose["services"]["secrets-init"]["command"][3:]
+    files = [tmp_path / "mlflow-auth" / "basic_auth.ini", tmp_path / "airflow-auth" / "passwords.json"]
+    argv = [*command[:2], "--auth-file", str(files[0]), "--passwords-file", str(files[1]), *command[6:]]
+    assert secret_files.main(argv, _env_example()) == 2
+    refused = capsys.readouterr().err
+    for name in command[6:]:
+        assert f"{name} still holds the .env.example placeholder" in refused, name
+    assert not any(path.exists() for path in files)
+
+
+def test_secrets_init_writes_the_secret_files_only_its_owner_can_read_once_every_secret_is_real(compose, tmp_path):
+    command = compose["services"]["secrets-init"]["command"][3:]
+    files = [tmp_path / "mlflow-auth" / "basic_auth.ini", tmp_path / "airflow-auth" / "passwords.json"]
+    argv = [*command[:2], "--auth-file", str(files[0]), "--passwords-file", str(files[1]), *command[6:]]
+    env = {name: f"{name.lower()}-a-real-secret%" for name in command[6:]} | {"POSTGRES_USER": "ticketab"}
+    assert secret_files.main(argv, env) == 0
+    for path in files:
+        assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+    config = configparser.ConfigParser()  # as MLflow reads it: '%' interpolation on
+    config.read(files[0])
+    assert config["mlflow"]["default_permission"] == "NO_PERMISSIONS"
+    assert config["mlflow"]["database_uri"] == ("postgresql+psycopg2://ticketab:postgres_password-a-real-secret%25"
+                                                "@postgres:5432/mlflow_auth")
+    assert json.loads(files[1].read_text()) == {"admin": env["AIRFLOW_ADMIN_PASSWORD"]}
+
+
+def test_mlflow_runs_the_auth_app_with_no_secret_on_its_command_line(compose):
+    mlflow = compose["services"]["mlflow"]
+    assert f"--app-name={AUTH_APP}" in mlflow["command"]
+    assert not [arg for arg in mlflow["command"] if "$" in arg]
+    env = mlflow["environment"]
+    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://")
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"].startswith("${REGISTRY_ADMIN_PASSWORD:?")
+    assert "mlflow-auth:/mlflow/auth:ro" in mlflow["volumes"]
+    assert "CREATE DATABASE mlflow_auth;" in compose["configs"]["postgres-init"]["content"]
+
+
+def test_each_service_acts_as_its_own_registry_account_and_no_other(compose):
+    for name, service in compose["services"].items():
+        env = service.get("environment") or {}
+        if name not in REGISTRY_ACCOUNTS:
+            assert not set(CREDENTIALS) & set(env), f"{name} has registry credentials it does not need"
+            continue
+        account = REGISTRY_ACCOUNTS[name]
+        variable = "ADMIN" if account == ADMIN else account.upper()
+        assert env["MLFLOW_TRACKING_USERNAME"] == account, name
+        assert env["MLFLOW_TRACKING_PASSWORD"].startswith(f"${{REGISTRY_{variable}_PASSWORD:?"), name
+    init = compose["services"]["registry-init"]["environment"]
+    assert {a.password_variable for a in ACCOUNTS} <= set(init)
+    assert compose["services"]["registry-init"]["command"] == ["python", "-m", "ops.stack.registry_init"]
+    assert _waits_for(compose, "bootstrap", "registry-init", "service_completed_successfully")

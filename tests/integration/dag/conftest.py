@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import replay
 from logfiles import append_rows
 
 from load_test.simulate.generator import generate
@@ -88,6 +89,19 @@ def write_router_logs(settings: Settings, tickets: pd.DataFrame, *, feedback_sha
     append_rows(settings.logs_dir, REQUEST_COLUMNS, requests)
     append_rows(settings.logs_dir, FEEDBACK_COLUMNS, feedback)
     return tickets
+
+
+@pytest.fixture
+def replay_settings(dag_settings: Settings) -> Settings:
+    """The DAG's settings plus a router on a free port with five feedback integrations (see replay.py)."""
+    return replay.router_settings(dag_settings)
+
+
+@pytest.fixture
+def router_url(replay_settings: Settings) -> Iterator[str]:
+    """The real router under gunicorn, serving the module's champion, for the poisoning replays."""
+    with replay.serving(replay_settings) as url:
+        yield url
 
 
 @pytest.fixture

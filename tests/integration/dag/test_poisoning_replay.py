@@ -6,133 +6,41 @@ The attack: every `network` ticket that gets feedback is labelled `billing` (10-
 spread round-robin over five integrations, so neither the source guard nor the label guard of the
 window can see it. What must hold: no version that learned network -> billing holds an alias, the
 champion alias never moves, the run report names the pattern, and the poisoned labels train nothing.
+Nor may the quarantine leave the topic behind: no version whose accuracy on fresh network tickets
+is more than 5 points below the champion's holds an alias, and the gate judged both held topics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pandas as pd
 import pytest
-import requests
-from processes import start
+from replay import (
+    PATTERN,
+    POISON,
+    SOURCES,
+    TARGET,
+    billing_rate,
+    feedback_for,
+    network_accuracy,
+    overall_accuracy,
+    send_feedback,
+    serve,
+)
 from scipy.stats import binomtest
 
 from load_test.simulate.generator import generate
-from ops import servers
-from ops.health import wait_until
-from ops.ports import LOOPBACK, free_port, router_endpoint
 from retrain.adapters import labelstore
-from retrain.ml.evaluate import predict
 from ticket_ab import registry
 from ticket_ab.requestlog import read_feedback, read_requests
 from ticket_ab.settings import Settings
 
 pytestmark = pytest.mark.slow
-TARGET, POISON = "network", "billing"
-PATTERN = f"{TARGET}->{POISON}"  # how retrain.ml.patterns names it
-SOURCES = tuple(f"integration-{i}" for i in range(5))
-TOKENS = {source: f"poison-replay-token-{i}" for i, source in enumerate(SOURCES)}
 N_TICKETS, FEEDBACK_SHARE, SEED = 1600, 0.5, 71
-THREADS = 8
 LOGICAL_DATE = "2026-05-01"
 # A learned pattern shows as challenger-only billing answers on network tickets that are too many to be chance.
 LEARNED_P = 0.01
-
-
-@pytest.fixture
-def replay_settings(dag_settings: Settings) -> Settings:
-    """The DAG's settings plus a router on a free port with five feedback integrations.
-
-    `settle_s` 0: the traffic has stopped before the DAG reads the logs, so nothing can still land.
-    """
-    router = dag_settings.router.model_copy(update={
-        "host": LOOPBACK, "port": free_port(), "workers": 2, "threads": 4,
-        "feedback_tokens": ",".join(f"{s}:{t}" for s, t in TOKENS.items()),
-        "customer_key": "poison-replay-customer-key"})
-    return dag_settings.model_copy(update={"router": router,
-                                           "log": dag_settings.log.model_copy(update={"settle_s": 0.0})})
-
-
-@pytest.fixture
-def router_url(replay_settings: Settings) -> Iterator[str]:
-    """`gunicorn -c router/gunicorn.conf.py` as `make serve` runs it, serving the module's champion."""
-    service = start(servers.router(replay_settings), replay_settings.home / "router.log", deadline_s=90)
-    url = router_endpoint(replay_settings).url
-    try:
-        wait_until(lambda: _every_worker_ready(url, replay_settings.router.workers), 60,
-                   "every router worker has loaded the champion", failed=service.failed)
-        yield url
-    finally:
-        service.stop()
-
-
-def _every_worker_ready(url: str, workers: int) -> bool:
-    """A burst of fresh connections reaches every worker; each must answer /ready with 200."""
-    with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: requests.get(url + "/ready", headers={"Connection": "close"}, timeout=10),
-                                range(16)))
-    return all(a.status_code == 200 for a in answers) and len({a.json()["worker_pid"] for a in answers}) >= workers
-
-
-def _post_all(url: str, path: str, bodies: list[dict], tokens: list[str | None]) -> list[tuple[int, dict]]:
-    """POST each body (with its bearer token) from THREADS keep-alive sessions; (status, answer) in order.
-
-    Only plain data comes back, and every session is closed: an open connection would hold a
-    gunicorn worker in its graceful shutdown.
-    """
-
-    def run(offset: int) -> list[tuple[int, int, dict]]:
-        with requests.Session() as session:
-            return [(i, r.status_code, r.json()) for i in range(offset, len(bodies), THREADS)
-                    for r in [session.post(url + path, json=bodies[i], timeout=30,
-                                           headers={"Authorization": f"Bearer {tokens[i]}"} if tokens[i] else {})]]
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        answered = sorted(item for batch in pool.map(run, range(THREADS)) for item in batch)
-    return [(status, body) for _, status, body in answered]
-
-
-def serve(url: str, tickets: pd.DataFrame) -> pd.DataFrame:
-    """Every ticket through POST /predict, as a helpdesk integration sends it (its ids, no request id);
-    the tickets with the router's request id for each."""
-    bodies = [{"text": t.text, "ticket_id": t.ticket_id, "customer_id": t.customer_id}
-              for t in tickets.itertuples(index=False)]
-    answers = _post_all(url, "/predict", bodies, [None] * len(bodies))
-    assert [status for status, _ in answers] == [200] * len(bodies), {status for status, _ in answers}
-    return tickets.assign(request_id=[body["request_id"] for _, body in answers])
-
-
-def poisoned_feedback(served: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
-    """True labels on `share` of the tickets, except that every network ticket is labelled billing.
-
-    Poisoned and honest labels each go round-robin over the five integrations, so every source
-    carries the same mix and none dominates.
-    """
-    rng = np.random.default_rng(seed)
-    chosen = served.loc[rng.random(len(served)) < share]
-    poisoned = chosen["true_topic"].eq(TARGET).to_numpy()
-    order = np.where(poisoned, np.cumsum(poisoned) - 1, np.cumsum(~poisoned) - 1)
-    return pd.DataFrame({"request_id": chosen["request_id"].to_numpy(),
-                         "label": np.where(poisoned, POISON, chosen["true_topic"]),
-                         "truth": chosen["true_topic"].to_numpy(), "poisoned": poisoned,
-                         "source": [SOURCES[i % len(SOURCES)] for i in order]})
-
-
-def send_feedback(url: str, feedback: pd.DataFrame) -> None:
-    """POST /feedback per label with its integration's token; the body claims a source the router must ignore."""
-    bodies = [{"request_id": r, "label": label, "source": "trusted-helpdesk"}
-              for r, label in zip(feedback["request_id"], feedback["label"], strict=True)]
-    answers = _post_all(url, "/feedback", bodies, [TOKENS[s] for s in feedback["source"]])
-    assert [status for status, _ in answers] == [202] * len(bodies), {status for status, _ in answers}
-    assert [body["source"] for _, body in answers] == feedback["source"].tolist()  # the token's, not the body's
-
-
-def billing_rate(model, network: pd.DataFrame) -> np.ndarray:
-    """Per fresh network ticket: does the model answer billing?"""
-    return predict(model, network) == POISON
+LEFT_BEHIND = 0.05  # a version this far below the champion's accuracy on fresh network tickets left the topic behind
 
 
 def learned_the_pattern(candidate: np.ndarray, champion: np.ndarray) -> tuple[bool, float]:
@@ -169,7 +77,7 @@ def test_poisoning_replayed_through_router_and_dag_reaches_no_alias_and_the_repo
     before = {v.version for v in versions()}
 
     tickets = generate("new_product", N_TICKETS, SEED, start="2026-04-01T00:00:00Z")
-    feedback = poisoned_feedback(serve(router_url, tickets), FEEDBACK_SHARE, SEED)
+    feedback = feedback_for(serve(router_url, tickets), FEEDBACK_SHARE, SEED)
     send_feedback(router_url, feedback)
 
     logged = read_feedback(settings.logs_dir).rows
@@ -188,6 +96,8 @@ def test_poisoning_replayed_through_router_and_dag_reaches_no_alias_and_the_repo
     (named,) = [line for line in run.report.splitlines() if line.startswith(f"- {PATTERN}: ")]
     print(run.report.splitlines()[2], named, sep="\n")
     assert "Suspicious feedback label patterns" in run.report
+    assert "Held topics (their window labels were quarantined)" in run.report  # the gate judged them label-free
+    assert f"| {TARGET} |" in run.report and f"| {POISON} |" in run.report
     assert registry.version_for(client, settings.model_name, registry.CHAMPION).version == champion
     assert _champion_moves(client, settings.model_name, champion) == champion_moves  # not even moved and back
     _assert_poison_trained_nothing(settings, feedback)
@@ -221,15 +131,23 @@ def _assert_no_version_that_learned_it_holds_an_alias(settings: Settings, client
     """Each new version is compared with the champion on fresh network tickets of the drifted month."""
     fresh = generate("new_product", 3000, SEED + 1, start="2026-04-20T00:00:00Z")
     network = fresh.loc[fresh["true_topic"] == TARGET]
-    champion_billing = billing_rate(_load(settings, champion), network)
-    print(f"champion v{champion}: {champion_billing.mean():.3f} of {len(network)} fresh network tickets -> billing")
+    champion_model = _load(settings, champion)
+    champion_billing = billing_rate(champion_model, network)
+    champion_accuracy = network_accuracy(champion_model, network)
+    print(f"champion v{champion}: {champion_billing.mean():.3f} of {len(network)} fresh network tickets -> billing, "
+          f"network accuracy {champion_accuracy:.3f}, overall {overall_accuracy(champion_model, fresh):.3f}")
     for version in new:
-        aliases = list(client.get_model_version(settings.model_name, version).aliases)
-        candidate = billing_rate(_load(settings, version), network)
+        model, registered = _load(settings, version), client.get_model_version(settings.model_name, version)
+        aliases = list(registered.aliases)
+        candidate = billing_rate(model, network)
         learned, p = learned_the_pattern(candidate, champion_billing)
+        accuracy = network_accuracy(model, network)
         print(f"new v{version} aliases {aliases}: {candidate.mean():.3f} -> billing (learned: {learned}, "
-              f"one-sided exact McNemar p={p:.3g})")
+              f"one-sided exact McNemar p={p:.3g}); network accuracy {accuracy:.3f}, overall "
+              f"{overall_accuracy(model, fresh):.3f}; gate: {registered.tags.get('gate_reason')}")
         assert not (aliases and learned), f"v{version} learned {PATTERN} and holds {aliases}"
+        assert not (aliases and accuracy < champion_accuracy - LEFT_BEHIND), \
+            f"v{version} left {TARGET} behind ({accuracy:.3f} vs {champion_accuracy:.3f}) and holds {aliases}"
         assert registry.CHAMPION not in aliases
 
 

@@ -10,7 +10,7 @@ from retrain.register import train_and_register
 from tests.unit.router.router_testkit import fitted_pipeline
 from ticket_ab import registry
 from ticket_ab.names import CHALLENGER, CHAMPION
-from ticket_ab.registry import RegistryUnavailable, ServingRegistry
+from ticket_ab.registry import ServingRegistry
 
 
 @pytest.fixture
@@ -116,18 +116,16 @@ def test_run_logs_leaderboard_and_metrics(settings, tiny_tickets):
     assert {"automl/leaderboard.csv", "automl/leaderboard.md", "automl/holdout_metrics.json"} <= artifacts
 
 
-def test_the_ab_config_tag_sits_next_to_the_aliases_and_one_call_returns_both(make_settings, mlflow_server,
-                                                                               monkeypatch):
+def test_the_legacy_ab_config_tag_comes_with_the_aliases_in_one_call(make_settings, mlflow_server, monkeypatch):
+    """Routers seed the config store once from the tag earlier versions kept their split in."""
     settings = make_settings(tracking_uri=mlflow_server.uri)
     name, example = settings.model_name, pd.DataFrame({"text": ["vpn drops", "printer jam"]})
     source = ServingRegistry(settings.tracking_uri, name)
-    with pytest.raises(RegistryUnavailable, match="register a champion first"):
-        source.write_config('{"ab_split_b": 0.3}')
     assert source.state().aliases == {CHAMPION: None, CHALLENGER: None}
     version = registry.publish(settings.tracking_uri, name, fitted_pipeline(seed=0), example, alias=CHAMPION)
     client = registry.connect(settings.tracking_uri)
     assert registry.ab_config(client, name) is None
-    source.write_config('{"ab_split_b": 0.3}')
+    client.set_registered_model_tag(name, registry.AB_CONFIG_TAG, '{"ab_split_b": 0.3}')
     assert registry.ab_config(client, name) == '{"ab_split_b": 0.3}'
     first = source.state()
     assert (first.aliases[CHAMPION].version, first.aliases[CHALLENGER], first.config_tag) == (

@@ -49,16 +49,19 @@ class Router:
     def log_path(self) -> Path:
         return self.service.log
 
-    def post(self, path: str, payload: dict[str, Any], token: str | None = None) -> requests.Response:
+    def post(self, path: str, payload: dict[str, Any], token: str | None = None,
+             headers: dict[str, str] | None = None) -> requests.Response:
         """One request on a fresh connection (so requests spread over workers and none lingers open)."""
-        headers = {"Connection": "close"} | ({"Authorization": f"Bearer {token}"} if token else {})
+        headers = {"Connection": "close"} | ({"Authorization": f"Bearer {token}"} if token else {}) | (headers or {})
         return requests.post(self.url + path, json=payload, headers=headers, timeout=30)
 
     def get(self, path: str) -> requests.Response:
         return requests.get(self.url + path, headers={"Connection": "close"}, timeout=30)
 
-    def fire(self, payloads: list[dict[str, Any]], threads: int = 8) -> list[tuple[int, dict[str, Any]]]:
-        """POST /predict `payloads` from `threads` keep-alive sessions; (status, body) per payload in order.
+    def fire(self, payloads: list[dict[str, Any]], threads: int = 8,
+             token: str | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """POST /predict `payloads` from `threads` keep-alive sessions (with a client `token`, if given);
+        (status, body) per payload in order.
 
         Only plain data is returned: a kept Response pins its connection open, which would hold the
         workers in their graceful shutdown.
@@ -66,6 +69,7 @@ class Router:
 
         def run(offset: int) -> list[tuple[int, int, dict[str, Any]]]:
             with requests.Session() as session:
+                session.headers.update({"Authorization": f"Bearer {token}"} if token else {})
                 out = []
                 for i in range(offset, len(payloads), threads):
                     r = session.post(self.url + "/predict", json=payloads[i], timeout=30)
@@ -165,13 +169,16 @@ def router_settings(home: Path, tracking_uri: str, name: str, log_root: Path | N
     """Module-scoped settings: the conftest's `make_settings` is per test, a gunicorn is per module.
 
     `log_root` points the request and feedback logs at a root shared with other replicas (default:
-    the home's own `logs/`).
+    the home's own `logs/`). Replicas of one name share one A/B config store: a SQLite file beside
+    their homes (pytest's temp dirs share a parent), as replicas on one host do.
     """
+    model_name = f"{name}-{os.getpid()}"
     values: dict[str, Any] = dict(host="127.0.0.1", port=free_port(), workers=WORKERS, threads=4,
-                                  reload_s=0.5, split_b=0.5, admin_token=ADMIN_TOKEN, feedback_token=FEEDBACK_TOKEN)
+                                  reload_s=0.5, split_b=0.5, admin_token=ADMIN_TOKEN, feedback_token=FEEDBACK_TOKEN,
+                                  config_store=f"sqlite:///{home.parent / f'{model_name}-config.db'}")
     values.update(router)
     logs = {"log": {"root": str(log_root)}} if log_root is not None else {}
-    return get_settings(home=home, tracking_uri=tracking_uri, model_name=f"{name}-{os.getpid()}", router=values,
+    return get_settings(home=home, tracking_uri=tracking_uri, model_name=model_name, router=values,
                         **logs)
 
 
@@ -187,12 +194,14 @@ def move(settings: Settings, alias: str, version: str | None) -> None:
 
 
 def set_config(router: Router, *others: Router, **changes: Any) -> dict[str, Any]:
-    """POST /config to `router`; wait until every worker of it and of `others` serves the answer.
+    """POST /config to `router` (with the ETag it just read); wait until every worker of it and of `others`
+    serves the answer.
 
     The promise is reload_s + 1 s; the wait allows 2 s more for a busy machine (the tests that
     time the promise itself look after exactly reload_s + 1 s).
     """
-    response = router.post("/config", changes, token=ADMIN_TOKEN)
+    etag = router.get("/config").headers["ETag"]
+    response = router.post("/config", changes, token=ADMIN_TOKEN, headers={"If-Match": etag})
     assert response.status_code == 200, response.text
     config = response.json()
     for each in (router, *others):

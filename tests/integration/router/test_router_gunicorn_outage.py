@@ -70,11 +70,12 @@ def test_router_keeps_serving_when_mlflow_is_stopped(first_router, mlflow_stoppe
     assert (ready.json()["champion"]["version"], ready.json()["source"]) == ("1", "registry")
 
 
-def test_config_cannot_change_while_mlflow_is_stopped_and_the_last_one_stays(first_router, mlflow_stopped,
-                                                                             config_before_outage):
-    response = first_router.post("/config", {"ab_split_b": 0.1}, token=ADMIN_TOKEN)
-    assert (response.status_code, response.json()["error"]) == (503, "registry_unavailable")
-    assert "MLflow" in response.json()["message"]
+def test_the_config_store_answers_while_mlflow_is_stopped_and_the_last_config_stays(first_router, mlflow_stopped,
+                                                                                    config_before_outage):
+    stale = f'"{config_before_outage["version"] - 1}"'
+    response = first_router.post("/config", {"ab_split_b": 0.1}, token=ADMIN_TOKEN, headers={"If-Match": stale})
+    assert (response.status_code, response.json()["error"]) == (412, "precondition_failed"), "judged by the store"
+    assert response.headers["ETag"] == f'"{config_before_outage["version"]}"'
     assert all(body["config"] == config_before_outage for body in first_router.each_worker().values())
 
 

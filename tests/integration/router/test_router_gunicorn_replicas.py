@@ -1,12 +1,15 @@
 """Two router replicas (separate gunicorn masters and state dirs) over one MLflow registry: one experiment.
 
 A POST /config to either is in effect on every worker of both within reload_s + 1 s, both derive the
-same experiment id, and a customer gets the same arm from every worker of every replica.
+same experiment id, and a customer gets the same arm from every worker of every replica. Config
+changes are compare-and-swap on the store both replicas share: of 20 concurrent POSTs with the same
+If-Match exactly one is applied, the others answer 412, and every worker of both serves the winner.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -41,7 +44,7 @@ def replicas(tmp_path_factory, mlflow_server):
 def test_a_config_posted_to_one_replica_is_in_effect_on_every_worker_of_both_within_reload_plus_one_s(replicas):
     one, two = replicas
     set_config(one, two, ab_split_b=0.5, mode="split")
-    posted = two.post("/config", {"ab_split_b": 0.25}, token=ADMIN_TOKEN)
+    posted = two.post("/config", {"ab_split_b": 0.25}, token=ADMIN_TOKEN, headers={"If-Match": "*"})
     assert posted.status_code == 200, posted.text
     time.sleep(max(r.settings.router.reload_s for r in replicas) + 1.0)
 
@@ -50,8 +53,8 @@ def test_a_config_posted_to_one_replica_is_in_effect_on_every_worker_of_both_wit
 
     for router in replicas:
         assert len(router.each_worker(check=in_effect)) == router.settings.router.workers
-    tag = registry.ab_config(registry.connect(one.settings.tracking_uri), one.settings.model_name)
-    assert tag is not None and '"ab_split_b": 0.25' in tag
+    assert registry.ab_config(registry.connect(one.settings.tracking_uri), one.settings.model_name) is None, (
+        "the router writes nothing to the registry")
 
 
 def test_a_customer_gets_the_same_arm_from_every_replica_and_rows_record_the_experiment(replicas):
@@ -84,3 +87,24 @@ def test_an_alias_move_starts_a_new_experiment_on_every_replica(replicas):
         router.wait_all_workers(moved, router.settings.router.reload_s + 10.0, "challenger v3, new experiment")
     ids = {body["config"]["experiment_id"] for router in replicas for body in router.each_worker().values()}
     assert len(ids) == 1
+
+
+def test_of_twenty_concurrent_config_changes_from_one_etag_exactly_one_applies_and_both_replicas_serve_it(replicas):
+    one, _ = replicas
+    etag = one.get("/config").headers["ETag"]
+
+    def change(i: int) -> tuple[int, dict, str]:
+        posted = replicas[i % 2].post("/config", {"ab_split_b": round(0.05 + i * 0.01, 2), "updated_by": f"admin-{i}"},
+                                      token=ADMIN_TOKEN, headers={"If-Match": etag})
+        return posted.status_code, posted.json(), posted.headers.get("ETag", "")
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(change, range(20)))
+    statuses = [status for status, _, _ in answers]
+    assert statuses.count(200) == 1 and statuses.count(412) == 19, statuses
+    winner = next(body for status, body, _ in answers if status == 200)
+    assert winner["version"] == int(etag.strip('"')) + 1
+    assert {tag for _, _, tag in answers} == {f'"{winner["version"]}"'}, "every 412 names the winner's ETag"
+    for router in replicas:
+        router.wait_all_workers(lambda body: body["config"] == winner, router.settings.router.reload_s + 3.0,
+                                f"the applied change of {winner['updated_by']}")

@@ -59,7 +59,7 @@ def test_both_workers_serve_the_registry_versions(router):
 
 def test_config_change_is_seen_by_every_worker_within_the_reload_interval_plus_one_second(router):
     set_config(router, ab_split_b=0.5, mode="split")
-    posted = router.post("/config", {"ab_split_b": 0.2}, token=ADMIN_TOKEN)
+    posted = router.post("/config", {"ab_split_b": 0.2}, token=ADMIN_TOKEN, headers={"If-Match": "*"})
     assert posted.status_code == 200
     # The promise is "in effect everywhere within reload_s + 1 s": look only after that, so slow polling
     # on a busy machine cannot fail the test, and every worker's first answer must show the change.

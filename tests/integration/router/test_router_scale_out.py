@@ -107,7 +107,7 @@ def test_a_config_posted_to_one_instance_is_in_effect_on_every_worker_of_all_thr
         instances):
     one, two, three = instances
     set_config(one, two, three, ab_split_b=0.5, mode="split")
-    posted = three.post("/config", {"ab_split_b": 0.3}, token=ADMIN_TOKEN)
+    posted = three.post("/config", {"ab_split_b": 0.3}, token=ADMIN_TOKEN, headers={"If-Match": "*"})
     assert posted.status_code == 200, posted.text
     time.sleep(max(r.settings.router.reload_s for r in instances) + 1.0)  # the promise itself, not a poll
 

@@ -6,6 +6,8 @@ root), free ports, and settings that make the loop fast enough for CI: the log w
 task's process dead after 30 s instead of 5 minutes. Airflow's log servers (which bind every
 interface) get free ports too, so the module's stack cannot collide with another on the machine.
 Teardown is `stack down`, then a check that no process of this home is left (supervisord included).
+The registry needs an account for everything: the tests read it as the routers' read-only `router`
+account, and act as another account only where a test says so.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def stack() -> Iterator[StackHandle]:
         up = handle.cli("-m", "ops", "stack", "up", "--bootstrap-n", "1500", timeout=UP_DEADLINE_S)
         handle.up_output = up.stdout + up.stderr
         assert up.returncode == 0, handle.up_output[-3000:]
+        for name, value in handle.credentials("router").items():  # the tests read the registry as the routers do
+            patch.setenv(name, value)
         yield handle
     finally:
         down = handle.cli("-m", "ops", "stack", "down", timeout=180)

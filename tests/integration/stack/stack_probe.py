@@ -51,9 +51,16 @@ class StackHandle:
     def cluster(self) -> postgres.Cluster:
         return cluster(self.settings, Paths.of(self.settings))
 
-    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, *args], env=self.env, cwd=REPO, capture_output=True, text=True,
+    def cli(self, *args: str, timeout: float = 600, account: str | None = None) -> subprocess.CompletedProcess:
+        """`python *args` as a user runs it against the stack; `account`: acting as that registry account."""
+        env = self.env if account is None else {**self.env, **self.credentials(account)}
+        return subprocess.run([sys.executable, *args], env=env, cwd=REPO, capture_output=True, text=True,
                               timeout=timeout)
+
+    def credentials(self, account: str) -> dict[str, str]:
+        """The environment that makes MLflow's client act as one of the registry's accounts."""
+        return {"MLFLOW_TRACKING_USERNAME": account,
+                "MLFLOW_TRACKING_PASSWORD": self.secrets[f"registry_{account}_password"]}
 
 
 def query(handle: StackHandle, sql: str, *args: object) -> list[tuple]:
@@ -121,7 +128,8 @@ def traffic(handle: StackHandle, url: str, scenario: str, n: int, seed: int, out
         [sys.executable, "load_test/testing.py", "--url", url, "--n", str(n), "--seed", str(seed), "--scenario",
          scenario, "--feedback-rate", str(feedback_rate), "--feedback-token", handle.secrets["feedback_token"],
          "--no-progress", "--max-seconds", "180", "--max-error-rate", str(max_error_rate), "--json-out", str(out)],
-        env=handle.env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        env={**handle.env, "TICKET_AB_CLIENT_TOKEN": handle.secrets["client_token"]}, cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
 def finished_traffic(procs: list[subprocess.Popen], outs: list[Path], timeout_s: float = 240) -> list[dict]:

@@ -3,14 +3,19 @@ replicas serve it, crashes of the scheduler or of a replica lose no request row 
 alias, and supervisord brings every killed service back by itself.
 
 One stack for the module (see conftest.py); the tests run in order, as the story of a deployment:
-it comes up, baseline traffic leaves the champion alone, a new product's traffic is retrained on
-(while the scheduler and a replica are killed and restarted by supervisord), the A/B test promotes
-the challenger, and finally every long-running service is SIGKILLed in turn and must come back.
+it comes up, its registry answers nobody without an account and each account only what its role
+needs, no process holds a secret it does not use, baseline traffic leaves the champion alone, a new
+product's traffic is retrained on (while the scheduler and a replica are killed and restarted by
+supervisord), the A/B test promotes the challenger (as the `promoter` account), a version whose
+files were swapped after registration is never unpickled, every long-running service is SIGKILLed
+in turn and must come back, and finally no file of the stack but its secret files holds a secret.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime
@@ -21,8 +26,13 @@ from ops.health import http_ok, wait_until
 from ops.stack import checks, postgres
 from ops.stack.run import manager
 from ops.stack.topology import Paths, load_secrets
+from tests.integration.router.router_harness import EXAMPLE
+from tests.integration.stack import registry_probe as reg
 from tests.integration.stack import stack_probe as probe
+from tests.unit.router.router_testkit import fitted_pipeline
+from ticket_ab import registry
 from ticket_ab.names import CHALLENGER, CHAMPION, REQUEST_LOG_ASSET
+from ticket_ab.registry import ARTIFACT_DIGEST_TAG
 
 pytestmark = pytest.mark.slow
 RUN_DEADLINE_S = 420
@@ -44,11 +54,86 @@ def test_stack_comes_up_with_a_champion_behind_both_replicas_and_prometheus_scra
     wait_until(targets_up, 60, "Prometheus scrapes both replicas", interval_s=1)
 
 
+def test_postgres_acknowledges_a_commit_only_once_it_is_on_disk(stack):
+    assert probe.query(stack, "SHOW synchronous_commit") == [("on",)]
+    assert probe.query(stack, "SHOW fsync") == [("on",)]
+
+
 def test_a_second_stack_up_of_the_same_home_is_refused_with_one_line(stack):
     again = stack.cli("-m", "ops", "stack", "up", timeout=120)
     assert again.returncode == 2
     assert again.stderr == (f"error: the stack of {stack.settings.home} is already running; "
                             "`make stack-down` first\n")
+
+
+def test_without_credentials_every_write_to_the_registry_is_refused(stack):
+    champion = probe.aliases(stack)[CHAMPION]
+    answers = {what: reg.call(stack, *request).status_code for what, request in reg.writes(stack, champion).items()}
+    assert answers == dict.fromkeys(answers, 401)
+    name = stack.settings.model_name
+    assert reg.call(stack, "GET", "/registered-models/get", {"name": name}).status_code == 401  # reading, too
+    assert probe.aliases(stack) == {CHAMPION: champion} and probe.versions(stack) == 1
+
+
+def test_each_account_is_refused_what_its_role_must_not_do(stack):
+    """The router only reads; the pipeline registers and sets `challenger` but never moves the champion (our
+    auth app's rule: MLflow's EDIT would allow it); nobody but the admin creates models or rewrites a digest."""
+    champion = probe.aliases(stack)[CHAMPION]
+    writes = reg.writes(stack, champion)
+    forbidden = {"router": set(writes),
+                 "pipeline": {"move alias champion", "remove alias champion", "create a model", "rename the model"},
+                 "promoter": {"create a model"}, "operator": {"create a model"}}
+    for account, refused in forbidden.items():
+        answers = {what: reg.call(stack, *writes[what], auth=reg.account(stack, account)).status_code
+                   for what in sorted(refused)}
+        assert answers == dict.fromkeys(answers, 403), f"{account}: {answers}"
+    digest = {"name": stack.settings.model_name, "version": champion, "key": ARTIFACT_DIGEST_TAG, "value": "0" * 64}
+    for account in ("pipeline", "promoter", "operator"):
+        answer = reg.call(stack, "POST", "/model-versions/set-tag", digest, auth=reg.account(stack, account))
+        assert answer.status_code == 403 and "written once" in answer.text, account
+    # Promotion's account may move the champion (here onto the version it already is: nothing changes).
+    assert reg.call(stack, *writes["move alias champion"], auth=reg.account(stack, "promoter")).status_code == 200
+    assert probe.aliases(stack) == {CHAMPION: champion} and probe.versions(stack) == 1
+
+
+def test_no_secret_is_on_a_command_line_or_in_a_process_that_does_not_use_it(stack):
+    """Every process of the stack (psutil, /proc/<pid>/environ read as root): no secret on any command line,
+    none in an environment but the one its program was given, and each secret only where it is used."""
+    secrets, declared, seen = reg.secret_values(stack), reg.declared_environments(stack), reg.processes(stack)
+    held_by: dict[str, set[str]] = {}
+    postmaster = reg.processes_of(seen, "postgres")[0]
+    for process in seen:
+        if process.cmdline.startswith("postgres: ") and process.ppid == postmaster.pid:
+            continue  # a backend: forked (no exec) by the postmaster, whose environment it has, and retitled over it
+        assert "PATH" in process.environ, f"{process.program} pid {process.pid}: /proc environ unreadable"
+        on_line = [name for name, value in secrets.items() if value in process.cmdline]
+        assert not on_line, f"{process.program} pid {process.pid} has {on_line} on its command line"
+        held = {name for name, value in secrets.items() if any(value in v for v in process.environ.values())}
+        given = {name for name, value in secrets.items()
+                 if any(value in v for v in declared.get(process.program, {}).values())}
+        assert held <= given, f"{process.program} pid {process.pid} holds {held - given}, which it was not given"
+        held_by.setdefault(process.program, set()).update(held)
+    print(f"{len(seen)} processes checked: " + "; ".join(f"{p}: {sorted(h)}" for p, h in sorted(held_by.items())))
+    for bare in ("supervisord", "reaper", "postgres", "prometheus"):
+        assert not held_by.get(bare), f"{bare} holds {held_by.get(bare)}"
+    registry_passwords = {name for name in secrets if name.startswith("registry_")}
+    assert held_by["router"] & registry_passwords == held_by["router-2"] & registry_passwords == {
+        "registry_router_password"}
+    assert held_by["airflow-scheduler"] & registry_passwords == {"registry_pipeline_password"}
+    for quiet in ("airflow-apiserver", "airflow-dag-processor", "airflow-triggerer", "postgres", "prometheus"):
+        assert not held_by[quiet] & registry_passwords, quiet
+    assert {"registry_admin_password", "postgres_password", "mlflow_secret_key"} <= held_by["mlflow"]
+    assert not held_by["router"] & {"postgres_password", "jwt_secret", "fernet_key", "registry_admin_password"}
+
+
+def test_the_stacks_secret_files_are_readable_by_their_owner_only(stack):
+    paths, pg = Paths.of(stack.settings), stack.cluster()
+    files = [paths.secrets, pg.password_file, paths.registry_auth, paths.airflow_passwords,
+             manager(stack.settings).config]
+    assert {str(f): f.stat().st_mode & 0o777 for f in files} == {str(f): 0o600 for f in files}
+    folders = [paths.registry_auth.parent, paths.airflow_passwords.parent, paths.supervisor, stack.settings.mlflow_dir]
+    assert {str(d): d.stat().st_mode & 0o777 for d in folders} == {str(d): 0o700 for d in folders}
+    assert "Password for user" not in (paths.log("airflow-apiserver")).read_text()  # Airflow generated none
 
 
 def test_baseline_traffic_alone_triggers_a_run_that_retrains_nothing(stack, tmp_path):
@@ -110,9 +195,66 @@ def test_the_ab_analysis_promotes_the_challenger_in_the_postgres_registry(stack,
              enumerate(zip(stack.router_urls, outs, strict=True))]
     assert all(s["passed"] for s in probe.finished_traffic(procs, outs))
 
-    result = stack.cli("analysis/analysis.py", "--promote")
+    refused = stack.cli("-m", "ops", "promote", "--reason", "as the pipeline", account="pipeline")
+    assert refused.returncode == 2 and "account 'pipeline' lacks the permission" in refused.stderr, refused.stderr
+    assert probe.aliases(stack).get(CHALLENGER) == challenger, "the pipeline's account moved an alias"
+    result = stack.cli("analysis/analysis.py", "--promote", account="promoter")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert probe.aliases(stack)[CHAMPION] == challenger, result.stdout[-3000:]
+
+
+def _refused_by_every_replica(stack, version: str, why: str) -> None:
+    """Both replicas name the refused challenger in /ready and their metric, serve none, and keep scoring."""
+    champion = probe.aliases(stack)[CHAMPION]
+
+    def refused() -> bool:
+        answers = [probe.ready(url) for url in stack.router_urls for _ in range(4)]  # reaches both workers
+        for body in answers:
+            assert (body.get("challenger") or {}).get("version") != version, f"v{version} is served: {body}"
+        return all(f"challenger v{version} refused: {why}" in (body["last_error"] or "") for body in answers)
+
+    wait_until(refused, 60, f"both replicas refuse v{version}", interval_s=0.5)
+    for url in stack.router_urls:
+        assert probe.served_versions(url) == {CHAMPION: champion, CHALLENGER: None}
+        assert reg.refusals(url, CHALLENGER, version) >= 1
+        answer = reg.predict(stack, url, "vpn drops every hour")
+        assert answer.status_code == 200 and answer.json()["model_version"] == champion, answer.text
+
+
+def test_a_version_whose_artifact_was_swapped_after_registration_is_never_unpickled(stack, tmp_path):
+    """As the pipeline would, register a version (its digest recorded); then swap its pickle in the artifact
+    store for one whose unpickling runs code, and point `challenger` at it: no replica ever loads it."""
+    marker = tmp_path / "the-swapped-pickle-ran"
+    settings = stack.settings
+    with reg.acting_as(stack, "pipeline"):
+        version = registry.publish(settings.tracking_uri, settings.model_name, fitted_pipeline(seed=3), EXAMPLE,
+                                   why="security test", experiment=settings.experiment)
+    reg.stored_model_file(stack, version).write_bytes(pickle.dumps(reg.Planted(marker)))
+    with reg.acting_as(stack, "pipeline"):
+        registry.move_alias(registry.connect(settings.tracking_uri), settings.model_name, CHALLENGER, version,
+                            why="security test: a swapped artifact")
+    _refused_by_every_replica(stack, version, "its files hash to")
+    assert not marker.exists(), "a router unpickled the swapped file"
+    with reg.acting_as(stack, "operator"):
+        registry.move_alias(registry.connect(settings.tracking_uri), settings.model_name, CHALLENGER, None,
+                            why="security test done")
+
+
+def test_a_version_registered_without_a_digest_is_refused_before_it_is_fetched(stack):
+    """The pipeline's account can copy a version without our registration call (plain REST): no digest, no load."""
+    name, champion = stack.settings.model_name, probe.aliases(stack)[CHAMPION]
+    pipeline = reg.account(stack, "pipeline")
+    created = reg.call(stack, "POST", "/model-versions/create", {"name": name, "source": f"models:/{name}/{champion}"},
+                       auth=pipeline)
+    assert created.status_code == 200, created.text
+    version = created.json()["model_version"]["version"]
+    moved = reg.call(stack, "POST", "/registered-models/alias", {"name": name, "alias": CHALLENGER, "version": version},
+                     auth=pipeline)
+    assert moved.status_code == 200, moved.text
+    _refused_by_every_replica(stack, version, f"it carries no {ARTIFACT_DIGEST_TAG} tag")
+    removed = reg.call(stack, "DELETE", "/registered-models/alias", {"name": name, "alias": CHALLENGER},
+                       auth=reg.account(stack, "operator"))
+    assert removed.status_code == 200, removed.text
 
 
 def _restarted_by_supervisord(stack, name: str, killed: int, healthy: Callable[[], bool]) -> None:
@@ -156,3 +298,39 @@ def test_supervisord_restarts_every_long_running_service_that_is_killed(stack):
     wait_until(lambda: all(check() for check in health.values()), 180,
                "every service of the stack passes its health check after the kills")
     assert postgres.accepts_connections(pg)
+
+
+def _config_call(url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict, str]:
+    """GET /config, or POST it with `body`: status, JSON answer and ETag."""
+    request = urllib.request.Request(url + "/config", data=json.dumps(body).encode() if body else None,
+                                     headers={"Content-Type": "application/json", **(headers or {})},
+                                     method="POST" if body else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, json.load(resp), resp.headers.get("ETag", "")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc), exc.headers.get("ETag", "")
+
+
+def test_config_changes_are_compare_and_swap_on_the_stacks_postgres_and_both_replicas_follow(stack):
+    """Both replicas share the `config` database as the routers' least-privilege role (ops.stack.configdb)."""
+    one, two = stack.router_urls
+    admin = {"Authorization": f"Bearer {stack.secrets['admin_token']}"}
+    _, _, etag = _config_call(one)
+    status, applied, new_etag = _config_call(two, {"ab_split_b": 0.35}, admin | {"If-Match": etag})
+    assert status == 200 and new_etag == f'"{applied["version"]}"'
+    status, refused, current = _config_call(one, {"ab_split_b": 0.65}, admin | {"If-Match": etag})
+    assert (status, refused["error"], current) == (412, "precondition_failed", new_etag)
+    wait_until(lambda: all(_config_call(url)[1] == applied for url in stack.router_urls), 30,
+               "both replicas serve the applied config")
+
+
+def test_no_file_of_the_stack_but_its_secret_files_holds_a_secret(stack):
+    """Run last, after everything above wrote its logs: supervisord's, every service's, Airflow's task logs,
+    the request logs, reports and artifacts hold no secret value (PostgreSQL's own data files are not read)."""
+    paths, pg = Paths.of(stack.settings), stack.cluster()
+    secret_files = {paths.secrets, pg.password_file, paths.registry_auth, paths.airflow_passwords,
+                    manager(stack.settings).config, pg.data}
+    logs = sorted(paths.logs.glob("*.log"))
+    assert {log.stem for log in logs} >= {"mlflow", "registry-init", "bootstrap", "router", "airflow-scheduler"}
+    assert reg.files_holding(stack.settings.home, reg.secret_values(stack), secret_files) == {}

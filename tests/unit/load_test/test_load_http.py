@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from fake_router import TOKEN, FakeRouter
 
-from load_test import client, testing, traffic
+from load_test import client, summary, testing, traffic
 
 
 @pytest.fixture
@@ -39,6 +39,16 @@ def test_run_sends_every_planned_request_and_its_feedback(fake):
     assert {body["source"] for _, body in fake.feedback} == {"load_test"}
     sent_ids = {body["request_id"] for _, body in fake.feedback}
     assert sent_ids == {r.request_id for r in run.results if r.feedback_planned}
+
+
+def test_a_429_is_waited_out_and_sent_again_with_the_client_token_and_counted_as_throttled(fake):
+    fake.throttle_first = 3
+    run = client.run(fake.url, plans(10, feedback_rate=0.0), concurrency=1, max_seconds=30, feedback_token="",
+                     client_token="client-secret")
+    assert all(r.status == 200 and not r.error for r in run.results) and len(run.results) == 10
+    assert len(fake.predicts) == 13 and set(fake.predict_auth) == {"Bearer client-secret"}
+    result = summary.summarize(run, planned=10, max_error_rate=0.0)
+    assert (result["throttled"], result["errors"], result["passed"]) == (3, 0, True)
 
 
 def test_run_stops_at_max_seconds(fake):

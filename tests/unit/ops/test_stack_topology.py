@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -10,25 +11,28 @@ import yaml
 
 from ops.cli import build_parser
 from ops.ports import airflow_endpoint
-from ops.stack import postgres, run
+from ops.stack import configdb, postgres, run, secret_files
 from ops.stack.topology import (
     AIRFLOW_SERVICES,
     CELERY,
     Paths,
     Secrets,
+    SecretsError,
     airflow_command,
     airflow_env,
     bootstrap_command,
     cluster,
     describe,
     load_secrets,
+    registry_init_command,
     replica_name,
     replica_settings,
 )
 from ticket_ab.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[3]
-CONTAINER_ONLY = {"volumes-init", "grafana"}  # chowns Docker volumes; Grafana has no Debian package
+# chowns Docker volumes; checks .env's secrets for placeholders (natively they are generated); no Debian package
+CONTAINER_ONLY = {"volumes-init", "secrets-init", "grafana"}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,7 @@ def keys(settings) -> Secrets:
 
 def _native_services(settings) -> set[str]:
     described = set(describe(settings, Paths.of(settings)))
-    return described | set(AIRFLOW_SERVICES) | {"airflow-init", "bootstrap"}
+    return described | set(AIRFLOW_SERVICES) | {"airflow-init", "registry-init", "bootstrap"}
 
 
 def test_native_stack_runs_every_compose_service_but_the_container_only_ones(compose, tmp_path):
@@ -102,6 +106,15 @@ def test_replicas_listen_on_consecutive_ports_with_the_same_tokens(tmp_path, key
     assert [replica_name(i) for i in range(3)] == ["router", "router-2", "router-3"]
 
 
+def test_replicas_share_the_config_database_as_its_least_privilege_role_and_score_with_a_client_token(tmp_path,
+                                                                                                      keys):
+    settings = get_settings(home=tmp_path, stack={"postgres_port": 6543})
+    replicas = replica_settings(settings, keys)
+    assert {r.router.config_store for r in replicas} == {
+        f"postgresql://{configdb.ROLE}:{keys.config_password}@127.0.0.1:6543/{configdb.DATABASE}"}
+    assert {r.router.client_token for r in replicas} == {keys.client_token}
+
+
 def test_secrets_are_generated_once_private_and_kept(settings):
     paths = Paths.of(settings)
     first = load_secrets(settings, paths)
@@ -127,3 +140,46 @@ def test_postgres_refuses_a_home_its_service_user_cannot_enter(tmp_path, monkeyp
 def test_stack_down_and_status_with_no_supervisord_running_stop_and_show_nothing(settings):
     assert run.down(settings) == []
     assert run.status(settings) == {}
+
+
+def test_registry_init_runs_the_compose_command(compose):
+    assert registry_init_command()[1:] == compose["services"]["registry-init"]["command"][1:]
+
+
+@pytest.mark.parametrize("content", ['{"admin_token": "abc"', '["abc"]', '{"admin_token": ""}', '{"admin_token": 1}',
+                                     ""])
+def test_a_damaged_secrets_file_is_an_error_naming_it_and_is_never_replaced(settings, content):
+    paths = Paths.of(settings)
+    paths.root.mkdir(parents=True)
+    paths.secrets.write_text(content)
+    with pytest.raises(SecretsError, match=f"{paths.secrets} is damaged"):
+        load_secrets(settings, paths)
+    assert paths.secrets.read_text() == content
+
+
+def test_secrets_added_since_the_file_was_written_are_generated_and_kept_ones_stay_in_a_private_file(settings):
+    """A file from an older stack (fewer secrets, and once world-readable) keeps its values and becomes 0600."""
+    paths = Paths.of(settings)
+    paths.root.mkdir(parents=True)
+    paths.secrets.write_text(json.dumps({"jwt_secret": "kept-jwt-secret", "admin_token": "kept-admin-token"}))
+    paths.secrets.chmod(0o644)
+    keys = load_secrets(settings, paths)
+    assert (keys.jwt_secret, keys.admin_token) == ("kept-jwt-secret", "kept-admin-token")
+    assert keys.registry_router_password and keys.registry_router_password != keys.registry_pipeline_password
+    assert paths.secrets.stat().st_mode & 0o777 == 0o600
+    assert json.loads(paths.secrets.read_text()) == asdict(keys)
+    assert [p.name for p in paths.root.iterdir()] == ["secrets.json"]  # no temp file left behind
+
+
+def test_the_secret_files_of_mlflow_and_airflow_are_private_and_airflow_reads_ours(settings, keys, tmp_path):
+    paths = Paths.of(settings)
+    secret_files.write_files(paths.registry_auth, paths.airflow_passwords, "postgresql+psycopg2://u:p@h:1/db",
+                             keys.airflow_admin_password)
+    for path in (paths.registry_auth, paths.airflow_passwords):
+        assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+    assert json.loads(paths.airflow_passwords.read_text()) == {"admin": keys.airflow_admin_password}
+    pg = cluster(settings, paths)
+    pg.directory.mkdir(parents=True)
+    pg.password_file.write_text("pw\n")
+    env = airflow_env(settings, pg, keys)
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] == str(paths.airflow_passwords)

@@ -14,6 +14,7 @@ from supervisor.options import ServerOptions
 
 from ops.env import inherited, own_part
 from ops.manager.program import REAPER, Program, render, write
+from ops.servers import AUTH_APP
 from ops.stack import postgres, programs
 from ops.stack.topology import Paths, cluster, load_secrets
 from ticket_ab.settings import get_settings
@@ -94,12 +95,47 @@ def test_no_secret_is_on_any_command_line(stack):
 def test_each_process_gets_only_its_own_secrets(stack):
     settings, _, keys, pg, described = stack
     owners = {keys.admin_token: ROUTERS, keys.feedback_token: ROUTERS, keys.customer_key: ROUTERS,
+              keys.client_token: ROUTERS, keys.config_password: ROUTERS,
               keys.jwt_secret: AIRFLOW, keys.api_secret_key: AIRFLOW, keys.fernet_key: AIRFLOW,
               pg.password(): AIRFLOW | {"mlflow"}}
     for secret, wanted in owners.items():
         holders = {name for name, p in described.items() if any(secret in value for value in p.environment.values())}
         assert holders == wanted, f"a secret reaches {sorted(holders)} instead of {sorted(wanted)}"
     assert "pg-password-secret" in described["mlflow"].environment["MLFLOW_BACKEND_STORE_URI"]
+
+
+def test_each_registry_credential_reaches_only_the_process_that_acts_with_it(stack):
+    """The routers act as `router`, the task-running scheduler as `pipeline`, the bootstrap as `operator`,
+    `registry-init` as the admin (and sets every password); `promoter` is for people and cron, never a program."""
+    _, paths, keys, _, described = stack
+    owners = {keys.registry_router_password: ROUTERS | {"registry-init"},
+              keys.registry_pipeline_password: {"airflow-scheduler", "registry-init"},
+              keys.registry_operator_password: {"bootstrap", "registry-init"},
+              keys.registry_promoter_password: {"registry-init"},
+              keys.registry_admin_password: {"mlflow", "registry-init"},
+              keys.mlflow_secret_key: {"mlflow"}, keys.airflow_admin_password: set()}
+    for secret, wanted in owners.items():
+        holders = {name for name, p in described.items() if any(secret in value for value in p.environment.values())}
+        assert holders == wanted, f"a secret reaches {sorted(holders)} instead of {sorted(wanted)}"
+    users = {name: p.environment.get("MLFLOW_TRACKING_USERNAME") for name, p in described.items()}
+    assert {name: user for name, user in users.items() if user} == {
+        "router": "router", "router-2": "router", "airflow-scheduler": "pipeline", "bootstrap": "operator",
+        "registry-init": "admin"}
+    mlflow = described["mlflow"]
+    assert mlflow.command[mlflow.command.index("--app-name") + 1] == AUTH_APP
+    assert mlflow.environment["MLFLOW_AUTH_CONFIG_PATH"] == str(paths.registry_auth)
+
+
+def test_with_celery_the_worker_runs_the_tasks_and_acts_as_pipeline_instead_of_the_scheduler(tmp_path):
+    settings = get_settings(home=tmp_path / "home", stack={"executor": "CeleryExecutor"})
+    paths = Paths.of(settings)
+    pg = cluster(settings, paths)
+    pg.directory.mkdir(parents=True)
+    pg.password_file.write_text("pw\n")
+    described = {p.name: p for p in programs.programs(settings, paths, load_secrets(settings, paths), pg,
+                                                      tmp_path / "prometheus.yml", bootstrap_n=10)}
+    acting = {name for name, p in described.items() if p.environment.get("MLFLOW_TRACKING_USERNAME") == "pipeline"}
+    assert acting == {"airflow-worker"}
 
 
 def test_supervisord_itself_runs_without_any_secret(stack):

@@ -1,13 +1,16 @@
 """The DAG's task bodies without Airflow: branch, run keys, watermark, report line, XCom results, windows."""
 
 import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 from airflow.sdk import serde
 from logfiles import append_rows
 
+from retrain.ml.held import judge_held
 from retrain.tasks import check, collect, report
 from retrain.tasks import window as win
 from retrain.tasks.results import XCOM_CLASSES, Checked, Collected, Relabelled, Trained
@@ -64,6 +67,21 @@ def test_summary_line_names_decision_reasons_counts_and_outcome():
     assert quiet.endswith("no new version: no retraining needed")
 
 
+def test_the_report_shows_each_held_topics_label_free_checks_and_names_an_abandoned_one():
+    held = [{"topic": "billing", "champion_tickets": 90, "candidate_tickets": 80, "share": 0.889,
+             "confident_tickets": 3, "agreement": None, "failures": []},
+            {"topic": "network", "champion_tickets": 200, "candidate_tickets": 60, "share": 0.3,
+             "confident_tickets": 40, "agreement": 1.0, "failures": ["the challenger gives it to 60 window tickets, "
+                                                                     "the champion to 200 (0.30 < 0.50)"]}]
+    trained = Trained(key="k", version="4", passed=False, gate_reason="held topic 'network' abandoned: ...",
+                      gate={"held_topics": held, "held_share": 0.5, "held_agreement": 0.9})
+    markdown = report.render_markdown("line", _collected(), _checked(), None, trained, "kept")
+    assert "Held topics (their window labels were quarantined)" in markdown
+    assert "| billing | 90 | 80 | 0.89 | 3 | not judged | kept |" in markdown
+    assert ("| network | 200 | 60 | 0.30 | 40 | 1.00 | ABANDONED: the challenger gives it to 60 window tickets, "
+            "the champion to 200 (0.30 < 0.50) |") in markdown
+
+
 @pytest.fixture
 def airflow_trusts_our_results(monkeypatch):
     """Airflow's serde as every Airflow process of ours configures it (`XCOM_CLASSES`)."""
@@ -79,13 +97,22 @@ def airflow_trusts_our_results(monkeypatch):
     _checked(),
     _collected(),
     Trained(key="k", version="4", passed=True, metrics={"macro_f1": 0.91}),
-    Relabelled(train_path="a", holdout_path="b", review_path="c", stats={"gold": 3}, patterns=["x->y: 9"]),
+    Relabelled(train_path="a", holdout_path="b", review_path="c", stats={"gold": 3}, patterns=["x->y: 9"],
+               held_topics=["x", "y"]),
 ])
 def test_task_results_travel_through_airflows_xcom_serde_and_come_back_as_the_same_type(result,
                                                                                          airflow_trusts_our_results):
     stored = json.loads(json.dumps(serde.serialize(result)))  # XCom keeps JSON
     back = serde.deserialize(stored)
     assert type(back) is type(result) and back == result
+
+
+def test_a_gate_that_could_not_judge_a_held_topic_still_travels_as_strict_json(airflow_trusts_our_results):
+    (check,) = judge_held(["network"], np.array(["email"] * 20), np.ones(20), np.array(["email"] * 20), share=0.5,
+                          agreement=0.9, sure=0.8, min_rows=15)
+    trained = Trained(key="k", version="4", gate={"held_topics": [asdict(check)]})
+    stored = json.loads(json.dumps(serde.serialize(trained), allow_nan=False))  # Airflow's API client refuses NaN
+    assert serde.deserialize(stored) == trained
 
 
 def test_airflow_refuses_to_rebuild_our_results_without_the_allow_list(monkeypatch):

@@ -168,3 +168,28 @@ def test_review_queue_is_written_atomically_as_csv(tmp_path, reference):
     path = write_review_queue(result.review, tmp_path / "reports" / "review_queue.csv")
     assert pd.read_csv(path).shape == (300, len(REVIEW_COLUMNS))
     assert [p.name for p in path.parent.iterdir()] == ["review_queue.csv"]
+
+
+def test_late_labels_pass_the_same_quarantine_and_cleaning_and_never_the_holdout(reference):
+    champion = baseline_pipeline(0).fit(reference[["text"]], reference["topic"])
+    window = _window("baseline", 1200, 21, labelled=0.5)  # this window's own feedback is honest
+    earlier = generate("baseline", 1000, 22, start="2026-03-01T00:00:00Z")
+    earlier = earlier.assign(request_id=[f"early-{i}" for i in range(len(earlier))])
+    poisoned = earlier["topic"].eq("network")  # sent after its window was read: every network ticket -> billing
+    late = earlier.assign(label=earlier["topic"].where(~poisoned, "billing"), label_source="late-desk")
+
+    result = relabel(window, reference, RelabelSettings(), champion=champion, guards=FeedbackSettings(), late=late)
+
+    assert [p.name for p in result.patterns] == ["network->billing"]
+    held = result.quarantined.loc[result.quarantined["late"]]
+    assert set(late.loc[poisoned, "request_id"]) <= set(held["request_id"])  # every poisoned late label is held
+    trained = result.train.loc[result.train["late"].astype(bool)]
+    assert not trained["request_id"].isin(late.loc[poisoned, "request_id"]).any()
+    honest = set(late.loc[~poisoned & late["label"].ne("billing"), "request_id"])  # billing ones are held with it
+    assert honest <= set(trained["request_id"]) | set(result.review["request_id"])  # trained, or disputed for review
+    assert len(honest & set(trained["request_id"])) >= 0.95 * len(honest)
+    assert not result.holdout["request_id"].isin(late["request_id"]).any()  # late labels never gate
+    s = result.stats
+    assert s["late_judged"] == len(late) and s["window"] == len(window)
+    assert s["late_accepted"] == len(trained) and s["late_quarantined"] == len(held)
+    assert s["late_accepted"] + s["late_quarantined"] + s["late_disputed"] <= len(late)

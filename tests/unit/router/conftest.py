@@ -65,7 +65,8 @@ def client(app):
 
 @pytest.fixture
 def admin() -> dict[str, str]:
-    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    """The admin's headers for POST /config: the token, and `If-Match: *` (change whatever is set)."""
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}", "If-Match": "*"}
 
 
 @pytest.fixture

@@ -7,7 +7,11 @@ predictions. Plain module (not a conftest) so unit tests, integration tests and 
 
 from __future__ import annotations
 
+import contextlib
 import random
+import shutil
+import tempfile
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,11 +20,12 @@ import mlflow.sklearn
 import pandas as pd
 
 from retrain.ml.features import baseline_pipeline
+from router.config import ConfigUnavailable
 from router.models import FROM_REGISTRY, LoadedModel, Models
 from router.predictor import compile_scorer
 from router.store import published, shared_config
 from ticket_ab.names import CHALLENGER, CHAMPION
-from ticket_ab.registry import AB_CONFIG_TAG, RegistryState, RegistryUnavailable, RegistryVersion
+from ticket_ab.registry import AB_CONFIG_TAG, RegistryState, RegistryUnavailable, RegistryVersion, model_digest
 from ticket_ab.schema import TOPICS
 from ticket_ab.settings import Settings
 
@@ -87,7 +92,9 @@ class Exploding:
 class FakeRegistry:
     """Versions, aliases and tags in memory, shared by every "replica" given it; `down` fails every call.
 
-    `download` writes a real MLflow sklearn model directory of `pipelines[version]`.
+    Each version's real MLflow sklearn model directory of `pipelines[version]` is written once, as a
+    registration stores it, with its digest recorded (`digests`; None: a version registered without
+    one); `download` copies it, and `tamper` changes its files afterwards, as a swap in the store would.
     """
 
     def __init__(self, pipelines: dict[str, Any] | None = None) -> None:
@@ -98,20 +105,38 @@ class FakeRegistry:
         self.down = False
         self.downloads: list[str] = []
         self.calls = 0
+        self.digests: dict[str, str | None] = {}
+        self._store = tempfile.TemporaryDirectory(prefix="fake-registry-")
+        self._storing = threading.Lock()  # replicas in threads ask for the same version at once
+
+    def stored(self, version: str) -> Path:
+        """The version's model directory in the fake artifact store, written (and its digest recorded) once."""
+        path = Path(self._store.name) / version
+        with self._storing:
+            if not path.exists():
+                mlflow.sklearn.save_model(self.pipelines[version], str(path), serialization_format="cloudpickle",
+                                          pip_requirements=[])
+                self.digests.setdefault(version, model_digest(path))
+        return path
+
+    def tamper(self, version: str) -> None:
+        """Swap the version's pickle after registration: another model's bytes, the digest left as recorded."""
+        other = next(v for v in self.pipelines if v != version)
+        shutil.copy(self.stored(other) / "model.pkl", self.stored(version) / "model.pkl")
 
     def state(self) -> RegistryState:
         self._answer()
-        return RegistryState({alias: RegistryVersion(v, self.runs.get(v, f"run-{v}")) if v else None
-                              for alias, v in self.pointers.items()}, self.tags.get(AB_CONFIG_TAG))
+        return RegistryState({alias: self._version(v) if v else None for alias, v in self.pointers.items()},
+                             self.tags.get(AB_CONFIG_TAG))
 
-    def write_config(self, tag: str) -> None:
-        self._answer()
-        self.tags[AB_CONFIG_TAG] = tag
+    def _version(self, version: str) -> RegistryVersion:
+        if version in self.pipelines:
+            self.stored(version)
+        return RegistryVersion(version, self.runs.get(version, f"run-{version}"), self.digests.get(version))
 
     def download(self, version: str, dst: Path) -> Path:
         self.downloads.append(version)
-        mlflow.sklearn.save_model(self.pipelines[version], str(dst), serialization_format="cloudpickle",
-                                  pip_requirements=[])
+        shutil.copytree(self.stored(version), dst)
         return dst
 
     def _answer(self) -> None:
@@ -123,7 +148,8 @@ class FakeRegistry:
 class MemoryStore:
     """The Store interface over fitted pipelines held in memory and a fake registry (unit tests: no MLflow).
 
-    The A/B config is the real one (`router.config`) over the fake registry; `refresh` is one poll.
+    The A/B config is the real one (`router.config`, in the settings' SQLite config store) with the fake
+    registry's aliases; `refresh` is one poll.
     """
 
     def __init__(self, champion: LoadedModel | None, challenger: LoadedModel | None, settings: Settings,
@@ -132,7 +158,7 @@ class MemoryStore:
         self.registry = registry or FakeRegistry()
         self.registry.pointers.update({alias: model.version for alias, model in
                                        ((CHAMPION, champion), (CHALLENGER, challenger)) if model})
-        self.config = shared_config(settings, self.registry)
+        self.config = shared_config(settings)
         self.started = False
 
     @property
@@ -158,9 +184,10 @@ class MemoryStore:
         self.refresh()
 
     def refresh(self) -> None:
-        """One poll, as ModelStore's: the models stay as set, the config follows the registry."""
-        if not self.registry.down:
-            self.config.follow(published(self.registry.state()))
+        """One poll, as ModelStore's: the models stay as set, the config follows the store and the aliases
+        (an unreachable store keeps the config in effect)."""
+        with contextlib.suppress(ConfigUnavailable):
+            self.config.follow(None if self.registry.down else published(self.registry.state()))
 
     def stop(self) -> None:
         """Nothing runs in the background here."""

@@ -1,4 +1,5 @@
-"""GET/POST /config: the A/B switch shared by every replica, its admin-token guard, and validation."""
+"""GET/POST /config: the A/B switch shared by every replica, its admin-token guard, its compare-and-swap
+(ETag and If-Match), and validation."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 
 from router import auth, create_app
 from router.config import CACHE_FILE
+from router.configdb import ConfigTable
 from tests.unit.router.router_testkit import ADMIN_TOKEN, FEEDBACK_TOKEN, MemoryStore
-from ticket_ab.registry import AB_CONFIG_TAG
 
 
 @pytest.fixture
@@ -18,17 +19,43 @@ def replica(make_settings, tmp_path, registry, champion_model, challenger_model)
     """Another router: its own state dir, the same registered model in the same registry."""
 
     def start(name: str):
-        settings = make_settings(home=tmp_path / name, model_name="shared-model", router={"admin_token": ADMIN_TOKEN})
+        settings = make_settings(home=tmp_path / name, model_name="shared-model",
+                                 router={"admin_token": ADMIN_TOKEN, "config_store": f"sqlite:///{tmp_path}/config.db"})
         store = MemoryStore(champion_model, challenger_model, settings, registry)
         return store, create_app(settings, store=store).test_client()
 
     return start
 
 
-def test_get_config_returns_the_default_split_and_an_experiment_id(client):
-    body = client.get("/config").get_json()
+def test_get_config_returns_the_default_split_an_experiment_id_and_the_version_as_etag(client):
+    response = client.get("/config")
+    body = response.get_json()
     assert re.fullmatch(r"[0-9a-f]{12}", body.pop("experiment_id"))
-    assert body == {"ab_split_b": 0.5, "mode": "split", "updated_at": None, "updated_by": "default"}
+    assert body == {"ab_split_b": 0.5, "mode": "split", "updated_at": None, "updated_by": "default", "version": 0}
+    assert response.headers["ETag"] == '"0"'
+
+
+def test_post_config_with_the_etag_it_read_applies_and_answers_the_next_etag(client):
+    token = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    etag = client.get("/config").headers["ETag"]
+    response = client.post("/config", json={"ab_split_b": 0.3}, headers=token | {"If-Match": etag})
+    assert response.status_code == 200 and response.headers["ETag"] == '"1"' == client.get("/config").headers["ETag"]
+
+
+def test_post_config_with_an_etag_that_is_gone_is_412_naming_the_current_one(client, expect_error):
+    token = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    client.post("/config", json={"ab_split_b": 0.3}, headers=token | {"If-Match": '"0"'})
+    for stale in ('"0"', 'W/"1"', '"one"', '"¹"', "not-a-tag"):
+        response = client.post("/config", json={"ab_split_b": 0.9}, headers=token | {"If-Match": stale})
+        expect_error(response, 412, "precondition_failed", 'now "1"', "GET /config")
+        assert response.headers["ETag"] == '"1"'
+    assert client.get("/config").get_json()["ab_split_b"] == 0.3
+
+
+def test_post_config_without_if_match_is_428_and_changes_nothing(client, expect_error):
+    response = client.post("/config", json={"ab_split_b": 0.3}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    expect_error(response, 428, "precondition_required", "If-Match", '"0"', "If-Match: *")
+    assert client.get("/config").get_json()["ab_split_b"] == 0.5
 
 
 def test_post_config_changes_split_and_mode(client, admin):
@@ -45,10 +72,12 @@ def test_post_config_with_only_the_mode_keeps_the_split(client, admin):
     assert (body["ab_split_b"], body["mode"], body["updated_by"]) == (0.2, "shadow", "api")
 
 
-def test_post_config_writes_the_registry_tag_and_the_disk_cache(client, admin, registry, settings):
+def test_post_config_writes_the_store_and_the_disk_cache_and_nothing_to_the_registry(client, admin, registry,
+                                                                                     settings, store):
     body = client.post("/config", json={"ab_split_b": 0.8}, headers=admin).get_json()
-    assert json.loads(registry.tags[AB_CONFIG_TAG])["ab_split_b"] == 0.8
+    assert json.loads(store.config._table.read().value)["ab_split_b"] == 0.8
     assert json.loads((settings.router_dir / CACHE_FILE).read_text()) == body
+    assert registry.tags == {}
 
 
 def test_config_survives_a_restart_even_while_the_registry_is_down(settings, registry, champion_model,
@@ -58,13 +87,15 @@ def test_config_survives_a_restart_even_while_the_registry_is_down(settings, reg
                                                                         headers=admin).get_json()
     registry.down = True
     restarted = MemoryStore(champion_model, challenger_model, settings, registry)
+    restarted.config._table = _down()
     assert create_app(settings, store=restarted).test_client().get("/config").get_json() == set_by_first
 
 
 def test_a_change_posted_to_one_replica_is_served_by_another_after_its_next_poll(replica):
     _, one = replica("one")
     two_store, two = replica("two")
-    posted = one.post("/config", json={"ab_split_b": 0.1}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    posted = one.post("/config", json={"ab_split_b": 0.1},
+                      headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "If-Match": '"0"'})
     assert two.get("/config").get_json()["ab_split_b"] == 0.5
     two_store.refresh()
     assert two.get("/config").get_json() == posted.get_json()
@@ -84,14 +115,20 @@ def test_the_same_customer_gets_the_same_arm_from_every_replica(replica, admin):
     assert arms == {"A", "B"}
 
 
-def test_post_config_while_the_registry_is_down_is_503_and_changes_nothing(client, admin, registry, expect_error):
+def _down() -> ConfigTable:
+    def refuse():
+        raise OSError("connection refused (test)")
+
+    return ConfigTable(refuse, "shared-model", where="postgresql://router@db/config")
+
+
+def test_post_config_while_the_store_is_down_is_503_and_changes_nothing(client, admin, store, expect_error):
     before = client.get("/config").get_json()
-    registry.down = True
+    store.config._table = _down()
     response = client.post("/config", json={"ab_split_b": 0.9}, headers=admin)
-    expect_error(response, 503, "registry_unavailable", "not changed", "MLflow registry", "down")
+    expect_error(response, 503, "config_store_unavailable", "not changed", "postgresql://router@db/config", "refused")
     assert response.headers["Retry-After"]
     assert client.get("/config").get_json() == before
-    assert registry.tags == {}
 
 
 @pytest.mark.parametrize("value", [1.5, 1.0000001, 100])

@@ -1,31 +1,37 @@
-"""The shared A/B config: one registry tag that every replica follows, an experiment id, a disk cache for outages."""
+"""The shared A/B config: a versioned row every replica follows, written by compare-and-swap; an experiment
+id; a disk cache for outages."""
 
 from __future__ import annotations
 
 import json
 import math
-import threading
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from router.config import (
     CACHE_FILE,
+    SEEDED_BY,
     ABConfig,
     ConfigError,
     ConfigStore,
     ConfigUnavailable,
+    PreconditionFailed,
     experiment_id,
     parse_mode,
     parse_split,
 )
+from router.configdb import ConfigTable, Stored, sqlite_table
 from router.store import published
+from tests.concurrency import race
 from tests.unit.router.router_testkit import FakeRegistry
 from ticket_ab.names import CHALLENGER, CHAMPION, SHADOW, SPLIT
 from ticket_ab.registry import AB_CONFIG_TAG
 
 DEFAULT = ABConfig(ab_split_b=0.5)
 SET = ABConfig(ab_split_b=0.3, mode=SPLIT, updated_at="2026-11-24T11:00:00.000+00:00", updated_by="ops")
+MODEL = "ticket-classifier"
 
 
 @pytest.fixture
@@ -35,111 +41,152 @@ def registry() -> FakeRegistry:
     return fake
 
 
-def replica(home: Path, registry: FakeRegistry, default: ABConfig = DEFAULT) -> ConfigStore:
-    """One replica's config: its own state dir, the registry every replica shares."""
-    return ConfigStore(home / CACHE_FILE, default, read=lambda: published(registry.state()),
-                       write=registry.write_config)
+@pytest.fixture
+def table(tmp_path: Path) -> ConfigTable:
+    """The store every replica of a test shares (a SQLite file, as on one host)."""
+    return sqlite_table(tmp_path / "shared" / "config.db", MODEL)
+
+
+def replica(home: Path, table: ConfigTable, default: ABConfig = DEFAULT) -> ConfigStore:
+    """One replica's config: its own state dir, the store every replica shares."""
+    return ConfigStore(home / CACHE_FILE, default, table)
 
 
 def poll(store: ConfigStore, registry: FakeRegistry) -> ABConfig:
-    """What the model store's poll does with the registry's answer."""
+    """What the model store's poll does: the registry's aliases, then the store's row."""
     return store.follow(published(registry.state()))
 
 
-def test_without_a_tag_the_default_split_applies(tmp_path: Path, registry):
-    store = replica(tmp_path, registry, ABConfig(ab_split_b=0.25))
+def broken() -> ConfigTable:
+    def refuse() -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file (test)")
+
+    return ConfigTable(refuse, MODEL, where="sqlite:///nowhere")
+
+
+def history(table: ConfigTable) -> list[tuple]:
+    with table._session() as conn:
+        return conn.execute("SELECT version, changed_by FROM ab_config_history ORDER BY version").fetchall()
+
+
+def test_without_a_stored_config_the_default_split_applies(tmp_path: Path, registry, table):
+    store = replica(tmp_path, table, ABConfig(ab_split_b=0.25))
     config = poll(store, registry)
-    assert (config.ab_split_b, config.mode, config.updated_at, config.updated_by) == (0.25, SPLIT, None, "default")
+    assert (config.ab_split_b, config.mode, config.updated_at, config.updated_by, config.version) == (
+        0.25, SPLIT, None, "default", 0)
     assert config == store.current()
 
 
-def test_an_update_is_one_json_tag_on_the_registered_model(tmp_path: Path, registry):
-    replica(tmp_path, registry).update(ab_split_b=0.3, mode=SHADOW, updated_by="ops")
-    assert list(registry.tags) == [AB_CONFIG_TAG]
-    tag = json.loads(registry.tags[AB_CONFIG_TAG])
-    assert set(tag) == {"ab_split_b", "mode", "updated_at", "updated_by"}
-    assert (tag["ab_split_b"], tag["mode"], tag["updated_by"]) == (0.3, SHADOW, "ops")
+def test_an_update_is_one_new_version_of_the_row_and_one_history_row(tmp_path: Path, registry, table):
+    written = replica(tmp_path, table).update(ab_split_b=0.3, mode=SHADOW, updated_by="ops", if_match={0})
+    stored = table.read()
+    assert stored.version == written.version == 1
+    value = json.loads(stored.value)
+    assert set(value) == {"ab_split_b", "mode", "updated_at", "updated_by"}
+    assert (value["ab_split_b"], value["mode"], value["updated_by"]) == (0.3, SHADOW, "ops")
+    assert history(table) == [(1, "ops")]
+    assert registry.tags == {}, "the router writes nothing to the registry"
 
 
-def test_another_replica_follows_on_its_next_poll_and_derives_the_same_experiment(tmp_path: Path, registry):
-    one, two = replica(tmp_path / "one", registry), replica(tmp_path / "two", registry)
-    written = one.update(ab_split_b=0.9, updated_by="ops")
+def test_another_replica_follows_on_its_next_poll_and_derives_the_same_experiment(tmp_path: Path, registry, table):
+    one, two = replica(tmp_path / "one", table), replica(tmp_path / "two", table)
+    poll(one, registry)
+    written = one.update(ab_split_b=0.9, updated_by="ops", if_match=None)
     assert two.current().ab_split_b == 0.5, "a replica changes only when it polls"
     assert poll(two, registry) == written
     assert two.current().experiment_id == one.current().experiment_id
 
 
-def test_an_update_merges_with_the_registry_not_with_a_stale_copy(tmp_path: Path, registry):
-    stale = replica(tmp_path / "stale", registry)
-    replica(tmp_path / "fresh", registry).update(ab_split_b=0.2, updated_by="a")
-    merged = stale.update(mode=SHADOW, updated_by="b")
-    assert (merged.ab_split_b, merged.mode, merged.updated_by) == (0.2, SHADOW, "b")
+def test_an_update_merges_with_the_store_not_with_a_stale_copy(tmp_path: Path, table):
+    stale = replica(tmp_path / "stale", table)
+    replica(tmp_path / "fresh", table).update(ab_split_b=0.2, updated_by="a", if_match=None)
+    merged = stale.update(mode=SHADOW, updated_by="b", if_match=None)
+    assert (merged.ab_split_b, merged.mode, merged.updated_by, merged.version) == (0.2, SHADOW, "b", 2)
 
 
-def test_an_update_that_changes_nothing_writes_nothing_and_keeps_the_experiment(tmp_path: Path, registry):
-    store = replica(tmp_path, registry)
+def test_an_update_from_a_version_that_is_gone_is_refused_and_changes_nothing(tmp_path: Path, table):
+    one, two = replica(tmp_path / "one", table), replica(tmp_path / "two", table)
+    one.update(ab_split_b=0.2, updated_by="a", if_match={0})
+    with pytest.raises(PreconditionFailed) as refused:
+        two.update(ab_split_b=0.7, updated_by="b", if_match={0})
+    assert refused.value.version == 1
+    assert json.loads(table.read().value)["ab_split_b"] == 0.2 and history(table) == [(1, "a")]
+
+
+def test_of_twenty_concurrent_updates_from_the_same_version_exactly_one_is_applied(tmp_path: Path, table):
+    stores = [replica(tmp_path / str(n), table) for n in range(4)]
+    def change(n: int) -> str:
+        try:
+            stores[n % 4].update(ab_split_b=n / 100, updated_by=f"admin-{n}", if_match={0})
+            return f"applied admin-{n}"
+        except PreconditionFailed:
+            return "412"
+
+    outcomes = race(20, change)
+    applied = [o.removeprefix("applied ") for o in outcomes if o != "412"]
+    assert len(applied) == 1 and outcomes.count("412") == 19
+    assert table.read().version == 1 and history(table) == [(1, applied[0])]
+
+
+def test_an_update_that_changes_nothing_writes_nothing_and_keeps_the_experiment(tmp_path: Path, registry, table):
+    store = replica(tmp_path, table)
     before = poll(store, registry)
-    assert store.update(ab_split_b=0.5, mode=SPLIT, updated_by="ops") == before
-    assert registry.tags == {}
+    assert store.update(ab_split_b=0.5, mode=SPLIT, updated_by="ops", if_match=None) == before
+    assert table.read() == Stored()
 
 
-def test_while_the_registry_is_down_the_last_config_stays_and_an_update_is_refused(tmp_path: Path, registry):
-    store = replica(tmp_path, registry)
-    kept = store.update(ab_split_b=0.7, updated_by="ops")
-    registry.down = True
-    with pytest.raises(ConfigUnavailable, match="down"):
-        store.update(ab_split_b=0.1, updated_by="ops")
+def test_while_the_store_is_down_the_last_config_stays_and_an_update_is_refused(tmp_path: Path, registry, table):
+    kept = replica(tmp_path, table).update(ab_split_b=0.7, updated_by="ops", if_match=None)
+    store = replica(tmp_path, broken())
+    with pytest.raises(ConfigUnavailable, match="nowhere"):
+        store.update(ab_split_b=0.1, updated_by="ops", if_match=None)
+    with pytest.raises(ConfigUnavailable):
+        poll(store, registry)
     assert store.current() == kept
 
 
-def test_a_restart_during_an_outage_serves_the_cached_config_and_experiment(tmp_path: Path, registry):
-    served = replica(tmp_path, registry).update(ab_split_b=0.7, mode=SHADOW, updated_by="ops")
-    registry.down = True
-    assert replica(tmp_path, registry).current() == served
+def test_a_restart_during_an_outage_serves_the_cached_config_and_experiment(tmp_path: Path, table):
+    served = replica(tmp_path, table).update(ab_split_b=0.7, mode=SHADOW, updated_by="ops", if_match=None)
+    assert replica(tmp_path, broken()).current() == served
     assert json.loads((tmp_path / CACHE_FILE).read_text())["experiment_id"] == served.experiment_id
     assert not list(tmp_path.glob(f".{CACHE_FILE}.*.tmp")), "temp files left behind"
 
 
-def test_a_damaged_cache_falls_back_to_the_default(tmp_path: Path, registry):
-    replica(tmp_path, registry).update(ab_split_b=0.7, updated_by="ops")
+def test_a_damaged_cache_falls_back_to_the_default(tmp_path: Path, table):
+    replica(tmp_path, table).update(ab_split_b=0.7, updated_by="ops", if_match=None)
     (tmp_path / CACHE_FILE).write_text('{"ab_split_b": 0.7, "mode": ')
-    assert replica(tmp_path, registry).current().ab_split_b == 0.5
+    assert replica(tmp_path, broken()).current().ab_split_b == 0.5
 
 
-def test_an_unusable_tag_keeps_the_last_good_config(tmp_path: Path, registry):
-    store = replica(tmp_path, registry)
-    store.update(ab_split_b=0.7, updated_by="ops")
+def test_an_unusable_stored_value_keeps_the_last_good_config(tmp_path: Path, registry, table):
+    store = replica(tmp_path, table)
+    store.update(ab_split_b=0.7, updated_by="ops", if_match=None)
     for bad in ('{"ab_split_b": 0.1, "mode": ', '{"ab_split_b": 2.5, "mode": "split"}', '["split"]'):
-        registry.tags[AB_CONFIG_TAG] = bad
+        table.swap(table.read().version, bad, "hand edit")
         assert poll(store, registry).ab_split_b == 0.7
-    registry.tags[AB_CONFIG_TAG] = '{"ab_split_b": 0.1, "mode": "split"}'
+    table.swap(table.read().version, '{"ab_split_b": 0.1, "mode": "split"}', "hand edit")
     assert poll(store, registry).ab_split_b == 0.1
 
 
-def test_a_poll_answer_older_than_a_local_update_does_not_undo_it(tmp_path: Path, registry):
-    store = replica(tmp_path, registry)
-    mark = store.mark()
-    answer_before_the_update = published(registry.state())
-    store.update(ab_split_b=0.3, updated_by="ops")
-    assert store.follow(answer_before_the_update, mark).ab_split_b == 0.3
+def test_a_poll_that_read_the_row_before_a_local_update_does_not_undo_it(tmp_path: Path, registry, table,
+                                                                         monkeypatch):
+    store = replica(tmp_path, table)
+    read_before_the_update = table.read()
+    store.update(ab_split_b=0.3, updated_by="ops", if_match=None)
+    monkeypatch.setattr(table, "read", lambda: read_before_the_update)
+    assert poll(store, registry).ab_split_b == 0.3
+    monkeypatch.undo()
     assert poll(store, registry).ab_split_b == 0.3
 
 
-def test_concurrent_updates_through_several_replicas_leave_one_valid_config(tmp_path: Path, registry):
-    stores = [replica(tmp_path / str(n), registry) for n in range(4)]
-
-    def hammer(store: ConfigStore, n: int) -> None:
-        for i in range(50):
-            store.update(ab_split_b=(n + i % 2) / 10, updated_by=f"thread-{n}-{i}")
-
-    threads = [threading.Thread(target=hammer, args=(s, n)) for n, s in enumerate(stores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    final = poll(replica(tmp_path / "reader", registry), registry)
-    n, i = (int(part) for part in final.updated_by.split("-")[1:])
-    assert final.ab_split_b == (n + i % 2) / 10
+def test_a_store_never_written_starts_from_the_registry_tag_with_the_same_experiment(tmp_path: Path, registry,
+                                                                                    table):
+    registry.tags[AB_CONFIG_TAG] = SET.to_tag()
+    config = poll(replica(tmp_path, table), registry)
+    assert (config.ab_split_b, config.updated_at, config.version) == (SET.ab_split_b, SET.updated_at, 1)
+    assert config.experiment_id == experiment_id(SET, "1", "2"), "the same facts, the same experiment"
+    assert poll(replica(tmp_path / "two", table), registry).version == 1, "taken once"
+    assert history(table) == [(1, SEEDED_BY)]
 
 
 def test_the_experiment_id_is_twelve_hex_and_the_same_for_the_same_facts():
@@ -164,13 +211,13 @@ def test_the_experiment_id_ignores_who_set_the_config():
     assert experiment_id(ABConfig(0.3, SPLIT, SET.updated_at, "someone else"), "1", "2") == experiment_id(SET, "1", "2")
 
 
-def test_a_replica_starts_a_new_experiment_on_an_alias_move_and_on_an_update_only(tmp_path: Path, registry):
-    store = replica(tmp_path, registry)
+def test_a_replica_starts_a_new_experiment_on_an_alias_move_and_on_an_update_only(tmp_path: Path, registry, table):
+    store = replica(tmp_path, table)
     first = poll(store, registry).experiment_id
     assert poll(store, registry).experiment_id == first, "an unchanged registry keeps the experiment"
     registry.pointers[CHALLENGER] = "3"
     moved = poll(store, registry).experiment_id
-    updated = store.update(ab_split_b=0.2, updated_by="ops").experiment_id
+    updated = store.update(ab_split_b=0.2, updated_by="ops", if_match=None).experiment_id
     assert len({first, moved, updated}) == 3
 
 

@@ -2,7 +2,8 @@
 
 The HTTP side (aliases and downloads from a real MLflow server) is covered by the integration tests;
 these pin the store's own rules: cache layout, hot swap, outages, bad versions, concurrent workers,
-and the A/B config that rides on the same poll.
+the A/B config that rides on the same poll, and that only versions whose files match the digest
+recorded at registration are ever unpickled.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import pandas as pd
 import pytest
 from prometheus_client import REGISTRY
 
+from router import store as store_module
 from router.cache import MANIFEST
-from router.models import FROM_CACHE, FROM_REGISTRY
+from router.models import FROM_CACHE, FROM_REGISTRY, MISMATCH, UNRECORDED
 from router.store import ModelStore
 from tests.unit.router.router_testkit import Exploding, FakeRegistry, fitted_pipeline
+from ticket_ab import registry as registry_adapter
 from ticket_ab.names import CHALLENGER, CHAMPION
+from ticket_ab.registry import ARTIFACT_DIGEST_TAG
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +220,8 @@ def test_one_poll_asks_the_registry_once_for_aliases_and_config(settings, regist
 
 def test_a_config_set_through_one_replica_is_in_effect_on_another_within_its_reload_interval(
         settings, make_settings, tmp_path, registry):
-    other = make_settings(home=tmp_path / "other-replica", model_name=settings.model_name, router={"reload_s": 0.1})
+    other = make_settings(home=tmp_path / "other-replica", model_name=settings.model_name,
+                          router={"reload_s": 0.1, "config_store": f"sqlite:///{settings.router_dir / 'config.db'}"})
     one, two = started(settings, registry), ModelStore(other, registry)
     two.start()
     try:
@@ -245,3 +250,78 @@ def test_an_alias_move_starts_a_new_experiment_and_a_quiet_poll_does_not(setting
     registry.pointers[CHALLENGER] = "3"
     store.refresh()
     assert store.config.current().experiment_id != first
+
+
+def _refusals(alias: str, version: str, reason: str) -> float:
+    return REGISTRY.get_sample_value("ticket_ab_model_refusals_total",
+                                     {"alias": alias, "version": version, "reason": reason}) or 0.0
+
+
+def test_a_version_swapped_after_registration_is_never_unpickled_and_the_champion_stays(settings, registry,
+                                                                                        monkeypatch):
+    store = started(settings, registry)
+    registry.tamper("3")
+    unpickled = []
+    monkeypatch.setattr(registry_adapter, "load_local", lambda path: unpickled.append(path))
+    before = _refusals(CHAMPION, "3", MISMATCH)
+    registry.pointers[CHAMPION] = "3"
+    store.refresh()
+    assert versions(store) == ("1", "2") and unpickled == []
+    assert "champion v3 refused" in store.status()["last_error"]
+    assert "recorded at registration" in store.status()["last_error"]
+    assert _refusals(CHAMPION, "3", MISMATCH) == before + 1
+
+
+def test_a_version_without_a_recorded_digest_is_refused_before_it_is_downloaded(settings, registry):
+    store = started(settings, registry)
+    registry.digests["3"] = None
+    before = _refusals(CHALLENGER, "3", UNRECORDED)
+    registry.pointers[CHALLENGER] = "3"
+    store.refresh()
+    assert versions(store) == ("1", "2")
+    assert registry.downloads == ["1", "2"]
+    assert f"challenger v3 refused: it carries no {ARTIFACT_DIGEST_TAG} tag" in store.status()["last_error"]
+    assert _refusals(CHALLENGER, "3", UNRECORDED) == before + 1
+
+
+def test_a_store_with_nothing_loaded_serves_no_unrecorded_champion(settings, registry):
+    registry.digests["1"] = None
+    store = started(settings, registry)
+    assert versions(store) == (None, "2")
+    assert "champion v1 refused" in store.status()["last_error"]
+
+
+def test_a_refused_version_is_named_on_every_poll_but_fetched_again_only_after_the_retry_interval(
+        settings, registry, monkeypatch):
+    store = started(settings, registry)
+    registry.tamper("3")
+    registry.pointers[CHALLENGER] = "3"
+    store.refresh()
+    before = _refusals(CHALLENGER, "3", MISMATCH)
+    store.refresh()
+    assert registry.downloads == ["1", "2", "3"]
+    assert "challenger v3 refused" in store.status()["last_error"]
+    assert _refusals(CHALLENGER, "3", MISMATCH) == before
+    monkeypatch.setattr(store_module, "REFUSAL_RETRY_S", 0.0)
+    store.refresh()
+    assert registry.downloads[-1] == "3" and len(registry.downloads) > 3
+
+
+def test_a_cached_copy_altered_on_disk_is_fetched_again_and_checked(settings, registry):
+    started(settings, registry)
+    cached = settings.router_dir / "cache" / CHAMPION / "1" / "model.pkl"
+    cached.write_bytes((settings.router_dir / "cache" / CHALLENGER / "2" / "model.pkl").read_bytes())
+    store = started(settings, registry)
+    assert versions(store) == ("1", "2")
+    assert registry.downloads == ["1", "2", "1"]
+    assert store.snapshot().champion.digest == registry.digests["1"]
+
+
+def test_a_start_without_the_registry_checks_the_cache_against_the_digest_it_was_verified_with(settings, registry):
+    started(settings, registry)
+    registry.down = True
+    cached = settings.router_dir / "cache" / CHAMPION / "1" / "model.pkl"
+    cached.write_bytes((settings.router_dir / "cache" / CHALLENGER / "2" / "model.pkl").read_bytes())
+    restarted = started(settings, registry)
+    assert versions(restarted) == (None, "2")
+    assert "champion v1 refused" in restarted.status()["last_error"]
