@@ -9,7 +9,7 @@ export TICKET_AB_HOME ?= $(CURDIR)/var
 # process would recompile mlflow, pycaret, airflow and evidently (~30 s each time).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help venv lock check coverage test test-unit test-integration lint clean demo stop mlflow serve bootstrap pipeline \
+.PHONY: help venv lock check coverage test test-unit test-integration soak lint clean demo stop mlflow serve bootstrap pipeline \
 	airflow bench system-deps stack stack-down stack-status
 
 help:
@@ -52,14 +52,17 @@ check: venv ## the fast loop (< 60 s): the pre-commit hooks (ruff, file checks) 
 coverage: venv ## the unit tier's line coverage (pytest-cov), as the README quotes it
 	$(PY) -m pytest tests/unit -n 2 -q --cov --cov-report=term:skip-covered
 
-test: venv system-deps ## run the whole test suite (unit + integration, slow tests included)
-	$(PY) -m pytest tests --durations=20
+test: venv system-deps ## run the whole test suite (unit + integration, slow tests included), a test file per worker on 2
+	$(PY) -m pytest tests -n 2 --dist loadfile --durations=20
 
 test-unit: venv ## every unit test, the slow ones (PyCaret, cleanlab) included
 	$(PY) -m pytest tests/unit -n 2
 
 test-integration: venv system-deps ## the tests that start real processes: MLflow, gunicorn, Airflow, PostgreSQL
 	$(PY) -m pytest tests/integration
+
+soak: venv system-deps ## the fault soak on a native stack (< 10 min, root): crashes, an immediate PostgreSQL stop, a full log disk
+	$(PY) -m pytest tests/integration/stack/test_fault_soak.py -m soak -s
 
 lint: venv ## ruff over the code
 	$(VENV)/bin/ruff check .

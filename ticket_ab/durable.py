@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+FILE_MODE, DIR_MODE = 0o640, 0o750  # runtime data: the owner writes, its group (the pipeline) reads, others nothing
 EVERY, INTERVAL = "every", "interval"  # the two sync policies of a log (TICKET_AB_LOG_REQUEST_SYNC)
 POLICIES = (EVERY, INTERVAL)
 
@@ -40,7 +41,7 @@ def sync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def make_dirs(path: Path, mode: int = 0o777) -> None:
+def make_dirs(path: Path, mode: int = DIR_MODE) -> None:
     """`mkdir -p` whose every new folder is synced into its parent, so a crash cannot forget it."""
     path = Path(path)
     if path.is_dir():

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from ticket_ab.durable import EVERY, INTERVAL, POLICIES, Flusher, GroupCommit, make_dirs, sync_dir, sync_fds
+from ticket_ab.durable import EVERY, FILE_MODE, INTERVAL, POLICIES, Flusher, GroupCommit, make_dirs, sync_dir, sync_fds
 from ticket_ab.logstore import partition_dir, shard_name
 
 CRC = "crc"
@@ -231,7 +231,7 @@ class ShardedLog:
             self._seq += 1
             path = folder / shard_name(self.kind, self._host, self._pid, self._start, self._seq)
             try:
-                fd = os.open(path, _OPEN_FLAGS, 0o644)
+                fd = os.open(path, _OPEN_FLAGS, FILE_MODE)
                 break
             except FileExistsError:
                 continue

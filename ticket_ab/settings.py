@@ -196,7 +196,8 @@ class LogSettings(BaseSettings):
     settle_s: float = Field(60.0, ge=0.0, description="the DAG reads requests stamped at least this long ago, so rows "
                             "still in flight (stamped, not yet written or visible on a shared volume) are not skipped")
     retention_days: int = Field(90, ge=0,
-        description="the DAG removes log days older than this once its window is read (0: keep forever)")
+        description="the DAG removes log days older than this once its window is read, and run folders and "
+                    "reports untouched for as long (0: keep forever)")
     request_sync: Literal["every", "interval"] = Field("interval", description="when a request row is on disk: "
         "`every` fsyncs before the answer (group commit), `interval` within TICKET_AB_LOG_SYNC_INTERVAL_MS (what "
         "a power cut may lose); feedback rows are always fsynced before their 202")

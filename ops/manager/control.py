@@ -65,9 +65,18 @@ class Manager:
             yield
 
     def refuse_if_running(self) -> None:
-        """One line when this supervisord already runs (checked before ports: its own would be taken)."""
+        """One line when this supervisord already runs, naming its pids (checked before ports: its own would
+        be taken)."""
         if self.answering():
-            raise ServiceError(f"{self.label} is already running; {self.stop_hint} first")
+            raise ServiceError(f"{self.label} is already running ({self.pids()}); {self.stop_hint} first")
+
+    def pids(self) -> str:
+        """`supervisord pid N; name pid N, ...` of what runs now (one-shots that finished left out)."""
+        try:
+            running = [f"{name} pid {info['pid']}" for name, info in self.processes().items() if info["pid"]]
+            return f"supervisord pid {self.rpc().supervisor.getPID()}; " + ", ".join(running)
+        except (OSError, xmlrpc.client.Error):
+            return "its pids unknown"
 
     def launch(self, programs: list[Program], env: dict[str, str]) -> None:
         """Write the config and start supervisord with `env` (no secret: each program gets its own)."""

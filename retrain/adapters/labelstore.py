@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
+from ticket_ab.atomic import exclusive, replace_file
 from ticket_ab.schema import TEXT, TOPIC
 
 KEY = "key"
@@ -65,12 +67,18 @@ def load(path: Path) -> pd.DataFrame:
 
 
 def save(path: Path, store: pd.DataFrame) -> None:
-    """Write to a temporary file and rename: a crash never leaves half a store."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    store.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    """Write to a unique, fsynced temporary file and rename: a crash never leaves half a store. Callers
+    that read first use `update`, so no concurrent run's rows are lost."""
+    replace_file(path, lambda fh: store.to_parquet(fh, index=False))
+
+
+def update(path: Path, change: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    """Load, `change` and save the store as one step, one run at a time (a lock file beside it that a
+    crash releases): two overlapping DAG runs each see the other's rows, none is overwritten."""
+    with exclusive(Path(path).with_name(Path(path).name + ".lock")):
+        store = change(load(path))
+        save(path, store)
+    return store
 
 
 def keys_for(rows: pd.DataFrame) -> pd.Series:

@@ -3,10 +3,11 @@
 Feedback is validated where it is used (the security review's rule): feedback for a request the
 window did not read is dropped (a made-up id), unless its request is in the label store (late
 feedback for an earlier window's ticket: it waits there, pending, until the next quarantine judges
-it with that window's feedback), a request's last label wins,
-and a window whose feedback is dominated by one source or one label is refused, because that is
-what poisoning looks like. "Dominated" is judged against the sources of the labels of earlier
-windows (the watermark carries them as counts).
+it with that window's feedback), and a request's last label wins. A source that newly dominates a
+window's feedback has its labels quarantined (the other sources' are used, so one source can
+neither poison a window nor stall it), and a window whose feedback is dominated by one label is
+refused, because that is what poisoning looks like. "Newly" is judged against the sources of the
+labels earlier windows used (the watermark carries them as counts).
 """
 
 from __future__ import annotations
@@ -54,37 +55,53 @@ def guard_feedback(
         "feedback_refused": False,
         "feedback_refused_reasons": [],
     }
-    reasons = dominance_reasons(labels, guards, history)
-    stats["feedback_sources"] = {str(k): int(v) for k, v in labels["source"].value_counts().items()}
+    dominant = dominant_source(labels, guards, history)
+    if dominant:
+        source, reason = dominant
+        held = labels["source"].astype(str).eq(source)
+        stats.update(feedback_quarantined_source=source, feedback_quarantined_rows=int(held.sum()),
+                     feedback_quarantined_reason=reason)
+        labels = labels.loc[~held].reset_index(drop=True)
+    reasons = [reason for reason in [label_reason(labels, guards)] if reason]
     if reasons:
         stats.update(feedback_refused=True, feedback_refused_reasons=reasons, feedback_refused_rows=len(labels))
         labels = labels.iloc[0:0]
+    # what the next windows judge against: only labels that were used, so a flood never becomes the history
+    stats["feedback_sources"] = {str(k): int(v) for k, v in labels["source"].value_counts().items()}
     stats["feedback_used"] = int((~labels["late"]).sum())
     return labels, stats
 
 
-def dominance_reasons(labels: pd.DataFrame, guards: FeedbackSettings,
-                      history: Mapping[str, int] | None = None) -> list[str]:
-    """Why this feedback is implausible (empty when it is fine): one source or one label dominating.
+def dominant_source(labels: pd.DataFrame, guards: FeedbackSettings,
+                    history: Mapping[str, int] | None = None) -> tuple[str, str] | None:
+    """The source that newly dominates this window's labels, and why, or None.
 
     A source is judged against the earlier feedback (`history`, label counts by source of earlier
     windows): the router's default source is "api", so a deployment where every client leaves it
     out has one source at 100% every day, and that is normal. What is implausible is a source that
     dominates this window but did not dominate before; with no earlier feedback it is not judged.
+    Its labels are quarantined (kept out of this window), the other sources' are used: so one
+    source can neither poison the window nor, by flooding it, stop it from being processed.
     """
     if len(labels) < guards.min_rows:
-        return []
-    reasons = []
+        return None
     shares = labels["source"].value_counts(normalize=True)
     source, share = str(shares.index[0]), float(shares.iloc[0])
     total = sum(history.values()) if history else 0
     before = history.get(source, 0) / total if total else None
     if share > guards.max_source_share and before is not None and before <= guards.max_source_share:
-        reasons.append(f"source '{source}' gives {share:.0%} of {len(labels)} feedback labels (limit "
-                       f"{guards.max_source_share:.0%}; {before:.0%} of earlier feedback): window feedback refused")
+        return source, (f"source '{source}' gives {share:.0%} of {len(labels)} feedback labels (limit "
+                        f"{guards.max_source_share:.0%}; {before:.0%} of earlier feedback): its labels are quarantined")
+    return None
+
+
+def label_reason(labels: pd.DataFrame, guards: FeedbackSettings) -> str | None:
+    """Why this window's feedback is implausible as a whole (one label dominating it), or None."""
+    if len(labels) < guards.min_rows:
+        return None
     shares = labels["label"].value_counts(normalize=True)
     label, share = str(shares.index[0]), float(shares.iloc[0])
     if share > guards.max_label_share:
-        reasons.append(f"label '{label}' gives {share:.0%} of {len(labels)} feedback labels "
-                       f"(limit {guards.max_label_share:.0%}): window feedback refused")
-    return reasons
+        return (f"label '{label}' gives {share:.0%} of {len(labels)} feedback labels "
+                f"(limit {guards.max_label_share:.0%}): window feedback refused")
+    return None

@@ -41,6 +41,7 @@ from retrain.ml.evaluate import split_holdout
 from retrain.ml.features import baseline_pipeline
 from retrain.ml.patterns import Pattern, champion_view, find_patterns
 from retrain.ml.threshold import Calibration, calibrate_labeller, calibration_stats, verify_threshold
+from ticket_ab.atomic import replace_file
 from ticket_ab.schema import TEXT, TOPIC
 from ticket_ab.settings import FeedbackSettings, RelabelSettings
 
@@ -259,9 +260,5 @@ def _review(rows: pd.DataFrame, suggested: np.ndarray | None, confidence: np.nda
 
 def write_review_queue(review: pd.DataFrame, path: Path) -> Path:
     """Agents' work list, least confident first; replaced each run (atomic rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    review.to_csv(tmp, index=False)
-    tmp.replace(path)
-    return path
+    replace_file(path, lambda fh: review.to_csv(fh, index=False))
+    return Path(path)

@@ -40,9 +40,8 @@ def collect_window(settings: Settings, run_id: str) -> Collected:
     window.frame.astype({column: "string" for column in STRING_COLUMNS}).to_parquet(path, index=False)
     late_path = directory / "late_feedback.parquet"
     window.late.astype("string").to_parquet(late_path, index=False)
-    store, pending = labelstore.add_pending(store, window.late)
-    if pending:
-        labelstore.save(store_path, store)
+    if not window.late.empty:  # under the store's lock: a concurrent run's rows are kept
+        store = labelstore.update(store_path, lambda current: labelstore.add_pending(current, window.late)[0])
     stats = {**window.stats, "feedback_late_pending": int(len(labelstore.pending(store)))}
     summary = win.summarize(stats)
     log.info(kv("collect_window", run_id=run_id, rows=stats["rows"], labelled=stats["labelled"],

@@ -83,16 +83,19 @@ def remember(path: Path, reference: pd.DataFrame, result: Labels, judged: set[st
     Judged late labels (`judged`, their pending keys) land on their tickets' own keys with the rest
     (accepted or quarantined), and their pending rows go.
     """
-    store = labelstore.load(path)
-    if not store["origin"].eq(labelstore.BOOTSTRAP).any():
-        store = labelstore.upsert(store, labelstore.rows_from(reference, labelstore.BOOTSTRAP))
     train, quarantined = result.train, result.quarantined
     gold = pd.concat([train.loc[train["label_origin"].isin([GOLD, FIXED])], result.holdout], ignore_index=True)
     held = quarantined.assign(champion_topic=quarantined["suggested_topic"])
-    store = labelstore.drop_keys(store, judged)
-    for rows in (labelstore.rows_from(gold, labelstore.GOLD),
-                 labelstore.rows_from(train.loc[train["label_origin"] == PSEUDO], labelstore.PSEUDO),
-                 labelstore.rows_from(held, labelstore.GOLD, labelstore.QUARANTINED)):
-        store = labelstore.upsert(store, rows)
-    labelstore.save(path, store)
+
+    def add(store: pd.DataFrame) -> pd.DataFrame:
+        if not store["origin"].eq(labelstore.BOOTSTRAP).any():
+            store = labelstore.upsert(store, labelstore.rows_from(reference, labelstore.BOOTSTRAP))
+        store = labelstore.drop_keys(store, judged)
+        for rows in (labelstore.rows_from(gold, labelstore.GOLD),
+                     labelstore.rows_from(train.loc[train["label_origin"] == PSEUDO], labelstore.PSEUDO),
+                     labelstore.rows_from(held, labelstore.GOLD, labelstore.QUARANTINED)):
+            store = labelstore.upsert(store, rows)
+        return store
+
+    store = labelstore.update(path, add)  # one run at a time: an overlapping run's rows are kept
     return labelstore.summary(store)

@@ -1,8 +1,9 @@
 """Task 6, `report`: one summary line and a markdown report per run, then the watermark.
 
 The watermark moves here, last, and only when the window is done: if anything before fails, the
-next run sees the same tickets again. Then log retention runs: day folders older than
-TICKET_AB_LOG_RETENTION_DAYS go, but never the watermark's day or later, which the next window reads.
+next run sees the same tickets again. Then retention runs: log day folders older than
+TICKET_AB_LOG_RETENTION_DAYS go, but never the watermark's day or later, which the next window reads,
+and so do run folders and reports untouched for as long (never this run's).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from retrain.tasks import window as win
 from retrain.tasks.results import Checked, Collected, Relabelled, Reported, Trained
-from retrain.tasks.runs import run_slug
+from retrain.tasks.runs import expire_runs, run_slug
 from ticket_ab import logstore, registry
 from ticket_ab.log import get_logger, kv
 from ticket_ab.logwriter import utc_day
@@ -35,7 +36,8 @@ def report(settings: Settings, collected: Collected, checked: Checked, relabelle
     `relabelled` and `trained` are None when their tasks were skipped (no drift, or too few labels).
     """
     run_id = collected.run_id
-    advance, watermark_note = watermark_decision(checked, trained)
+    refused = bool(collected.stats.get("feedback_refused"))
+    advance, watermark_note = watermark_decision(checked, trained, refused=refused)
     line = summary_line(collected, checked, trained, relabelled)
     path = settings.reports_dir / "runs" / f"{run_slug(run_id)}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -46,9 +48,11 @@ def report(settings: Settings, collected: Collected, checked: Checked, relabelle
         win.save_watermark(win.watermark_path(settings.airflow_dir), committed, run_id=run_id)
     expired = expire_logs(settings, collected.next_watermark["requests_until"] if advance
                           else collected.stats.get("watermark_from"))
+    expired_runs = expire_runs(settings, keep=run_id)
     version = (trained.version if trained else None) or "none"
     log.info(kv("run_report", run_id=run_id, decision=checked.status, version=version,
-                watermark="advanced" if advance else "kept", expired_log_days=len(expired), line=line))
+                watermark="advanced" if advance else "kept", expired_log_days=len(expired),
+                expired_runs=len(expired_runs), line=line))
     return Reported(line=line, markdown=str(path), mlflow_run_id=mlflow_run, watermark_advanced=advance)
 
 
@@ -60,11 +64,15 @@ def expire_logs(settings: Settings, watermark: str | None) -> list[Path]:
                            utc_day(watermark))
 
 
-def watermark_decision(checked: Checked, trained: Trained | None) -> tuple[bool, str]:
+def watermark_decision(checked: Checked, trained: Trained | None, refused: bool = False) -> tuple[bool, str]:
     """Consume the window unless it still needs to wait: too small, nothing to compare with, or
-    drifted but without enough gold to gate a challenger (its feedback may still come)."""
+    drifted but without enough gold to gate a challenger (its feedback may still come). A window whose
+    feedback was refused is consumed: read again, the same labels would be refused again, and a window
+    that never moves would stop retention with it."""
     if checked.status in ("too_small", "no_reference"):
         return False, f"watermark kept ({checked.status}): these tickets are judged with the next window"
+    if checked.retrain and refused and (trained is None or trained.version is None):
+        return True, "watermark advanced: the window's feedback was refused, so waiting would not help"
     if checked.retrain and (trained is None or trained.version is None):
         return False, "watermark kept: the drifted window waits for enough feedback to gate a challenger"
     return True, "watermark advanced: these tickets are done"
@@ -186,6 +194,10 @@ def _window_section(collected: Collected) -> list[str]:
     stats = collected.stats
     out = ["", "## Window", "", collected.summary, "", "| count | value |", "|---|---|"]
     out += [f"| {key} | {stats.get(key)} |" for key in WINDOW_COUNTS]
+    if stats.get("feedback_quarantined_source"):
+        out += ["", f"Feedback quarantined (source '{stats['feedback_quarantined_source']}', "
+                f"{stats['feedback_quarantined_rows']} labels kept out of this window):",
+                f"- {stats['feedback_quarantined_reason']}"]
     if stats.get("feedback_refused"):
         out += ["", "Feedback refused:"] + [f"- {r}" for r in stats["feedback_refused_reasons"]]
     if stats.get("incoming_bad_files"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,3 +37,19 @@ def run_key(logical_date: Any, run_id: str) -> str:
 def run_dir(settings: Settings, run_id: str) -> Path:
     """Where a run keeps its window, reference copy, relabelled data and task results."""
     return settings.reports_dir / "runs" / run_slug(run_id)
+
+
+def expire_runs(settings: Settings, keep: str) -> list[Path]:
+    """Remove run folders and reports untouched for longer than TICKET_AB_LOG_RETENTION_DAYS (0: keep all),
+    never those of run `keep` (the run reporting now): they hold copies of tickets, as the logs do."""
+    days = settings.log.retention_days
+    runs = settings.reports_dir / "runs"
+    if days <= 0 or not runs.is_dir():
+        return []
+    cutoff, current = time.time() - days * 86400, run_slug(keep)
+    removed = []
+    for path in sorted(runs.iterdir()):
+        if path.name.removesuffix(".md") != current and path.stat().st_mtime < cutoff:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path)
+    return removed

@@ -27,6 +27,7 @@ import pandas as pd
 
 from retrain.ml.feedback import guard_feedback
 from ticket_ab.atomic import write_atomic
+from ticket_ab.pii import is_personal, mask
 from ticket_ab.requestlog import LogRead, read_feedback, read_requests
 from ticket_ab.schema import TEXT, TOPIC, TicketDataError, load_tickets
 from ticket_ab.settings import FeedbackSettings
@@ -121,7 +122,11 @@ def read_incoming(directory: Path, seen: dict[str, str]) -> IncomingRead:
 
 
 def _incoming_rows(tickets: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Dropped files are helpdesk exports: a `topic` there is the agent's label, as good as feedback."""
+    """Dropped files are helpdesk exports: a `topic` there is the agent's label, as good as feedback.
+
+    Their personal data is masked on the way in, as the router masks a request: the text by `mask`; a
+    customer id that is an e-mail or phone is dropped (the router's pseudonym needs its key, which the
+    pipeline does not hold), so the ticket counts as a customer of its own."""
     n = len(tickets)
     label = tickets[TOPIC] if TOPIC in tickets.columns else pd.Series([None] * n, index=tickets.index)
     ticket_id = tickets["ticket_id"].astype(str) if "ticket_id" in tickets.columns else pd.Series(
@@ -130,14 +135,15 @@ def _incoming_rows(tickets: pd.DataFrame, name: str) -> pd.DataFrame:
         stamps = pd.to_datetime(tickets["created_at"], utc=True, errors="coerce", format="ISO8601")
     else:
         stamps = pd.Series(pd.NaT, index=tickets.index, dtype="datetime64[ns, UTC]")
-    customer = tickets["customer_id"].astype("string") if "customer_id" in tickets.columns else [None] * n
+    customer = (tickets["customer_id"].astype("string").map(lambda c: None if pd.isna(c) or is_personal(c) else c)
+                if "customer_id" in tickets.columns else [None] * n)
     frame = pd.DataFrame({
         "request_id": [None] * n,
         "ticket_id": ticket_id.to_numpy(),
         "customer_id": customer,
         "timestamp": stamps.to_numpy(),
         "origin": f"{INCOMING}:{name}",
-        TEXT: tickets[TEXT].to_numpy(),
+        TEXT: tickets[TEXT].astype(str).map(mask).to_numpy(),
         "served_topic": None,
         "label": label.to_numpy(),
         "label_source": [INCOMING if isinstance(v, str) and v else None for v in label],
@@ -255,6 +261,9 @@ def summarize(stats: dict[str, Any]) -> str:
     if dropped:
         parts.append(f"{stats['feedback_unknown_request']} feedback for unknown requests and "
                      f"{stats['feedback_superseded']} superseded labels dropped")
+    if stats.get("feedback_quarantined_source"):
+        parts.append(f"{stats['feedback_quarantined_rows']} feedback labels quarantined: "
+                     f"{stats['feedback_quarantined_reason']}")
     if stats["feedback_refused"]:
         parts.append("feedback refused: " + "; ".join(stats["feedback_refused_reasons"]))
     if stats["incoming_bad_files"]:

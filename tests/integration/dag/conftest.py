@@ -46,10 +46,12 @@ def airflow_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def champion_settings(mlflow_server, tmp_path_factory) -> Settings:
-    """A model whose champion was trained on 1800 generated baseline tickets (lr/nb: ~20 s)."""
+def champion_settings(mlflow_server, tmp_path_factory, request) -> Settings:
+    """A model whose champion was trained on 1800 generated baseline tickets (lr/nb: ~20 s), one model per
+    module: the MLflow server is the session's, and a run key of one module must not meet another's."""
     home = tmp_path_factory.mktemp("champion_home")
-    settings = get_settings(home=home, tracking_uri=mlflow_server.uri, model_name=f"dag-test-{os.getpid()}",
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    settings = get_settings(home=home, tracking_uri=mlflow_server.uri, model_name=f"dag-test-{os.getpid()}-{module}",
                             training={"automl_models": "lr,nb", "reference_rows": 1500}, drift={"min_window": 200})
     outcome = train_and_register(generate("baseline", 1800, 1), settings, alias=registry.CHAMPION,
                                  source="dag-test-bootstrap", progress=lambda _: None)

@@ -12,6 +12,7 @@ account, and act as another account only where a test says so.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -46,8 +47,9 @@ def _leftovers(home: Path) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[StackHandle]:
+@contextlib.contextmanager
+def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[StackHandle]:
+    """`stack up` in a fresh home with free ports (and `extra_env`), then `stack down` and the leftovers check."""
     base = Path(tempfile.mkdtemp(prefix="ticket-ab-stack-"))
     base.chmod(0o755)  # the cluster runs as `postgres` when we are root: it must reach its directory
     home = base / "home"
@@ -63,6 +65,7 @@ def stack() -> Iterator[StackHandle]:
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "15",
         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
+        **(extra_env or {}),
     }}
     env.pop("MLFLOW_TRACKING_URI", None)
     patch = pytest.MonkeyPatch()
@@ -85,3 +88,9 @@ def stack() -> Iterator[StackHandle]:
         shutil.rmtree(base, ignore_errors=True)
         assert down.returncode == 0, down.stdout + down.stderr
         assert not left, f"processes left after `stack down`: {left}"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackHandle]:
+    with running_stack() as handle:
+        yield handle

@@ -62,8 +62,11 @@ def test_postgres_acknowledges_a_commit_only_once_it_is_on_disk(stack):
 def test_a_second_stack_up_of_the_same_home_is_refused_with_one_line(stack):
     again = stack.cli("-m", "ops", "stack", "up", timeout=120)
     assert again.returncode == 2
-    assert again.stderr == (f"error: the stack of {stack.settings.home} is already running; "
-                            "`make stack-down` first\n")
+    manager_pid = probe.run.manager(stack.settings).rpc().supervisor.getPID()
+    assert again.stderr.startswith(f"error: the stack of {stack.settings.home} is already running (supervisord pid "
+                                   f"{manager_pid}; ")
+    assert f"postgres pid {probe.pid_of(stack, 'postgres')}" in again.stderr
+    assert again.stderr.endswith("; `make stack-down` first\n") and again.stderr.count("\n") == 1
 
 
 def test_without_credentials_every_write_to_the_registry_is_refused(stack):

@@ -1,6 +1,7 @@
 """The DAG's task bodies without Airflow: branch, run keys, watermark, report line, XCom results, windows."""
 
 import json
+import os
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from retrain.ml.held import judge_held
 from retrain.tasks import check, collect, report
 from retrain.tasks import window as win
 from retrain.tasks.results import XCOM_CLASSES, Checked, Collected, Relabelled, Trained
-from retrain.tasks.runs import run_dir, run_key, run_slug
+from retrain.tasks.runs import expire_runs, run_dir, run_key, run_slug
 from ticket_ab.requestlog import REQUEST_COLUMNS
 from ticket_ab.settings import get_settings
 
@@ -35,6 +36,22 @@ def test_run_key_is_the_logical_date_so_a_rerun_reuses_it():
     assert run_key(None, "api__x") == "ticket_drift_retrain:api__x"
 
 
+def test_run_folders_and_reports_past_retention_go_but_never_the_current_run(tmp_path):
+    settings = get_settings(home=str(tmp_path), log={"retention_days": 30})
+    old, new, current = (run_dir(settings, f"manual__{n}") for n in ("old", "new", "current"))
+    for folder in (old, new, current):
+        folder.mkdir(parents=True)
+        (folder / "window.parquet").write_bytes(b"tickets")
+        folder.with_suffix(".md").write_text("report")
+    month_ago = datetime.now(UTC).timestamp() - 31 * 86400
+    for path in (old, old.with_suffix(".md"), current, current.with_suffix(".md")):
+        os.utime(path, (month_ago, month_ago))
+    removed = expire_runs(settings, keep="manual__current")
+    assert sorted(p.name for p in removed) == ["manual__old", "manual__old.md"]
+    assert not old.exists() and new.exists() and current.exists() and current.with_suffix(".md").exists()
+    assert expire_runs(get_settings(home=str(tmp_path), log={"retention_days": 0}), keep="x") == []
+
+
 def test_run_slug_is_a_safe_file_name():
     assert run_slug("manual__2026-03-02T00:00:00+00:00") == "manual__2026-03-02T00_00_00_00_00"
 
@@ -48,6 +65,11 @@ def test_run_slug_is_a_safe_file_name():
 ])
 def test_watermark_moves_only_when_the_window_is_done(status, retrain, trained, advance):
     assert report.watermark_decision(_checked(status, retrain), trained)[0] is advance
+
+
+def test_a_drifted_window_whose_feedback_was_refused_does_not_stall_the_watermark():
+    advance, note = report.watermark_decision(_checked("drift", True), Trained(key="k", why="few gold"), refused=True)
+    assert advance is True and "refused" in note
 
 
 def _collected(rows=500, **stats) -> Collected:

@@ -5,6 +5,7 @@ import pytest
 from logfiles import append_lines, append_rows
 
 from retrain.tasks import window as win
+from ticket_ab.pii import mask
 from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
 from ticket_ab.settings import FeedbackSettings
 
@@ -112,16 +113,21 @@ def _window_feedback(paths, label, source, n=60):
                 [_feedback(f"r{i}", label(i), source=source(i)) for i in range(n)])
 
 
-def test_a_source_that_suddenly_dominates_the_feedback_is_refused_with_the_reason(paths):
+def test_a_source_that_suddenly_dominates_the_feedback_has_its_labels_quarantined_and_the_rest_are_used(paths):
     watermark = _history(paths, [f"agent-{k}" for k in range(5)])
-    _window_feedback(paths, lambda i: ["access", "email", "network"][i % 3], lambda i: "bot")
+    _window_feedback(paths, lambda i: ["access", "email", "network"][i % 3],
+                     lambda i: "bot" if i % 10 else f"agent-{i % 5}")
     window = _collect(paths, watermark)
-    assert window.stats["feedback_refused"] is True
-    assert window.stats["labelled"] == 0
-    assert len(window.frame) == 60  # the tickets stay: only their labels are untrusted
-    assert window.stats["feedback_refused_reasons"] == [
-        "source 'bot' gives 100% of 60 feedback labels (limit 80%; 0% of earlier feedback): window feedback refused"]
-    assert "feedback refused" in win.summarize(window.stats)
+    assert window.stats["feedback_refused"] is False
+    assert window.stats["feedback_quarantined_source"] == "bot"
+    assert window.stats["feedback_quarantined_rows"] == 54
+    assert window.stats["labelled"] == 6  # the other sources' labels are used
+    assert "bot" not in set(window.frame["label_source"].dropna())
+    assert len(window.frame) == 60  # the tickets stay: only the source's labels are untrusted
+    assert window.stats["feedback_quarantined_reason"] == (
+        "source 'bot' gives 90% of 60 feedback labels (limit 80%; 0% of earlier feedback): its labels are quarantined")
+    assert "bot" not in window.next_watermark.feedback_sources  # a flood never becomes the history
+    assert "quarantined" in win.summarize(window.stats)
 
 
 def test_a_source_that_always_gave_most_feedback_is_not_refused(paths):
@@ -169,14 +175,26 @@ def test_incoming_files_are_read_once_with_their_labels_and_bad_files_are_skippe
     assert third.frame["text"].tolist() == ["printer jams again"]
 
 
+def test_incoming_tickets_are_masked_on_the_way_in_exactly_as_the_router_masks_a_request(paths):
+    texts = ["mail me at jane.doe@example.com", "call +44 20 7946 0958 about card 4111 1111 1111 1111", "vpn drops"]
+    paths["incoming_dir"].mkdir(parents=True)
+    pd.DataFrame({"text": texts, "customer_id": ["jane.doe@example.com", "+44 20 7946 0958", "acme-42"],
+                  "ticket_id": ["P1", "P2", "P3"]}).to_csv(paths["incoming_dir"] / "export.csv", index=False)
+    frame = _collect(paths).frame.set_index("ticket_id").loc[["P1", "P2", "P3"]]
+    assert frame["text"].tolist() == [mask(t) for t in texts]
+    assert frame["text"].tolist()[:2] != texts[:2]  # there was something to mask
+    assert frame["customer_id"].isna().tolist() == [True, True, False]  # personal ids dropped, others kept
+    assert frame.loc["P3", "customer_id"] == "acme-42"
+
+
 def test_the_watermark_carries_the_feedback_sources_of_the_windows_it_consumed(paths, tmp_path):
     first = _history(paths, ["agent-1", "agent-2"])
     assert first.feedback_sources == {"agent-1": 20, "agent-2": 20}
     path = tmp_path / "wm.json"
     win.save_watermark(path, first, run_id="r1")
     assert win.load_watermark(path).feedback_sources == first.feedback_sources
-    _window_feedback(paths, lambda i: ["access", "email", "network"][i % 3], lambda i: "agent-1")
-    assert _collect(paths, first).next_watermark.feedback_sources == {"agent-1": 80, "agent-2": 20}
+    _window_feedback(paths, lambda i: ["access", "email", "network"][i % 3], lambda i: f"agent-{1 + i % 2}")
+    assert _collect(paths, first).next_watermark.feedback_sources == {"agent-1": 50, "agent-2": 50}
 
 
 def test_late_feedback_for_a_request_of_an_earlier_window_is_not_used(paths):

@@ -114,3 +114,16 @@ def test_an_unwritable_log_root_raises_and_recovers_once_fixed(tmp_path: Path):
     assert log.check() is None
     log.append(row("r1"))
     assert read_requests(tmp_path).rows["request_id"].tolist() == ["r1"]
+
+
+def test_log_files_are_readable_by_their_group_only_and_folders_enterable_by_it(tmp_path: Path):
+    umask = os.umask(0o022)
+    try:
+        log = ShardedLog(tmp_path, REQUESTS, REQUEST_COLUMNS)
+        log.append(row("r1"))
+        log.close()
+    finally:
+        os.umask(umask)
+    (path,) = shard_files(tmp_path, REQUESTS)
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert path.parent.stat().st_mode & 0o777 == 0o750
