@@ -45,7 +45,7 @@ system-deps: ## install the Debian packages the stack and the tests need when mi
 		|| { echo "error: apt-get install$$missing failed; install them by hand"; exit 1; }; \
 	echo "installed:$$missing"
 
-check: venv ## the fast loop (< 60 s): the pre-commit hooks (ruff, file checks) and the unit tests that start no process
+check: venv ## the fast loop (about a minute): the pre-commit hooks (ruff, file checks) and the unit tests that start no process
 	$(VENV)/bin/pre-commit run --all-files --show-diff-on-failure
 	$(PY) -m pytest tests/unit -m "not slow" -n 2 -q
 
