@@ -22,6 +22,7 @@ from ops.env import REPO, child_env
 from ops.health import ServiceError
 from ops.ports import airflow_endpoint
 from retrain.tasks.results import XCOM_CLASSES
+from ticket_ab.durable import UMASK
 from ticket_ab.names import DAG_ID
 from ticket_ab.settings import Settings, get_settings
 
@@ -83,12 +84,13 @@ def run_dag(logical_date: str | None = None, *, settings: Settings | None = None
     cmd = _airflow("dags", "test", DAG_ID, *([logical_date] if logical_date else []))
     if log_path is None:
         ensure_db(settings)
-        return subprocess.run(cmd, env=airflow_env(settings), cwd=settings.airflow_dir, timeout=timeout_s).returncode
+        return subprocess.run(cmd, env=airflow_env(settings), cwd=settings.airflow_dir, timeout=timeout_s,
+                              umask=UMASK).returncode
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
         ensure_db(settings, stdout=out)
         return subprocess.run(cmd, env=airflow_env(settings), cwd=settings.airflow_dir, stdout=out,
-                              stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+                              stderr=subprocess.STDOUT, timeout=timeout_s, umask=UMASK).returncode
 
 
 def standalone_env(settings: Settings) -> dict[str, str]:

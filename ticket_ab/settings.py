@@ -99,6 +99,9 @@ class TrainingSettings(BaseSettings):
                                        "those tickets the champion gives it with TICKET_AB_FEEDBACK_PATTERN_CONFIDENCE")
     store_max_rows: int = Field(20000, ge=100,
         description="training memory: the newest labelled tickets of the label store each retrain draws at most")
+    store_retention_days: int = Field(365, ge=0,
+        description="the label store forgets tickets older than this (the champion's bootstrap reference and "
+                    "pending late labels excepted; 0: keep forever)")
 
     @property
     def candidate_models(self) -> list[str]:

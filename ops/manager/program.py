@@ -19,6 +19,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ticket_ab.durable import UMASK
+
 CONF, SOCKET, PIDFILE, LOGFILE = "supervisord.conf", "supervisord.sock", "supervisord.pid", "supervisord.log"
 REAPER = "reaper"
 # supervisor's config parser ends a value at ` ;` or ` #`, and its environment parser cannot quote `"`.
@@ -79,7 +81,7 @@ def _program(program: Program) -> str:
              f"startsecs={program.startsecs}", f"startretries={program.startretries}",
              f"stopsignal={program.stopsignal}", f"stopwaitsecs={program.stopwaitsecs}",
              f"stopasgroup={flag[program.stopasgroup]}", f"killasgroup={flag[program.killasgroup]}",
-             f"priority={program.priority}",
+             f"priority={program.priority}", f"umask={UMASK:03o}",
              "redirect_stderr=true", f"stdout_logfile={_safe(str(program.log), 'a log path')}",
              "stdout_logfile_maxbytes=50MB", "stdout_logfile_backups=3"]
     return "\n".join(lines)
@@ -102,7 +104,7 @@ def render(programs: list[Program], directory: Path) -> str:
     header = ["; Rendered by ticket-ab: do not edit. It holds secrets: mode 0600.",
               "[unix_http_server]", f"file={where[SOCKET]}", "chmod=0700", "",
               "[supervisord]", f"pidfile={where[PIDFILE]}", f"logfile={where[LOGFILE]}",
-              f"childlogdir={_safe(str(directory), 'the supervisor directory')}",
+              f"childlogdir={_safe(str(directory), 'the supervisor directory')}", f"umask={UMASK:03o}",
               *(["user=root"] if os.geteuid() == 0 else []), "",  # said, so supervisord does not warn about it
               "[rpcinterface:supervisor]",
               "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",

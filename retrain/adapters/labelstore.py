@@ -154,6 +154,17 @@ def draw(store: pd.DataFrame, max_rows: int, *, exclude: set[str] = frozenset(),
     return rows.loc[rows.index.isin(chosen.index)].drop(columns="_rank").reset_index(drop=True)
 
 
+def expire(store: pd.DataFrame, days: int, now: pd.Timestamp) -> pd.DataFrame:
+    """The store without tickets older than `days` (TICKET_AB_STORE_RETENTION_DAYS; 0 keeps all): it holds
+    ticket texts, so it forgets as the logs do, only later. The champion's reference (`bootstrap`) stays,
+    and so do pending late labels, which the next quarantine still has to judge."""
+    if days <= 0:
+        return store
+    old = store["timestamp"] < now - pd.Timedelta(days=days)
+    kept = store["origin"].eq(BOOTSTRAP) | store["status"].eq(PENDING)
+    return store.loc[~old | kept].reset_index(drop=True)
+
+
 def fingerprint(rows: pd.DataFrame) -> str:
     """Order-independent hash of (key, topic): the same training memory, the same fingerprint."""
     hashed = pd.util.hash_pandas_object(rows[[KEY, TOPIC]].astype(str), index=False).sort_values()

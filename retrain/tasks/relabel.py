@@ -46,7 +46,8 @@ def relabel_window(settings: Settings, collected: Collected, checked: Checked) -
                                                                           index=False)
     review_path = write_review_queue(result.review, settings.reports_dir / "review_queue.csv")
     shutil.copyfile(review_path, directory / "review_queue.csv")
-    store = remember(path, reference, result, judged=set(late[labelstore.KEY]))
+    store = remember(path, reference, result, judged=set(late[labelstore.KEY]),
+                     retention_days=settings.training.store_retention_days)
     relabelled = Relabelled(train_path=str(train_path), holdout_path=str(holdout_path), review_path=str(review_path),
                             stats=result.stats, patterns=[str(p) for p in result.patterns], store=store,
                             held_topics=held_topics(p.name for p in result.patterns))
@@ -74,14 +75,15 @@ def load_champion(settings: Settings, checked: Checked) -> Any:
     return registry.load_version(settings.model_name, checked.champion)
 
 
-def remember(path: Path, reference: pd.DataFrame, result: Labels, judged: set[str]) -> dict[str, int]:
+def remember(path: Path, reference: pd.DataFrame, result: Labels, judged: set[str],
+             retention_days: int = 0) -> dict[str, int]:
     """Add the window's labels to the label store (idempotent: keyed, so a re-run changes nothing).
 
     The store is seeded once with the champion's reference (`bootstrap`). The untouched holdout is
     stored as gold too: it is only kept out of *this* window's training draw. Quarantined feedback
     is stored with the champion's answer, which the draw trains on instead of the held label.
     Judged late labels (`judged`, their pending keys) land on their tickets' own keys with the rest
-    (accepted or quarantined), and their pending rows go.
+    (accepted or quarantined), and their pending rows go. Tickets past `retention_days` are forgotten.
     """
     train, quarantined = result.train, result.quarantined
     gold = pd.concat([train.loc[train["label_origin"].isin([GOLD, FIXED])], result.holdout], ignore_index=True)
@@ -95,7 +97,7 @@ def remember(path: Path, reference: pd.DataFrame, result: Labels, judged: set[st
                      labelstore.rows_from(train.loc[train["label_origin"] == PSEUDO], labelstore.PSEUDO),
                      labelstore.rows_from(held, labelstore.GOLD, labelstore.QUARANTINED)):
             store = labelstore.upsert(store, rows)
-        return store
+        return labelstore.expire(store, retention_days, pd.Timestamp.now(tz="UTC"))
 
     store = labelstore.update(path, add)  # one run at a time: an overlapping run's rows are kept
     return labelstore.summary(store)

@@ -338,3 +338,14 @@ def test_no_file_of_the_stack_but_its_secret_files_holds_a_secret(stack):
     logs = sorted(paths.logs.glob("*.log"))
     assert {log.stem for log in logs} >= {"mlflow", "registry-init", "bootstrap", "router", "airflow-scheduler"}
     assert reg.files_holding(stack.settings.home, reg.secret_values(stack), secret_files) == {}
+
+
+def test_what_the_services_wrote_with_tickets_in_it_is_not_readable_by_other_users(stack):
+    """The request and feedback logs, the DAG's run folders and run reports, the label store: tickets, so 0640 / 0750
+    at most (supervisord runs every program with umask 027; the log writer sets its modes itself)."""
+    settings = stack.settings
+    roots = [settings.logs_dir, settings.reports_dir / "runs", settings.data_dir]
+    written = [path for root in roots if root.exists() for path in [root, *root.rglob("*")]]
+    assert any(path.is_file() for path in written)
+    readable = [f"{path} {path.stat().st_mode & 0o777:o}" for path in written if path.stat().st_mode & 0o007]
+    assert not readable, readable

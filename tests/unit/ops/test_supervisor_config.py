@@ -17,6 +17,7 @@ from ops.manager.program import REAPER, Program, render, write
 from ops.servers import AUTH_APP
 from ops.stack import postgres, programs
 from ops.stack.topology import Paths, cluster, load_secrets
+from ticket_ab.durable import UMASK
 from ticket_ab.settings import get_settings
 
 LONG_RUNNING = {"postgres", "mlflow", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
@@ -67,6 +68,13 @@ def test_the_config_is_readable_by_its_owner_only_in_a_private_directory(stack):
     path = _written(stack)
     assert (os.stat(path).st_mode & 0o777, os.stat(paths.supervisor).st_mode & 0o777) == (0o600, 0o700)
     assert "chmod=0700" in path.read_text() and "[inet_http_server]" not in path.read_text()
+
+
+def test_every_program_creates_files_no_other_user_can_read(stack):
+    parsed = _parsed(_written(stack))
+    assert {name: config.umask for name, config in parsed.items() if name != REAPER} == {
+        name: UMASK for name in parsed if name != REAPER}
+    assert UMASK & 0o007 == 0o007
 
 
 def test_long_running_services_restart_and_one_shots_do_not(stack):

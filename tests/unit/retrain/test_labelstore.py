@@ -109,3 +109,15 @@ def test_a_store_written_before_a_column_existed_reads_it_as_empty(tmp_path):
     assert len(labelstore.draw(loaded, 10)) == 2
     assert labelstore.summary(labelstore.add_pending(loaded, _late({"r0": "billing"}))[0]) == {
         f"{GOLD}_{OK}": 2, f"{GOLD}_{PENDING}": 1, "rows": 3}
+
+
+def test_tickets_past_retention_are_forgotten_but_not_the_champions_reference_nor_pending_labels():
+    old = labelstore.rows_from(_tickets(3, "network", day="2025-01-01"), GOLD)
+    new = labelstore.rows_from(_tickets(2, "email", start=10, day="2026-04-01"), GOLD)
+    reference = labelstore.rows_from(_tickets(2, "access", start=20).drop(columns="timestamp"), labelstore.BOOTSTRAP)
+    store, waiting = labelstore.add_pending(_store(old, new, reference), _late({"r0": "billing"}))
+    assert waiting == 1
+    now = pd.Timestamp("2026-04-02", tz="UTC")
+    kept = labelstore.expire(store, 365, now)
+    assert set(kept[labelstore.KEY]) == set(new[labelstore.KEY]) | set(reference[labelstore.KEY]) | {"late:r0"}
+    assert labelstore.expire(store, 0, now).equals(store)
