@@ -31,7 +31,7 @@ from tests.integration.stack import registry_probe as reg
 from tests.integration.stack import stack_probe as probe
 from tests.unit.router.router_testkit import fitted_pipeline
 from ticket_ab import registry
-from ticket_ab.names import CHALLENGER, CHAMPION, REQUEST_LOG_ASSET
+from ticket_ab.names import CHALLENGER, CHAMPION, DAG_ID, REQUEST_LOG_ASSET, WATCH_DAG_ID
 from ticket_ab.registry import ARTIFACT_DIGEST_TAG
 
 pytestmark = pytest.mark.slow
@@ -206,6 +206,20 @@ def test_the_ab_analysis_promotes_the_challenger_in_the_postgres_registry(stack,
     assert probe.aliases(stack)[CHAMPION] == challenger, result.stdout[-3000:]
 
 
+def _pause_retraining(stack) -> None:
+    """The refusal tests move `challenger` themselves, so the scheduler must not offer one meanwhile: both DAGs
+    are paused (as `airflow dags pause` does, in the metadata database) and no retrain run is left in flight."""
+    conn = postgres.connect(stack.cluster(), "airflow")
+    assert conn is not None, "the stack's PostgreSQL does not accept connections"
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE dag SET is_paused = true WHERE dag_id IN (%s, %s)", (DAG_ID, WATCH_DAG_ID))
+    finally:
+        conn.close()
+    wait_until(lambda: not probe.query(stack, "SELECT run_id FROM dag_run WHERE dag_id = %s AND state IN "
+                                       "('queued', 'running')", DAG_ID), RUN_DEADLINE_S, "no retrain run in flight")
+
+
 def _refused_by_every_replica(stack, version: str, why: str) -> None:
     """Both replicas name the refused challenger in /ready and their metric, serve none, and keep scoring."""
     champion = probe.aliases(stack)[CHAMPION]
@@ -221,8 +235,8 @@ def _refused_by_every_replica(stack, version: str, why: str) -> None:
         served = probe.served_versions(url)
         assert served[CHAMPION] == champion and served[CHALLENGER] != version, served
         assert reg.refusals(url, CHALLENGER, version) >= 1
-        answer = reg.predict(stack, url, "vpn drops every hour")
-        assert answer.status_code == 200 and answer.json()["model_version"] == champion, answer.text
+        answer = reg.predict(stack, url, "vpn drops every hour")  # keeps scoring, never with the refused version
+        assert answer.status_code == 200 and answer.json()["model_version"] != version, answer.text
 
 
 def test_a_version_whose_artifact_was_swapped_after_registration_is_never_unpickled(stack, tmp_path):
@@ -230,6 +244,7 @@ def test_a_version_whose_artifact_was_swapped_after_registration_is_never_unpick
     store for one whose unpickling runs code, and point `challenger` at it: no replica ever loads it."""
     marker = tmp_path / "the-swapped-pickle-ran"
     settings = stack.settings
+    _pause_retraining(stack)
     with reg.acting_as(stack, "pipeline"):
         version = registry.publish(settings.tracking_uri, settings.model_name, fitted_pipeline(seed=3), EXAMPLE,
                                    why="security test", experiment=settings.experiment)
@@ -246,6 +261,7 @@ def test_a_version_whose_artifact_was_swapped_after_registration_is_never_unpick
 
 def test_a_version_registered_without_a_digest_is_refused_before_it_is_fetched(stack):
     """The pipeline's account can copy a version without our registration call (plain REST): no digest, no load."""
+    _pause_retraining(stack)
     name, champion = stack.settings.model_name, probe.aliases(stack)[CHAMPION]
     pipeline = reg.account(stack, "pipeline")
     created = reg.call(stack, "POST", "/model-versions/create", {"name": name, "source": f"models:/{name}/{champion}"},
