@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from ticket_ab.durable import sync_dir
+
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` via a fsynced temp file and a rename (the temp file never lingers)."""
@@ -35,11 +37,7 @@ def replace_file(path: Path, write: Callable[[BinaryIO], object]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    sync_dir(path.parent)
 
 
 @contextlib.contextmanager
