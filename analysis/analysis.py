@@ -231,8 +231,9 @@ def console(summary: dict, paths: report.ReportPaths) -> str:
                      f"{'  FLAGGED' if srm['flagged'] else ''}")
     ci = fmt.interval([c["ci_low"], c["ci_high"]], fmt.pts)
     lines.append(f"  B - A accuracy: {fmt.pts(c['diff'])}, {c['interval']}: {ci}")
+    lines.append(f"  estimand: {c['estimand']['statement']}")
     if (c.get("adjustment") or {}).get("applied"):
-        lines.append(f"  CUPAC: adjusted on the champion's confidence, variance "
+        lines.append(f"  CUPAC/CUPED: {c['adjustment'].get('statement', 'adjusted')}, variance "
                      f"-{fmt.pct(c['adjustment']['variance_reduction'])} (unadjusted B - A "
                      f"{fmt.pts(c['adjustment']['unadjusted_diff'])})")
     lines.append(f"  evidence: {c['evidence']['statement']}")

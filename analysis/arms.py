@@ -45,13 +45,17 @@ def authenticated_only(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return rows[~anonymous], int(anonymous.sum())
 
 
-def without_crossover(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The rows of units served by one arm only, and how many units (and their requests) were in both."""
+def without_crossover(rows: pd.DataFrame, within: str | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of units served by one arm only (within each value of column `within`, e.g. each ramp step,
+    where a customer joining B at a later step is no crossover), and how many units (and requests) were in both."""
     if rows.empty or (rows["mode"] == SHADOW).all():
         return rows, {"customers": 0, "requests": 0}
-    arms_seen = rows[rows["variant"].isin(ARMS)].groupby("unit")["variant"].nunique()
-    both = rows["unit"].isin(arms_seen.index[arms_seen > 1])
-    return rows[~both], {"customers": int((arms_seen > 1).sum()), "requests": int(both.sum())}
+    keys = [within, "unit"] if within else ["unit"]
+    arms_seen = rows[rows["variant"].isin(ARMS)].groupby(keys)["variant"].nunique()
+    crossed = arms_seen.index[arms_seen > 1]
+    both = (pd.MultiIndex.from_frame(rows[keys]).isin(crossed) if within else rows["unit"].isin(crossed))
+    units = crossed.get_level_values("unit").nunique() if within else len(crossed)
+    return rows[~both], {"customers": int(units), "requests": int(both.sum())}
 
 
 def _assigned(rows: pd.DataFrame, arm: str, mode: str) -> pd.DataFrame:
@@ -65,14 +69,16 @@ def _assigned(rows: pd.DataFrame, arm: str, mode: str) -> pd.DataFrame:
 
 
 def outcomes(rows: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """One row per labelled request of the comparison: its unit, arm, whether the answer was right and,
-    in split mode when it was scored, the champion's confidence in the ticket (`covariate`, for CUPAC)."""
+    """One row per labelled request of the comparison: its unit, arm, whether the answer was right, its ramp
+    step (`stratum`) and, in split mode when it was scored, the champion's confidence (`covariate`, for CUPAC)."""
     if mode == SHADOW:
         a = _assigned(rows, "A", mode)
         return pd.DataFrame({"unit": a["unit"], "right_a": a["topic"] == a["label"],
                              "right_b": a["shadow_topic"] == a["label"]})
     both = pd.concat([_assigned(rows, arm, mode) for arm in ARMS])
     out = pd.DataFrame({"unit": both["unit"], "in_b": both["variant"] == "B", "right": both["answer"] == both["label"]})
+    if "period" in both:  # the ramp steps, which the comparison pools as strata
+        out = out.assign(stratum=both["period"])
     return out.assign(covariate=both[COLUMN]) if COLUMN in both else out
 
 

@@ -8,6 +8,14 @@ adjusting on it cannot bias the comparison, only remove noise (DoorDash's CUPAC;
 itself is `analysis.inference.cluster_diff`). It is scored offline (analysis.py loads the champion
 from the registry, `confidence` scores) on the logged (masked) text the model saw, not in the
 router, where it would double the cost of every arm-B request.
+
+CUPED (Deng et al. 2013): each customer's earlier accuracy, the other covariate. The same customers were
+served by the champion before the experiment started, and agents labelled some of those answers; that
+record was written before assignment could act on it, so it is a valid regression covariate too (Lin
+2013), and it removes the spread between customers (easy and hard customers), which dominates the noise
+on a heavy-tailed customer base. A customer's earlier mean is shrunk towards the pooled earlier mean
+(`customer_prior`, `ABSettings.prior_strength`, fixed before any evaluation), so a customer with two
+earlier labels is not taken at its word; a customer without any gets the pooled mean.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from ticket_ab.names import SPLIT
 
 Scorer = Callable[[str, Sequence[str]], np.ndarray]  # (champion version, texts) -> confidence per text
 COLUMN = "champion_confidence"
+PRIOR = "prior"  # outcome column: the customer's earlier accuracy, shrunk (CUPED)
+PRIOR_N = "prior_n"  # outcome column: the customer's earlier labelled requests
 
 
 class CovariateError(RuntimeError):
@@ -46,3 +56,44 @@ def attach(rows: pd.DataFrame, mode: str, champion: str, scorer: Scorer | None) 
     except CovariateError as exc:
         return rows, f"no CUPAC adjustment (the interval is the unadjusted one): {exc}"
     return rows.assign(**{COLUMN: pd.Series(scores, index=rows.index[labelled])}), None
+
+
+def customer_prior(units: Sequence, prior_units: Sequence, prior_right: Sequence[bool], strength: float) -> np.ndarray:
+    """For each of `units`, its customer's earlier accuracy shrunk towards the pooled earlier mean pbar:
+    (right_i + strength * pbar) / (n_i + strength), so a customer's own earlier mean counts as much as
+    `strength` labels of the pooled one; a customer without earlier labels gets pbar (all nan without any)."""
+    right = np.asarray(prior_right, dtype=float)
+    if not len(right):
+        return np.full(len(units), np.nan)
+    earlier = pd.DataFrame({"unit": np.asarray(prior_units, dtype=str), "right": right}).groupby("unit")["right"]
+    pbar, keys = float(right.mean()), pd.Index(np.asarray(units, dtype=str))
+    hits, n = earlier.sum().reindex(keys, fill_value=0.0), earlier.count().reindex(keys, fill_value=0)
+    return ((hits + strength * pbar) / (n + strength)).to_numpy(dtype=float)
+
+
+def earlier(window: pd.DataFrame, analysed: pd.DataFrame) -> pd.DataFrame:
+    """The champion's labelled answers before the analysed experiment's first request (any of its periods'
+    rows counts, also one left out as crossover): `unit` and whether the answer was `right`.
+
+    Only periods in which no request was assigned to B count: there the champion served every customer, so
+    whether a customer has an earlier record cannot depend on any assignment. A period with B rows (an earlier
+    experiment, or this one's first requests whose challenger only fell back, so the log cannot tell its
+    start) would give earlier labels to A's customers only, and the covariate would differ by arm."""
+    start = window.loc[window["period"].isin(analysed["period"].unique()), "timestamp"].min()
+    before = window[window["timestamp"] < start]
+    split = before.loc[before["variant"] != "A", "period"].unique()
+    rows = before[~before["period"].isin(split) & before["label"].notna() & (before["topic"] != "")]
+    return pd.DataFrame({"unit": rows["unit"], "right": rows["topic"] == rows["label"]})
+
+
+def with_prior(outcomes: pd.DataFrame, window: pd.DataFrame, analysed: pd.DataFrame, mode: str,
+               strength: float) -> pd.DataFrame:
+    """The split-mode outcome rows with each customer's earlier accuracy (`PRIOR`) and earlier labelled requests
+    (`PRIOR_N`) from `earlier`, when the window has any; unchanged otherwise, and in shadow mode, where both
+    models answer every ticket and the comparison is paired already."""
+    before = earlier(window, analysed) if mode == SPLIT and len(outcomes) else None
+    if before is None or before.empty:
+        return outcomes
+    counts = before["unit"].astype(str).value_counts()
+    return outcomes.assign(**{PRIOR: customer_prior(outcomes["unit"], before["unit"], before["right"], strength),
+                              PRIOR_N: outcomes["unit"].astype(str).map(counts).fillna(0).astype(int).to_numpy()})

@@ -21,10 +21,13 @@ the console and the tests all see the same numbers. Definitions the report relie
   The log records the challenger's version only on rows it answered, so a row's challenger is
   the latest one seen answering before it (none before the first): traffic served before a
   challenger existed, or after it was promoted, is not part of its test even when the configured
-  split never changed. The comparison uses the latest period with a challenger (a new "phase", as
-  GrowthBook calls it) and every period is reported on its own: pooling periods with different
-  splits or models mixes different weeks' traffic into the arms in different proportions, which
-  can manufacture or hide a difference.
+  split never changed. The comparison uses the latest experiment with a challenger (a new "phase", as
+  GrowthBook calls it): the periods with its mode, champion and challenger, which differ only in the
+  split (the ramp steps). Those are pooled *stratified* (each step compares its own B with its own
+  A, see `analysis.compare`), never naively: pooling steps with different splits mixes different
+  weeks' traffic into the arms in different proportions, which can manufacture or hide a difference.
+  Every period is reported on its own. A customer who moved from A to B at a later step is no
+  crossover: crossover is counted within each period.
 """
 
 from __future__ import annotations
@@ -86,18 +89,17 @@ def analyse(
     window = window.assign(label=window["request_id"].map(labels.set_index("request_id")["label"]))
     notes.extend(_feedback_notes(dropped))
     periods = _periods(window, thresholds)
-    current, analysed = _current_period(window, periods, notes)
+    current, analysed = _current_experiment(window, periods, notes)
     if len(periods) > 1:
-        notes.append(_periods_note(window, periods, current, len(analysed)))
+        notes.append(_periods_note(window, periods, current, analysed))
     mode = current["mode"]
-    analysed, crossover = without_crossover(analysed)
-    if crossover["customers"]:
-        notes.append(f"{crossover['customers']} customers ({crossover['requests']} requests) were served by both "
-                     "arms in this period (crossover); they are excluded from every number of the comparison")
+    analysed, crossover = without_crossover(analysed, within="period")
+    notes.extend(_crossover_notes(crossover))
     arms = {arm: summarize(analysed, arm, mode, thresholds) for arm in ARMS}
     scored, unadjusted = covariate.attach(analysed, mode, current["champion"], scorer)
     notes += [unadjusted] if unadjusted else []
-    comparison = compare(outcomes(scored, mode), mode, arms, thresholds, sequential)
+    rows = covariate.with_prior(outcomes(scored, mode), window, analysed, mode, thresholds.prior_strength)
+    comparison = compare(rows, mode, arms, thresholds, sequential)
     checks = guardrails.check(analysed, mode, comparison["n_a"] + comparison["n_b"], thresholds, sequential)
     notes.extend(_data_notes(analysed, arms, mode))
     verdict = decide(Evidence(
@@ -114,6 +116,7 @@ def analyse(
                    "periods": [{k: v for k, v in p.items() if k != "key"} for p in periods]},
         "arms": arms,
         "srm": current["srm"],
+        "step": _step(analysed, current),
         "crossover": crossover,
         "comparison": comparison,
         "guardrails": [g.as_dict() for g in checks],
@@ -162,27 +165,50 @@ def _feedback_notes(dropped: dict[str, int]) -> list[str]:
     return notes
 
 
-def _current_period(window: pd.DataFrame, periods: list[dict[str, Any]],
-                    notes: list[str]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The latest period with a challenger (or the latest one, when none had) and its requests, without an
-    integration its sample-ratio check left out (a note names it)."""
+def _crossover_notes(crossover: dict[str, int]) -> list[str]:
+    if not crossover["customers"]:
+        return []
+    return [f"{crossover['customers']} customers ({crossover['requests']} requests) were served by both arms within "
+            "one period (crossover); they are excluded from every number of the comparison"]
+
+
+def _current_experiment(window: pd.DataFrame, periods: list[dict[str, Any]],
+                        notes: list[str]) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The latest period with a challenger (or the latest one, when none had) and the requests of its
+    experiment: every period with the same mode and models (the ramp steps), without an integration the
+    latest step's sample-ratio check left out (a note names it)."""
     tested = window[window["challenger"] != ""]
     key = (tested if len(tested) else window)["period"].iloc[-1]
     current = next(p for p in periods if p["key"] == key)
+    steps = [p["key"] for p in periods if _experiment(p) == _experiment(current)]
     excluded = current["srm"]["excluded"]
     if excluded:
         notes.append(f"left out of the comparison: integration {', '.join(excluded)}, whose own customers do not "
                      "match the split (sample-ratio mismatch) while the others' do")
-    return current, window[(window["period"] == key) & ~window["integration"].isin(excluded)]
+    return current, window[window["period"].isin(steps) & ~window["integration"].isin(excluded)]
 
 
-def _periods_note(window: pd.DataFrame, periods: list[dict[str, Any]], current: dict[str, Any], n: int) -> str:
+def _experiment(period: dict[str, Any]) -> tuple[str, str, str]:
+    return period["mode"], period["champion"], period["challenger"]
+
+
+def _step(analysed: pd.DataFrame, current: dict[str, Any]) -> dict[str, Any]:
+    """The current ramp step: its split and its labelled customers per arm (what a ramp waits for)."""
+    rows = analysed[(analysed["period"] == current["key"]) & analysed["label"].notna()]
+    return {"split_b": current["split_b"], "since": current["start"],
+            "labelled_customers": {arm: int(rows.loc[rows["variant"] == arm, "unit"].nunique()) for arm in ARMS}}
+
+
+def _periods_note(window: pd.DataFrame, periods: list[dict[str, Any]], current: dict[str, Any],
+                  analysed: pd.DataFrame) -> str:
     """Why the comparison uses fewer requests than the window holds, and how to choose others."""
     newest = "" if current["key"] == window["period"].iloc[-1] else (
         "; the newest requests ran without a challenger (promoted or removed since?)")
+    steps = analysed["period"].nunique()
+    pooled = f", its {steps} ramp steps pooled as strata" if steps > 1 else ""
     return (f"the experiment configuration changed during the window ({len(periods)} periods, see the "
-            f"table); the comparison uses the {num(n)} requests of the latest period with a "
-            f"challenger ({_describe(current)}){newest}; pass --since to choose another window")
+            f"table); the comparison uses the {num(len(analysed))} requests of the latest experiment with a "
+            f"challenger ({_describe(current)}{pooled}){newest}; pass --since to choose another window")
 
 
 def _data_counts(requests: pd.DataFrame, window: pd.DataFrame, analysed: pd.DataFrame, feedback: pd.DataFrame,

@@ -53,6 +53,12 @@ def num(x: float | None, digits: int = 1) -> str:
     return f"{x:,.{digits}f}" if isinstance(x, float) and not float(x).is_integer() else f"{int(x):,}"
 
 
+def likelihood_ratio(x: float | None, digits: int = 1) -> str:
+    """Evidence as a likelihood ratio a reader can take in: `6.3`, `1,234.5`, or `> 10^6` once it is far past
+    any threshold in use (the mixture grows exponentially, and 29 digits say nothing more than "overwhelming")."""
+    return "> 10^6" if x is not None and x >= 1e6 else num(x, digits)
+
+
 def interval(ci: Sequence[float | None], formatter: Callable[[float | None], str] = pct) -> str:
     """`79.0% to 84.3%`."""
     low, high = ci

@@ -1,22 +1,34 @@
 """Guardrails: a more accurate challenger is promoted only if it is not worse at serving.
 
-Each guardrail is a non-inferiority check on the customer level: B - A on p95 latency, error rate
-and fallback rate, with the same kind of interval (always-valid or fixed-horizon) at the same look
-as the accuracy comparison. Within its margin (`ABSettings`) when the interval's upper end is at
+Each guardrail is a non-inferiority check on the customer level: B - A on p95 and p99 latency, error
+rate, fallback rate and the accuracy on each topic, with the same kind of interval (always-valid or
+fixed-horizon) at the same look as the accuracy comparison. A serving guardrail (latency, errors,
+fallbacks: higher is worse) is within its margin (`ABSettings`) when the interval's upper end is at
 most the margin; breached when even its lower end is above the margin (B is credibly worse by more
 than allowed); unresolved in between, which holds a promotion back until the data settle it.
+
+A topic guardrail (higher is better) asks whether the challenger is credibly worse on one topic by
+more than `topic_margin`, an overall gain hiding a collapse on, say, billing tickets: breached when the
+upper end of B - A on that topic is below -topic_margin, within when its lower end is at least
+-topic_margin. Unlike the serving guardrails it holds nothing back while unresolved: a topic has a
+fraction of the labels, and a rare one may take months to be shown within a 15-point margin, so an
+unresolved topic would hold every promotion forever. It is reported as "n/a" (the status the verdict
+does not wait for) with its interval, and it blocks only once breached, with the same false-alarm
+guarantee as the other guardrails.
 Intention-to-treat: every request assigned to an arm counts for that arm, whoever answered it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from analysis import inference, sequential
+from analysis.arms import outcomes
+from analysis.compare import ramp_steps
 from analysis.fmt import interval, ms, pts
 from ticket_ab.names import SHADOW
 from ticket_ab.settings import ABSettings
@@ -39,15 +51,17 @@ class Guardrail:
 
 
 def judge(name: str, est: inference.Estimate, margin: float, looks_n: int, th: ABSettings, seq: bool,
-          unit=pts) -> Guardrail:
+          unit=pts, *, higher_is_worse: bool = True) -> Guardrail:
     """Place the interval of B - A (at the accuracy comparison's look, `looks_n` labelled requests)
-    against the margin."""
+    against the margin: an upper limit when higher is worse, a lower limit (a negative margin) when not."""
     if math.isnan(est.value) or math.isnan(est.se):
         return Guardrail(name, NOT_APPLICABLE, est.value, math.nan, math.nan, margin,
                          f"{name}: not enough data in both arms to judge")
     half = sequential.multiplier(looks_n, th, seq) * est.se if looks_n else math.inf
     low, high = est.value - half, est.value + half
-    status = OK if high <= margin else BREACHED if low > margin else UNRESOLVED
+    worst, best = (high, low) if higher_is_worse else (-low, -high)  # the ends, in the "worse" direction
+    limit = margin if higher_is_worse else -margin
+    status = OK if worst <= limit else BREACHED if best > limit else UNRESOLVED
     words = {OK: "within", BREACHED: "beyond", UNRESOLVED: "not yet shown within"}[status]
     text = (f"{name}: B - A = {_signed(est.value, unit)} (interval {interval([low, high], unit)}), {words} "
             f"the margin of {unit(margin).lstrip('+')}")
@@ -59,21 +73,57 @@ def _signed(value: float, unit) -> str:
 
 
 def check(rows: pd.DataFrame, mode: str, looks_n: int, th: ABSettings, seq: bool) -> list[Guardrail]:
-    """Every guardrail of the analysed requests (`unit`, `variant`, `topic`, `fallback`, `latency_ms`)."""
+    """Every guardrail of the analysed requests (`unit`, `variant`, `topic`, `fallback`, `latency_ms`, and
+    `label` for the topic guardrails)."""
     fallback = (rows["fallback"] != "").astype(float)
+    topics = topic_guardrails(rows, mode, looks_n, th, seq)
     if mode == SHADOW:  # the customer always got the champion's answer: only the shadow's failures count
         failed = inference.cluster_mean(fallback, rows["unit"])
-        return [judge("fallback rate", failed, th.fallback_margin, looks_n, th, seq)]
+        return [judge("fallback rate", failed, th.fallback_margin, looks_n, th, seq), *topics]
     assigned = rows[rows["variant"].isin(["A", "B"])]
     in_b = assigned["variant"] == "B"
     errors = inference.cluster_diff((assigned["topic"] == "").astype(float), in_b, assigned["unit"])
     fallbacks = inference.cluster_diff(fallback[assigned.index], in_b, assigned["unit"])
     timed = assigned[assigned["latency_ms"].notna()]
     a, b = timed[timed["variant"] == "A"], timed[timed["variant"] == "B"]
-    latency = inference.quantile_diff(a["latency_ms"], a["unit"], b["latency_ms"], b["unit"], 0.95,
-                                      resamples=th.resamples)
-    p95_a = float(a["latency_ms"].quantile(0.95)) if len(a) else math.nan
-    latency_margin = max(th.latency_margin * p95_a, th.latency_margin_ms) if len(a) else th.latency_margin_ms
-    return [judge("p95 latency", latency, latency_margin, looks_n, th, seq, unit=ms),
+    return [_latency(a, b, 0.95, looks_n, th, seq), _latency(a, b, 0.99, looks_n, th, seq),
             judge("error rate", errors, th.error_margin, looks_n, th, seq),
-            judge("fallback rate", fallbacks, th.fallback_margin, looks_n, th, seq)]
+            judge("fallback rate", fallbacks, th.fallback_margin, looks_n, th, seq), *topics]
+
+
+def _latency(a: pd.DataFrame, b: pd.DataFrame, q: float, looks_n: int, th: ABSettings, seq: bool) -> Guardrail:
+    """B's q-quantile latency minus A's, allowed to exceed A's by `latency_margin` of it or by
+    `latency_margin_ms`, whichever is larger (a share alone would be a few ms on a fast champion)."""
+    latency = inference.quantile_diff(a["latency_ms"], a["unit"], b["latency_ms"], b["unit"], q,
+                                      resamples=th.resamples)
+    at_a = float(a["latency_ms"].quantile(q)) if len(a) else math.nan
+    margin = max(th.latency_margin * at_a, th.latency_margin_ms) if len(a) else th.latency_margin_ms
+    return judge(f"p{round(q * 100)} latency", latency, margin, looks_n, th, seq, unit=ms)
+
+
+TOPIC_MIN_CUSTOMERS = 10  # labelled customers per arm before a topic is judged: a clustered SE from fewer (one
+# ticket of one customer in B) is degenerate and could "breach" on a single wrong answer
+
+
+def topic_guardrails(rows: pd.DataFrame, mode: str, looks_n: int, th: ABSettings, seq: bool) -> list[Guardrail]:
+    """B - A accuracy on each agent-labelled topic with TOPIC_MIN_CUSTOMERS labelled customers in each arm,
+    against -topic_margin; unresolved becomes "n/a" (see the module docstring: only a breach blocks)."""
+    labelled = outcomes(rows, mode).assign(label=rows["label"])
+    checks = []
+    for topic, group in labelled.groupby("label", sort=True):
+        arms = [group] if mode == SHADOW else [group[group["in_b"]], group[~group["in_b"]]]
+        if min(arm["unit"].nunique() for arm in arms) < TOPIC_MIN_CUSTOMERS:
+            continue
+        g = judge(f"accuracy on {topic}", _topic_diff(group, mode), -th.topic_margin, looks_n, th, seq,
+                  higher_is_worse=False)
+        checks.append(g if g.status != UNRESOLVED else replace(
+            g, status=NOT_APPLICABLE, text=f"{g.text} (does not hold a promotion: only a breach blocks)"))
+    return checks
+
+
+def _topic_diff(group: pd.DataFrame, mode: str) -> inference.Estimate:
+    """One topic's B - A: the paired per-ticket difference in shadow mode, else the difference of the arms,
+    stratified by ramp step when the outcomes carry one (as the overall comparison is)."""
+    if mode == SHADOW:
+        return inference.cluster_mean(group["right_b"].astype(float) - group["right_a"].astype(float), group["unit"])
+    return inference.cluster_diff(group["right"].astype(float), group["in_b"], group["unit"], strata=ramp_steps(group))

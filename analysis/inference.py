@@ -8,6 +8,8 @@ rests on the assignment unit (the customer; a request without one is its own uni
 - means and differences of per-request outcomes are ratios of sums whose standard error is the
   cluster-robust (sandwich) one of an OLS fit with statsmodels' `cov_type="cluster"`, which is
   the delta-method standard error of a ratio metric, with the usual small-sample correction;
+  with row weights (`capped_weights`: a busy customer's requests weigh as at most `cap`) the same
+  holds for the weighted means, fitted by WLS;
 - an arm's accuracy interval is statsmodels' Wilson interval on the effective sample size
   (requests divided by the design effect), so it keeps Wilson's behaviour near 0% and 100%;
 - macro-F1 and p95 latency, which are not means, get a customer-level bootstrap (scipy's
@@ -45,8 +47,10 @@ class Estimate:
         return NAN if not self.n else self.se**2 * self.n / max(self.value * (1 - self.value), 1e-12)
 
 
-def _fit(y: np.ndarray, design: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    fit = sm.OLS(y, design).fit(cov_type="cluster", cov_kwds={"groups": units})
+def _fit(y: np.ndarray, design: np.ndarray, units: np.ndarray,
+         weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    model = sm.OLS(y, design) if weights is None else sm.WLS(y, design, weights=weights)
+    fit = model.fit(cov_type="cluster", cov_kwds={"groups": units})
     with np.errstate(invalid="ignore"):  # an arm without variation has a (numerically) zero or negative variance
         return np.asarray(fit.params), np.asarray(fit.bse)
 
@@ -55,20 +59,40 @@ def _codes(units: Sequence) -> np.ndarray:
     return np.unique(np.asarray(units, dtype=str), return_inverse=True)[1]
 
 
-def cluster_mean(y: Sequence[float], units: Sequence) -> Estimate:
-    """The request-weighted mean of `y` (a ratio of sums over customers) and its cluster-robust SE."""
+def _mean(values: np.ndarray, weights: np.ndarray | None) -> float:
+    """The plain mean without weights (bit for bit what it always was), else the weighted one."""
+    return float(values.mean()) if weights is None else float(np.average(values, weights=weights))
+
+
+def capped_weights(units: Sequence, cap: int) -> np.ndarray:
+    """Row weights min(n_i, cap) / n_i, n_i being the rows of the row's customer: each customer's rows weigh
+    as at most `cap` rows together, so a few busy customers cannot carry a mean alone (cap 0: all ones).
+    They depend on the customers' volumes, never on the arm, so weighted differences stay unbiased for
+    their (declared) estimand under randomisation."""
+    codes = _codes(units)
+    if not cap:
+        return np.ones(len(codes))
+    per_row = np.bincount(codes)[codes].astype(float)
+    return np.minimum(per_row, cap) / per_row
+
+
+def cluster_mean(y: Sequence[float], units: Sequence, *, weights: Sequence[float] | None = None) -> Estimate:
+    """The request-weighted mean of `y` (a ratio of sums over customers), or the `weights`-weighted one,
+    and its cluster-robust SE."""
     values, codes = np.asarray(y, dtype=float), _codes(units)
+    w = None if weights is None else np.asarray(weights, dtype=float)
     n, k = len(values), len(np.unique(codes))
     if n == 0:
         return Estimate(NAN, NAN, 0, 0)
     if k < 2 or np.all(values == values[0]):
-        return Estimate(float(values.mean()), NAN if k < 2 else 0.0, k, n)
-    params, bse = _fit(values, np.ones((n, 1)), codes)
+        return Estimate(_mean(values, w), NAN if k < 2 else 0.0, k, n)
+    params, bse = _fit(values, np.ones((n, 1)), codes, w)
     return Estimate(float(params[0]), float(bse[0]), k, n)
 
 
 def cluster_diff(y: Sequence[float], in_b: Sequence[bool], units: Sequence,
-                 covariate: Sequence[float] | None = None) -> Estimate:
+                 covariate: Sequence[float] | np.ndarray | None = None, *, strata: Sequence | None = None,
+                 weights: Sequence[float] | None = None) -> Estimate:
     """Mean of `y` in B minus mean in A (each a ratio of sums), with the cluster-robust SE of the
     difference: the OLS slope on the arm indicator with standard errors clustered by customer.
 
@@ -76,21 +100,53 @@ def cluster_diff(y: Sequence[float], in_b: Sequence[bool], units: Sequence,
     in the ticket), the slope comes from Lin's (2013) fully interacted regression on the centred
     covariate, y ~ 1 + B + x + B*x: still the difference of request-weighted means in expectation
     under randomisation, whatever the relation between x and y, but without the part of the noise
-    x explains, so the interval is narrower (Lindon et al. 2022 show it stays anytime-valid)."""
+    x explains, so the interval is narrower (Lindon et al. 2022 show it stays anytime-valid). A 2-D
+    `covariate` (one column per covariate, e.g. the champion's confidence and the customer's earlier
+    accuracy, CUPED) enters the same way: every varying column centred, plus its interaction with B.
+
+    With `strata` (the steps of a ramp, each its own split) the slope comes with a fixed effect per
+    stratum, so only within-step contrasts count: pooled naively, a later step with more B customers
+    and a different base accuracy would pass for a B effect. It weighs each step's difference by its
+    information (weight total times p(1 - p) of its B share), which is the effect when the challenger's
+    gain is the same in every step (the same two models); a customer moved A -> B by a ramp is one
+    cluster across steps. With `weights` (`capped_weights`) every mean is the weighted one, fitted by WLS."""
     values, b, codes = np.asarray(y, dtype=float), np.asarray(in_b, dtype=bool), _codes(units)
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    periods = np.zeros(len(values), dtype=int) if strata is None else _codes(strata)
     n, k = len(values), len(np.unique(codes))
-    if b.all() or not b.any():
+    diff = NAN if b.all() or not b.any() else _within_strata_diff(values, b, w, periods)
+    if math.isnan(diff):
         return Estimate(NAN, NAN, k, n)
-    diff = float(values[b].mean() - values[~b].mean())
     if k < 3 or np.all(values == values[0]):
         return Estimate(diff, NAN if k < 3 else 0.0, k, n)
-    design = [np.ones(n), b.astype(float)]
-    if covariate is not None and _varies(covariate):
+    design = [np.ones(n), b.astype(float), *((periods == s).astype(float) for s in range(1, periods.max() + 1))]
+    if covariate is not None and np.ndim(covariate) == 2:
+        columns = [x - _mean(x, w) for x in np.asarray(covariate, dtype=float).T if _varies(x)]
+        design += [*columns, *(b * x for x in columns)]
+    elif covariate is not None and _varies(covariate):
         x = np.asarray(covariate, dtype=float)
-        x = x - x.mean()
+        x = x - _mean(x, w)
         design += [x, b * x]
-    params, bse = _fit(values, np.column_stack(design), codes)
+    params, bse = _fit(values, np.column_stack(design), codes, w)
     return Estimate(float(params[1]), float(bse[1]), k, n)
+
+
+def _within_strata_diff(values: np.ndarray, b: np.ndarray, w: np.ndarray | None, periods: np.ndarray) -> float:
+    """The B slope of y ~ B + stratum dummies in closed form (Frisch-Waugh), for the cases too small to
+    fit: each stratum's B - A difference of (weighted) means, weighted by W_a W_b / W of its weight
+    totals; one stratum gives the plain difference, no stratum with both arms gives nan."""
+    weight = np.ones(len(values)) if w is None else w
+    diffs, information = [], []
+    for s in np.unique(periods):
+        rows_b, rows_a = (periods == s) & b, (periods == s) & ~b
+        if rows_b.any() and rows_a.any():
+            wb, wa = weight[rows_b], weight[rows_a]
+            diffs.append(_mean(values[rows_b], None if w is None else wb)
+                         - _mean(values[rows_a], None if w is None else wa))
+            information.append(wb.sum() * wa.sum() / (wb.sum() + wa.sum()))
+    if len(diffs) < 2:
+        return float(diffs[0]) if diffs else NAN
+    return float(np.average(diffs, weights=information))
 
 
 def _varies(covariate: Sequence[float]) -> bool:

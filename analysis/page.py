@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jinja2
 
 from analysis.figure import VERDICT_COLORS
-from analysis.fmt import arm_label, interval, missing, ms, num, pct, pts, pval, split_share, when
+from analysis.fmt import arm_label, interval, likelihood_ratio, missing, ms, num, pct, pts, pval, split_share, when
 from analysis.verdict import __doc__ as RULE_DOC
 from ticket_ab.names import ARM_ALIAS, B
 
@@ -40,7 +40,7 @@ def render_html(summary: dict[str, Any], png: bytes) -> str:
         verdict=s["verdict"], verdict_color=VERDICT_COLORS.get(s["verdict"]["action"], "#000"),
         promotion=s.get("promotion"), notes=s["notes"], image=base64.b64encode(png).decode("ascii"),
         srm_why=s["srm"]["why"], rule=(RULE_DOC or "").strip(), tables=_tables(s),
-        label_sources=s.get("label_sources"),
+        label_sources=s.get("label_sources"), estimand=s["comparison"]["estimand"]["statement"],
     )
 
 
@@ -106,6 +106,7 @@ def _comparison_table(c: dict[str, Any]) -> Table:
     e = c["evidence"]
     rows = [
         ["estimate", c["test"]],
+        ["estimand", c["estimand"]["statement"]],
         ["interval", c["interval"]],
         ["labelled requests (A / B)", f"{num(c['n_a'])} / {num(c['n_b'])}"],
         ["customers (assignment units)", num(c["units"])],
@@ -115,12 +116,18 @@ def _comparison_table(c: dict[str, Any]) -> Table:
         ["z for a gain of the minimum gain (needed)", f"{num(e['z'], 2)} ({num(e['needed_z'], 2)})"],
     ]
     if c["sequential"]:
-        rows.append(["likelihood ratio (needed)", f"{num(e['likelihood_ratio'], 2)} ({num(e['needed_ratio'], 0)})"])
+        rows.append(["likelihood ratio (needed)",
+                     f"{likelihood_ratio(e['likelihood_ratio'], 2)} ({num(e['needed_ratio'], 0)})"])
     rows += [["labelled requests the decision needs in all", num(e["labelled_needed"])],
              ["evidence", e["statement"]]]
-    adjustment = c.get("adjustment") or {}
+    adjustment = c["adjustment"]
+    if c["estimand"]["capped_customers"]:
+        rows.append(["request-weighted difference, unadjusted (SE)",
+                     f"{pts(adjustment['uncapped_diff'])} ({pts(adjustment['uncapped_se']).lstrip('+')})"])
     if adjustment.get("applied"):
-        rows += [["CUPAC covariate", f"{adjustment['covariate']} (scored offline on every labelled ticket)"],
+        rows += [["covariates (CUPAC / CUPED)", adjustment.get("statement", adjustment["covariate"])
+                  + (f"; {num(adjustment['earlier_customers'])} customers with {num(adjustment['earlier_labelled'])} "
+                     "earlier labelled requests" if adjustment.get("earlier_customers") else "")],
                  ["variance removed by the adjustment", pct(adjustment["variance_reduction"])],
                  ["unadjusted difference (SE)", f"{pts(adjustment['unadjusted_diff'])} "
                                                 f"({pts(adjustment['unadjusted_se']).lstrip('+')})"]]

@@ -126,6 +126,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """One look of the experiment DAG now; `approve` also takes the action `ask` mode is waiting for."""
+    import getpass
+
+    from analysis import autopilot
+    from analysis.routerconfig import RouterConfigError
+
+    settings = _settings(args)
+    who = f"{getpass.getuser()} via ticket-ab rollout {args.action}"
+    try:
+        outcome = autopilot.run_once(settings, who=who, approve=args.action == "approve")
+    except RouterConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if args.json:
+        print(json.dumps(outcome.as_dict(), indent=2))
+        return 0
+    print(f"champion v{outcome.champion or '-'}, challenger v{outcome.challenger or '-'}: {outcome.action} "
+          f"({outcome.mode}): {outcome.reason}")
+    print(f"status: {outcome.status}")
+    for label, value in (("report", outcome.report), ("mlflow run", outcome.run_id)):
+        if value:
+            print(f"{label}: {value}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from retrain.ml.evaluate import score
     from ticket_ab import registry
@@ -299,6 +325,11 @@ def _add_stack(p: argparse.ArgumentParser) -> None:
                    help="generated tickets of the first champion (as compose's bootstrap service)")
 
 
+def _add_rollout(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["look", "approve"])
+    p.add_argument("--json", action="store_true", help="the outcome as JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from load_test.simulate.generator import SCENARIOS
 
@@ -336,9 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, func, text)
         p.add_argument("--reason", default="manual", help="why: recorded on the version")
 
-    p = add("status", cmd_status, "show the aliases and their versions")
-    p.add_argument("--json", action="store_true")
-
+    add("status", cmd_status, "show the aliases and their versions").add_argument("--json", action="store_true")
     _add_predict(add("predict", cmd_predict, "score a CSV/Parquet file of tickets offline (backfills) with the "
                      "champion, another alias or a version"))
 
@@ -352,10 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack(add("stack", cmd_stack, "the production topology natively: PostgreSQL, MLflow, Airflow scheduler and "
                    "friends, router replicas, Prometheus (up | down | status | restart SERVICE)", False))
 
-    p = add("settings", cmd_settings, "print the settings in force (tokens hidden); --markdown: the README table",
-            False)
-    p.add_argument("--markdown", action="store_true", help="every setting with its default and meaning")
+    add("settings", cmd_settings, "print the settings in force (tokens hidden); --markdown: the README table",
+        False).add_argument("--markdown", action="store_true", help="every setting with its default and meaning")
 
+    _add_rollout(add("rollout", cmd_rollout, "look at the running experiment as the experiment DAG does: `look` "
+                     "decides and takes an `auto` action; `approve` also takes the action `ask` mode is waiting for"))
     p = add("evaluate", cmd_evaluate, "accuracy and macro-F1 of champion and challenger on a labelled file")
     p.add_argument("--data", type=Path, required=True)
     return parser

@@ -24,11 +24,19 @@ from ops.ports import airflow_endpoint
 from retrain.tasks.results import XCOM_CLASSES
 from ticket_ab.durable import UMASK
 from ticket_ab.names import DAG_ID
-from ticket_ab.settings import Settings, get_settings
+from ticket_ab.settings import Settings, env_names, get_settings
 
 DAGS_FOLDER = REPO / "airflow" / "dags"
 MIGRATED_MARKER = ".migrated"
 STANDALONE_PARALLELISM = 4
+
+
+def dag_secrets(settings: Settings) -> dict[str, str]:
+    """The only secrets the DAGs hold: the experiment DAG changes the split with the admin token, and alerts go
+    to the chat URLs (which carry bot tokens). Passed in the environment, never on a command line."""
+    names = env_names()
+    held = {names["router.admin_token"]: settings.router.admin_token, names["alert.urls"]: settings.alert.urls}
+    return {name: value for name, value in held.items() if value}
 
 
 def airflow_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -75,21 +83,22 @@ def ensure_db(settings: Settings, *, stdout=None) -> bool:
 
 
 def run_dag(logical_date: str | None = None, *, settings: Settings | None = None, log_path: Path | None = None,
-            timeout_s: float | None = None) -> int:
-    """`airflow dags test ticket_drift_retrain [logical_date]`; returns its exit code (non-zero: run failed).
+            timeout_s: float | None = None, dag_id: str = DAG_ID) -> int:
+    """`airflow dags test DAG_ID [logical_date]` (the drift/retrain DAG by default); returns its exit code
+    (non-zero: run failed).
 
     Output streams to the terminal, or to `log_path` when given (tests read it afterwards).
     """
     settings = settings or get_settings()
-    cmd = _airflow("dags", "test", DAG_ID, *([logical_date] if logical_date else []))
+    cmd = _airflow("dags", "test", dag_id, *([logical_date] if logical_date else []))
+    env = {**airflow_env(settings), **dag_secrets(settings)}  # the tasks run in this process
     if log_path is None:
         ensure_db(settings)
-        return subprocess.run(cmd, env=airflow_env(settings), cwd=settings.airflow_dir, timeout=timeout_s,
-                              umask=UMASK).returncode
+        return subprocess.run(cmd, env=env, cwd=settings.airflow_dir, timeout=timeout_s, umask=UMASK).returncode
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
         ensure_db(settings, stdout=out)
-        return subprocess.run(cmd, env=airflow_env(settings), cwd=settings.airflow_dir, stdout=out,
+        return subprocess.run(cmd, env=env, cwd=settings.airflow_dir, stdout=out,
                               stderr=subprocess.STDOUT, timeout=timeout_s, umask=UMASK).returncode
 
 
@@ -104,6 +113,7 @@ def standalone_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__API__BASE_URL": endpoint.url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{endpoint.url}/execution/",
+        **dag_secrets(settings),  # standalone's scheduler runs the tasks
     })
 
 

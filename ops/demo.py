@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -26,12 +25,18 @@ from ops import background, dagrun, servers
 from ops.env import REPO, child_env
 from ops.health import ServiceError, wait_until
 from ops.ports import mlflow_endpoint, router_endpoint
+from ticket_ab.names import EXPERIMENT_DAG_ID
 from ticket_ab.settings import Settings, get_settings
 
 DEMO_DIR = "demo"  # the demo's own home, below TICKET_AB_HOME
 MARKER = ".ticket-ab-demo"  # written into the demo's home when the demo creates it
 BOOTSTRAP_N = 2000  # as `make stack`: below PyCaret's tuning threshold, so the demo's first champion takes ~30 s
 RELOAD_S = 2.0  # the demo's router polls the registry often so the challenger shows up quickly
+# The demo's experiment policy: the default ramp, with steps as short as a demo needs (no minimum time, fewer
+# labelled customers per step); everything else as in production.
+DEMO_ROLLOUT = {"start": "step", "min_step_minutes": 0.0, "min_customers": 20}
+ROLLOUT_ROUNDS = 6  # traffic-then-look rounds before the demo gives up waiting for the experiment DAG
+ROLLOUT_LINE = "rollout_outcome "  # the experiment DAG task's printed outcome (JSON follows)
 
 
 class DemoError(RuntimeError):
@@ -57,7 +62,8 @@ def demo_settings() -> Settings:
                         router={"admin_token": secrets.token_urlsafe(24), "feedback_token": secrets.token_urlsafe(24),
                                 "client_token": secrets.token_urlsafe(24), "allow_anonymous": True,
                                 "customer_key": secrets.token_urlsafe(24), "reload_s": RELOAD_S, "split_b": 0.0},
-                        log={"settle_s": 0.0})  # the demo runs the DAG after its traffic has finished
+                        log={"settle_s": 0.0},  # the demo runs the DAG after its traffic has finished
+                        rollout=DEMO_ROLLOUT)
 
 
 def demo_home(settings: Settings) -> Path:
@@ -92,6 +98,7 @@ class Demo:
         self.feedback_token = settings.router.feedback_token
         self.router_url = router_endpoint(settings).url
         self.env = child_env(settings, secrets=True)
+        self.decisions: list[dict] = []
 
     def step(self, title: str) -> None:
         self.step_no += 1
@@ -139,22 +146,6 @@ class Demo:
         with urllib.request.urlopen(self.router_url + path, timeout=10) as resp:
             return json.loads(resp.read())
 
-    def post_config(self, body: dict) -> dict:
-        """POST /config as a careful admin does: with the ETag of the config it was decided on (If-Match)."""
-        with urllib.request.urlopen(self.router_url + "/config", timeout=10) as resp:
-            etag = resp.headers["ETag"]
-        request = urllib.request.Request(
-            self.router_url + "/config", data=json.dumps(body).encode(), method="POST",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.admin_token}",
-                     "If-Match": etag})
-        print(f"$ curl -X POST {self.router_url}/config -H 'Authorization: Bearer $TICKET_AB_ADMIN_TOKEN' "
-              f"-H 'If-Match: {etag}' -d '{json.dumps(body)}'    # the ETag of GET /config")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as resp:
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise DemoError(f"POST /config answered {exc.code}: {exc.read().decode(errors='replace')}") from None
-
     def wait_for_challenger(self, deadline_s: float = 60.0) -> dict:
         def challenger_ready() -> dict | None:
             ready = self.get("/ready")
@@ -168,6 +159,33 @@ class Demo:
                  "--scenario", scenario, "--feedback-rate", str(feedback_rate), "--label-noise", "0.03",
                  "--seed", str(seed), "--max-seconds", "240", "--json-out", str(out))
         return json.loads(out.read_text())
+
+    def experiment_look(self, round_no: int) -> dict:
+        """One run of the experiment DAG (`airflow dags test ticket_experiment`); its outcome."""
+        log = self.settings.airflow_dir / "demo-runs" / f"{self.step_no}-experiment-{round_no}.log"
+        print(f"$ airflow dags test {EXPERIMENT_DAG_ID}      # Airflow's output: {log}", flush=True)
+        code = dagrun.run_dag(settings=self.settings, log_path=log, dag_id=EXPERIMENT_DAG_ID)
+        outcomes = [json.loads(line.split(ROLLOUT_LINE, 1)[1]) for line in log.read_text(errors="replace").splitlines()
+                    if ROLLOUT_LINE in line]
+        if code != 0 or not outcomes:
+            raise DemoError(f"the experiment DAG run failed (exit {code}); see {log}")
+        outcome = outcomes[-1]
+        print(f"experiment DAG: {outcome['action']} ({outcome['mode']}): {outcome['status']}: {outcome['reason']}")
+        return outcome
+
+    def autopilot(self) -> list[dict]:
+        """Traffic with feedback, then a look of the experiment DAG, until it promotes or stops the challenger."""
+        decisions = []
+        for round_no in range(ROLLOUT_ROUNDS):
+            served = self.get("/config")
+            print(f"router: {served['ab_split_b'] * 100:g}% of customers on challenger v{served['challenger']} "
+                  f"(set by {served['updated_by']})")
+            self.traffic("new_product", 1500, 20 + round_no, 1.0)
+            decisions.append(self.experiment_look(round_no))
+            if decisions[-1]["done"] and decisions[-1]["action"] in ("promote", "stop"):
+                return decisions
+        raise DemoError(f"the experiment DAG took no final decision in {ROLLOUT_ROUNDS} rounds: "
+                        f"{[d['action'] for d in decisions]}")
 
     def pipeline(self, label: str) -> None:
         """One DAG run; Airflow's chatter goes to a file, its one-line run report to the screen."""
@@ -206,12 +224,12 @@ def main() -> int:
         demo.traffic("new_product", 1500, 12, 0.3)
         demo.pipeline("new_product")
         ready = demo.wait_for_challenger()
-        print(f"router hot-swapped the challenger in without a restart: v{_challenger_version(ready)}")
-        demo.step("split traffic 50/50 between champion and challenger")
-        print(json.dumps(demo.post_config({"ab_split_b": 0.5, "mode": "split"})))
-        demo.traffic("new_product", 6000, 13, 1.0)
-        demo.step("analyse the A/B test and promote when the verdict says so")
-        demo.run("analysis/analysis.py", "--promote")
+        print(f"router hot-swapped the challenger in without a restart: v{_challenger_version(ready)}, served to "
+              f"{demo.get('/config')['ab_split_b'] * 100:g}% of customers (the rollout policy's first step)")
+        demo.step("the experiment DAG takes over: after each batch of traffic it holds, ramps, promotes or stops")
+        demo.decisions = demo.autopilot()
+        demo.step("the human's A/B report on the same logs (analysis.py; `--promote` still promotes by hand)")
+        demo.run("analysis/analysis.py")
     except (DemoError, ServiceError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         print("services that did start are still up for inspection; `make stop` ends them", file=sys.stderr)
@@ -226,6 +244,9 @@ def summarize(demo: Demo) -> None:
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     drift_reports = sorted((s.reports_dir / "drift").glob("*.html")) if (s.reports_dir / "drift").exists() else []
     print(f"\n==> done in {time.monotonic() - demo.started:.0f} s")
+    print("decisions of the experiment DAG:")
+    for d in demo.decisions:
+        print(f"  {d['action']:<8} {d['status']}: {d['reason'][:160]}")
     verdict = summary.get("verdict") or {}
     print(f"verdict: {verdict.get('text', '?')} ({verdict.get('reason', 'no A/B summary written')})")
     for arm, info in (summary.get("arms") or {}).items():

@@ -8,13 +8,20 @@ The row's version is the config's ETag. Every replica's model-store poll reads t
 it here, so a change is in effect everywhere within the reload interval. Requests read the published
 config from memory: no stat, no lock.
 
-The experiment id names one experiment: a hash of the split, the mode, when they were set and the
+The experiment id names one experiment: a hash of the mode, when that mode was started and the
 versions behind champion and challenger. Every replica derives it from the same facts (the stored
 config and the registry's aliases), so all agree without talking to each other. It salts the arm
-hash (see `router.assign`) and is logged on every request row. The stored JSON is the one the
-registry tag `ab_config` held before, so the same facts give the same id as before the move; a
-store that was never written takes that tag once, as its first version (the router only reads the
-registry: it holds READ on the model, and the store's history table is the audit trail).
+hash (see `router.assign`) and is logged on every request row. The split is NOT part of it: a ramp
+(5% -> 25% -> 50%) stays one experiment whose buckets are monotone, so raising the split only adds
+customers to B. A store that was never written takes the registry's old `ab_config` tag once, as
+its first version (the router only reads the registry: it holds READ on the model, and the store's
+history table is the audit trail).
+
+A split is set for one challenger version (`challenger` in the stored config). A newly registered
+challenger therefore never inherits the split its predecessor reached: until a change names it, it
+is served at the rollout policy's start (TICKET_AB_ROLLOUT_START: the first ramp step, or shadow
+mode), and the experiment DAG ramps it from there. With the start `configured`, the stored split
+applies to whichever challenger is registered (the behaviour before the rollout policy).
 
 When the store cannot be reached, the last known config stays in effect. It is also cached on
 disk (atomic write), so a replica restarted during an outage serves the last split, not the default.
@@ -36,16 +43,18 @@ from typing import Any
 from router.configdb import ConfigTable, ConfigUnavailable, Conflict, Stored
 from ticket_ab.atomic import write_atomic
 from ticket_ab.log import get_logger, kv
-from ticket_ab.names import MODES, SPLIT
+from ticket_ab.names import MODES, SHADOW, SPLIT
 
 CACHE_FILE = "ab_config.json"  # under the router's state dir: the last config the store gave
 EXPERIMENT_ID_BYTES = 6  # 12 hex characters: ample for the handful of experiments a model sees
 _EXPERIMENT_ID = re.compile(rf"[0-9a-f]{{{2 * EXPERIMENT_ID_BYTES}}}")
-_STORED = ("ab_split_b", "mode", "updated_at", "updated_by")  # what the row holds; the id is derived
+_STORED = ("ab_split_b", "mode", "updated_at", "updated_by", "challenger", "started_at")  # the id is derived
 SEEDED_BY = "registry tag ab_config"  # who wrote a store's first version taken from the old registry tag
 ANY_ATTEMPTS = 5  # `If-Match: *` merges into whatever is stored: tries this often when others keep writing
+ROLLOUT_START = "rollout policy"  # who set the split of a challenger no change has named yet
+CONFIGURED = "configured"  # the rollout start that keeps the stored split for every challenger
 
-__all__ = ["ABConfig", "ConfigError", "ConfigStore", "ConfigUnavailable", "PreconditionFailed", "Published",
+__all__ = ["ABConfig", "ConfigError", "ConfigStore", "ConfigUnavailable", "PreconditionFailed", "Published", "Start",
            "experiment_id", "from_dict", "parse_mode", "parse_split"]
 
 log = get_logger("router.config")
@@ -71,6 +80,8 @@ class ABConfig:
     mode: str = SPLIT
     updated_at: str | None = None
     updated_by: str = "default"
+    challenger: str | None = None  # the challenger version this split and mode were set for (None: any)
+    started_at: str | None = None  # when this mode was started for this challenger: part of the experiment id
     experiment_id: str = ""
     version: int = 0  # the stored row's version (0: never set): the ETag of GET /config
 
@@ -81,6 +92,15 @@ class ABConfig:
     def to_tag(self) -> str:
         """The stored JSON (as the registry tag held it): what an admin set. The id and version are not in it."""
         return json.dumps({name: getattr(self, name) for name in _STORED}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Start:
+    """How a challenger no config change has named yet is served: `step` (the first ramp step), `shadow`, or
+    `configured` (the stored split, whichever challenger it was set for)."""
+
+    kind: str = CONFIGURED
+    split: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -114,21 +134,29 @@ def from_dict(data: object, default: ABConfig) -> ABConfig:
         raise ConfigError("the config must be a JSON object")
     updated_at = data.get("updated_at", default.updated_at)
     updated_by = data.get("updated_by", default.updated_by)
+    started_at = data["started_at"] if "started_at" in data else updated_at  # a row from before the field
+    challenger = data.get("challenger", default.challenger)
     return ABConfig(
         ab_split_b=parse_split(data.get("ab_split_b", default.ab_split_b)),
         mode=parse_mode(data.get("mode", default.mode)),
-        updated_at=str(updated_at) if updated_at is not None else None,
+        updated_at=_text(updated_at),
         updated_by=str(updated_by),
+        challenger=_text(challenger),
+        started_at=_text(started_at),
     )
 
 
-def experiment_id(config: ABConfig, champion: str | None, challenger: str | None) -> str:
-    """The same on every replica for the same registry facts; new when the split, mode or a model changes.
+def _text(value: object) -> str | None:
+    return str(value) if value is not None else None
 
-    `updated_at` is part of it, so going back to an earlier split starts a new experiment rather
-    than silently merging two periods; `updated_by` is not, since who set it changes no arm.
+
+def experiment_id(config: ABConfig, champion: str | None, challenger: str | None) -> str:
+    """The same on every replica for the same registry facts; new when the mode or a model changes.
+
+    The split is not part of it, so a ramp keeps every customer's bucket and only adds customers to B;
+    `started_at` (set when the mode changes) is, so leaving shadow mode starts a fresh experiment.
     """
-    material = json.dumps([config.ab_split_b, config.mode, config.updated_at, champion, challenger])
+    material = json.dumps([config.mode, config.started_at, champion, challenger])
     return hashlib.blake2b(material.encode("utf-8"), digest_size=EXPERIMENT_ID_BYTES).hexdigest()
 
 
@@ -140,9 +168,10 @@ class ConfigStore:
     """One worker's copy of the shared config: published by the poll, written through to the store by
     compare-and-swap. `table` raises ConfigUnavailable when the store cannot be reached."""
 
-    def __init__(self, cache: Path, default: ABConfig, table: ConfigTable) -> None:
+    def __init__(self, cache: Path, default: ABConfig, table: ConfigTable, start: Start = Start()) -> None:
         self.cache = Path(cache)
         self.default = default
+        self.start = start
         self._table = table
         self._lock = threading.Lock()  # orders polls and writes in this worker; requests never take it
         self._bad_tag: str | None = None
@@ -171,11 +200,13 @@ class ConfigStore:
                 return self._config
             return self._adopt(stored)
 
-    def update(self, *, updated_by: str, if_match: Collection[int] | None = None,
-               ab_split_b: float | None = None, mode: str | None = None) -> ABConfig:
+    def update(self, *, updated_by: str, if_match: Collection[int] | None = None, ab_split_b: float | None = None,
+               mode: str | None = None, challenger: str | None = None) -> ABConfig:
         """Merge the given fields into the stored config, if it is at one of the versions `if_match` (None: any).
 
-        The merge starts from the row as the store holds it now, not from this worker's copy, so a
+        The change is for `challenger` (None: the version the registry names now); it starts from what that
+        challenger is served under, so a new challenger's ramp starts from the policy's start, not from its
+        predecessor's split. The merge reads the row as the store holds it now, not this worker's copy, so a
         change made through another replica is kept. The write is a compare-and-swap: PreconditionFailed
         when the row is not (or no longer) at those versions; with `if_match` None, a lost race merges again.
         A change that leaves split and mode as they are writes nothing: the experiment continues.
@@ -189,11 +220,16 @@ class ConfigStore:
             stored = self._table.read()
             if if_match is not None and stored.version not in if_match:
                 raise PreconditionFailed(stored.version)
-            base = self._decode(stored.value)
-            if all(getattr(base, name) == value for name, value in changes.items()):
+            target = challenger if challenger is not None else self._published.challenger
+            base = self._served(self._decode(stored.value), target)
+            same_challenger = self.start.kind == CONFIGURED or base.challenger == target
+            if same_challenger and all(getattr(base, name) == value for name, value in changes.items()):
                 with self._lock:
                     return self._adopt(stored)
-            value = replace(base, **changes, updated_by=updated_by, updated_at=_now()).to_tag()
+            now = _now()
+            started = now if changes.get("mode", base.mode) != base.mode else base.started_at
+            value = replace(base, **changes, challenger=target, started_at=started, updated_by=updated_by,
+                            updated_at=now).to_tag()
             try:
                 version = self._table.swap(stored.version, value, updated_by)
             except Conflict:
@@ -240,8 +276,16 @@ class ConfigStore:
                 self._bad_tag = tag
             return self._config
 
-    @staticmethod
-    def _derive(config: ABConfig, published: Published) -> ABConfig:
+    def _served(self, config: ABConfig, challenger: str | None) -> ABConfig:
+        """The config `challenger` is served under: the stored one when it was set for that challenger (or the
+        start is `configured`), else the rollout policy's start."""
+        if self.start.kind == CONFIGURED or challenger is None or config.challenger == challenger:
+            return config
+        return replace(config, ab_split_b=self.start.split, mode=SHADOW if self.start.kind == SHADOW else SPLIT,
+                       challenger=challenger, started_at=None, updated_at=None, updated_by=ROLLOUT_START)
+
+    def _derive(self, config: ABConfig, published: Published) -> ABConfig:
+        config = self._served(config, published.challenger)
         return replace(config, experiment_id=experiment_id(config, published.champion, published.challenger))
 
     def _from_cache(self) -> ABConfig | None:

@@ -133,6 +133,8 @@ class ConfigChange(BaseModel):
     mode: Literal[MODES] = Field(None, description="'split' serves B to a share of customers; 'shadow' serves A "  # type: ignore[valid-type]
                                  "to all and scores B alongside")
     updated_by: Id | None = Field(None, description=f"who changes it (default {DEFAULT_UPDATED_BY!r})")
+    challenger: Id | None = Field(None, description="the challenger version the change is for (default: the one "
+                                  "served now); a later challenger starts from the rollout policy's start")
 
     @model_validator(mode="after")
     def _changes_something(self) -> Self:
@@ -142,7 +144,8 @@ class ConfigChange(BaseModel):
 
     def changes(self) -> dict[str, Any]:
         """The keyword arguments of ConfigStore.update: the fields sent, and who sent them."""
-        sent = {name: getattr(self, name) for name in ("ab_split_b", "mode") if name in self.model_fields_set}
+        sent = {name: getattr(self, name) for name in ("ab_split_b", "mode", "challenger")
+                if name in self.model_fields_set}
         return sent | {"updated_by": self.updated_by or DEFAULT_UPDATED_BY}
 
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from router import metrics
 from router.cache import STAMP, ModelCache, utc_now
-from router.config import CACHE_FILE, ABConfig, ConfigStore, ConfigUnavailable, Published
+from router.config import CACHE_FILE, ABConfig, ConfigStore, ConfigUnavailable, Published, Start
 from router.configdb import open_table
 from router.models import FROM_CACHE, FROM_REGISTRY, LoadedModel, ModelError, ModelRefused, Models, load_model, verify
 from ticket_ab.log import get_logger, kv
@@ -86,8 +86,10 @@ def published(state: RegistryState) -> Published:
 def shared_config(settings: Settings) -> ConfigStore:
     """The A/B config kept in TICKET_AB_CONFIG_STORE, cached under the router's state dir, the settings' split
     by default."""
+    rollout = settings.rollout
+    start = Start(rollout.start, rollout.ramp_steps[0] if rollout.start == "step" else 0.0)
     return ConfigStore(settings.router_dir / CACHE_FILE, ABConfig(ab_split_b=settings.router.split_b),
-                       open_table(settings.router.config_store, settings.router_dir, settings.model_name))
+                       open_table(settings.router.config_store, settings.router_dir, settings.model_name), start)
 
 
 class ModelStore:

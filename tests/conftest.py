@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from alert_receiver import AlertReceiver
 from processes import start
 
 from ops import servers
@@ -19,6 +20,9 @@ from ops.ports import free_port
 from ticket_ab.settings import Settings, get_settings
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# The suite predates the rollout policy: a challenger is served at the configured split unless a test
+# sets TICKET_AB_ROLLOUT_START=step (the product default) itself, as the rollout and autopilot tests do.
+os.environ.setdefault("TICKET_AB_ROLLOUT_START", "configured")
 _names = itertools.count(1)
 
 
@@ -45,6 +49,13 @@ def taken_port() -> Iterator[int]:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         yield listener.getsockname()[1]
+
+
+@pytest.fixture
+def alert_receiver() -> Iterator[AlertReceiver]:
+    """A real HTTP endpoint on 127.0.0.1 that keeps what Apprise's `json://` target posts (`.url` is that URL)."""
+    with AlertReceiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture

@@ -26,3 +26,6 @@ RELABEL_TASK, SKIP_TASK = "relabel", "skip"  # the two branches after the drift 
 # Event-driven retraining: the log watcher emits this asset when a window's worth of tickets arrived.
 WATCH_DAG_ID = "ticket_log_watch"
 REQUEST_LOG_ASSET = "ticket_ab_request_log"
+
+# The experiment DAG: looks at the running A/B test and ramps, promotes, stops or rolls back.
+EXPERIMENT_DAG_ID = "ticket_experiment"

@@ -277,6 +277,40 @@ def rollback(client: MlflowClient, name: str, *, why: str, who: str | None = Non
     return moves
 
 
+def withdraw(client: MlflowClient, name: str, *, why: str, who: str | None = None) -> list[AliasMove]:
+    """Remove the challenger alias (a stopped experiment); its version keeps its tags, marked `stopped`."""
+    challenger = version_for(client, name, CHALLENGER)
+    if challenger is None:
+        return []
+    client.set_model_version_tag(name, challenger.version, "validation_status", "stopped")
+    return [move_alias(client, name, CHALLENGER, None, why=why, who=who)]
+
+
+def created_at(version: ModelVersion) -> datetime:
+    """When the version was registered: its experiment's start."""
+    return datetime.fromtimestamp(int(version.creation_timestamp) / 1000, UTC)
+
+
+def alias_moved_at(version: ModelVersion, alias: str) -> datetime | None:
+    """When `version` last became `alias`, from the events `move_alias` records on it (None: never recorded)."""
+    times = []
+    for key, value in version.tags.items():
+        if key.startswith("alias_event."):
+            event = json.loads(value)
+            if event.get("alias") == alias and event.get("to") == str(version.version):
+                times.append(datetime.fromisoformat(event["when"]))
+    return max(times, default=None)
+
+
+def tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:
+    """Set tags on a version (an audit record, a journalled decision); an empty value removes the tag."""
+    for key, value in tags.items():
+        if value:
+            client.set_model_version_tag(name, version, key, value)
+        else:
+            client.delete_model_version_tag(name, version, key)
+
+
 def status(client: MlflowClient, name: str) -> dict[str, Any]:
     """Aliases with their versions, metrics tags and creation times: what `retrain status` prints."""
     try:

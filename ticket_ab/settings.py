@@ -232,6 +232,82 @@ class ABSettings(BaseSettings):
                                   "champion's by at most this share ...")
     latency_margin_ms: float = Field(25.0, ge=0.0, description="... or by this many ms, whichever is larger")
     resamples: int = Field(200, ge=50, description="customer-level bootstrap resamples (macro-F1, p95 latency)")
+    topic_margin: float = Field(0.15, ge=0.0, le=1.0, description="guardrail: no topic's accuracy may be credibly "
+                                "lower in B than in A by more than this")
+    customer_cap: int = Field(10, ge=0, description="the accuracy comparison weighs each customer's labelled "
+                              "requests as at most this many (a declared estimand: a few busy customers cannot "
+                              "dominate it; 0: every request weighs the same)")
+    prior_strength: float = Field(10.0, ge=0.0, description="CUPED: a customer's earlier accuracy, the covariate "
+                                  "of the accuracy comparison, is its earlier mean shrunk towards the pooled earlier "
+                                  "mean, which counts as much as this many labels (fixed before any evaluation)")
+    prior_days: int = Field(7, ge=0, description="the experiment DAG reads this many days before the experiment for "
+                            "each customer's earlier accuracy (CUPED); 0: none")
+
+
+def _ramp(text: str) -> tuple[float, ...]:
+    """`0.05,0.25,0.5`: increasing shares of customers for the challenger, each above 0 and at most 1."""
+    try:
+        steps = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated shares such as 0.05,0.25,0.5, got {text!r}") from None
+    if not steps or any(not 0.0 < s <= 1.0 for s in steps) or list(steps) != sorted(set(steps)):
+        raise ValueError(f"expected increasing shares above 0 and at most 1, such as 0.05,0.25,0.5, got {text!r}")
+    return steps
+
+
+ActionMode = Literal["auto", "ask", "off"]
+
+
+class RolloutSettings(BaseSettings):
+    """The experiment policy the experiment DAG applies: how a challenger's exposure ramps, when it is promoted,
+    stopped or rolled back, and which of those it may do by itself (`auto`), only after an operator's
+    `ticket-ab rollout approve` (`ask`), or never (`off`). Significance and the guardrails' margins are
+    TICKET_AB_TEST_*."""
+
+    model_config = _config("TICKET_AB_ROLLOUT_")
+    steps: str = Field("0.05,0.25,0.5", description="shares of customers a challenger is ramped through, in one "
+                       "experiment (raising the split only adds customers to it)")
+    start: Literal["step", "shadow", "configured"] = Field("step", description="what a newly registered challenger "
+        "gets: the first step, shadow mode (no customer sees it), or the split configured before (no ramp)")
+    min_customers: int = Field(30, ge=1, description="labelled customers per arm in a step before it may ramp")
+    min_step_minutes: float = Field(60.0, ge=0.0, description="minutes a step lasts at least before it may ramp "
+                                    "or promote")
+    harm_margin: float = Field(0.02, ge=0.0, lt=1.0, description="ramp only when the accuracy interval shows the "
+                               "challenger at most this much worse than the champion (a fraction)")
+    max_hours: float = Field(168.0, gt=0.0, description="an experiment still undecided after this long stops and "
+                             "keeps the champion")
+    watch_hours: float = Field(72.0, ge=0.0, description="after a promotion, the new champion is watched this long "
+                               "and rolled back if its live accuracy is conclusively below its predecessor's")
+    check_minutes: int = Field(5, ge=1, description="how often the experiment DAG looks (it also runs when new log "
+                               "partitions arrive)")
+    router_url: str = Field("", description="the router the experiment DAG changes the split through (`POST /config` "
+                            "with TICKET_AB_ADMIN_TOKEN; empty: http://TICKET_AB_HOST:TICKET_AB_PORT)")
+    ramp: ActionMode = Field("auto", description="ramping to the next step: auto, ask or off")
+    promote: ActionMode = Field("auto", description="promoting the challenger: auto, ask or off")
+    stop: ActionMode = Field("auto", description="stopping the experiment (split 0, challenger alias removed): "
+                             "auto, ask or off")
+    rollback: ActionMode = Field("auto", description="rolling a watched champion back to `previous`: auto, ask or off")
+
+    @field_validator("steps")
+    @classmethod
+    def _valid_steps(cls, value: str) -> str:
+        _ramp(value)
+        return value
+
+    @property
+    def ramp_steps(self) -> tuple[float, ...]:
+        return _ramp(self.steps)
+
+
+class AlertSettings(BaseSettings):
+    """Where the loop's alerts go (Apprise URLs: `tgram://BOT_TOKEN/CHAT_ID`, `slack://...`, `json://host/path`)."""
+
+    model_config = _config("TICKET_AB_ALERT_")
+    urls: str = Field("", repr=False, description="Apprise URLs, comma-separated, that every alert is sent to "
+                      "(they may hold tokens: environment or secret file only; unset: alerts are only logged)")
+    link: str = Field("", description="base URL an alert links to (empty: the MLflow tracking server)")
+    timeout_s: float = Field(10.0, gt=0.0, description="how long one alert may take to send before it is given up "
+                             "(logged; the decision it reports stands)")
 
 
 class Settings(BaseSettings):
@@ -259,6 +335,8 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     ab: ABSettings = Field(default_factory=ABSettings)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    alert: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("home")
     @classmethod

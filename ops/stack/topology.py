@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ops import dagrun
 from ops.health import ServiceError
-from ops.ports import LOOPBACK, airflow_endpoint
+from ops.ports import LOOPBACK, airflow_endpoint, router_endpoint
 from ops.stack import configdb, postgres
 from ticket_ab.atomic import write_atomic
 from ticket_ab.settings import Settings
@@ -85,6 +85,7 @@ class Secrets:
     registry_admin_password: str
     registry_router_password: str
     registry_pipeline_password: str
+    registry_autopilot_password: str
     registry_promoter_password: str
     registry_operator_password: str
 
@@ -165,6 +166,13 @@ def replica_name(index: int) -> str:
     return "router" if index == 0 else f"router-{index + 1}"
 
 
+def experiment_router_url(settings: Settings, keys: Secrets) -> str:
+    """Where the experiment DAG changes the split (`POST /config`): replica 1 (`router`), at the address the
+    stack's own health check reaches it; TICKET_AB_ROLLOUT_ROUTER_URL, when set, wins. Every replica serves
+    the one config store, so one replica is enough."""
+    return settings.rollout.router_url or router_endpoint(replica_settings(settings, keys)[0]).url
+
+
 def airflow_env(settings: Settings, pg: postgres.Cluster, keys: Secrets) -> dict[str, str]:
     """What every Airflow process of the stack reads: Postgres, the executor, the API server and its JWT secret."""
     api = airflow_endpoint(settings)
@@ -202,8 +210,8 @@ def airflow_command(service: str) -> list[str]:
 
 
 def task_runners(settings: Settings) -> tuple[str, ...]:
-    """The Airflow services that run the DAG's tasks (and so talk to the registry): the scheduler's own
-    subprocesses with the LocalExecutor, the Celery worker with Celery."""
+    """The Airflow services that run the DAGs' tasks (and so talk to the registry, the router's `POST /config`
+    and the chat): the scheduler's own subprocesses with the LocalExecutor, the Celery worker with Celery."""
     return ("airflow-worker",) if settings.stack.executor == CELERY else ("airflow-scheduler",)
 
 

@@ -8,17 +8,18 @@ later tasks use the same one, whatever the champion becomes meanwhile.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from retrain.ml.drift import Decision, DriftSignals, decide
+from retrain.ml.drift import Check, Decision, DriftSignals, decide
 from retrain.ml.drift_measure import measure
 from retrain.ml.drift_report import save_report
 from retrain.tasks.results import Checked, Collected
 from retrain.tasks.runs import run_slug
-from ticket_ab import registry
+from ticket_ab import alerts, registry
 from ticket_ab.log import get_logger, kv
 from ticket_ab.names import DAG_ID
 from ticket_ab.schema import TEXT
@@ -65,8 +66,34 @@ def _measure(settings: Settings, collected: Collected, champion: registry.ModelV
                            extra={"run_id": run_id, "model": settings.model_name, "champion_version": champion.version})
     signals = measurement.signals.to_dict()
     mlflow_run = _log_drift_run(settings, run_id, champion.version, signals, decision, [html, js])
+    if decision.retrain:  # once its evidence is in MLflow (the last step that can fail, so a retry told no one)
+        alerts.send(drift_alert(settings, decision, measurement.signals, champion.version), settings.alert,
+                    base_link=settings.tracking_uri)
     return _decided(run_id, decision, signals=signals, champion=champion.version, reference_path=str(reference_path),
                     html=str(html), json_path=str(js), mlflow_run_id=mlflow_run, seconds=round(measurement.seconds, 2))
+
+
+# How a fired signal reads in an alert: the window's value next to the reference's, or its test.
+_SIGNAL_FIGURES: dict[str, Callable[[DriftSignals], str]] = {
+    "text_drift": lambda s: f"AUC {s.text_auc:.2f} (p={s.text_p:.1g})",
+    "new_vocabulary": lambda s: f"{s.oov_window:.1%} unseen words (reference {s.oov_reference:.1%})",
+    "language_mix": lambda s: f"{s.ru_window:.0%} Russian (reference {s.ru_reference:.0%})",
+    "prediction_drift": lambda s: f"topic mix JS {s.prediction_js:.2f} (p={s.prediction_p:.1g})",
+    "accuracy_drop": lambda s: f"{s.accuracy:.1%} on {s.labelled} labels (reference {s.reference_accuracy:.1%})",
+}
+
+
+def drift_alert(settings: Settings, decision: Decision, signals: DriftSignals, champion: str) -> alerts.Alert:
+    """The signals that fired with their values, on how many tickets, against which champion: why a retrain starts."""
+    figures = {check.signal.replace("_", " "): _figure(check, signals) for check in decision.checks if check.fired}
+    figures |= {"window": f"{signals.window_rows} tickets", "champion": f"v{champion}"}
+    return alerts.Alert(alerts.DRIFT, f"drift in {settings.model_name}'s traffic, retraining", figures,
+                        model=settings.model_name, version=champion)
+
+
+def _figure(check: Check, signals: DriftSignals) -> str:
+    show = _SIGNAL_FIGURES.get(check.signal)
+    return show(signals) if show else f"{check.score:.3g}"  # a signal added later still reads, as its score
 
 
 def _no_reference(run_id: str, reason: str, **extra: Any) -> Checked:

@@ -21,7 +21,7 @@ from retrain.ml.patterns import confirmed
 from retrain.ml.train import CUSTOMER, Held
 from retrain.register import TrainOutcome, train_and_register
 from retrain.tasks.results import Checked, Collected, Relabelled, Trained
-from ticket_ab import registry
+from ticket_ab import alerts, registry
 from ticket_ab.log import get_logger, kv
 from ticket_ab.names import DAG_ID
 from ticket_ab.schema import TEXT, TOPIC
@@ -54,8 +54,30 @@ def train_challenger(settings: Settings, collected: Collected, checked: Checked,
         progress=lambda message: log.info(kv("train_progress", run_id=run_id, message=message)),
         held=Held(held, unseen_window(collected, data)) if held else None,
     )
-    return _done(collected, _trained(outcome, key, train_rows=len(data), holdout_rows=len(holdout),
-                                     store_fingerprint=memory))
+    trained = _trained(outcome, key, train_rows=len(data), holdout_rows=len(holdout), store_fingerprint=memory)
+    if outcome.moves:  # the alias moved in this call: a retry that finds the challenger in place tells no one again
+        alerts.send(registered_alert(settings, trained), settings.alert, base_link=settings.tracking_uri)
+    return _done(collected, trained)
+
+
+# The gate's scores an alert shows: (metric, label, how it reads).
+_SCORES = (("accuracy", "accuracy", "{:.1%}"), ("macro_f1", "macro-F1", "{:.3f}"))
+
+
+def registered_alert(settings: Settings, trained: Trained) -> alerts.Alert:
+    """The new challenger with the gate's figures: its scores on untouched gold next to the champion's."""
+    metrics, champion = trained.metrics or {}, trained.champion_metrics
+    figures = {"model": settings.model_name, "winner": trained.winner or "?"}
+    for name, label, shown in _SCORES:
+        if name in metrics:
+            against = f" vs champion v{champion['version']} {shown.format(champion[name])}" if champion else ""
+            figures[label] = shown.format(metrics[name]) + against
+    gain = (trained.gate or {}).get("gain")
+    if gain:
+        figures["gain"] = (f"{gain['gain'] * 100:+.1f} pt, {gain['confidence']:.0%} lower bound "
+                           f"{gain['lower'] * 100:+.1f} pt on {gain['n']} tickets ({gain['clusters']} customers)")
+    return alerts.Alert(alerts.REGISTERED, f"challenger v{trained.version} registered", figures,
+                        model=settings.model_name, version=trained.version)
 
 
 def unseen_window(collected: Collected, data: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from compose_file import COMPOSE, GROUP_WRITABLE, OWN, load, writable_mounts
 
 from ops.servers import AUTH_APP
 from ops.stack import secret_files
-from ops.stack.accounts import ACCOUNTS, ADMIN, CREDENTIALS, OPERATOR, PIPELINE, ROUTER
+from ops.stack.accounts import ACCOUNTS, ADMIN, AUTOPILOT, CREDENTIALS, OPERATOR, ROUTER
 from ticket_ab.settings import describe, env_names, get_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,8 +30,13 @@ AIRFLOW_SERVICES = ("airflow-init", "airflow-apiserver", "airflow-scheduler", "a
                     "airflow-triggerer", "airflow-worker")
 AIRFLOW = (*AIRFLOW_SERVICES, "bootstrap")
 # The registry account each service acts as; every other service has no registry credentials at all.
-REGISTRY_ACCOUNTS = {"router": ROUTER.name, "router-2": ROUTER.name, "airflow-scheduler": PIPELINE.name,
-                     "airflow-worker": PIPELINE.name, "bootstrap": OPERATOR.name, "registry-init": ADMIN}
+REGISTRY_ACCOUNTS = {"router": ROUTER.name, "router-2": ROUTER.name, "airflow-scheduler": AUTOPILOT.name,
+                     "airflow-worker": AUTOPILOT.name, "bootstrap": OPERATOR.name, "registry-init": ADMIN}
+# The services that run the DAGs' tasks, and what only they hold beyond the one Airflow environment: the registry
+# account, and for the experiment DAG the admin token, the router it posts the split to and the alerts' URLs.
+TASK_RUNNERS = ("airflow-scheduler", "airflow-worker")
+NAMES = env_names()
+TASK_RUNNER_ONLY = {*CREDENTIALS, NAMES["router.admin_token"], NAMES["rollout.router_url"], NAMES["alert.urls"]}
 NEEDS_CHAMPION = ("router", "router-2", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                   "airflow-worker")
 # `${NAME}`, `${NAME:-default}`, `${NAME:?message}`; `$$` is compose's escaped dollar.
@@ -130,7 +135,7 @@ def test_compose_variables_are_settings_fields_or_mlflows_own(compose):
 
 def test_compose_defaults_are_the_settings_defaults():
     """A default is stated once, in settings.py: compose's `${TICKET_AB_X:-default}` must repeat it exactly."""
-    defaults = {row["variable"].strip("`"): row["default"].strip("`") for row in describe()}
+    defaults = {row["variable"].strip("`"): row["default"].strip("`").replace("(none)", "") for row in describe()}
     fallbacks = [(name, value) for name, kind, value in VARIABLE.findall(COMPOSE.read_text())
                  if kind == "-" and name.startswith("TICKET_AB_")]
     assert fallbacks
@@ -196,14 +201,17 @@ def test_pipeline_talks_to_the_compose_mlflow(compose):
         assert compose["services"][name]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
 
-def _without_credentials(env: dict) -> dict:
-    return {name: value for name, value in env.items() if name not in CREDENTIALS}
+def _shared(env: dict) -> dict:
+    return {name: value for name, value in env.items() if name not in TASK_RUNNER_ONLY}
 
 
 def test_airflow_services_share_one_environment_with_the_execution_api_and_jwt_secret(compose):
-    """One environment; only the services that run the DAG's tasks add the registry's `pipeline` account."""
-    envs = [_without_credentials(compose["services"][name]["environment"]) for name in AIRFLOW_SERVICES]
+    """One environment; only the services that run the DAGs' tasks add their own (`TASK_RUNNER_ONLY`)."""
+    envs = [_shared(compose["services"][name]["environment"]) for name in AIRFLOW_SERVICES]
     assert all(env == envs[0] for env in envs)
+    for name in AIRFLOW_SERVICES:
+        own = set(compose["services"][name]["environment"]) & TASK_RUNNER_ONLY
+        assert own == (TASK_RUNNER_ONLY if name in TASK_RUNNERS else set()), name
     env = envs[0]
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert "127.0.0.1:8080:8080" in compose["services"]["airflow-apiserver"]["ports"]
@@ -395,3 +403,19 @@ def test_each_service_acts_as_its_own_registry_account_and_no_other(compose):
     assert {a.password_variable for a in ACCOUNTS} <= set(init)
     assert compose["services"]["registry-init"]["command"] == ["python", "-m", "ops.stack.registry_init"]
     assert _waits_for(compose, "bootstrap", "registry-init", "service_completed_successfully")
+
+
+def test_the_task_runners_run_the_experiment_dag_against_the_first_router_with_the_admin_token(compose):
+    """As `make stack` (ops.stack.programs.task_runner_env): replica 1 on compose's network, the admin token the
+    routers check, the alerts' URLs from `.env` (optional), and no other service holds the token but the routers."""
+    services, token, alerts = compose["services"], NAMES["router.admin_token"], NAMES["alert.urls"]
+    router = services["router"]["environment"]
+    for name in TASK_RUNNERS:
+        env = services[name]["environment"]
+        assert env[NAMES["rollout.router_url"]] == f"http://router:{router['TICKET_AB_PORT']}", name
+        assert env[token] == router[token] and env[token].startswith(f"${{{token}:?"), name
+        assert env[alerts] == f"${{{alerts}:-}}", name
+    holders = {name for name, service in services.items() if token in (service.get("environment") or {})}
+    assert holders == {*ROUTERS, *TASK_RUNNERS, "secrets-init"}
+    assert {name for name, service in services.items() if alerts in (service.get("environment") or {})} == set(
+        TASK_RUNNERS)

@@ -65,6 +65,13 @@ def running_stack(extra_env: dict[str, str] | None = None) -> Iterator[StackHand
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "15",
         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
+        # The scheduler also runs the experiment DAG (every TICKET_AB_ROLLOUT_CHECK_MINUTES and on every request-log
+        # asset), which would ramp, stop or promote the challenger these tests register, check and promote
+        # themselves. With every action off it only looks and reports ("would ..."), so the stack still runs it as
+        # deployed, with its credentials, and changes nothing: declared here, before anything starts, so there is
+        # no race with a run the scheduler creates first (pausing the DAG by SQL after `up` would have one).
+        **dict.fromkeys(("TICKET_AB_ROLLOUT_RAMP", "TICKET_AB_ROLLOUT_PROMOTE", "TICKET_AB_ROLLOUT_STOP",
+                         "TICKET_AB_ROLLOUT_ROLLBACK"), "off"),
         **(extra_env or {}),
     }}
     env.pop("MLFLOW_TRACKING_URI", None)

@@ -85,13 +85,13 @@ def test_each_account_is_refused_what_its_role_must_not_do(stack):
     writes = reg.writes(stack, champion)
     forbidden = {"router": set(writes),
                  "pipeline": {"move alias champion", "remove alias champion", "create a model", "rename the model"},
-                 "promoter": {"create a model"}, "operator": {"create a model"}}
+                 "autopilot": {"create a model"}, "promoter": {"create a model"}, "operator": {"create a model"}}
     for account, refused in forbidden.items():
         answers = {what: reg.call(stack, *writes[what], auth=reg.account(stack, account)).status_code
                    for what in sorted(refused)}
         assert answers == dict.fromkeys(answers, 403), f"{account}: {answers}"
     digest = {"name": stack.settings.model_name, "version": champion, "key": ARTIFACT_DIGEST_TAG, "value": "0" * 64}
-    for account in ("pipeline", "promoter", "operator"):
+    for account in ("pipeline", "autopilot", "promoter", "operator"):
         answer = reg.call(stack, "POST", "/model-versions/set-tag", digest, auth=reg.account(stack, account))
         assert answer.status_code == 403 and "written once" in answer.text, account
     # Promotion's account may move the champion (here onto the version it already is: nothing changes).
@@ -122,7 +122,7 @@ def test_no_secret_is_on_a_command_line_or_in_a_process_that_does_not_use_it(sta
     registry_passwords = {name for name in secrets if name.startswith("registry_")}
     assert held_by["router"] & registry_passwords == held_by["router-2"] & registry_passwords == {
         "registry_router_password"}
-    assert held_by["airflow-scheduler"] & registry_passwords == {"registry_pipeline_password"}
+    assert held_by["airflow-scheduler"] & registry_passwords == {"registry_autopilot_password"}
     for quiet in ("airflow-apiserver", "airflow-dag-processor", "airflow-triggerer", "postgres", "prometheus"):
         assert not held_by[quiet] & registry_passwords, quiet
     assert {"registry_admin_password", "postgres_password", "mlflow_secret_key"} <= held_by["mlflow"]

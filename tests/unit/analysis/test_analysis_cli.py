@@ -32,8 +32,9 @@ def test_report_files_carry_the_same_numbers(ab_logs, tmp_path, capsys):
     c = s["comparison"]
     numbers = [s["verdict"]["text"], fmt.pts(c["diff"]), fmt.interval([c["ci_low"], c["ci_high"]], fmt.pts),
                c["interval"], c["evidence"]["statement"], fmt.pval(s["srm"]["p_value"])]
-    unit = {"p95 latency": fmt.ms, "error rate": fmt.pts, "fallback rate": fmt.pts}
-    numbers += [fmt.interval([g["ci_low"], g["ci_high"]], unit[g["name"]]) for g in s["guardrails"]]
+    numbers += [fmt.interval([g["ci_low"], g["ci_high"]], fmt.ms if g["name"].endswith("latency") else fmt.pts)
+                for g in s["guardrails"]]
+    numbers.append(c["estimand"]["statement"])
     for arm in ("A", "B"):
         a = s["arms"][arm]
         numbers += [fmt.pct(a["accuracy"]), fmt.interval(a["accuracy_ci"]), fmt.pct(a["macro_f1"]),
@@ -46,6 +47,7 @@ def test_report_files_carry_the_same_numbers(ab_logs, tmp_path, capsys):
     assert str(out / "ab_report.html") in console and str(out / "ab_summary.json") in console
     assert fmt.pct(s["arms"]["B"]["accuracy"]) in console
     assert c["evidence"]["statement"] in console and "customers" in console
+    assert f"estimand: {c['estimand']['statement']}" in console
 
 
 def test_fixed_horizon_is_a_flag_and_the_thresholds_come_from_the_settings(ab_logs, tmp_path, monkeypatch, capsys):

@@ -30,7 +30,9 @@ def test_a_challenger_eight_points_better_is_promoted(ab_logs):
     assert c["kind"] == "independent" and c["sequential"] and "customers" in c["interval"]
     assert 0.01 <= c["ci_low"] < 0.08 < c["ci_high"]
     assert c["evidence"]["likelihood_ratio"] >= 20
-    assert s["arms"]["B"]["accuracy"] - s["arms"]["A"]["accuracy"] == pytest.approx(c["diff"])
+    # the arms' accuracies are request-weighted; the verdict's estimand caps each customer's labels
+    assert s["arms"]["B"]["accuracy"] - s["arms"]["A"]["accuracy"] == pytest.approx(c["adjustment"]["uncapped_diff"])
+    assert c["estimand"]["capped_customers"] > 0 and "customer-capped" in c["test"] and c["strata"] == 1
     assert not s["srm"]["flagged"]
     assert s["arms"]["A"]["versions"] == ["3"] and s["arms"]["B"]["versions"] == ["4"]
 
@@ -73,20 +75,23 @@ def test_shadow_mode_compares_the_same_tickets_paired_by_customer(ab_logs):
     m = c["mcnemar"]
     assert m["pairs"] == s["arms"]["A"]["labelled"] == s["arms"]["B"]["labelled"]
     assert m["only_b_right"] > m["only_a_right"] and m["p_value"] < 0.001
-    assert c["diff"] == pytest.approx((m["only_b_right"] - m["only_a_right"]) / m["pairs"])
+    assert c["adjustment"]["uncapped_diff"] == pytest.approx((m["only_b_right"] - m["only_a_right"]) / m["pairs"])
+    assert c["estimand"]["capped_customers"] > 0 and c["diff"] != c["adjustment"]["uncapped_diff"]  # capped too
     assert not s["srm"]["applicable"]
     assert s["verdict"]["action"] == PROMOTE
 
 
-def test_a_split_change_is_analysed_per_period_and_said(ab_logs):
+def test_ramp_steps_of_one_experiment_are_pooled_as_strata_and_said(ab_logs):
     s = run(ab_logs(LogSpec(phases=[Phase(1000, split_b=0.2), Phase(3000, split_b=0.5)])))
     periods = s["config"]["periods"]
     assert s["config"]["changed"] and [p["split_b"] for p in periods] == [0.2, 0.5]
     assert [p["requests"] for p in periods] == [1000, 3000]
-    assert s["data"]["requests_analysed"] == 3000
-    assert s["srm"]["expected_share_b"] == 0.5
+    assert s["data"]["requests_analysed"] == 4000 - s["crossover"]["requests"]
+    assert s["srm"]["expected_share_b"] == 0.5 and s["step"]["split_b"] == 0.5
     assert periods[0]["srm"]["expected_share_b"] == 0.2 and not periods[0]["srm"]["flagged"]
-    assert any("configuration changed" in n for n in s["notes"])
+    assert any("2 ramp steps pooled as strata" in n for n in s["notes"])
+    labelled_b = s["step"]["labelled_customers"]["B"]
+    assert 0 < labelled_b <= s["arms"]["B"]["labelled_customers"]
 
 
 def test_traffic_before_the_challenger_existed_is_not_part_of_its_test(ab_logs):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ops.env import inherited
-from ops.stack.accounts import ACCOUNTS, PIPELINE, PROMOTER, ROUTER
+from ops.stack.accounts import ACCOUNTS, AUTOPILOT, PIPELINE, PROMOTER, ROUTER
 from ops.stack.registry_rules import (
     CREATE_EXPERIMENT,
     CREATE_MODEL,
@@ -44,6 +44,8 @@ def test_each_role_has_the_least_permission_its_job_needs():
     assert grants[ROUTER.name] == ("READ", "READ")  # aliases, versions, and their files (in the experiment)
     assert grants[PIPELINE.name] == ("EDIT", "EDIT")  # registers versions, logs runs; the rules limit its aliases
     assert grants[PROMOTER.name] == ("MANAGE", "READ")  # moves and removes aliases; scores the versions it compares
+    # The task runner runs both DAGs: registers and offers challengers, promotes, stops, rolls back, logs A/B runs.
+    assert grants[AUTOPILOT.name] == ("MANAGE", "EDIT")
     assert len({account.password_variable for account in ACCOUNTS}) == len(ACCOUNTS)
 
 

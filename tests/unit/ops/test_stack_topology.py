@@ -11,7 +11,7 @@ import yaml
 
 from ops.cli import build_parser
 from ops.ports import airflow_endpoint
-from ops.stack import configdb, postgres, run, secret_files
+from ops.stack import configdb, postgres, programs, run, secret_files
 from ops.stack.topology import (
     AIRFLOW_SERVICES,
     CELERY,
@@ -23,6 +23,7 @@ from ops.stack.topology import (
     bootstrap_command,
     cluster,
     describe,
+    experiment_router_url,
     load_secrets,
     registry_init_command,
     replica_name,
@@ -104,6 +105,21 @@ def test_replicas_listen_on_consecutive_ports_with_the_same_tokens(tmp_path, key
     assert [r.router.port for r in replicas] == [9100, 9101, 9102]
     assert {r.router.feedback_token for r in replicas} == {keys.feedback_token}
     assert [replica_name(i) for i in range(3)] == ["router", "router-2", "router-3"]
+
+
+def test_the_experiment_dag_changes_the_split_through_replica_one_unless_told_otherwise(tmp_path, keys):
+    settings = get_settings(home=tmp_path, router={"port": 9100}, stack={"replicas": 3})
+    assert experiment_router_url(settings, keys) == "http://127.0.0.1:9100"  # `router`, as its health check
+    told = get_settings(home=tmp_path, rollout={"router_url": "http://lb.internal:8000"})
+    assert experiment_router_url(told, keys) == "http://lb.internal:8000"
+
+
+def test_the_task_runners_hold_what_compose_gives_its_task_runners(compose, tmp_path):
+    """The variables only the task-running services get are the same natively and in compose (x-task-runner)."""
+    settings = get_settings(home=tmp_path, alert={"urls": "json://127.0.0.1:9/hook"})
+    native = programs.task_runner_env(settings, load_secrets(settings, Paths.of(settings)))
+    assert set(native) == set(compose["x-task-runner"])
+    assert native["MLFLOW_TRACKING_USERNAME"] == compose["x-task-runner"]["MLFLOW_TRACKING_USERNAME"] == "autopilot"
 
 
 def test_replicas_share_the_config_database_as_its_least_privilege_role_and_score_with_a_client_token(tmp_path,

@@ -16,20 +16,23 @@ from ops.env import inherited, own_part
 from ops.manager.program import REAPER, Program, render, write
 from ops.servers import AUTH_APP
 from ops.stack import postgres, programs
+from ops.stack.accounts import AUTOPILOT, CREDENTIALS
 from ops.stack.topology import Paths, cluster, load_secrets
 from ticket_ab.durable import UMASK
-from ticket_ab.settings import get_settings
+from ticket_ab.settings import env_names, get_settings
 
 LONG_RUNNING = {"postgres", "mlflow", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                 "airflow-triggerer", "router", "router-2", "prometheus"}
 ROUTERS = {"router", "router-2"}
 AIRFLOW = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+NAMES = env_names()
+ADMIN_TOKEN, ALERT_URLS = NAMES["router.admin_token"], NAMES["alert.urls"]
+ROLLOUT_ROUTER_URL = NAMES["rollout.router_url"]
 
 
-@pytest.fixture
-def stack(tmp_path):
-    """The stack's programs for a home under tmp_path, with a known PostgreSQL password."""
-    settings = get_settings(home=tmp_path / "home")
+def _stack(tmp_path, **overrides):
+    """The stack's programs for a home under tmp_path (settings `overrides`), with a known PostgreSQL password."""
+    settings = get_settings(home=tmp_path / "home", **overrides)
     paths = Paths.of(settings)
     pg = cluster(settings, paths)
     pg.directory.mkdir(parents=True)
@@ -38,6 +41,11 @@ def stack(tmp_path):
     keys = load_secrets(settings, paths)
     described = programs.programs(settings, paths, keys, pg, tmp_path / "prometheus.yml", bootstrap_n=2000)
     return settings, paths, keys, pg, {program.name: program for program in described}
+
+
+@pytest.fixture
+def stack(tmp_path):
+    return _stack(tmp_path)
 
 
 def _parsed(path: Path) -> dict:
@@ -102,7 +110,8 @@ def test_no_secret_is_on_any_command_line(stack):
 
 def test_each_process_gets_only_its_own_secrets(stack):
     settings, _, keys, pg, described = stack
-    owners = {keys.admin_token: ROUTERS, keys.feedback_token: ROUTERS, keys.customer_key: ROUTERS,
+    owners = {keys.admin_token: ROUTERS | {"airflow-scheduler"},  # the experiment DAG changes the split with it
+              keys.feedback_token: ROUTERS, keys.customer_key: ROUTERS,
               keys.client_token: ROUTERS, keys.config_password: ROUTERS,
               keys.jwt_secret: AIRFLOW, keys.api_secret_key: AIRFLOW, keys.fernet_key: AIRFLOW,
               pg.password(): AIRFLOW | {"mlflow"}}
@@ -113,11 +122,13 @@ def test_each_process_gets_only_its_own_secrets(stack):
 
 
 def test_each_registry_credential_reaches_only_the_process_that_acts_with_it(stack):
-    """The routers act as `router`, the task-running scheduler as `pipeline`, the bootstrap as `operator`,
-    `registry-init` as the admin (and sets every password); `promoter` is for people and cron, never a program."""
+    """The routers act as `router`, the task-running scheduler as `autopilot` (it runs both DAGs' tasks), the
+    bootstrap as `operator`, `registry-init` as the admin (and sets every password); `pipeline` and `promoter`
+    are for people, cron and CI, never a program of the stack."""
     _, paths, keys, _, described = stack
     owners = {keys.registry_router_password: ROUTERS | {"registry-init"},
-              keys.registry_pipeline_password: {"airflow-scheduler", "registry-init"},
+              keys.registry_pipeline_password: {"registry-init"},
+              keys.registry_autopilot_password: {"airflow-scheduler", "registry-init"},
               keys.registry_operator_password: {"bootstrap", "registry-init"},
               keys.registry_promoter_password: {"registry-init"},
               keys.registry_admin_password: {"mlflow", "registry-init"},
@@ -127,23 +138,43 @@ def test_each_registry_credential_reaches_only_the_process_that_acts_with_it(sta
         assert holders == wanted, f"a secret reaches {sorted(holders)} instead of {sorted(wanted)}"
     users = {name: p.environment.get("MLFLOW_TRACKING_USERNAME") for name, p in described.items()}
     assert {name: user for name, user in users.items() if user} == {
-        "router": "router", "router-2": "router", "airflow-scheduler": "pipeline", "bootstrap": "operator",
+        "router": "router", "router-2": "router", "airflow-scheduler": "autopilot", "bootstrap": "operator",
         "registry-init": "admin"}
     mlflow = described["mlflow"]
     assert mlflow.command[mlflow.command.index("--app-name") + 1] == AUTH_APP
     assert mlflow.environment["MLFLOW_AUTH_CONFIG_PATH"] == str(paths.registry_auth)
 
 
-def test_with_celery_the_worker_runs_the_tasks_and_acts_as_pipeline_instead_of_the_scheduler(tmp_path):
-    settings = get_settings(home=tmp_path / "home", stack={"executor": "CeleryExecutor"})
-    paths = Paths.of(settings)
-    pg = cluster(settings, paths)
-    pg.directory.mkdir(parents=True)
-    pg.password_file.write_text("pw\n")
-    described = {p.name: p for p in programs.programs(settings, paths, load_secrets(settings, paths), pg,
-                                                      tmp_path / "prometheus.yml", bootstrap_n=10)}
-    acting = {name for name, p in described.items() if p.environment.get("MLFLOW_TRACKING_USERNAME") == "pipeline"}
+def test_with_celery_the_worker_runs_the_tasks_and_holds_their_secrets_instead_of_the_scheduler(tmp_path):
+    _, _, keys, _, described = _stack(tmp_path, stack={"executor": "CeleryExecutor"})
+    acting = {name for name, p in described.items() if p.environment.get("MLFLOW_TRACKING_USERNAME") == "autopilot"}
     assert acting == {"airflow-worker"}
+    holders = {name for name, p in described.items() if keys.admin_token in p.environment.values()}
+    assert holders == ROUTERS | {"airflow-worker"}
+    assert described["airflow-scheduler"].environment.get(ROLLOUT_ROUTER_URL, "") == ""
+
+
+def test_only_the_task_runner_holds_what_the_experiment_dag_acts_with(tmp_path):
+    """The scheduler (LocalExecutor) changes the split through replica 1 with the stack's admin token, moves
+    aliases as `autopilot` and sends the alerts; the API server, DAG processor and triggerer parse or serve
+    the DAGs and hold none of it, the routers no alert URL, supervisord nothing."""
+    alerts = "json://127.0.0.1:9/hook?token=alert-secret-token"
+    settings, _, keys, _, described = _stack(tmp_path, alert={"urls": alerts}, router={"port": 9300})
+    runner = described["airflow-scheduler"].environment
+    assert runner[ROLLOUT_ROUTER_URL] == "http://127.0.0.1:9300"  # replica 1, `router`
+    assert (runner[ADMIN_TOKEN], runner[ALERT_URLS]) == (keys.admin_token, alerts)
+    assert runner["MLFLOW_TRACKING_USERNAME"] == AUTOPILOT.name
+    for name in ("airflow-apiserver", "airflow-dag-processor", "airflow-triggerer", "airflow-init"):
+        env = described[name].environment
+        assert not {ADMIN_TOKEN, ALERT_URLS, *CREDENTIALS} & set(env), name
+        assert env.get(ROLLOUT_ROUTER_URL, "") == "", name
+    assert {name for name, p in described.items() if alerts in p.environment.values()} == {"airflow-scheduler"}
+    assert not [v for v in inherited(settings).values() if alerts in v or keys.admin_token in v]
+
+
+def test_an_explicit_rollout_router_url_is_kept(tmp_path):
+    *_, described = _stack(tmp_path, rollout={"router_url": "http://10.0.0.5:8000"})
+    assert described["airflow-scheduler"].environment[ROLLOUT_ROUTER_URL] == "http://10.0.0.5:8000"
 
 
 def test_supervisord_itself_runs_without_any_secret(stack):

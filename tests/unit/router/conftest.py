@@ -35,7 +35,8 @@ def exploding_challenger(champion_model: LoadedModel) -> LoadedModel:
 
 @pytest.fixture
 def settings(make_settings):
-    return make_settings(router={"admin_token": ADMIN_TOKEN, "feedback_token": FEEDBACK_TOKEN, "split_b": 0.5})
+    return make_settings(router={"admin_token": ADMIN_TOKEN, "feedback_token": FEEDBACK_TOKEN, "split_b": 0.5},
+                         rollout={"start": "configured"})  # the tests of the step start set their own
 
 
 @pytest.fixture

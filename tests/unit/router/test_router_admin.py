@@ -20,7 +20,8 @@ def replica(make_settings, tmp_path, registry, champion_model, challenger_model)
 
     def start(name: str):
         settings = make_settings(home=tmp_path / name, model_name="shared-model",
-                                 router={"admin_token": ADMIN_TOKEN, "config_store": f"sqlite:///{tmp_path}/config.db"})
+                                 router={"admin_token": ADMIN_TOKEN, "config_store": f"sqlite:///{tmp_path}/config.db"},
+                                 rollout={"start": "configured"})
         store = MemoryStore(champion_model, challenger_model, settings, registry)
         return store, create_app(settings, store=store).test_client()
 
@@ -31,7 +32,8 @@ def test_get_config_returns_the_default_split_an_experiment_id_and_the_version_a
     response = client.get("/config")
     body = response.get_json()
     assert re.fullmatch(r"[0-9a-f]{12}", body.pop("experiment_id"))
-    assert body == {"ab_split_b": 0.5, "mode": "split", "updated_at": None, "updated_by": "default", "version": 0}
+    assert body == {"ab_split_b": 0.5, "mode": "split", "updated_at": None, "updated_by": "default", "version": 0,
+                    "challenger": None, "started_at": None}
     assert response.headers["ETag"] == '"0"'
 
 
@@ -208,6 +210,26 @@ def test_config_checks_the_token_before_reading_the_body(client, expect_error):
 
 
 def test_default_split_comes_from_settings(make_settings, registry, champion_model, challenger_model):
-    settings = make_settings(router={"split_b": 0.25})
+    settings = make_settings(router={"split_b": 0.25}, rollout={"start": "configured"})
     store = MemoryStore(champion_model, challenger_model, settings, registry)
     assert create_app(settings, store=store).test_client().get("/config").get_json()["ab_split_b"] == 0.25
+
+
+def test_a_challenger_no_change_named_starts_at_the_first_ramp_step_whatever_split_was_set(
+        make_settings, registry, champion_model, challenger_model, admin):
+    settings = make_settings(router={"split_b": 0.5, "admin_token": ADMIN_TOKEN},
+                             rollout={"steps": "0.1,0.5", "start": "step"})
+    client = create_app(settings, store=MemoryStore(champion_model, challenger_model, settings, registry)).test_client()
+    served = client.get("/config").get_json()
+    assert (served["ab_split_b"], served["challenger"], served["updated_by"]) == (0.1, "2", "rollout policy")
+    client.post("/config", json={"ab_split_b": 0.5}, headers=admin)
+    assert client.get("/config").get_json()["ab_split_b"] == 0.5
+    client.post("/config", json={"ab_split_b": 0.9, "challenger": "7"}, headers=admin)
+    assert client.get("/config").get_json()["ab_split_b"] == 0.1, "a split set for v7 does not reach v2"
+
+
+def test_the_shadow_start_serves_a_new_challenger_in_shadow_mode(make_settings, registry, champion_model,
+                                                                 challenger_model):
+    settings = make_settings(rollout={"start": "shadow"})
+    client = create_app(settings, store=MemoryStore(champion_model, challenger_model, settings, registry)).test_client()
+    assert client.get("/config").get_json()["mode"] == "shadow"

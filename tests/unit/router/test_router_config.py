@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from router.assign import assign
 from router.config import (
     CACHE_FILE,
     SEEDED_BY,
@@ -26,7 +27,7 @@ from router.configdb import ConfigTable, Stored, sqlite_table
 from router.store import published
 from tests.concurrency import race
 from tests.unit.router.router_testkit import FakeRegistry
-from ticket_ab.names import CHALLENGER, CHAMPION, SHADOW, SPLIT
+from ticket_ab.names import CHALLENGER, CHAMPION, SHADOW, SPLIT, B
 from ticket_ab.registry import AB_CONFIG_TAG
 
 DEFAULT = ABConfig(ab_split_b=0.5)
@@ -82,7 +83,7 @@ def test_an_update_is_one_new_version_of_the_row_and_one_history_row(tmp_path: P
     stored = table.read()
     assert stored.version == written.version == 1
     value = json.loads(stored.value)
-    assert set(value) == {"ab_split_b", "mode", "updated_at", "updated_by"}
+    assert set(value) == {"ab_split_b", "mode", "updated_at", "updated_by", "challenger", "started_at"}
     assert (value["ab_split_b"], value["mode"], value["updated_by"]) == (0.3, SHADOW, "ops")
     assert history(table) == [(1, "ops")]
     assert registry.tags == {}, "the router writes nothing to the registry"
@@ -196,29 +197,39 @@ def test_the_experiment_id_is_twelve_hex_and_the_same_for_the_same_facts():
 
 
 @pytest.mark.parametrize(("config", "champion", "challenger"), [
-    (ABConfig(0.4, SPLIT, SET.updated_at, "ops"), "1", "2"),
     (ABConfig(0.3, SHADOW, SET.updated_at, "ops"), "1", "2"),
-    (ABConfig(0.3, SPLIT, "2026-11-25T09:00:00.000+00:00", "ops"), "1", "2"),
+    (ABConfig(0.3, SPLIT, SET.updated_at, "ops", started_at="2026-11-25T09:00:00.000+00:00"), "1", "2"),
     (SET, "3", "2"),
     (SET, "1", "4"),
     (SET, "1", None),
 ])
-def test_the_experiment_id_changes_with_split_mode_set_time_and_model_versions(config, champion, challenger):
+def test_the_experiment_id_changes_with_mode_start_and_model_versions(config, champion, challenger):
     assert experiment_id(config, champion, challenger) != experiment_id(SET, "1", "2")
+
+
+def test_a_ramp_keeps_the_experiment_so_a_higher_split_only_adds_customers_to_b():
+    ramped = ABConfig(0.25, SPLIT, "2026-11-25T09:00:00.000+00:00", "autopilot")
+    assert experiment_id(ramped, "1", "2") == experiment_id(SET, "1", "2")
+    eid = experiment_id(SET, "1", "2")
+    customers = [f"c-{i}" for i in range(2000)]
+    before = {c for c in customers if assign(c, 0.05, eid) == B}
+    after = {c for c in customers if assign(c, 0.25, eid) == B}
+    assert before < after and 0.2 < len(after) / len(customers) < 0.3
 
 
 def test_the_experiment_id_ignores_who_set_the_config():
     assert experiment_id(ABConfig(0.3, SPLIT, SET.updated_at, "someone else"), "1", "2") == experiment_id(SET, "1", "2")
 
 
-def test_a_replica_starts_a_new_experiment_on_an_alias_move_and_on_an_update_only(tmp_path: Path, registry, table):
+def test_a_replica_starts_a_new_experiment_on_an_alias_move_and_a_mode_change_only(tmp_path: Path, registry, table):
     store = replica(tmp_path, table)
     first = poll(store, registry).experiment_id
     assert poll(store, registry).experiment_id == first, "an unchanged registry keeps the experiment"
     registry.pointers[CHALLENGER] = "3"
     moved = poll(store, registry).experiment_id
-    updated = store.update(ab_split_b=0.2, updated_by="ops", if_match=None).experiment_id
-    assert len({first, moved, updated}) == 3
+    ramped = store.update(ab_split_b=0.2, updated_by="ops", if_match=None).experiment_id
+    shadowed = store.update(mode=SHADOW, updated_by="ops", if_match=None).experiment_id
+    assert ramped == moved and len({first, moved, shadowed}) == 3
 
 
 @pytest.mark.parametrize("value", [-0.01, 1.01, math.nan, math.inf, True, "0.3", None, [0.3]])

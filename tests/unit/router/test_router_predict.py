@@ -67,7 +67,7 @@ def test_logged_row_matches_the_response(client, settings):
 def test_every_row_records_the_experiment_it_was_served_under(app, client, settings):
     first = client.get("/config").get_json()["experiment_id"]
     client.post("/predict", json=VPN)
-    set_split(app, 0.3)
+    set_split(app, 0.3, mode="shadow")
     second = client.get("/config").get_json()["experiment_id"]
     client.post("/predict", json=VPN)
     assert list(rows(settings)["experiment_id"]) == [first, second]
