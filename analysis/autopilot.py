@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,8 @@ def look(settings: Settings, state: State) -> tuple[Analysis | None, Decision]:
         if state.served.challenger != exp.challenger:
             return None, Decision(HOLD, f"the router does not serve challenger v{exp.challenger} yet "
                                         f"(it serves {state.served.challenger or 'none'})")
-        analysis = _analyse(settings, exp.started)
+        earlier = timedelta(days=settings.ab.prior_days)  # each customer's earlier accuracy (CUPED) is read too
+        analysis = _analyse(settings, exp.started - earlier if exp.started else None)
         seen = rollout.look_from_summary(analysis.summary) if analysis is not None else None
         return analysis, rollout.decide(exp, seen, policy)
     if state.champion is None or exp.promoted_at is None:

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
 from analysis.experiment import Analysis
-from analysis.fmt import arm_label, interval, missing, ms, num, p_is, pct, pts, split_share, when
+from analysis.fmt import arm_label, interval, likelihood_ratio, missing, ms, num, p_is, pct, pts, split_share, when
 from analysis.verdict import COLLECT, GUARDRAIL, KEEP, PROMOTE
 from ticket_ab.names import ARMS, SHADOW
 
@@ -88,7 +88,7 @@ def _accuracy_panel(ax, s: dict[str, Any], c: dict[str, Any]) -> None:
     box.set_in_layout(False)
     evidence = c["evidence"]
     if c["sequential"] and not missing(evidence["likelihood_ratio"]):
-        shown = (f"evidence: likelihood ratio {num(evidence['likelihood_ratio'], 1)} of "
+        shown = (f"evidence: likelihood ratio {likelihood_ratio(evidence['likelihood_ratio'])} of "
                  f"{num(evidence['needed_ratio'], 0)}")
     else:
         shown = f"evidence: |z| {num(abs(evidence['z']), 2)} of {num(evidence['needed_z'], 2)}"

@@ -137,7 +137,7 @@ def test_a_better_challenger_is_promoted_through_the_registry(router, load_run, 
     assert summary["verdict"]["action"] == "promote challenger", summary["verdict"]["reason"]
     adjustment = summary["comparison"]["adjustment"]  # CUPAC: the champion v1, loaded from the registry
     assert adjustment["applied"] and adjustment["variance_reduction"] > 0, summary["notes"]
-    assert adjustment["unadjusted_diff"] == pytest.approx(summary["arms"]["B"]["accuracy"]
+    assert adjustment["uncapped_diff"] == pytest.approx(summary["arms"]["B"]["accuracy"]
                                                           - summary["arms"]["A"]["accuracy"])
     assert summary["promotion"]["done"] is True
     assert "alias moved: champion: v1 -> v2" in result.stdout
