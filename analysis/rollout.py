@@ -11,7 +11,9 @@ experiment, its ramp steps pooled as strata). One look gives one action, checked
 3. The verdict "keep champion" (the interval rules out the minimum gain): stop.
 4. Past the maximum duration without a promotion: stop, keeping the champion (inconclusive).
 5. A step younger than its minimum time: hold.
-6. The verdict "promote challenger" with no single feedback source deciding it: promote.
+6. The verdict "promote challenger" with no single feedback source deciding it: promote at the last
+   step; at an earlier one, ramp (a promotion serves everyone, so the serving guardrails are first
+   seen at the largest step, as canary rollouts do).
 7. A step with its labelled customers per arm, whose accuracy interval shows the challenger at most
    `harm_margin` worse, and a next step: ramp. Requiring non-inferiority before a ramp is what keeps
    a harmful challenger at the first step: its interval shows that only with probability alpha.
@@ -122,6 +124,10 @@ def decide(exp: Experiment, look: Look | None, policy: RolloutSettings) -> Decis
         if look.deciding_sources:
             return Decision(HOLD, "the gain does not hold without feedback source "
                                   f"{', '.join(look.deciding_sources)}: not promoted", figures=_figures(look))
+        following = next_step(exp, policy)
+        if following is not None:
+            return _decision(RAMP, f"the gain is established, so on to the next step before a promotion: "
+                                   f"{look.reason}", policy, look, target=following)
         return _decision(PROMOTE, look.reason, policy, look)
     return _ramp_or_hold(exp, look, policy)
 

@@ -37,11 +37,14 @@ The simulation (chosen before the first run):
   pt below its predecessor on average (theta calibrated likewise). The watch looks every
   `LOOK_MINUTES`: the new champion's labelled requests since its promotion against the old champion's
   arm-A labelled requests of the experiment (`analysis.watch.compare_champions`), `rollout.watch`.
-- Heavy-tailed (judged on its own; no ramp): 300 customers with volumes 1/k^1.1 (the busiest ~20%
-  of the traffic), each customer's accuracy Beta(3, 1.2) for A and A's + 0.08 (clipped at 1) for B
-  (A/A: B = A); 4,000 requests, half labelled, customers 50/50 (split 0.5, one stratum). The verdict
-  (`compare` + `verdict.decide`) once at the end, and peeking: after every 10% of the labels, stopping
-  at the first decisive verdict (promote or keep). The bars are judged on peeking (what the DAG does).
+- Heavy-tailed (judged on its own; no ramp; `bench/heavy_tail.py`): 300 customers with volumes 1/k^1.1
+  (the busiest ~20% of the traffic), each customer's accuracy Beta(3, 1.2) for A and A's + 0.08 (clipped
+  at 1) for B (A/A: B = A); 4,000 requests, half labelled, customers 50/50 (split 0.5, one stratum),
+  after 4,000 champion-only requests (half labelled) whose per-customer accuracy is the CUPED covariate
+  the product uses when it has an earlier period (the experiment DAG reads TICKET_AB_TEST_PRIOR_DAYS
+  before the experiment). The verdict (`compare` + `verdict.decide`) once at the end, and peeking:
+  after every 10% of the labels, stopping at the first decisive verdict (promote or keep). The bars are
+  judged on peeking (what the DAG does).
 
 Bars, fixed before any run (a miss is reported, not tuned away):
 - A/A: promoted in <= 5% of runs;
@@ -71,6 +74,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import heavy_tail  # bench/heavy_tail.py: the scripts of bench/ import each other from their folder
 import numpy as np
 import pandas as pd
 from scipy import optimize
@@ -94,7 +98,8 @@ AA, PLUS, MINUS, DEGRADED = "A/A", "+8pt", "-8pt", "degraded"
 GAINS = {AA: 0.0, PLUS: 0.08, MINUS: -0.08, DEGRADED: -0.10}  # challenger (degraded: new champion) - old
 HEAVY_AA, HEAVY_PLUS = "heavy A/A", "heavy +8pt"
 SECONDS = "seconds"
-HEAVY = {"customers": 300, "zipf": 1.1, "requests": 4000, "labelled": 2000, "looks": 10, "gain": 0.08}
+HEAVY = {"customers": heavy_tail.CUSTOMERS, "zipf": heavy_tail.ZIPF, "requests": heavy_tail.REQUESTS,
+         "labelled": heavy_tail.LABELLED, "gain": heavy_tail.GAIN}
 # Bars, fixed before the first run.
 AA_MAX, PLUS_MIN, MINUS_STOPPED, EXPOSURE_OVER_FIRST_STEP, ROLLBACK_MIN = 0.05, 0.90, 1.0, 0.02, 0.95
 HEAVY_POWER_MIN, HEAVY_AA_MAX = 0.60, 0.05
@@ -304,32 +309,12 @@ def watch_phase(world: World, setup: Setup, changes: list[float], promoted: floa
             return None
 
 
-def heavy_run(seed: int, gain: float, th: ABSettings) -> tuple[str, str, int]:
-    """One heavy-tailed experiment: (verdict at the end, first decisive verdict when peeking, labelled
-    requests at that verdict)."""
-    rng = np.random.default_rng(seed)
-    n = HEAVY["customers"]
-    acc_a = rng.beta(3.0, 1.2, n)
-    acc_b = np.clip(acc_a + gain, 0.0, 1.0)
-    in_b = np.array([assign(f"c-{c}", 0.5, f"heavy-{seed}") == B for c in range(n)])
-    requests = rng.choice(n, size=HEAVY["requests"], p=zipf(n, HEAVY["zipf"]))
-    customer = requests[np.sort(rng.choice(len(requests), HEAVY["labelled"], replace=False))]
-    right = rng.random(len(customer)) < np.where(in_b[customer], acc_b[customer], acc_a[customer])
-    outcomes = pd.DataFrame({"unit": customer, "in_b": in_b[customer], "right": right, "stratum": 0.5})
-    one_look = analyse(outcomes, {}, th).verdict
-    for labelled in (len(outcomes) * k // HEAVY["looks"] for k in range(1, HEAVY["looks"] + 1)):
-        verdict = analyse(outcomes.iloc[:labelled], {}, th).verdict
-        if verdict in (PROMOTE, KEEP):
-            return one_look, verdict, labelled
-    return one_look, verdict, len(outcomes)
-
-
 def run_task(task: tuple[str, int], setup: Setup) -> tuple[str, int, object, float]:
     """One run of one scenario (a worker's unit of work): (scenario, seed, result, seconds)."""
     scenario, seed = task
     started = time.perf_counter()
     if scenario in (HEAVY_AA, HEAVY_PLUS):
-        result: object = heavy_run(seed, HEAVY["gain"] if scenario == HEAVY_PLUS else 0.0, setup.th)
+        result: object = heavy_tail.run(seed, HEAVY["gain"] if scenario == HEAVY_PLUS else 0.0, True, setup.th)
     else:
         world = make_world(seed, setup)
         result, changes = lifecycle(world, setup, scenario)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ops import env as services
-from ticket_ab.names import DAG_ID, REQUEST_LOG_ASSET, WATCH_DAG_ID
+from ticket_ab.names import DAG_ID, EXPERIMENT_DAG_ID, REQUEST_LOG_ASSET, WATCH_DAG_ID
 from ticket_ab.settings import get_settings
 
 DAG_FILE = services.REPO / "airflow" / "dags" / "ticket_drift_retrain.py"
@@ -50,7 +50,7 @@ def dag_shape(tmp_path_factory):
 
 def test_dag_files_import_without_errors(dag_shape):
     assert dag_shape["errors"] == {}
-    assert dag_shape["dags"] == [DAG_ID, WATCH_DAG_ID]
+    assert dag_shape["dags"] == sorted([DAG_ID, EXPERIMENT_DAG_ID, WATCH_DAG_ID])
 
 
 def test_dag_runs_on_the_request_log_asset_or_daily_without_catchup_one_run_at_a_time(dag_shape):

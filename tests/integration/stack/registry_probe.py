@@ -102,17 +102,21 @@ def processes(handle: StackHandle) -> list[Seen]:
     mains = {info["pid"]: name for name, info in run.manager(handle.settings).processes().items() if info["pid"]}
     seen = []
     for proc in [psutil.Process(supervisord), *psutil.Process(supervisord).children(recursive=True)]:
-        owner, walk = "supervisord", proc
-        while walk is not None and walk.pid != supervisord:
-            if walk.pid in mains:
-                owner = mains[walk.pid]
-                break
-            walk = walk.parent()
-        if owner == "supervisord" and proc.pid != supervisord:
-            owner = "reaper"  # the event listener: supervisord's child, not a program of the stack
+        # a task's short-lived process (the scheduler runs the DAGs meanwhile) may end while it is looked at
         with contextlib.suppress(psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
-            seen.append(Seen(owner, proc.pid, proc.ppid(), " ".join(proc.cmdline()), _environ(proc.pid)))
+            seen.append(Seen(_owner(proc, supervisord, mains), proc.pid, proc.ppid(), " ".join(proc.cmdline()),
+                             _environ(proc.pid)))
     return seen
+
+
+def _owner(proc: psutil.Process, supervisord: int, mains: dict[int, str]) -> str:
+    """The program whose main process `proc` descends from (`reaper` for supervisord's event listener)."""
+    walk = proc
+    while walk is not None and walk.pid != supervisord:
+        if walk.pid in mains:
+            return mains[walk.pid]
+        walk = walk.parent()
+    return "supervisord" if proc.pid == supervisord else "reaper"
 
 
 def processes_of(seen: list[Seen], program: str) -> list[Seen]:

@@ -79,6 +79,11 @@ def fakes(monkeypatch) -> Fakes:
     return f
 
 
+def at_last_step(f: Fakes) -> None:
+    """The router serves the challenger at the last ramp step, where a promote verdict promotes."""
+    f.served = routerconfig.Served(0.5, "split", "2", (NOW - timedelta(hours=2)).isoformat(), "autopilot", '"3"')
+
+
 def analysed(monkeypatch, verdict: str, low: float, high: float) -> None:
     """The look's analysis, and a report writer that only touches the three files it would write."""
     result = SimpleNamespace(summary=summary(verdict, low, high))
@@ -109,7 +114,8 @@ def test_a_non_inferior_step_ramps_through_post_config_with_the_etag_it_decided_
     assert audit[0]["action"] == RAMP and audit[0]["who"] == "autopilot" and audit[0]["run_id"] == "run-1"
 
 
-def test_a_promotion_is_journalled_before_the_split_and_the_aliases_move(fakes, monkeypatch, settings):
+def test_a_promotion_at_the_last_step_is_journalled_before_the_split_and_the_aliases_move(fakes, monkeypatch, settings):
+    at_last_step(fakes)
     analysed(monkeypatch, "promote challenger", 0.03, 0.12)
     outcome = autopilot.run_once(settings, now=NOW)
     assert outcome.action == PROMOTE and outcome.done
@@ -123,6 +129,7 @@ def test_a_promotion_is_journalled_before_the_split_and_the_aliases_move(fakes, 
 
 def test_ask_mode_records_the_action_as_pending_alerts_once_and_approve_takes_it(fakes, monkeypatch, make_settings):
     settings = make_settings(router={"admin_token": "admin"}, rollout={"min_step_minutes": 0.0, "promote": "ask"})
+    at_last_step(fakes)
     analysed(monkeypatch, "promote challenger", 0.03, 0.12)
     first, second = (autopilot.run_once(settings, now=NOW) for _ in range(2))
     assert not first.done and not second.done and "ticket-ab rollout approve" in first.status
@@ -136,6 +143,7 @@ def test_ask_mode_records_the_action_as_pending_alerts_once_and_approve_takes_it
 
 def test_off_mode_reports_what_it_would_do_and_changes_nothing(fakes, monkeypatch, make_settings):
     settings = make_settings(rollout={"min_step_minutes": 0.0, "promote": "off"})
+    at_last_step(fakes)
     analysed(monkeypatch, "promote challenger", 0.03, 0.12)
     outcome = autopilot.run_once(settings, now=NOW)
     assert not outcome.done and outcome.status.startswith("would promote")

@@ -57,6 +57,9 @@ def seen(**changes) -> Look:
     return Look(**{**base, **changes})
 
 
+TOP = POLICY.ramp_steps[-1]  # the last step, where a promotion happens
+
+
 def promotable(**changes) -> Look:
     return seen(verdict=PROMOTE_VERDICT, reason="the challenger is more accurate by at least 1.0 pts",
                 diff=0.08, ci_low=0.03, ci_high=0.13, **changes)
@@ -159,7 +162,7 @@ def test_a_young_step_holds_even_a_promotion():
 
 
 def test_a_step_exactly_its_minimum_age_may_act():
-    assert decide(running(step_since=hours_ago(1)), promotable(), POLICY).action == PROMOTE
+    assert decide(running(step_since=hours_ago(1), split=TOP), promotable(), POLICY).action == PROMOTE
 
 
 def test_no_analysable_data_holds():
@@ -170,12 +173,18 @@ def test_no_analysable_data_holds():
 # 6. "promote challenger" with no single feedback source deciding it: promote
 
 
-def test_the_promote_verdict_promotes_from_any_step():
-    for split in POLICY.ramp_steps:
-        decision = decide(running(split=split), promotable(), POLICY)
-        assert decision.action == PROMOTE and decision.mode == AUTO and decision.acts
-        assert decision.reason.startswith("the challenger is more accurate")
-        assert decision.figures["diff"] == 0.08 and decision.figures["labelled"] == 900
+def test_the_promote_verdict_promotes_at_the_last_step():
+    decision = decide(running(split=POLICY.ramp_steps[-1]), promotable(), POLICY)
+    assert decision.action == PROMOTE and decision.mode == AUTO and decision.acts
+    assert decision.reason.startswith("the challenger is more accurate")
+    assert decision.figures["diff"] == 0.08 and decision.figures["labelled"] == 900
+
+
+def test_the_promote_verdict_at_an_earlier_step_ramps_first_whatever_its_customers():
+    for split, target in zip(POLICY.ramp_steps, POLICY.ramp_steps[1:], strict=False):
+        decision = decide(running(split=split), promotable(labelled_customers={"A": 1, "B": 1}), POLICY)
+        assert (decision.action, decision.target_split) == (RAMP, target)
+        assert "the gain is established" in decision.reason
 
 
 def test_a_gain_that_one_feedback_source_decides_is_held_not_promoted():
@@ -314,7 +323,7 @@ def test_compare_champions_holds_an_equal_champion_and_waits_for_min_labelled_on
 def test_each_action_carries_its_mode_and_only_auto_acts():
     policy = RolloutSettings(ramp=ASK, promote=OFF, stop=ASK, rollback=OFF)
     cases = [(decide(running(), seen(), policy), RAMP, ASK),
-             (decide(running(), promotable(), policy), PROMOTE, OFF),
+             (decide(running(split=TOP), promotable(), policy), PROMOTE, OFF),
              (decide(running(), seen(verdict=KEEP), policy), STOP, ASK),
              (watch(watched(), Watch(-0.1, -0.15, -0.05, 900), policy), ROLLBACK, OFF)]
     for decision, action, mode in cases:

@@ -26,9 +26,13 @@ def bench():
     spec = importlib.util.spec_from_file_location("lifecycle_bench", BENCH)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    sys.path.insert(0, str(BENCH.parent))  # as when it runs as a script: its neighbours (heavy_tail) import
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(BENCH.parent))
+        sys.modules.pop(spec.name, None)
 
 
 @pytest.fixture(scope="module")
