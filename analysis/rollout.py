@@ -115,7 +115,7 @@ def decide(exp: Experiment, look: Look | None, policy: RolloutSettings) -> Decis
     if age >= policy.max_hours:
         return _decision(STOP, f"no decision after {age:.1f} h (the maximum is {policy.max_hours:g} h): keeping the "
                                "champion", policy, look)
-    if _hours(exp.now, exp.step_since) * 60 < policy.min_step_minutes:
+    if _hours(exp.now, exp.step_since or exp.started) * 60 < policy.min_step_minutes:
         return Decision(HOLD, f"the step at {_step(exp)} is younger than {policy.min_step_minutes:g} min",
                         figures=_figures(look))
     if look is None:
