@@ -278,8 +278,8 @@ class RolloutSettings(BaseSettings):
                              "keeps the champion")
     watch_hours: float = Field(72.0, ge=0.0, description="after a promotion, the new champion is watched this long "
                                "and rolled back if its live accuracy is conclusively below its predecessor's")
-    check_minutes: int = Field(5, ge=1, description="how often the experiment DAG looks (it also runs when new log "
-                               "partitions arrive)")
+    check_minutes: int = Field(5, ge=1, le=59, description="how often the experiment DAG looks (it also runs when "
+                               "new log partitions arrive)")
     router_url: str = Field("", description="the router the experiment DAG changes the split through (`POST /config` "
                             "with TICKET_AB_ADMIN_TOKEN; empty: http://TICKET_AB_HOST:TICKET_AB_PORT)")
     ramp: ActionMode = Field("auto", description="ramping to the next step: auto, ask or off")
