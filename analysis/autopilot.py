@@ -31,14 +31,13 @@ from analysis.rollout import ASK, HOLD, OFF, PROMOTE, RAMP, ROLLBACK, STOP, Deci
 from analysis.watch import compare_champions
 from ticket_ab import alerts, registry
 from ticket_ab.log import get_logger, kv
-from ticket_ab.names import CHALLENGER, CHAMPION, PREVIOUS, SHADOW, SPLIT
+from ticket_ab.names import CHALLENGER, CHAMPION, PREVIOUS, ROLLOUT_START, SHADOW, SPLIT
 from ticket_ab.settings import Settings
 
 JOURNAL_TAG = "rollout.decision"  # an action of several steps, decided and not yet finished
 PENDING_TAG = "rollout.pending"  # ask mode: the action waiting for `ticket-ab rollout approve`
 OUTCOME_TAG = "rollout.outcome"  # the last action finished on the version
 AUDIT_PREFIX = "rollout.audit."  # one tag per action: who, why, the figures
-ROLLOUT_START = "rollout policy"  # the router's `updated_by` for a challenger no change has named yet
 
 log = get_logger("analysis.autopilot")
 

@@ -43,7 +43,7 @@ from typing import Any
 from router.configdb import ConfigTable, ConfigUnavailable, Conflict, Stored
 from ticket_ab.atomic import write_atomic
 from ticket_ab.log import get_logger, kv
-from ticket_ab.names import MODES, SHADOW, SPLIT
+from ticket_ab.names import MODES, ROLLOUT_START, SHADOW, SPLIT
 
 CACHE_FILE = "ab_config.json"  # under the router's state dir: the last config the store gave
 EXPERIMENT_ID_BYTES = 6  # 12 hex characters: ample for the handful of experiments a model sees
@@ -51,7 +51,6 @@ _EXPERIMENT_ID = re.compile(rf"[0-9a-f]{{{2 * EXPERIMENT_ID_BYTES}}}")
 _STORED = ("ab_split_b", "mode", "updated_at", "updated_by", "challenger", "started_at")  # the id is derived
 SEEDED_BY = "registry tag ab_config"  # who wrote a store's first version taken from the old registry tag
 ANY_ATTEMPTS = 5  # `If-Match: *` merges into whatever is stored: tries this often when others keep writing
-ROLLOUT_START = "rollout policy"  # who set the split of a challenger no change has named yet
 CONFIGURED = "configured"  # the rollout start that keeps the stored split for every challenger
 
 __all__ = ["ABConfig", "ConfigError", "ConfigStore", "ConfigUnavailable", "PreconditionFailed", "Published", "Start",

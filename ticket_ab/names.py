@@ -29,3 +29,6 @@ REQUEST_LOG_ASSET = "ticket_ab_request_log"
 
 # The experiment DAG: looks at the running A/B test and ramps, promotes, stops or rolls back.
 EXPERIMENT_DAG_ID = "ticket_experiment"
+# The config's `updated_by` while a challenger no change has named is served at the rollout policy's start:
+# the router writes it, the experiment DAG reads it (the step then began at the challenger's registration).
+ROLLOUT_START = "rollout policy"
