@@ -53,7 +53,7 @@ coverage: venv ## the unit tier's line coverage (pytest-cov), as the README quot
 	$(PY) -m pytest tests/unit -n 2 -q --cov --cov-report=term:skip-covered
 
 test: venv system-deps ## run the whole test suite (unit + integration, slow tests included), a test file per worker on 2
-	$(PY) -m pytest tests -n 2 --dist loadfile --durations=20
+	$(PY) -m pytest tests -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 test-unit: venv ## every unit test, the slow ones (PyCaret, cleanlab) included
 	$(PY) -m pytest tests/unit -n 2

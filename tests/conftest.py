@@ -25,6 +25,35 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("TICKET_AB_ROLLOUT_START", "configured")
 _names = itertools.count(1)
 
+# `make test` hands a test file to whichever of its two workers is free (`--dist loadfile`,
+# `--no-loadscope-reorder`), in collection order. These files take minutes each (clean-clone CI,
+# slowest first); starting them first, then the other integration files, then the unit files (many
+# short ones that fill the gaps), keeps one worker from being left with the long ones at the end.
+SLOWEST_FILES = (
+    "tests/integration/stack/test_native_stack.py",
+    "tests/integration/dag/test_dag_runs.py",
+    "tests/integration/dag/test_autopilot_loop.py",
+    "tests/integration/dag/test_late_poisoning.py",
+    "tests/integration/retrain/test_cli.py",
+    "tests/integration/dag/test_poisoning_replay.py",
+    "tests/integration/router/test_router_scale_out.py",
+)
+
+
+def _file_rank(item: pytest.Item) -> tuple[int, int]:
+    path = item.nodeid.split("::", 1)[0]
+    if path in SLOWEST_FILES:
+        return 0, SLOWEST_FILES.index(path)
+    return (1 if path.startswith("tests/integration/") else 2), 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slowest files first (a stable sort: each file's tests keep their order); a renamed slow file is named."""
+    missing = [path for path in SLOWEST_FILES if not (config.rootpath / path).is_file()]
+    if missing:
+        raise pytest.UsageError(f"tests/conftest.py SLOWEST_FILES names files that do not exist: {missing}")
+    items.sort(key=_file_rank)
+
 
 @dataclass(frozen=True)
 class MlflowServer:
