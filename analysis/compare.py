@@ -7,9 +7,14 @@ customer; McNemar's test (statsmodels) on the discordant tickets is shown beside
 Either way the interval is the always-valid one by default (`analysis.sequential`).
 
 The estimand is declared in advance (`ABSettings.customer_cap`): each customer's labelled requests
-weigh as at most `customer_cap` requests. A customer's mean is worth more labels only while its
-binomial noise p(1-p)/n exceeds the spread between customers (about 0.2 / 0.02 = 10 requests); past
-that, more of one busy customer's labels mostly make the comparison about that customer. On a heavy-
+weigh as at most `customer_cap` requests plus its earlier labelled requests (CUPED's record, when the
+window has one). A customer's mean is worth more labels only while its binomial noise p(1-p)/n
+exceeds what is unknown about its level: without a record, the spread between customers (about
+0.2 / 0.02 = 10 requests); past that, more of one busy customer's labels mostly make the comparison
+about that customer. Its earlier record pins its level (the covariate removes it), so each earlier
+label lets one more of its labels count: with a record as large as the experiment's, a busy customer
+weighs about as its requests do, where the covariate has made that the most precise estimate
+(bench/heavy_tail.py compares the caps). On a heavy-
 tailed base (the largest customer sending a fifth of the traffic) the request-weighted interval is
 so wide that a real 8-point gain is rarely concluded, and its cluster-robust standard error, resting
 on one dominant cluster, is too small besides; the capped interval is narrower and keeps its level
@@ -44,9 +49,9 @@ def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any] | None, th: 
     """B - A accuracy on `outcomes` (one row per labelled request: `unit`, `in_b`, `right`, optionally
     `covariate` and the ramp step `stratum`, and in shadow mode `right_a`/`right_b`), with its interval,
     evidence and the labelled requests still needed; per topic too when the `arms` (their summaries) are given."""
-    cap = th.customer_cap
-    capped = int((outcomes["unit"].astype(str).value_counts() > cap).sum()) if cap else 0
-    weights = inference.capped_weights(outcomes["unit"], cap) if capped else None  # None: request-weighted as ever
+    cap, earlier = th.customer_cap, outcomes[PRIOR_N] if PRIOR_N in outcomes else None
+    capped = _capped(outcomes, cap, earlier)
+    weights = inference.capped_weights(outcomes["unit"], cap, earlier) if capped else None  # None: request-weighted
     strata = ramp_steps(outcomes) if mode != SHADOW else None  # a pair shares its ticket: steps cancel out
     if mode == SHADOW:
         paired = outcomes["right_b"].astype(float) - outcomes["right_a"].astype(float)
@@ -66,7 +71,8 @@ def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any] | None, th: 
     return {"kind": kind, "test": name, "interval": _interval_name(th, seq), "sequential": seq,
             "n_a": n_a, "n_b": n_b, "units": diff.units, "diff": diff.value, "se": diff.se,
             "ci_low": low, "ci_high": high, "mcnemar": mcnemar, "evidence": evidence(diff, th, seq),
-            "estimand": _estimand(cap, capped, n_strata, adjustment["uncapped_diff"]), "strata": n_strata,
+            "estimand": _estimand(cap, capped, n_strata, adjustment["uncapped_diff"], earlier is not None),
+            "strata": n_strata,
             "adjustment": adjustment, "per_topic": _per_topic(arms["A"], arms["B"]) if arms else []}
 
 
@@ -119,13 +125,23 @@ def _split_diff(outcomes: pd.DataFrame, weights: np.ndarray | None,
                       "statement": "regression-adjusted on " + " and ".join(COVARIATES[c][1] for c in used)}
 
 
-def _estimand(cap: int, capped: int, strata: int, uncapped_diff: float) -> dict[str, Any]:
+def _capped(outcomes: pd.DataFrame, cap: int, earlier: pd.Series | None) -> int:
+    """Customers with more labelled requests than their cap (`cap` plus their earlier labelled requests)."""
+    if not cap:
+        return 0
+    units = outcomes["unit"].astype(str)
+    counts = units.value_counts()
+    caps = cap if earlier is None else cap + earlier.groupby(units).first().reindex(counts.index)
+    return int((counts > caps).sum())
+
+
+def _estimand(cap: int, capped: int, strata: int, uncapped_diff: float, earlier: bool) -> dict[str, Any]:
     """What the difference is a difference of, in one sentence for the console and the page."""
     if not cap:
         statement = "accuracy with every labelled request weighing the same (TICKET_AB_TEST_CUSTOMER_CAP=0)"
     else:
-        statement = (f"accuracy with each customer weighing as at most {cap} labelled requests "
-                     f"(TICKET_AB_TEST_CUSTOMER_CAP); " +
+        statement = (f"accuracy with each customer weighing as at most {cap} labelled requests"
+                     + (" plus its earlier labelled ones" if earlier else "") + " (TICKET_AB_TEST_CUSTOMER_CAP); " +
                      (f"{capped} customer{'s were' if capped > 1 else ' was'} capped (request-weighted B - A "
                       f"{pts(uncapped_diff)})" if capped else "no customer has more, so it is request-weighted"))
     if strata > 1:

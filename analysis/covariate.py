@@ -14,12 +14,15 @@ served by the champion before the experiment started, and agents labelled some o
 record was written before assignment could act on it, so it is a valid regression covariate too (Lin
 2013), and it removes the spread between customers (easy and hard customers), which dominates the noise
 on a heavy-tailed customer base. A customer's earlier mean is shrunk towards the pooled earlier mean
-(`customer_prior`, `ABSettings.prior_strength`, fixed before any evaluation), so a customer with two
-earlier labels is not taken at its word; a customer without any gets the pooled mean.
+(`customer_prior`; how far, `prior_strength`, is estimated from the earlier period unless
+`ABSettings.prior_strength` fixes it), so a customer with two earlier labels is not taken at its word; a
+customer without any gets the pooled mean. The strength is estimated from the earlier period only, before
+assignment, so it cannot differ by arm.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -58,17 +61,41 @@ def attach(rows: pd.DataFrame, mode: str, champion: str, scorer: Scorer | None) 
     return rows.assign(**{COLUMN: pd.Series(scores, index=rows.index[labelled])}), None
 
 
-def customer_prior(units: Sequence, prior_units: Sequence, prior_right: Sequence[bool], strength: float) -> np.ndarray:
+def customer_prior(units: Sequence, prior_units: Sequence, prior_right: Sequence[bool],
+                   strength: float | None = None) -> np.ndarray:
     """For each of `units`, its customer's earlier accuracy shrunk towards the pooled earlier mean pbar:
     (right_i + strength * pbar) / (n_i + strength), so a customer's own earlier mean counts as much as
-    `strength` labels of the pooled one; a customer without earlier labels gets pbar (all nan without any)."""
+    `strength` labels of the pooled one (None: `prior_strength`, estimated from these earlier labels); a
+    customer without earlier labels gets pbar (all nan without any)."""
     right = np.asarray(prior_right, dtype=float)
     if not len(right):
         return np.full(len(units), np.nan)
+    strength = prior_strength(prior_units, right) if strength is None else strength
     earlier = pd.DataFrame({"unit": np.asarray(prior_units, dtype=str), "right": right}).groupby("unit")["right"]
     pbar, keys = float(right.mean()), pd.Index(np.asarray(units, dtype=str))
+    if not np.isfinite(strength):
+        return np.full(len(keys), pbar)
     hits, n = earlier.sum().reindex(keys, fill_value=0.0), earlier.count().reindex(keys, fill_value=0)
     return ((hits + strength * pbar) / (n + strength)).to_numpy(dtype=float)
+
+
+def prior_strength(prior_units: Sequence, prior_right: Sequence[bool]) -> float:
+    """How many labels of the pooled mean a customer's own earlier mean is worth: the within-customer binomial
+    noise over the spread of accuracy between customers, p(1 - p) / tau^2 - 1 = 1 / rho - 1, with the intraclass
+    correlation rho estimated by the method of moments of the beta-binomial (Kleinman 1973, unequal customer
+    sizes): S = sum_i n_i (p_i - pbar)^2 has expectation pbar (1 - pbar) (k - 1 + rho (N - sum_i n_i^2 / N)).
+    The shrinkage then makes E[p | covariate] the covariate for large and small customers alike, which the one
+    regression slope of the adjustment needs; a fixed strength over- or under-shrinks one of them. inf: no spread
+    is seen (every customer gets the pooled mean, so the covariate drops out)."""
+    right = pd.Series(np.asarray(prior_right, dtype=float)).groupby(np.asarray(prior_units, dtype=str))
+    n, hits = right.count().to_numpy(dtype=float), right.sum().to_numpy(dtype=float)
+    total, k = n.sum(), len(n)
+    pbar = hits.sum() / total
+    spread = total - (n**2).sum() / total
+    if k < 2 or not 0 < pbar < 1 or spread <= 0:
+        return math.inf
+    rho = ((n * (hits / n - pbar) ** 2).sum() / (pbar * (1 - pbar)) - (k - 1)) / spread
+    return 1 / rho - 1 if 0 < rho < 1 else (0.0 if rho >= 1 else math.inf)
 
 
 def earlier(window: pd.DataFrame, analysed: pd.DataFrame) -> pd.DataFrame:
@@ -87,7 +114,7 @@ def earlier(window: pd.DataFrame, analysed: pd.DataFrame) -> pd.DataFrame:
 
 
 def with_prior(outcomes: pd.DataFrame, window: pd.DataFrame, analysed: pd.DataFrame, mode: str,
-               strength: float) -> pd.DataFrame:
+               strength: float | None) -> pd.DataFrame:
     """The split-mode outcome rows with each customer's earlier accuracy (`PRIOR`) and earlier labelled requests
     (`PRIOR_N`) from `earlier`, when the window has any; unchanged otherwise, and in shadow mode, where both
     models answer every ticket and the comparison is paired already."""

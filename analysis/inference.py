@@ -8,7 +8,7 @@ rests on the assignment unit (the customer; a request without one is its own uni
 - means and differences of per-request outcomes are ratios of sums whose standard error is the
   cluster-robust (sandwich) one of an OLS fit with statsmodels' `cov_type="cluster"`, which is
   the delta-method standard error of a ratio metric, with the usual small-sample correction;
-  with row weights (`capped_weights`: a busy customer's requests weigh as at most `cap`) the same
+  with row weights (`capped_weights`: a busy customer's requests weigh as at most its cap) the same
   holds for the weighted means, fitted by WLS;
 - an arm's accuracy interval is statsmodels' Wilson interval on the effective sample size
   (requests divided by the design effect), so it keeps Wilson's behaviour near 0% and 100%;
@@ -64,16 +64,20 @@ def _mean(values: np.ndarray, weights: np.ndarray | None) -> float:
     return float(values.mean()) if weights is None else float(np.average(values, weights=weights))
 
 
-def capped_weights(units: Sequence, cap: int) -> np.ndarray:
-    """Row weights min(n_i, cap) / n_i, n_i being the rows of the row's customer: each customer's rows weigh
-    as at most `cap` rows together, so a few busy customers cannot carry a mean alone (cap 0: all ones).
-    They depend on the customers' volumes, never on the arm, so weighted differences stay unbiased for
-    their (declared) estimand under randomisation."""
+def capped_weights(units: Sequence, cap: int, earlier: Sequence[int] | None = None) -> np.ndarray:
+    """Row weights min(n_i, c_i) / n_i, n_i being the rows of the row's customer and c_i its cap: each
+    customer's rows weigh as at most c_i rows together, so a few busy customers cannot carry a mean alone
+    (cap 0: all ones). c_i is `cap` plus the customer's `earlier` labelled requests (per row, CUPED's record):
+    capping pays because a busy customer's mean says little beyond its own level, and the earlier record
+    already pins that level, so the better the covariate knows a customer, the more of its rows count. The
+    weights depend on volumes and on what was recorded before assignment, never on the arm, so weighted
+    differences stay unbiased for their (declared) estimand under randomisation."""
     codes = _codes(units)
     if not cap:
         return np.ones(len(codes))
     per_row = np.bincount(codes)[codes].astype(float)
-    return np.minimum(per_row, cap) / per_row
+    caps = cap + (0.0 if earlier is None else np.asarray(earlier, dtype=float))
+    return np.minimum(per_row, caps) / per_row
 
 
 def cluster_mean(y: Sequence[float], units: Sequence, *, weights: Sequence[float] | None = None) -> Estimate:

@@ -7,7 +7,8 @@ has 4,000 requests, a random half of them labelled, customers split 50/50 (`rout
 bench/lifecycle_bench.py's heavy-tailed run does, with the same draws: `prior=False` gives its rows).
 Before it, the same customers sent 4,000 requests that only the champion answered, a random half of them
 labelled: each customer's earlier accuracy, shrunk towards the pooled earlier mean
-(`analysis.covariate.customer_prior`, `ABSettings.prior_strength`), is the CUPED covariate. It is drawn
+(`analysis.covariate.customer_prior`, strength estimated from the earlier labels), is the CUPED covariate,
+and its earlier labelled requests raise its cap (`ABSettings.customer_cap` plus them), as in the product. It is drawn
 after the experiment's rows, so with and without it the experiment is the same (common random numbers).
 
 `heavy_tailed_experiment` gives the outcome rows `analysis.compare.compare` reads; `main` measures the
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.compare import compare
-from analysis.covariate import customer_prior
+from analysis.covariate import PRIOR, PRIOR_N, customer_prior
 from analysis.verdict import KEEP, PROMOTE, Evidence, decide
 from router.assign import assign
 from ticket_ab.names import SPLIT, B
@@ -45,8 +46,9 @@ def volumes(n: int = CUSTOMERS, exponent: float = ZIPF) -> np.ndarray:
 def heavy_tailed_experiment(seed: int, gain: float, prior: bool, strength: float | None = None) -> pd.DataFrame:
     """The labelled requests of one experiment in arrival order: `unit`, `in_b`, `right`, `stratum` (one ramp
     step), `look` (the share of the experiment's labels in by this row: peeking at 10% takes look <= 0.1)
-    and, with `prior`, `covariate`: the customer's earlier accuracy under the champion, shrunk with
-    `strength` labels of the pooled earlier mean (default `ABSettings().prior_strength`)."""
+    and, with `prior`, the columns the product's CUPED adds (`analysis.covariate.with_prior`): the customer's
+    earlier accuracy under the champion, shrunk with `strength` labels of the pooled earlier mean (default
+    `ABSettings().prior_strength`), and its earlier labelled requests, which raise its cap."""
     rng = np.random.default_rng(seed)
     share = volumes()
     acc_a = rng.beta(3.0, 1.2, CUSTOMERS)
@@ -63,7 +65,8 @@ def heavy_tailed_experiment(seed: int, gain: float, prior: bool, strength: float
     if not prior:
         return rows
     strength = ABSettings().prior_strength if strength is None else strength
-    return rows.assign(covariate=customer_prior(unit, earlier_unit, earlier_right, strength))
+    return rows.assign(**{PRIOR: customer_prior(unit, earlier_unit, earlier_right, strength),
+                          PRIOR_N: np.bincount(earlier_unit, minlength=CUSTOMERS)[unit]})
 
 
 def verdict(rows: pd.DataFrame, th: ABSettings) -> str:
@@ -90,7 +93,8 @@ def main(runs: int = RUNS, first_seed: int = FIRST_SEED) -> int:
     print(f"heavy-tailed: {CUSTOMERS} customers, volumes 1/k^{ZIPF} (busiest {volumes()[0]:.1%}), accuracy "
           f"Beta(3, 1.2), B = A + {GAIN:.0%} clipped at 1; {REQUESTS:,} requests ({LABELLED:,} labelled) after "
           f"{EARLIER_REQUESTS:,} champion-only ones ({EARLIER_LABELLED:,} labelled); seeds {first_seed} to "
-          f"{first_seed + runs - 1}; prior strength {th.prior_strength:g}, customer cap {th.customer_cap}\n")
+          f"{first_seed + runs - 1}; prior strength {th.prior_strength or 'estimated (empirical Bayes)'}, customer cap "
+          f"{th.customer_cap} plus the customer's earlier labelled requests\n")
     print("| scenario | covariate | one look: promoted | peeking: promoted | peeking: kept | "
           "median labelled to a decision (peeking) |\n|---|---|---|---|---|---|")
     for name, gain in (("A/A", 0.0), (f"+{GAIN * 100:.0f} pt", GAIN)):

@@ -414,7 +414,9 @@ def heavy_summary(results: dict[str, list]) -> dict[str, dict[str, float]]:
 def print_heavy(heavy: dict[str, dict[str, float]], runs: int) -> None:
     print(f"\nheavy-tailed: {HEAVY['customers']} customers, volumes 1/k^{HEAVY['zipf']} (busiest "
           f"{zipf(HEAVY['customers'], HEAVY['zipf'])[0]:.1%}), accuracy Beta(3, 1.2), B = A + 8 pt clipped at 1; "
-          f"{HEAVY['requests']:,} requests, {HEAVY['labelled']:,} labelled, split 0.5; {runs} runs each")
+          f"{HEAVY['requests']:,} requests, {HEAVY['labelled']:,} labelled, split 0.5; {runs} runs each; CUPED on "
+          f"an earlier period as large, its shrinkage strength estimated from it (empirical Bayes), each customer "
+          f"capped at the customer cap plus its earlier labelled requests")
     print("| scenario | one look: promoted | peeking: promoted | peeking: kept | peeking: decided | "
           "median labelled to the decision |\n|---|---|---|---|---|---|")
     for name, h in heavy.items():

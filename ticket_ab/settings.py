@@ -235,11 +235,13 @@ class ABSettings(BaseSettings):
     topic_margin: float = Field(0.15, ge=0.0, le=1.0, description="guardrail: no topic's accuracy may be credibly "
                                 "lower in B than in A by more than this")
     customer_cap: int = Field(10, ge=0, description="the accuracy comparison weighs each customer's labelled "
-                              "requests as at most this many (a declared estimand: a few busy customers cannot "
-                              "dominate it; 0: every request weighs the same)")
-    prior_strength: float = Field(10.0, ge=0.0, description="CUPED: a customer's earlier accuracy, the covariate "
-                                  "of the accuracy comparison, is its earlier mean shrunk towards the pooled earlier "
-                                  "mean, which counts as much as this many labels (fixed before any evaluation)")
+                              "requests as at most this many plus its earlier labelled ones (CUPED's record; a "
+                              "declared estimand: a few busy customers cannot dominate it; 0: every request weighs "
+                              "the same)")
+    prior_strength: float | None = Field(None, ge=0.0, description="CUPED: a customer's earlier accuracy, the "
+                                         "covariate of the accuracy comparison, is its earlier mean shrunk towards the "
+                                         "pooled earlier mean, which counts as much as this many labels; unset: "
+                                         "estimated from the earlier period (empirical Bayes, method of moments)")
     prior_days: int = Field(7, ge=0, description="the experiment DAG reads this many days before the experiment for "
                             "each customer's earlier accuracy (CUPED); 0: none")
 
@@ -417,8 +419,9 @@ def to_env(settings: Settings, *, secrets: bool = False) -> dict[str, str]:
     env = {}
     for group, cls, name in _knobs():
         holder = getattr(settings, group) if group else settings
-        if secrets or cls.model_fields[name].repr is not False:
-            env[_env_name(cls, name)] = str(getattr(holder, name))
+        value = getattr(holder, name)
+        if value is not None and (secrets or cls.model_fields[name].repr is not False):  # None: unset, the default
+            env[_env_name(cls, name)] = str(value)
     return env
 
 

@@ -192,6 +192,11 @@ def test_drifted_traffic_is_retrained_by_the_scheduler_through_a_scheduler_and_a
 
 
 def test_the_ab_analysis_promotes_the_challenger_in_the_postgres_registry(stack, tmp_path):
+    """Retraining is paused first: the A/B traffic is drifted too, and a run it triggered could offer a newer
+    challenger than the one the log tested, which the promotion then (rightly) refuses."""
+    _pause_retraining(stack)
+    wait_until(lambda: not any(r["state"] in ("queued", "running") for r in probe.retrain_runs(stack)),
+               RUN_DEADLINE_S, "no retraining run is in flight")
     challenger = probe.aliases(stack)[CHALLENGER]
     outs = [tmp_path / f"ab-{i}.json" for i in range(2)]
     procs = [probe.traffic(stack, url, "new_product", 3000, 30 + i, out, feedback_rate=1.0) for i, (url, out) in

@@ -51,6 +51,14 @@ def test_capped_weights_let_each_customer_weigh_at_most_cap_requests():
     assert len(inference.capped_weights([], 10)) == 0
 
 
+def test_a_customers_earlier_labelled_requests_raise_its_cap_one_for_one():
+    units = ["big"] * 30 + ["known"] * 30 + ["small"] * 4
+    earlier = [0] * 30 + [12] * 30 + [0] * 4  # per row: the customer's earlier labelled requests
+    w = pd.Series(inference.capped_weights(units, 10, earlier)).groupby(units).sum()
+    assert w.to_dict() == pytest.approx({"big": 10, "known": 22, "small": 4})
+    assert (inference.capped_weights(units, 0, earlier) == 1).all()  # cap 0: request-weighted whatever the record
+
+
 def test_the_capped_stratified_difference_is_statsmodels_wls_with_step_effects_and_customer_clusters():
     t = _ramp()
     frame = t.assign(y=t["right"].astype(float), b=t["in_b"].astype(float),

@@ -31,6 +31,27 @@ def test_the_prior_is_each_customers_earlier_mean_shrunk_towards_the_pooled_one(
     assert covariate.customer_prior([1, 2], ["1"], [True], 1.0) == pytest.approx([1.0, 1.0])  # units as text
 
 
+def test_prior_strength_recovers_the_prior_count_of_a_simulated_beta_binomial_base():
+    rng = np.random.default_rng(0)
+    # The strength that makes shrinkage the posterior mean is a + b (a small spread is seen less sharply).
+    for a, b, tolerance in ((3.0, 1.2, 0.15), (8.0, 8.0, 0.25)):
+        level, n = rng.beta(a, b, 3000), rng.integers(1, 40, 3000)
+        units = np.repeat(np.arange(3000), n)
+        estimate = covariate.prior_strength(units, rng.random(len(units)) < level[units])
+        assert estimate == pytest.approx(a + b, rel=tolerance)
+
+
+def test_without_spread_between_customers_the_prior_is_the_pooled_mean_for_everyone():
+    rng = np.random.default_rng(1)
+    units = np.repeat(np.arange(400), 10)
+    right = rng.random(len(units)) < 0.7  # one accuracy for all: the spread is noise (or less)
+    strength = covariate.prior_strength(units, right)
+    assert strength > 50
+    prior = covariate.customer_prior(np.arange(400), units, right)
+    assert np.ptp(prior) < 0.1 * np.ptp(pd.Series(right).groupby(units).mean())
+    assert covariate.prior_strength([1, 2, 3], [True, True, True]) == math.inf  # no variation at all
+
+
 def _tickets(seed: int = 0, n: int = 3000, customers: int = 300) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     unit = rng.integers(0, customers, n)
@@ -106,7 +127,9 @@ def test_the_analysis_adjusts_on_each_customers_earlier_accuracy_and_says_so(ab_
     assert s["data"]["requests_analysed"] == 3000  # the earlier period is a covariate, not part of the test
     start = pd.Timestamp(s["window"]["analysed_from"])  # without the earlier period: unadjusted as before
     plain = analyse(requests, feedback, thresholds=FAST, since=start).summary["comparison"]
-    assert not plain["adjustment"]["applied"] and plain["diff"] == adjustment["unadjusted_diff"]
+    assert not plain["adjustment"]["applied"] and "earlier" not in plain["estimand"]["statement"]
+    assert "plus its earlier labelled ones" in c["estimand"]["statement"]  # the record raises each customer's cap
+    assert c["estimand"]["capped_customers"] < plain["estimand"]["capped_customers"]
     scored = analyse(requests, feedback, thresholds=FAST,
                      scorer=lambda version, texts: np.random.default_rng(0).random(len(texts))).summary["comparison"]
     assert scored["adjustment"]["covariates"] == ["champion confidence", EARLIER]  # both together
