@@ -18,6 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 FILE_MODE, DIR_MODE = 0o640, 0o750  # runtime data: the owner writes, its group (the pipeline) reads, others nothing
+# The logs' day folders, group-writable where the umask lets them be (compose's 002; the stack's 027 keeps 0750):
+# the routers create them, and the pipeline, another uid of their group, compacts and expires whole days there.
+LOG_DIR_MODE = 0o770
 UMASK = 0o027  # what every program the stack and the demo run creates with: at most FILE_MODE / DIR_MODE
 EVERY, INTERVAL = "every", "interval"  # the two sync policies of a log (TICKET_AB_LOG_REQUEST_SYNC)
 POLICIES = (EVERY, INTERVAL)

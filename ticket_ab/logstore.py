@@ -8,6 +8,13 @@ replicas on several hosts can share one root on a shared volume without any cros
 The `date=` folders (the Hive partition style that object-storage sync tools and query engines
 understand) let a reader open only the days a time range overlaps, so a read costs the window
 instead of the history, and let retention remove whole days.
+
+A closed day may be compacted (`ticket_ab.compact`) into one Parquet file beside its shards:
+
+    {root}/requests/date=2026-11-24/requests-2026-11-24.parquet
+
+It records the shards folded into it, so a shard it lists and that is still there (a compaction
+cut short before it removed them) is a leftover readers skip, and any other is read as well.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ REQUESTS = "requests"
 FEEDBACK = "feedback"
 KINDS = (REQUESTS, FEEDBACK)
 PARTITION_PREFIX = "date="
+SHARD_SUFFIX, COMPACTED_SUFFIX = ".csv", ".parquet"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._]+")
 
 
@@ -31,7 +39,22 @@ def partition_dir(root: Path, kind: str, day: date) -> Path:
 
 def shard_name(kind: str, host: str, pid: int, start: str, seq: int) -> str:
     """A file name no other writer can choose; the host keeps letters, digits and dots, so `-` splits the name."""
-    return f"{kind}-{_UNSAFE.sub('_', host) or 'host'}-{pid}-{start}-{seq:04d}.csv"
+    return f"{kind}-{_UNSAFE.sub('_', host) or 'host'}-{pid}-{start}-{seq:04d}{SHARD_SUFFIX}"
+
+
+def compacted_file(root: Path, kind: str, day: date) -> Path:
+    """The one Parquet file a closed day of `kind` is compacted into (a shard name ends in .csv: they never meet)."""
+    return partition_dir(root, kind, day) / f"{kind}-{day.isoformat()}{COMPACTED_SUFFIX}"
+
+
+def csv_shards(folder: Path, kind: str) -> list[Path]:
+    """The writers' CSV files in one day folder, by name."""
+    return sorted(folder.glob(f"{kind}-*{SHARD_SUFFIX}"))
+
+
+def day_files(folder: Path, kind: str) -> list[Path]:
+    """Every log file of one day folder: its compacted Parquet file (when it has one) first, then its shards."""
+    return sorted(folder.glob(f"{kind}-*{COMPACTED_SUFFIX}")) + csv_shards(folder, kind)
 
 
 def partitions(root: Path, kind: str, first: date | None = None, last: date | None = None) -> list[tuple[date, Path]]:
@@ -56,15 +79,16 @@ def partitions(root: Path, kind: str, first: date | None = None, last: date | No
 
 
 def shard_files(root: Path, kind: str, first: date | None = None, last: date | None = None) -> list[Path]:
-    """Every log file of the days between `first` and `last`, by day, then by name."""
-    return [file for _, folder in partitions(root, kind, first, last) for file in sorted(folder.glob(f"{kind}-*.csv"))]
+    """Every log file of the days between `first` and `last`, by day (see `day_files`)."""
+    return [file for _, folder in partitions(root, kind, first, last) for file in day_files(folder, kind)]
 
 
 def expire(root: Path, retention_days: int, today: date, keep_from: date) -> list[Path]:
     """Remove the day folders older than `retention_days` before `today`, never one on or after `keep_from`.
 
     `keep_from` is the day of the DAG's watermark: the next window reads from that day on, so no
-    partition it still needs can go. 0 days keeps everything. Returns the folders removed.
+    partition it still needs can go. A folder goes whole: its shards and its compacted Parquet file.
+    0 days keeps everything. Returns the folders removed.
     """
     if retention_days <= 0:
         return []

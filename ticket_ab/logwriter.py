@@ -32,7 +32,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from ticket_ab.durable import EVERY, FILE_MODE, INTERVAL, POLICIES, Flusher, GroupCommit, make_dirs, sync_dir, sync_fds
+from ticket_ab.durable import (
+    EVERY,
+    FILE_MODE,
+    INTERVAL,
+    LOG_DIR_MODE,
+    POLICIES,
+    Flusher,
+    GroupCommit,
+    make_dirs,
+    sync_dir,
+    sync_fds,
+)
 from ticket_ab.logstore import partition_dir, shard_name
 
 CRC = "crc"
@@ -226,7 +237,7 @@ class ShardedLog:
 
     def _open(self, day: date) -> _Shard:
         folder = partition_dir(self.root, self.kind, day)
-        make_dirs(folder)
+        make_dirs(folder, LOG_DIR_MODE)
         while True:
             self._seq += 1
             path = folder / shard_name(self.kind, self._host, self._pid, self._start, self._seq)

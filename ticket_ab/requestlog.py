@@ -5,6 +5,7 @@ see `ticket_ab.logstore`); the DAG, analysis.py and the tests read through `read
 and `read_feedback`. A read opens only the day folders a time range overlaps, so it costs the
 window, not the history. Every row carries a checksum, so a torn or hand-edited line costs exactly
 that row: the reader counts and skips it instead of failing the file or misreading the row.
+A closed day compacted into one Parquet file (`ticket_ab.compact`) reads as the same rows.
 Feedback joins requests by one rule, `latest_labels`, so the retraining window and the A/B report
 count the same labels.
 """
@@ -14,14 +15,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ticket_ab.logstore import FEEDBACK, REQUESTS, shard_files
+from ticket_ab.dayfile import read_day_file
+from ticket_ab.logstore import COMPACTED_SUFFIX, FEEDBACK, REQUESTS, day_files, partitions
 from ticket_ab.logwriter import CRC, verify
 
 REQUEST_COLUMNS = (
@@ -47,6 +49,7 @@ REQUEST_COLUMNS = (
 )
 FEEDBACK_COLUMNS = ("timestamp", "request_id", "label", "source")
 ANONYMOUS = "anonymous"  # the `integration` of a request that carried no client token
+LOG_COLUMNS = {REQUESTS: REQUEST_COLUMNS, FEEDBACK: FEEDBACK_COLUMNS}
 NUMERIC = ("split_b", "confidence", "latency_ms", "shadow_confidence")
 Moment = pd.Timestamp | datetime | str | None
 _STAMP = len("2026-11-24T10:00:00.123+00:00")
@@ -57,6 +60,18 @@ class LogRead:
     rows: pd.DataFrame
     malformed: int  # lines that were not a complete row of the expected shape
     files: list[Path]
+
+
+@dataclass
+class DayRead:
+    """One day folder's part of a read, before its rows are parsed and filtered."""
+
+    frames: list[pd.DataFrame] = field(default_factory=list)  # the day file's rows (strings), if it has one
+    groups: list[tuple[tuple[str, ...], list[bytes]]] = field(default_factory=list)  # each shard's header, rows
+    dropped: list[bytes] = field(default_factory=list)  # heads of the lines that did not count (see _checked_lines)
+    files: list[Path] = field(default_factory=list)  # the files read
+    folded: set[str] = field(default_factory=set)  # shards the day file lists as folded into it
+    vanished: bool = False  # a listed file was gone when it was opened
 
 
 def read_requests(root: str | Path, since: Moment = None, until: Moment = None) -> LogRead:
@@ -75,32 +90,88 @@ def read_log(root: str | Path, kind: str, columns: tuple[str, ...], since: Momen
 
     A missing root is an empty log, not an error. Each file's own header names its columns, so a
     column added later reads as empty in older files. Rows are returned in timestamp order (stable:
-    one writer's rows keep their order), because several writers' files interleave in time.
+    one writer's rows keep their order), because several writers' files interleave in time. A
+    compacted day (see `ticket_ab.dayfile`) reads as the same rows and malformed count its shards did.
     """
     since, until = _utc(since), _utc(until)
-    files = shard_files(Path(root), kind, _day(since), _day(until))
-    groups: dict[tuple[str, ...], list[bytes]] = {}
-    malformed = 0
-    for file in files:
-        names, bodies, bad = _checked_lines(file, columns, _stamp_key(since, up=False), _stamp_key(until, up=True))
-        groups.setdefault(names, []).extend(bodies)
-        malformed += bad
-    frames = []
-    for names, bodies in groups.items():
-        parsed = _parse(bodies, names, columns)
-        malformed += len(bodies) - len(parsed)
-        frames.append(parsed)
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(columns), dtype="object")
+    first, last = _stamp_key(since, up=False), _stamp_key(until, up=True)
+    days = [read_day(folder, kind, columns, first, last)
+            for _, folder in partitions(Path(root), kind, _day(since), _day(until))]
+    frame, unparsed = string_rows(days, columns)
+    malformed = unparsed + sum(len(day.dropped) for day in days)
     for column in NUMERIC:
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="ISO8601")
+    stamps = parse_stamps(frame["timestamp"])
     bad = stamps.isna()
     malformed += int(bad.sum())
     keep = ~bad & (stamps >= since if since is not None else True) & (stamps <= until if until is not None else True)
     frame = frame.loc[keep].assign(timestamp=stamps[keep])
     frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    return LogRead(frame, malformed, files)
+    return LogRead(frame, malformed, [file for day in days for file in day.files])
+
+
+def parse_stamps(stamps: pd.Series) -> pd.Series:
+    """Timestamps as UTC moments; NaT where one is unreadable."""
+    return pd.to_datetime(stamps, utc=True, errors="coerce", format="ISO8601")
+
+
+def read_day(folder: Path, kind: str, columns: tuple[str, ...], first: bytes | None = None,
+             last: bytes | None = None) -> DayRead:
+    """One day folder's part of a read of [first, last] (router-format stamps, see `_stamp_key`).
+
+    A file that vanishes while the day is read means compaction (or retention) changed the day
+    meanwhile: the day is read again from a fresh listing, so the rows its shards held are read from
+    the day file that replaced them instead of being lost to this read.
+    """
+    files = day_files(folder, kind)
+    while True:
+        day = _read_files(files, columns, first, last)
+        fresh = day_files(folder, kind) if day.vanished else files
+        if fresh == files:
+            return day
+        files = fresh
+
+
+def _read_files(files: list[Path], columns: tuple[str, ...], first: bytes | None, last: bytes | None) -> DayRead:
+    """Read a day's files: the day file first, then each shard it does not list as folded into it."""
+    day = DayRead()
+    for file in files:
+        if file.name in day.folded:
+            continue  # a leftover of a compaction cut short before it removed the shards
+        try:
+            if file.suffix == COMPACTED_SUFFIX:
+                compacted = read_day_file(file, columns)
+                day.folded |= compacted.shards
+                day.frames.append(compacted.rows.loc[_considered(compacted.rows["timestamp"], first, last)])
+                day.dropped += _lines(compacted.dropped, first, last)[0]
+            else:
+                names, bodies, dropped = _checked_lines(file, columns, first, last)
+                day.groups.append((names, bodies))
+                day.dropped += dropped
+        except FileNotFoundError:
+            day.vanished = True
+            continue
+        day.files.append(file)
+    return day
+
+
+def string_rows(days: list[DayRead], columns: tuple[str, ...]) -> tuple[pd.DataFrame, int]:
+    """The days' rows as one frame of `columns` (strings, not yet sorted), and how many checked lines did not
+    parse. Shards sharing a header are parsed together, in one pandas parse."""
+    groups: dict[tuple[str, ...], list[bytes]] = {}
+    for day in days:
+        for names, bodies in day.groups:
+            groups.setdefault(names, []).extend(bodies)
+    frames, unparsed = [], 0
+    for names, bodies in groups.items():
+        parsed = _parse(bodies, names, columns)
+        unparsed += len(bodies) - len(parsed)
+        frames.append(parsed)
+    frames += [frame for day in days for frame in day.frames]
+    if not frames:
+        return pd.DataFrame(columns=list(columns), dtype="object"), unparsed
+    return pd.concat(frames, ignore_index=True), unparsed
 
 
 def _utc(moment: Moment) -> pd.Timestamp | None:
@@ -125,51 +196,76 @@ def _stamp_key(moment: pd.Timestamp | None, *, up: bool) -> bytes | None:
 def _lines(data: bytes, first: bytes | None, last: bytes | None) -> tuple[list[bytes], bool]:
     """The file's lines (without newlines) that may lie in [first, last], and whether it ends torn.
 
-    The router's timestamps (`2026-11-24T10:00:00.123+00:00`, then a comma) sort as text in time
-    order, so lines in that format are compared as bytes, all at once, and those certainly outside
-    the range are dropped unparsed and unchecked; any other line is kept for the full check. This is
-    what keeps the first day of a range (mostly rows before `since`) cheap.
+    Lines stamped in the router's format outside the range are dropped unparsed and unchecked (see
+    `_outside`); any other line is kept for the full check. This is what keeps the first day of a
+    range (mostly rows before `since`) cheap.
     """
-    raw = np.frombuffer(data, dtype=np.uint8)
-    ends = np.flatnonzero(raw == ord("\n"))
-    starts = np.concatenate(([0], ends + 1))[: len(ends)].astype(np.int64)
+    raw, starts, ends = _spans(data)
     torn = bool(len(data) and data[-1] != ord("\n"))
-    keep = np.ones(len(ends), dtype=bool)
-    if first is not None or last is not None:
-        long = np.flatnonzero(ends - starts > _STAMP)
-        heads = raw[starts[long, None] + np.arange(_STAMP + 1)]
-        ours = (heads[:, _STAMP] == ord(",")) & (heads[:, 10] == ord("T")) & (
-            heads[:, 23:_STAMP] == np.frombuffer(b"+00:00", dtype=np.uint8)).all(axis=1)
-        stamps = np.ascontiguousarray(heads[:, :_STAMP]).view(f"S{_STAMP}").ravel()
-        outside = np.zeros(len(long), dtype=bool)
-        if first is not None:
-            outside |= stamps < first
-        if last is not None:
-            outside |= stamps > last
-        keep[long[ours & outside]] = False
+    keep = ~_outside(raw, starts, ends, first, last)
     return [data[a:b] for a, b in zip(starts[keep].tolist(), ends[keep].tolist(), strict=True)], torn
 
 
+def _outside(raw: np.ndarray, starts: np.ndarray, ends: np.ndarray, first: bytes | None,
+             last: bytes | None) -> np.ndarray:
+    """Which lines are certainly outside [first, last]: those stamped in the router's format before or after it.
+
+    The router's timestamps (`2026-11-24T10:00:00.123+00:00`, then a comma) sort as text in time
+    order, so lines in that format are compared as bytes, all at once.
+    """
+    outside = np.zeros(len(ends), dtype=bool)
+    if first is None and last is None:
+        return outside
+    long = np.flatnonzero(ends - starts > _STAMP)
+    heads = raw[starts[long, None] + np.arange(_STAMP + 1)]
+    ours = (heads[:, _STAMP] == ord(",")) & (heads[:, 10] == ord("T")) & (
+        heads[:, 23:_STAMP] == np.frombuffer(b"+00:00", dtype=np.uint8)).all(axis=1)
+    stamps = np.ascontiguousarray(heads[:, :_STAMP]).view(f"S{_STAMP}").ravel()
+    beyond = np.zeros(len(long), dtype=bool)
+    if first is not None:
+        beyond |= stamps < first
+    if last is not None:
+        beyond |= stamps > last
+    outside[long[ours & beyond]] = True
+    return outside
+
+
+def _considered(stamps: pd.Series, first: bytes | None, last: bytes | None) -> np.ndarray:
+    """Which compacted rows a read of the shards would have looked at: `_outside` applied to their timestamps."""
+    if first is None and last is None:
+        return np.ones(len(stamps), dtype=bool)
+    return ~_outside(*_spans("".join(f"{stamp},\n" for stamp in stamps).encode("utf-8", "replace")), first, last)
+
+
+def _spans(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`data` as bytes, and where each of its newline-ended lines starts and ends (at its newline)."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord("\n"))
+    return raw, np.concatenate(([0], ends + 1))[: len(ends)].astype(np.int64), ends
+
+
 def _checked_lines(file: Path, columns: tuple[str, ...], first: bytes | None = None,
-                   last: bytes | None = None) -> tuple[tuple[str, ...], list[bytes], int]:
-    """(the file's columns, the fields of each row whose checksum matches, how many lines did not).
+                   last: bytes | None = None) -> tuple[tuple[str, ...], list[bytes], list[bytes]]:
+    """(the file's columns, the fields of each row whose checksum matches, the head of each line that did not).
 
     Blank lines are no rows (a writer's probe leaves them at most); a last line without its newline
     is a write cut short. A file without a readable header is read with the expected columns. Lines
-    stamped outside [first, last] are skipped unchecked: they are not part of the read.
+    stamped outside [first, last] are skipped unchecked: they are not part of the read. A dropped
+    line's head (its first bytes, enough for `_outside`) lets a compacted day count it like this read
+    would; a torn end's head is empty: it counts in any range. Raises FileNotFoundError for a file
+    removed since it was listed.
     """
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:  # removed by retention while we listed it
-        return columns, [], 0
+    data = file.read_bytes()
     lines, torn = _lines(data, first, last)
     names = columns
     if lines and lines[0].endswith(b"," + CRC.encode()):
         names = tuple(lines[0].decode("utf-8", "replace").split(",")[:-1])
         lines = lines[1:]
-    bodies = [verify(line) for line in lines if line]
+    lines = [line for line in lines if line]
+    bodies = [verify(line) for line in lines]
     good = [body for body in bodies if body is not None]
-    return names, good, int(torn) + len(bodies) - len(good)
+    dropped = [line[: _STAMP + 1] for line, body in zip(lines, bodies, strict=True) if body is None]
+    return names, good, dropped + [b""] * torn
 
 
 def _parse(bodies: list[bytes], names: tuple[str, ...], columns: tuple[str, ...]) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 collect_window -> check_drift -> decide -> relabel -> train_challenger -> report
                                        \\-> skip ----------------------------/
+collect_window -> compact_logs (closed log days to Parquet, before its retention) -> report
 
 Scheduled by the request-log asset, which `ticket_log_watch` emits once TICKET_AB_MIN_WINDOW new
 tickets arrived, or else by time (TICKET_AB_SCHEDULE): `AssetOrTimeSchedule`.
@@ -79,6 +80,12 @@ def ticket_drift_retrain():
 
         return report.report(get_settings(), collected, checked, relabelled, trained)
 
+    @task
+    def compact_logs() -> dict[str, int]:
+        from retrain.tasks import compact
+
+        return compact.compact_logs(get_settings())
+
     collected = collect_window()
     checked = check_drift(collected)
     relabelled = relabel_window(collected, checked)
@@ -87,6 +94,7 @@ def ticket_drift_retrain():
     summary = write_report(collected, checked, relabelled, trained)
     decide(checked) >> [relabelled, skip]
     [trained, skip] >> summary
+    collected >> compact_logs() >> summary
 
 
 ticket_drift_retrain()

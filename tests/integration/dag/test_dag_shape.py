@@ -67,7 +67,7 @@ def test_the_log_watcher_emits_the_asset_the_dag_waits_for_every_watch_interval(
     assert dag_shape["watch_catchup"] is False
 
 
-def test_task_graph_is_collect_check_decide_then_relabel_train_or_skip_then_report(dag_shape):
+def test_task_graph_is_collect_check_decide_then_relabel_train_or_skip_and_compact_then_report(dag_shape):
     upstream = {task: set(info["upstream"]) for task, info in dag_shape["tasks"].items()}
     assert upstream == {
         "collect_window": set(),
@@ -76,7 +76,8 @@ def test_task_graph_is_collect_check_decide_then_relabel_train_or_skip_then_repo
         "relabel": {"decide", "collect_window", "check_drift"},
         "train_challenger": {"relabel", "collect_window", "check_drift"},
         "skip": {"decide"},
-        "report": {"relabel", "train_challenger", "skip", "collect_window", "check_drift"},
+        "compact_logs": {"collect_window"},
+        "report": {"relabel", "train_challenger", "skip", "collect_window", "check_drift", "compact_logs"},
     }
     assert dag_shape["tasks"]["decide"]["type"] == "_BranchPythonDecoratedOperator"
     assert dag_shape["tasks"]["report"]["trigger_rule"].endswith("NONE_FAILED_MIN_ONE_SUCCESS")
