@@ -82,7 +82,7 @@ def run_once(settings: Settings, *, who: str = "autopilot", approve: bool = Fals
     client = registry.connect(settings.tracking_uri)
     state = read_state(settings, client, now or datetime.now(UTC))
     analysis, decision = look(settings, state)
-    subject = state.challenger if state.challenger is not None else state.champion
+    subject = _subject_version(state, decision)
     outcome = Outcome(decision.action, decision.reason, decision.mode, False, "", _v(state.champion),
                       _v(state.challenger), decision.figures)
     if decision.action == HOLD:
@@ -114,21 +114,31 @@ def read_state(settings: Settings, client: Any, now: datetime) -> State:
         started=started, step_since=step_since,
         journalled=(subject.tags.get(JOURNAL_TAG) if subject is not None else None),
         promoted_at=registry.alias_moved_at(champion, CHAMPION) if champion is not None else None,
-        previous=_v(previous))
+        previous=_v(previous), champion_journalled=(champion.tags.get(JOURNAL_TAG) if champion is not None else None))
     return State(champion, challenger, previous, served, experiment)
 
 
 def look(settings: Settings, state: State) -> tuple[Analysis | None, Decision]:
     """Analyse the experiment's window (the whole analysis.py report) and apply the policy to it."""
     exp, policy = state.experiment, settings.rollout
-    if state.challenger is not None:
-        if state.served.challenger != exp.challenger:
-            return None, Decision(HOLD, f"the router does not serve challenger v{exp.challenger} yet "
-                                        f"(it serves {state.served.challenger or 'none'})")
-        earlier = timedelta(days=settings.ab.prior_days)  # each customer's earlier accuracy (CUPED) is read too
-        analysis = _analyse(settings, exp.started - earlier if exp.started else None)
-        seen = rollout.look_from_summary(analysis.summary) if analysis is not None else None
-        return analysis, rollout.decide(exp, seen, policy)
+    if state.challenger is None:
+        return _look_at_champion(settings, state)
+    if rollout.watching(exp, policy):  # a champion still watched comes first: its rollback outranks a ramp
+        watched = _look_at_champion(settings, state)
+        if watched[1].action == ROLLBACK:
+            return watched
+    if state.served.challenger != exp.challenger:
+        return None, Decision(HOLD, f"the router does not serve challenger v{exp.challenger} yet "
+                                    f"(it serves {state.served.challenger or 'none'})")
+    earlier = timedelta(days=settings.ab.prior_days)  # each customer's earlier accuracy (CUPED) is read too
+    analysis = _analyse(settings, exp.started - earlier if exp.started else None)
+    seen = rollout.look_from_summary(analysis.summary) if analysis is not None else None
+    return analysis, rollout.decide(exp, seen, policy)
+
+
+def _look_at_champion(settings: Settings, state: State) -> tuple[Analysis | None, Decision]:
+    """The watch: the champion's live accuracy since its promotion against its predecessor's."""
+    exp, policy = state.experiment, settings.rollout
     if state.champion is None or exp.promoted_at is None:
         return None, rollout.watch(exp, None, policy)
     analysis = _analyse(settings, registry.created_at(state.champion))
@@ -210,7 +220,7 @@ def _ask(settings: Settings, client: Any, state: State, decision: Decision, who:
     """Journal the action as pending and alert once; the operator's `ticket-ab rollout approve` takes it."""
     subject = _subject(state, decision)
     status = f"waiting for approval of {decision.action}: run `ticket-ab rollout approve`"
-    if _pending(state.challenger if state.challenger is not None else state.champion) != decision.action:
+    if _pending(_subject_version(state, decision)) != decision.action:
         record = json.dumps({"action": decision.action, "reason": decision.reason, "who": who,
                              "at": state.experiment.now.isoformat(timespec="seconds")})
         registry.tag_version(client, settings.model_name, subject, {PENDING_TAG: record})
@@ -252,9 +262,13 @@ def _link(settings: Settings, version: str | None) -> str:
     return f"{base.rstrip('/')}/#/models/{settings.model_name}/versions/{version}" if base and version else base
 
 
-def _subject(state: State, decision: Decision) -> str | None:
+def _subject_version(state: State, decision: Decision) -> Any:
     """The version an action is about: the challenger, or the watched champion for a rollback."""
-    return _v(state.champion) if decision.action == ROLLBACK or state.challenger is None else _v(state.challenger)
+    return state.champion if decision.action == ROLLBACK or state.challenger is None else state.challenger
+
+
+def _subject(state: State, decision: Decision) -> str | None:
+    return _v(_subject_version(state, decision))
 
 
 def _pending(version: Any) -> str | None:

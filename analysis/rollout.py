@@ -19,9 +19,10 @@ experiment, its ramp steps pooled as strata). One look gives one action, checked
    a harmful challenger at the first step: its interval shows that only with probability alpha.
 8. Otherwise hold.
 
-With no challenger, a champion promoted less than `watch_hours` ago is watched: rolled back when its
-live accuracy is conclusively below its predecessor's (the interval's upper end below 0), else held
-(an unfinished rollback journalled on it is finished first).
+A champion promoted less than `watch_hours` ago is watched: rolled back when its live accuracy is
+conclusively below its predecessor's (the interval's upper end below 0), else held (an unfinished
+rollback journalled on it is finished first). The watch goes on when a new challenger arrives within
+the period (drift does not wait), and a rollback it calls for comes before the challenger's decision.
 Each action's mode (`auto`, `ask`, `off`) says whether the DAG may act, must ask, or only reports.
 """
 
@@ -57,6 +58,7 @@ class Experiment:
     journalled: str | None = None  # an unfinished decision recorded on the challenger (promote | stop)
     promoted_at: datetime | None = None  # when the champion took over (the watch period runs from here)
     previous: str | None = None
+    champion_journalled: str | None = None  # an unfinished decision recorded on the champion (rollback)
 
 
 @dataclass(frozen=True)
@@ -149,14 +151,22 @@ def _ramp_or_hold(exp: Experiment, look: Look, policy: RolloutSettings) -> Decis
     return _decision(RAMP, reason, policy, look, target=following)
 
 
+def watching(exp: Experiment, policy: RolloutSettings) -> bool:
+    """Whether the champion is watched now: promoted over a predecessor less than `watch_hours` ago, or with
+    an unfinished rollback journalled on it."""
+    if exp.promoted_at is None or exp.previous is None:
+        return False
+    return exp.champion_journalled == ROLLBACK or _hours(exp.now, exp.promoted_at) < policy.watch_hours
+
+
 def watch(exp: Experiment, seen: Watch | None, policy: RolloutSettings) -> Decision:
     """Within the watch period after a promotion: roll back when the new champion is conclusively worse."""
-    if exp.challenger is not None or exp.promoted_at is None or exp.previous is None:
+    if exp.promoted_at is None or exp.previous is None:
         return Decision(HOLD, "no promoted champion to watch")
-    if exp.journalled == ROLLBACK:
+    if exp.champion_journalled == ROLLBACK:
         return Decision(ROLLBACK, "finishing the rollback decided earlier", AUTO)
-    age = _hours(exp.now, exp.promoted_at)
-    if age >= policy.watch_hours:
+    if not watching(exp, policy):
+        age = _hours(exp.now, exp.promoted_at)
         return Decision(HOLD, f"the watch of v{exp.champion} ended ({age:.1f} h after its promotion)")
     if seen is None or math.isnan(seen.ci_high):
         return Decision(HOLD, f"watching v{exp.champion}: not enough labelled requests yet")

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from analysis import autopilot, report, routerconfig
-from analysis.rollout import HOLD, PROMOTE, RAMP
+from analysis.rollout import HOLD, PROMOTE, RAMP, ROLLBACK, Watch
 from ticket_ab import alerts, registry
 from ticket_ab.names import CHALLENGER, CHAMPION, PREVIOUS
 
@@ -139,6 +139,22 @@ def test_ask_mode_records_the_action_as_pending_alerts_once_and_approve_takes_it
     approved = autopilot.run_once(settings, approve=True, now=NOW)
     assert approved.done and fakes.aliases[CHAMPION] == "2"
     assert autopilot.PENDING_TAG not in fakes.versions["2"].tags
+
+
+def test_a_watched_champion_worse_than_its_predecessor_is_rolled_back_before_the_new_challenger_ramps(
+        fakes, monkeypatch, settings):
+    fakes.versions["0"] = version("0", 400)
+    fakes.aliases[PREVIOUS] = "0"  # v1 was promoted over v0 five hours ago; challenger v2 is at its first step
+    monkeypatch.setattr(registry, "alias_moved_at", lambda _version, _alias: NOW - timedelta(hours=5))
+    monkeypatch.setattr(registry, "rollback", lambda *_a, **_k: fakes.calls.append("rollback"))
+    monkeypatch.setattr(autopilot, "_watch", lambda *_a: Watch(-0.10, -0.15, -0.05, 1200))
+    analysed(monkeypatch, "collect", -0.01, 0.12)  # on its own, the challenger's step would ramp
+    outcome = autopilot.run_once(settings, now=NOW)
+    assert (outcome.action, outcome.done) == (ROLLBACK, True) and "rollback" in fakes.calls
+    assert "config" not in fakes.calls  # the challenger's split is left as it was
+    assert fakes.versions["1"].tags[autopilot.OUTCOME_TAG] == ROLLBACK  # the audit is on the rolled-back champion
+    monkeypatch.setattr(autopilot, "_watch", lambda *_a: Watch(0.01, -0.03, 0.05, 1200))
+    assert autopilot.run_once(settings, now=NOW).action == RAMP  # a champion that holds up: the experiment goes on
 
 
 def test_off_mode_reports_what_it_would_do_and_changes_nothing(fakes, monkeypatch, make_settings):

@@ -27,6 +27,7 @@ from analysis.rollout import (
     look_from_summary,
     next_step,
     watch,
+    watching,
 )
 from analysis.verdict import COLLECT, GUARDRAIL, KEEP
 from analysis.verdict import PROMOTE as PROMOTE_VERDICT
@@ -282,12 +283,19 @@ def test_the_watch_expires_after_watch_hours():
 
 def test_a_journalled_rollback_is_finished_first_even_after_the_watch():
     for promoted in (hours_ago(1), hours_ago(POLICY.watch_hours + 1)):
-        decision = watch(watched(promoted_at=promoted, journalled=ROLLBACK), None, RolloutSettings(rollback=OFF))
+        decision = watch(watched(promoted_at=promoted, champion_journalled=ROLLBACK), None,
+                         RolloutSettings(rollback=OFF))
         assert (decision.action, decision.mode, decision.acts) == (ROLLBACK, AUTO, True)
         assert decision.reason == "finishing the rollback decided earlier"
 
 
-@pytest.mark.parametrize("changes", [{"challenger": "3"}, {"promoted_at": None}, {"previous": None}])
+def test_a_champion_is_still_watched_while_a_new_challenger_runs():
+    decision = watch(watched(challenger="3"), Watch(-0.10, -0.15, -0.05, 1200), POLICY)
+    assert decision.action == ROLLBACK and watching(watched(challenger="3"), POLICY)
+    assert not watching(watched(challenger="3", promoted_at=hours_ago(POLICY.watch_hours)), POLICY)
+
+
+@pytest.mark.parametrize("changes", [{"promoted_at": None}, {"previous": None}])
 def test_there_is_no_watch_without_a_promoted_champion_and_its_predecessor(changes):
     decision = watch(watched(**changes), Watch(-0.10, -0.15, -0.05, 1200), POLICY)
     assert decision.action == HOLD and decision.reason == "no promoted champion to watch"
