@@ -50,8 +50,9 @@ def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any] | None, th: 
     `covariate` and the ramp step `stratum`, and in shadow mode `right_a`/`right_b`), with its interval,
     evidence and the labelled requests still needed; per topic too when the `arms` (their summaries) are given."""
     cap, earlier = th.customer_cap, outcomes[PRIOR_N] if PRIOR_N in outcomes else None
-    capped = _capped(outcomes, cap, earlier)
-    weights = inference.capped_weights(outcomes["unit"], cap, earlier) if capped else None  # None: request-weighted
+    row_weights = inference.capped_weights(outcomes["unit"], cap, earlier)
+    capped = int(outcomes["unit"].astype(str)[row_weights < 1].nunique())  # customers above their cap
+    weights = row_weights if capped else None  # None: request-weighted, as ever
     strata = ramp_steps(outcomes) if mode != SHADOW else None  # a pair shares its ticket: steps cancel out
     if mode == SHADOW:
         paired = outcomes["right_b"].astype(float) - outcomes["right_a"].astype(float)
@@ -123,16 +124,6 @@ def _split_diff(outcomes: pd.DataFrame, weights: np.ndarray | None,
     return adjusted, {**unadjusted, "applied": True, "covariate": " and ".join(names), "covariates": names,
                       "variance_reduction": reduction,
                       "statement": "regression-adjusted on " + " and ".join(COVARIATES[c][1] for c in used)}
-
-
-def _capped(outcomes: pd.DataFrame, cap: int, earlier: pd.Series | None) -> int:
-    """Customers with more labelled requests than their cap (`cap` plus their earlier labelled requests)."""
-    if not cap:
-        return 0
-    units = outcomes["unit"].astype(str)
-    counts = units.value_counts()
-    caps = cap if earlier is None else cap + earlier.groupby(units).first().reindex(counts.index)
-    return int((counts > caps).sum())
 
 
 def _estimand(cap: int, capped: int, strata: int, uncapped_diff: float, earlier: bool) -> dict[str, Any]:
