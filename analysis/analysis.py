@@ -47,10 +47,10 @@ if not __package__:
 
 import pandas as pd
 
-from analysis import covariate, experiment, fmt, report, sources
+from analysis import covariate, experiment, fmt, report
 from analysis.verdict import PROMOTE
 from ticket_ab import registry
-from ticket_ab.logstore import REQUESTS, partitions
+from ticket_ab.logstore import FEEDBACK, REQUESTS, partitions
 from ticket_ab.requestlog import read_feedback, read_requests
 from ticket_ab.settings import ABSettings, SettingsError, get_settings
 
@@ -106,6 +106,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-cupac", action="store_true",
                         help="compare unadjusted accuracies (default: adjust on the champion's confidence in each "
                              "labelled ticket, scored from the registry; see analysis/covariate.py)")
+    parser.add_argument("--in-memory", action="store_true",
+                        help="read both logs into memory with the checked reader (every line's CRC verified) "
+                             "instead of scanning the files where they lie (default; bounded memory, for windows "
+                             "of millions of requests)")
     parser.add_argument("--fixed-horizon", action="store_true",
                         help="classic fixed-horizon intervals, valid for ONE look at a pre-registered sample size "
                              "(default: always-valid intervals, safe to re-run after every batch)")
@@ -154,33 +158,42 @@ def registry_scorer(tracking_uri: str, model_name: str) -> covariate.Scorer:
     return score
 
 
-def load(logs: Path, feedback: Path, since: pd.Timestamp | None, th: ABSettings,
-         sequential: bool = True, scorer: covariate.Scorer | None = None) -> experiment.Analysis:
-    """Read both logs from `since` on and analyse them; a missing request log is a UsageError with advice.
+def load(logs: Path, feedback: Path, since: pd.Timestamp | None, th: ABSettings, sequential: bool = True,
+         scorer: covariate.Scorer | None = None, in_memory: bool = False) -> experiment.Analysis:
+    """Analyse both logs from `since` on; a missing request log is a UsageError with advice.
 
-    Feedback is read from `since` on too: it is sent after the answer it is about.
+    Feedback is read from `since` on too: it is sent after the answer it is about. By default the log files
+    are scanned where they lie (DuckDB, out of core); `in_memory` reads them into pandas first (the checked
+    reader, every line's CRC verified), which holds the whole window in memory.
     """
     days = partitions(logs, REQUESTS)
     if not days:
         raise UsageError(f"no request log at {logs} (expected {REQUESTS}/date=YYYY-MM-DD/*.csv below it): the "
                          "router writes it once it has served requests; pass --logs DIR to read another one")
+    span = f"(the log covers the days {days[0][0]} to {days[-1][0]})"
+    try:
+        if in_memory:
+            result = _in_memory(logs, feedback, since, th, sequential, scorer, span)
+        else:
+            result = experiment.analyse_logs(logs, feedback, since, experiment.Options(th, sequential, scorer))
+    except experiment.AnalysisError as exc:
+        raise UsageError(f"{exc} {span}") from None
+    result.summary["sources"] = {"request log": [str(f) for f in result.files.get(REQUESTS, [])],
+                                 "feedback log": [str(f) for f in result.files.get(FEEDBACK, [])]}
+    return result
+
+
+def _in_memory(logs: Path, feedback: Path, since: pd.Timestamp | None, th: ABSettings, sequential: bool,
+               scorer: covariate.Scorer | None, span: str) -> experiment.Analysis:
+    """The in-memory path: both logs read into pandas by the checked reader, then the same analysis."""
     requests = read_requests(logs, since=since)
     if since is not None and requests.rows.empty:
-        raise UsageError(f"no requests at or after --since {since.isoformat()} (the log covers the days "
-                         f"{days[0][0]} to {days[-1][0]})")
+        raise UsageError(f"no requests at or after --since {since.isoformat()} {span}")
     answers = read_feedback(feedback, since=since)
-    try:
-        result = experiment.analyse(requests.rows, answers.rows, malformed_requests=requests.malformed,
-                                    malformed_feedback=answers.malformed, since=since, thresholds=th,
-                                    sequential=sequential, scorer=scorer)
-    except experiment.AnalysisError as exc:
-        raise UsageError(f"{exc} [{', '.join(map(str, requests.files))}]") from None
-    label_sources = sources.check(result, answers.rows, sources.Rule(th, sequential, scorer))
-    result.summary["label_sources"] = label_sources
-    if label_sources["deciding"]:
-        result.summary["notes"].append(label_sources["statement"])
-    result.summary["sources"] = {"request log": [str(f) for f in requests.files],
-                                 "feedback log": [str(f) for f in answers.files]}
+    result = experiment.analyse(requests.rows, answers.rows, malformed_requests=requests.malformed,
+                                malformed_feedback=answers.malformed, since=since, thresholds=th,
+                                sequential=sequential, scorer=scorer)
+    result.files = {REQUESTS: requests.files, FEEDBACK: answers.files}
     return result
 
 
@@ -270,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         tracking_uri = args.tracking_uri or settings.tracking_uri
         scorer = None if args.no_cupac else registry_scorer(tracking_uri, settings.model_name)
         result = load(logs, args.feedback or logs, parse_since(args.since), thresholds(args, settings.ab),
-                      sequential=not args.fixed_horizon, scorer=scorer)
+                      sequential=not args.fixed_horizon, scorer=scorer, in_memory=args.in_memory)
     except (UsageError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -159,11 +159,9 @@ def _analyse(settings: Settings, since: datetime | None) -> Analysis | None:
 
 def _watch(analysis: Analysis, new: str | None, old: str | None, settings: Settings) -> rollout.Watch | None:
     """The new champion's labelled answers since its promotion against its predecessor's (arm A) before."""
-    rows = analysis.window
-    served = rows[rows["label"].notna() & (rows["variant"] == "A") & (rows["topic"] != "")
-                  & rows["model_version"].isin([new, old])]
-    outcomes = pd.DataFrame({"unit": served["unit"], "right": served["topic"] == served["label"],
-                             "after": served["model_version"] == new})
+    rows = analysis.champion_answers
+    served = rows[rows["version"].isin([new, old])]
+    outcomes = pd.DataFrame({"unit": served["unit"], "right": served["right"], "after": served["version"] == new})
     if outcomes["after"].all() or not outcomes["after"].any():
         return None
     return compare_champions(outcomes, settings.ab)

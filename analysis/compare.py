@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import inference, sequential
+from analysis.arms import counts as request_counts
 from analysis.covariate import PRIOR, PRIOR_N
 from analysis.fmt import likelihood_ratio, num, pts
 from retrain.ml import stats
@@ -46,24 +47,27 @@ COVARIATES = {"covariate": ("champion confidence", "the champion's confidence (C
 
 def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any] | None, th: ABSettings,
             seq: bool) -> dict[str, Any]:
-    """B - A accuracy on `outcomes` (one row per labelled request: `unit`, `in_b`, `right`, optionally
-    `covariate` and the ramp step `stratum`, and in shadow mode `right_a`/`right_b`), with its interval,
+    """B - A accuracy on `outcomes` (one row per cell of `count` identical labelled requests: `unit`, `in_b`,
+    `right`, optionally `covariate` and the ramp step `stratum`, and in shadow mode `right_a`/`right_b`), with its
+    interval,
     evidence and the labelled requests still needed; per topic too when the `arms` (their summaries) are given."""
     cap, earlier = th.customer_cap, outcomes[PRIOR_N] if PRIOR_N in outcomes else None
-    row_weights = inference.capped_weights(outcomes["unit"], cap, earlier)
-    capped = int(outcomes["unit"].astype(str)[row_weights < 1].nunique())  # customers above their cap
+    counts = request_counts(outcomes)
+    row_weights = inference.capped_weights(outcomes["unit"], cap, earlier, counts)
+    capped = int(outcomes["unit"][row_weights < 1].nunique())  # customers above their cap
     weights = row_weights if capped else None  # None: request-weighted, as ever
     strata = ramp_steps(outcomes) if mode != SHADOW else None  # a pair shares its ticket: steps cancel out
     if mode == SHADOW:
         paired = outcomes["right_b"].astype(float) - outcomes["right_a"].astype(float)
-        diff = inference.cluster_mean(paired, outcomes["unit"], weights=weights)
-        uncapped = diff if weights is None else inference.cluster_mean(paired, outcomes["unit"])
+        diff = inference.cluster_mean(paired, outcomes["unit"], weights=weights, counts=counts)
+        uncapped = diff if weights is None else inference.cluster_mean(paired, outcomes["unit"], counts=counts)
         adjustment, mcnemar = _unadjusted(diff, uncapped), _mcnemar(outcomes)
-        kind, name, n_a, n_b = "paired", "paired difference, customer-clustered", len(outcomes), len(outcomes)
+        kind, name = "paired", "paired difference, customer-clustered"
+        n_a = n_b = int(counts.sum())
     else:
         diff, adjustment = _split_diff(outcomes, weights, strata)
         mcnemar, kind, name = None, "independent", "difference of ratio-of-sums accuracies, customer-clustered"
-        n_a, n_b = int((~outcomes["in_b"]).sum()), int(outcomes["in_b"].sum())
+        n_a, n_b = int(counts[~outcomes["in_b"]].sum()), int(counts[outcomes["in_b"]].sum())
     n_strata = 1 if strata is None else int(strata.nunique())
     name += ((f", customer-capped (at most {cap} labelled requests a customer)" if capped else "")
              + (f", stratified by {n_strata} ramp steps" if n_strata > 1 else "")
@@ -85,11 +89,12 @@ def ramp_steps(outcomes: pd.DataFrame) -> pd.Series | None:
 
 def _mcnemar(outcomes: pd.DataFrame) -> dict[str, Any]:
     """McNemar's test on the discordant tickets: request-level, shown for reference only."""
-    only_a = int((outcomes["right_a"] & ~outcomes["right_b"]).sum())
-    only_b = int((~outcomes["right_a"] & outcomes["right_b"]).sum())
+    counts = request_counts(outcomes)
+    only_a = int(counts[outcomes["right_a"] & ~outcomes["right_b"]].sum())
+    only_b = int(counts[~outcomes["right_a"] & outcomes["right_b"]].sum())
     test = stats.mcnemar(only_a, only_b)
     return {"only_a_right": only_a, "only_b_right": only_b, "statistic": test.statistic,
-            "p_value": test.p_value, "method": test.method, "pairs": int(len(outcomes))}
+            "p_value": test.p_value, "method": test.method, "pairs": int(counts.sum())}
 
 
 def _unadjusted(raw: inference.Estimate, uncapped: inference.Estimate) -> dict[str, Any]:
@@ -107,8 +112,9 @@ def _split_diff(outcomes: pd.DataFrame, weights: np.ndarray | None,
     adjustment bought, and so is the unadjusted request-weighted difference (`uncapped_diff`, the arms'
     accuracies' difference when there is one step), so a reader sees what the declared estimand changed."""
     right, in_b, units = outcomes["right"].astype(float), outcomes["in_b"], outcomes["unit"]
-    raw = inference.cluster_diff(right, in_b, units, strata=strata, weights=weights)
-    uncapped = raw if weights is None else inference.cluster_diff(right, in_b, units, strata=strata)
+    counts = request_counts(outcomes)
+    raw = inference.cluster_diff(right, in_b, units, strata=strata, weights=weights, counts=counts)
+    uncapped = raw if weights is None else inference.cluster_diff(right, in_b, units, strata=strata, counts=counts)
     per_customer = outcomes.drop_duplicates("unit")[PRIOR_N] if PRIOR_N in outcomes else None
     earlier = {} if per_customer is None else {"earlier_customers": int((per_customer > 0).sum()),
                                                "earlier_labelled": int(per_customer.sum())}
@@ -118,7 +124,7 @@ def _split_diff(outcomes: pd.DataFrame, weights: np.ndarray | None,
     if not used:
         return raw, unadjusted
     x = outcomes[used[0]].astype(float) if len(used) == 1 else outcomes[used].to_numpy(dtype=float)
-    adjusted = inference.cluster_diff(right, in_b, units, x, strata=strata, weights=weights)
+    adjusted = inference.cluster_diff(right, in_b, units, x, strata=strata, weights=weights, counts=counts)
     reduction = 1 - (adjusted.se / raw.se) ** 2 if raw.se and adjusted.se == adjusted.se else math.nan
     names = [COVARIATES[c][0] for c in used]
     return adjusted, {**unadjusted, "applied": True, "covariate": " and ".join(names), "covariates": names,

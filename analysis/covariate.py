@@ -46,16 +46,24 @@ def confidence(pipeline: object, texts: Sequence[str]) -> np.ndarray:
     return np.asarray(score_many(pipeline, texts), dtype=float).max(axis=1)
 
 
-def attach(rows: pd.DataFrame, mode: str, champion: str, scorer: Scorer | None) -> tuple[pd.DataFrame, str | None]:
-    """The rows with the champion's confidence on every labelled ticket, or unchanged with a note saying
-    why the comparison is unadjusted (shadow mode needs no adjustment: both models answer every ticket)."""
+def attach(rows: pd.DataFrame, mode: str, champion: str, scorer: Scorer | None,
+           texts: Callable[[np.ndarray], Sequence[str]], max_scored: int) -> tuple[pd.DataFrame, str | None]:
+    """The labelled rows (`rid` names each for `texts`) with the champion's confidence on every one, or unchanged
+    with a note saying why the comparison is unadjusted (shadow mode needs no adjustment: both models answer
+    every ticket). The champion is loaded before any text is read, and more than `max_scored` texts are not
+    scored at all: at about 0.35 ms a text, a window of millions would take longer than the rest of the report."""
     labelled = rows["label"].notna()
     if scorer is None or mode != SPLIT or not labelled.any():
         return rows, None
     if not champion:
         return rows, "no CUPAC adjustment: the log does not say which champion version served this period"
+    tickets = int(rows.loc[labelled, "count"].sum()) if "count" in rows else int(labelled.sum())
+    if tickets > max_scored or "rid" not in rows:
+        return rows, (f"no CUPAC adjustment: {tickets:,} labelled tickets to score exceed "
+                      f"TICKET_AB_TEST_CUPAC_MAX_SCORED ({max_scored:,}); the interval is the unadjusted one")
     try:
-        scores = scorer(champion, rows.loc[labelled, "text"].tolist())
+        scorer(champion, [])
+        scores = scorer(champion, list(texts(rows.loc[labelled, "rid"].to_numpy())))
     except CovariateError as exc:
         return rows, f"no CUPAC adjustment (the interval is the unadjusted one): {exc}"
     return rows.assign(**{COLUMN: pd.Series(scores, index=rows.index[labelled])}), None
@@ -98,27 +106,17 @@ def prior_strength(prior_units: Sequence, prior_right: Sequence[bool]) -> float:
     return 1 / rho - 1 if 0 < rho < 1 else (0.0 if rho >= 1 else math.inf)
 
 
-def earlier(window: pd.DataFrame, analysed: pd.DataFrame) -> pd.DataFrame:
-    """The champion's labelled answers before the analysed experiment's first request (any of its periods'
-    rows counts, also one left out as crossover): `unit` and whether the answer was `right`.
-
-    Only periods in which no request was assigned to B count: there the champion served every customer, so
-    whether a customer has an earlier record cannot depend on any assignment. A period with B rows (an earlier
-    experiment, or this one's first requests whose challenger only fell back, so the log cannot tell its
-    start) would give earlier labels to A's customers only, and the covariate would differ by arm."""
-    start = window.loc[window["period"].isin(analysed["period"].unique()), "timestamp"].min()
-    before = window[window["timestamp"] < start]
-    split = before.loc[before["variant"] != "A", "period"].unique()
-    rows = before[~before["period"].isin(split) & before["label"].notna() & (before["topic"] != "")]
-    return pd.DataFrame({"unit": rows["unit"], "right": rows["topic"] == rows["label"]})
-
-
-def with_prior(outcomes: pd.DataFrame, window: pd.DataFrame, analysed: pd.DataFrame, mode: str,
-               strength: float | None) -> pd.DataFrame:
+def with_prior(outcomes: pd.DataFrame, before: pd.DataFrame, mode: str, strength: float | None) -> pd.DataFrame:
     """The split-mode outcome rows with each customer's earlier accuracy (`PRIOR`) and earlier labelled requests
-    (`PRIOR_N`) from `earlier`, when the window has any; unchanged otherwise, and in shadow mode, where both
-    models answer every ticket and the comparison is paired already."""
-    before = earlier(window, analysed) if mode == SPLIT and len(outcomes) else None
+    (`PRIOR_N`) from `before`, the champion's labelled answers before the experiment's first request (`unit`,
+    `right`; `analysis.traffic.earlier`), when there are any; unchanged otherwise, and in shadow mode, where both
+    models answer every ticket and the comparison is paired already.
+
+    Only periods in which no request was assigned to B count as before: there the champion served every
+    customer, so whether a customer has an earlier record cannot depend on any assignment. A period with B rows
+    (an earlier experiment, or this one's first requests whose challenger only fell back, so the log cannot tell
+    its start) would give earlier labels to A's customers only, and the covariate would differ by arm."""
+    before = before if mode == SPLIT and len(outcomes) else None
     if before is None or before.empty:
         return outcomes
     counts = before["unit"].astype(str).value_counts()

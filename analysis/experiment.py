@@ -28,29 +28,36 @@ the console and the tests all see the same numbers. Definitions the report relie
   weeks' traffic into the arms in different proportions, which can manufacture or hide a difference.
   Every period is reported on its own. A customer who moved from A to B at a later step is no
   crossover: crossover is counted within each period.
+
+Both logs are read into DuckDB (`ticket_ab.logscan`) and every row-level step above runs there
+(`analysis.prepare`, `analysis.traffic`): only aggregates and the comparison's labelled requests reach
+pandas, so a window of tens of millions of requests is analysed in bounded memory. `analyse` runs the
+same SQL on frames already in memory (the in-memory path), `analyse_logs` on the log files.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from analysis import covariate, guardrails
-from analysis.arms import answered_by, authenticated_only, mean, outcomes, ratio, summarize, without_crossover
+from analysis import covariate, guardrails, sources, traffic
+from analysis.arms import outcomes, quality, ratio
 from analysis.compare import compare
 from analysis.fmt import num, split_share, when
+from analysis.prepare import Prepared, prepare
 from analysis.verdict import Evidence, decide
 from retrain.ml import stats
+from ticket_ab import logscan
+from ticket_ab.logstore import FEEDBACK, REQUESTS
 from ticket_ab.names import ARMS, SHADOW, SPLIT
-from ticket_ab.requestlog import ANONYMOUS, latest_labels
 from ticket_ab.settings import ABSettings
 
-SHADOW_SHARE = 0.9  # how reliably a shadow row carries the challenger's answer, for the lead-in rule
-LEAD_IN_P = 0.001  # champion-only rows before a challenger's first answer: longer than chance -> not its test
+NO_REQUESTS = ("the request log has no rows yet: send traffic through the router first "
+               "(python load_test/testing.py --url http://127.0.0.1:8000 --n 1000)")
 
 
 class AnalysisError(ValueError):
@@ -59,11 +66,23 @@ class AnalysisError(ValueError):
 
 @dataclass
 class Analysis:
-    """The summary (everything the JSON holds) and the rows the figure draws from."""
+    """The summary (everything the JSON holds) and what the figure, the sources check and the watch need."""
 
     summary: dict[str, Any]
-    window: pd.DataFrame  # every request in the window, with `label` (missing when unlabelled)
-    analysed: pd.DataFrame  # the requests of the current configuration period, with `label`
+    labelled: pd.DataFrame  # the analysed labelled requests (see `traffic.labelled`), with CUPAC's covariate
+    series: dict[str, Any] = field(default_factory=dict)  # the figure's aggregates (`traffic.series`, latency)
+    champion_answers: pd.DataFrame | None = None  # the window's labelled answers of arm A (the watch)
+    files: dict[str, list[Path]] = field(default_factory=dict)  # per log, the files read (empty: from frames)
+    serving: list[guardrails.Guardrail] = field(default_factory=list)  # the label-free guardrails (sources reuse them)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to judge: the thresholds, always-valid intervals or not, and who scores CUPAC's covariate."""
+
+    thresholds: ABSettings = field(default_factory=ABSettings)
+    sequential: bool = True
+    scorer: covariate.Scorer | None = None
 
 
 def analyse(
@@ -77,90 +96,132 @@ def analyse(
     sequential: bool = True,
     scorer: covariate.Scorer | None = None,
 ) -> Analysis:
-    """Join, split into arms, test, decide: always-valid intervals unless `sequential` is False, adjusted
-    on the champion's confidence when a `scorer` can score it. AnalysisError only without requests."""
-    thresholds = thresholds or ABSettings()
-    notes: list[str] = []
-    if malformed_requests or malformed_feedback:
-        notes.append(f"skipped malformed log lines: {malformed_requests} in the request log, "
-                     f"{malformed_feedback} in the feedback log (torn writes or hand edits)")
-    requests, window = _requests_in_window(requests, since, notes)
-    labels, dropped = latest_labels(feedback, set(requests["request_id"]))
-    window = window.assign(label=window["request_id"].map(labels.set_index("request_id")["label"]))
-    notes.extend(_feedback_notes(dropped))
-    periods = _periods(window, thresholds)
-    current, analysed = _current_experiment(window, periods, notes)
+    """The in-memory path: frames as `ticket_ab.requestlog` reads them, judged by the same SQL as the files.
+    Always-valid intervals unless `sequential` is False, adjusted on the champion's confidence when a
+    `scorer` can score it. AnalysisError only without requests."""
+    if requests.empty:
+        raise AnalysisError(NO_REQUESTS)
+    options = Options(thresholds or ABSettings(), sequential, scorer)
+    with logscan.connect(options.thresholds.memory_mb) as con:
+        scan = logscan.frames(con, requests, feedback)
+        scan.malformed = {REQUESTS: malformed_requests, FEEDBACK: malformed_feedback}
+        return judge(prepare(con, None), scan, since, options)
+
+
+def analyse_logs(logs: Path, feedback_logs: Path, since: pd.Timestamp | None, options: Options) -> Analysis:
+    """The out-of-core path: the log files of the days from `since` on, scanned where they lie."""
+    with logscan.connect(options.thresholds.memory_mb) as con:
+        scan = logscan.files(con, logs, feedback_logs, since)
+        prepared = prepare(con, since)
+        if not prepared.counts["requests"]:
+            raise AnalysisError(NO_REQUESTS if since is None
+                                else f"no requests at or after --since {since.isoformat()}")
+        analysis = judge(prepared, scan, since, options)
+        analysis.files = scan.files
+        return analysis
+
+
+def judge(prepared: Prepared, scan: logscan.Scan, since: pd.Timestamp | None, options: Options) -> Analysis:
+    """Join, split into arms, test, decide: every number of the report from the prepared window."""
+    th = options.thresholds
+    malformed = {REQUESTS: scan.malformed.get(REQUESTS, 0) + prepared.counts["unreadable_stamps"],
+                 FEEDBACK: scan.malformed.get(FEEDBACK, 0) + prepared.counts["unreadable_feedback_stamps"]}
+    notes = _window_notes(prepared, since, malformed)
+    periods = _periods(prepared, th)
+    current, crossover = _current_experiment(prepared, periods, notes)
+    bounds = traffic.bounds(prepared)
     if len(periods) > 1:
-        notes.append(_periods_note(window, periods, current, analysed))
+        latest = prepared.value("SELECT arg_max(period, (ts, ord)) FROM win")
+        notes.append(_periods_note(periods, current, bounds, latest))
     mode = current["mode"]
-    analysed, crossover = without_crossover(analysed, within="period")
     notes.extend(_crossover_notes(crossover))
-    arms = {arm: summarize(analysed, arm, mode, thresholds) for arm in ARMS}
-    scored, unadjusted = covariate.attach(analysed, mode, current["champion"], scorer)
+    names = traffic.sources(prepared)
+    names = names if len(names) > 1 else []
+    traffic.labels(prepared, names)
+    by_row = options.scorer is not None and mode == SPLIT and 0 < bounds["labelled_analysed"] <= th.cupac_max_scored
+    labelled = traffic.cells(prepared, "label", by_row)
+    arms = {arm: quality(labelled, arm, mode, th, traffic.arm(prepared, arm, mode)) for arm in ARMS}
+    labelled, unadjusted = covariate.attach(labelled, mode, current["champion"], options.scorer,
+                                            lambda rids: traffic.texts(prepared, rids), th.cupac_max_scored)
     notes += [unadjusted] if unadjusted else []
-    rows = covariate.with_prior(outcomes(scored, mode), window, analysed, mode, thresholds.prior_strength)
-    comparison = compare(rows, mode, arms, thresholds, sequential)
-    checks = guardrails.check(analysed, mode, comparison["n_a"] + comparison["n_b"], thresholds, sequential)
-    notes.extend(_data_notes(analysed, arms, mode))
+    rows = covariate.with_prior(outcomes(labelled, mode), traffic.earlier(prepared), mode, th.prior_strength)
+    comparison = compare(rows, mode, arms, th, options.sequential)
+    looks = comparison["n_a"] + comparison["n_b"]
+    serving = guardrails.serving(prepared, mode, looks, th, options.sequential)
+    checks = serving + guardrails.topic_guardrails(labelled, mode, looks, th, options.sequential)
+    notes.extend(_data_notes(bounds, arms, mode))
     verdict = decide(Evidence(
         n_a=comparison["n_a"], n_b=comparison["n_b"], diff=comparison["diff"], ci_low=comparison["ci_low"],
         ci_high=comparison["ci_high"], needed_more=comparison["evidence"]["more_labelled"],
         srm_flagged=bool(current["srm"]["flagged"]), srm_p=current["srm"]["p_value"], guardrails=checks,
-        sequential=sequential), thresholds)
+        sequential=options.sequential), th)
     summary = {
-        "window": _window(since, window, analysed),
-        "data": _data_counts(requests, window, analysed, feedback, dropped, malformed_requests, malformed_feedback),
-        "mode": mode,
+        "window": _window(since, bounds), "data": _data_counts(prepared.counts, bounds, malformed), "mode": mode,
         "config": {"current": {k: current[k] for k in ("mode", "split_b", "champion", "challenger")},
                    "changed": len(periods) > 1,
                    "periods": [{k: v for k, v in p.items() if k != "key"} for p in periods]},
-        "arms": arms,
-        "srm": current["srm"],
-        "step": _step(analysed, current),
-        "crossover": crossover,
-        "comparison": comparison,
-        "guardrails": [g.as_dict() for g in checks],
+        "arms": arms, "srm": current["srm"],
+        "step": {"split_b": current["split_b"], "since": current["start"],
+                 "labelled_customers": traffic.step_customers(prepared, current["key"])},
+        "crossover": crossover, "comparison": comparison, "guardrails": [g.as_dict() for g in checks],
         "verdict": {"action": verdict.action, "text": verdict.text, "reason": verdict.reason,
                     "more_per_arm": verdict.more_per_arm},
-        "thresholds": thresholds.model_dump(),
-        "notes": notes,
+        "thresholds": th.model_dump(), "notes": notes,
     }
-    return Analysis(summary=summary, window=window, analysed=analysed)
+    analysis = Analysis(summary=summary, labelled=labelled, series=_series(prepared, bounds, mode),
+                        champion_answers=traffic.champion_answers(prepared), serving=serving)
+    _check_sources(prepared, analysis, options, lambda s: traffic.cells(prepared, f"without_{names.index(s)}", by_row))
+    return analysis
 
 
-def _window(since: pd.Timestamp | None, window: pd.DataFrame, analysed: pd.DataFrame) -> dict[str, str | None]:
-    return {"since": since.isoformat() if since is not None else None,
-            "first": _iso(window["timestamp"].min()), "last": _iso(window["timestamp"].max()),
-            "analysed_from": _iso(analysed["timestamp"].min()), "analysed_to": _iso(analysed["timestamp"].max())}
-
-
-def _requests_in_window(requests: pd.DataFrame, since: pd.Timestamp | None,
-                        notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every request (cleaned) and the counted ones at or after `since` (authenticated only, once any is: a
-    note says how many were not); an AnalysisError when either is empty."""
-    if requests.empty:
-        raise AnalysisError("the request log has no rows yet: send traffic through the router first "
-                            "(python load_test/testing.py --url http://127.0.0.1:8000 --n 1000)")
-    requests = _clean_requests(requests)
-    window = requests if since is None else requests[requests["timestamp"] >= since]
-    if window.empty:
-        raise AnalysisError(f"no requests at or after --since {since.isoformat()} "
-                            f"(the log covers {_span(requests)})")
-    window, anonymous = authenticated_only(window)
+def _window_notes(prepared: Prepared, since: pd.Timestamp | None, malformed: dict[str, int]) -> list[str]:
+    """View `win` (`traffic.window`) and the notes on what it leaves out; an AnalysisError when it is empty."""
+    notes = []
+    if malformed[REQUESTS] or malformed[FEEDBACK]:
+        notes.append(f"skipped malformed log lines: {malformed[REQUESTS]} in the request log, "
+                     f"{malformed[FEEDBACK]} in the feedback log (torn writes or hand edits)")
+    anonymous = traffic.window(prepared, since)
+    if not prepared.value("SELECT count(*) FROM win"):
+        raise AnalysisError(f"no requests at or after --since {since.isoformat()}" if since is not None
+                            else "the request log has no rows in the window")
     if anonymous:
         notes.append(f"{anonymous} anonymous requests (no client token) are left out: the router takes client "
                      "tokens, so only authenticated traffic counts")
-    return requests, window
+    return notes + _feedback_notes(prepared.counts)
 
 
-def _feedback_notes(dropped: dict[str, int]) -> list[str]:
+def _check_sources(prepared: Prepared, analysis: Analysis, options: Options,
+                   without: Callable[[str], pd.DataFrame]) -> None:
+    """The summary's `label_sources` (`analysis.sources`), and its statement among the notes when a source decides."""
+    rule = sources.Rule(options.thresholds, options.sequential)
+    label_sources = sources.check(analysis, rule, traffic.source_shares(prepared), without)
+    analysis.summary["label_sources"] = label_sources
+    if label_sources["deciding"]:
+        analysis.summary["notes"].append(label_sources["statement"])
+
+
+def _series(prepared: Prepared, bounds: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The figure's aggregates: the split panel's buckets and the latency histogram."""
+    span = pd.Timestamp(bounds["last"]) - pd.Timestamp(bounds["first"])
+    width, name = traffic.bucket_seconds(span)
+    return {**traffic.series(prepared, width), "bucket": name, "bucket_s": width,
+            "latency": traffic.latency_histogram(prepared, ["A"] if mode == SHADOW else list(ARMS))}
+
+
+def _window(since: pd.Timestamp | None, bounds: dict[str, Any]) -> dict[str, str | None]:
+    return {"since": since.isoformat() if since is not None else None, "first": _iso(bounds["first"]),
+            "last": _iso(bounds["last"]), "analysed_from": _iso(bounds["analysed_from"]),
+            "analysed_to": _iso(bounds["analysed_to"])}
+
+
+def _feedback_notes(counts: dict[str, int]) -> list[str]:
     """What the join rule (`latest_labels`) set aside, in the words a reader of the report needs."""
     notes = []
-    if dropped["unknown_request"]:
-        notes.append(f"dropped {dropped['unknown_request']} feedback rows whose request_id is not "
+    if counts["unknown_request"]:
+        notes.append(f"dropped {counts['unknown_request']} feedback rows whose request_id is not "
                      "in the request log read (sent before --since, an expired log day, or a different router)")
-    if dropped["superseded"]:
-        notes.append(f"{dropped['superseded']} feedback rows were corrected by a later one for the "
+    if counts["superseded"]:
+        notes.append(f"{counts['superseded']} feedback rows were corrected by a later one for the "
                      "same request; the last one counts")
     return notes
 
@@ -172,134 +233,76 @@ def _crossover_notes(crossover: dict[str, int]) -> list[str]:
             "one period (crossover); they are excluded from every number of the comparison"]
 
 
-def _current_experiment(window: pd.DataFrame, periods: list[dict[str, Any]],
-                        notes: list[str]) -> tuple[dict[str, Any], pd.DataFrame]:
-    """The latest period with a challenger (or the latest one, when none had) and the requests of its
-    experiment: every period with the same mode and models (the ramp steps), without an integration the
-    latest step's sample-ratio check left out (a note names it)."""
-    tested = window[window["challenger"] != ""]
-    key = (tested if len(tested) else window)["period"].iloc[-1]
+def _current_experiment(prepared: Prepared, periods: list[dict[str, Any]],
+                        notes: list[str]) -> tuple[dict[str, Any], dict[str, int]]:
+    """The latest period with a challenger (or the latest one, when none had) and view `an` of its experiment:
+    every period with the same mode and models (the ramp steps), without an integration the latest step's
+    sample-ratio check left out (a note names it) and without crossover customers."""
+    key = traffic.current(prepared)
     current = next(p for p in periods if p["key"] == key)
     steps = [p["key"] for p in periods if _experiment(p) == _experiment(current)]
     excluded = current["srm"]["excluded"]
     if excluded:
         notes.append(f"left out of the comparison: integration {', '.join(excluded)}, whose own customers do not "
                      "match the split (sample-ratio mismatch) while the others' do")
-    return current, window[window["period"].isin(steps) & ~window["integration"].isin(excluded)]
+    crossover = traffic.analysed(prepared, steps, excluded)
+    return current, crossover
 
 
 def _experiment(period: dict[str, Any]) -> tuple[str, str, str]:
     return period["mode"], period["champion"], period["challenger"]
 
 
-def _step(analysed: pd.DataFrame, current: dict[str, Any]) -> dict[str, Any]:
-    """The current ramp step: its split and its labelled customers per arm (what a ramp waits for)."""
-    rows = analysed[(analysed["period"] == current["key"]) & analysed["label"].notna()]
-    return {"split_b": current["split_b"], "since": current["start"],
-            "labelled_customers": {arm: int(rows.loc[rows["variant"] == arm, "unit"].nunique()) for arm in ARMS}}
-
-
-def _periods_note(window: pd.DataFrame, periods: list[dict[str, Any]], current: dict[str, Any],
-                  analysed: pd.DataFrame) -> str:
+def _periods_note(periods: list[dict[str, Any]], current: dict[str, Any], bounds: dict[str, Any], latest: str) -> str:
     """Why the comparison uses fewer requests than the window holds, and how to choose others."""
-    newest = "" if current["key"] == window["period"].iloc[-1] else (
+    newest = "" if current["key"] == latest else (
         "; the newest requests ran without a challenger (promoted or removed since?)")
-    steps = analysed["period"].nunique()
+    steps = sum(1 for p in periods if _experiment(p) == _experiment(current))
     pooled = f", its {steps} ramp steps pooled as strata" if steps > 1 else ""
     return (f"the experiment configuration changed during the window ({len(periods)} periods, see the "
-            f"table); the comparison uses the {num(len(analysed))} requests of the latest experiment with a "
+            f"table); the comparison uses the {num(bounds['analysed'])} requests of the latest experiment with a "
             f"challenger ({_describe(current)}{pooled}){newest}; pass --since to choose another window")
 
 
-def _data_counts(requests: pd.DataFrame, window: pd.DataFrame, analysed: pd.DataFrame, feedback: pd.DataFrame,
-                 dropped: dict[str, int], malformed_requests: int, malformed_feedback: int) -> dict[str, int]:
+def _data_counts(counts: dict[str, int], bounds: dict[str, Any], malformed: dict[str, int]) -> dict[str, int]:
     """Every row count from the log to the comparison, so a reader can follow where rows went."""
     return {
-        "requests_in_log": int(len(requests)),
-        "requests_in_window": int(len(window)),
-        "requests_analysed": int(len(analysed)),
-        "malformed_request_rows": int(malformed_requests),
-        "feedback_rows": int(len(feedback)),
-        "malformed_feedback_rows": int(malformed_feedback),
-        "feedback_superseded": dropped["superseded"],
-        "feedback_unknown_request": dropped["unknown_request"],
-        "labelled_in_window": int(window["label"].notna().sum()),
-        "labelled_analysed": int(analysed["label"].notna().sum()),
+        "requests_in_log": counts["requests"],
+        "requests_in_window": int(bounds["window"]),
+        "requests_analysed": int(bounds["analysed"]),
+        "malformed_request_rows": int(malformed[REQUESTS]),
+        "feedback_rows": counts["feedback_rows"],
+        "malformed_feedback_rows": int(malformed[FEEDBACK]),
+        "feedback_superseded": counts["superseded"],
+        "feedback_unknown_request": counts["unknown_request"],
+        "labelled_in_window": int(bounds["labelled_window"]),
+        "labelled_analysed": int(bounds["labelled_analysed"]),
     }
 
 
-def _clean_requests(requests: pd.DataFrame) -> pd.DataFrame:
-    """Sorted by time, one row per request id (a client retry after a lost answer can log a request
-    twice: the first row counts), with each row's assignment unit, models in service and period spelled out."""
-    out = requests.sort_values("timestamp", kind="stable")
-    out = out[~(out["request_id"].duplicated(keep="first") & out["request_id"].ne(""))].reset_index(drop=True)
-    out["mode"] = out["mode"].where(out["mode"].isin([SPLIT, SHADOW]), SPLIT)
-    integration = out["integration"] if "integration" in out else pd.Series("", index=out.index)
-    out["integration"] = integration.where(integration != "", ANONYMOUS)  # files from before the column
-    customer = out["customer_id"].where(out["customer_id"] != "", out["ticket_id"])
-    out["unit"] = customer.where(customer != "", out["request_id"])
-    out["split_b"] = out["split_b"].round(6)
-    by_challenger = (out["variant"] == "B") & (out["fallback"] == "") & (out["topic"] != "")
-    seen = out["model_version"].where(by_challenger, out["shadow_version"])
-    out["champion"] = _latest(out["model_version"].where(~by_challenger, "")).replace("", np.nan).bfill().fillna("")
-    challenger = _with_lead_in(_latest(seen), by_challenger, out["split_b"].where(out["mode"] == SPLIT, SHADOW_SHARE))
-    out["challenger"] = challenger.where(challenger != out["champion"], "")  # promoted: no challenger any more
-    split = out["split_b"].where(out["mode"] == SPLIT)
-    out["period"] = (out["mode"] + ":" + split.map(lambda s: "" if pd.isna(s) else f"{s:g}") + ":A" + out["champion"]
-                     + ":B" + out["challenger"])
-    return out
-
-
-def _with_lead_in(challenger: pd.Series, answered: pd.Series, share_b: pd.Series) -> pd.Series:
-    """Give a new challenger the champion-only rows just before its first answer, when that run is
-    short enough to be chance (below LEAD_IN_P) at the share B was getting; a longer run was served
-    before the challenger existed and is not part of its test."""
-    out = challenger.to_numpy(dtype=object).copy()
-    firsts = np.flatnonzero((challenger != challenger.shift()).to_numpy() & (challenger != "").to_numpy())
-    for i in firsts:
-        p = float(share_b.iloc[i]) if pd.notna(share_b.iloc[i]) else 0.0
-        longest = int(math.log(LEAD_IN_P) / math.log(1 - p)) if 0 < p < 1 else 0
-        j = i
-        while j > 0 and i - j <= longest and not answered.iloc[j - 1]:
-            j -= 1
-        if 0 < i - j <= longest:
-            out[j:i] = out[i]
-    return pd.Series(out, index=challenger.index)
-
-
-def _latest(versions: pd.Series) -> pd.Series:
-    """The last non-empty version seen at or before each row ("" before the first)."""
-    return versions.replace("", np.nan).ffill().fillna("")
-
-
-def _periods(window: pd.DataFrame, th: ABSettings) -> list[dict[str, Any]]:
+def _periods(prepared: Prepared, th: ABSettings) -> list[dict[str, Any]]:
     """One entry per configuration (mode, split, models) in order of first use, with its own SRM test.
 
     Grouping by value, not by consecutive runs, because gunicorn workers pick up a new split a few
     seconds apart, which interleaves rows of both configurations around every change.
     """
+    found = traffic.periods(prepared)
     periods = []
-    for key in pd.unique(window["period"]):
-        rows = window[window["period"] == key]
-        mode = rows["mode"].iloc[0]
-        split_b = None if mode == SHADOW or pd.isna(rows["split_b"].iloc[0]) else float(rows["split_b"].iloc[0])
-        srm = _srm(rows, split_b, th) if mode == SPLIT else _no_srm("shadow mode: every request is scored by both")
-        answers = {arm: answered_by(rows, arm, mode) for arm in ARMS}
-        by_arm = {arm: (a["answer"] == a["label"])[a["label"].notna()] for arm, a in answers.items()}
+    for p in found.itertuples(index=False):
+        split_b = None if p.mode == SHADOW or pd.isna(p.split_b) else float(p.split_b)
+        srm = (_srm(traffic.assignment_units(prepared, p.key), split_b, th) if p.mode == SPLIT
+               else _no_srm("shadow mode: every request is scored by both"))
         periods.append({
-            "key": key, "mode": mode, "split_b": split_b,
-            "champion": rows["champion"].iloc[0], "challenger": rows["challenger"].iloc[0],
-            "start": _iso(rows["timestamp"].min()), "end": _iso(rows["timestamp"].max()),
-            "requests": int(len(rows)),
-            "requests_b": int((rows["variant"] == "B").sum()),
+            "key": p.key, "mode": p.mode, "split_b": split_b, "champion": p.champion, "challenger": p.challenger,
+            "start": _iso(p.start), "end": _iso(p.end), "requests": int(p.requests), "requests_b": int(p.requests_b),
             "srm": srm,
-            "labelled": {arm: int(len(by_arm[arm])) for arm in ARMS},
-            "accuracy": {arm: mean(by_arm[arm]) for arm in ARMS},
+            "labelled": {arm: int(getattr(p, f"labelled_{arm}")) for arm in ARMS},
+            "accuracy": {arm: _float(getattr(p, f"accuracy_{arm}")) for arm in ARMS},
         })
     return periods
 
 
-def _srm(rows: pd.DataFrame, split_b: float | None, th: ABSettings) -> dict[str, Any]:
+def _srm(units: pd.DataFrame, split_b: float | None, th: ABSettings) -> dict[str, Any]:
     """Distinct assignment units per arm (crossover customers left out) against the configured split,
     for each integration and for them together.
 
@@ -311,8 +314,9 @@ def _srm(rows: pd.DataFrame, split_b: float | None, th: ABSettings) -> dict[str,
         return _no_srm("the log does not record the configured split")
     if not 0 < split_b < 1:
         return _no_srm(f"a split of {split_share(split_b)} to B sends everything to one arm")
-    units = without_crossover(rows)[0]
-    units = units[units["variant"].isin(ARMS)].drop_duplicates(["unit", "variant", "integration"])
+    units = units[units["variant"].isin(ARMS)]
+    crossed = units.groupby("unit")["variant"].nunique()
+    units = units[~units["unit"].isin(crossed.index[crossed > 1])]
     both_arms = units["variant"].nunique() == len(ARMS)  # then one integration's empty arm is a mismatch too
     by_integration = {str(name): _srm_test(group, split_b, th, one_arm_testable=both_arms)
                       for name, group in units.groupby("integration")}
@@ -337,21 +341,21 @@ def _srm_test(units: pd.DataFrame, split_b: float, th: ABSettings, one_arm_testa
 
 def _no_srm(why: str) -> dict[str, Any]:
     return {"applicable": False, "unit": "customer", "observed": {}, "expected_share_b": None,
-            "observed_share_b": None, "chi2": math.nan, "p_value": math.nan, "flagged": False, "why": why,
+            "observed_share_b": None, "chi2": float("nan"), "p_value": float("nan"), "flagged": False, "why": why,
             "by_integration": {}, "excluded": []}
 
 
-def _data_notes(rows: pd.DataFrame, arms: dict[str, Any], mode: str) -> list[str]:
+def _data_notes(bounds: dict[str, Any], arms: dict[str, Any], mode: str) -> list[str]:
     """Plain-language warnings about what the data cannot support."""
     notes = []
-    if rows["label"].notna().sum() == 0:
+    if bounds["labelled_analysed"] == 0:
         notes.append("no feedback yet: accuracies and the comparison need agents' labels "
                      "(POST /feedback, or load_test/testing.py --feedback-rate 0.3)")
-    if arms["B"]["answered"] == 0 and len(rows):
+    if arms["B"]["answered"] == 0 and bounds["analysed"]:
         hint = ("no shadow predictions were logged: is a challenger registered?" if mode == SHADOW
                 else "check that a challenger is registered and the split is above 0 (GET /config)")
         notes.append(f"only one arm has answers: arm B (challenger) answered no requests; {hint}")
-    elif arms["A"]["answered"] == 0 and len(rows):
+    elif arms["A"]["answered"] == 0 and bounds["analysed"]:
         notes.append("only one arm has answers: arm A (champion) answered no requests; with a split of 1.0, or "
                      "very few requests, there is nothing to compare yet")
     fallbacks = arms["B"]["fallbacks"]
@@ -364,12 +368,12 @@ def _data_notes(rows: pd.DataFrame, arms: dict[str, Any], mode: str) -> list[str
     return notes
 
 
-def _iso(ts: pd.Timestamp) -> str | None:
-    return None if pd.isna(ts) else ts.isoformat()
+def _float(value: Any) -> float:
+    return float("nan") if value is None or pd.isna(value) else float(value)
 
 
-def _span(rows: pd.DataFrame) -> str:
-    return f"{_iso(rows['timestamp'].min())} to {_iso(rows['timestamp'].max())}"
+def _iso(ts: Any) -> str | None:
+    return None if ts is None or pd.isna(ts) else pd.Timestamp(ts).isoformat()
 
 
 def _describe(period: dict[str, Any]) -> str:

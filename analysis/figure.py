@@ -28,8 +28,8 @@ def figure(analysis: Analysis) -> Figure:
     grid = fig.add_gridspec(3, 2, height_ratios=(0.15, 1, 1))
     _header(fig.add_subplot(grid[0, :]), s)
     _accuracy_panel(fig.add_subplot(grid[1, 0]), s, s["comparison"])
-    _split_panel(fig.add_subplot(grid[1, 1]), s, analysis.window)
-    _latency_panel(fig.add_subplot(grid[2, 0]), s, analysis.analysed)
+    _split_panel(fig.add_subplot(grid[1, 1]), s, analysis.series)
+    _latency_panel(fig.add_subplot(grid[2, 0]), s, analysis.series["latency"])
     _topic_panel(fig.add_subplot(grid[2, 1]), s)
     return fig
 
@@ -111,34 +111,29 @@ def _sources_line(label_sources: dict[str, Any] | None) -> str:
     return f"\nlabels: {len(rows)} sources, largest '{rows[0]['source']}' {pct(rows[0]['share'])}; none decides alone"
 
 
-def _split_panel(ax, s: dict[str, Any], window: pd.DataFrame) -> None:
+def _split_panel(ax, s: dict[str, Any], series: dict[str, Any]) -> None:
     """Observed share to B per time bucket against the configured split; shadow periods show the
     share of requests the challenger also scored, since nothing is split then."""
-    rows = window.set_index("timestamp")
-    shadow = rows["mode"] == SHADOW
+    buckets = series["buckets"].set_index("bucket")
+    split, shadow = bool(buckets["n_split"].sum()), bool(buckets["n_shadow"].sum())
     title = {(True, False): "Traffic split over time: share of requests to B",
              (False, True): "Shadow coverage over time: share of requests B also scored"}
-    ax.set_title(title.get((bool((~shadow).any()), bool(shadow.any())),
-                           "Traffic over time: share to B (split) / scored by B (shadow)"), loc="left", fontsize=12)
-    freq = _bucket(rows.index.max() - rows.index.min())
-    rows = rows.assign(to_b=(rows["variant"] == "B").where(~shadow), scored=(rows["shadow_topic"] != "").where(shadow),
-                       configured=rows["split_b"].where(~shadow))
-    grouped = rows.groupby(pd.Grouper(freq=freq))
-    if (~shadow).any():
-        share = grouped["to_b"].mean().where(grouped["to_b"].count() >= MIN_BUCKET)
+    ax.set_title(title.get((split, shadow), "Traffic over time: share to B (split) / scored by B (shadow)"),
+                 loc="left", fontsize=12)
+    if split:
+        share = buckets["to_b"].where(buckets["n_split"] >= MIN_BUCKET)
         ax.plot(share.index, share.to_numpy(), "o-", color=COLORS["B"], markersize=4, alpha=0.75,
                 label="requests to B, per bucket")
         label = "customers in B, cumulative (what SRM tests)"
-        for _, running in _customer_share(rows[~shadow]).groupby(level="period"):
-            line = running.droplevel("period").groupby(pd.Grouper(freq=freq)).last().dropna()
-            ax.plot(line.index, line.to_numpy(), "-", color="#7a3e00", linewidth=2.2, label=label)
+        for _, running in series["customers"].groupby("period", sort=False):
+            ax.plot(running["bucket"], running["share"].to_numpy(), "-", color="#7a3e00", linewidth=2.2, label=label)
             label = None
-        configured = rows["configured"]
+        configured = buckets["configured"].dropna()
         changes = configured.ne(configured.shift()) | (configured.index == configured.index[-1])
         ax.step(configured.index[changes], configured[changes].to_numpy(), where="post", linestyle="--",
                 color="black", linewidth=1.5, label="configured split")
-    if shadow.any():
-        scored = grouped["scored"].mean().where(grouped["scored"].count() >= MIN_BUCKET)
+    if shadow:
+        scored = buckets["scored"].where(buckets["n_shadow"] >= MIN_BUCKET)
         ax.plot(scored.index, scored.to_numpy(), "s-", color=COLORS["B"], markersize=4, alpha=0.6,
                 label="shadow: share also scored by B")
     if s["config"]["changed"]:
@@ -150,7 +145,7 @@ def _split_panel(ax, s: dict[str, Any], window: pd.DataFrame) -> None:
     ax.set_ylabel("share of requests")
     ax.grid(alpha=0.3)
     _srm_box(ax, s["srm"])
-    _volume_bars(ax, grouped.size(), freq)
+    _volume_bars(ax, buckets["n"], series["bucket"], series["bucket_s"])
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
@@ -168,10 +163,10 @@ def _srm_box(ax, srm: dict[str, Any]) -> None:
     box.set_in_layout(False)
 
 
-def _volume_bars(ax, counts: pd.Series, freq: str) -> None:
+def _volume_bars(ax, counts: pd.Series, freq: str, width_s: float) -> None:
     """Requests per bucket as faint bars behind the shares, with one legend for both axes."""
     twin = ax.twinx()
-    twin.bar(counts.index, counts.to_numpy(), width=_width(counts.index), color="#999999", alpha=0.18,
+    twin.bar(counts.index, counts.to_numpy(), width=width_s / 86400 * 0.9, align="edge", color="#999999", alpha=0.18,
              label=f"requests per {freq}")
     twin.set_ylim(0, max(1, counts.max()) * 4.5)
     twin.set_yticks([])
@@ -183,22 +178,17 @@ def _volume_bars(ax, counts: pd.Series, freq: str) -> None:
               fontsize=9, frameon=False)
 
 
-def _latency_panel(ax, s: dict[str, Any], rows: pd.DataFrame) -> None:
+def _latency_panel(ax, s: dict[str, Any], latency: dict[str, Any]) -> None:
     ax.set_title("Latency per arm (server side; lines at p50 / p95 / p99)", loc="left", fontsize=12)
-    latencies = {arm: rows.loc[rows["variant"] == arm, "latency_ms"].dropna() for arm in ARMS}
-    latencies = {arm: v[v > 0] for arm, v in latencies.items() if len(v[v > 0])}
-    if s["mode"] == SHADOW:
-        latencies.pop("B", None)
-    if not latencies:
+    edges, counts = latency["edges"], latency["counts"]
+    if not counts:
         ax.text(0.5, 0.5, "no latencies logged", ha="center", va="center", transform=ax.transAxes)
         return
-    everything = pd.concat(latencies.values())
-    bins = np.geomspace(max(everything.min(), 0.01), everything.max() * 1.05 + 0.01, 50)
-    for arm, values in latencies.items():
+    for arm, hist in counts.items():
         q = s["arms"][arm]["latency_ms"]
-        ax.hist(values, bins=bins, histtype="stepfilled", alpha=0.25, color=COLORS[arm])
-        ax.hist(values, bins=bins, histtype="step", linewidth=1.8, color=COLORS[arm],
-                label=f"{arm_label(s, arm)}: p50 {ms(q['p50'])}, p95 {ms(q['p95'])}, p99 {ms(q['p99'])}")
+        ax.stairs(hist, edges, fill=True, alpha=0.25, color=COLORS[arm])
+        ax.stairs(hist, edges, linewidth=1.8, color=COLORS[arm],
+                  label=f"{arm_label(s, arm)}: p50 {ms(q['p50'])}, p95 {ms(q['p95'])}, p99 {ms(q['p99'])}")
         for key, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
             ax.axvline(q[key], color=COLORS[arm], linestyle=style, linewidth=1.4)
     ax.set_xscale("log")
@@ -236,30 +226,3 @@ def _topic_panel(ax, s: dict[str, Any]) -> None:
     ax.set_xlabel("share of the arm's answers")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9.5, frameon=False)
-
-
-def _customer_share(rows: pd.DataFrame) -> pd.Series:
-    """Running share of distinct customers assigned to B, restarting with each experiment period."""
-    assigned = rows[rows["variant"].isin(ARMS)]
-    first = assigned[~assigned.duplicated(["period", "unit", "variant"])]
-    in_b = (first["variant"] == "B").astype(int)
-    share = in_b.groupby(first["period"]).cumsum() / (first.groupby("period").cumcount() + 1)
-    return share.set_axis(pd.MultiIndex.from_arrays([first["period"], first.index], names=["period", "timestamp"]))
-
-
-def _bucket(span: pd.Timedelta) -> str:
-    """A round bucket width giving roughly 20-60 points over the window."""
-    seconds = max(span.total_seconds(), 0.1)
-    for width, name in ((0.1, "100ms"), (0.25, "250ms"), (0.5, "500ms"), (1, "1s"), (5, "5s"), (10, "10s"),
-                        (30, "30s"), (60, "1min"), (300, "5min"), (900, "15min"), (3600, "1h"), (6 * 3600, "6h"),
-                        (86400, "1D")):
-        if seconds / width <= 60:
-            return name
-    return "7D"
-
-
-def _width(index: pd.DatetimeIndex) -> float:
-    """Bar width in days (matplotlib's date unit) for one bucket."""
-    if len(index) < 2:
-        return 1 / 86400
-    return (index[1] - index[0]).total_seconds() / 86400 * 0.9

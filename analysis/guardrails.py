@@ -27,10 +27,11 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import inference, sequential
-from analysis.arms import outcomes
+from analysis import inference, sequential, traffic
+from analysis.arms import counts, outcomes
 from analysis.compare import ramp_steps
 from analysis.fmt import interval, ms, pts
+from analysis.prepare import Prepared
 from ticket_ab.names import SHADOW
 from ticket_ab.settings import ABSettings
 
@@ -73,33 +74,41 @@ def _signed(value: float, unit) -> str:
     return unit(value) if unit is pts else ("+" if value >= 0 else "") + unit(value)
 
 
-def check(rows: pd.DataFrame, mode: str, looks_n: int, th: ABSettings, seq: bool) -> list[Guardrail]:
-    """Every guardrail of the analysed requests (`unit`, `variant`, `topic`, `fallback`, `latency_ms`, and
-    `label` for the topic guardrails)."""
-    fallback = (rows["fallback"] != "").astype(float)
-    topics = topic_guardrails(rows, mode, looks_n, th, seq)
-    if mode == SHADOW:  # the customer always got the champion's answer: only the shadow's failures count
-        failed = inference.cluster_mean(fallback, rows["unit"])
-        return [judge("fallback rate", failed, th.fallback_margin, looks_n, th, seq), *topics]
-    assigned = rows[rows["variant"].isin(["A", "B"])]
-    in_b = assigned["variant"] == "B"
-    errors = inference.cluster_diff((assigned["topic"] == "").astype(float), in_b, assigned["unit"])
-    fallbacks = inference.cluster_diff(fallback[assigned.index], in_b, assigned["unit"])
-    timed = assigned[assigned["latency_ms"].notna()]
-    a, b = timed[timed["variant"] == "A"], timed[timed["variant"] == "B"]
-    return [_latency(a, b, 0.95, looks_n, th, seq), breach_only(_latency(a, b, 0.99, looks_n, th, seq)),
-            judge("error rate", errors, th.error_margin, looks_n, th, seq),
-            judge("fallback rate", fallbacks, th.fallback_margin, looks_n, th, seq), *topics]
+def serving(prepared: Prepared, mode: str, looks_n: int, th: ABSettings, seq: bool) -> list[Guardrail]:
+    """The serving guardrails of the analysed requests (view `an` of `analysis.traffic`), from per-customer
+    counts: p95 and p99 latency, error rate and fallback rate; in shadow mode the customer always got the
+    champion's answer, so only the shadow's failures count."""
+    if mode == SHADOW:
+        cells = traffic.shadow_failures(prepared)
+        failed = inference.cluster_mean(cells["fallbacks"] / cells["n"], cells["unit"], counts=cells["n"])
+        return [judge("fallback rate", failed, th.fallback_margin, looks_n, th, seq)]
+    cells = traffic.failure_cells(prepared)
+    rates = {name: inference.cluster_diff(cells[column] / cells["n"], cells["in_b"], cells["unit"], counts=cells["n"])
+             for name, column in (("error rate", "errors"), ("fallback rate", "fallbacks"))}
+    return [_latency(prepared, 0.95, looks_n, th, seq), breach_only(_latency(prepared, 0.99, looks_n, th, seq)),
+            judge("error rate", rates["error rate"], th.error_margin, looks_n, th, seq),
+            judge("fallback rate", rates["fallback rate"], th.fallback_margin, looks_n, th, seq)]
 
 
-def _latency(a: pd.DataFrame, b: pd.DataFrame, q: float, looks_n: int, th: ABSettings, seq: bool) -> Guardrail:
+def _latency(prepared: Prepared, q: float, looks_n: int, th: ABSettings, seq: bool) -> Guardrail:
     """B's q-quantile latency minus A's, allowed to exceed A's by `latency_margin` of it or by
     `latency_margin_ms`, whichever is larger (a share alone would be a few ms on a fast champion)."""
-    latency = inference.quantile_diff(a["latency_ms"], a["unit"], b["latency_ms"], b["unit"], q,
-                                      resamples=th.resamples)
-    at_a = float(a["latency_ms"].quantile(q)) if len(a) else math.nan
-    margin = max(th.latency_margin * at_a, th.latency_margin_ms) if len(a) else th.latency_margin_ms
-    return judge(f"p{round(q * 100)} latency", latency, margin, looks_n, th, seq, unit=ms)
+    arms = {arm: _quantile(prepared, arm, q) for arm in ("A", "B")}
+    (at_a, a), (at_b, b) = arms["A"], arms["B"]
+    diff = inference.Estimate(at_b - at_a, math.hypot(a.se, b.se), a.units + b.units, a.n + b.n)
+    margin = max(th.latency_margin * at_a, th.latency_margin_ms) if not math.isnan(at_a) else th.latency_margin_ms
+    return judge(f"p{round(q * 100)} latency", diff, margin, looks_n, th, seq, unit=ms)
+
+
+def _quantile(prepared: Prepared, arm: str, q: float) -> tuple[float, inference.Estimate]:
+    """An arm's q-quantile latency and its customer-level standard error (`inference.quantile_se`)."""
+    at, cells = traffic.latency_at(prepared, arm, q)
+    n, units = int(cells["n"].sum()), int(len(cells))
+    if not n:
+        return math.nan, inference.Estimate(math.nan, math.nan, 0, 0)
+    se = inference.quantile_se(cells["below"], cells["n"], cells["unit"], q,
+                               lambda qs: traffic.latency_quantiles(prepared, arm, qs))
+    return at, inference.Estimate(at, se, units, n)
 
 
 TOPIC_MIN_CUSTOMERS = 10  # labelled customers per arm before a topic is judged: a clustered SE from fewer (one
@@ -107,11 +116,12 @@ TOPIC_MIN_CUSTOMERS = 10  # labelled customers per arm before a topic is judged:
 
 
 def topic_guardrails(rows: pd.DataFrame, mode: str, looks_n: int, th: ABSettings, seq: bool) -> list[Guardrail]:
-    """B - A accuracy on each agent-labelled topic with TOPIC_MIN_CUSTOMERS labelled customers in each arm,
-    against -topic_margin; unresolved becomes "n/a" (see the module docstring: only a breach blocks)."""
+    """B - A accuracy on each agent-labelled topic (`rows`: the analysed labelled requests) with
+    TOPIC_MIN_CUSTOMERS labelled customers in each arm, against -topic_margin; unresolved becomes "n/a" (see the
+    module docstring: only a breach blocks)."""
     labelled = outcomes(rows, mode).assign(label=rows["label"])
     checks = []
-    for topic, group in labelled.groupby("label", sort=True):
+    for topic, group in labelled.groupby("label", sort=True, observed=True):
         arms = [group] if mode == SHADOW else [group[group["in_b"]], group[~group["in_b"]]]
         if min(arm["unit"].nunique() for arm in arms) < TOPIC_MIN_CUSTOMERS:
             continue
@@ -133,5 +143,7 @@ def _topic_diff(group: pd.DataFrame, mode: str) -> inference.Estimate:
     """One topic's B - A: the paired per-ticket difference in shadow mode, else the difference of the arms,
     stratified by ramp step when the outcomes carry one (as the overall comparison is)."""
     if mode == SHADOW:
-        return inference.cluster_mean(group["right_b"].astype(float) - group["right_a"].astype(float), group["unit"])
-    return inference.cluster_diff(group["right"].astype(float), group["in_b"], group["unit"], strata=ramp_steps(group))
+        return inference.cluster_mean(group["right_b"].astype(float) - group["right_a"].astype(float), group["unit"],
+                                      counts=counts(group))
+    return inference.cluster_diff(group["right"].astype(float), group["in_b"], group["unit"], strata=ramp_steps(group),
+                                  counts=counts(group))

@@ -12,8 +12,18 @@ rests on the assignment unit (the customer; a request without one is its own uni
   holds for the weighted means, fitted by WLS;
 - an arm's accuracy interval is statsmodels' Wilson interval on the effective sample size
   (requests divided by the design effect), so it keeps Wilson's behaviour near 0% and 100%;
-- macro-F1 and p95 latency, which are not means, get a customer-level bootstrap (scipy's
-  `bootstrap` resampling customers, sklearn's `f1_score`, numpy's quantile).
+- macro-F1, which is not a mean, gets a customer-level bootstrap (scipy's `bootstrap` resampling
+  customers, sklearn's `f1_score` on the resample's confusion matrix);
+- a latency quantile's standard error is the delta method's for clustered data (Deng, Knoblich and
+  Lu 2018): the share of requests at or below the quantile is a ratio metric with a cluster-robust
+  standard error s, and the quantile's is the spread of the quantiles at q - z s and q + z s over 2z,
+  so it needs per-customer counts, not a resample of millions of requests.
+
+The sandwich is computed here from per-customer sums (`_fit`), the same numbers as statsmodels'
+`OLS(...).fit(cov_type="cluster")` (a unit test holds them to it) without a design matrix per request
+held by statsmodels: millions of labelled requests take a second. Rows may stand for several
+identical requests (`counts`: frequency weights), which gives the same estimate and standard error as
+the requests one by one.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import statsmodels.api as sm
+import pandas as pd
 from scipy.stats import bootstrap
 from sklearn.metrics import f1_score
 
@@ -47,16 +57,36 @@ class Estimate:
         return NAN if not self.n else self.se**2 * self.n / max(self.value * (1 - self.value), 1e-12)
 
 
-def _fit(y: np.ndarray, design: np.ndarray, units: np.ndarray,
-         weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    model = sm.OLS(y, design) if weights is None else sm.WLS(y, design, weights=weights)
-    fit = model.fit(cov_type="cluster", cov_kwds={"groups": units})
+def _fit(y: np.ndarray, design: np.ndarray, units: np.ndarray, weights: np.ndarray | None = None,
+         nobs: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """WLS (OLS without `weights`) coefficients and their cluster-robust standard errors, as statsmodels'
+    `fit(cov_type="cluster")` gives them: pinv bread, per-cluster score sums, the G/(G-1) (N-1)/(N-K)
+    correction with N = `nobs` (the requests the rows stand for; default: the rows)."""
+    w = np.ones(len(y)) if weights is None else weights
+    wx = design * w[:, None]
+    bread = np.linalg.pinv(design.T @ wx)
+    params = bread @ (wx.T @ y)
+    resid = y - design @ params
+    k = design.shape[1]
+    scores = np.column_stack([np.bincount(units, weights=wx[:, j] * resid) for j in range(k)])
+    groups = len(np.unique(units))
+    n = len(y) if nobs is None else nobs
+    correction = groups / (groups - 1) * (n - 1) / (n - k) if groups > 1 and n > k else np.nan
+    cov = correction * bread @ (scores.T @ scores) @ bread
     with np.errstate(invalid="ignore"):  # an arm without variation has a (numerically) zero or negative variance
-        return np.asarray(fit.params), np.asarray(fit.bse)
+        return params, np.sqrt(np.diag(cov))
 
 
 def _codes(units: Sequence) -> np.ndarray:
-    return np.unique(np.asarray(units, dtype=str), return_inverse=True)[1]
+    """Each row's customer as 0..k-1 in sorted order of the customers' names (a bootstrap's cluster order)."""
+    if isinstance(units, pd.Series) and isinstance(units.dtype, pd.CategoricalDtype):
+        categories = units.cat.remove_unused_categories()
+        order = np.argsort(np.asarray(categories.cat.categories, dtype=str), kind="stable")
+        return np.argsort(order)[categories.cat.codes.to_numpy()]
+    values = np.asarray(units)
+    if np.issubdtype(values.dtype, np.integer):  # ids that are numbers already (hashes): no strings needed
+        return pd.factorize(values, sort=True)[0]
+    return pd.factorize(values.astype(str), sort=True)[0]
 
 
 def _mean(values: np.ndarray, weights: np.ndarray | None) -> float:
@@ -64,39 +94,53 @@ def _mean(values: np.ndarray, weights: np.ndarray | None) -> float:
     return float(values.mean()) if weights is None else float(np.average(values, weights=weights))
 
 
-def capped_weights(units: Sequence, cap: int, earlier: Sequence[int] | None = None) -> np.ndarray:
+def capped_weights(units: Sequence, cap: int, earlier: Sequence[int] | None = None,
+                   counts: Sequence[float] | None = None) -> np.ndarray:
     """Row weights min(n_i, c_i) / n_i, n_i being the rows of the row's customer and c_i its cap: each
     customer's rows weigh as at most c_i rows together, so a few busy customers cannot carry a mean alone
     (cap 0: all ones). c_i is `cap` plus the customer's `earlier` labelled requests (per row, CUPED's record):
     capping pays because a busy customer's mean says little beyond its own level, and the earlier record
     already pins that level, so the better the covariate knows a customer, the more of its rows count. The
     weights depend on volumes and on what was recorded before assignment, never on the arm, so weighted
-    differences stay unbiased for their (declared) estimand under randomisation."""
+    differences stay unbiased for their (declared) estimand under randomisation. A row with `counts` c stands for
+    c requests of its customer."""
     codes = _codes(units)
     if not cap:
         return np.ones(len(codes))
-    per_row = np.bincount(codes)[codes].astype(float)
+    per_row = np.bincount(codes, weights=None if counts is None else np.asarray(counts, dtype=float))[codes]
+    per_row = per_row.astype(float)
     caps = cap + (0.0 if earlier is None else np.asarray(earlier, dtype=float))
     return np.minimum(per_row, caps) / per_row
 
 
-def cluster_mean(y: Sequence[float], units: Sequence, *, weights: Sequence[float] | None = None) -> Estimate:
+def _row_weights(weights: Sequence[float] | None,
+                 counts: Sequence[float] | None) -> tuple[np.ndarray | None, int | None]:
+    """The fit's weights (row weights times the requests each row stands for) and the requests (None: the
+    rows)."""
+    if counts is None:
+        return (None if weights is None else np.asarray(weights, dtype=float)), None
+    n = np.asarray(counts, dtype=float)
+    return (n if weights is None else n * np.asarray(weights, dtype=float)), int(n.sum())
+
+
+def cluster_mean(y: Sequence[float], units: Sequence, *, weights: Sequence[float] | None = None,
+                 counts: Sequence[float] | None = None) -> Estimate:
     """The request-weighted mean of `y` (a ratio of sums over customers), or the `weights`-weighted one,
-    and its cluster-robust SE."""
+    and its cluster-robust SE; a row with `counts` c stands for c requests whose mean is its `y`."""
     values, codes = np.asarray(y, dtype=float), _codes(units)
-    w = None if weights is None else np.asarray(weights, dtype=float)
-    n, k = len(values), len(np.unique(codes))
+    w, requests = _row_weights(weights, counts)
+    n, k = (len(values) if requests is None else requests), len(np.unique(codes))
     if n == 0:
         return Estimate(NAN, NAN, 0, 0)
     if k < 2 or np.all(values == values[0]):
         return Estimate(_mean(values, w), NAN if k < 2 else 0.0, k, n)
-    params, bse = _fit(values, np.ones((n, 1)), codes, w)
+    params, bse = _fit(values, np.ones((len(values), 1)), codes, w, n)
     return Estimate(float(params[0]), float(bse[0]), k, n)
 
 
 def cluster_diff(y: Sequence[float], in_b: Sequence[bool], units: Sequence,
                  covariate: Sequence[float] | np.ndarray | None = None, *, strata: Sequence | None = None,
-                 weights: Sequence[float] | None = None) -> Estimate:
+                 weights: Sequence[float] | None = None, counts: Sequence[float] | None = None) -> Estimate:
     """Mean of `y` in B minus mean in A (each a ratio of sums), with the cluster-robust SE of the
     difference: the OLS slope on the arm indicator with standard errors clustered by customer.
 
@@ -113,17 +157,19 @@ def cluster_diff(y: Sequence[float], in_b: Sequence[bool], units: Sequence,
     and a different base accuracy would pass for a B effect. It weighs each step's difference by its
     information (weight total times p(1 - p) of its B share), which is the effect when the challenger's
     gain is the same in every step (the same two models); a customer moved A -> B by a ramp is one
-    cluster across steps. With `weights` (`capped_weights`) every mean is the weighted one, fitted by WLS."""
+    cluster across steps. With `weights` (`capped_weights`) every mean is the weighted one, fitted by WLS; a
+    row with `counts` c stands for c requests whose mean is its `y` (no covariate then)."""
     values, b, codes = np.asarray(y, dtype=float), np.asarray(in_b, dtype=bool), _codes(units)
-    w = None if weights is None else np.asarray(weights, dtype=float)
+    w, requests = _row_weights(weights, counts)
     periods = np.zeros(len(values), dtype=int) if strata is None else _codes(strata)
-    n, k = len(values), len(np.unique(codes))
+    n, k = (len(values) if requests is None else requests), len(np.unique(codes))
     diff = NAN if b.all() or not b.any() else _within_strata_diff(values, b, w, periods)
     if math.isnan(diff):
         return Estimate(NAN, NAN, k, n)
     if k < 3 or np.all(values == values[0]):
         return Estimate(diff, NAN if k < 3 else 0.0, k, n)
-    design = [np.ones(n), b.astype(float), *((periods == s).astype(float) for s in range(1, periods.max() + 1))]
+    rows = len(values)
+    design = [np.ones(rows), b.astype(float), *((periods == s).astype(float) for s in range(1, periods.max() + 1))]
     if covariate is not None and np.ndim(covariate) == 2:
         columns = [x - _mean(x, w) for x in np.asarray(covariate, dtype=float).T if _varies(x)]
         design += [*columns, *(b * x for x in columns)]
@@ -131,7 +177,7 @@ def cluster_diff(y: Sequence[float], in_b: Sequence[bool], units: Sequence,
         x = np.asarray(covariate, dtype=float)
         x = x - _mean(x, w)
         design += [x, b * x]
-    params, bse = _fit(values, np.column_stack(design), codes, w)
+    params, bse = _fit(values, np.column_stack(design), codes, w, n)
     return Estimate(float(params[1]), float(bse[1]), k, n)
 
 
@@ -158,32 +204,15 @@ def _varies(covariate: Sequence[float]) -> bool:
     return bool(len(x)) and bool(np.isfinite(x).all()) and float(np.ptp(x)) > 0
 
 
-def proportion_interval(correct: Sequence[bool], units: Sequence, confidence: float = 0.95) -> tuple[float, float]:
+def proportion_interval(correct: Sequence[bool], units: Sequence, confidence: float = 0.95, *,
+                        counts: Sequence[float] | None = None) -> tuple[float, float]:
     """Wilson interval of an arm's accuracy on its effective sample size n / design effect."""
-    est = cluster_mean(np.asarray(correct, dtype=float), units)
+    est = cluster_mean(np.asarray(correct, dtype=float), units, counts=counts)
     if est.n == 0:
         return NAN, NAN
     deff = est.design_effect if math.isfinite(est.design_effect) else 1.0
     n_eff = est.n / max(1.0, deff)
     return wilson_interval(est.value * n_eff, n_eff, confidence)
-
-
-class _Clusters:
-    """Rows grouped by customer, so a resample of customers becomes a resample of their rows."""
-
-    def __init__(self, units: Sequence) -> None:
-        codes = _codes(units)
-        self.order = np.argsort(codes, kind="stable")
-        self.counts = np.bincount(codes) if len(codes) else np.zeros(0, dtype=int)
-        self.starts = np.cumsum(self.counts) - self.counts
-        self.ids = np.arange(len(self.counts))
-
-    def take(self, picked: np.ndarray) -> np.ndarray:
-        """The row indices of the picked customers, each as often as picked."""
-        lengths = self.counts[picked]
-        ends = np.cumsum(lengths)
-        within = np.arange(ends[-1] if len(ends) else 0) - np.repeat(ends - lengths, lengths)
-        return self.order[np.repeat(self.starts[picked], lengths) + within]
 
 
 def _bootstrap(data: tuple[np.ndarray, ...], statistic: Callable[..., float], confidence: float,
@@ -192,43 +221,68 @@ def _bootstrap(data: tuple[np.ndarray, ...], statistic: Callable[..., float], co
                      vectorized=False, random_state=np.random.default_rng(seed))
 
 
-def macro_f1(y_true: Sequence[str], y_pred: Sequence[str]) -> float:
-    """sklearn's macro-F1 over the labels seen in either sequence; nan without data."""
-    return float(f1_score(y_true, y_pred, average="macro", zero_division=0)) if len(y_true) else NAN
+def _label_codes(y_true: Sequence[str], y_pred: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both label sequences as codes of one sorted label set: sklearn scores integers far faster than strings."""
+    both = pd.concat([pd.Series(np.asarray(y_true, dtype=object)), pd.Series(np.asarray(y_pred, dtype=object))],
+                     ignore_index=True).astype(str)
+    codes, labels = pd.factorize(both, sort=True)
+    return codes[:len(y_true)], codes[len(y_true):], len(labels)
+
+
+def macro_f1(y_true: Sequence[str], y_pred: Sequence[str], *, counts: Sequence[float] | None = None) -> float:
+    """sklearn's macro-F1 over the labels seen in either sequence (a pair with `counts` c as c requests); nan
+    without data."""
+    if not len(y_true):
+        return NAN
+    truth, pred, _ = _label_codes(y_true, y_pred)
+    weights = None if counts is None else np.asarray(counts, dtype=float)
+    return float(f1_score(truth, pred, average="macro", zero_division=0, sample_weight=weights))
+
+
+def _f1_of_confusion(confusion: np.ndarray) -> float:
+    """Macro-F1 of a confusion matrix (rows truth, columns answers) over the labels it has, as sklearn's."""
+    tp = np.diag(confusion)
+    truth, answered = confusion.sum(axis=1), confusion.sum(axis=0)
+    seen = (truth + answered) > 0
+    denominator = truth + answered
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=float), where=denominator > 0)
+    return float(f1[seen].mean()) if seen.any() else NAN
 
 
 def macro_f1_interval(y_true: Sequence[str], y_pred: Sequence[str], units: Sequence, confidence: float = 0.95,
-                      resamples: int = 200, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of macro-F1 from a bootstrap that resamples customers (seeded: reproducible)."""
-    n = len(y_true)  # integer codes: sklearn scores them several times faster than strings
-    codes = np.unique(np.concatenate([np.asarray(y_true, dtype=str), np.asarray(y_pred, dtype=str)]),
-                      return_inverse=True)[1]
-    truth, pred = codes[:n], codes[n:]
-    clusters = _Clusters(units)
-    if len(clusters.ids) < 2:
+                      resamples: int = 200, seed: int = 0, *, counts: Sequence[float] | None = None
+                      ) -> tuple[float, float]:
+    """Percentile interval of macro-F1 from a bootstrap that resamples customers (seeded: reproducible). A
+    resample's macro-F1 is that of the picked customers' confusion counts summed, each as often as picked,
+    which is sklearn's on their requests: one confusion matrix per customer instead of every request."""
+    truth, pred, k = _label_codes(y_true, y_pred)
+    customers = _codes(units)
+    groups = int(customers.max()) + 1 if len(customers) else 0
+    if groups < 2:
         return NAN, NAN
+    weights = np.ones(len(customers)) if counts is None else np.asarray(counts, dtype=float)
+    cells = pd.DataFrame({"c": customers, "cell": truth * k + pred, "n": weights}).groupby(["c", "cell"])["n"].sum()
+    owner, cell = (cells.index.get_level_values(i).to_numpy() for i in (0, 1))
+    count = cells.to_numpy()
 
     def statistic(picked: np.ndarray) -> float:
-        rows = clusters.take(picked)
-        return macro_f1(truth[rows], pred[rows])
+        weights = np.bincount(picked, minlength=groups)[owner] * count
+        return _f1_of_confusion(np.bincount(cell, weights=weights, minlength=k * k).reshape(k, k))
 
-    ci = _bootstrap((clusters.ids,), statistic, confidence, resamples, seed).confidence_interval
+    ci = _bootstrap((np.arange(groups),), statistic, confidence, resamples, seed).confidence_interval
     return float(ci.low), float(ci.high)
 
 
-def quantile_diff(values_a: Sequence[float], units_a: Sequence, values_b: Sequence[float], units_b: Sequence,
-                  q: float = 0.95, resamples: int = 200, seed: int = 0) -> Estimate:
-    """B's q-quantile minus A's (p95 latency) and its standard error from a bootstrap over customers."""
-    a, b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
-    ca, cb = _Clusters(units_a), _Clusters(units_b)
-    if not len(a) or not len(b):
-        return Estimate(NAN, NAN, len(ca.ids) + len(cb.ids), len(a) + len(b))
-    diff = float(np.quantile(b, q) - np.quantile(a, q))
-    if len(ca.ids) < 2 or len(cb.ids) < 2:
-        return Estimate(diff, NAN, len(ca.ids) + len(cb.ids), len(a) + len(b))
-
-    def statistic(picked_a: np.ndarray, picked_b: np.ndarray) -> float:
-        return float(np.quantile(b[cb.take(picked_b)], q) - np.quantile(a[ca.take(picked_a)], q))
-
-    result = _bootstrap((ca.ids, cb.ids), statistic, 0.95, resamples, seed)
-    return Estimate(diff, float(result.standard_error), len(ca.ids) + len(cb.ids), len(a) + len(b))
+def quantile_se(below: Sequence[float], counts: Sequence[float], units: Sequence, q: float,
+                quantiles: Callable[[list[float]], list[float]], z: float = 1.96) -> float:
+    """The standard error of a q-quantile of clustered requests by the delta method (Deng, Knoblich and Lu 2018):
+    the share of requests at or below the quantile (`below` of `counts` per customer) is a ratio metric with
+    cluster-robust standard error s, and the quantile's is (Q(q + z s) - Q(q - z s)) / 2z, `quantiles` giving
+    Q of the same requests (a density estimate with the sampling noise as its bandwidth)."""
+    share = cluster_mean(np.asarray(below, dtype=float) / np.asarray(counts, dtype=float), units, counts=counts)
+    if math.isnan(share.se):
+        return NAN
+    if share.se == 0:
+        return 0.0
+    low, high = quantiles([q - z * share.se, q + z * share.se])
+    return (high - low) / (2 * z)

@@ -25,20 +25,22 @@ on one source, the normal single-desk case, and that alone never blocks a promot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from analysis import covariate, guardrails
 from analysis.arms import outcomes
 from analysis.compare import compare
-from analysis.experiment import Analysis
 from analysis.fmt import interval, pct, pts
 from analysis.verdict import PROMOTE, Evidence, decide
 from ticket_ab.names import ARMS, SHADOW
-from ticket_ab.requestlog import latest_labels
 from ticket_ab.settings import ABSettings
+
+if TYPE_CHECKING:  # the experiment runs this check: importing it here would be a cycle
+    from analysis.experiment import Analysis
 
 UNNAMED = "(no source)"  # feedback rows written before the router recorded a source
 
@@ -49,22 +51,24 @@ class Rule:
 
     thresholds: ABSettings
     sequential: bool = True
-    scorer: covariate.Scorer | None = None
 
 
-def check(analysis: Analysis, feedback: pd.DataFrame, rule: Rule) -> dict[str, Any]:
-    """The label sources of the analysed period, each one's leave-out verdict, and the sources the
+def check(analysis: Analysis, rule: Rule, shares: pd.DataFrame,
+          without: Callable[[str], pd.DataFrame]) -> dict[str, Any]:
+    """The label sources of the analysed period (`shares`: labels per source and arm, `analysis.traffic.
+    source_shares`), each one's leave-out verdict on the cells `without(source)` gives, and the sources the
     verdict rests on (`deciding`): the summary's `label_sources`."""
-    labelled = labels_by_source(analysis.analysed, feedback)
-    total = int(len(labelled))
-    shares = labelled["source"].value_counts()
-    scored = _scored(analysis, rule) if len(shares) > 1 else analysis.analysed
+    mode = analysis.summary["mode"]
+    total = int(shares["labels"].sum())
+    per_arm_total = {"A": int(shares["a"].sum()), "B": int(shares["b"].sum())}
     rows = []
-    for source, count in shares.items():
-        per_arm = _per_arm(labelled, analysis.summary["mode"], source)
-        without = _without(analysis, scored, feedback, str(source), rule) if len(shares) > 1 else None
-        rows.append({"source": str(source), "labels": int(count), "share": count / total, "per_arm": per_arm,
-                     "majority": bool(count / total > 0.5), "without": without})
+    for row in shares.itertuples(index=False):
+        source, count = str(row.source), int(row.labels)
+        per_arm = {arm: _share(count if mode == SHADOW else int(getattr(row, arm.lower())),
+                               total if mode == SHADOW else per_arm_total[arm]) for arm in ARMS}
+        left_out = _without(analysis, without(source), rule) if len(shares) > 1 else None
+        rows.append({"source": source or UNNAMED, "labels": count, "share": count / total, "per_arm": per_arm,
+                     "majority": bool(count / total > 0.5), "without": left_out})
     full = analysis.summary["verdict"]["action"]
     for row in rows:
         row["decides"] = full == PROMOTE and row["without"] is not None and row["without"]["action"] != PROMOTE
@@ -74,42 +78,20 @@ def check(analysis: Analysis, feedback: pd.DataFrame, rule: Rule) -> dict[str, A
             "statement": statement(rows, full)}
 
 
-def labels_by_source(analysed: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
-    """The analysed period's labelled requests (`request_id`, `variant`) with the source of the label
-    that counts for each, by the join rule every label count uses (`latest_labels`)."""
-    labelled = analysed.loc[analysed["label"].notna(), ["request_id", "variant"]]
-    last, _ = latest_labels(feedback, set(labelled["request_id"]))
-    source = labelled["request_id"].map(last.set_index("request_id")["source"])
-    return labelled.assign(source=source.fillna("").replace("", UNNAMED))
+def _share(n: int, of: int) -> dict[str, float]:
+    return {"labels": n, "share": n / of if of else float("nan")}
 
 
-def _per_arm(labelled: pd.DataFrame, mode: str, source: str) -> dict[str, dict[str, float]]:
-    """The source's labels and share in each arm (in shadow mode both arms answer the same labelled tickets)."""
-    out = {}
-    for arm in ARMS:
-        rows = labelled if mode == SHADOW else labelled[labelled["variant"] == arm]
-        n = int((rows["source"] == source).sum())
-        out[arm] = {"labels": n, "share": n / len(rows) if len(rows) else float("nan")}
-    return out
-
-
-def _scored(analysis: Analysis, rule: Rule) -> pd.DataFrame:
-    """The analysed rows with the champion's confidence on every labelled ticket (CUPAC), scored once:
-    a leave-out's labelled tickets are among them."""
-    mode, champion = analysis.summary["mode"], analysis.summary["config"]["current"]["champion"]
-    return covariate.attach(analysis.analysed, mode, champion, rule.scorer)[0]
-
-
-def _without(analysis: Analysis, scored: pd.DataFrame, feedback: pd.DataFrame, source: str,
-             rule: Rule) -> dict[str, Any]:
-    """The verdict and the comparison on every label but `source`'s: the same rule on the same requests
-    (their SRM test does not depend on labels), the labels joined again without that source's rows."""
-    named = feedback["source"].fillna("").astype(str).str.strip().replace("", UNNAMED)
-    labels, _ = latest_labels(feedback.loc[named != source], set(scored["request_id"]))
-    rows = scored.assign(label=scored["request_id"].map(labels.set_index("request_id")["label"]))
+def _without(analysis: Analysis, cells: pd.DataFrame, rule: Rule) -> dict[str, Any]:
+    """The verdict and the comparison on every label but one source's (`cells`: the analysed labelled requests
+    with the label the other sources' feedback gives each, by the same join rule): the same rule on the same
+    requests, whose SRM test and serving guardrails do not depend on labels."""
     mode, th, srm = analysis.summary["mode"], rule.thresholds, analysis.summary["srm"]
-    c = compare(outcomes(rows, mode), mode, None, th, rule.sequential)
-    checks = guardrails.check(rows, mode, c["n_a"] + c["n_b"], th, rule.sequential)
+    if covariate.COLUMN in analysis.labelled and "rid" in cells:  # CUPAC's scores, per request, are reused
+        cells = cells.merge(analysis.labelled[["rid", covariate.COLUMN]], on="rid", how="left")
+    c = compare(outcomes(cells, mode), mode, None, th, rule.sequential)
+    looks = c["n_a"] + c["n_b"]
+    checks = analysis.serving + guardrails.topic_guardrails(cells, mode, looks, th, rule.sequential)
     verdict = decide(Evidence(n_a=c["n_a"], n_b=c["n_b"], diff=c["diff"], ci_low=c["ci_low"], ci_high=c["ci_high"],
                               needed_more=c["evidence"]["more_labelled"], srm_flagged=bool(srm["flagged"]),
                               srm_p=srm["p_value"], guardrails=checks, sequential=rule.sequential), th)

@@ -25,6 +25,7 @@ import pandas as pd
 from ticket_ab.dayfile import read_day_file
 from ticket_ab.logstore import COMPACTED_SUFFIX, FEEDBACK, REQUESTS, day_files, partitions
 from ticket_ab.logwriter import CRC, verify
+from ticket_ab.objectstore import LogPath, open_file
 
 REQUEST_COLUMNS = (
     "timestamp",  # UTC ISO 8601
@@ -59,7 +60,7 @@ _STAMP = len("2026-11-24T10:00:00.123+00:00")
 class LogRead:
     rows: pd.DataFrame
     malformed: int  # lines that were not a complete row of the expected shape
-    files: list[Path]
+    files: list[LogPath]
 
 
 @dataclass
@@ -69,7 +70,7 @@ class DayRead:
     frames: list[pd.DataFrame] = field(default_factory=list)  # the day file's rows (strings), if it has one
     groups: list[tuple[tuple[str, ...], list[bytes]]] = field(default_factory=list)  # each shard's header, rows
     dropped: list[bytes] = field(default_factory=list)  # heads of the lines that did not count (see _checked_lines)
-    files: list[Path] = field(default_factory=list)  # the files read
+    files: list[LogPath] = field(default_factory=list)  # the files read
     folded: set[str] = field(default_factory=set)  # shards the day file lists as folded into it
     vanished: bool = False  # a listed file was gone when it was opened
 
@@ -96,7 +97,7 @@ def read_log(root: str | Path, kind: str, columns: tuple[str, ...], since: Momen
     since, until = _utc(since), _utc(until)
     first, last = _stamp_key(since, up=False), _stamp_key(until, up=True)
     days = [read_day(folder, kind, columns, first, last)
-            for _, folder in partitions(Path(root), kind, _day(since), _day(until))]
+            for _, folder in partitions(root, kind, _day(since), _day(until))]
     frame, unparsed = string_rows(days, columns)
     malformed = unparsed + sum(len(day.dropped) for day in days)
     for column in NUMERIC:
@@ -116,7 +117,7 @@ def parse_stamps(stamps: pd.Series) -> pd.Series:
     return pd.to_datetime(stamps, utc=True, errors="coerce", format="ISO8601")
 
 
-def read_day(folder: Path, kind: str, columns: tuple[str, ...], first: bytes | None = None,
+def read_day(folder: LogPath, kind: str, columns: tuple[str, ...], first: bytes | None = None,
              last: bytes | None = None) -> DayRead:
     """One day folder's part of a read of [first, last] (router-format stamps, see `_stamp_key`).
 
@@ -133,7 +134,7 @@ def read_day(folder: Path, kind: str, columns: tuple[str, ...], first: bytes | N
         files = fresh
 
 
-def _read_files(files: list[Path], columns: tuple[str, ...], first: bytes | None, last: bytes | None) -> DayRead:
+def _read_files(files: list[LogPath], columns: tuple[str, ...], first: bytes | None, last: bytes | None) -> DayRead:
     """Read a day's files: the day file first, then each shard it does not list as folded into it."""
     day = DayRead()
     for file in files:
@@ -141,7 +142,8 @@ def _read_files(files: list[Path], columns: tuple[str, ...], first: bytes | None
             continue  # a leftover of a compaction cut short before it removed the shards
         try:
             if file.suffix == COMPACTED_SUFFIX:
-                compacted = read_day_file(file, columns)
+                with open_file(file) as source:  # a local path or an object-store file
+                    compacted = read_day_file(source, columns)
                 day.folded |= compacted.shards
                 day.frames.append(compacted.rows.loc[_considered(compacted.rows["timestamp"], first, last)])
                 day.dropped += _lines(compacted.dropped, first, last)[0]
@@ -244,7 +246,7 @@ def _spans(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return raw, np.concatenate(([0], ends + 1))[: len(ends)].astype(np.int64), ends
 
 
-def _checked_lines(file: Path, columns: tuple[str, ...], first: bytes | None = None,
+def _checked_lines(file: LogPath, columns: tuple[str, ...], first: bytes | None = None,
                    last: bytes | None = None) -> tuple[tuple[str, ...], list[bytes], list[bytes]]:
     """(the file's columns, the fields of each row whose checksum matches, the head of each line that did not).
 

@@ -73,6 +73,9 @@ class RouterSettings(BaseSettings):
                                  "in all (a worker scores about 3 M characters a second); more get 413")
 
 
+AutoMLEngine = Literal["local", "dask"]
+
+
 class TrainingSettings(BaseSettings):
     """PyCaret's model search and the quality gate."""
 
@@ -83,6 +86,12 @@ class TrainingSettings(BaseSettings):
                                description="candidate models (keys of retrain.ml.candidates, comma-separated)")
     automl_tune_min_rows: int = Field(3000, ge=0, description="tune the winner's regularisation (PyCaret "
                                       "tune_model) from this many training tickets; below, CV noise decides")
+    automl_engine: AutoMLEngine = Field("local", description="where PyCaret cross-validates the candidates: "
+                                        "`local` one after another in the training process, `dask` one task per "
+                                        "candidate on a dask.distributed cluster (PyCaret's Fugue backend; the time "
+                                        "budget then gates only tuning, as every candidate runs)")
+    automl_dask_scheduler: str = Field("", description="address of the dask.distributed scheduler (tcp://host:8786) "
+                                       "for automl_engine=dask; empty: a LocalCluster of this machine's cores")
     gate_margin: float = Field(0.01, ge=0.0, le=1.0,
                                description="a challenger may trail the champion's accuracy by at most this")
     reference_rows: int = Field(5000, ge=10,
@@ -244,6 +253,10 @@ class ABSettings(BaseSettings):
                                          "estimated from the earlier period (empirical Bayes, method of moments)")
     prior_days: int = Field(7, ge=0, description="the experiment DAG reads this many days before the experiment for "
                             "each customer's earlier accuracy (CUPED); 0: none")
+    cupac_max_scored: int = Field(200_000, ge=0, description="CUPAC scores at most this many labelled tickets with the "
+                                  "champion (about 0.35 ms each); a larger window is compared unadjusted, and says so")
+    memory_mb: int = Field(512, ge=64, description="memory the analysis' query engine (DuckDB) may hold; it spills the "
+                           "rest of a large window to a temporary folder")
 
 
 def _ramp(text: str) -> tuple[float, ...]:

@@ -11,6 +11,9 @@ would be cut down to its last step, which cannot read text: hence the wrapper.)
 
 The candidates span word and word+character n-grams, class weighting, linear models and a
 soft-voting ensemble; features are cached per fold (joblib) so each fold is vectorized once.
+With `engine="dask"` (TICKET_AB_AUTOML_ENGINE) the cross-validation fans out to a dask.distributed
+cluster instead, one task per candidate through PyCaret's Fugue backend (retrain.ml.cluster); the
+workers share no feature cache, and tuning and the final fit stay in this process.
 
 PyCaret logs to `logs.log` in the working directory, opened as soon as it is imported: the path is
 pointed at the null device before the import (unless PYCARET_CUSTOM_LOGGING_PATH is set), and
@@ -32,9 +35,11 @@ from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
 
 from retrain.ml.candidates import CANDIDATES, Candidate
+from retrain.ml.cluster import WholeFugueBackend, open_engine
 from retrain.ml.features import text_pipeline
 from ticket_ab.log import get_logger, kv
 from ticket_ab.schema import TEXT, TOPIC
+from ticket_ab.settings import AutoMLEngine
 
 os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 from pycaret.classification import ClassificationExperiment  # noqa: E402  (after the log path is set)
@@ -151,11 +156,15 @@ def select_model(
     budget_s: float = 180.0,
     tune_min_rows: int = 3000,
     seed: int = 0,
+    engine: AutoMLEngine = "local",
+    scheduler: str = "",
 ) -> AutoMLResult:
     """Cross-validate the candidates with PyCaret, tune the winner's strength, refit it with sklearn.
 
     Tuning needs `tune_min_rows` tickets: on fewer, cross-validated macro-F1 moves by more than the
     strengths of the grid differ, so the search would pick noise (and cost a dozen fits).
+    `engine="dask"` cross-validates the candidates on the dask.distributed cluster at `scheduler`
+    (see retrain.ml.cluster); tuning and the final fit stay here, the leaderboard is the same.
     """
     names = list(candidates or CANDIDATES)
     unknown = [n for n in names if n not in CANDIDATES]
@@ -164,10 +173,12 @@ def select_model(
     data = df[[TEXT, TOPIC]].reset_index(drop=True)
     check_trainable(data, folds)
     started = time.perf_counter()
-    log.info(kv("automl_select_start", rows=len(data), candidates=",".join(names), folds=folds, budget_s=budget_s))
+    log.info(kv("automl_select_start", rows=len(data), candidates=",".join(names), folds=folds, budget_s=budget_s,
+                engine=engine))
     with tempfile.TemporaryDirectory(prefix="automl-features-") as cache:
-        exp = _experiment(data, folds, seed)
-        leaderboard = _compare(exp, names, seed, cache, budget_s)
+        with open_engine(engine, scheduler) as parallel:  # before setup: an unreachable cluster fails fast
+            exp = _experiment(data, folds, seed)
+            leaderboard = _compare(exp, names, seed, cache, budget_s, parallel)
         winner, cv_f1 = str(leaderboard.loc[0, "candidate"]), float(leaderboard.loc[0, MACRO_F1])
         remaining_s = budget_s - (time.perf_counter() - started) if len(data) >= tune_min_rows else 0.0
         strength, tuning, cv_f1 = _tune(exp, winner, seed, cache, cv_f1, leaderboard, remaining_s)
@@ -182,21 +193,48 @@ def select_model(
     return AutoMLResult(pipeline, winner, leaderboard, cv_f1, select_seconds, fit_seconds, strength, tuning)
 
 
-def _compare(exp: ClassificationExperiment, names: list[str], seed: int, cache: str, budget_s: float) -> pd.DataFrame:
-    """PyCaret's leaderboard of the candidates, best first, with our candidate names."""
-    models = [TextModel(name, seed=seed, memory=cache) for name in names]
-    # n_select=0: rank only; the winner is refit once, after tuning, as a plain pipeline.
-    exp.compare_models(include=models, sort=MACRO_F1, n_select=0, budget_time=budget_s / 60.0, errors="ignore",
-                       verbose=False)
+def _compare(exp: ClassificationExperiment, names: list[str], seed: int, cache: str, budget_s: float,
+             parallel: WholeFugueBackend | None = None) -> pd.DataFrame:
+    """PyCaret's leaderboard of the candidates, best first, with our candidate names.
+
+    On a cluster (`parallel`) each worker sets the experiment up again and compares its own share of
+    the candidates: the cache directory is this machine's, so the workers get none.
+    """
+    models = [TextModel(name, seed=seed, memory=cache if parallel is None else None) for name in names]
+    # n_select=0: rank only; the winner is refit once, after tuning, as a plain pipeline. The Fugue
+    # backend refits every candidate on its worker whatever n_select says; asking for all of them back
+    # is what tells its rows apart (see _ranked).
+    fitted = exp.compare_models(include=models, sort=MACRO_F1, n_select=0 if parallel is None else len(models),
+                                budget_time=budget_s / 60.0, errors="ignore", verbose=False, parallel=parallel)
     leaderboard = exp.pull()
     if leaderboard is None or leaderboard.empty:
         raise AutoMLError("no candidate finished within the time budget; raise TICKET_AB_AUTOML_BUDGET_S")
-    leaderboard = leaderboard.copy()
-    leaderboard.insert(0, "candidate", [names[int(i)] for i in leaderboard.index])
-    leaderboard = leaderboard.reset_index(drop=True)
+    if parallel is None:
+        leaderboard = leaderboard.copy()
+        leaderboard.insert(0, "candidate", [names[int(i)] for i in leaderboard.index])
+        leaderboard = leaderboard.reset_index(drop=True)
+    else:
+        leaderboard = _ranked(leaderboard, fitted if isinstance(fitted, list) else [fitted], names)
     if leaderboard.loc[0, MACRO_F1] <= 0:
         raise AutoMLError(f"every candidate failed to fit: {', '.join(leaderboard['candidate'])}")
     return leaderboard
+
+
+def _ranked(leaderboard: pd.DataFrame, fitted: list[TextModel], names: list[str]) -> pd.DataFrame:
+    """The Fugue backend's leaderboard in the local one's shape, so both engines hand on the same frame.
+
+    Each worker numbers its own candidates from 0 (every row's index is "0"), and every row's Model is
+    "TextModel": a row is only known by the fitted model returned in its place. Rows arrive in a random
+    task order and are sorted unstably; the local loop's sort keeps the order of `names` among equal
+    scores (numpy sorts so few rows by insertion), and so does this one.
+    """
+    if len(fitted) != len(leaderboard):
+        raise AutoMLError(f"the dask engine returned {len(fitted)} models for {len(leaderboard)} leaderboard rows")
+    board = leaderboard.reset_index(drop=True)
+    board.insert(0, "candidate", [model.candidate for model in fitted])
+    ranked = board.assign(_position=board["candidate"].map(names.index)).sort_values(
+        [MACRO_F1, "_position"], ascending=[False, True], kind="mergesort")
+    return ranked.drop(columns="_position").reset_index(drop=True)
 
 
 def _tune(exp: ClassificationExperiment, winner: str, seed: int, cache: str, cv_f1: float,

@@ -83,7 +83,8 @@ def select_and_fit(data: pd.DataFrame, holdout: pd.DataFrame | None, holdout_fra
     training = settings.training
     selection = select_model(train, candidates=training.candidate_models, folds=training.automl_folds,
                              budget_s=training.automl_budget_s, tune_min_rows=training.automl_tune_min_rows,
-                             seed=settings.seed)
+                             seed=settings.seed, engine=training.automl_engine,
+                             scheduler=training.automl_dask_scheduler)
     progress(f"PyCaret picked '{selection.winner}' (cv macro-F1 {selection.cv_macro_f1:.4f}) "
              f"in {selection.select_seconds:.1f} s")
     return train, holdout, selection

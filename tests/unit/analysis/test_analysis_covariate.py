@@ -56,18 +56,29 @@ def _scorer(calls: list):
     return score
 
 
+def _texts(rids):
+    return [f"text {r}" for r in rids]
+
+
 def test_attach_scores_every_labelled_ticket_with_the_period_champion():
-    rows = pd.DataFrame({"label": ["a", None, "b"], "text": ["x", "y", "z"]})
+    rows = pd.DataFrame({"label": ["a", None, "b"], "rid": [1, 2, 3]})
     calls = []
-    scored, note = covariate.attach(rows, SPLIT, "3", _scorer(calls))
-    assert note is None and calls == [("3", 2)]
+    scored, note = covariate.attach(rows, SPLIT, "3", _scorer(calls), _texts, 10)
+    assert note is None and calls == [("3", 0), ("3", 2)]  # the champion is loaded before any text is read
     assert scored[covariate.COLUMN].isna().tolist() == [False, True, False]
 
 
 def test_attach_leaves_shadow_mode_and_missing_scorers_alone():
-    rows = pd.DataFrame({"label": ["a"], "text": ["x"]})
-    assert covariate.attach(rows, SHADOW, "3", _scorer([]))[0] is rows
-    assert covariate.attach(rows, SPLIT, "3", None) == (rows, None)
+    rows = pd.DataFrame({"label": ["a"], "rid": [1]})
+    assert covariate.attach(rows, SHADOW, "3", _scorer([]), _texts, 10)[0] is rows
+    assert covariate.attach(rows, SPLIT, "3", None, _texts, 10) == (rows, None)
+
+
+def test_more_labelled_tickets_than_the_cap_are_not_scored_and_the_note_says_so():
+    rows = pd.DataFrame({"label": ["a", "b", "c"], "rid": [1, 2, 3]})
+    calls = []
+    scored, note = covariate.attach(rows, SPLIT, "3", _scorer(calls), _texts, 2)
+    assert scored is rows and calls == [] and "3 labelled tickets to score exceed" in note
 
 
 def test_a_champion_that_cannot_be_scored_gives_an_unadjusted_comparison_and_a_note(ab_logs):
@@ -80,7 +91,7 @@ def test_a_champion_that_cannot_be_scored_gives_an_unadjusted_comparison_and_a_n
     assert not s["comparison"]["adjustment"]["applied"]
     assert any("no CUPAC adjustment" in n and "champion v3 could not be loaded" in n for n in s["notes"])
     plain = analyse(requests, feedback, thresholds=ABSettings(resamples=50)).summary
-    assert s["comparison"]["diff"] == plain["comparison"]["diff"]
+    assert s["comparison"]["diff"] == pytest.approx(plain["comparison"]["diff"])
 
 
 def test_the_report_names_the_adjustment_and_what_it_removed(ab_logs):

@@ -3,7 +3,10 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
+import statsmodels.api as sm
+from scipy.stats import bootstrap
 from sklearn.metrics import f1_score
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
@@ -55,23 +58,52 @@ def test_an_arm_accuracy_interval_is_statsmodels_wilson_on_the_effective_sample(
 def test_macro_f1_is_sklearns_and_its_customer_bootstrap_widens_with_clustering():
     rng = np.random.default_rng(3)
     truth = rng.choice(list("abcde"), 600)
-    pred = np.where(rng.random(600) < 0.75, truth, rng.choice(list("abcdef"), 600))
+    customers = np.arange(600) // 20  # 30 customers, each answered well or badly
+    pred = np.where(rng.random(600) < rng.choice([0.5, 0.95], 30)[customers], truth, rng.choice(list("abcdef"), 600))
     assert inference.macro_f1(truth, pred) == pytest.approx(f1_score(truth, pred, average="macro", zero_division=0))
     low, high = inference.macro_f1_interval(truth, pred, np.arange(600), resamples=100)
     assert low < inference.macro_f1(truth, pred) < high
     assert inference.macro_f1_interval(truth, pred, np.arange(600), resamples=100) == (low, high)  # seeded
-    c_low, c_high = inference.macro_f1_interval(truth, pred, np.arange(600) // 20, resamples=100)
-    assert c_high - c_low > high - low  # 30 customers of 20 tickets each: less information
+    c_low, c_high = inference.macro_f1_interval(truth, pred, customers, resamples=100)
+    assert c_high - c_low > high - low  # 30 customers of 20 alike tickets each: less information
     assert math.isnan(inference.macro_f1([], []))
 
 
-def test_quantile_difference_is_numpys_with_a_bootstrap_error():
+def test_a_quantiles_delta_method_error_is_a_customer_bootstraps():
     rng = np.random.default_rng(1)
-    a, b = rng.lognormal(2.5, 0.3, 800), rng.lognormal(2.8, 0.3, 800)
-    est = inference.quantile_diff(a, np.arange(800) // 4, b, np.arange(800) // 4, 0.95, resamples=100)
-    assert est.value == pytest.approx(np.quantile(b, 0.95) - np.quantile(a, 0.95))
-    assert 0 < est.se < est.value
-    assert math.isnan(inference.quantile_diff([], [], b, np.arange(800)).value)
+    units = np.repeat(np.arange(400), 6)
+    latency = rng.lognormal(2.5, 0.3, len(units)) * rng.lognormal(0, 0.4, 400)[units]  # customers differ
+    at = np.quantile(latency, 0.95)
+    cells = pd.DataFrame({"unit": units, "below": latency <= at}).groupby("unit")["below"].agg(["sum", "count"])
+    se = inference.quantile_se(cells["sum"], cells["count"], cells.index, 0.95,
+                               lambda qs: list(np.quantile(latency, np.clip(qs, 0, 1))))
+    order = np.argsort(units, kind="stable")
+    per_customer = latency[order].reshape(400, 6)
+    boot = bootstrap((np.arange(400),), lambda picked: np.quantile(per_customer[picked], 0.95), n_resamples=400,
+                     vectorized=False, random_state=np.random.default_rng(0)).standard_error
+    assert se == pytest.approx(boot, rel=0.3)
+    assert inference.quantile_se([5], [5], ["x"], 0.95, lambda qs: qs) != inference.quantile_se([5], [5], ["x"], 0.95,
+                                                                                                 lambda qs: qs)  # nan
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_cluster_sandwich_is_statsmodels_and_frequency_rows_give_the_same(weighted):
+    rng = np.random.default_rng(3)
+    n = 3000
+    units = rng.integers(0, 300, n)
+    x = rng.normal(size=n)
+    design = np.column_stack([np.ones(n), rng.random(n) < 0.5, x, x * (rng.random(n) < 0.5)])
+    y = (rng.random(n) < 0.6 + 0.1 * design[:, 1]).astype(float)
+    w = rng.uniform(0.2, 1.0, n) if weighted else None
+    model = sm.WLS(y, design, weights=w) if weighted else sm.OLS(y, design)
+    fit = model.fit(cov_type="cluster", cov_kwds={"groups": units})
+    params, bse = inference._fit(y, design, units, w)
+    assert np.allclose(params, fit.params) and np.allclose(bse, fit.bse)
+    cells = pd.DataFrame({"u": units, "b": design[:, 1], "y": y}).value_counts().reset_index()  # no covariate
+    by_row = inference.cluster_diff(y, design[:, 1].astype(bool), units)
+    by_cell = inference.cluster_diff(cells["y"], cells["b"].astype(bool), cells["u"], counts=cells["count"])
+    assert by_cell.value == pytest.approx(by_row.value) and by_cell.se == pytest.approx(by_row.se)
+    assert by_cell.n == by_row.n == n
 
 
 def test_undefined_estimates_are_nan_not_errors():

@@ -10,9 +10,11 @@ import pytest
 import statsmodels.formula.api as smf
 from experiment_logs import LogSpec, Phase
 
-from analysis import covariate, inference
+from analysis import covariate, inference, traffic
 from analysis.compare import compare
 from analysis.experiment import analyse
+from analysis.prepare import Prepared
+from ticket_ab import logscan
 from ticket_ab.names import SPLIT
 from ticket_ab.requestlog import read_feedback, read_requests
 from ticket_ab.settings import ABSettings
@@ -152,10 +154,15 @@ def test_with_prior_reads_only_champion_rows_before_the_experiment():
                                      "2026-01-01T03:00", "2026-01-01T04:00"], utc=True),
         "unit": ["a", "b", "a", "a", "b"], "variant": ["A", "A", "A", "A", "B"], "topic": ["x", "", "x", "x", "y"],
         "label": ["x", "x", None, "y", "x"], "period": ["old", "old", "old", "new", "new"]})
-    analysed = window[window["period"] == "new"]
-    before = covariate.earlier(window, analysed)
+    with logscan.connect(256) as con:
+        con.register("window_rows", window.assign(ts=window["timestamp"], ord=range(len(window))))
+        con.execute("CREATE TEMP VIEW win AS SELECT * FROM window_rows")
+        con.execute("CREATE TEMP TABLE an_steps AS SELECT 'new' AS period")
+        before = traffic.earlier(Prepared(con))
+        con.execute("UPDATE an_steps SET period = 'old'")
+        nothing = traffic.earlier(Prepared(con))
     assert before["unit"].tolist() == ["a"] and before["right"].tolist() == [True]  # unanswered and unlabelled out
     outcomes = pd.DataFrame({"unit": ["a", "b"], "in_b": [False, True], "right": [False, True]})
-    rows = covariate.with_prior(outcomes, window, analysed, SPLIT, 10.0)
+    rows = covariate.with_prior(outcomes, before, SPLIT, 10.0)
     assert rows[covariate.PRIOR].tolist() == [1.0, 1.0] and rows[covariate.PRIOR_N].tolist() == [1, 0]
-    assert covariate.with_prior(outcomes, window, window, SPLIT, 10.0) is outcomes  # nothing before: unchanged
+    assert nothing.empty and covariate.with_prior(outcomes, nothing, SPLIT, 10.0) is outcomes  # nothing before

@@ -8,8 +8,10 @@ import pytest
 from experiment_logs import LogSpec, Phase
 from logfiles import append_rows
 
-from analysis import analysis, experiment, sources
+from analysis import analysis, experiment, sources, traffic
+from analysis.prepare import prepare
 from analysis.verdict import PROMOTE
+from ticket_ab import logscan
 from ticket_ab.requestlog import FEEDBACK_COLUMNS, read_feedback, read_requests
 from ticket_ab.settings import ABSettings
 
@@ -28,7 +30,7 @@ def _analysed(logs) -> tuple[experiment.Analysis, dict]:
     """The analysis and its label sources, as analysis.py's `load` makes them (without the files)."""
     feedback = read_feedback(logs).rows
     result = experiment.analyse(read_requests(logs).rows, feedback, thresholds=QUICK)
-    return result, sources.check(result, feedback, sources.Rule(QUICK))
+    return result, result.summary["label_sources"]
 
 
 def test_replay_a_source_swaying_the_labels_decides_the_verdict_and_its_promotion_is_refused_by_name(ab_logs):
@@ -128,13 +130,26 @@ def test_a_source_with_most_labels_is_marked_and_a_real_gain_holds_without_it(ab
 
 
 def test_shares_per_arm_follow_the_join_rule_the_last_label_of_a_request_counts():
-    analysed = pd.DataFrame({"request_id": ["r1", "r2", "r3", "r4"], "variant": ["A", "A", "B", "B"],
-                             "label": ["email", "email", "access", None]})
+    requests = pd.DataFrame({"timestamp": pd.to_datetime(["2026-01-01T09:00Z"] * 4), "request_id": ["r1", "r2", "r3",
+                                                                                                     "r4"],
+                             "variant": ["A", "A", "B", "B"], "topic": "email", "mode": "split", "split_b": "0.5",
+                             "customer_id": ["c1", "c2", "c3", "c4"]})
     feedback = pd.DataFrame({"timestamp": pd.to_datetime(["2026-01-01T10:00Z", "2026-01-01T11:00Z",
                                                           "2026-01-01T10:00Z", "2026-01-01T10:00Z",
                                                           "2026-01-01T10:00Z"]),
                              "request_id": ["r1", "r1", "r2", "r3", "r9"], "label": ["access", "email", "email",
                                                                                       "access", "email"],
                              "source": ["x", "y", "", "x", "x"]})
-    labelled = sources.labels_by_source(analysed, feedback)
-    assert labelled.set_index("request_id")["source"].to_dict() == {"r1": "y", "r2": sources.UNNAMED, "r3": "x"}
+    with logscan.connect(256) as con:
+        logscan.frames(con, requests, feedback)
+        prepared = prepare(con, None)
+        traffic.window(prepared, None)
+        traffic.analysed(prepared, list(traffic.periods(prepared)["key"]), [])
+        traffic.labels(prepared, traffic.sources(prepared))
+        by_request = prepared.frame("SELECT request_id, source, COLUMNS('without_.*') FROM lab_rows").set_index(
+            "request_id")
+        names = traffic.sources(prepared)
+    by_request = by_request.rename(columns={f"without_{i}": f"without:{n}" for i, n in enumerate(names)})
+    assert by_request["source"].replace("", sources.UNNAMED).to_dict() == {"r1": "y", "r2": sources.UNNAMED, "r3": "x"}
+    assert by_request["without:y"].to_dict() == {"r1": "access", "r2": "email", "r3": "access"}  # x's earlier label
+    assert pd.isna(by_request.loc["r3", "without:x"]) and by_request.loc["r1", "without:x"] == "email"

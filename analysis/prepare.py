@@ -1,0 +1,196 @@
+"""The window prepared in DuckDB: every request cleaned, its models in service and period named, its label joined.
+
+The definitions are `analysis.experiment`'s (read its docstring); this module carries them out in SQL
+so a window of tens of millions of requests is read out of core and only aggregates reach pandas:
+
+- requests are taken from `since` on, in time order (ties: log order), one row per request id (a
+  client retry logs a request twice: the first row counts);
+- a row's assignment unit is its customer, else its ticket, else the request;
+- a row's champion is the version the champion last answered with at or before it (before its first
+  answer: that first one), its challenger the version the challenger last answered with (shadow rows
+  carry it), given the champion-only rows just before a new challenger's first answer when that run is
+  short enough to be chance at the split (`LEAD_IN_P`), and none when it equals the champion;
+- a row's period is its mode, split (split mode), champion and challenger;
+- its label is the last feedback for its request id (by time, then log order), blank rows not counted.
+
+The "last version at or before" runs are computed per minute of traffic: a minute
+whose rows see one version that the previous minutes already saw keeps it for every row, and only the few
+minutes where a version changes are worked out row by row, so no sort of the whole window is needed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ticket_ab.names import SHADOW, SPLIT
+from ticket_ab.requestlog import ANONYMOUS
+
+SHADOW_SHARE = 0.9  # how reliably a shadow row carries the challenger's answer, for the lead-in rule
+LEAD_IN_P = 0.001  # champion-only rows before a challenger's first answer: longer than chance -> not its test
+ORDER = "ts, ord"  # time order; `ord` breaks ties in log order (see `ticket_ab.logscan`)
+_SPACE = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"  # what Python's str.strip() strips (ASCII)
+
+
+@dataclass
+class Prepared:
+    """The connection holding table `w` (the window: one row per request, cleaned, with `champion`,
+    `challenger`, `period`, `label`, `source`) and the counts of what was set aside on the way."""
+
+    con: duckdb.DuckDBPyConnection
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def frame(self, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """A (small) query result as a frame."""
+        return self.con.execute(sql, params or []).df()
+
+    def value(self, sql: str, params: list[Any] | None = None) -> Any:
+        return self.con.execute(sql, params or []).fetchone()[0]
+
+
+def prepare(con: duckdb.DuckDBPyConnection, since: pd.Timestamp | None) -> Prepared:
+    """Table `w` from the views `raw_requests` and `raw_feedback` (`ticket_ab.logscan`), from `since` on."""
+    prepared = Prepared(con)
+    where = "ts IS NULL" + (f" OR ts >= '{since.isoformat()}'::TIMESTAMPTZ" if since is not None else " OR true")
+    con.execute(f"""CREATE OR REPLACE TABLE req_typed AS SELECT ts, ord, request_id,
+        CASE WHEN customer_id <> '' THEN customer_id WHEN ticket_id <> '' THEN ticket_id ELSE request_id END AS unit,
+        variant, model_version, shadow_version, shadow_topic, topic, fallback,
+        CASE WHEN mode IN ('{SPLIT}', '{SHADOW}') THEN mode ELSE '{SPLIT}' END AS mode,
+        round(try_cast(split_b AS DOUBLE), 6) AS split_b, try_cast(latency_ms AS DOUBLE) AS latency_ms,
+        CASE WHEN integration <> '' THEN integration ELSE '{ANONYMOUS}' END AS integration,
+        (variant = 'B' AND fallback = '' AND topic <> '') AS by_ch, epoch_ms(ts) // 60000 AS minute
+        FROM raw_requests WHERE {where}""")
+    con.execute("CHECKPOINT")
+    prepared.counts["unreadable_stamps"] = int(prepared.value("SELECT count(*) FROM req_typed WHERE ts IS NULL"))
+    con.execute(f"""CREATE OR REPLACE TABLE dropped AS SELECT ts, ord FROM (
+        SELECT ts, ord, row_number() OVER (PARTITION BY request_id ORDER BY {ORDER}) AS k FROM req_typed
+        WHERE ts IS NOT NULL AND request_id IN (SELECT request_id FROM req_typed WHERE request_id <> ''
+                             AND ts IS NOT NULL GROUP BY request_id HAVING count(*) > 1)) WHERE k > 1""")
+    con.execute("""CREATE OR REPLACE TEMP VIEW req_kept AS SELECT * FROM req_typed ANTI JOIN dropped USING (ts, ord)
+                   WHERE ts IS NOT NULL""")
+    _labels(prepared, where)
+    exact, lead, buckets = _versions(prepared)
+    con.register("bucket_versions", buckets)
+    joins = {"e": exact, "li": lead}
+    for alias, frame in joins.items():
+        if len(frame):
+            con.register(f"versions_{alias}", frame)
+    champion = "coalesce(e.champion, b.champion)" if len(exact) else "b.champion"
+    present = [a for a, f in reversed(joins.items()) if len(f)]
+    challenger = "coalesce(" + "".join(f"{a}.challenger, " for a in present) + "b.challenger)"
+    extra = " ".join(f"LEFT JOIN versions_{a} {a} USING (ts, ord)" for a, f in joins.items() if len(f))
+    con.execute(f"""CREATE OR REPLACE TABLE w AS SELECT *,
+        mode || ':' || CASE WHEN mode = '{SPLIT}' THEN coalesce(CAST(split_b AS VARCHAR), '') ELSE '' END
+            || ':A' || champion || ':B' || challenger AS period FROM (
+        SELECT * EXCLUDE (challenger), CASE WHEN challenger = champion THEN '' ELSE challenger END AS challenger FROM (
+        SELECT r.* EXCLUDE (minute, by_ch), CAST({champion} AS VARCHAR) AS champion,
+            CAST({challenger} AS VARCHAR) AS challenger, l.label, l.source, l.n AS label_rows
+        FROM req_kept r JOIN bucket_versions b USING (minute) {extra} LEFT JOIN lab l USING (request_id)))""")
+    for name in ("bucket_versions", *(f"versions_{a}" for a, f in joins.items() if len(f))):
+        con.unregister(name)
+    con.execute("CHECKPOINT")
+    _counts(prepared)
+    return prepared
+
+
+def _labels(prepared: Prepared, where: str) -> None:
+    """Table `lab`: each request id's last non-blank label and its source (and how many rows it had)."""
+    con = prepared.con
+    con.execute(f"""CREATE OR REPLACE TABLE fb AS SELECT ts, ord, request_id,
+        trim(label, {_SPACE}) AS label, trim(source, {_SPACE}) AS source
+        FROM raw_feedback WHERE ts IS NOT NULL AND ({where})""")
+    con.execute(f"""CREATE OR REPLACE TABLE lab AS SELECT request_id, arg_max(label, ({ORDER})) AS label,
+        arg_max(source, ({ORDER})) AS source, count(*) AS n FROM fb WHERE label <> '' AND request_id <> ''
+        GROUP BY request_id""")
+    prepared.counts |= {"feedback_rows": int(prepared.value("SELECT count(*) FROM fb")),
+                        "blank": int(prepared.value("SELECT count(*) FROM fb WHERE label = '' OR request_id = ''")),
+                        "unreadable_feedback_stamps": int(prepared.value(
+                            "SELECT count(*) FROM raw_feedback WHERE ts IS NULL"))}
+
+
+def _counts(prepared: Prepared) -> None:
+    """Where feedback went: matched to a request (its superseded rows), or unknown (no such request read)."""
+    matched, labelled_rows = prepared.con.execute(
+        "SELECT count(label), coalesce(sum(label_rows), 0) FROM w").fetchone()
+    total = int(prepared.value("SELECT coalesce(sum(n), 0) FROM lab"))
+    prepared.counts |= {"superseded": int(labelled_rows) - int(matched), "unknown_request": total - int(labelled_rows),
+                        "requests": int(prepared.value("SELECT count(*) FROM w"))}
+
+
+def _versions(prepared: Prepared) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Row by row for the minutes in which a version changes (keyed by ts and ord), the lead-in rows' challenger,
+    and each other minute's champion and challenger."""
+    buckets = prepared.frame(f"""SELECT minute,
+        count(DISTINCT cand) AS nc, arg_min(cand, ({ORDER})) AS first_c, arg_max(cand, ({ORDER})) AS last_c,
+        count(DISTINCT seen) AS ns, arg_min(seen, ({ORDER})) AS first_s, arg_max(seen, ({ORDER})) AS last_s
+        FROM (SELECT minute, ts, ord, CASE WHEN NOT by_ch AND model_version <> '' THEN model_version END AS cand,
+                     nullif(CASE WHEN by_ch THEN model_version ELSE shadow_version END, '') AS seen FROM req_kept)
+        GROUP BY minute ORDER BY minute""")
+    carried_c = buckets["last_c"].ffill().shift()
+    carried_s = buckets["last_s"].ffill().shift()
+    first_any = buckets["first_c"].dropna()
+    bfill = first_any.iloc[0] if len(first_any) else ""
+    change = ((buckets["nc"] >= 2) | ((buckets["nc"] == 1) & carried_c.notna() & (buckets["first_c"] != carried_c))
+              | (buckets["ns"] >= 2) | ((buckets["ns"] == 1) & (buckets["first_s"] != carried_s.fillna(""))))
+    values = pd.DataFrame({"minute": buckets["minute"], "champion": carried_c.fillna(bfill).astype(str),
+                           "challenger": carried_s.fillna("").astype(str)})
+    exact = _exact_rows(prepared, buckets.loc[change, "minute"].tolist(), carried_c[change], carried_s[change], bfill)
+    lead = _lead_in(prepared, exact, dict(zip(buckets["minute"], carried_s.fillna(""), strict=True)))
+    return exact.drop(columns=["minute", "by_ch"]), lead, values
+
+
+def _exact_rows(prepared: Prepared, minutes: list[int], carried_c: pd.Series, carried_s: pd.Series,
+                bfill: str) -> pd.DataFrame:
+    """Row by row, the minutes in which a version changes: the last version seen, from the one carried in."""
+    columns = ["ts", "ord", "minute", "by_ch", "champion", "challenger"]
+    if not minutes:
+        return pd.DataFrame(columns=columns)
+    prepared.con.register("change_minutes", pd.DataFrame({"minute": minutes}))
+    rows = prepared.frame(f"""SELECT ts, ord, minute, by_ch,
+        CASE WHEN NOT by_ch AND model_version <> '' THEN model_version END AS cand,
+        nullif(CASE WHEN by_ch THEN model_version ELSE shadow_version END, '') AS seen
+        FROM req_kept SEMI JOIN change_minutes USING (minute) ORDER BY {ORDER}""")
+    prepared.con.unregister("change_minutes")
+    start_c = dict(zip(minutes, carried_c, strict=True))
+    start_s = dict(zip(minutes, carried_s, strict=True))
+    first = rows.groupby("minute").cumcount() == 0
+    rows["cand"] = rows["cand"].where(rows["cand"].notna() | ~first, rows["minute"].map(start_c))
+    rows["seen"] = rows["seen"].where(rows["seen"].notna() | ~first, rows["minute"].map(start_s))
+    champion = rows.groupby("minute")["cand"].ffill()
+    later = champion.isna()  # before any champion answer in the window: the first one's version
+    rows["champion"] = champion.where(~later, rows.groupby("minute")["cand"].bfill()).fillna(bfill)
+    rows["challenger"] = rows.groupby("minute")["seen"].ffill().fillna("")
+    return rows[columns]
+
+
+def _lead_in(prepared: Prepared, exact: pd.DataFrame, carried_s: dict[int, str]) -> pd.DataFrame:
+    """The lead-in rows: a new challenger gets the champion-only rows just before its first answer when that
+    run is shorter than chance at the share B was getting (LEAD_IN_P) would allow (`ts`, `ord`, `challenger`)."""
+    found: dict[tuple[Any, Any], str] = {}
+    if not exact.empty:
+        previous = exact.groupby("minute")["challenger"].shift()
+        previous = previous.where(previous.notna(), exact["minute"].map(carried_s)).fillna("")
+        for first in exact[(exact["challenger"] != "") & (exact["challenger"] != previous)].itertuples(index=False):
+            for key in _run_before(prepared, first):
+                found[key] = first.challenger  # a later challenger's lead-in wins, as the rows are in order
+    return pd.DataFrame({"ts": [k[0] for k in found], "ord": [k[1] for k in found], "challenger": list(found.values())})
+
+
+def _run_before(prepared: Prepared, first: Any) -> list[tuple[Any, Any]]:
+    """The keys of the unanswered rows just before `first`, when there are fewer than chance would allow."""
+    share = prepared.value(f"SELECT CASE WHEN mode = '{SPLIT}' THEN split_b ELSE {SHADOW_SHARE} END FROM req_kept "
+                           "WHERE ts = $ts AND ord = $ord", {"ts": first.ts, "ord": first.ord})
+    p = float(share) if share is not None and not math.isnan(share) else 0.0
+    longest = int(math.log(LEAD_IN_P) / math.log(1 - p)) if 0 < p < 1 else 0
+    if not longest:
+        return []
+    before = prepared.frame(f"""SELECT ts, ord, by_ch FROM req_kept WHERE (ts, ord) < ($ts, $ord)
+        ORDER BY ts DESC, ord DESC LIMIT {longest + 1}""", {"ts": first.ts, "ord": first.ord})
+    answered = np.flatnonzero(before["by_ch"].to_numpy())
+    run = int(answered[0]) if len(answered) else len(before)
+    return list(zip(before["ts"][:run], before["ord"][:run], strict=True)) if 0 < run <= longest else []

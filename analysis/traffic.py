@@ -1,0 +1,312 @@
+"""The window's traffic in SQL: periods, arms, latency, serving failures, the figure's series; pandas gets aggregates.
+
+Everything here reads table `w` of `analysis.prepare` through two views: `win`, the window (from
+`since`, authenticated requests only once any is), and `an`, the analysed requests (the current
+experiment's periods, without an integration the sample-ratio check left out, without crossover
+customers). Row-level definitions are `analysis.experiment`'s and `analysis.arms`'; only the
+labelled requests of the comparison come back as rows (`labelled`), one per labelled request, with
+their strings as shared categories so a window of millions stays small.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.prepare import ORDER, Prepared
+from ticket_ab.names import ARMS, SHADOW, SPLIT
+from ticket_ab.requestlog import ANONYMOUS
+
+QUANTILES = (50, 95, 99)
+BUCKETS = ((0.1, "100ms"), (0.25, "250ms"), (0.5, "500ms"), (1, "1s"), (5, "5s"), (10, "10s"), (30, "30s"),
+           (60, "1min"), (300, "5min"), (900, "15min"), (3600, "1h"), (6 * 3600, "6h"), (86400, "1D"))
+
+
+def bucket_seconds(span: pd.Timedelta) -> tuple[float, str]:
+    """A round bucket width (seconds, name) giving roughly 20-60 points over the window."""
+    seconds = max(span.total_seconds(), 0.1)
+    for width, name in BUCKETS:
+        if seconds / width <= 60:
+            return width, name
+    return 7 * 86400, "7D"
+
+
+def window(prepared: Prepared, since: pd.Timestamp | None) -> int:
+    """View `win` (the window's requests, authenticated only once any is); the anonymous requests left out."""
+    after = f"ts >= '{since.isoformat()}'::TIMESTAMPTZ" if since is not None else "true"
+    prepared.con.execute(f"CREATE OR REPLACE TEMP VIEW win_all AS SELECT * FROM w WHERE {after}")
+    authenticated = prepared.value(f"SELECT bool_or(integration <> '{ANONYMOUS}') FROM win_all")
+    keep = f"integration <> '{ANONYMOUS}'" if authenticated else "true"
+    prepared.con.execute(f"CREATE OR REPLACE TEMP VIEW win AS SELECT * FROM win_all WHERE {keep}")
+    return int(prepared.value(f"SELECT count(*) FROM win_all WHERE NOT ({keep})"))
+
+
+def answer_sql(arm: str, mode: str) -> tuple[str, str, str]:
+    """(which rows arm `arm` answered, its answer, its model version) as SQL over a period's rows."""
+    if mode == SHADOW:
+        return ("topic <> ''", "topic", "model_version") if arm == "A" else (
+            "shadow_topic <> ''", "shadow_topic", "shadow_version")
+    return f"variant = '{arm}' AND topic <> '' AND fallback = ''", "topic", "model_version"
+
+
+def assigned_sql(arm: str, mode: str) -> tuple[str, str]:
+    """(arm `arm`'s labelled requests by intention-to-treat, the answer they got) as SQL (`_assigned`)."""
+    if mode == SPLIT:
+        return f"label IS NOT NULL AND variant = '{arm}'", "topic"
+    tried = "label IS NOT NULL AND topic <> '' AND (shadow_topic <> '' OR fallback <> '')"
+    return tried, "topic" if arm == "A" else "shadow_topic"
+
+
+def periods(prepared: Prepared) -> pd.DataFrame:
+    """One row per configuration of the window, in order of first use, with its counts and its arms'
+    labelled answers and accuracy."""
+    per_arm = []
+    for arm in ARMS:
+        parts = {m: answer_sql(arm, m) for m in (SPLIT, SHADOW)}
+        answered = (f"CASE WHEN mode = '{SHADOW}' THEN ({parts[SHADOW][0]}) ELSE ({parts[SPLIT][0]}) END "
+                    "AND label IS NOT NULL")
+        answer = f"CASE WHEN mode = '{SHADOW}' THEN {parts[SHADOW][1]} ELSE {parts[SPLIT][1]} END"
+        per_arm.append(f"count(*) FILTER ({answered}) AS labelled_{arm}, "
+                       f"avg(CAST({answer} = label AS DOUBLE)) FILTER ({answered}) AS accuracy_{arm}")
+    return prepared.frame(f"""SELECT period AS key, arg_min(mode, ({ORDER})) AS mode,
+        arg_min(split_b, ({ORDER})) AS split_b, arg_min(champion, ({ORDER})) AS champion,
+        arg_min(challenger, ({ORDER})) AS challenger, min(ts) AS start, max(ts) AS "end", count(*) AS requests,
+        count(*) FILTER (variant = 'B') AS requests_b, {', '.join(per_arm)}, min(({ORDER})) AS first
+        FROM win GROUP BY period ORDER BY first""")
+
+
+def assignment_units(prepared: Prepared, period: str) -> pd.DataFrame:
+    """The period's distinct (unit, variant, integration) with its mode: what the sample-ratio test counts."""
+    return prepared.frame("SELECT DISTINCT unit, variant, integration, mode FROM win WHERE period = $p",
+                          {"p": period})
+
+
+def current(prepared: Prepared) -> str:
+    """The period of the latest request with a challenger (or of the latest request, when none had one)."""
+    return prepared.value(f"SELECT coalesce(arg_max(period, ({ORDER})) FILTER (challenger <> ''), "
+                          f"arg_max(period, ({ORDER}))) FROM win")
+
+
+def analysed(prepared: Prepared, steps: list[str], excluded: list[str]) -> dict[str, int]:
+    """View `an`: the requests of the experiment's `steps` without the `excluded` integrations and without the
+    customers served by both arms within one step (crossover); how many customers and requests those were."""
+    con = prepared.con
+    con.execute("CREATE OR REPLACE TABLE an_steps AS SELECT unnest($s::VARCHAR[]) AS period", {"s": steps})
+    con.execute("CREATE OR REPLACE TABLE an_excluded AS SELECT unnest($e::VARCHAR[]) AS integration",
+                {"e": excluded or ["\x00"]})
+    con.execute("""CREATE OR REPLACE TEMP VIEW an_all AS SELECT * FROM win SEMI JOIN an_steps USING (period)
+                   ANTI JOIN an_excluded USING (integration)""")
+    con.execute(f"""CREATE OR REPLACE TABLE an_crossed AS SELECT period, unit FROM an_all
+        WHERE variant IN ('A', 'B') AND mode <> '{SHADOW}' GROUP BY period, unit HAVING count(DISTINCT variant) > 1""")
+    con.execute("CREATE OR REPLACE TEMP VIEW an AS SELECT * FROM an_all ANTI JOIN an_crossed USING (period, unit)")
+    customers, requests = con.execute("""SELECT count(DISTINCT c.unit), count(a.unit) FROM an_crossed c
+        LEFT JOIN an_all a USING (period, unit)""").fetchone()
+    return {"customers": int(customers), "requests": int(requests)}
+
+
+def arm(prepared: Prepared, arm_: str, mode: str) -> dict[str, Any]:
+    """An arm's traffic: requests, customers, answers, fallbacks, errors, versions, latency, topic mix."""
+    assigned = "true" if mode == SHADOW else f"variant = '{arm_}'"
+    answered, answer, version = answer_sql(arm_, mode)
+    timed = mode != SHADOW or arm_ == "A"
+    levels = ", ".join(str(q / 100) for q in QUANTILES)  # one list: one buffer of the arm's latencies, not three
+    latency = (f"quantile_cont(latency_ms, [{levels}]) FILTER ({assigned} AND latency_ms IS NOT NULL "
+               "AND NOT isnan(latency_ms))")
+    row = prepared.con.execute(f"""SELECT count(*) FILTER ({assigned}), count(*),
+        count(DISTINCT unit) FILTER ({assigned}), count(*) FILTER ({answered}),
+        count(*) FILTER ({assigned} AND fallback <> ''), count(*) FILTER ({assigned} AND topic = ''),
+        list_sort(list(DISTINCT {version}) FILTER ({answered} AND {version} <> '')), {latency}
+        FROM an""").fetchone()
+    requests, total, customers, n_answered, fallbacks, errors, versions, quantiles = row
+    quantiles = quantiles or [None] * len(QUANTILES)
+    mix = prepared.frame(f"SELECT {answer} AS answer, count(*) AS n FROM an WHERE {answered} GROUP BY 1 ORDER BY 1")
+    return {
+        "requests": int(requests), "share": requests / total if mode == SPLIT and total else None,
+        "customers": int(customers), "answered": int(n_answered),
+        "fallbacks": 0 if mode == SHADOW and arm_ == "A" else int(fallbacks), "errors": int(errors),
+        "versions": list(versions or []),
+        "latency_ms": {f"p{q}": (float(v) if timed and v is not None else math.nan)
+                       for q, v in zip(QUANTILES, quantiles, strict=True)},
+        "topic_mix": {str(a): float(n / mix["n"].sum()) for a, n in zip(mix["answer"], mix["n"], strict=True)},
+    }
+
+
+def failure_cells(prepared: Prepared) -> pd.DataFrame:
+    """Per customer and arm of the analysed requests (A and B rows only): requests, errors, fallbacks."""
+    return prepared.frame("""SELECT unit, variant = 'B' AS in_b, count(*) AS n, count(*) FILTER (topic = '') AS errors,
+        count(*) FILTER (fallback <> '') AS fallbacks FROM an WHERE variant IN ('A', 'B') GROUP BY unit, variant""")
+
+
+def shadow_failures(prepared: Prepared) -> pd.DataFrame:
+    """Per customer of the analysed shadow requests: requests and the shadow's failures (fallbacks)."""
+    return prepared.frame("SELECT unit, count(*) AS n, count(*) FILTER (fallback <> '') AS fallbacks FROM an "
+                          "GROUP BY unit")
+
+
+def latency_at(prepared: Prepared, arm_: str, q: float) -> tuple[float, pd.DataFrame]:
+    """Arm `arm_`'s q-quantile of latency and, per customer, its timed requests and those at or below it."""
+    timed = f"variant = '{arm_}' AND latency_ms IS NOT NULL AND NOT isnan(latency_ms)"
+    at = prepared.value(f"SELECT quantile_cont(latency_ms, {q}) FROM an WHERE {timed}")
+    if at is None:
+        return math.nan, pd.DataFrame({"unit": [], "n": [], "below": []})
+    cells = prepared.frame(f"SELECT unit, count(*) AS n, count(*) FILTER (latency_ms <= {float(at)!r}) AS below "
+                           f"FROM an WHERE {timed} GROUP BY unit")
+    return float(at), cells
+
+
+def latency_quantiles(prepared: Prepared, arm_: str, qs: list[float]) -> list[float]:
+    """Arm `arm_`'s latency at each of `qs` (clipped to [0, 1])."""
+    timed = f"variant = '{arm_}' AND latency_ms IS NOT NULL AND NOT isnan(latency_ms)"
+    listed = ", ".join(repr(min(1.0, max(0.0, q))) for q in qs)
+    values = prepared.value(f"SELECT quantile_cont(latency_ms, [{listed}]) FROM an WHERE {timed}")
+    return [math.nan] * len(qs) if values is None else [float(v) for v in values]
+
+
+def labels(prepared: Prepared, sources: list[str]) -> None:
+    """Table `lab_rows`: the analysed labelled requests (`rid` names each), with per feedback source i of `sources`
+    the label it would have without that source's feedback (`without_i`, by the same join rule), and the ENUM
+    types that give `cells` shared categories. Without source i a request keeps its label unless that label is
+    source i's; then it takes the latest other source's label, which only a request labelled more than once has."""
+    con = prepared.con
+    con.execute("""CREATE OR REPLACE TABLE lab_rows AS SELECT row_number() OVER () AS rid, unit, variant, period,
+        topic, shadow_topic, fallback <> '' AS fell_back, label, source, request_id, label_rows FROM an
+        WHERE label IS NOT NULL""")
+    if sources:
+        others = ", ".join(f"arg_max(label, ({ORDER})) FILTER (source <> $s{i}) AS other_{i}"
+                           for i in range(len(sources)))
+        con.execute(f"""CREATE OR REPLACE TABLE lab_others AS SELECT request_id, {others} FROM fb
+            SEMI JOIN (SELECT request_id FROM lab_rows WHERE label_rows > 1) USING (request_id)
+            WHERE label <> '' AND request_id <> '' GROUP BY request_id""", {f"s{i}": s for i, s in enumerate(sources)})
+        without = ", ".join(f"CASE WHEN source <> $s{i} THEN label ELSE other_{i} END AS without_{i}"
+                            for i in range(len(sources)))
+        con.execute(f"""CREATE OR REPLACE TABLE lab_rows AS SELECT lab_rows.*, {without} FROM lab_rows
+            LEFT JOIN lab_others USING (request_id)""", {f"s{i}": s for i, s in enumerate(sources)})
+    _enum(prepared, "label_e", " UNION ".join(f"SELECT DISTINCT {c} AS v FROM lab_rows" for c in (
+        "topic", "shadow_topic", "label")))
+    _enum(prepared, "unit_e", "SELECT DISTINCT unit AS v FROM lab_rows")
+    _enum(prepared, "small_e", "SELECT DISTINCT variant AS v FROM lab_rows UNION SELECT DISTINCT period FROM lab_rows")
+
+
+def cells(prepared: Prepared, label: str = "label", by_row: bool = False) -> pd.DataFrame:
+    """The analysed labelled requests as cells of identical requests (`count` of them): `unit`, `variant`,
+    `period`, `topic`, `shadow_topic`, `fallback` (True when the challenger failed), `label` (`label`: the label
+    that counts; `without_i`: without source i's feedback, unlabelled rows left out); `by_row` keeps one cell
+    per request, with its `rid` (CUPAC scores each). Strings come as categories shared between columns."""
+    key = "rid, " if by_row else ""
+    frame = prepared.frame(f"""SELECT {key}CAST(unit AS unit_e) AS unit, CAST(variant AS small_e) AS variant,
+        CAST(period AS small_e) AS period, CAST(topic AS label_e) AS topic,
+        CAST(shadow_topic AS label_e) AS shadow_topic, fell_back AS fallback, CAST({label} AS label_e) AS label,
+        count(*) AS count FROM lab_rows WHERE {label} IS NOT NULL GROUP BY ALL ORDER BY ALL""")
+    for column in ("unit", "variant", "period", "topic", "shadow_topic", "label"):
+        frame[column] = frame[column].cat.as_unordered()
+    return frame
+
+
+def source_shares(prepared: Prepared) -> pd.DataFrame:
+    """Labels per feedback source and arm of the analysed requests ('' where none was recorded), largest first."""
+    return prepared.frame("""SELECT source, count(*) AS labels, count(*) FILTER (variant = 'A') AS a,
+        count(*) FILTER (variant = 'B') AS b FROM lab_rows GROUP BY source ORDER BY labels DESC, source""")
+
+
+def texts(prepared: Prepared, rids: np.ndarray) -> list[str]:
+    """The logged texts of labelled rows (`labelled`'s `rid`), in that order: CUPAC scores them."""
+    prepared.con.register("wanted", pd.DataFrame({"rid": rids, "at": np.arange(len(rids))}))
+    found = prepared.frame(f"""WITH ids AS (SELECT request_id, k.at FROM wanted k JOIN lab_rows USING (rid))
+        SELECT ids.at, t.text FROM ids JOIN (SELECT request_id, arg_min(text, ({ORDER})) AS text FROM raw_requests
+            SEMI JOIN ids USING (request_id) GROUP BY request_id) t USING (request_id) ORDER BY ids.at""")
+    prepared.con.unregister("wanted")
+    return found["text"].tolist()
+
+
+def series(prepared: Prepared, width_s: float) -> dict[str, pd.DataFrame]:
+    """The split panel's series in buckets of `width_s` seconds: requests, the share to B (split rows) and
+    scored by B (shadow rows), the configured split; and each period's running share of customers in B."""
+    bucket = f"to_timestamp(floor(epoch_ms(ts) / {width_s * 1000!r}) * {width_s!r})"
+    buckets = prepared.frame(f"""SELECT {bucket} AS bucket, count(*) AS n,
+        avg(CAST(variant = 'B' AS DOUBLE)) FILTER (mode <> '{SHADOW}') AS to_b,
+        count(*) FILTER (mode <> '{SHADOW}') AS n_split,
+        avg(CAST(shadow_topic <> '' AS DOUBLE)) FILTER (mode = '{SHADOW}') AS scored,
+        count(*) FILTER (mode = '{SHADOW}') AS n_shadow,
+        arg_max(split_b, ({ORDER})) FILTER (mode <> '{SHADOW}') AS configured FROM win GROUP BY 1 ORDER BY 1""")
+    customers = prepared.frame(f"""WITH first AS (SELECT period, unit, variant,
+            min({{'ts': ts, 'ord': ord}}) AS f FROM win WHERE mode <> '{SHADOW}' AND variant IN ('A', 'B')
+            GROUP BY period, unit, variant),
+        running AS (SELECT period, f, struct_extract(f, 'ts') AS ts,
+            sum(CAST(variant = 'B' AS INTEGER)) OVER (PARTITION BY period ORDER BY f ROWS UNBOUNDED PRECEDING)
+            / row_number() OVER (PARTITION BY period ORDER BY f) AS share FROM first)
+        SELECT period, {bucket} AS bucket, arg_max(share, f) AS share FROM running GROUP BY 1, 2 ORDER BY 1, 2""")
+    return {"buckets": buckets, "customers": customers}
+
+
+def latency_histogram(prepared: Prepared, arms: list[str], bins: int = 50) -> dict[str, Any]:
+    """Per arm, requests per latency bin (log-spaced over every arm's positive latencies), for the figure."""
+    listed = ", ".join(f"'{a}'" for a in arms)
+    low, high = prepared.con.execute(f"SELECT min(latency_ms), max(latency_ms) FROM an WHERE variant IN ({listed}) "
+                                     "AND latency_ms > 0").fetchone()
+    if low is None:
+        return {"edges": np.array([]), "counts": {}}
+    edges = np.geomspace(max(low, 0.01), high * 1.05 + 0.01, bins)
+    step = math.log(edges[1] / edges[0])
+    found = prepared.frame(f"""SELECT variant, least(greatest(floor(ln(latency_ms / {edges[0]!r}) / {step!r}), 0),
+        {bins - 2}) AS bin, count(*) AS n FROM an WHERE variant IN ({listed}) AND latency_ms > 0 GROUP BY 1, 2""")
+    counts = {}
+    for a in arms:
+        rows = found[found["variant"] == a]
+        if len(rows):
+            hist = np.zeros(bins - 1)
+            hist[rows["bin"].astype(int).to_numpy()] = rows["n"].to_numpy()
+            counts[a] = hist
+    return {"edges": edges, "counts": counts}
+
+
+def sources(prepared: Prepared) -> list[str]:
+    """The distinct sources of the analysed labels (blank: none recorded), largest first."""
+    found = prepared.frame("SELECT source, count(*) AS n FROM an WHERE label IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1")
+    return [str(s) for s in found["source"]]
+
+
+def earlier(prepared: Prepared) -> pd.DataFrame:
+    """The champion's labelled answers before the experiment's first request (see `covariate.earlier`)."""
+    return prepared.frame(f"""WITH start AS (SELECT min(ts) AS t FROM win SEMI JOIN an_steps USING (period)),
+        before AS (SELECT * FROM win WHERE ts < (SELECT t FROM start)),
+        split AS (SELECT DISTINCT period FROM before WHERE variant <> 'A')
+        SELECT unit, topic = label AS right FROM before ANTI JOIN split USING (period)
+        WHERE label IS NOT NULL AND topic <> '' ORDER BY {ORDER}""")
+
+
+def champion_answers(prepared: Prepared) -> pd.DataFrame:
+    """The window's labelled answers of arm A (`unit` as a 64-bit hash of the customer, `version`, `right`): the
+    watch after a promotion. Compact types: a window of millions keeps this frame for the watch."""
+    _enum(prepared, "version_e", "SELECT DISTINCT model_version AS v FROM win")
+    frame = prepared.frame("""SELECT hash(unit) AS unit, CAST(model_version AS version_e) AS version,
+        topic = label AS right FROM win WHERE label IS NOT NULL AND variant = 'A' AND topic <> ''""")
+    frame["version"] = frame["version"].cat.as_unordered()
+    return frame
+
+
+def bounds(prepared: Prepared) -> dict[str, Any]:
+    """First and last request of the window and of the analysed requests, and the row counts between."""
+    row = prepared.con.execute("""SELECT (SELECT min(ts) FROM win), (SELECT max(ts) FROM win),
+        (SELECT min(ts) FROM an), (SELECT max(ts) FROM an), (SELECT count(*) FROM win), (SELECT count(*) FROM an),
+        (SELECT count(label) FROM win), (SELECT count(label) FROM an)""").fetchone()
+    keys = ("first", "last", "analysed_from", "analysed_to", "window", "analysed", "labelled_window",
+            "labelled_analysed")
+    return dict(zip(keys, row, strict=True))
+
+
+def step_customers(prepared: Prepared, period: str) -> dict[str, int]:
+    """Labelled customers per arm in the current ramp step (what a ramp waits for)."""
+    found = prepared.frame("SELECT variant, count(DISTINCT unit) AS n FROM an WHERE period = $p AND label IS NOT NULL "
+                           "GROUP BY variant", {"p": period})
+    counts = dict(zip(found["variant"], found["n"], strict=True))
+    return {a: int(counts.get(a, 0)) for a in ARMS}
+
+
+def _enum(prepared: Prepared, name: str, values_sql: str) -> None:
+    """A DuckDB ENUM of the distinct non-NULL values of `values_sql` (column `v`), sorted: pandas gets categories."""
+    prepared.con.execute(f"DROP TYPE IF EXISTS {name}")
+    prepared.con.execute(f"CREATE TYPE {name} AS ENUM (SELECT DISTINCT v FROM ({values_sql}) WHERE v IS NOT NULL "
+                         "ORDER BY v)")

@@ -1,0 +1,66 @@
+"""The two ways `analysis.py` reads a window give one report: DuckDB scanning the log files where they lie
+(the default, out of core) and the checked reader loading both logs into memory (`--in-memory`).
+
+The window is a week written as the router and compaction leave it (`bench/window_gen.py`): compacted
+Parquet days and two open days of CSV shards, one of them with a torn last line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis import analysis
+from ticket_ab.settings import ABSettings
+
+BENCH = Path(__file__).resolve().parents[3] / "bench"
+TH = ABSettings(resamples=50)
+
+
+@pytest.fixture(scope="module")
+def window(tmp_path_factory):
+    """60,000 requests of 2,000 customers over a week, a third labelled, one CSV line torn."""
+    spec = importlib.util.spec_from_file_location("window_gen", BENCH / "window_gen.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["window_gen"] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        written = module.write_window(tmp_path_factory.mktemp("window"), 60_000, 2_000, seed=7)
+    finally:
+        sys.modules.pop("window_gen", None)
+    shard = written.csv_files[0]
+    shard.write_bytes(shard.read_bytes()[:-7])  # the last line torn mid-write, as a crash leaves it
+    return written
+
+
+def _same(a, b, path: str = "") -> list[str]:
+    """Where two summaries differ: numbers beyond rounding, anything else at all."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a for d in _same(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} items"]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _same(x, y, f"{path}[{i}]")]
+    if isinstance(a, float) and isinstance(b, float | int):
+        both_nan = math.isnan(a) and math.isnan(float(b))
+        return [] if both_nan or a == pytest.approx(b, rel=1e-9, abs=1e-12) else [f"{path}: {a} vs {b}"]
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
+
+
+def test_scanning_the_files_gives_the_in_memory_verdict_and_every_figure(window):
+    since = pd.Timestamp(window.start)
+    scanned = analysis.load(window.root, window.root, since, TH)
+    loaded = analysis.load(window.root, window.root, since, TH, in_memory=True)
+    assert scanned.summary["verdict"]["action"] == loaded.summary["verdict"]["action"]
+    assert scanned.summary["data"]["malformed_request_rows"] == loaded.summary["data"]["malformed_request_rows"] == 1
+    differences = _same({k: v for k, v in scanned.summary.items() if k != "sources"},
+                        {k: v for k, v in loaded.summary.items() if k != "sources"})
+    assert not differences, differences[:10]
+    assert len(scanned.summary["sources"]["request log"]) == len(loaded.summary["sources"]["request log"])
