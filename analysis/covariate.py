@@ -42,7 +42,10 @@ class CovariateError(RuntimeError):
 
 
 def confidence(pipeline: object, texts: Sequence[str]) -> np.ndarray:
-    """The model's top class probability for each text (its confidence in its own answer)."""
+    """The model's top class probability for each text (its confidence in its own answer); none for no text
+    (`attach` asks for none to load the champion before reading any text)."""
+    if not len(texts):
+        return np.zeros(0)
     return np.asarray(score_many(pipeline, texts), dtype=float).max(axis=1)
 
 

@@ -52,14 +52,6 @@ def answer_sql(arm: str, mode: str) -> tuple[str, str, str]:
     return f"variant = '{arm}' AND topic <> '' AND fallback = ''", "topic", "model_version"
 
 
-def assigned_sql(arm: str, mode: str) -> tuple[str, str]:
-    """(arm `arm`'s labelled requests by intention-to-treat, the answer they got) as SQL (`_assigned`)."""
-    if mode == SPLIT:
-        return f"label IS NOT NULL AND variant = '{arm}'", "topic"
-    tried = "label IS NOT NULL AND topic <> '' AND (shadow_topic <> '' OR fallback <> '')"
-    return tried, "topic" if arm == "A" else "shadow_topic"
-
-
 def periods(prepared: Prepared) -> pd.DataFrame:
     """One row per configuration of the window, in order of first use, with its counts and its arms'
     labelled answers and accuracy."""

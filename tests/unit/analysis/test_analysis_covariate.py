@@ -74,6 +74,16 @@ def test_attach_leaves_shadow_mode_and_missing_scorers_alone():
     assert covariate.attach(rows, SPLIT, "3", None, _texts, 10) == (rows, None)
 
 
+def test_confidence_of_no_text_is_empty_so_the_champion_can_be_loaded_first():
+    class Model:  # a pipeline that, like scikit-learn's, refuses to score zero samples
+        def predict_proba(self, frame):
+            assert len(frame), "Found array with 0 sample(s)"
+            return np.tile([0.2, 0.8], (len(frame), 1))
+
+    assert covariate.confidence(Model(), []).shape == (0,)
+    assert covariate.confidence(Model(), ["a", "b"]).tolist() == [0.8, 0.8]
+
+
 def test_more_labelled_tickets_than_the_cap_are_not_scored_and_the_note_says_so():
     rows = pd.DataFrame({"label": ["a", "b", "c"], "rid": [1, 2, 3]})
     calls = []
