@@ -15,20 +15,19 @@ With `engine="dask"` (TICKET_AB_AUTOML_ENGINE) the cross-validation fans out to 
 cluster instead, one task per candidate through PyCaret's Fugue backend (retrain.ml.cluster); the
 workers share no feature cache, and tuning and the final fit stay in this process.
 
-PyCaret logs to `logs.log` in the working directory, opened as soon as it is imported: the path is
-pointed at the null device before the import (unless PYCARET_CUSTOM_LOGGING_PATH is set), and
+PyCaret's own `logs.log` goes to the null device (set in `retrain.ml` before any PyCaret import), and
 `setup` logs to our `automl.pycaret` logger instead, warnings and up.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 
 import pandas as pd
+from pycaret.classification import ClassificationExperiment
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import f1_score
@@ -40,9 +39,6 @@ from retrain.ml.features import text_pipeline
 from ticket_ab.log import get_logger, kv
 from ticket_ab.schema import TEXT, TOPIC
 from ticket_ab.settings import AutoMLEngine
-
-os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
-from pycaret.classification import ClassificationExperiment  # noqa: E402  (after the log path is set)
 
 log = get_logger("automl")
 pycaret_log = log.getChild("pycaret")
