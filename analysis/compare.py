@@ -119,8 +119,8 @@ def _split_diff(outcomes: pd.DataFrame, weights: np.ndarray | None,
     earlier = {} if per_customer is None else {"earlier_customers": int((per_customer > 0).sum()),
                                                "earlier_labelled": int(per_customer.sum())}
     unadjusted = {**_unadjusted(raw, uncapped), "covariates": [], **earlier}
-    used = [c for c in COVARIATES if c in outcomes and outcomes[c].notna().all()  # varying in each arm: else
-            and outcomes.groupby(in_b)[c].nunique().reindex([False, True], fill_value=0).min() > 1]  # B*x is B
+    used = [c for c in COVARIATES if c in outcomes and outcomes[c].notna().all() and _varies_in_each_arm(outcomes[c],
+                                                                                                      in_b)]
     if not used:
         return raw, unadjusted
     x = outcomes[used[0]].astype(float) if len(used) == 1 else outcomes[used].to_numpy(dtype=float)
@@ -130,6 +130,12 @@ def _split_diff(outcomes: pd.DataFrame, weights: np.ndarray | None,
     return adjusted, {**unadjusted, "applied": True, "covariate": " and ".join(names), "covariates": names,
                       "variance_reduction": reduction,
                       "statement": "regression-adjusted on " + " and ".join(COVARIATES[c][1] for c in used)}
+
+
+def _varies_in_each_arm(x: pd.Series, in_b: pd.Series) -> bool:
+    """Whether the covariate takes two values at least in each arm: else its interaction with B is B itself."""
+    spread = x.groupby(in_b).agg(["min", "max"]).reindex([False, True])
+    return bool((spread["max"] > spread["min"]).all())
 
 
 def _estimand(cap: int, capped: int, strata: int, uncapped_diff: float, earlier: bool) -> dict[str, Any]:

@@ -5,9 +5,11 @@ that is hard for the champion is usually hard for the challenger too. The champi
 probability measures that hardness, and it is a fixed function of the ticket's text (the champion
 was trained before the test began), so it is untouched by the arm the ticket was assigned to:
 adjusting on it cannot bias the comparison, only remove noise (DoorDash's CUPAC; the adjustment
-itself is `analysis.inference.cluster_diff`). It is scored offline (analysis.py loads the champion
-from the registry, `confidence` scores) on the logged (masked) text the model saw, not in the
-router, where it would double the cost of every arm-B request.
+itself is `analysis.inference.cluster_diff`). The router can log it at serve time
+(`TICKET_AB_LOG_CHAMPION_CONFIDENCE`: on arm A it is the answer's own confidence, on arm B the champion
+scores the ticket too); what it did not log is scored offline here (analysis.py loads the champion
+from the registry, `confidence` scores) on the logged (masked) text the model saw, up to a cap, as a
+window of millions of unlogged tickets would take longer to score than the rest of the report.
 
 CUPED (Deng et al. 2013): each customer's earlier accuracy, the other covariate. The same customers were
 served by the champion before the experiment started, and agents labelled some of those answers; that
@@ -53,23 +55,36 @@ def attach(rows: pd.DataFrame, mode: str, champion: str, scorer: Scorer | None,
            texts: Callable[[np.ndarray], Sequence[str]], max_scored: int) -> tuple[pd.DataFrame, str | None]:
     """The labelled rows (`rid` names each for `texts`) with the champion's confidence on every one, or unchanged
     with a note saying why the comparison is unadjusted (shadow mode needs no adjustment: both models answer
-    every ticket). The champion is loaded before any text is read, and more than `max_scored` texts are not
-    scored at all: at about 0.35 ms a text, a window of millions would take longer than the rest of the report."""
+    every ticket). What the router logged at serve time (`COLUMN`, `TICKET_AB_LOG_CHAMPION_CONFIDENCE`) is
+    taken as it is; only the rest is scored. The champion is loaded before any text is read, and more than
+    `max_scored` texts are not scored at all: at about 0.35 ms a text, a window of millions would take longer
+    than the rest of the report."""
     labelled = rows["label"].notna()
     if scorer is None or mode != SPLIT or not labelled.any():
+        return _without(rows), None
+    logged = rows[COLUMN] if COLUMN in rows else pd.Series(np.nan, index=rows.index)
+    missing = labelled & logged.isna()
+    if not missing.any():
         return rows, None
+    rows = _without(rows)
     if not champion:
         return rows, "no CUPAC adjustment: the log does not say which champion version served this period"
-    tickets = int(rows.loc[labelled, "count"].sum()) if "count" in rows else int(labelled.sum())
+    tickets = int(rows.loc[missing, "count"].sum()) if "count" in rows else int(missing.sum())
     if tickets > max_scored or "rid" not in rows:
-        return rows, (f"no CUPAC adjustment: {tickets:,} labelled tickets to score exceed "
-                      f"TICKET_AB_TEST_CUPAC_MAX_SCORED ({max_scored:,}); the interval is the unadjusted one")
+        return rows, (f"no CUPAC adjustment: {tickets:,} labelled tickets without a logged champion confidence "
+                      f"exceed TICKET_AB_TEST_CUPAC_MAX_SCORED ({max_scored:,}) to score; the interval is the "
+                      "unadjusted one (TICKET_AB_LOG_CHAMPION_CONFIDENCE makes the router log it)")
     try:
         scorer(champion, [])
-        scores = scorer(champion, list(texts(rows.loc[labelled, "rid"].to_numpy())))
+        scores = scorer(champion, list(texts(rows.loc[missing, "rid"].to_numpy())))
     except CovariateError as exc:
         return rows, f"no CUPAC adjustment (the interval is the unadjusted one): {exc}"
-    return rows.assign(**{COLUMN: pd.Series(scores, index=rows.index[labelled])}), None
+    return rows.assign(**{COLUMN: logged.where(~missing, pd.Series(scores, index=rows.index[missing]))}), None
+
+
+def _without(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows without a partial covariate column (an adjustment needs it on every labelled row)."""
+    return rows.drop(columns=COLUMN) if COLUMN in rows else rows
 
 
 def customer_prior(units: Sequence, prior_units: Sequence, prior_right: Sequence[bool],

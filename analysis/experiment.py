@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,8 @@ def judge(prepared: Prepared, scan: logscan.Scan, since: pd.Timestamp | None, op
     names = traffic.sources(prepared)
     names = names if len(names) > 1 else []
     traffic.labels(prepared, names)
-    by_row = options.scorer is not None and mode == SPLIT and 0 < bounds["labelled_analysed"] <= th.cupac_max_scored
+    by_row = options.scorer is not None and mode == SPLIT and 0 < bounds["labelled_analysed"] and (
+        traffic.unlogged_confidence(prepared) <= th.cupac_max_scored)
     labelled = traffic.cells(prepared, "label", by_row)
     arms = {arm: quality(labelled, arm, mode, th, traffic.arm(prepared, arm, mode)) for arm in ARMS}
     labelled, unadjusted = covariate.attach(labelled, mode, current["champion"], options.scorer,
@@ -170,7 +172,7 @@ def judge(prepared: Prepared, scan: logscan.Scan, since: pd.Timestamp | None, op
     }
     analysis = Analysis(summary=summary, labelled=labelled, series=_series(prepared, bounds, mode),
                         champion_answers=traffic.champion_answers(prepared), serving=serving)
-    _check_sources(prepared, analysis, options, lambda s: traffic.cells(prepared, f"without_{names.index(s)}", by_row))
+    _check_sources(prepared, analysis, options, partial(_without_source, prepared, labelled, names, by_row))
     return analysis
 
 
@@ -188,6 +190,21 @@ def _window_notes(prepared: Prepared, since: pd.Timestamp | None, malformed: dic
         notes.append(f"{anonymous} anonymous requests (no client token) are left out: the router takes client "
                      "tokens, so only authenticated traffic counts")
     return notes + _feedback_notes(prepared.counts)
+
+
+def _without_source(prepared: Prepared, labelled: pd.DataFrame, names: list[str], by_row: bool,
+                    source: str) -> pd.DataFrame:
+    """The labelled cells with the label each request has without `source`'s feedback: with one cell per request,
+    only the requests whose label changes are read (a quarter of the rows with four sources), not all again."""
+    column = f"without_{names.index(source)}"
+    if not by_row:
+        return traffic.cells(prepared, column)
+    changed = traffic.relabelled(prepared, column)
+    at = pd.Index(labelled["rid"]).get_indexer(changed["rid"])  # sorted (`cells` orders by rid): a binary search
+    codes = labelled["label"].cat.codes.to_numpy().copy()
+    codes[at] = changed["label"].cat.codes.to_numpy()  # the same categories (`cells`): -1 is no label
+    rows = labelled.assign(label=pd.Categorical.from_codes(codes, dtype=labelled["label"].dtype))
+    return rows.loc[codes >= 0].reset_index(drop=True)
 
 
 def _check_sources(prepared: Prepared, analysis: Analysis, options: Options,

@@ -57,19 +57,34 @@ class Estimate:
         return NAN if not self.n else self.se**2 * self.n / max(self.value * (1 - self.value), 1e-12)
 
 
-def _fit(y: np.ndarray, design: np.ndarray, units: np.ndarray, weights: np.ndarray | None = None,
+FIT_CHUNK = 262_144  # rows per block of the fit: the design is never stacked whole (millions of rows, k columns)
+
+
+def _fit(y: np.ndarray, design: np.ndarray | list[np.ndarray], units: np.ndarray, weights: np.ndarray | None = None,
          nobs: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """WLS (OLS without `weights`) coefficients and their cluster-robust standard errors, as statsmodels'
     `fit(cov_type="cluster")` gives them: pinv bread, per-cluster score sums, the G/(G-1) (N-1)/(N-K)
-    correction with N = `nobs` (the requests the rows stand for; default: the rows)."""
+    correction with N = `nobs` (the requests the rows stand for; default: the rows). `design` is a matrix or its
+    columns; it is used a block of rows at a time, so the fit's memory does not grow with the rows."""
+    columns = list(design.T) if isinstance(design, np.ndarray) else design
+    k, blocks = len(columns), [slice(i, i + FIT_CHUNK) for i in range(0, len(y), FIT_CHUNK)]
     w = np.ones(len(y)) if weights is None else weights
-    wx = design * w[:, None]
-    bread = np.linalg.pinv(design.T @ wx)
-    params = bread @ (wx.T @ y)
-    resid = y - design @ params
-    k = design.shape[1]
-    scores = np.column_stack([np.bincount(units, weights=wx[:, j] * resid) for j in range(k)])
-    groups = len(np.unique(units))
+    xtwx, xtwy = np.zeros((k, k)), np.zeros(k)
+    for rows in blocks:
+        x = np.column_stack([c[rows] for c in columns])
+        wx = x * w[rows, None]
+        xtwx += x.T @ wx
+        xtwy += wx.T @ y[rows]
+    bread = np.linalg.pinv(xtwx)
+    params = bread @ xtwy
+    groups_n = int(units.max()) + 1 if len(units) else 0
+    scores = np.zeros((groups_n, k))
+    for rows in blocks:
+        x = np.column_stack([c[rows] for c in columns])
+        score = x * (w[rows] * (y[rows] - x @ params))[:, None]
+        for j in range(k):
+            scores[:, j] += np.bincount(units[rows], weights=score[:, j], minlength=groups_n)
+    groups = _groups(units)
     n = len(y) if nobs is None else nobs
     correction = groups / (groups - 1) * (n - 1) / (n - k) if groups > 1 and n > k else np.nan
     cov = correction * bread @ (scores.T @ scores) @ bread
@@ -80,6 +95,8 @@ def _fit(y: np.ndarray, design: np.ndarray, units: np.ndarray, weights: np.ndarr
 def _codes(units: Sequence) -> np.ndarray:
     """Each row's customer as 0..k-1 in sorted order of the customers' names (a bootstrap's cluster order)."""
     if isinstance(units, pd.Series) and isinstance(units.dtype, pd.CategoricalDtype):
+        if units.cat.categories.is_monotonic_increasing:  # sorted already (the report's come so): rank the codes
+            return pd.factorize(units.cat.codes.to_numpy(), sort=True)[0]
         categories = units.cat.remove_unused_categories()
         order = np.argsort(np.asarray(categories.cat.categories, dtype=str), kind="stable")
         return np.argsort(order)[categories.cat.codes.to_numpy()]
@@ -87,6 +104,11 @@ def _codes(units: Sequence) -> np.ndarray:
     if np.issubdtype(values.dtype, np.integer):  # ids that are numbers already (hashes): no strings needed
         return pd.factorize(values, sort=True)[0]
     return pd.factorize(values.astype(str), sort=True)[0]
+
+
+def _groups(codes: np.ndarray) -> int:
+    """How many customers the codes (0..k-1, `_codes`) name: counted, not sorted (millions of rows)."""
+    return int(np.count_nonzero(np.bincount(codes))) if len(codes) else 0
 
 
 def _mean(values: np.ndarray, weights: np.ndarray | None) -> float:
@@ -129,7 +151,7 @@ def cluster_mean(y: Sequence[float], units: Sequence, *, weights: Sequence[float
     and its cluster-robust SE; a row with `counts` c stands for c requests whose mean is its `y`."""
     values, codes = np.asarray(y, dtype=float), _codes(units)
     w, requests = _row_weights(weights, counts)
-    n, k = (len(values) if requests is None else requests), len(np.unique(codes))
+    n, k = (len(values) if requests is None else requests), _groups(codes)
     if n == 0:
         return Estimate(NAN, NAN, 0, 0)
     if k < 2 or np.all(values == values[0]):
@@ -162,7 +184,7 @@ def cluster_diff(y: Sequence[float], in_b: Sequence[bool], units: Sequence,
     values, b, codes = np.asarray(y, dtype=float), np.asarray(in_b, dtype=bool), _codes(units)
     w, requests = _row_weights(weights, counts)
     periods = np.zeros(len(values), dtype=int) if strata is None else _codes(strata)
-    n, k = (len(values) if requests is None else requests), len(np.unique(codes))
+    n, k = (len(values) if requests is None else requests), _groups(codes)
     diff = NAN if b.all() or not b.any() else _within_strata_diff(values, b, w, periods)
     if math.isnan(diff):
         return Estimate(NAN, NAN, k, n)
@@ -177,7 +199,7 @@ def cluster_diff(y: Sequence[float], in_b: Sequence[bool], units: Sequence,
         x = np.asarray(covariate, dtype=float)
         x = x - _mean(x, w)
         design += [x, b * x]
-    params, bse = _fit(values, np.column_stack(design), codes, w, n)
+    params, bse = _fit(values, design, codes, w, n)
     return Estimate(float(params[1]), float(bse[1]), k, n)
 
 

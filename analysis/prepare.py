@@ -40,7 +40,9 @@ _SPACE = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"  # what Pyt
 @dataclass
 class Prepared:
     """The connection holding table `w` (the window: one row per request, cleaned, with `champion`,
-    `challenger`, `period`, `label`, `source`) and the counts of what was set aside on the way."""
+    `challenger`, `period`, `label`, `source`; `request_id` and the logged `champion_confidence` only on labelled
+    rows, the only ones that need them, as a window's ids cost more to store than the rest of its columns) and
+    the counts of what was set aside."""
 
     con: duckdb.DuckDBPyConnection
     counts: dict[str, int] = field(default_factory=dict)
@@ -57,13 +59,15 @@ def prepare(con: duckdb.DuckDBPyConnection, since: pd.Timestamp | None) -> Prepa
     """Table `w` from the views `raw_requests` and `raw_feedback` (`ticket_ab.logscan`), from `since` on."""
     prepared = Prepared(con)
     where = "ts IS NULL" + (f" OR ts >= '{since.isoformat()}'::TIMESTAMPTZ" if since is not None else " OR true")
+    _labels(prepared, where)
     con.execute(f"""CREATE OR REPLACE TABLE req_typed AS SELECT ts, ord, request_id,
         CASE WHEN customer_id <> '' THEN customer_id WHEN ticket_id <> '' THEN ticket_id ELSE request_id END AS unit,
         variant, model_version, shadow_version, shadow_topic, topic, fallback,
         CASE WHEN mode IN ('{SPLIT}', '{SHADOW}') THEN mode ELSE '{SPLIT}' END AS mode,
         round(try_cast(split_b AS DOUBLE), 6) AS split_b, try_cast(latency_ms AS DOUBLE) AS latency_ms,
         CASE WHEN integration <> '' THEN integration ELSE '{ANONYMOUS}' END AS integration,
-        (variant = 'B' AND fallback = '' AND topic <> '') AS by_ch, epoch_ms(ts) // 60000 AS minute
+        (variant = 'B' AND fallback = '' AND topic <> '') AS by_ch, epoch_ms(ts) // 60000 AS minute,
+        try_cast(nullif(champion_confidence, '') AS DOUBLE) AS champion_confidence
         FROM raw_requests WHERE {where}""")
     con.execute("CHECKPOINT")
     prepared.counts["unreadable_stamps"] = int(prepared.value("SELECT count(*) FROM req_typed WHERE ts IS NULL"))
@@ -73,7 +77,6 @@ def prepare(con: duckdb.DuckDBPyConnection, since: pd.Timestamp | None) -> Prepa
                              AND ts IS NOT NULL GROUP BY request_id HAVING count(*) > 1)) WHERE k > 1""")
     con.execute("""CREATE OR REPLACE TEMP VIEW req_kept AS SELECT * FROM req_typed ANTI JOIN dropped USING (ts, ord)
                    WHERE ts IS NOT NULL""")
-    _labels(prepared, where)
     exact, lead, buckets = _versions(prepared)
     con.register("bucket_versions", buckets)
     joins = {"e": exact, "li": lead}
@@ -88,8 +91,11 @@ def prepare(con: duckdb.DuckDBPyConnection, since: pd.Timestamp | None) -> Prepa
         mode || ':' || CASE WHEN mode = '{SPLIT}' THEN coalesce(CAST(split_b AS VARCHAR), '') ELSE '' END
             || ':A' || champion || ':B' || challenger AS period FROM (
         SELECT * EXCLUDE (challenger), CASE WHEN challenger = champion THEN '' ELSE challenger END AS challenger FROM (
-        SELECT r.* EXCLUDE (minute, by_ch), CAST({champion} AS VARCHAR) AS champion,
-            CAST({challenger} AS VARCHAR) AS challenger, l.label, l.source, l.n AS label_rows
+        SELECT r.* EXCLUDE (minute, by_ch, request_id, champion_confidence),
+            CASE WHEN l.label IS NOT NULL THEN request_id END AS request_id,
+            CASE WHEN l.label IS NOT NULL THEN r.champion_confidence END AS champion_confidence,
+            CAST({champion} AS VARCHAR) AS champion, CAST({challenger} AS VARCHAR) AS challenger, l.label, l.source,
+            l.n AS label_rows
         FROM req_kept r JOIN bucket_versions b USING (minute) {extra} LEFT JOIN lab l USING (request_id)))""")
     for name in ("bucket_versions", *(f"versions_{a}" for a, f in joins.items() if len(f))):
         con.unregister(name)

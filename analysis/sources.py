@@ -87,8 +87,10 @@ def _without(analysis: Analysis, cells: pd.DataFrame, rule: Rule) -> dict[str, A
     with the label the other sources' feedback gives each, by the same join rule): the same rule on the same
     requests, whose SRM test and serving guardrails do not depend on labels."""
     mode, th, srm = analysis.summary["mode"], rule.thresholds, analysis.summary["srm"]
-    if covariate.COLUMN in analysis.labelled and "rid" in cells:  # CUPAC's scores, per request, are reused
-        cells = cells.merge(analysis.labelled[["rid", covariate.COLUMN]], on="rid", how="left")
+    logged = covariate.COLUMN in cells and cells[covariate.COLUMN].notna().all()  # the router's, on every request
+    if covariate.COLUMN in analysis.labelled and "rid" in cells and not logged:  # CUPAC's scores are reused
+        cells = cells.drop(columns=covariate.COLUMN, errors="ignore").merge(
+            analysis.labelled[["rid", covariate.COLUMN]], on="rid", how="left")
     c = compare(outcomes(cells, mode), mode, None, th, rule.sequential)
     looks = c["n_a"] + c["n_b"]
     checks = analysis.serving + guardrails.topic_guardrails(cells, mode, looks, th, rule.sequential)

@@ -138,23 +138,26 @@ def shadow_failures(prepared: Prepared) -> pd.DataFrame:
                           "GROUP BY unit")
 
 
-def latency_at(prepared: Prepared, arm_: str, q: float) -> tuple[float, pd.DataFrame]:
-    """Arm `arm_`'s q-quantile of latency and, per customer, its timed requests and those at or below it."""
-    timed = f"variant = '{arm_}' AND latency_ms IS NOT NULL AND NOT isnan(latency_ms)"
-    at = prepared.value(f"SELECT quantile_cont(latency_ms, {q}) FROM an WHERE {timed}")
-    if at is None:
-        return math.nan, pd.DataFrame({"unit": [], "n": [], "below": []})
-    cells = prepared.frame(f"SELECT unit, count(*) AS n, count(*) FILTER (latency_ms <= {float(at)!r}) AS below "
-                           f"FROM an WHERE {timed} GROUP BY unit")
-    return float(at), cells
+def latency_at(prepared: Prepared, arm_: str, qs: list[float]) -> tuple[list[float], pd.DataFrame]:
+    """Arm `arm_`'s latency at each q of `qs` and, per customer, its timed requests (`n`) and those at or below
+    each (`below_i`)."""
+    ats = latency_quantiles(prepared, arm_, qs)
+    if any(math.isnan(at) for at in ats):
+        return ats, pd.DataFrame({"unit": [], "n": [], **{f"below_{i}": [] for i in range(len(qs))}})
+    below = ", ".join(f"count(*) FILTER (latency_ms <= {float(at)!r}) AS below_{i}" for i, at in enumerate(ats))
+    return ats, prepared.frame(f"SELECT unit, count(*) AS n, {below} FROM an WHERE {_timed(arm_)} GROUP BY unit")
 
 
 def latency_quantiles(prepared: Prepared, arm_: str, qs: list[float]) -> list[float]:
     """Arm `arm_`'s latency at each of `qs` (clipped to [0, 1])."""
-    timed = f"variant = '{arm_}' AND latency_ms IS NOT NULL AND NOT isnan(latency_ms)"
     listed = ", ".join(repr(min(1.0, max(0.0, q))) for q in qs)
-    values = prepared.value(f"SELECT quantile_cont(latency_ms, [{listed}]) FROM an WHERE {timed}")
+    values = prepared.value(f"SELECT quantile_cont(latency_ms, [{listed}]) FROM an WHERE {_timed(arm_)}")
     return [math.nan] * len(qs) if values is None else [float(v) for v in values]
+
+
+def _timed(arm_: str) -> str:
+    """Arm `arm_`'s requests with a latency (SQL)."""
+    return f"variant = '{arm_}' AND latency_ms IS NOT NULL AND NOT isnan(latency_ms)"
 
 
 def labels(prepared: Prepared, sources: list[str]) -> None:
@@ -163,19 +166,21 @@ def labels(prepared: Prepared, sources: list[str]) -> None:
     types that give `cells` shared categories. Without source i a request keeps its label unless that label is
     source i's; then it takes the latest other source's label, which only a request labelled more than once has."""
     con = prepared.con
-    con.execute("""CREATE OR REPLACE TABLE lab_rows AS SELECT row_number() OVER () AS rid, unit, variant, period,
-        topic, shadow_topic, fallback <> '' AS fell_back, label, source, request_id, label_rows FROM an
-        WHERE label IS NOT NULL""")
+    params = {f"s{i}": s for i, s in enumerate(sources)}
+    without, joined = "", ""
     if sources:
         others = ", ".join(f"arg_max(label, ({ORDER})) FILTER (source <> $s{i}) AS other_{i}"
                            for i in range(len(sources)))
         con.execute(f"""CREATE OR REPLACE TABLE lab_others AS SELECT request_id, {others} FROM fb
-            SEMI JOIN (SELECT request_id FROM lab_rows WHERE label_rows > 1) USING (request_id)
-            WHERE label <> '' AND request_id <> '' GROUP BY request_id""", {f"s{i}": s for i, s in enumerate(sources)})
-        without = ", ".join(f"CASE WHEN source <> $s{i} THEN label ELSE other_{i} END AS without_{i}"
-                            for i in range(len(sources)))
-        con.execute(f"""CREATE OR REPLACE TABLE lab_rows AS SELECT lab_rows.*, {without} FROM lab_rows
-            LEFT JOIN lab_others USING (request_id)""", {f"s{i}": s for i, s in enumerate(sources)})
+            SEMI JOIN (SELECT request_id FROM an WHERE label_rows > 1) USING (request_id)
+            WHERE label <> '' AND request_id <> '' GROUP BY request_id""", params)
+        without = "".join(f", CASE WHEN source <> $s{i} THEN label ELSE other_{i} END AS without_{i}"
+                          for i in range(len(sources)))
+        joined = "LEFT JOIN lab_others USING (request_id)"
+    con.execute(f"""CREATE OR REPLACE TABLE lab_rows AS SELECT row_number() OVER () AS rid, unit, variant, period,
+        topic, shadow_topic, fallback <> '' AS fell_back, label, source, request_id, label_rows,
+        champion_confidence{without}
+        FROM an {joined} WHERE label IS NOT NULL""", params)
     _enum(prepared, "label_e", " UNION ".join(f"SELECT DISTINCT {c} AS v FROM lab_rows" for c in (
         "topic", "shadow_topic", "label")))
     _enum(prepared, "unit_e", "SELECT DISTINCT unit AS v FROM lab_rows")
@@ -186,8 +191,9 @@ def cells(prepared: Prepared, label: str = "label", by_row: bool = False) -> pd.
     """The analysed labelled requests as cells of identical requests (`count` of them): `unit`, `variant`,
     `period`, `topic`, `shadow_topic`, `fallback` (True when the challenger failed), `label` (`label`: the label
     that counts; `without_i`: without source i's feedback, unlabelled rows left out); `by_row` keeps one cell
-    per request, with its `rid` (CUPAC scores each). Strings come as categories shared between columns."""
-    key = "rid, " if by_row else ""
+    per request, with its `rid` and the `champion_confidence` the router logged (NaN where it did not; CUPAC
+    scores those). Strings come as categories shared between columns."""
+    key = "rid, champion_confidence, " if by_row else ""
     frame = prepared.frame(f"""SELECT {key}CAST(unit AS unit_e) AS unit, CAST(variant AS small_e) AS variant,
         CAST(period AS small_e) AS period, CAST(topic AS label_e) AS topic,
         CAST(shadow_topic AS label_e) AS shadow_topic, fell_back AS fallback, CAST({label} AS label_e) AS label,
@@ -197,10 +203,24 @@ def cells(prepared: Prepared, label: str = "label", by_row: bool = False) -> pd.
     return frame
 
 
+def relabelled(prepared: Prepared, label: str) -> pd.DataFrame:
+    """The labelled requests (`rid`) whose `label` column (`without_i`) differs from the label that counts, with
+    that label (NULL: none without that source), as the categories `cells` gives."""
+    frame = prepared.frame(f"SELECT rid, CAST({label} AS label_e) AS label FROM lab_rows "
+                           f"WHERE {label} IS DISTINCT FROM label")
+    frame["label"] = frame["label"].cat.as_unordered()
+    return frame
+
+
 def source_shares(prepared: Prepared) -> pd.DataFrame:
     """Labels per feedback source and arm of the analysed requests ('' where none was recorded), largest first."""
     return prepared.frame("""SELECT source, count(*) AS labels, count(*) FILTER (variant = 'A') AS a,
         count(*) FILTER (variant = 'B') AS b FROM lab_rows GROUP BY source ORDER BY labels DESC, source""")
+
+
+def unlogged_confidence(prepared: Prepared) -> int:
+    """Labelled analysed requests the router logged no champion confidence for: what CUPAC would have to score."""
+    return int(prepared.value("SELECT count(*) FILTER (champion_confidence IS NULL) FROM lab_rows"))
 
 
 def texts(prepared: Prepared, rids: np.ndarray) -> list[str]:
@@ -281,12 +301,12 @@ def champion_answers(prepared: Prepared) -> pd.DataFrame:
 
 def bounds(prepared: Prepared) -> dict[str, Any]:
     """First and last request of the window and of the analysed requests, and the row counts between."""
-    row = prepared.con.execute("""SELECT (SELECT min(ts) FROM win), (SELECT max(ts) FROM win),
-        (SELECT min(ts) FROM an), (SELECT max(ts) FROM an), (SELECT count(*) FROM win), (SELECT count(*) FROM an),
-        (SELECT count(label) FROM win), (SELECT count(label) FROM an)""").fetchone()
-    keys = ("first", "last", "analysed_from", "analysed_to", "window", "analysed", "labelled_window",
-            "labelled_analysed")
-    return dict(zip(keys, row, strict=True))
+    found = {}
+    for view, keys in (("win", ("first", "last", "window", "labelled_window")),
+                       ("an", ("analysed_from", "analysed_to", "analysed", "labelled_analysed"))):
+        row = prepared.con.execute(f"SELECT min(ts), max(ts), count(*), count(label) FROM {view}").fetchone()
+        found |= dict(zip(keys, row, strict=True))
+    return found
 
 
 def step_customers(prepared: Prepared, period: str) -> dict[str, int]:

@@ -14,6 +14,9 @@ What is written (deterministic for a seed, vectorised with numpy and pyarrow so 
 - 8 topics; each customer has its own difficulty (a logit-normal spread), the challenger is `ACCURACY`'s few
   points more accurate; confidence is higher on right answers; latency 2-10 ms (the challenger a little
   slower); a rare challenger failure is answered by the champion and logged as a fallback.
+- `champion_confidence`, as the router logs it at serve time: the served confidence where the champion
+  answered, else the champion's own score, drawn from the same ease of the ticket as the challenger's answer
+  (a hard ticket is hard for both), so it is the covariate CUPAC needs.
 - Masked ticket texts of 60-120 characters (English and some Russian phrases, a reference number), request
   ids as the router makes them (32 hex digits, unique: a bijective mix of the request's index).
 - Feedback for `labelled_share` of the requests, 20 s to an hour after them, from the customer's integration;
@@ -333,7 +336,8 @@ def _day_requests(plan: _Plan, d: int, offset: int) -> dict[str, np.ndarray]:
     fallback = (arm == 1) & (rng.random(n) < FALLBACK_RATE)
     challenger = (arm == 1) & ~fallback
     base = np.where(challenger, _logit(ACCURACY[B]), _logit(ACCURACY[A]))
-    right = rng.random(n) < 1.0 / (1.0 + np.exp(-(base + plan.difficulty[customer])))
+    ease = rng.random(n)  # the ticket's own ease, shared by both models: the champion's confidence predicts B too
+    right = ease < 1.0 / (1.0 + np.exp(-(base + plan.difficulty[customer])))
     served = np.where(right, truth, (truth + rng.integers(1, len(TOPICS), n)) % len(TOPICS)).astype(np.int8)
     confidence = np.where(right, rng.integers(550_000, 1_000_000, n), rng.integers(250_000, 900_000, n))
     small = np.int8  # the per-row numbers are kept compact: a 30M window's day is 4.3M rows
@@ -344,6 +348,9 @@ def _day_requests(plan: _Plan, d: int, offset: int) -> dict[str, np.ndarray]:
     labelled = rng.random(n) < plan.labelled_share
     low, mean, high = FEEDBACK_DELAY_S
     delay_ms = np.round(np.minimum(low + rng.exponential(mean - low, n), high) * 1000).astype(np.int64)
+    champion_right = ease < 1.0 / (1.0 + np.exp(-(_logit(ACCURACY[A]) + plan.difficulty[customer])))
+    champion_confidence = np.where(challenger, np.where(champion_right, rng.integers(550_000, 1_000_000, n),
+                                                        rng.integers(250_000, 900_000, n)), confidence)
     return {
         "ts": ts,
         "index": offset + np.arange(n, dtype=np.int64),
@@ -355,6 +362,7 @@ def _day_requests(plan: _Plan, d: int, offset: int) -> dict[str, np.ndarray]:
         "truth": truth,
         "served": served,
         "confidence": confidence.astype(np.int32),
+        "champion_confidence": champion_confidence.astype(np.int32),
         "latency_us": latency_us.astype(np.int32),
         "opener": rng.integers(0, len(OPENERS), n, dtype=small),
         "phrase": (rng.random(n) * phrase_sizes[truth]).astype(small),
@@ -431,6 +439,7 @@ def _request_table(plan: _Plan, rows: dict[str, np.ndarray], lo: int, hi: int) -
         "shadow_version": _constant("", n),
         "shadow_topic": _constant("", n),
         "shadow_confidence": _constant("", n),
+        "champion_confidence": _decimal(r["champion_confidence"], 6),
         "integration": _take(INTEGRATIONS, integration),
         "text": pc.binary_join_element_wise(*texts, " "),
     }

@@ -74,6 +74,10 @@ def _finish(router: state.RouterState, models: Models, config: ABConfig, ticket:
         metrics.FALLBACKS.labels(reason=CHALLENGER_ERROR).inc()
         log.warning(kv("challenger_failed", request_id=request_id, version=models.challenger.version,
                        error=outcome.error))
+    if outcome.champion_error:
+        metrics.CHAMPION_SCORE_FAILURES.inc()
+        log.warning(kv("champion_confidence_failed", request_id=request_id, version=models.champion.version,
+                       error=outcome.champion_error))
     metrics.PREDICTIONS.labels(variant=outcome.variant, topic=outcome.served.topic).inc()
     latency_ms = round((time.perf_counter() - started) * 1000.0, 3)
     logged = state.record(router.requests, request_row(request_id, ticket, text, outcome, config, latency_ms,
@@ -86,7 +90,8 @@ def answer(router: state.RouterState, models: Models, config: ABConfig, ticket: 
     """Answer one ticket from its arm (the single-ticket `/predict`) for `integration` (router.clients)."""
     text = mask(ticket.text)
     outcome = serve(text, models.champion, models.challenger, config,
-                    assignment_key(ticket.customer_id, ticket.ticket_id))
+                    assignment_key(ticket.customer_id, ticket.ticket_id),
+                    score_champion=router.settings.router.log_champion_confidence)
     return _finish(router, models, config, ticket, text, outcome, request_id, started, integration)
 
 
@@ -100,7 +105,8 @@ def answer_all(router: state.RouterState, models: Models, tickets: Sequence[Tick
     config = router.config.current()
     texts = [mask(ticket.text) for ticket in tickets]
     outcomes = serve_all(texts, models.champion, models.challenger, config,
-                         [assignment_key(ticket.customer_id, ticket.ticket_id) for ticket in tickets])
+                         [assignment_key(ticket.customer_id, ticket.ticket_id) for ticket in tickets],
+                         score_champion=router.settings.router.log_champion_confidence)
     return [_finish(router, models, config, ticket, text, outcome, ticket.request_id or uuid.uuid4().hex, started,
                     integration)
             for ticket, text, outcome in zip(tickets, texts, outcomes, strict=True)]

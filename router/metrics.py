@@ -33,6 +33,10 @@ LATENCY = Histogram(
 FALLBACKS = Counter(
     "ticket_ab_fallbacks_total", "Challenger predictions that failed (the champion answered instead)", ["reason"],
 )
+CHAMPION_SCORE_FAILURES = Counter(
+    "ticket_ab_champion_score_failures_total", "Challenger-served requests whose extra champion scoring (the logged "
+    "champion_confidence, TICKET_AB_LOG_CHAMPION_CONFIDENCE) failed: answered, logged with that value blank",
+)
 MODEL_VERSION = Gauge(
     "ticket_ab_model_version", "Registry version loaded per alias in each worker (0: none)", ["alias"],
     multiprocess_mode="liveall",
@@ -62,8 +66,8 @@ PREDICTIONS = Counter(
     ["variant", "topic"],
 )
 
-__all__ = ["CLIENT_REQUESTS", "CONTENT_TYPE", "FALLBACKS", "LATENCY", "LOG_WRITE_FAILURES", "MODEL_LOADS",
-           "MODEL_REFUSALS", "MODEL_VERSION", "PREDICTIONS", "REQUESTS", "exposition"]
+__all__ = ["CHAMPION_SCORE_FAILURES", "CLIENT_REQUESTS", "CONTENT_TYPE", "FALLBACKS", "LATENCY", "LOG_WRITE_FAILURES",
+           "MODEL_LOADS", "MODEL_REFUSALS", "MODEL_VERSION", "PREDICTIONS", "REQUESTS", "exposition"]
 
 
 def exposition() -> bytes:

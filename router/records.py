@@ -55,7 +55,7 @@ def request_row(
     customer_key: bytes, integration: str,
 ) -> dict[str, object]:
     """One REQUEST_COLUMNS row: who asked (and through which integration), which arm and model answered, under
-    which config, and the masked text."""
+    which config, the champion's confidence (blank when it did not score the ticket), and the masked text."""
     served, shadow = outcome.served, outcome.shadow
     return {
         "timestamp": utc_now(),
@@ -75,6 +75,7 @@ def request_row(
         "shadow_version": shadow.version if shadow else "",
         "shadow_topic": shadow.topic if shadow else "",
         "shadow_confidence": shadow.confidence if shadow else "",
+        "champion_confidence": "" if outcome.champion_confidence is None else outcome.champion_confidence,
         "integration": integration,
         "text": text,
     }

@@ -3,6 +3,12 @@
 The challenger is the experimental model, so its failures are contained here: if it raises, the
 champion answers and the outcome records why. The champion's own failure is not contained (there
 is nothing to fall back to) and becomes a 500 in the views.
+
+Every outcome also knows the champion's confidence in the ticket, the A/B report's CUPAC covariate
+(analysis.covariate): free when the champion answered or shadow-scored it; when the challenger
+answered, only if asked (`score_champion`, TICKET_AB_LOG_CHAMPION_CONFIDENCE), by scoring the
+champion too. That extra scoring is for the log alone, so its failure is contained like the
+challenger's: the answer stands and the outcome records why the covariate is missing.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from router.assign import assign
 from router.config import ABConfig
 from router.models import LoadedModel
 from router.predictor import score_many
-from ticket_ab.names import SHADOW, A, B
+from ticket_ab.names import CHAMPION, SHADOW, A, B
 
 CHALLENGER_ERROR = "challenger_error"
 
@@ -41,6 +47,17 @@ class Outcome:
     fallback: str = ""  # "challenger_error:<ExceptionType>" when the challenger failed
     shadow: Prediction | None = None  # shadow mode: the challenger's prediction
     error: str = ""  # the challenger's exception, for the server log only
+    champion: Prediction | None = None  # the challenger served and `score_champion` asked: the champion's prediction
+    champion_error: str = ""  # that extra scoring's exception, for the server log only
+
+    @property
+    def champion_confidence(self) -> float | None:
+        """The champion's top-class probability on this ticket, from whichever prediction is the champion's
+        (None: the champion did not score it)."""
+        for one in (self.served, self.shadow, self.champion):
+            if one is not None and one.alias == CHAMPION:
+                return one.confidence
+        return None
 
 
 def _prediction(model: LoadedModel, proba: Sequence[float]) -> Prediction:
@@ -62,27 +79,39 @@ def _failed(exc: Exception) -> tuple[str, str]:
     return f"{CHALLENGER_ERROR}:{type(exc).__name__}", repr(exc)
 
 
+def _beside(model: LoadedModel, texts: Sequence[str]) -> tuple[list[Prediction | None], Exception | None]:
+    """`model`'s predictions of `texts` scored beside the served ones (for the log only), or Nones and what it
+    raised: a prediction nobody is answered with must never affect the answer."""
+    try:
+        return list(predict_all(model, texts)), None
+    except Exception as exc:  # whatever the model raised, the served answers stand
+        return [None] * len(texts), exc
+
+
 def _shadow(texts: Sequence[str], champion: LoadedModel, challenger: LoadedModel) -> list[Outcome]:
     served = predict_all(champion, texts)
-    try:
-        return [Outcome(A, one, shadow=other) for one, other in zip(served, predict_all(challenger, texts),
-                                                                      strict=True)]
-    except Exception as exc:  # the shadow's failure must never affect the answer
-        fallback, error = _failed(exc)
-        return [Outcome(A, one, fallback=fallback, error=error) for one in served]
+    shadows, exc = _beside(challenger, texts)
+    fallback, error = _failed(exc) if exc is not None else ("", "")
+    return [Outcome(A, one, fallback=fallback, shadow=other, error=error)
+            for one, other in zip(served, shadows, strict=True)]
 
 
-def _arm_b(texts: Sequence[str], champion: LoadedModel, challenger: LoadedModel) -> list[Outcome]:
+def _arm_b(texts: Sequence[str], champion: LoadedModel, challenger: LoadedModel, score_champion: bool) -> list[Outcome]:
     try:
-        return [Outcome(B, one) for one in predict_all(challenger, texts)]
+        served = predict_all(challenger, texts)
     except Exception as exc:  # a broken challenger costs the experiment rows, not the users their answers
         fallback, error = _failed(exc)
         return [Outcome(B, one, fallback=fallback, error=error) for one in predict_all(champion, texts)]
+    champions, exc = _beside(champion, texts) if score_champion else ([None] * len(texts), None)
+    return [Outcome(B, one, champion=other, champion_error="" if exc is None else repr(exc))
+            for one, other in zip(served, champions, strict=True)]
 
 
 def serve_all(texts: Sequence[str], champion: LoadedModel, challenger: LoadedModel | None, config: ABConfig,
-              keys: Sequence[str | None], draws: Sequence[float | None] | None = None) -> list[Outcome]:
-    """Answer each ticket under `config`, each arm's tickets scored together (`draws` fix keyless coins in tests).
+              keys: Sequence[str | None], draws: Sequence[float | None] | None = None, *,
+              score_champion: bool = False) -> list[Outcome]:
+    """Answer each ticket under `config`, each arm's tickets scored together (`draws` fix keyless coins in tests);
+    with `score_champion`, the champion scores the challenger's tickets too, for the log's covariate.
 
     In a batch the challenger's tickets stand or fall together: if scoring them raises, the
     champion answers all of them and each row records the fallback.
@@ -96,13 +125,14 @@ def serve_all(texts: Sequence[str], champion: LoadedModel, challenger: LoadedMod
     groups = {arm: [i for i, each in enumerate(arms) if each == arm] for arm in (A, B)}
     outcomes: list[Outcome | None] = [None] * len(texts)
     for arm, answer in ((A, lambda part: [Outcome(A, one) for one in predict_all(champion, part)]),
-                        (B, lambda part: _arm_b(part, champion, challenger))):
+                        (B, lambda part: _arm_b(part, champion, challenger, score_champion))):
         for i, outcome in zip(groups[arm], answer([texts[i] for i in groups[arm]]), strict=True):
             outcomes[i] = outcome
     return outcomes
 
 
 def serve(text: str, champion: LoadedModel, challenger: LoadedModel | None, config: ABConfig, key: str | None,
-          draw: float | None = None) -> Outcome:
-    """Answer one ticket under `config` (`draw` fixes the coin for a keyless request in tests)."""
-    return serve_all([text], champion, challenger, config, [key], [draw])[0]
+          draw: float | None = None, *, score_champion: bool = False) -> Outcome:
+    """Answer one ticket under `config` (`draw` fixes the coin for a keyless request in tests; `score_champion`:
+    see `serve_all`)."""
+    return serve_all([text], champion, challenger, config, [key], [draw], score_champion=score_champion)[0]

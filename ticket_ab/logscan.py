@@ -7,7 +7,8 @@ temporary folder, so the callers aggregate in SQL and pandas only sees aggregate
 
 The views `raw_requests` and `raw_feedback` hold every column of the log as text ('' when absent, as
 the CSV reader gives it) plus `ts` (the parsed UTC timestamp, NULL when unreadable) and `ord` (a tie-breaker
-for rows stamped in the same millisecond: the position in memory, the request id in files). `frames()` makes
+for rows stamped in the same millisecond: the position in memory, a 64-bit hash of the request id in files;
+any fixed order of ties will do, and the hash costs 8 bytes a row where the id costs 32). `frames()` makes
 the same views of frames already in memory (the readers' output), so one SQL serves both paths.
 
 The CSV dialect is given, never sniffed (a torn line can fool a sniffer): comma, double quote
@@ -129,12 +130,13 @@ def _select(con: duckdb.DuckDBPyConnection, source: str, columns: tuple[str, ...
                       for c in columns if c != "timestamp")
     where = f" WHERE regexp_full_match(coalesce({CRC}, ''), '{CRC_PATTERN}')" if shaped else ""
     request_id = "coalesce(request_id, '')" if "request_id" in present else "''"
-    return f"SELECT try_cast(\"timestamp\" AS TIMESTAMPTZ) AS ts, {texts}, {request_id} AS ord FROM {source}{where}"
+    return (f"SELECT try_cast(\"timestamp\" AS TIMESTAMPTZ) AS ts, {texts}, hash({request_id}) AS ord "
+            f"FROM {source}{where}")
 
 
 def _empty(columns: tuple[str, ...]) -> str:
     texts = ", ".join(f"''::VARCHAR AS {_quote(c)}" for c in columns if c != "timestamp")
-    return f"SELECT NULL::TIMESTAMPTZ AS ts, {texts}, ''::VARCHAR AS ord WHERE false"
+    return f"SELECT NULL::TIMESTAMPTZ AS ts, {texts}, 0::UBIGINT AS ord WHERE false"
 
 
 def _rejected(con: duckdb.DuckDBPyConnection, shards: list[Path]) -> int:
@@ -144,8 +146,9 @@ def _rejected(con: duckdb.DuckDBPyConnection, shards: list[Path]) -> int:
         dialect = CSV_DIALECT.replace(", union_by_name=true", "")
         source = (f"read_csv({_list([shard])}, {dialect}, ignore_errors=true, store_rejects=true, "
                   "rejects_table='shard_rejects', rejects_scan='shard_scans')")
+        # fetchall, not fetchone: fetchone leaves the scan unfinished, and the rejects table comes at its end
         total += con.execute(f"SELECT count(*) FROM {source} WHERE NOT regexp_full_match(coalesce({CRC}, ''), "
-                             f"'{CRC_PATTERN}')").fetchone()[0]
+                             f"'{CRC_PATTERN}')").fetchall()[0][0]
         try:  # the rejects table exists only once a line was rejected
             total += con.execute("SELECT count(DISTINCT line) FROM shard_rejects").fetchone()[0]
             con.execute("DROP TABLE shard_rejects; DROP TABLE IF EXISTS shard_scans")
@@ -160,7 +163,7 @@ def _dropped_heads(day_files_: list[Path], since: pd.Timestamp | None) -> int:
     total = 0
     for f in day_files_:
         heads = _attribute(f, DROPPED_ATTR) or ""
-        for head in filter(None, heads.split("\n")):
+        for head in heads.split("\n")[:-1]:  # one head per dropped line, each ended by "\n"; "": a torn end
             stamp = pd.to_datetime(head[:_STAMP], utc=True, errors="coerce", format="ISO8601")
             total += int(since is None or pd.isna(stamp) or stamp >= since)
     return total

@@ -45,13 +45,14 @@ REQUEST_COLUMNS = (
     "shadow_version",  # shadow mode: the other model's version, topic and confidence
     "shadow_topic",
     "shadow_confidence",
+    "champion_confidence",  # the champion's top probability (CUPAC covariate); empty if not scored or in older files
     "integration",  # whose client token the request carried, or `anonymous` (empty in files written before it)
     "text",  # PII-masked ticket text, whitespace folded to one line
 )
 FEEDBACK_COLUMNS = ("timestamp", "request_id", "label", "source")
 ANONYMOUS = "anonymous"  # the `integration` of a request that carried no client token
 LOG_COLUMNS = {REQUESTS: REQUEST_COLUMNS, FEEDBACK: FEEDBACK_COLUMNS}
-NUMERIC = ("split_b", "confidence", "latency_ms", "shadow_confidence")
+NUMERIC = ("split_b", "confidence", "latency_ms", "shadow_confidence", "champion_confidence")
 Moment = pd.Timestamp | datetime | str | None
 _STAMP = len("2026-11-24T10:00:00.123+00:00")
 

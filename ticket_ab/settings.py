@@ -71,6 +71,10 @@ class RouterSettings(BaseSettings):
                                       description="larger bodies of the batch-capable endpoints get 413")
     max_batch_chars: int = Field(1_000_000, ge=1, description="most ticket-text characters one request may carry "
                                  "in all (a worker scores about 3 M characters a second); more get 413")
+    log_champion_confidence: bool = Field(True, description="score the challenger's requests with the champion too, "
+                                          "so every row logs `champion_confidence` (the A/B report's CUPAC "
+                                          "covariate; off: blank on them): +15-22% router CPU per request at 50/50 "
+                                          "serving svm_wc (bench/champion_confidence_bench.py)")
 
 
 AutoMLEngine = Literal["local", "dask"]
@@ -145,6 +149,10 @@ class DriftSettings(BaseSettings):
 
     model_config = _config("TICKET_AB_DRIFT_")
     min_window: int = _env("TICKET_AB_MIN_WINDOW", 200, "fewer new tickets: the run skips, with the reason", ge=1)
+    window_sample_rows: int = _env("TICKET_AB_WINDOW_SAMPLE_ROWS", 50_000, "the DAG measures drift on a seeded "
+                                   "sample of at most this many of the window's routed tickets and keeps every "
+                                   "labelled one; ten times TICKET_AB_REFERENCE_ROWS, past which the drift tests "
+                                   "gain little and cost memory", ge=1)
     text_p: float = Field(0.01, ge=0.0, le=1.0,
         description="text drift (domain-classifier AUC) must be significant at this level")
     text_min_auc: float = Field(0.52, ge=0.5, le=1.0, description="... and reach at least this AUC")

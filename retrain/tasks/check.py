@@ -1,5 +1,7 @@
 """Tasks 2 and 3, `check_drift` and `decide`: the window against the champion's reference, and the branch.
 
+The descriptors are measured on the window's drift sample (`drift_sample`, TICKET_AB_WINDOW_SAMPLE_ROWS
+of its routed tickets, seeded), the champion's accuracy on every labelled ticket of the window.
 `check_drift` keeps its evidence (Evidently's HTML and JSON under reports/drift/, an MLflow run of
 kind `drift`) even on quiet days, and copies the champion's reference into the run's directory so
 later tasks use the same one, whatever the champion becomes meanwhile.
@@ -9,13 +11,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from retrain.ml.drift import Check, Decision, DriftSignals, decide
-from retrain.ml.drift_measure import measure
+from retrain.ml.drift_measure import Measurement, label_accuracy, measure
 from retrain.ml.drift_report import save_report
 from retrain.tasks.results import Checked, Collected
 from retrain.tasks.runs import run_slug
@@ -57,9 +60,11 @@ def _measure(settings: Settings, collected: Collected, champion: registry.ModelV
     predicted = pd.Series(model.predict(window[[TEXT]]), dtype="string")
     holdout_accuracy = champion.tags.get("holdout_accuracy")  # the champion's accuracy on unseen tickets
     holdout_rows = champion.tags.get("holdout_rows")
-    measurement = measure(window[TEXT], predicted, reference, labels=window["label"], thresholds=settings.drift,
+    sample = window["drift_sample"].astype(bool).to_numpy()
+    measurement = measure(window.loc[sample, TEXT], predicted[sample], reference, thresholds=settings.drift,
                           reference_accuracy=float(holdout_accuracy) if holdout_accuracy else None,
                           reference_labelled=int(holdout_rows) if holdout_rows else None, seed=settings.seed)
+    measurement = whole_window(measurement, collected.rows, predicted, window["label"])
     decision = decide(measurement.signals, settings.drift)
     run_id = collected.run_id
     html, js = save_report(measurement, decision, settings.reports_dir / "drift", run_slug(run_id),
@@ -71,6 +76,15 @@ def _measure(settings: Settings, collected: Collected, champion: registry.ModelV
                     base_link=settings.tracking_uri)
     return _decided(run_id, decision, signals=signals, champion=champion.version, reference_path=str(reference_path),
                     html=str(html), json_path=str(js), mlflow_run_id=mlflow_run, seconds=round(measurement.seconds, 2))
+
+
+def whole_window(measurement: Measurement, rows: int, predicted: pd.Series, labels: pd.Series) -> Measurement:
+    """The sample's measurement with the window's own size and the champion's accuracy on every labelled ticket
+    of the window (the saved window keeps them all): the descriptors need a sample, the accuracy signal every
+    label it can get, and the size gate and the alert speak of the window."""
+    labelled, accuracy = label_accuracy(predicted, labels)
+    return replace(measurement, signals=replace(measurement.signals, window_rows=rows, labelled=labelled,
+                                                accuracy=accuracy))
 
 
 # How a fired signal reads in an alert: the window's value next to the reference's, or its test.

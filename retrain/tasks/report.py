@@ -1,5 +1,8 @@
 """Task 6, `report`: one summary line and a markdown report per run, then the watermark.
 
+The window's counts come from the stats `collect_window` took over the whole window; the saved window
+is every labelled ticket plus a seeded sample, and the report says which sample the drift was measured on.
+
 The watermark moves here, last, and only when the window is done: if anything before fails, the
 next run sees the same tickets again. Then retention runs: log day folders older than
 TICKET_AB_LOG_RETENTION_DAYS go, but never the watermark's day or later, which the next window reads,
@@ -24,7 +27,8 @@ from ticket_ab.settings import Settings
 WINDOW_COUNTS = ("rows", "router_rows", "incoming_rows", "labelled", "malformed", "requests_malformed",
                  "requests_empty_text", "requests_duplicate", "feedback_read", "feedback_malformed", "feedback_blank",
                  "feedback_unknown_request", "feedback_superseded", "feedback_outside_window", "feedback_late",
-                 "feedback_late_pending", "feedback_used")
+                 "feedback_late_pending", "feedback_used", "unlabelled", "sample_rows", "sample_limit", "sample_seed",
+                 "sample_unlabelled", "kept_rows")
 
 log = get_logger("dag")
 
@@ -133,6 +137,8 @@ def _labels_section(relabelled: Relabelled) -> list[str]:
     out += ["| count | value |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in relabelled.stats.items() if k != "patterns"]
     out += [f"| label store: {k} | {v} |" for k, v in relabelled.store.items()]
+    out += ["", "`window` and `unlabelled` count the saved window (every labelled ticket and the drift sample), "
+                "not the whole window: its counts are under Window."]
     return out + ["", f"Review queue: `{relabelled.review_path}`"]
 
 
@@ -194,6 +200,8 @@ def _window_section(collected: Collected) -> list[str]:
     stats = collected.stats
     out = ["", "## Window", "", collected.summary, "", "| count | value |", "|---|---|"]
     out += [f"| {key} | {stats.get(key)} |" for key in WINDOW_COUNTS]
+    if stats.get("sample"):
+        out += ["", f"Sample: {stats['sample']} (the saved window: {stats['kept_rows']} routed tickets).", ""]
     if stats.get("feedback_quarantined_source"):
         out += ["", f"Feedback quarantined (source '{stats['feedback_quarantined_source']}', "
                 f"{stats['feedback_quarantined_rows']} labels kept out of this window):",

@@ -4,8 +4,8 @@ The retrain DAG is scheduled by the request-log asset (or, as a fallback, by tim
 runs every `TICKET_AB_WATCH_INTERVAL_S` and emits that asset only when at least
 `TICKET_AB_MIN_WINDOW` usable tickets arrived since the watermark, so a quiet day wastes no run and a
 burst of drifted traffic is retrained within minutes. Counting reads only the day folders from the
-watermark on, with the same rules the DAG's window uses (`window.new_requests`: text present, first
-occurrence of a request id, settled rows only), so "due" here means the window will have the rows.
+watermark on, with the same rules the DAG's window uses (`window.count_new`: text present, first
+occurrence of a request id, settled rows only), out of core, so "due" here means the window will have the rows.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 import pandas as pd
 
 from retrain.tasks import window as win
-from ticket_ab.requestlog import read_requests
 from ticket_ab.settings import Settings
 
 
@@ -45,6 +44,5 @@ def count_new_tickets(settings: Settings) -> Watched:
     """Usable request rows after the watermark and before the settle cutoff (see `window.collect`)."""
     watermark = win.load_watermark(win.watermark_path(settings.airflow_dir))
     until = pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=settings.log.settle_s)
-    requests = read_requests(settings.logs_dir, since=watermark.until, until=until)
-    rows, _ = win.new_requests(requests.rows, watermark.until)
-    return Watched(new_tickets=int(len(rows)), min_window=settings.drift.min_window, since=watermark.requests_until)
+    new = win.count_new(settings.logs_dir, watermark, until, settings.ab.memory_mb)
+    return Watched(new_tickets=new, min_window=settings.drift.min_window, since=watermark.requests_until)

@@ -6,7 +6,11 @@ Everything here is I/O at the edges around pure functions, and nothing here may 
 torn log line, an unreadable file or suspicious feedback is counted, explained and skipped, so the
 operator reads what happened in the run report instead of a traceback.
 
-The logs are read from the watermark on (`since`), so a run costs its window, not the history.
+The logs are read from the watermark on (`since`), so a run costs its window, not the history, and
+they are read where they lie, out of core (`retrain.tasks.windowscan`): every count is over the whole
+window, in SQL, while the frame the run keeps holds only every labelled ticket, a seeded sample of
+the window for the drift check (TICKET_AB_WINDOW_SAMPLE_ROWS, stated in the stats and the report) and
+the incoming files' tickets; so the DAG's memory grows with the labels, not with the traffic.
 The watermark also carries the sources of earlier windows' labels as counts, which the feedback
 guards judge against (the logs of those windows are not read again, and may be gone to retention).
 
@@ -26,14 +30,17 @@ from typing import Any
 import pandas as pd
 
 from retrain.ml.feedback import guard_feedback
+from retrain.tasks import windowscan
+from retrain.tasks.windowscan import Sampling
+from ticket_ab import logscan
 from ticket_ab.atomic import write_atomic
+from ticket_ab.logstore import FEEDBACK, REQUESTS
 from ticket_ab.pii import is_personal, mask
-from ticket_ab.requestlog import LogRead, read_feedback, read_requests
 from ticket_ab.schema import TEXT, TOPIC, TicketDataError, load_tickets
-from ticket_ab.settings import FeedbackSettings
+from ticket_ab.settings import FeedbackSettings, get_settings
 
 WINDOW_COLUMNS = ("request_id", "ticket_id", "customer_id", "timestamp", "origin", TEXT, "served_topic", "label",
-                  "label_source")
+                  "label_source", "drift_sample")  # drift_sample: the row is in the drift check's sample
 LATE_COLUMNS = ("request_id", "label", "source")
 INCOMING_PATTERNS = ("*.csv", "*.csv.gz", "*.parquet")
 ROUTER = "router"
@@ -147,6 +154,7 @@ def _incoming_rows(tickets: pd.DataFrame, name: str) -> pd.DataFrame:
         "served_topic": None,
         "label": label.to_numpy(),
         "label_source": [INCOMING if isinstance(v, str) and v else None for v in label],
+        "drift_sample": True,  # a file's tickets are all kept and all measured
     })
     return frame[list(WINDOW_COLUMNS)]
 
@@ -156,7 +164,9 @@ def _empty_window() -> pd.DataFrame:
 
 
 def new_requests(requests: pd.DataFrame, until: pd.Timestamp | None) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Request rows after the watermark with usable text, first occurrence of each request id."""
+    """Request rows after the watermark with usable text, first occurrence of each request id, for rows already
+    in memory: the definition `retrain.tasks.windowscan` carries out in SQL over the log files for the DAG's
+    window (a test holds the two equal)."""
     rows = requests if until is None else requests.loc[requests["timestamp"] > until]
     empty = rows[TEXT].fillna("").str.strip().eq("")
     usable = rows.loc[~empty]
@@ -172,63 +182,92 @@ def new_requests(requests: pd.DataFrame, until: pd.Timestamp | None) -> tuple[pd
         "served_topic": usable["topic"].to_numpy(),
         "label": None,
         "label_source": None,
+        "drift_sample": True,  # rows in memory are all measured
     })[list(WINDOW_COLUMNS)]
     return frame, {"requests_new": int(len(rows)), "requests_empty_text": int(empty.sum()),
                    "requests_duplicate": int(duplicate.sum())}
 
 
 def build_window(
-    requests: LogRead,
-    feedback: LogRead,
+    scan: logscan.Scan,
     incoming: IncomingRead,
     watermark: Watermark,
     guards: FeedbackSettings,
+    sample: Sampling,
+    until: pd.Timestamp | None = None,
     stored: set[str] | None = None,
 ) -> Window:
-    """Join the sources into one frame and compute the watermark a successful run would commit."""
-    routed, request_stats = new_requests(requests.rows, watermark.until)
-    window_ids = set(routed["request_id"].dropna())
-    known = set(requests.rows["request_id"])
-    labels, feedback_stats = guard_feedback(feedback.rows, known, window_ids, guards, watermark.feedback_sources,
-                                            stored)
+    """Join the sources into the frame the run keeps, count the whole window, and compute the watermark a
+    successful run would commit. The logs are `scan`'s views (read up to `until`); every count is taken in
+    SQL, and the frame holds every labelled ticket, the drift sample and the incoming files' tickets."""
+    con = scan.con
+    requests, newest = windowscan.select_requests(con, watermark.until, until, watermark.until)
+    feedback, unreadable = windowscan.select_feedback(con, watermark.until)
+    known, window_ids = windowscan.feedback_requests(con, feedback["request_id"])
+    labels, feedback_stats = guard_feedback(feedback, known, window_ids, guards, watermark.feedback_sources, stored)
     late = labels.loc[labels["late"], list(LATE_COLUMNS)].reset_index(drop=True)
-    labels = labels.loc[~labels["late"]].drop(columns="late")
-    if len(labels):
-        joined = routed.drop(columns=["label", "label_source"]).merge(
-            labels.rename(columns={"source": "label_source"}), on="request_id", how="left")
-        routed = joined[list(WINDOW_COLUMNS)]
+    routed = _routed(windowscan.kept_rows(con, labels.loc[~labels["late"]], sample))
     frame = pd.concat([f for f in (routed, incoming.rows) if len(f)], ignore_index=True) if (
         len(routed) or len(incoming.rows)) else _empty_window()
+    next_watermark = _next_watermark(watermark, newest, incoming, feedback_stats)
+    stats = {
+        "rows": requests["router_rows"] + int(len(incoming.rows)),
+        "router_rows": requests["router_rows"],
+        "incoming_rows": int(len(incoming.rows)),
+        "labelled": int(_has_label(frame).sum()),  # every labelled ticket is kept, so the frame has them all
+        "requests_read": requests["requests_read"],
+        "requests_malformed": int(scan.malformed[REQUESTS]) + requests["requests_unreadable"],
+        **{k: requests[k] for k in ("requests_new", "requests_empty_text", "requests_duplicate")},
+        "feedback_read": int(len(feedback)),
+        "feedback_malformed": int(scan.malformed[FEEDBACK]) + unreadable,
+        **feedback_stats,
+        "incoming_new_files": list(incoming.new_files),
+        "incoming_bad_files": list(incoming.bad_files),
+        "watermark_from": watermark.requests_until,
+        "watermark_to": next_watermark.requests_until,
+    }
+    stats["malformed"] = (stats["requests_malformed"] + stats["requests_empty_text"] + stats["feedback_malformed"]
+                          + stats["feedback_blank"] + len(incoming.bad_files))
+    stats |= sample_stats(routed, requests["router_rows"], sample)
+    return Window(frame=frame, stats=stats, next_watermark=next_watermark, late=late)
 
-    newest = requests.rows["timestamp"].max() if len(requests.rows) else None
+
+def _routed(rows: pd.DataFrame) -> pd.DataFrame:
+    """The kept request rows as window rows."""
+    return rows.assign(origin=ROUTER)[list(WINDOW_COLUMNS)] if len(rows) else _empty_window()
+
+
+def _has_label(frame: pd.DataFrame) -> pd.Series:
+    return frame["label"].notna() & frame["label"].astype(str).str.strip().ne("")
+
+
+def _next_watermark(watermark: Watermark, newest: pd.Timestamp | None, incoming: IncomingRead,
+                    feedback_stats: dict[str, Any]) -> Watermark:
+    """The newest request read, the incoming files now present and the feedback sources judged so far."""
     until = watermark.requests_until
     if newest is not None and (watermark.until is None or newest > watermark.until):
         until = newest.isoformat()
     # Bad files count as consumed too: they are reported once, and fixing one changes its signature.
     # Refused labels count too: the history is what earlier windows' feedback looked like, trusted or not.
     sources = Counter(watermark.feedback_sources) + Counter(feedback_stats["feedback_sources"])
-    next_watermark = Watermark(requests_until=until, incoming=dict(incoming.files), feedback_sources=dict(sources))
+    return Watermark(requests_until=until, incoming=dict(incoming.files), feedback_sources=dict(sources))
 
-    labelled = frame["label"].notna() & frame["label"].astype(str).str.strip().ne("")
-    stats = {
-        "rows": int(len(frame)),
-        "router_rows": int((frame["origin"] == ROUTER).sum()),
-        "incoming_rows": int(len(incoming.rows)),
-        "labelled": int(labelled.sum()),
-        "requests_read": int(len(requests.rows)),
-        "requests_malformed": int(requests.malformed),
-        **request_stats,
-        "feedback_read": int(len(feedback.rows)),
-        "feedback_malformed": int(feedback.malformed),
-        **feedback_stats,
-        "incoming_new_files": list(incoming.new_files),
-        "incoming_bad_files": list(incoming.bad_files),
-        "watermark_from": watermark.requests_until,
-        "watermark_to": until,
-    }
-    stats["malformed"] = (stats["requests_malformed"] + stats["requests_empty_text"] + stats["feedback_malformed"]
-                          + stats["feedback_blank"] + len(incoming.bad_files))
-    return Window(frame=frame, stats=stats, next_watermark=next_watermark, late=late)
+
+def sample_stats(routed: pd.DataFrame, router_rows: int, sample: Sampling) -> dict[str, Any]:
+    """What the drift check and the report's examples see, stated: the sample's size, of how many, its seed,
+    and what relabelling keeps (every labelled ticket, and the sample's unlabelled ones)."""
+    drawn = routed["drift_sample"].astype(bool)
+    labelled = _has_label(routed)
+    counts = {"sample_rows": int(drawn.sum()), "sample_limit": int(sample.rows), "sample_seed": int(sample.seed),
+              "unlabelled": router_rows - int(labelled.sum()), "sample_unlabelled": int((drawn & ~labelled).sum()),
+              "kept_rows": int(len(routed))}
+    if counts["sample_rows"] < router_rows:
+        note = (f"drift on a sample of {counts['sample_rows']} of {router_rows} routed tickets, seed {sample.seed} "
+                f"({counts['sample_unlabelled']} of its tickets unlabelled, of {counts['unlabelled']}); every "
+                f"labelled ticket kept")
+    else:
+        note = f"drift on all {router_rows} routed tickets (at most {sample.rows} are sampled, seed {sample.seed})"
+    return counts | {"sample": note}
 
 
 def collect(
@@ -238,25 +277,41 @@ def collect(
     guards: FeedbackSettings,
     settle_s: float = 0.0,
     stored: set[str] | None = None,
+    sample: Sampling | None = None,
 ) -> Window:
     """Read the three sources from disk and build the window (the DAG's first task).
 
-    Both logs are read from the watermark on: the window's requests are after it, and so is their
-    feedback (it is sent after the answer). Only the day folders from the watermark's day are opened.
+    Both logs are read from the watermark on, where they lie (`ticket_ab.logscan`: DuckDB over the day
+    files, in bounded memory): the window's requests are after it, and so is their feedback (it is sent
+    after the answer). Only the day folders from the watermark's day are opened.
     Requests are read only up to `settle_s` ago: a row is stamped before it is written (and a shared
     volume shows it later still), so a row stamped just before the read could land after it, below
     the new watermark, and never be read. The next run reads what this one left.
+    `sample` defaults to the environment's (`windowscan.sampling`).
     """
-    since = watermark.until
+    sample = sample or windowscan.sampling(get_settings())
     until = pd.Timestamp.now(tz=UTC) - pd.Timedelta(seconds=settle_s) if settle_s else None
-    return build_window(read_requests(logs_dir, since=since, until=until), read_feedback(logs_dir, since=since),
-                        read_incoming(incoming_dir, watermark.incoming), watermark, guards, stored)
+    with logscan.connect(sample.memory_mb) as con:
+        scan = logscan.files(con, Path(logs_dir), Path(logs_dir), watermark.until)
+        return build_window(scan, read_incoming(incoming_dir, watermark.incoming), watermark, guards, sample,
+                            until, stored)
+
+
+def count_new(logs_dir: Path, watermark: Watermark, until: pd.Timestamp | None, memory_mb: int) -> int:
+    """The tickets `collect` would route into the window (after the watermark, up to `until`), counted where the
+    logs lie: the log watcher's question every few minutes, without reading the window into memory."""
+    with logscan.connect(memory_mb) as con:
+        logscan.files(con, Path(logs_dir), Path(logs_dir), watermark.until)
+        counts, _ = windowscan.select_requests(con, watermark.until, until, watermark.until)
+    return counts["router_rows"]
 
 
 def summarize(stats: dict[str, Any]) -> str:
     """One line for the log and the report: the counts an operator asks about first."""
     parts = [f"{stats['rows']} tickets ({stats['router_rows']} routed, {stats['incoming_rows']} from files)",
              f"{stats['labelled']} labelled", f"{stats['malformed']} malformed skipped"]
+    if stats["sample_rows"] < stats["router_rows"]:
+        parts.append(stats["sample"])
     dropped = stats["feedback_unknown_request"] + stats["feedback_superseded"]
     if dropped:
         parts.append(f"{stats['feedback_unknown_request']} feedback for unknown requests and "

@@ -8,6 +8,7 @@ import sys
 import time
 from collections import Counter
 
+import pandas as pd
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,7 +26,8 @@ from tests.integration.router.router_harness import (
     stop_router,
 )
 from tests.unit.router.router_testkit import fitted_pipeline
-from ticket_ab.names import A, B
+from ticket_ab import registry
+from ticket_ab.names import CHAMPION, A, B
 from ticket_ab.requestlog import read_feedback, read_requests
 
 TEXTS = ["vpn drops every hour", "printer jam on floor 3", "refund for the double invoice charge",
@@ -126,6 +128,24 @@ def test_shadow_mode_logs_both_predictions_over_http(router):
     rows = read_requests(router.settings.logs_dir).rows.iloc[-40:]
     assert set(rows["mode"]) == {"shadow"} and set(rows["shadow_version"]) == {"2"}
     set_config(router, mode="split")
+
+
+def test_every_row_logs_the_champions_own_confidence_in_its_text_whichever_arm_answered(router):
+    """TICKET_AB_LOG_CHAMPION_CONFIDENCE is on by default: the challenger's requests are scored by the champion too."""
+    set_config(router, ab_split_b=0.5, mode="split")
+    results = router.fire([{"text": f"{TEXTS[i % len(TEXTS)]}, case {i}", "customer_id": f"cupac-{i}"}
+                           for i in range(200)])
+    assert {status for status, _ in results} == {200}
+    ids = [body["request_id"] for _, body in results]
+    rows = read_requests(router.settings.logs_dir).rows.set_index("request_id").loc[ids]
+    assert set(rows["variant"]) == {A, B}
+    registry.connect(router.settings.tracking_uri)
+    champion = registry.load_version(router.settings.model_name, "1")
+    own = champion.predict_proba(pd.DataFrame({"text": rows["text"].tolist()})).max(axis=1)
+    assert rows["champion_confidence"].between(0, 1).all()
+    assert rows["champion_confidence"].to_numpy() == pytest.approx(own, abs=1e-5)
+    by_champion = rows["model_alias"] == CHAMPION
+    assert (rows.loc[by_champion, "champion_confidence"] == rows.loc[by_champion, "confidence"]).all()
 
 
 def test_feedback_over_http_is_appended_with_the_source_its_token_names(router):

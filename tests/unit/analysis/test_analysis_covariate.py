@@ -88,7 +88,27 @@ def test_more_labelled_tickets_than_the_cap_are_not_scored_and_the_note_says_so(
     rows = pd.DataFrame({"label": ["a", "b", "c"], "rid": [1, 2, 3]})
     calls = []
     scored, note = covariate.attach(rows, SPLIT, "3", _scorer(calls), _texts, 2)
-    assert scored is rows and calls == [] and "3 labelled tickets to score exceed" in note
+    assert scored is rows and calls == [] and "3 labelled tickets without a logged champion confidence exceed" in note
+
+
+def test_the_confidence_the_router_logged_is_taken_as_it_is_and_nothing_is_scored():
+    rows = pd.DataFrame({"label": ["a", None, "b"], "rid": [1, 2, 3], covariate.COLUMN: [0.9, np.nan, 0.4]})
+    calls = []
+    scored, note = covariate.attach(rows, SPLIT, "3", _scorer(calls), _texts, 0)
+    assert note is None and calls == [] and scored[covariate.COLUMN].tolist()[::2] == [0.9, 0.4]
+
+
+def test_only_the_tickets_the_router_logged_no_confidence_for_are_scored():
+    rows = pd.DataFrame({"label": ["a", "b", "c"], "rid": [1, 2, 3], covariate.COLUMN: [0.9, np.nan, 0.4]})
+    calls = []
+    scored, note = covariate.attach(rows, SPLIT, "3", _scorer(calls), _texts, 1)
+    assert note is None and calls == [("3", 0), ("3", 1)]
+    assert scored[covariate.COLUMN][[0, 2]].tolist() == [0.9, 0.4] and scored[covariate.COLUMN].notna().all()
+
+
+def test_with_cupac_off_a_logged_confidence_is_not_used():
+    rows = pd.DataFrame({"label": ["a"], "rid": [1], covariate.COLUMN: [0.9]})
+    assert covariate.COLUMN not in covariate.attach(rows, SPLIT, "3", None, _texts, 10)[0]
 
 
 def test_a_champion_that_cannot_be_scored_gives_an_unadjusted_comparison_and_a_note(ab_logs):

@@ -110,3 +110,11 @@ def test_undefined_estimates_are_nan_not_errors():
     assert math.isnan(inference.cluster_diff([1.0, 0.0], [True, True], ["x", "y"]).value)  # one arm
     assert math.isnan(inference.cluster_mean([], []).value)
     assert math.isnan(inference.cluster_mean([1.0, 0.0], ["x", "x"]).se)  # one customer: no spread to measure
+
+
+@pytest.mark.parametrize("sorted_categories", [True, False])
+def test_customer_codes_rank_the_customers_names_whatever_their_categories_hold(sorted_categories):
+    names = np.random.default_rng(3).choice([f"c{i}" for i in range(50)], 400)
+    categories = sorted(set(names) | {"unused", "a-first"}, reverse=not sorted_categories)
+    units = pd.Series(pd.Categorical(names, categories=categories))
+    assert inference._codes(units).tolist() == pd.factorize(names, sort=True)[0].tolist()

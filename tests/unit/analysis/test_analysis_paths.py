@@ -64,3 +64,18 @@ def test_scanning_the_files_gives_the_in_memory_verdict_and_every_figure(window)
                         {k: v for k, v in loaded.summary.items() if k != "sources"})
     assert not differences, differences[:10]
     assert len(scanned.summary["sources"]["request log"]) == len(loaded.summary["sources"]["request log"])
+
+
+def test_the_confidence_the_router_logged_adjusts_the_comparison_without_scoring_a_ticket(window):
+    scored = []
+
+    def registry(version, texts):  # what the registry would score: only texts the router logged nothing for
+        scored.extend(texts)
+        return [0.5] * len(texts)
+
+    since = pd.Timestamp(window.start)
+    runs = [analysis.load(window.root, window.root, since, TH, scorer=registry, in_memory=m) for m in (False, True)]
+    adjustments = [run.summary["comparison"]["adjustment"] for run in runs]
+    assert scored == [] and all(a["applied"] and "champion confidence" in a["covariates"] for a in adjustments)
+    assert adjustments[0]["variance_reduction"] > 0.01
+    assert not _same(runs[0].summary["comparison"], runs[1].summary["comparison"])

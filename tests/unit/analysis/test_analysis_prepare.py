@@ -41,7 +41,7 @@ def _log(seed: int, n: int = 300) -> pd.DataFrame:
 def _reference(log: pd.DataFrame) -> pd.DataFrame:
     """Each request's champion and challenger by the definitions, one row at a time."""
     rows = log.sort_values("timestamp", kind="stable")
-    rows = rows[~rows["request_id"].duplicated()].reset_index(drop=True)
+    rows = rows[~rows["request_id"].duplicated()].reset_index(names="ord")  # ord: the row's place in the log
     answered = ((rows["variant"] == "B") & (rows["fallback"] == "") & (rows["topic"] != "")).tolist()
     champion, challenger, last_a, last_b = [], [], None, ""
     for i, row in rows.iterrows():
@@ -63,7 +63,7 @@ def _reference(log: pd.DataFrame) -> pd.DataFrame:
             if 0 < run <= longest:
                 challenger[i - run:i] = [challenger[i]] * run
     challenger = ["" if b == a else b for a, b in zip(champion, challenger, strict=True)]
-    return pd.DataFrame({"request_id": rows["request_id"], "champion": champion, "challenger": challenger})
+    return pd.DataFrame({"ord": rows["ord"], "champion": champion, "challenger": challenger})
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -72,5 +72,5 @@ def test_every_request_gets_the_champion_and_challenger_the_definitions_give(see
     with logscan.connect(256) as con:
         logscan.frames(con, log, pd.DataFrame(columns=list(FEEDBACK_COLUMNS)))
         prepared = prepare(con, None)
-        found = prepared.frame("SELECT request_id, champion, challenger FROM w ORDER BY ts, ord")
+        found = prepared.frame("SELECT ord, champion, challenger FROM w ORDER BY ts, ord")
     pd.testing.assert_frame_equal(found, _reference(log), check_dtype=False)

@@ -153,3 +153,24 @@ def test_shares_per_arm_follow_the_join_rule_the_last_label_of_a_request_counts(
     assert by_request["source"].replace("", sources.UNNAMED).to_dict() == {"r1": "y", "r2": sources.UNNAMED, "r3": "x"}
     assert by_request["without:y"].to_dict() == {"r1": "access", "r2": "email", "r3": "access"}  # x's earlier label
     assert pd.isna(by_request.loc["r3", "without:x"]) and by_request.loc["r1", "without:x"] == "email"
+
+
+def test_leaving_a_source_out_of_per_request_cells_gives_the_cells_its_labels_give(ab_logs):
+    logs = ab_logs(LogSpec(phases=[Phase(600)], seed=5, **REPLAY))
+    feedback = read_feedback(logs).rows
+    earlier = feedback.head(80).assign(timestamp=lambda f: f["timestamp"] - pd.Timedelta(seconds=1), source="second",
+                                       label=lambda f: f["label"].map({"billing": "access"}).fillna("billing"))
+    with logscan.connect(256) as con:  # 80 requests labelled twice: without the later source the earlier label counts
+        logscan.frames(con, read_requests(logs).rows, pd.concat([earlier, feedback], ignore_index=True))
+        prepared = prepare(con, None)
+        traffic.window(prepared, None)
+        traffic.analysed(prepared, list(traffic.periods(prepared)["key"]), [])
+        names = traffic.sources(prepared)
+        traffic.labels(prepared, names)
+        labelled = traffic.cells(prepared, "label", by_row=True)
+        for i, name in enumerate(names):
+            expected = traffic.cells(prepared, f"without_{i}", by_row=True)
+            found = experiment._without_source(prepared, labelled, names, True, name)
+            both = found.merge(labelled, on="rid", suffixes=("", "_with"))
+            assert len(found) < len(labelled) and (both["label"] != both["label_with"]).any()  # dropped and changed
+            pd.testing.assert_frame_equal(found, expected)

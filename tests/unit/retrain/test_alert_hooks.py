@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from retrain.ml.drift import DriftSignals
+from retrain.ml.drift_measure import Measurement
 from retrain.register import TrainOutcome
 from retrain.tasks import check, train
 from retrain.tasks.results import Checked, Collected, Relabelled
@@ -40,7 +41,8 @@ def settings(tmp_path):
 
 
 def _collected(tmp_path: Path, rows: int = 400) -> Collected:
-    window = pd.DataFrame({TEXT: [f"vpn drops {i}" for i in range(rows)], "label": [None] * rows})
+    window = pd.DataFrame({TEXT: [f"vpn drops {i}" for i in range(rows)], "label": [None] * rows,
+                           "drift_sample": True})
     path = tmp_path / "window.parquet"
     window.to_parquet(path, index=False)
     return Collected(run_id="manual__1", run_dir=str(tmp_path), window_path=str(path), rows=rows, labelled=0,
@@ -60,7 +62,7 @@ def champion_in_mlflow(monkeypatch):
 
 
 def _measured(monkeypatch, signals: DriftSignals) -> None:
-    monkeypatch.setattr(check, "measure", lambda *_a, **_k: SimpleNamespace(signals=signals, seconds=1.0))
+    monkeypatch.setattr(check, "measure", lambda *_a, **_k: Measurement(signals, snapshot=None, seconds=1.0))
 
 
 def test_drift_is_alerted_once_its_run_is_in_mlflow_and_a_retry_of_a_failed_attempt_alerts_once(
