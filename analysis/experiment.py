@@ -149,7 +149,8 @@ def judge(prepared: Prepared, scan: logscan.Scan, since: pd.Timestamp | None, op
     rows = covariate.with_prior(outcomes(labelled, mode), traffic.earlier(prepared), mode, th.prior_strength)
     comparison = compare(rows, mode, arms, th, options.sequential)
     looks = comparison["n_a"] + comparison["n_b"]
-    serving = guardrails.serving(prepared, mode, looks, th, options.sequential)
+    serving = guardrails.serving(prepared, mode, looks, th, options.sequential,
+                                 {arm: arms[arm]["latency_ms"] for arm in ARMS})
     checks = serving + guardrails.topic_guardrails(labelled, mode, looks, th, options.sequential)
     notes.extend(_data_notes(bounds, arms, mode))
     verdict = decide(Evidence(

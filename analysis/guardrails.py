@@ -75,10 +75,12 @@ def _signed(value: float, unit) -> str:
     return unit(value) if unit is pts else ("+" if value >= 0 else "") + unit(value)
 
 
-def serving(prepared: Prepared, mode: str, looks_n: int, th: ABSettings, seq: bool) -> list[Guardrail]:
+def serving(prepared: Prepared, mode: str, looks_n: int, th: ABSettings, seq: bool,
+            measured: dict[str, dict[str, float]] | None = None) -> list[Guardrail]:
     """The serving guardrails of the analysed requests (view `an` of `analysis.traffic`), from per-customer
     counts: p95 and p99 latency, error rate and fallback rate; in shadow mode the customer always got the
-    champion's answer, so only the shadow's failures count."""
+    champion's answer, so only the shadow's failures count. `measured`: per arm, the latency quantiles
+    `traffic.arm` has already taken (`p95`, `p99`), not taken again."""
     if mode == SHADOW:
         cells = traffic.shadow_failures(prepared)
         failed = inference.cluster_mean(cells["fallbacks"] / cells["n"], cells["unit"], counts=cells["n"])
@@ -86,15 +88,16 @@ def serving(prepared: Prepared, mode: str, looks_n: int, th: ABSettings, seq: bo
     cells = traffic.failure_cells(prepared)
     rates = {name: inference.cluster_diff(cells[column] / cells["n"], cells["in_b"], cells["unit"], counts=cells["n"])
              for name, column in (("error rate", "errors"), ("fallback rate", "fallbacks"))}
-    p95, p99 = _latency(prepared, (0.95, 0.99), looks_n, th, seq)
+    p95, p99 = _latency(prepared, (0.95, 0.99), looks_n, th, seq, measured or {})
     return [p95, breach_only(p99), judge("error rate", rates["error rate"], th.error_margin, looks_n, th, seq),
             judge("fallback rate", rates["fallback rate"], th.fallback_margin, looks_n, th, seq)]
 
 
-def _latency(prepared: Prepared, qs: tuple[float, ...], looks_n: int, th: ABSettings, seq: bool) -> list[Guardrail]:
+def _latency(prepared: Prepared, qs: tuple[float, ...], looks_n: int, th: ABSettings, seq: bool,
+             measured: dict[str, dict[str, float]]) -> list[Guardrail]:
     """Per q of `qs`, B's q-quantile latency minus A's, allowed to exceed A's by `latency_margin` of it or by
     `latency_margin_ms`, whichever is larger (a share alone would be a few ms on a fast champion)."""
-    arms = {arm: _quantiles(prepared, arm, qs) for arm in ("A", "B")}
+    arms = {arm: _quantiles(prepared, arm, qs, measured.get(arm)) for arm in ("A", "B")}
     guardrails = []
     for q, (at_a, a), (at_b, b) in zip(qs, arms["A"], arms["B"], strict=True):
         diff = inference.Estimate(at_b - at_a, math.hypot(a.se, b.se), a.units + b.units, a.n + b.n)
@@ -103,10 +106,12 @@ def _latency(prepared: Prepared, qs: tuple[float, ...], looks_n: int, th: ABSett
     return guardrails
 
 
-def _quantiles(prepared: Prepared, arm: str, qs: tuple[float, ...]) -> list[tuple[float, inference.Estimate]]:
-    """An arm's latency at each q of `qs` and its customer-level standard error (`inference.quantile_se`), from
-    one scan of the arm's requests."""
-    ats, cells = traffic.latency_at(prepared, arm, list(qs))
+def _quantiles(prepared: Prepared, arm: str, qs: tuple[float, ...],
+               measured: dict[str, float] | None) -> list[tuple[float, inference.Estimate]]:
+    """An arm's latency at each q of `qs` (the `measured` ones as they are) and its customer-level standard error
+    (`inference.quantile_se`), from one scan of the arm's requests."""
+    known = [measured.get(f"p{round(q * 100)}") for q in qs] if measured else []
+    ats, cells = traffic.latency_at(prepared, arm, list(qs), known if known and None not in known else None)
     n, units = int(cells["n"].sum()), int(len(cells))
     if not n:
         return [(math.nan, inference.Estimate(math.nan, math.nan, 0, 0))] * len(qs)

@@ -28,6 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ticket_ab import logscan
 from ticket_ab.names import SHADOW, SPLIT
 from ticket_ab.requestlog import ANONYMOUS
 
@@ -58,7 +59,7 @@ class Prepared:
 def prepare(con: duckdb.DuckDBPyConnection, since: pd.Timestamp | None) -> Prepared:
     """Table `w` from the views `raw_requests` and `raw_feedback` (`ticket_ab.logscan`), from `since` on."""
     prepared = Prepared(con)
-    where = "ts IS NULL" + (f" OR ts >= '{since.isoformat()}'::TIMESTAMPTZ" if since is not None else " OR true")
+    where = "ts IS NULL" + (f" OR ts >= {logscan.moment(since)}" if since is not None else " OR true")
     _labels(prepared, where)
     con.execute(f"""CREATE OR REPLACE TABLE req_typed AS SELECT ts, ord, request_id,
         CASE WHEN customer_id <> '' THEN customer_id WHEN ticket_id <> '' THEN ticket_id ELSE request_id END AS unit,
@@ -71,10 +72,8 @@ def prepare(con: duckdb.DuckDBPyConnection, since: pd.Timestamp | None) -> Prepa
         FROM raw_requests WHERE {where}""")
     con.execute("CHECKPOINT")
     prepared.counts["unreadable_stamps"] = int(prepared.value("SELECT count(*) FROM req_typed WHERE ts IS NULL"))
-    con.execute(f"""CREATE OR REPLACE TABLE dropped AS SELECT ts, ord FROM (
-        SELECT ts, ord, row_number() OVER (PARTITION BY request_id ORDER BY {ORDER}) AS k FROM req_typed
-        WHERE ts IS NOT NULL AND request_id IN (SELECT request_id FROM req_typed WHERE request_id <> ''
-                             AND ts IS NOT NULL GROUP BY request_id HAVING count(*) > 1)) WHERE k > 1""")
+    con.execute("CREATE OR REPLACE TABLE dropped AS "
+                + logscan.later_duplicates("req_typed", "ts, ord", "ts IS NOT NULL", ORDER))
     con.execute("""CREATE OR REPLACE TEMP VIEW req_kept AS SELECT * FROM req_typed ANTI JOIN dropped USING (ts, ord)
                    WHERE ts IS NOT NULL""")
     exact, lead, buckets = _versions(prepared)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.prepare import ORDER, Prepared
+from ticket_ab import logscan
 from ticket_ab.names import ARMS, SHADOW, SPLIT
 from ticket_ab.requestlog import ANONYMOUS
 
@@ -36,7 +37,7 @@ def bucket_seconds(span: pd.Timedelta) -> tuple[float, str]:
 
 def window(prepared: Prepared, since: pd.Timestamp | None) -> int:
     """View `win` (the window's requests, authenticated only once any is); the anonymous requests left out."""
-    after = f"ts >= '{since.isoformat()}'::TIMESTAMPTZ" if since is not None else "true"
+    after = f"ts >= {logscan.moment(since)}" if since is not None else "true"
     prepared.con.execute(f"CREATE OR REPLACE TEMP VIEW win_all AS SELECT * FROM w WHERE {after}")
     authenticated = prepared.value(f"SELECT bool_or(integration <> '{ANONYMOUS}') FROM win_all")
     keep = f"integration <> '{ANONYMOUS}'" if authenticated else "true"
@@ -138,10 +139,11 @@ def shadow_failures(prepared: Prepared) -> pd.DataFrame:
                           "GROUP BY unit")
 
 
-def latency_at(prepared: Prepared, arm_: str, qs: list[float]) -> tuple[list[float], pd.DataFrame]:
-    """Arm `arm_`'s latency at each q of `qs` and, per customer, its timed requests (`n`) and those at or below
-    each (`below_i`)."""
-    ats = latency_quantiles(prepared, arm_, qs)
+def latency_at(prepared: Prepared, arm_: str, qs: list[float],
+               ats: list[float] | None = None) -> tuple[list[float], pd.DataFrame]:
+    """Arm `arm_`'s latency at each q of `qs` (`ats` when already known) and, per customer, its timed requests
+    (`n`) and those at or below each (`below_i`)."""
+    ats = latency_quantiles(prepared, arm_, qs) if ats is None else [float(at) for at in ats]
     if any(math.isnan(at) for at in ats):
         return ats, pd.DataFrame({"unit": [], "n": [], **{f"below_{i}": [] for i in range(len(qs))}})
     below = ", ".join(f"count(*) FILTER (latency_ms <= {float(at)!r}) AS below_{i}" for i, at in enumerate(ats))

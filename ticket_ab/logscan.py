@@ -134,6 +134,21 @@ def _select(con: duckdb.DuckDBPyConnection, source: str, columns: tuple[str, ...
             f"FROM {source}{where}")
 
 
+def moment(at: pd.Timestamp) -> str:
+    """A moment as a DuckDB TIMESTAMPTZ literal (from a Timestamp's ISO form: nothing to escape)."""
+    return f"'{pd.Timestamp(at).isoformat()}'::TIMESTAMPTZ"
+
+
+def later_duplicates(table: str, keep: str, where: str, order: str) -> str:
+    """SQL selecting `keep` of the rows of `table` (those matching `where`) that repeat an earlier row's request id
+    in `order`: a client retry logs a request twice and the first row counts. Only ids seen more than once are
+    ranked, so a window of millions sorts its few duplicates, not itself."""
+    return f"""SELECT * EXCLUDE (k) FROM (
+        SELECT {keep}, row_number() OVER (PARTITION BY request_id ORDER BY {order}) AS k FROM {table}
+        WHERE {where} AND request_id IN (SELECT request_id FROM {table} WHERE {where} AND request_id <> ''
+                                         GROUP BY request_id HAVING count(*) > 1)) WHERE k > 1"""
+
+
 def _empty(columns: tuple[str, ...]) -> str:
     texts = ", ".join(f"''::VARCHAR AS {_quote(c)}" for c in columns if c != "timestamp")
     return f"SELECT NULL::TIMESTAMPTZ AS ts, {texts}, 0::UBIGINT AS ord WHERE false"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
+from ticket_ab import logscan
 from ticket_ab.settings import Settings
 
 BLANK = r"[\s\x0b\x1c-\x1f\x85\pZ]*"  # exactly the characters Python's str.strip() strips (RE2 syntax)
@@ -58,17 +59,15 @@ def select_requests(con: duckdb.DuckDBPyConnection, since: pd.Timestamp | None, 
     """Table `win_read` (the rows read) and view `win` (the window's rows) from view `raw_requests`, and their
     counts: read, unreadable stamps, new (after the watermark `after`), blank texts, duplicates, the window's
     rows; with the newest stamp read (None when nothing was)."""
-    span = " AND ".join([f"ts >= {_moment(since)}"] * (since is not None) + [f"ts <= {_moment(until)}"] * (
-        until is not None)) or "true"
-    new = f"ts > {_moment(after)}" if after is not None else "true"
+    bounds = [f"ts >= {logscan.moment(since)}"] * (since is not None) + [f"ts <= {logscan.moment(until)}"] * (
+        until is not None)
+    span = " AND ".join(bounds) or "true"
+    new = f"ts > {logscan.moment(after)}" if after is not None else "true"
     con.execute(f"""CREATE OR REPLACE TABLE win_read AS SELECT ts, ord, request_id, ticket_id, customer_id,
         topic AS served_topic, text, ts IS NOT NULL AND {new} AS new, regexp_full_match(text, '{BLANK}') AS blank
         FROM raw_requests WHERE ts IS NULL OR ({span})""")
-    con.execute(f"""CREATE OR REPLACE TABLE win_dropped AS SELECT rid FROM (
-        SELECT rowid AS rid, row_number() OVER (PARTITION BY request_id ORDER BY {TIES}) AS k FROM win_read
-        WHERE new AND NOT blank AND request_id IN (SELECT request_id FROM win_read WHERE new AND NOT blank
-                                                   AND request_id <> '' GROUP BY request_id HAVING count(*) > 1))
-        WHERE k > 1""")
+    con.execute("CREATE OR REPLACE TABLE win_dropped AS "
+                + logscan.later_duplicates("win_read", "rowid AS rid", "new AND NOT blank", TIES))
     con.execute("""CREATE OR REPLACE TEMP VIEW win AS SELECT r.rowid AS rid, r.* EXCLUDE (new, blank)
         FROM win_read r ANTI JOIN win_dropped d ON r.rowid = d.rid WHERE r.new AND NOT r.blank""")
     read, unreadable, newest, fresh, blank = con.execute("""SELECT count(ts), count(*) - count(ts), max(ts),
@@ -84,7 +83,7 @@ def select_feedback(con: duckdb.DuckDBPyConnection, since: pd.Timestamp | None) 
     """The feedback rows stamped from `since` on, oldest first (ties in a fixed order: logscan's `ord`, then the
     row), as `ticket_ab.requestlog.read_feedback` gives them, and how many of the days' rows had an unreadable
     stamp."""
-    span = f"ts >= {_moment(since)}" if since is not None else "true"
+    span = f"ts >= {logscan.moment(since)}" if since is not None else "true"
     con.execute(f"""CREATE OR REPLACE TABLE win_feedback AS SELECT ts, ord, request_id, label, source
         FROM raw_feedback WHERE ts IS NULL OR ({span})""")
     unreadable = con.execute("SELECT count(*) FROM win_feedback WHERE ts IS NULL").fetchone()[0]
@@ -121,8 +120,3 @@ def kept_rows(con: duckdb.DuckDBPyConnection, labels: pd.DataFrame, sample: Samp
     finally:
         con.unregister(LABELS)
     return rows.astype({"timestamp": "datetime64[ns, UTC]"})
-
-
-def _moment(moment: pd.Timestamp) -> str:
-    """A moment as a DuckDB literal (from a Timestamp: nothing to escape)."""
-    return f"'{pd.Timestamp(moment).isoformat()}'::TIMESTAMPTZ"
