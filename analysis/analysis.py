@@ -1,6 +1,6 @@
 """`python analysis/analysis.py`: judge the A/B test from the router's logs and write the report.
 
-    python analysis/analysis.py [--logs DIR] [--out DIR] [--since TS] [--promote] [--fixed-horizon]
+    python analysis/analysis.py [--logs DIR] [--out DIR] [--since TS] [--promote] [--fixed-horizon] [--engine dask]
 
 Reads the request log and the feedback log under the log root (through `ticket_ab.requestlog`,
 which opens only the days from --since on and counts and skips torn rows), prints a console summary
@@ -13,6 +13,8 @@ The accuracy difference is adjusted on the champion's confidence in each labelle
 `analysis/covariate.py`): the champion version of the period is loaded from the registry and scores
 the logged texts; if it cannot be, the comparison is unadjusted and a note says why (--no-cupac skips it).
 Thresholds come from the settings (TICKET_AB_TEST_*); the flags below override four of them.
+The raw log rows are typed in this process, or with --engine dask (TICKET_AB_TEST_PREPARE_ENGINE) one task per
+day on a dask.distributed cluster (`analysis/scatter.py`): the same report, with a note saying so.
 With labels from two or more feedback sources (the integration whose token sent each label), the
 verdict is also worked out without each source's labels (`analysis/sources.py`): a promotion that
 does not hold without one of them rests on that source, and --promote refuses it, naming it.
@@ -20,8 +22,8 @@ does not hold without one of them rests on that source, and --promote refuses it
 Exit codes:
   0  the report was written (whatever the verdict); with --promote, the promotion was done or not due
   2  nothing to analyse (no request log, an empty one, nothing after --since), a bad argument or
-     setting, an unwritable --out, or --promote could not move the aliases (the report is still
-     written)
+     setting, a dask scheduler that cannot be used, an unwritable --out, or --promote could not move
+     the aliases (the report is still written)
   3  --promote refused: the verdict does not hold without one feedback source's labels (the
      message names it; the report is still written)
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import typing
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
@@ -47,12 +50,12 @@ if not __package__:
 
 import pandas as pd
 
-from analysis import covariate, experiment, fmt, report
+from analysis import covariate, experiment, fmt, report, scatter
 from analysis.verdict import PROMOTE
 from ticket_ab import registry
 from ticket_ab.logstore import FEEDBACK, REQUESTS, partitions
 from ticket_ab.requestlog import read_feedback, read_requests
-from ticket_ab.settings import ABSettings, SettingsError, get_settings
+from ticket_ab.settings import ABSettings, PrepareEngine, SettingsError, get_settings
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 2
@@ -110,10 +113,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="read both logs into memory with the checked reader (every line's CRC verified) "
                              "instead of scanning the files where they lie (default; bounded memory, for windows "
                              "of millions of requests)")
+    parser.add_argument("--engine", dest="prepare_engine", choices=typing.get_args(PrepareEngine),
+                        help="where the log rows are typed: `duckdb` in this process, `dask` one task per day on a "
+                             "dask.distributed cluster (TICKET_AB_TEST_DASK_SCHEDULER; the same report; default: "
+                             "TICKET_AB_TEST_PREPARE_ENGINE)")
     parser.add_argument("--fixed-horizon", action="store_true",
                         help="classic fixed-horizon intervals, valid for ONE look at a pre-registered sample size "
                              "(default: always-valid intervals, safe to re-run after every batch)")
     args = parser.parse_args(argv)
+    if args.prepare_engine and args.in_memory:
+        parser.error("argument --engine: not with --in-memory (which reads both logs in this process)")
     if args.alpha is not None and args.alpha >= 0.5:
         parser.error(f"argument --alpha: {args.alpha} must be below 0.5 (each end of an interval is a bound at alpha)")
     return args
@@ -121,7 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def thresholds(args: argparse.Namespace, ab: ABSettings) -> ABSettings:
     """The settings' thresholds with the flags that were given on top."""
-    flags = ("alpha", "min_labelled", "min_gain", "horizon")
+    flags = ("alpha", "min_labelled", "min_gain", "horizon", "prepare_engine")
     given = {k: getattr(args, k) for k in flags if getattr(args, k) is not None}
     return ab.model_copy(update=given)
 
@@ -284,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         scorer = None if args.no_cupac else registry_scorer(tracking_uri, settings.model_name)
         result = load(logs, args.feedback or logs, parse_since(args.since), thresholds(args, settings.ab),
                       sequential=not args.fixed_horizon, scorer=scorer, in_memory=args.in_memory)
-    except (UsageError, SettingsError) as exc:
+    except (UsageError, SettingsError, scatter.ClusterError) as exc:  # a ClusterError, not a UsageError: the DAG
+        # takes a UsageError for "no data yet", and a cluster that is down must fail its look, not skip it
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     result.summary["generated_at"] = datetime.now(UTC).isoformat(timespec="seconds")

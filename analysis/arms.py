@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis import inference
-from analysis.covariate import COLUMN
+from analysis.covariate import COLUMN, VARIANCE
 from ticket_ab.names import ARM_ALIAS, ARMS, SHADOW, SPLIT
 from ticket_ab.settings import ABSettings
 
@@ -23,44 +24,79 @@ def counts(frame: pd.DataFrame) -> pd.Series:
     return frame["count"] if "count" in frame else pd.Series(1, index=frame.index)
 
 
-def _assigned(rows: pd.DataFrame, arm: str, mode: str) -> pd.DataFrame:
-    """Arm `arm`'s labelled requests by intention-to-treat (cells of `analysis.traffic.cells`), with the `answer`
-    they got ("" if none)."""
-    labelled = rows[rows["label"].notna()]
+def _assigned(rows: pd.DataFrame, arm: str, mode: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Arm `arm`'s labelled requests by intention-to-treat (cells of `analysis.traffic.cells`), and the answer each
+    got ("" if none). Cells are copied once, not per column added: a 10M window has 1.5M of them."""
+    labelled = rows if rows["label"].notna().all() else rows[rows["label"].notna()]
     if mode == SPLIT:
         picked = labelled[labelled["variant"] == arm]
-        return picked.assign(answer=picked["topic"])
+        return picked, picked["topic"]
     tried = labelled[(labelled["topic"] != "") & ((labelled["shadow_topic"] != "") | labelled["fallback"])]
-    return tried.assign(answer=tried["topic"] if arm == "A" else tried["shadow_topic"])
+    return tried, tried["topic"] if arm == "A" else tried["shadow_topic"]
 
 
 def outcomes(rows: pd.DataFrame, mode: str) -> pd.DataFrame:
     """One row per cell of identical labelled requests of the comparison (`count` of them): its unit, arm, whether
-    the answer was right, its ramp step (`stratum`) and, in split mode when it was scored, the champion's
-    confidence (`covariate`, for CUPAC: each cell is then one request)."""
+    the answer was right, its ramp step (`stratum`) and, in split mode when it was logged or scored, the champion's
+    confidence (`covariate`, for CUPAC: the cell's mean, with `covariate_var` its variance among the requests)."""
     if mode == SHADOW:
-        a = _assigned(rows, "A", mode)
+        a, _ = _assigned(rows, "A", mode)
         return pd.DataFrame({"unit": a["unit"], "right_a": a["topic"] == a["label"],
                              "right_b": a["shadow_topic"] == a["label"], "count": counts(a)})
-    both = pd.concat([_assigned(rows, arm, mode) for arm in ARMS])
-    out = pd.DataFrame({"unit": both["unit"], "in_b": both["variant"] == "B", "right": both["answer"] == both["label"],
+    kept = rows["label"].notna() & rows["variant"].isin(ARMS)  # each arm's labelled requests, as `_assigned` picks
+    both = rows if kept.all() else rows[kept]  # no copy of a million cells when every one counts
+    out = pd.DataFrame({"unit": both["unit"], "in_b": both["variant"] == "B", "right": both["topic"] == both["label"],
                         "count": counts(both)})
     if "period" in both:  # the ramp steps, which the comparison pools as strata
         out = out.assign(stratum=both["period"])
-    return out.assign(covariate=both[COLUMN]) if COLUMN in both else out
+    return out.assign(covariate=both[COLUMN], covariate_var=both[VARIANCE]) if COLUMN in both else out
+
+
+def pooled(out: pd.DataFrame) -> pd.DataFrame:
+    """`outcomes` merged into one row per customer, arm, step and result (and `label`, when there is one): what the
+    statistics need, about 400,000 rows where a 10M window's cells are 1.5M. The covariate's mean and variance
+    among a row's requests are pooled exactly (from their sums), so every estimate is unchanged; a covariate
+    missing anywhere is dropped (the comparison would not use it). Sums by bincount: a groupby would copy the
+    cells several times over."""
+    keys = [c for c in ("unit", "in_b", "stratum", "right", "right_a", "right_b", "label") if c in out]
+    ids = _group_ids(out, keys)
+    groups = int(ids.max()) + 1 if len(ids) else 0
+    first = np.zeros(groups, dtype=np.int64)
+    first[ids[::-1]] = np.arange(len(ids))[::-1]  # each group's first row
+    n = counts(out).to_numpy(dtype=float)
+    merged = out[keys].iloc[first].reset_index(drop=True)
+    total = np.bincount(ids, weights=n, minlength=groups)
+    merged["count"] = total.astype(np.int64)
+    if "covariate" in out and out["covariate"].notna().all():
+        x, spread = out["covariate"].to_numpy(dtype=float), out["covariate_var"].to_numpy(dtype=float)
+        mean = np.bincount(ids, weights=n * x, minlength=groups) / total
+        square = np.bincount(ids, weights=n * (spread + x * x), minlength=groups) / total
+        merged["covariate"], merged["covariate_var"] = mean, np.clip(square - mean * mean, 0.0, None)
+    return merged
+
+
+def _group_ids(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """0..g-1 naming each row's combination of `keys` (a missing value is a value of its own)."""
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for key in keys:
+        column = frame[key]
+        codes = column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else pd.factorize(
+            column)[0]
+        codes = codes.astype(np.int64) + 1
+        combined = combined * (int(codes.max()) + 1 if len(codes) else 1) + codes
+    return pd.factorize(combined)[0]
 
 
 def quality(labelled: pd.DataFrame, arm: str, mode: str, th: ABSettings, served: dict[str, Any]) -> dict[str, Any]:
     """One arm's summary: its traffic (`served`, from `analysis.traffic.arm`) and its quality by
     intention-to-treat on the labelled requests, with customer-level intervals."""
-    rows = _assigned(labelled, arm, mode)
-    right, weights = rows["answer"] == rows["label"], counts(rows)
+    rows, answer = _assigned(labelled, arm, mode)
+    right, weights = answer == rows["label"], counts(rows)
     correct, n = int(weights[right].sum()), int(weights.sum())
-    truth, answer, units = rows["label"], rows["answer"], rows["unit"]
-    per_topic = {str(topic): {"n": int(counts(group).sum()),
-                              "accuracy": ratio(int(counts(group)[group["answer"] == group["label"]].sum()),
-                                                int(counts(group).sum()))}
-                 for topic, group in rows.groupby("label", sort=True, observed=True)}
+    truth, units = rows["label"], rows["unit"]
+    by_topic = pd.DataFrame({"n": weights, "correct": weights.where(right, 0)}).groupby(truth, observed=True).sum()
+    per_topic = {str(topic): {"n": int(n), "accuracy": ratio(int(correct), int(n))}
+                 for topic, n, correct in zip(by_topic.index, by_topic["n"], by_topic["correct"], strict=True)}
     return {
         "alias": ARM_ALIAS[arm], **{k: served[k] for k in ("versions", "requests", "share", "customers", "answered",
                                                            "fallbacks", "errors")},

@@ -106,7 +106,8 @@ def _unadjusted(raw: inference.Estimate, uncapped: inference.Estimate) -> dict[s
 def _split_diff(outcomes: pd.DataFrame, weights: np.ndarray | None,
                 strata: pd.Series | None) -> tuple[inference.Estimate, dict[str, Any]]:
     """B - A (capped by `weights`, stratified by ramp step), adjusted on the covariates there for every row:
-    `covariate` (the champion's confidence, scored offline on every labelled ticket of both arms, CUPAC) and
+    `covariate` (the champion's confidence on every labelled ticket of both arms, CUPAC: logged by the router or
+    scored offline; a cell's mean, with `covariate_var` its variance among the cell's requests) and
     `prior` (the customer's earlier accuracy, CUPED, with `prior_n` its earlier labelled requests), both
     together when both are there; the share of variance they removed is reported, so a reader sees what the
     adjustment bought, and so is the unadjusted request-weighted difference (`uncapped_diff`, the arms'
@@ -119,12 +120,15 @@ def _split_diff(outcomes: pd.DataFrame, weights: np.ndarray | None,
     earlier = {} if per_customer is None else {"earlier_customers": int((per_customer > 0).sum()),
                                                "earlier_labelled": int(per_customer.sum())}
     unadjusted = {**_unadjusted(raw, uncapped), "covariates": [], **earlier}
-    used = [c for c in COVARIATES if c in outcomes and outcomes[c].notna().all() and _varies_in_each_arm(outcomes[c],
-                                                                                                      in_b)]
+    spread = outcomes.get("covariate_var")  # CUPAC's variance among a cell's requests
+    used = [c for c in COVARIATES if c in outcomes and outcomes[c].notna().all()
+            and _varies_in_each_arm(outcomes[c], in_b, spread if c == "covariate" else None)]
     if not used:
         return raw, unadjusted
     x = outcomes[used[0]].astype(float) if len(used) == 1 else outcomes[used].to_numpy(dtype=float)
-    adjusted = inference.cluster_diff(right, in_b, units, x, strata=strata, weights=weights, counts=counts)
+    within = spread if used[0] == "covariate" else None
+    adjusted = inference.cluster_diff(right, in_b, units, x, strata=strata, weights=weights, counts=counts,
+                                      within=within)
     reduction = 1 - (adjusted.se / raw.se) ** 2 if raw.se and adjusted.se == adjusted.se else math.nan
     names = [COVARIATES[c][0] for c in used]
     return adjusted, {**unadjusted, "applied": True, "covariate": " and ".join(names), "covariates": names,
@@ -132,10 +136,14 @@ def _split_diff(outcomes: pd.DataFrame, weights: np.ndarray | None,
                       "statement": "regression-adjusted on " + " and ".join(COVARIATES[c][1] for c in used)}
 
 
-def _varies_in_each_arm(x: pd.Series, in_b: pd.Series) -> bool:
-    """Whether the covariate takes two values at least in each arm: else its interaction with B is B itself."""
+def _varies_in_each_arm(x: pd.Series, in_b: pd.Series, within: pd.Series | None = None) -> bool:
+    """Whether the covariate takes two values at least in each arm (between cells, or within one: `within`, its
+    variance among a cell's requests): else its interaction with B is B itself."""
     spread = x.groupby(in_b).agg(["min", "max"]).reindex([False, True])
-    return bool((spread["max"] > spread["min"]).all())
+    varies = spread["max"] > spread["min"]
+    if within is not None:
+        varies |= (within > 0).groupby(in_b).any().reindex([False, True], fill_value=False)
+    return bool(varies.all())
 
 
 def _estimand(cap: int, capped: int, strata: int, uncapped_diff: float, earlier: bool) -> dict[str, Any]:

@@ -34,7 +34,8 @@ from router.predictor import score_many
 from ticket_ab.names import SPLIT
 
 Scorer = Callable[[str, Sequence[str]], np.ndarray]  # (champion version, texts) -> confidence per text
-COLUMN = "champion_confidence"
+COLUMN = "champion_confidence"  # a labelled cell's mean champion confidence (one request's, scored or logged)
+VARIANCE = "champion_confidence_var"  # its variance among the cell's requests (0: one request, or all alike)
 PRIOR = "prior"  # outcome column: the customer's earlier accuracy, shrunk (CUPED)
 PRIOR_N = "prior_n"  # outcome column: the customer's earlier labelled requests
 
@@ -52,8 +53,10 @@ def confidence(pipeline: object, texts: Sequence[str]) -> np.ndarray:
 
 
 def attach(rows: pd.DataFrame, mode: str, champion: str, scorer: Scorer | None,
-           texts: Callable[[np.ndarray], Sequence[str]], max_scored: int) -> tuple[pd.DataFrame, str | None]:
-    """The labelled rows (`rid` names each for `texts`) with the champion's confidence on every one, or unchanged
+           texts: Callable[[list], Sequence[str]], max_scored: int) -> tuple[pd.DataFrame, str | None]:
+    """The labelled cells (`rid`, the request id, names each unlogged one for `texts`) with the champion's
+    confidence on every one (a cell's mean, and its variance `VARIANCE`, as `analysis.traffic.cells` gives them), or
+    unchanged
     with a note saying why the comparison is unadjusted (shadow mode needs no adjustment: both models answer
     every ticket). What the router logged at serve time (`COLUMN`, `TICKET_AB_LOG_CHAMPION_CONFIDENCE`) is
     taken as it is; only the rest is scored. The champion is loaded before any text is read, and more than
@@ -66,7 +69,7 @@ def attach(rows: pd.DataFrame, mode: str, champion: str, scorer: Scorer | None,
     missing = labelled & logged.isna()
     if not missing.any():
         return rows, None
-    rows = _without(rows)
+    spread, rows = _spread(rows), _without(rows)
     if not champion:
         return rows, "no CUPAC adjustment: the log does not say which champion version served this period"
     tickets = int(rows.loc[missing, "count"].sum()) if "count" in rows else int(missing.sum())
@@ -76,15 +79,31 @@ def attach(rows: pd.DataFrame, mode: str, champion: str, scorer: Scorer | None,
                       "unadjusted one (TICKET_AB_LOG_CHAMPION_CONFIDENCE makes the router log it)")
     try:
         scorer(champion, [])
-        scores = scorer(champion, list(texts(rows.loc[missing, "rid"].to_numpy())))
+        scores = scorer(champion, list(texts(rows.loc[missing, "rid"].tolist())))
     except CovariateError as exc:
         return rows, f"no CUPAC adjustment (the interval is the unadjusted one): {exc}"
-    return rows.assign(**{COLUMN: logged.where(~missing, pd.Series(scores, index=rows.index[missing]))}), None
+    return rows.assign(**{COLUMN: logged.where(~missing, pd.Series(scores, index=rows.index[missing])),
+                          VARIANCE: spread.where(~missing, 0.0)}), None
+
+
+def scored(rows: pd.DataFrame) -> pd.Series:
+    """The covariate of the cells `attach` scored (by `rid`; empty when none was): the leave-one-source-out checks
+    reuse them rather than score the same tickets again."""
+    if COLUMN not in rows or "rid" not in rows:
+        return pd.Series(dtype=float)
+    picked = rows.loc[rows["rid"].notna(), ["rid", COLUMN]]
+    return pd.Series(picked[COLUMN].to_numpy(), index=picked["rid"].to_numpy())
+
+
+def _spread(rows: pd.DataFrame) -> pd.Series:
+    """Each cell's variance of the covariate among its requests (0 where not given: one value a cell)."""
+    return rows[VARIANCE] if VARIANCE in rows else pd.Series(0.0, index=rows.index)
 
 
 def _without(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows without a partial covariate column (an adjustment needs it on every labelled row)."""
-    return rows.drop(columns=COLUMN) if COLUMN in rows else rows
+    """The rows without a partial covariate (an adjustment needs it on every labelled row)."""
+    partial = [c for c in (COLUMN, VARIANCE) if c in rows]
+    return rows.drop(columns=partial) if partial else rows
 
 
 def customer_prior(units: Sequence, prior_units: Sequence, prior_right: Sequence[bool],

@@ -38,6 +38,7 @@ same SQL on frames already in memory (the in-memory path), `analyse_logs` on the
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -45,8 +46,8 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import covariate, guardrails, sources, traffic
-from analysis.arms import outcomes, quality, ratio
+from analysis import covariate, guardrails, scatter, sources, traffic
+from analysis.arms import outcomes, pooled, quality, ratio
 from analysis.compare import compare
 from analysis.fmt import num, split_share, when
 from analysis.prepare import Prepared, prepare
@@ -57,6 +58,7 @@ from ticket_ab.logstore import FEEDBACK, REQUESTS
 from ticket_ab.names import ARMS, SHADOW, SPLIT
 from ticket_ab.settings import ABSettings
 
+STATISTICS_SHARE = 2  # once the window is prepared, DuckDB keeps 1/2 of TICKET_AB_TEST_MEMORY_MB for the aggregates
 NO_REQUESTS = ("the request log has no rows yet: send traffic through the router first "
                "(python load_test/testing.py --url http://127.0.0.1:8000 --n 1000)")
 
@@ -70,7 +72,7 @@ class Analysis:
     """The summary (everything the JSON holds) and what the figure, the sources check and the watch need."""
 
     summary: dict[str, Any]
-    labelled: pd.DataFrame  # the analysed labelled requests (see `traffic.labelled`), with CUPAC's covariate
+    scores: pd.Series  # CUPAC's offline scores of the labelled requests the router logged none for, by `rid`
     series: dict[str, Any] = field(default_factory=dict)  # the figure's aggregates (`traffic.series`, latency)
     champion_answers: pd.DataFrame | None = None  # the window's labelled answers of arm A (the watch)
     files: dict[str, list[Path]] = field(default_factory=dict)  # per log, the files read (empty: from frames)
@@ -110,14 +112,23 @@ def analyse(
 
 
 def analyse_logs(logs: Path, feedback_logs: Path, since: pd.Timestamp | None, options: Options) -> Analysis:
-    """The out-of-core path: the log files of the days from `since` on, scanned where they lie."""
-    with logscan.connect(options.thresholds.memory_mb) as con:
-        scan = logscan.files(con, logs, feedback_logs, since)
-        prepared = prepare(con, since)
+    """The out-of-core path: the log files of the days from `since` on, scanned where they lie; their raw rows
+    typed in this process, or day by day on a dask cluster (TICKET_AB_TEST_PREPARE_ENGINE=dask, `analysis.scatter`:
+    the same report, with a note saying where the rows were typed). A scheduler that cannot be used is a
+    `scatter.ClusterError`."""
+    th = options.thresholds
+    with logscan.connect(th.memory_mb) as con, ExitStack() as typed:
+        if th.prepare_engine == scatter.DASK:
+            window = typed.enter_context(scatter.prepared_on_dask(con, logs, feedback_logs, since, th))
+            scan, prepared, statement = window.scan, window.prepared, window.statement
+        else:
+            scan, statement = logscan.files(con, logs, feedback_logs, since), ""
+            prepared = prepare(con, since)
         if not prepared.counts["requests"]:
             raise AnalysisError(NO_REQUESTS if since is None
                                 else f"no requests at or after --since {since.isoformat()}")
         analysis = judge(prepared, scan, since, options)
+        analysis.summary["notes"] += [statement] if statement else []
         analysis.files = scan.files
         return analysis
 
@@ -139,19 +150,17 @@ def judge(prepared: Prepared, scan: logscan.Scan, since: pd.Timestamp | None, op
     names = traffic.sources(prepared)
     names = names if len(names) > 1 else []
     traffic.labels(prepared, names)
-    by_row = options.scorer is not None and mode == SPLIT and 0 < bounds["labelled_analysed"] and (
+    # the window's tables are built; the rest are aggregates of them, and a buffer pool left at the cap would sit
+    # in memory beside the statistics (at 10M requests about 250 MB of the 1 GiB budget); exact quantiles, which
+    # hold an arm's every latency, get the whole cap back while they run (`Prepared.whole`)
+    prepared.lower(th.memory_mb, th.memory_mb // STATISTICS_SHARE)
+    adjust = options.scorer is not None and mode == SPLIT and 0 < bounds["labelled_analysed"] and (
         traffic.unlogged_confidence(prepared) <= th.cupac_max_scored)
-    labelled = traffic.cells(prepared, "label", by_row)
-    arms = {arm: quality(labelled, arm, mode, th, traffic.arm(prepared, arm, mode)) for arm in ARMS}
-    labelled, unadjusted = covariate.attach(labelled, mode, current["champion"], options.scorer,
-                                            lambda rids: traffic.texts(prepared, rids), th.cupac_max_scored)
-    notes += [unadjusted] if unadjusted else []
-    rows = covariate.with_prior(outcomes(labelled, mode), traffic.earlier(prepared), mode, th.prior_strength)
-    comparison = compare(rows, mode, arms, th, options.sequential)
+    arms, comparison, topics, scores = _labelled(prepared, current, adjust, options, notes)
     looks = comparison["n_a"] + comparison["n_b"]
     serving = guardrails.serving(prepared, mode, looks, th, options.sequential,
                                  {arm: arms[arm]["latency_ms"] for arm in ARMS})
-    checks = serving + guardrails.topic_guardrails(labelled, mode, looks, th, options.sequential)
+    checks = serving + topics
     notes.extend(_data_notes(bounds, arms, mode))
     verdict = decide(Evidence(
         n_a=comparison["n_a"], n_b=comparison["n_b"], diff=comparison["diff"], ci_low=comparison["ci_low"],
@@ -171,10 +180,28 @@ def judge(prepared: Prepared, scan: logscan.Scan, since: pd.Timestamp | None, op
                     "more_per_arm": verdict.more_per_arm},
         "thresholds": th.model_dump(), "notes": notes,
     }
-    analysis = Analysis(summary=summary, labelled=labelled, series=_series(prepared, bounds, mode),
+    analysis = Analysis(summary=summary, scores=scores, series=_series(prepared, bounds, mode),
                         champion_answers=traffic.champion_answers(prepared), serving=serving)
-    _check_sources(prepared, analysis, options, partial(_without_source, prepared, labelled, names, by_row))
+    _check_sources(prepared, analysis, options, partial(_without_source, prepared, names, adjust))
     return analysis
+
+
+def _labelled(prepared: Prepared, current: dict[str, Any], adjust: bool, options: Options,
+              notes: list[str]) -> tuple[dict[str, Any], dict[str, Any], list[guardrails.Guardrail], pd.Series]:
+    """The arms' quality, the comparison and the per-topic guardrails from the labelled cells, and CUPAC's offline
+    scores (a note says why when the comparison is unadjusted). The cells go when this returns: the leave-one-source-
+    out checks that follow make their own, and a 10M window's would otherwise sit beside them."""
+    th, mode = options.thresholds, current["mode"]
+    labelled = traffic.cells(prepared, "label", adjust)
+    arms = {arm: quality(labelled, arm, mode, th, traffic.arm(prepared, arm, mode)) for arm in ARMS}
+    labelled, unadjusted = covariate.attach(labelled, mode, current["champion"], options.scorer,
+                                            lambda rids: traffic.texts(prepared, rids), th.cupac_max_scored)
+    notes += [unadjusted] if unadjusted else []
+    rows = covariate.with_prior(pooled(outcomes(labelled, mode)), traffic.earlier(prepared), mode, th.prior_strength)
+    comparison = compare(rows, mode, arms, th, options.sequential)
+    topics = guardrails.topic_guardrails(labelled, mode, comparison["n_a"] + comparison["n_b"], th,
+                                         options.sequential)
+    return arms, comparison, topics, covariate.scored(labelled)
 
 
 def _window_notes(prepared: Prepared, since: pd.Timestamp | None, malformed: dict[str, int]) -> list[str]:
@@ -193,19 +220,9 @@ def _window_notes(prepared: Prepared, since: pd.Timestamp | None, malformed: dic
     return notes + _feedback_notes(prepared.counts)
 
 
-def _without_source(prepared: Prepared, labelled: pd.DataFrame, names: list[str], by_row: bool,
-                    source: str) -> pd.DataFrame:
-    """The labelled cells with the label each request has without `source`'s feedback: with one cell per request,
-    only the requests whose label changes are read (a quarter of the rows with four sources), not all again."""
-    column = f"without_{names.index(source)}"
-    if not by_row:
-        return traffic.cells(prepared, column)
-    changed = traffic.relabelled(prepared, column)
-    at = pd.Index(labelled["rid"]).get_indexer(changed["rid"])  # sorted (`cells` orders by rid): a binary search
-    codes = labelled["label"].cat.codes.to_numpy().copy()
-    codes[at] = changed["label"].cat.codes.to_numpy()  # the same categories (`cells`): -1 is no label
-    rows = labelled.assign(label=pd.Categorical.from_codes(codes, dtype=labelled["label"].dtype))
-    return rows.loc[codes >= 0].reset_index(drop=True)
+def _without_source(prepared: Prepared, names: list[str], covariate: bool, source: str) -> pd.DataFrame:
+    """The labelled cells with the label each request has without `source`'s feedback (`traffic.cells`)."""
+    return traffic.cells(prepared, f"without_{names.index(source)}", covariate)
 
 
 def _check_sources(prepared: Prepared, analysis: Analysis, options: Options,

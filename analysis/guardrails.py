@@ -129,9 +129,11 @@ def topic_guardrails(rows: pd.DataFrame, mode: str, looks_n: int, th: ABSettings
     """B - A accuracy on each agent-labelled topic (`rows`: the analysed labelled requests) with
     TOPIC_MIN_CUSTOMERS labelled customers in each arm, against -topic_margin; unresolved becomes "n/a" (see the
     module docstring: only a breach blocks)."""
-    labelled = outcomes(rows, mode).assign(label=rows["label"])
+    labelled = outcomes(rows, mode)
+    labelled["label"] = rows["label"]  # in place: a copy of a million cells for one column would double them
     checks = []
-    for topic, group in labelled.groupby("label", sort=True, observed=True):
+    for topic in sorted(labelled["label"].dropna().unique()):  # masks, not groupby: that sorts a copy of every cell
+        group = labelled[labelled["label"] == topic]
         arms = [group] if mode == SHADOW else [group[group["in_b"]], group[~group["in_b"]]]
         if min(arm["unit"].nunique() for arm in arms) < TOPIC_MIN_CUSTOMERS:
             continue

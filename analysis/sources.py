@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from analysis import covariate, guardrails
-from analysis.arms import outcomes
+from analysis.arms import outcomes, pooled
 from analysis.compare import compare
 from analysis.fmt import interval, pct, pts
 from analysis.verdict import PROMOTE, Evidence, decide
@@ -87,11 +87,7 @@ def _without(analysis: Analysis, cells: pd.DataFrame, rule: Rule) -> dict[str, A
     with the label the other sources' feedback gives each, by the same join rule): the same rule on the same
     requests, whose SRM test and serving guardrails do not depend on labels."""
     mode, th, srm = analysis.summary["mode"], rule.thresholds, analysis.summary["srm"]
-    logged = covariate.COLUMN in cells and cells[covariate.COLUMN].notna().all()  # the router's, on every request
-    if covariate.COLUMN in analysis.labelled and "rid" in cells and not logged:  # CUPAC's scores are reused
-        cells = cells.drop(columns=covariate.COLUMN, errors="ignore").merge(
-            analysis.labelled[["rid", covariate.COLUMN]], on="rid", how="left")
-    c = compare(outcomes(cells, mode), mode, None, th, rule.sequential)
+    c = compare(pooled(outcomes(_scored(cells, analysis.scores), mode)), mode, None, th, rule.sequential)
     looks = c["n_a"] + c["n_b"]
     checks = analysis.serving + guardrails.topic_guardrails(cells, mode, looks, th, rule.sequential)
     verdict = decide(Evidence(n_a=c["n_a"], n_b=c["n_b"], diff=c["diff"], ci_low=c["ci_low"], ci_high=c["ci_high"],
@@ -99,6 +95,14 @@ def _without(analysis: Analysis, cells: pd.DataFrame, rule: Rule) -> dict[str, A
                               srm_p=srm["p_value"], guardrails=checks, sequential=rule.sequential), th)
     return {"action": verdict.action, "text": verdict.text, "reason": verdict.reason,
             "labelled": int(c["n_a"] + c["n_b"]), "diff": c["diff"], "ci_low": c["ci_low"], "ci_high": c["ci_high"]}
+
+
+def _scored(cells: pd.DataFrame, scores: pd.Series) -> pd.DataFrame:
+    """The leave-out's cells with CUPAC's offline `scores` (by `rid`) where the router logged none, so each leave-out
+    is adjusted as the full comparison is; where a score is missing the comparison goes unadjusted, as it would."""
+    if covariate.COLUMN not in cells or cells[covariate.COLUMN].notna().all():
+        return cells
+    return cells.assign(**{covariate.COLUMN: cells[covariate.COLUMN].fillna(cells["rid"].map(scores))})
 
 
 def statement(rows: list[dict[str, Any]], full: str) -> str:

@@ -4,18 +4,20 @@ Everything here reads table `w` of `analysis.prepare` through two views: `win`, 
 `since`, authenticated requests only once any is), and `an`, the analysed requests (the current
 experiment's periods, without an integration the sample-ratio check left out, without crossover
 customers). Row-level definitions are `analysis.experiment`'s and `analysis.arms`'; only the
-labelled requests of the comparison come back as rows (`labelled`), one per labelled request, with
-their strings as shared categories so a window of millions stays small.
+labelled requests of the comparison come back as rows (`cells`), one per customer and cell of alike
+requests, with their strings as shared categories so a window of millions stays small.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analysis.covariate import COLUMN, VARIANCE
 from analysis.prepare import ORDER, Prepared
 from ticket_ab import logscan
 from ticket_ab.names import ARMS, SHADOW, SPLIT
@@ -108,11 +110,12 @@ def arm(prepared: Prepared, arm_: str, mode: str) -> dict[str, Any]:
     levels = ", ".join(str(q / 100) for q in QUANTILES)  # one list: one buffer of the arm's latencies, not three
     latency = (f"quantile_cont(latency_ms, [{levels}]) FILTER ({assigned} AND latency_ms IS NOT NULL "
                "AND NOT isnan(latency_ms))")
-    row = prepared.con.execute(f"""SELECT count(*) FILTER ({assigned}), count(*),
-        count(DISTINCT unit) FILTER ({assigned}), count(*) FILTER ({answered}),
-        count(*) FILTER ({assigned} AND fallback <> ''), count(*) FILTER ({assigned} AND topic = ''),
-        list_sort(list(DISTINCT {version}) FILTER ({answered} AND {version} <> '')), {latency}
-        FROM an""").fetchone()
+    with prepared.whole():
+        row = prepared.con.execute(f"""SELECT count(*) FILTER ({assigned}), count(*),
+            count(DISTINCT unit) FILTER ({assigned}), count(*) FILTER ({answered}),
+            count(*) FILTER ({assigned} AND fallback <> ''), count(*) FILTER ({assigned} AND topic = ''),
+            list_sort(list(DISTINCT {version}) FILTER ({answered} AND {version} <> '')), {latency}
+            FROM an""").fetchone()
     requests, total, customers, n_answered, fallbacks, errors, versions, quantiles = row
     quantiles = quantiles or [None] * len(QUANTILES)
     mix = prepared.frame(f"SELECT {answer} AS answer, count(*) AS n FROM an WHERE {answered} GROUP BY 1 ORDER BY 1")
@@ -153,7 +156,8 @@ def latency_at(prepared: Prepared, arm_: str, qs: list[float],
 def latency_quantiles(prepared: Prepared, arm_: str, qs: list[float]) -> list[float]:
     """Arm `arm_`'s latency at each of `qs` (clipped to [0, 1])."""
     listed = ", ".join(repr(min(1.0, max(0.0, q))) for q in qs)
-    values = prepared.value(f"SELECT quantile_cont(latency_ms, [{listed}]) FROM an WHERE {_timed(arm_)}")
+    with prepared.whole():
+        values = prepared.value(f"SELECT quantile_cont(latency_ms, [{listed}]) FROM an WHERE {_timed(arm_)}")
     return [math.nan] * len(qs) if values is None else [float(v) for v in values]
 
 
@@ -163,8 +167,8 @@ def _timed(arm_: str) -> str:
 
 
 def labels(prepared: Prepared, sources: list[str]) -> None:
-    """Table `lab_rows`: the analysed labelled requests (`rid` names each), with per feedback source i of `sources`
-    the label it would have without that source's feedback (`without_i`, by the same join rule), and the ENUM
+    """Table `lab_rows`: the analysed labelled requests (with their `request_id`), with per feedback source i of
+    `sources` the label it would have without that source's feedback (`without_i`, by the same join rule), and the ENUM
     types that give `cells` shared categories. Without source i a request keeps its label unless that label is
     source i's; then it takes the latest other source's label, which only a request labelled more than once has."""
     con = prepared.con
@@ -179,7 +183,7 @@ def labels(prepared: Prepared, sources: list[str]) -> None:
         without = "".join(f", CASE WHEN source <> $s{i} THEN label ELSE other_{i} END AS without_{i}"
                           for i in range(len(sources)))
         joined = "LEFT JOIN lab_others USING (request_id)"
-    con.execute(f"""CREATE OR REPLACE TABLE lab_rows AS SELECT row_number() OVER () AS rid, unit, variant, period,
+    con.execute(f"""CREATE OR REPLACE TABLE lab_rows AS SELECT unit, variant, period,
         topic, shadow_topic, fallback <> '' AS fell_back, label, source, request_id, label_rows,
         champion_confidence{without}
         FROM an {joined} WHERE label IS NOT NULL""", params)
@@ -189,28 +193,23 @@ def labels(prepared: Prepared, sources: list[str]) -> None:
     _enum(prepared, "small_e", "SELECT DISTINCT variant AS v FROM lab_rows UNION SELECT DISTINCT period FROM lab_rows")
 
 
-def cells(prepared: Prepared, label: str = "label", by_row: bool = False) -> pd.DataFrame:
+def cells(prepared: Prepared, label: str = "label", covariate: bool = False) -> pd.DataFrame:
     """The analysed labelled requests as cells of identical requests (`count` of them): `unit`, `variant`,
     `period`, `topic`, `shadow_topic`, `fallback` (True when the challenger failed), `label` (`label`: the label
-    that counts; `without_i`: without source i's feedback, unlabelled rows left out); `by_row` keeps one cell
-    per request, with its `rid` and the `champion_confidence` the router logged (NaN where it did not; CUPAC
-    scores those). Strings come as categories shared between columns."""
-    key = "rid, champion_confidence, " if by_row else ""
-    frame = prepared.frame(f"""SELECT {key}CAST(unit AS unit_e) AS unit, CAST(variant AS small_e) AS variant,
+    that counts; `without_i`: without source i's feedback, unlabelled rows left out). With `covariate`, each cell
+    also has the mean of the `champion_confidence` the router logged for its requests and its variance among them
+    (`VARIANCE`: the statistics need no more, `inference.cluster_diff`), and a request the router logged none for
+    is a cell of its own, with its request id as `rid` (NaN confidence: CUPAC scores it; None on the other cells).
+    Strings come as categories shared between columns."""
+    rid = "CASE WHEN champion_confidence IS NULL THEN request_id END AS rid, " if covariate else ""
+    spread = (f", avg(champion_confidence) AS {COLUMN}, coalesce(var_pop(champion_confidence), 0) AS {VARIANCE}"
+              if covariate else "")
+    frame = prepared.frame(f"""SELECT {rid}CAST(unit AS unit_e) AS unit, CAST(variant AS small_e) AS variant,
         CAST(period AS small_e) AS period, CAST(topic AS label_e) AS topic,
         CAST(shadow_topic AS label_e) AS shadow_topic, fell_back AS fallback, CAST({label} AS label_e) AS label,
-        count(*) AS count FROM lab_rows WHERE {label} IS NOT NULL GROUP BY ALL ORDER BY ALL""")
+        count(*) AS count{spread} FROM lab_rows WHERE {label} IS NOT NULL GROUP BY ALL""")
     for column in ("unit", "variant", "period", "topic", "shadow_topic", "label"):
         frame[column] = frame[column].cat.as_unordered()
-    return frame
-
-
-def relabelled(prepared: Prepared, label: str) -> pd.DataFrame:
-    """The labelled requests (`rid`) whose `label` column (`without_i`) differs from the label that counts, with
-    that label (NULL: none without that source), as the categories `cells` gives."""
-    frame = prepared.frame(f"SELECT rid, CAST({label} AS label_e) AS label FROM lab_rows "
-                           f"WHERE {label} IS DISTINCT FROM label")
-    frame["label"] = frame["label"].cat.as_unordered()
     return frame
 
 
@@ -225,12 +224,12 @@ def unlogged_confidence(prepared: Prepared) -> int:
     return int(prepared.value("SELECT count(*) FILTER (champion_confidence IS NULL) FROM lab_rows"))
 
 
-def texts(prepared: Prepared, rids: np.ndarray) -> list[str]:
-    """The logged texts of labelled rows (`labelled`'s `rid`), in that order: CUPAC scores them."""
-    prepared.con.register("wanted", pd.DataFrame({"rid": rids, "at": np.arange(len(rids))}))
-    found = prepared.frame(f"""WITH ids AS (SELECT request_id, k.at FROM wanted k JOIN lab_rows USING (rid))
-        SELECT ids.at, t.text FROM ids JOIN (SELECT request_id, arg_min(text, ({ORDER})) AS text FROM raw_requests
-            SEMI JOIN ids USING (request_id) GROUP BY request_id) t USING (request_id) ORDER BY ids.at""")
+def texts(prepared: Prepared, rids: Sequence[str]) -> list[str]:
+    """The logged texts of labelled requests (`cells`' `rid`: their request ids), in that order: CUPAC scores them."""
+    prepared.con.register("wanted", pd.DataFrame({"request_id": list(rids), "at": np.arange(len(rids))}))
+    found = prepared.frame(f"""SELECT k.at, t.text FROM wanted k JOIN (
+        SELECT request_id, arg_min(text, ({ORDER})) AS text FROM raw_requests SEMI JOIN wanted USING (request_id)
+        GROUP BY request_id) t USING (request_id) ORDER BY k.at""")
     prepared.con.unregister("wanted")
     return found["text"].tolist()
 

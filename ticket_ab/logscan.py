@@ -71,13 +71,16 @@ def connect(memory_mb: int, threads: int | None = None) -> Iterator[duckdb.DuckD
             con.close()
 
 
-def files(con: duckdb.DuckDBPyConnection, root: Path, feedback_root: Path, since: pd.Timestamp | None) -> Scan:
-    """The views over the log files of the days from `since`'s on (every day: None)."""
+def files(con: duckdb.DuckDBPyConnection, root: Path, feedback_root: Path, since: pd.Timestamp | None, *,
+          day: date | None = None, count: bool = True) -> Scan:
+    """The views over the log files of the days from `since`'s on (every day: None), or of `day` alone (one task of a
+    window typed day by day on a cluster). Without `count`, the malformed lines are left uncounted: a caller whose day
+    tasks counted them saves a second scan of every shard."""
     scan = Scan(con)
-    first = since.date() if since is not None else None
+    first = day or (since.date() if since is not None else None)
     for kind, base in ((REQUESTS, root), (FEEDBACK, feedback_root)):
         view, columns = VIEWS[kind]
-        shards, compacted = _day_files(base, kind, first)
+        shards, compacted = _day_files(base, kind, first, day)
         parts = []
         if shards:
             parts.append(_select(con, f"read_csv({_list(shards)}, {CSV_DIALECT}, ignore_errors=true)", columns,
@@ -86,7 +89,8 @@ def files(con: duckdb.DuckDBPyConnection, root: Path, feedback_root: Path, since
             parts.append(_select(con, f"read_parquet({_list(compacted)}, union_by_name=true, filename=true)", columns))
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS " + (" UNION ALL ".join(parts) or _empty(columns)))
         scan.files[kind] = compacted + shards
-        scan.malformed[kind] = _rejected(con, shards) + _dropped_heads(compacted, since)
+        if count:
+            scan.malformed[kind] = _rejected(con, shards) + _dropped_heads(compacted, since)
     return scan
 
 
@@ -104,10 +108,10 @@ def frames(con: duckdb.DuckDBPyConnection, requests: pd.DataFrame, feedback: pd.
     return scan
 
 
-def _day_files(root: Path, kind: str, first: date | None) -> tuple[list[Path], list[Path]]:
+def _day_files(root: Path, kind: str, first: date | None, last: date | None) -> tuple[list[Path], list[Path]]:
     """The CSV shards (those no day file lists as folded into it) and the compacted day files of the days."""
     shards, compacted = [], []
-    for _, folder in partitions(Path(root), kind, first):
+    for _, folder in partitions(Path(root), kind, first, last):
         listed = day_files(folder, kind)
         days = [f for f in listed if f.suffix == COMPACTED_SUFFIX]
         folded = {name for f in days for name in _folded(f)}

@@ -78,6 +78,7 @@ class RouterSettings(BaseSettings):
 
 
 AutoMLEngine = Literal["local", "dask"]
+PrepareEngine = Literal["duckdb", "dask"]
 
 
 class TrainingSettings(BaseSettings):
@@ -265,6 +266,17 @@ class ABSettings(BaseSettings):
                                   "champion (about 0.35 ms each); a larger window is compared unadjusted, and says so")
     memory_mb: int = Field(512, ge=64, description="memory the analysis' query engine (DuckDB) may hold; it spills the "
                            "rest of a large window to a temporary folder")
+    prepare_engine: PrepareEngine = Field("duckdb", description="where the report types the window's raw log rows: "
+                                          "`duckdb` in the analysis process, `dask` one task per day on a "
+                                          "dask.distributed cluster, each a DuckDB of TICKET_AB_TEST_MEMORY_MB over "
+                                          "its day's files (the same report; analysis/scatter.py)")
+    dask_scheduler: str = Field("", description="address of the dask.distributed scheduler (tcp://host:8786) for "
+                                "prepare_engine=dask; its workers read the log files by path, so each must see the log "
+                                "root where this process does (and have this project installed); empty: a LocalCluster "
+                                "of this machine's cores")
+    dask_scratch: str = Field("", description="folder the day tasks write typed rows into (a subfolder per run, "
+                              "removed afterwards); with workers on other hosts, one every worker and this process "
+                              "see at the same path (a shared volume); empty: a private temporary folder here")
 
 
 def _ramp(text: str) -> tuple[float, ...]:

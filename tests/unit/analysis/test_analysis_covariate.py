@@ -7,7 +7,8 @@ import pytest
 import statsmodels.formula.api as smf
 from experiment_logs import LogSpec
 
-from analysis import covariate, inference
+from analysis import arms, covariate, inference
+from analysis.compare import compare
 from analysis.experiment import analyse
 from ticket_ab.names import SHADOW, SPLIT
 from ticket_ab.requestlog import read_feedback, read_requests
@@ -104,6 +105,32 @@ def test_only_the_tickets_the_router_logged_no_confidence_for_are_scored():
     scored, note = covariate.attach(rows, SPLIT, "3", _scorer(calls), _texts, 1)
     assert note is None and calls == [("3", 0), ("3", 1)]
     assert scored[covariate.COLUMN][[0, 2]].tolist() == [0.9, 0.4] and scored[covariate.COLUMN].notna().all()
+
+
+def test_a_cell_of_logged_requests_keeps_its_spread_and_an_unlogged_request_is_scored_alone():
+    rows = pd.DataFrame({"label": ["a", "b"], "rid": [None, "r7"], "count": [3, 1],
+                         covariate.COLUMN: [0.8, np.nan], covariate.VARIANCE: [0.01, 0.0]})
+    calls = []
+    scored, note = covariate.attach(rows, SPLIT, "3", lambda v, texts: calls.append(list(texts)) or np.full(
+        len(texts), 0.5), _texts, 1)
+    assert note is None and calls == [[], ["text r7"]]
+    assert scored[covariate.COLUMN].tolist() == [0.8, 0.5] and scored[covariate.VARIANCE].tolist() == [0.01, 0.0]
+
+
+def test_pooling_cells_per_customer_arm_step_and_result_leaves_the_comparison_as_it_was():
+    rng = np.random.default_rng(4)
+    n, customers = 5000, 300
+    unit = rng.integers(0, customers, n)
+    cells = pd.DataFrame({"unit": pd.Categorical(unit.astype(str)), "in_b": (rng.random(customers) < 0.5)[unit],
+                          "stratum": pd.Categorical(np.where(rng.random(n) < 0.3, "p1", "p2")),
+                          "right": rng.random(n) < 0.7, "count": rng.integers(1, 4, n),
+                          "covariate": rng.beta(4, 2, n), "covariate_var": rng.uniform(0, 0.02, n)})
+    pooled = arms.pooled(cells)
+    assert len(pooled) < len(cells) / 2 and pooled["count"].sum() == cells["count"].sum()
+    both = [compare(frame, SPLIT, None, ABSettings(customer_cap=5), True) for frame in (cells, pooled)]
+    assert both[0]["adjustment"]["applied"] and both[1]["adjustment"]["applied"]
+    for key in ("diff", "se", "ci_low", "ci_high", "n_a", "n_b", "units"):
+        assert both[1][key] == pytest.approx(both[0][key], rel=1e-9)
 
 
 def test_with_cupac_off_a_logged_confidence_is_not_used():

@@ -61,6 +61,10 @@ def test_macro_f1_is_sklearns_and_its_customer_bootstrap_widens_with_clustering(
     customers = np.arange(600) // 20  # 30 customers, each answered well or badly
     pred = np.where(rng.random(600) < rng.choice([0.5, 0.95], 30)[customers], truth, rng.choice(list("abcdef"), 600))
     assert inference.macro_f1(truth, pred) == pytest.approx(f1_score(truth, pred, average="macro", zero_division=0))
+    weights = rng.integers(1, 5, 600)  # cells of identical requests, and categories shared by both (the report's)
+    shared = pd.CategoricalDtype(sorted(set(truth) | set(pred) | {"unused"}))
+    as_cells = inference.macro_f1(pd.Series(truth, dtype=shared), pd.Series(pred, dtype=shared), counts=weights)
+    assert as_cells == pytest.approx(f1_score(truth, pred, average="macro", zero_division=0, sample_weight=weights))
     low, high = inference.macro_f1_interval(truth, pred, np.arange(600), resamples=100)
     assert low < inference.macro_f1(truth, pred) < high
     assert inference.macro_f1_interval(truth, pred, np.arange(600), resamples=100) == (low, high)  # seeded
@@ -104,6 +108,31 @@ def test_the_cluster_sandwich_is_statsmodels_and_frequency_rows_give_the_same(we
     by_cell = inference.cluster_diff(cells["y"], cells["b"].astype(bool), cells["u"], counts=cells["count"])
     assert by_cell.value == pytest.approx(by_row.value) and by_cell.se == pytest.approx(by_row.se)
     assert by_cell.n == by_row.n == n
+
+
+@pytest.mark.parametrize("prior", [False, True])
+def test_cells_with_the_covariates_mean_and_variance_give_the_request_level_adjusted_fit(prior):
+    rng = np.random.default_rng(11)
+    n, customers = 6000, 400
+    units = rng.integers(0, customers, n)
+    b = (rng.random(customers) < 0.5)[units]
+    step = (rng.random(n) < 0.4).astype(int)
+    x = rng.beta(5, 2, n)  # the champion's confidence: differs between a customer's tickets
+    y = (rng.random(n) < 0.3 + 0.6 * x + 0.05 * b).astype(float)
+    weights = inference.capped_weights(units, 10)
+    requests = pd.DataFrame({"u": units, "b": b, "s": step, "y": y, "x": x, "p": rng.random(customers)[units]})
+    covariates = ["x", "p"] if prior else ["x"]
+    centred = [requests[c] - np.average(requests[c], weights=weights) for c in covariates]
+    design = np.column_stack([np.ones(n), b, step, *centred, *(b * c for c in centred)])
+    fit = sm.WLS(y, design, weights=weights).fit(cov_type="cluster", cov_kwds={"groups": units})
+    cells = requests.groupby(["u", "b", "s", "y", "p"]).agg(count=("x", "size"), x=("x", "mean"),
+                                                             v=("x", lambda v: v.var(ddof=0))).reset_index()
+    cap = inference.capped_weights(cells["u"], 10, counts=cells["count"])
+    cell = inference.cluster_diff(cells["y"], cells["b"], cells["u"], cells[covariates].to_numpy(),
+                                  strata=cells["s"], weights=cap, counts=cells["count"], within=cells["v"])
+    assert len(cells) < n / 2 and (cells["v"] > 0).any()
+    assert cell.value == pytest.approx(fit.params[1], rel=1e-9) and cell.se == pytest.approx(fit.bse[1], rel=1e-9)
+    assert cell.n == n and cell.units == customers
 
 
 def test_undefined_estimates_are_nan_not_errors():
