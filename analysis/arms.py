@@ -1,8 +1,9 @@
 """One arm of the analysed period: its quality by intention-to-treat, beside its traffic and latency.
 
-The traffic comes from SQL (`analysis.traffic`); the quality from the analysed labelled requests, each
-of which becomes one outcome row with its customer (where the router takes client tokens only
-authenticated requests count, and customers served by both arms, crossover, are set aside before).
+The traffic comes from SQL (`analysis.traffic`); the quality from the analysed labelled requests, as cells of
+alike requests of one customer (where the router takes client tokens only authenticated requests count, and
+customers served by both arms, crossover, are set aside before), which `outcomes` turns into outcome rows and
+`pooled` merges per customer, arm, step and result.
 """
 
 from __future__ import annotations
@@ -49,20 +50,21 @@ def outcomes(rows: pd.DataFrame, mode: str) -> pd.DataFrame:
                         "count": counts(both)})
     if "period" in both:  # the ramp steps, which the comparison pools as strata
         out = out.assign(stratum=both["period"])
-    return out.assign(covariate=both[COLUMN], covariate_var=both[VARIANCE]) if COLUMN in both else out
+    if COLUMN not in both:
+        return out
+    spread = both[VARIANCE] if VARIANCE in both else 0.0  # one value a cell unless said
+    return out.assign(covariate=both[COLUMN], covariate_var=spread)
 
 
 def pooled(out: pd.DataFrame) -> pd.DataFrame:
-    """`outcomes` merged into one row per customer, arm, step and result (and `label`, when there is one): what the
-    statistics need, about 400,000 rows where a 10M window's cells are 1.5M. The covariate's mean and variance
-    among a row's requests are pooled exactly (from their sums), so every estimate is unchanged; a covariate
-    missing anywhere is dropped (the comparison would not use it). Sums by bincount: a groupby would copy the
-    cells several times over."""
-    keys = [c for c in ("unit", "in_b", "stratum", "right", "right_a", "right_b", "label") if c in out]
-    ids = _group_ids(out, keys)
-    groups = int(ids.max()) + 1 if len(ids) else 0
-    first = np.zeros(groups, dtype=np.int64)
-    first[ids[::-1]] = np.arange(len(ids))[::-1]  # each group's first row
+    """`outcomes` merged into one row per customer, arm, step and result: what the statistics need, about 415,000
+    rows where a 10M window's cells are 1.5M. The covariate's mean and its variance among a row's requests are pooled
+    exactly (the variance about the pooled mean, so alike values pool to exactly 0), so every estimate is unchanged;
+    a covariate missing anywhere is dropped (the comparison would not use it). Sums by bincount: a groupby would copy
+    the cells several times over."""
+    keys = [c for c in ("unit", "in_b", "stratum", "right", "right_a", "right_b") if c in out]
+    ids, first = _group_ids(out, keys)
+    groups = len(first)
     n = counts(out).to_numpy(dtype=float)
     merged = out[keys].iloc[first].reset_index(drop=True)
     total = np.bincount(ids, weights=n, minlength=groups)
@@ -70,21 +72,22 @@ def pooled(out: pd.DataFrame) -> pd.DataFrame:
     if "covariate" in out and out["covariate"].notna().all():
         x, spread = out["covariate"].to_numpy(dtype=float), out["covariate_var"].to_numpy(dtype=float)
         mean = np.bincount(ids, weights=n * x, minlength=groups) / total
-        square = np.bincount(ids, weights=n * (spread + x * x), minlength=groups) / total
-        merged["covariate"], merged["covariate_var"] = mean, np.clip(square - mean * mean, 0.0, None)
+        apart = n * (spread + (x - mean[ids]) ** 2)
+        merged["covariate"], merged["covariate_var"] = mean, np.bincount(ids, weights=apart, minlength=groups) / total
     return merged
 
 
-def _group_ids(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
-    """0..g-1 naming each row's combination of `keys` (a missing value is a value of its own)."""
+def _group_ids(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's combination of `keys` as 0..g-1, and each group's first row; a missing value is a value of its own.
+    The key is re-numbered after each column, so any number of columns fits in 64 bits."""
     combined = np.zeros(len(frame), dtype=np.int64)
     for key in keys:
         column = frame[key]
         codes = column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else pd.factorize(
             column)[0]
         codes = codes.astype(np.int64) + 1
-        combined = combined * (int(codes.max()) + 1 if len(codes) else 1) + codes
-    return pd.factorize(combined)[0]
+        combined = pd.factorize(combined * (int(codes.max()) + 1 if len(codes) else 1) + codes)[0].astype(np.int64)
+    return combined, np.unique(combined, return_index=True)[1]
 
 
 def quality(labelled: pd.DataFrame, arm: str, mode: str, th: ABSettings, served: dict[str, Any]) -> dict[str, Any]:
@@ -95,8 +98,8 @@ def quality(labelled: pd.DataFrame, arm: str, mode: str, th: ABSettings, served:
     correct, n = int(weights[right].sum()), int(weights.sum())
     truth, units = rows["label"], rows["unit"]
     by_topic = pd.DataFrame({"n": weights, "correct": weights.where(right, 0)}).groupby(truth, observed=True).sum()
-    per_topic = {str(topic): {"n": int(n), "accuracy": ratio(int(correct), int(n))}
-                 for topic, n, correct in zip(by_topic.index, by_topic["n"], by_topic["correct"], strict=True)}
+    per_topic = {str(topic): {"n": int(size), "accuracy": ratio(int(hits), int(size))}
+                 for topic, size, hits in zip(by_topic.index, by_topic["n"], by_topic["correct"], strict=True)}
     return {
         "alias": ARM_ALIAS[arm], **{k: served[k] for k in ("versions", "requests", "share", "customers", "answered",
                                                            "fallbacks", "errors")},

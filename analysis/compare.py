@@ -47,8 +47,9 @@ COVARIATES = {"covariate": ("champion confidence", "the champion's confidence (C
 
 def compare(outcomes: pd.DataFrame, mode: str, arms: dict[str, Any] | None, th: ABSettings,
             seq: bool) -> dict[str, Any]:
-    """B - A accuracy on `outcomes` (one row per cell of `count` identical labelled requests: `unit`, `in_b`,
-    `right`, optionally `covariate` and the ramp step `stratum`, and in shadow mode `right_a`/`right_b`), with its
+    """B - A accuracy on `outcomes` (one row per `count` labelled requests alike but for their covariate: `unit`,
+    `in_b`, `right`, optionally `covariate` with `covariate_var` its variance among them, and the ramp step
+    `stratum`, and in shadow mode `right_a`/`right_b`; `arms.pooled` gives them), with its
     interval,
     evidence and the labelled requests still needed; per topic too when the `arms` (their summaries) are given."""
     cap, earlier = th.customer_cap, outcomes[PRIOR_N] if PRIOR_N in outcomes else None

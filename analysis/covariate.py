@@ -55,10 +55,9 @@ def confidence(pipeline: object, texts: Sequence[str]) -> np.ndarray:
 def attach(rows: pd.DataFrame, mode: str, champion: str, scorer: Scorer | None,
            texts: Callable[[list], Sequence[str]], max_scored: int) -> tuple[pd.DataFrame, str | None]:
     """The labelled cells (`rid`, the request id, names each unlogged one for `texts`) with the champion's
-    confidence on every one (a cell's mean, and its variance `VARIANCE`, as `analysis.traffic.cells` gives them), or
-    unchanged
-    with a note saying why the comparison is unadjusted (shadow mode needs no adjustment: both models answer
-    every ticket). What the router logged at serve time (`COLUMN`, `TICKET_AB_LOG_CHAMPION_CONFIDENCE`) is
+    confidence on every one (a cell's mean, and its variance `VARIANCE`, as `analysis.traffic.cells` gives them),
+    or unchanged with a note saying why the comparison is unadjusted (shadow mode needs no adjustment: both models
+    answer every ticket). What the router logged at serve time (`COLUMN`, `TICKET_AB_LOG_CHAMPION_CONFIDENCE`) is
     taken as it is; only the rest is scored. The champion is loaded before any text is read, and more than
     `max_scored` texts are not scored at all: at about 0.35 ms a text, a window of millions would take longer
     than the rest of the report."""

@@ -220,9 +220,9 @@ def _window_notes(prepared: Prepared, since: pd.Timestamp | None, malformed: dic
     return notes + _feedback_notes(prepared.counts)
 
 
-def _without_source(prepared: Prepared, names: list[str], covariate: bool, source: str) -> pd.DataFrame:
+def _without_source(prepared: Prepared, names: list[str], adjust: bool, source: str) -> pd.DataFrame:
     """The labelled cells with the label each request has without `source`'s feedback (`traffic.cells`)."""
-    return traffic.cells(prepared, f"without_{names.index(source)}", covariate)
+    return traffic.cells(prepared, f"without_{names.index(source)}", adjust)
 
 
 def _check_sources(prepared: Prepared, analysis: Analysis, options: Options,

@@ -126,7 +126,7 @@ TOPIC_MIN_CUSTOMERS = 10  # labelled customers per arm before a topic is judged:
 
 
 def topic_guardrails(rows: pd.DataFrame, mode: str, looks_n: int, th: ABSettings, seq: bool) -> list[Guardrail]:
-    """B - A accuracy on each agent-labelled topic (`rows`: the analysed labelled requests) with
+    """B - A accuracy on each agent-labelled topic (`rows`: the analysed labelled cells, `traffic.cells`) with
     TOPIC_MIN_CUSTOMERS labelled customers in each arm, against -topic_margin; unresolved becomes "n/a" (see the
     module docstring: only a breach blocks)."""
     labelled = outcomes(rows, mode)

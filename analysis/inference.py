@@ -286,7 +286,7 @@ def _bootstrap(data: tuple[np.ndarray, ...], statistic: Callable[..., float], co
 
 
 def _label_codes(y_true: Sequence[str], y_pred: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Both label sequences as codes of one sorted label set: sklearn scores integers far faster than strings.
+    """Both label sequences as codes of one sorted label set, for confusion counts by bincount.
     Categoricals sharing sorted categories (the report's cells) are ranked by their codes: a million labels are
     never turned into Python strings."""
     shared = _shared_codes(y_true, y_pred)

@@ -102,7 +102,8 @@ def typed_requests(since: pd.Timestamp | None) -> str:
         round(try_cast(split_b AS DOUBLE), 6) AS split_b, try_cast(latency_ms AS DOUBLE) AS latency_ms,
         CASE WHEN integration <> '' THEN integration ELSE '{ANONYMOUS}' END AS integration,
         (variant = 'B' AND fallback = '' AND topic <> '') AS by_ch, epoch_ms(ts) // 60000 AS minute,
-        try_cast(nullif(champion_confidence, '') AS DOUBLE) AS champion_confidence
+        CASE WHEN isfinite(try_cast(nullif(champion_confidence, '') AS DOUBLE))
+            THEN try_cast(nullif(champion_confidence, '') AS DOUBLE) END AS champion_confidence  -- nan: none
         FROM raw_requests WHERE {_window(since)}"""
 
 

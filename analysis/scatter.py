@@ -137,12 +137,14 @@ def fan_out(client: Client, days: list[date], root: Path, feedback_root: Path, s
     for day, future in zip(days, futures, strict=True):
         try:
             typed.append(future.result())
-        except (OSError, duckdb.Error) as exc:  # a folder or the scratch not there on the worker, a file unreadable
+        except Exception as exc:  # a folder or the scratch not there on a worker, a file unreadable, a worker killed
+            # (out of memory: dask's KilledWorker), the project not installed there: one line each, not a traceback
             raise ClusterError(f"the day task of {day} failed: {_one_line(exc)}") from None
-    missing = [t.requests for t in typed if not Path(t.requests).is_file()]
+    missing = [f for t in typed for f in (t.requests, t.feedback) if not Path(f).is_file()]
     if missing:
-        raise ClusterError(f"the typed rows of {len(missing)} days are not here (first: {missing[0]}): the workers "
-                           f"write them on their hosts; set {SCRATCH_ENV} to a folder they and this process share")
+        raise ClusterError(f"{len(missing)} typed files of the day tasks are not here (first: {missing[0]}): the "
+                           f"workers write them on their hosts; set {SCRATCH_ENV} to a folder they and this process "
+                           "share")
     return typed
 
 

@@ -15,7 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import analysis
+from analysis import analysis, experiment, inference, traffic
+from analysis.prepare import prepare
+from ticket_ab import logscan
+from ticket_ab.requestlog import read_feedback, read_requests
 from ticket_ab.settings import ABSettings
 
 BENCH = Path(__file__).resolve().parents[3] / "bench"
@@ -74,3 +77,39 @@ def test_scanning_the_files_gives_the_in_memory_verdict_and_every_figure(window)
     adjustments = [run.summary["comparison"]["adjustment"] for run in (scanned, loaded)]
     assert scored == [] and all(a["applied"] and "champion confidence" in a["covariates"] for a in adjustments)
     assert adjustments[0]["variance_reduction"] > 0.01
+
+
+def test_the_adjusted_difference_on_pooled_cells_is_the_fit_on_every_labelled_request(window):
+    since = pd.Timestamp(window.start)
+    report = analysis.load(window.root, window.root, since, TH, scorer=lambda version, texts: [0.5] * len(texts))
+    with logscan.connect(TH.memory_mb) as con:  # the same requests, one row each, with the confidence logged
+        logscan.files(con, window.root, window.root, since)
+        prepared = prepare(con, since)
+        traffic.window(prepared, since)
+        traffic.analysed(prepared, list(traffic.periods(prepared)["key"]), [])
+        traffic.labels(prepared, [])
+        rows = prepared.frame("SELECT unit, variant = 'B' AS in_b, CAST(topic = label AS DOUBLE) AS right, "
+                              "champion_confidence FROM lab_rows WHERE variant IN ('A', 'B')")
+    weights = inference.capped_weights(rows["unit"], TH.customer_cap)
+    each = inference.cluster_diff(rows["right"], rows["in_b"], rows["unit"], rows["champion_confidence"],
+                                  weights=weights)
+    comparison = report.summary["comparison"]
+    assert comparison["adjustment"]["applied"] and comparison["strata"] == 1
+    assert comparison["diff"] == pytest.approx(each.value, rel=1e-9)
+    assert comparison["se"] == pytest.approx(each.se, rel=1e-9)
+
+
+def test_cupac_scores_each_unlogged_ticket_once_and_the_leave_outs_reuse_the_scores(window):
+    requests, feedback = read_requests(window.root).rows, read_feedback(window.root).rows
+    unlogged = requests.index % 3 == 0  # the router logged no confidence for a third (an older router, say)
+    requests.loc[unlogged, "champion_confidence"] = ""
+    scored = []
+
+    def registry(version, texts):
+        scored.extend(texts)
+        return [0.5 + 0.4 * (len(t) % 2) for t in texts]
+
+    result = experiment.analyse(requests, feedback, since=pd.Timestamp(window.start), thresholds=TH, scorer=registry)
+    assert result.summary["comparison"]["adjustment"]["applied"]
+    assert len(result.summary["label_sources"]["sources"]) > 1  # leave-outs ran
+    assert 0 < len(scored) == len(result.scores)  # every unlogged labelled ticket once, none again for a leave-out

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.prepare import LEAD_IN_P, SHADOW_SHARE, prepare
+from analysis.prepare import LEAD_IN_P, SHADOW_SHARE, Prepared, prepare
 from ticket_ab import logscan
 from ticket_ab.requestlog import FEEDBACK_COLUMNS
 
@@ -74,3 +74,28 @@ def test_every_request_gets_the_champion_and_challenger_the_definitions_give(see
         prepared = prepare(con, None)
         found = prepared.frame("SELECT ord, champion, challenger FROM w ORDER BY ts, ord")
     pd.testing.assert_frame_equal(found, _reference(log), check_dtype=False)
+
+
+def test_a_logged_confidence_that_is_not_a_finite_number_counts_as_not_logged():
+    log = _log(1, 40).assign(champion_confidence=["nan", "inf", "-inf", "", "0.75"] * 8)
+    feedback = pd.DataFrame({"timestamp": log["timestamp"], "request_id": log["request_id"], "label": "billing"})
+    with logscan.connect(256) as con:
+        logscan.frames(con, log, feedback.reindex(columns=FEEDBACK_COLUMNS, fill_value="").assign(
+            timestamp=log["timestamp"]))
+        prepared = prepare(con, None)
+        logged = prepared.frame("SELECT champion_confidence FROM w WHERE label IS NOT NULL")["champion_confidence"]
+    assert logged.notna().sum() == (log.drop_duplicates("request_id")["champion_confidence"] == "0.75").sum()
+    assert (logged.dropna() == 0.75).all()
+
+
+def test_lowering_the_engines_memory_holds_except_inside_whole_even_when_it_fails():
+    with logscan.connect(256) as con:
+        prepared = Prepared(con)
+        setting = lambda: con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # noqa: E731
+        full = setting()
+        prepared.lower(256, 128)
+        lowered = setting()
+        with pytest.raises(RuntimeError), prepared.whole():
+            assert setting() == full
+            raise RuntimeError("a query failed")
+        assert setting() == lowered != full

@@ -88,6 +88,32 @@ def test_a_day_folder_a_worker_cannot_see_is_an_error_not_an_empty_day(window, t
                          str(tmp_path), MEMORY_MB)
 
 
+class _Failed:
+    """A future whose task failed on its worker."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def result(self):
+        raise self.error
+
+
+class _Client:
+    """A client whose every task fails with `error` (as dask's futures re-raise a task's exception)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def map(self, func, days, **kwargs):
+        return [_Failed(self.error) for _ in days]
+
+
+@pytest.mark.parametrize("error", [MemoryError("worker killed"), ModuleNotFoundError("No module named 'analysis'")])
+def test_a_day_task_that_fails_on_its_worker_is_one_error_line_naming_its_day(window, tmp_path, error):
+    with pytest.raises(scatter.ClusterError, match=f"the day task of {window.days[0]} failed: {type(error).__name__}"):
+        scatter.fan_out(_Client(error), window.days, window.root, window.root, None, tmp_path, MEMORY_MB)
+
+
 def test_a_runs_scratch_is_inside_the_given_folder_and_removed_afterwards_even_when_the_run_fails(tmp_path):
     with scatter.scratch(str(tmp_path)) as out:
         assert out.parent == tmp_path and out.name.startswith(scatter.SCRATCH_PREFIX)
