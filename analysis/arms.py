@@ -80,14 +80,19 @@ def pooled(out: pd.DataFrame) -> pd.DataFrame:
 def _group_ids(frame: pd.DataFrame, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Each row's combination of `keys` as 0..g-1, and each group's first row; a missing value is a value of its own.
     The key is re-numbered after each column, so any number of columns fits in 64 bits."""
-    combined = np.zeros(len(frame), dtype=np.int64)
+    combined, size = np.zeros(len(frame), dtype=np.int64), 1
     for key in keys:
         column = frame[key]
         codes = column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else pd.factorize(
             column)[0]
         codes = codes.astype(np.int64) + 1
-        combined = pd.factorize(combined * (int(codes.max()) + 1 if len(codes) else 1) + codes)[0].astype(np.int64)
-    return combined, np.unique(combined, return_index=True)[1]
+        width = int(codes.max()) + 1 if len(codes) else 1
+        if size * width >= 2**62:  # renumber the combinations so far before they outgrow 64 bits
+            combined = pd.factorize(combined)[0].astype(np.int64)
+            size = int(combined.max()) + 1
+        combined, size = combined * width + codes, size * width
+    ids = pd.factorize(combined)[0]  # numbered in order of first appearance: a new number is a group's first row
+    return ids, np.flatnonzero(np.diff(np.maximum.accumulate(ids), prepend=-1) > 0)
 
 
 def quality(labelled: pd.DataFrame, arm: str, mode: str, th: ABSettings, served: dict[str, Any]) -> dict[str, Any]:

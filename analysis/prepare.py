@@ -102,8 +102,7 @@ def typed_requests(since: pd.Timestamp | None) -> str:
         round(try_cast(split_b AS DOUBLE), 6) AS split_b, try_cast(latency_ms AS DOUBLE) AS latency_ms,
         CASE WHEN integration <> '' THEN integration ELSE '{ANONYMOUS}' END AS integration,
         (variant = 'B' AND fallback = '' AND topic <> '') AS by_ch, epoch_ms(ts) // 60000 AS minute,
-        CASE WHEN isfinite(try_cast(nullif(champion_confidence, '') AS DOUBLE))
-            THEN try_cast(nullif(champion_confidence, '') AS DOUBLE) END AS champion_confidence  -- nan: none
+        try_cast(nullif(champion_confidence, '') AS DOUBLE) AS champion_confidence
         FROM raw_requests WHERE {_window(since)}"""
 
 
@@ -146,7 +145,8 @@ def from_typed(con: duckdb.DuckDBPyConnection, unreadable_feedback: int) -> Prep
         SELECT * EXCLUDE (challenger), CASE WHEN challenger = champion THEN '' ELSE challenger END AS challenger FROM (
         SELECT r.* EXCLUDE (minute, by_ch, request_id, champion_confidence),
             CASE WHEN l.label IS NOT NULL THEN request_id END AS request_id,
-            CASE WHEN l.label IS NOT NULL THEN r.champion_confidence END AS champion_confidence,
+            CASE WHEN l.label IS NOT NULL AND isfinite(r.champion_confidence) THEN r.champion_confidence END
+                AS champion_confidence,  -- nan or inf: not logged
             CAST({champion} AS VARCHAR) AS champion, CAST({challenger} AS VARCHAR) AS challenger, l.label, l.source,
             l.n AS label_rows
         FROM req_kept r JOIN bucket_versions b USING (minute) {extra} LEFT JOIN lab l USING (request_id)))""")

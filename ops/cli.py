@@ -14,6 +14,8 @@ from pathlib import Path
 from ticket_ab.settings import Settings, SettingsError, get_settings
 
 EXIT_USER_ERROR = 2
+EXPORT_HELP = ("write a registered version as a portable ONNX file after a parity check against scikit-learn on "
+               "2,000 generated tickets; tags the version with the file's sha256 and the parity figures")
 STACK_BOOTSTRAP_N = 2000  # keeps `make stack` under 2 minutes on 2 cores; bring real tickets with `bootstrap --data`
 
 
@@ -244,6 +246,20 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Exit 0: written and parity met; 1: parity below the bar (nothing written); 2: a user error (one line)."""
+    from ops.onnx_export import export_onnx
+
+    result = export_onnx(_settings(args), args.alias, args.out)
+    if result.written is None:
+        print(f"error: ONNX export of v{result.version} not written to {args.out}: parity below the bar",
+              file=sys.stderr)
+        return 1
+    print(f"wrote {result.written} ({result.size / 1e6:.1f} MB, sha256 {result.sha256}); "
+          f"tagged v{result.version} with onnx_sha256 and the parity figures")
+    return 0
+
+
 def settings_table() -> str:
     """The README's configuration table, made from the settings' own field descriptions."""
     import pandas as pd
@@ -330,6 +346,13 @@ def _add_rollout(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="the outcome as JSON")
 
 
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", required=True, choices=["onnx"], help="the export format")
+    p.add_argument("--alias", default="champion", choices=["champion", "challenger", "previous"])
+    p.add_argument("--out", type=Path, required=True, help="where the .onnx file goes (written only when the "
+                   "parity check meets the bar)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from load_test.simulate.generator import SCENARIOS
 
@@ -386,6 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_rollout(add("rollout", cmd_rollout, "look at the running experiment as the experiment DAG does: `look` "
                      "decides and takes an `auto` action; `approve` also takes the action `ask` mode is waiting for"))
+    _add_export(add("export", cmd_export, EXPORT_HELP))
     p = add("evaluate", cmd_evaluate, "accuracy and macro-F1 of champion and challenger on a labelled file")
     p.add_argument("--data", type=Path, required=True)
     return parser
