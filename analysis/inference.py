@@ -67,11 +67,14 @@ FIT_CHUNK = 262_144  # rows per block of the fit: the design is never stacked wh
 @dataclass(frozen=True)
 class Within:
     """A covariate that differs between the requests a row stands for: its variance within each row (`variance`,
-    the row's design holding the mean) and the design vector its deviation multiplies (`direction`: one array per
-    design column, zeros where the column does not depend on it)."""
+    the row's design holding the mean), the design column of the centred covariate (`at`) and of its interaction
+    with B (`interaction`), and each row's B (`b`): a request's deviation d moves its design row by d on `at` and
+    d b on `interaction`, nothing else."""
 
     variance: np.ndarray
-    direction: list[np.ndarray]
+    at: int
+    interaction: int
+    b: np.ndarray
 
 
 def _fit(y: np.ndarray, design: np.ndarray | list[np.ndarray], units: np.ndarray, weights: np.ndarray | None = None,
@@ -81,8 +84,8 @@ def _fit(y: np.ndarray, design: np.ndarray | list[np.ndarray], units: np.ndarray
     correction with N = `nobs` (the requests the rows stand for; default: the rows). `design` is a matrix or its
     columns; it is used a block of rows at a time, so the fit's memory does not grow with the rows. With `within`
     a row of weight w stands for requests whose design rows are its row plus d_j c (deviations d_j summing to
-    zero, their mean square v): they add w v c c' to X'WX and take w v c (c'b) from their customer's score, the
-    request-level fit's exact sums."""
+    zero, their mean square v; c is 1 on the covariate's column and B on its interaction's): they add w v c c' to
+    X'WX and take w v c (c'b) from their customer's score, the request-level fit's exact sums."""
     columns = list(design.T) if isinstance(design, np.ndarray) else design
     k, blocks = len(columns), [slice(i, i + FIT_CHUNK) for i in range(0, len(y), FIT_CHUNK)]
     w = np.ones(len(y)) if weights is None else weights
@@ -93,8 +96,12 @@ def _fit(y: np.ndarray, design: np.ndarray | list[np.ndarray], units: np.ndarray
         xtwx += x.T @ wx
         xtwy += wx.T @ y[rows]
         if within is not None:
-            c = np.column_stack([d[rows] for d in within.direction])
-            xtwx += c.T @ (c * (w[rows] * within.variance[rows])[:, None])
+            wv, b = w[rows] * within.variance[rows], within.b[rows]
+            i, j = within.at, within.interaction
+            xtwx[i, i] += wv.sum()
+            xtwx[i, j] += (wv * b).sum()
+            xtwx[j, i] += (wv * b).sum()
+            xtwx[j, j] += (wv * b * b).sum()
     bread = np.linalg.pinv(xtwx)
     params = bread @ xtwy
     groups_n = int(units.max()) + 1 if len(units) else 0
@@ -103,8 +110,10 @@ def _fit(y: np.ndarray, design: np.ndarray | list[np.ndarray], units: np.ndarray
         x = np.column_stack([c[rows] for c in columns])
         score = x * (w[rows] * (y[rows] - x @ params))[:, None]
         if within is not None:
-            c = np.column_stack([d[rows] for d in within.direction])
-            score -= c * (w[rows] * within.variance[rows] * (c @ params))[:, None]
+            b = within.b[rows]
+            moved = w[rows] * within.variance[rows] * (params[within.at] + b * params[within.interaction])
+            score[:, within.at] -= moved
+            score[:, within.interaction] -= moved * b
         for j in range(k):
             scores[:, j] += np.bincount(units[rows], weights=score[:, j], minlength=groups_n)
     groups = _groups(units)
@@ -236,10 +245,8 @@ def _design(b: np.ndarray, periods: np.ndarray, covariate: Sequence[float] | np.
     design += [*columns, *(b * x for x in columns)]
     if spread is None or 0 not in kept:
         return design, None
-    zeros, at = np.zeros(rows), len(design) - 2 * len(columns)
-    direction = [zeros] * len(design)
-    direction[at], direction[at + len(columns)] = np.ones(rows), b.astype(float)
-    return design, Within(spread, direction)
+    at = len(design) - 2 * len(columns)
+    return design, Within(spread, at, at + len(columns), b.astype(float))
 
 
 def _within_strata_diff(values: np.ndarray, b: np.ndarray, w: np.ndarray | None, periods: np.ndarray) -> float:
