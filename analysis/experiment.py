@@ -150,10 +150,12 @@ def judge(prepared: Prepared, scan: logscan.Scan, since: pd.Timestamp | None, op
     names = traffic.sources(prepared)
     names = names if len(names) > 1 else []
     traffic.labels(prepared, names)
-    # the window's tables are built; the rest are aggregates of them, and a buffer pool left at the cap would sit
-    # in memory beside the statistics (at 10M requests about 250 MB of the 1 GiB budget); exact quantiles, which
-    # hold an arm's every latency, get the whole cap back while they run (`Prepared.whole`)
+    # the window's tables are built (but for `lab_cells`, which needs no more); the rest are aggregates of them, and
+    # a buffer pool left at the cap would sit in memory beside the statistics (at 10M requests about 250 MB of the
+    # 1 GiB budget); exact quantiles, which hold an arm's every latency, get the whole cap back while they run
+    # (`Prepared.whole`)
     prepared.lower(th.memory_mb, th.memory_mb // STATISTICS_SHARE)
+    traffic.label_cells(prepared, len(names))
     adjust = options.scorer is not None and mode == SPLIT and 0 < bounds["labelled_analysed"] and (
         traffic.unlogged_confidence(prepared) <= th.cupac_max_scored)
     arms, comparison, topics, scores = _labelled(prepared, current, adjust, options, notes)

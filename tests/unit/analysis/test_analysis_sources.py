@@ -167,6 +167,7 @@ def test_leaving_a_source_out_gives_cells_of_the_labels_the_other_sources_give(a
         traffic.analysed(prepared, list(traffic.periods(prepared)["key"]), [])
         names = traffic.sources(prepared)
         traffic.labels(prepared, names)
+        traffic.label_cells(prepared, len(names))
         requests = prepared.frame("SELECT * FROM lab_rows")
         labelled = traffic.cells(prepared, "label")
         for i, name in enumerate(names):
