@@ -246,6 +246,7 @@ def console(summary: dict, paths: report.ReportPaths) -> str:
                      f"  labelled {a['labelled']:>5,}  accuracy {fmt.pct(a['accuracy']):>6} "
                      f"[{fmt.interval(a['accuracy_ci'])}]  macro-F1 {fmt.pct(a['macro_f1'])}  "
                      f"p95 {fmt.ms(a['latency_ms']['p95'])}  fallbacks {a['fallbacks']}  errors {a['errors']}")
+        lines.extend(_priority_line(a.get("priority")))
     srm = s["srm"]
     if srm["applicable"]:
         lines.append(f"  SRM: B {fmt.pct(srm['observed_share_b'])} of customers vs "
@@ -268,6 +269,17 @@ def console(summary: dict, paths: report.ReportPaths) -> str:
         lines.extend(f"alias moved: {m}" for m in s["promotion"]["moves"])
     lines += [f"figure: {paths.png}", f"report: {paths.html}", f"summary: {paths.json}"]
     return "\n".join(lines)
+
+
+def _priority_line(p: dict | None) -> list[str]:
+    """An arm's priority figures (`analysis.priority`), under its line; none in a summary from before them."""
+    if not p:
+        return []
+    if p["status"] != "measured":
+        return [f"  {'':<24} priority {p['text']}"]
+    return [f"  {'':<24} priority labelled {p['labelled']:>5,}  accuracy {fmt.pct(p['accuracy']):>6} "
+            f"[{fmt.interval(p['accuracy_ci'])}]  urgent missed {p['urgent_missed']:,} of {p['urgent']:,} "
+            f"({fmt.pct(p['urgent_missed_rate'])})"]
 
 
 def _source_lines(label_sources: dict | None) -> list[str]:

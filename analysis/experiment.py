@@ -12,6 +12,8 @@ the console and the tests all see the same numbers. Definitions the report relie
   the champion answered (a fallback), and a request with no answer counts as wrong. In shadow mode
   both models answer every request, so B is the logged shadow prediction on the same tickets (a
   failed shadow prediction is wrong) and the comparison is paired.
+- Priority (two-head versions) is a secondary metric, the same way per arm on the requests with a priority label,
+  and its regression on urgent tickets a guardrail (`analysis.priority`); the topic alone decides the test.
 - The router assigns sticky by customer (ticket id for anonymous requests, request id without
   either), so the customer is the unit of every interval and test (`analysis.inference`): the
   sample-ratio test counts distinct customers per arm, not requests, and the accuracy intervals
@@ -46,7 +48,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import covariate, guardrails, scatter, sources, traffic
+from analysis import covariate, guardrails, priority, scatter, sources, traffic
 from analysis.arms import outcomes, pooled, quality, ratio
 from analysis.compare import compare
 from analysis.fmt import num, split_share, when
@@ -162,7 +164,11 @@ def judge(prepared: Prepared, scan: logscan.Scan, since: pd.Timestamp | None, op
     looks = comparison["n_a"] + comparison["n_b"]
     serving = guardrails.serving(prepared, mode, looks, th, options.sequential,
                                  {arm: arms[arm]["latency_ms"] for arm in ARMS})
-    checks = serving + topics
+    priorities, urgent = priority.judge_priority(prepared, mode, {arm: arms[arm]["versions"] for arm in ARMS}, looks,
+                                                 th, options.sequential)
+    for arm in ARMS:
+        arms[arm]["priority"] = priorities[arm]
+    checks = serving + topics + [urgent]
     notes.extend(_data_notes(bounds, arms, mode))
     verdict = decide(Evidence(
         n_a=comparison["n_a"], n_b=comparison["n_b"], diff=comparison["diff"], ci_low=comparison["ci_low"],

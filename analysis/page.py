@@ -88,11 +88,30 @@ def _arms_table(s: dict[str, Any]) -> Table:
         row(f"accuracy {level} Wilson interval, customer-level", lambda x: interval(x["accuracy_ci"])),
         row("macro-F1", lambda x: pct(x["macro_f1"])),
         row(f"macro-F1 {level} bootstrap interval over customers", lambda x: interval(x["macro_f1_ci"])),
+        *_priority_rows(s, row, level),
         row("latency p50", lambda x: ms(x["latency_ms"]["p50"])),
         row("latency p95", lambda x: ms(x["latency_ms"]["p95"])),
         row("latency p99", lambda x: ms(x["latency_ms"]["p99"])),
     ]
     return Table(["", arm_label(s, "A"), arm_label(s, "B")], rows)
+
+
+def _priority_rows(s: dict[str, Any], row, level: str) -> list[list[str]]:
+    """The arms' priority figures (`analysis.priority`): an arm without them says why in each row."""
+    if "priority" not in s["arms"]["A"]:  # a summary written before priorities were reported
+        return []
+
+    def measured(fn):
+        return lambda x: fn(x["priority"]) if x["priority"]["status"] == "measured" else x["priority"]["text"]
+
+    return [
+        row("priority-labelled requests", lambda x: num(x["priority"]["labelled"])),
+        row("priority accuracy", measured(lambda p: pct(p["accuracy"]))),
+        row(f"priority accuracy {level} Wilson interval, customer-level",
+            measured(lambda p: interval(p["accuracy_ci"]))),
+        row("urgent missed (urgent-labelled answered low or medium)",
+            measured(lambda p: f"{num(p['urgent_missed'])} of {num(p['urgent'])} ({pct(p['urgent_missed_rate'])})")),
+    ]
 
 
 def _configured(s: dict[str, Any], arm: dict[str, Any]) -> float | None:

@@ -11,7 +11,8 @@ so a window of tens of millions of requests is read out of core and only aggrega
   carry it), given the champion-only rows just before a new challenger's first answer when that run is
   short enough to be chance at the split (`LEAD_IN_P`), and none when it equals the champion;
 - a row's period is its mode, split (split mode), champion and challenger;
-- its label is the last feedback for its request id (by time, then log order), blank rows not counted.
+- its label is the last feedback for its request id (by time, then log order), blank rows not counted; its
+  priority label, separately, the last feedback with a priority (`analysis.priority`).
 
 The "last version at or before" runs are computed per minute of traffic: a minute
 whose rows see one version that the previous minutes already saw keeps it for every row, and only the few
@@ -33,20 +34,31 @@ import pandas as pd
 from ticket_ab import logscan
 from ticket_ab.names import SHADOW, SPLIT
 from ticket_ab.requestlog import ANONYMOUS
+from ticket_ab.schema import PRIORITIES
 
 SHADOW_SHARE = 0.9  # how reliably a shadow row carries the challenger's answer, for the lead-in rule
 LEAD_IN_P = 0.001  # champion-only rows before a challenger's first answer: longer than chance -> not its test
 ORDER = "ts, ord"  # time order; `ord` breaks ties in log order (see `ticket_ab.logscan`)
 _SPACE = "' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)"  # what Python's str.strip() strips (ASCII)
 UNREADABLE_FEEDBACK = "SELECT count(*) FROM raw_feedback WHERE ts IS NULL"  # feedback rows whose stamp did not read
+# `w`'s `priority_code` packs a request's priority label and the priorities answered (`priority`, `shadow_priority`:
+# '' from a one-head version) into one small number, NULL without a label: each part is a code, a priority's
+# position in PRIORITIES + 1, NONE for none answered, OTHER_ANSWER / OTHER_LABEL for a value outside them (an unknown
+# answer never equals an unknown label). `PRIORITY_PARTS` unpacks it in SQL. The strings themselves, two columns
+# more in `req_typed` and three in `w`, cost the preparation about 0.45 s of CPU per million requests, the codes
+# about 0.2 (measured on bench/window_gen.py's 1M window with priorities).
+NONE, OTHER_ANSWER, OTHER_LABEL = 0, len(PRIORITIES) + 1, len(PRIORITIES) + 2
+_CODES = OTHER_LABEL + 1
+PRIORITY_PARTS = {"label": f"(priority_code // {_CODES ** 2})", "priority": f"(priority_code // {_CODES} % {_CODES})",
+                  "shadow_priority": f"(priority_code % {_CODES})"}
 
 
 @dataclass
 class Prepared:
     """The connection holding table `w` (the window: one row per request, cleaned, with `champion`,
     `challenger`, `period`, `label`, `source`; `request_id` and the logged `champion_confidence` only on labelled
-    rows, the only ones that need them, as a window's ids cost more to store than the rest of its columns) and
-    the counts of what was set aside."""
+    rows, the only ones that need them, as a window's ids cost more to store than the rest of its columns; the
+    `priority_code` only on the rows with a priority label) and the counts of what was set aside."""
 
     con: duckdb.DuckDBPyConnection
     counts: dict[str, int] = field(default_factory=dict)
@@ -103,15 +115,17 @@ def typed_requests(since: pd.Timestamp | None) -> str:
         round(try_cast(split_b AS DOUBLE), 6) AS split_b, try_cast(latency_ms AS DOUBLE) AS latency_ms,
         CASE WHEN integration <> '' THEN integration ELSE '{ANONYMOUS}' END AS integration,
         (variant = 'B' AND fallback = '' AND topic <> '') AS by_ch, epoch_ms(ts) // 60000 AS minute,
-        try_cast(nullif(champion_confidence, '') AS DOUBLE) AS champion_confidence
+        try_cast(nullif(champion_confidence, '') AS DOUBLE) AS champion_confidence,
+        CAST({_code('priority', OTHER_ANSWER)} * {_CODES} + {_code('shadow_priority', OTHER_ANSWER)} AS UTINYINT)
+            AS priorities_answered
         FROM raw_requests WHERE {_window(since)}"""
 
 
 def typed_feedback(since: pd.Timestamp | None) -> str:
     """The SELECT typing the feedback rows of view `raw_feedback` from `since` on (those with a readable stamp):
     the one definition of `fb`'s rows, as `typed_requests` is of `req_typed`'s."""
-    return f"""SELECT ts, ord, request_id, trim(label, {_SPACE}) AS label, trim(source, {_SPACE}) AS source
-        FROM raw_feedback WHERE ts IS NOT NULL AND ({_window(since)})"""
+    return f"""SELECT ts, ord, request_id, trim(label, {_SPACE}) AS label, trim(source, {_SPACE}) AS source,
+        trim(priority, {_SPACE}) AS priority FROM raw_feedback WHERE ts IS NOT NULL AND ({_window(since)})"""
 
 
 def _window(since: pd.Timestamp | None) -> str:
@@ -131,9 +145,12 @@ def from_typed(con: duckdb.DuckDBPyConnection, unreadable_feedback: int) -> Prep
     con.execute("""CREATE OR REPLACE TEMP VIEW req_kept AS SELECT * FROM req_typed ANTI JOIN dropped USING (ts, ord)
                    WHERE ts IS NOT NULL""")
     # Each label's request by its (ts, ord), a narrow join of its own: joined on the request id while `w` is written,
-    # the label table's hash of 3.3M ids had `w`'s writing spill (13 s instead of 9 at 10M requests).
-    con.execute("CREATE OR REPLACE TABLE lab_at AS SELECT r.ts, r.ord, l.label, l.source, l.n FROM "
-                "(SELECT ts, ord, request_id FROM req_kept) r JOIN lab l USING (request_id)")
+    # the label table's hash of 3.3M ids had `w`'s writing spill (13 s instead of 9 at 10M requests). The priority
+    # labels join in the same pass, packed with the priorities answered (`priority_code`).
+    con.execute(f"""CREATE OR REPLACE TABLE lab_at AS SELECT r.ts, r.ord, l.label, l.source, l.n,
+        CASE WHEN l.priority_label IS NOT NULL THEN CAST({_code('l.priority_label', OTHER_LABEL)} * {_CODES ** 2}
+            + r.priorities_answered AS USMALLINT) END AS priority_code
+        FROM (SELECT ts, ord, request_id, priorities_answered FROM req_kept) r JOIN lab l USING (request_id)""")
     exact, lead, buckets = _versions(prepared)
     con.register("bucket_versions", buckets)
     joins = {"e": exact, "li": lead}
@@ -148,12 +165,12 @@ def from_typed(con: duckdb.DuckDBPyConnection, unreadable_feedback: int) -> Prep
         mode || ':' || CASE WHEN mode = '{SPLIT}' THEN coalesce(CAST(split_b AS VARCHAR), '') ELSE '' END
             || ':A' || champion || ':B' || challenger AS period FROM (
         SELECT * EXCLUDE (challenger), CASE WHEN challenger = champion THEN '' ELSE challenger END AS challenger FROM (
-        SELECT r.* EXCLUDE (minute, by_ch, request_id, champion_confidence),
+        SELECT r.* EXCLUDE (minute, by_ch, request_id, champion_confidence, priorities_answered),
             CASE WHEN l.label IS NOT NULL THEN request_id END AS request_id,
             CASE WHEN l.label IS NOT NULL AND isfinite(r.champion_confidence) THEN r.champion_confidence END
                 AS champion_confidence,  -- nan or inf: not logged
             CAST({champion} AS VARCHAR) AS champion, CAST({challenger} AS VARCHAR) AS challenger, l.label, l.source,
-            l.n AS label_rows
+            l.n AS label_rows, l.priority_code
         FROM req_kept r JOIN bucket_versions b USING (minute) {extra} LEFT JOIN lab_at l USING (ts, ord)))""")
     for name in ("bucket_versions", *(f"versions_{a}" for a, f in joins.items() if len(f))):
         con.unregister(name)
@@ -163,18 +180,35 @@ def from_typed(con: duckdb.DuckDBPyConnection, unreadable_feedback: int) -> Prep
     return prepared
 
 
+def _code(column: str, other: int) -> str:
+    """A priority column's code in `priority_code` (SQL; `other` for a value outside PRIORITIES)."""
+    known = " ".join(f"WHEN '{p}' THEN {i}" for i, p in enumerate(PRIORITIES, start=1))
+    return f"CASE {column} WHEN '' THEN {NONE} {known} ELSE {other} END"
+
+
 def _labels(prepared: Prepared) -> None:
-    """Table `lab`: each request id's last non-blank label and its source (and how many rows it had). Most ids have
-    one row, which is its own answer: only the ids with more are ranked (at 3.3M labels, 1.4 s instead of 3.2)."""
+    """Table `lab`: each request id's last non-blank label and its source (and how many label rows it had), and,
+    separately, its last non-blank priority (`priority_label`: the rule of `ticket_ab.requestlog.latest_labels`).
+    Most ids have one row, which is its own answer: only the ids with more are ranked (at 3.3M labels, 1.4 s instead
+    of 3.2). A row correcting only the priority is no topic label (its id's `label` is NULL where no other row gives
+    one, its `n` 0, so every topic figure ignores it) and not blank either: it is counted as `priority_only`, in the
+    same scan as the rows and the blank ones. One table for both (not a second one of priorities joined to it):
+    at 10M requests a second table of 3.3M ids and its join would cost the memory the report has not got."""
     con = prepared.con
     con.execute(f"""CREATE OR REPLACE TABLE lab AS
-        WITH given AS (SELECT * FROM fb WHERE label <> '' AND request_id <> ''),
+        WITH given AS (SELECT * FROM fb WHERE (label <> '' OR priority <> '') AND request_id <> ''),
              many AS (SELECT request_id FROM given GROUP BY request_id HAVING count(*) > 1)
-        SELECT request_id, label, source, 1 AS n FROM given ANTI JOIN many USING (request_id)
-        UNION ALL SELECT request_id, arg_max(label, ({ORDER})), arg_max(source, ({ORDER})), count(*)
+        SELECT request_id, nullif(label, '') AS label, CASE WHEN label <> '' THEN source END AS source,
+            CAST(label <> '' AS INTEGER) AS n, nullif(priority, '') AS priority_label
+        FROM given ANTI JOIN many USING (request_id)
+        UNION ALL SELECT request_id, arg_max(label, ({ORDER})) FILTER (label <> ''),
+            arg_max(source, ({ORDER})) FILTER (label <> ''), count(*) FILTER (label <> ''),
+            arg_max(priority, ({ORDER})) FILTER (priority <> '')
         FROM given SEMI JOIN many USING (request_id) GROUP BY request_id""")
-    prepared.counts |= {"feedback_rows": int(prepared.value("SELECT count(*) FROM fb")),
-                        "blank": int(prepared.value("SELECT count(*) FROM fb WHERE label = '' OR request_id = ''"))}
+    rows, blank, priority_only = con.execute("""SELECT count(*),
+        count(*) FILTER ((label = '' AND priority = '') OR request_id = ''),
+        count(*) FILTER (label = '' AND priority <> '' AND request_id <> '') FROM fb""").fetchone()
+    prepared.counts |= {"feedback_rows": int(rows), "blank": int(blank), "priority_only": int(priority_only)}
 
 
 def _counts(prepared: Prepared) -> None:

@@ -1,13 +1,17 @@
 """AutoML vs the plain TF-IDF+LR baseline on real tickets: macro-F1, gain, fit time, serving latency.
 
-Split fixed before the run: 8,000 training and 4,000 held-out tickets drawn stratified from
-../shared/data/it_service_tickets.csv.gz with seed 0 (generated baseline tickets when the file is
-absent, and it says so). Bars: AutoML champion macro-F1 >= baseline + 1.5 points; the champion
-and an ensemble candidate (`--ensemble`, fit as it would be served even when it does not win)
-<= 2 ms CPU per ticket through the router's compiled scorer (median over 300 held-out tickets).
+Splits fixed before the run: 8,000 training and 4,000 held-out tickets drawn stratified from
+../shared/data/it_service_tickets.csv.gz, once per seed of `--seeds` (0, 1, 2; generated baseline
+tickets when the file is absent, and it says so). The real tickets carry no priority, so each run goes
+through the same two-head training path (`select_model`) with the priority head skipped, and says so:
+this is the "topic head does not pay for the second one" check. Bars: the AutoML topic macro-F1, averaged
+over the seeds, >= baseline + 1.5 points; every seed's winner and an ensemble candidate (`--ensemble`, fit
+as it would be served even when it does not win, on the first seed) <= 2 ms CPU per ticket through the
+router's compiled scorer (median over 300 held-out tickets).
 Not part of `make test`: it prints numbers, with the load averages at start and end.
 
-    python bench/automl_bench.py [--train N] [--holdout N] [--budget-s S] [--candidates a,b] [--ensemble name]
+    python bench/automl_bench.py [--train N] [--holdout N] [--seeds 0,1,2] [--budget-s S] [--candidates a,b]
+                                 [--ensemble name]
 """
 
 from __future__ import annotations
@@ -90,27 +94,48 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=TrainingSettings().automl_budget_s)
     parser.add_argument("--candidates", default=TrainingSettings().automl_models)
     parser.add_argument("--ensemble", default="vote_wc", help="ensemble candidate whose serving latency is checked")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2", help="one stratified split and selection per seed, fixed "
+                        "before the run; the gain bar is on their mean")
     args = parser.parse_args()
 
-    train, holdout, source = load(args.train, args.holdout, args.seed)
-    print(f"data: {source}; train {len(train)}, holdout {len(holdout)} (stratified, seed {args.seed}); "
-          f"load average at start {load_average()}", flush=True)
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    print(f"seeds {seeds}; load average at start {load_average()}", flush=True)
+    gains, latencies, ensemble = [], [], None
+    for seed in seeds:
+        train, holdout, source = load(args.train, args.holdout, seed)
+        print(f"\n## seed {seed}\n\ndata: {source}; train {len(train)}, holdout {len(holdout)} (stratified, "
+              f"seed {seed})", flush=True)
+        gain, auto_ms = one_split(train, holdout, seed, args)
+        gains.append(gain)
+        latencies.append(auto_ms)
+        if ensemble is None:
+            ensemble = ensemble_row(args.ensemble, train, holdout, seed)
+            print(f"\n| model (seed {seed}) | holdout accuracy | holdout macro-F1 | time (s) | predict per ticket |\n"
+                  f"|---|---|---|---|---|\n{ensemble[0]}")
+    print(f"\ntopic macro-F1 gain per seed: {', '.join(f'{g * 100:+.2f} pt' for g in gains)}; "
+          f"mean {np.mean(gains) * 100:+.2f} pt")
+    slowest = max(latencies, key=lambda timing: timing[1])
+    return verdicts(float(np.mean(gains)), slowest, args.ensemble, ensemble[1])
+
+
+def one_split(train: pd.DataFrame, holdout: pd.DataFrame, seed: int,
+              args: argparse.Namespace) -> tuple[float, tuple[float, float, str]]:
+    """Baseline and AutoML on one split: prints the leaderboard and the table; (topic macro-F1 gain, winner ms)."""
     started = time.perf_counter()
-    base = baseline_pipeline(args.seed).fit(train[[TEXT]], train[TOPIC])
+    base = baseline_pipeline(seed).fit(train[[TEXT]], train[TOPIC])
     base_fit = time.perf_counter() - started
     base_scores, base_ms = score(base, holdout), latency_ms(base, holdout[TEXT])
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
     result = select_model(train, candidates=candidates, budget_s=args.budget_s,
-                          tune_min_rows=TrainingSettings().automl_tune_min_rows, seed=args.seed)
+                          tune_min_rows=TrainingSettings().automl_tune_min_rows, seed=seed)
     auto_scores, auto_ms = score(result.pipeline, holdout), latency_ms(result.pipeline, holdout[TEXT])
     direct_ms = _median_ms(direct_scorer(result.pipeline), holdout[TEXT].head(300))
-    ensemble, ensemble_cpu = ensemble_row(args.ensemble, train, holdout, args.seed)
 
     print()
     print(result.leaderboard.drop(columns=["Model"], errors="ignore").to_markdown(index=False))
     print(f"\ntuning of `{result.winner}` (strength -> cv macro-F1): {result.tuning or 'skipped'}; "
-          f"served strength {result.strength}")
+          f"served strength {result.strength}; heads: {result.heads}"
+          + (f" (priority head skipped: {result.priority_note})" if result.priority_note else ""))
     print()
     print("| model | holdout accuracy | holdout macro-F1 | time (s) | predict per ticket (router scorer) |")
     print("|---|---|---|---|---|")
@@ -118,17 +143,16 @@ def main() -> int:
           f"fit {base_fit:.1f} | {ms(base_ms)} |")
     print(f"| AutoML winner `{result.winner}` | {auto_scores['accuracy']:.4f} | {auto_scores['macro_f1']:.4f} | "
           f"select {result.select_seconds:.1f} + refit {result.fit_seconds:.1f} | {ms(auto_ms)} |")
-    print(ensemble)
     print(f"\nthe winner through the router's {DIRECT} scorer (the fitted steps, no hand-built row): "
-          f"{ms((*direct_ms, DIRECT))}")
-    return verdicts(auto_scores["macro_f1"] - base_scores["macro_f1"], auto_ms, args.ensemble, ensemble_cpu)
+          f"{ms((*direct_ms, DIRECT))}", flush=True)
+    return auto_scores["macro_f1"] - base_scores["macro_f1"], auto_ms
 
 
 def verdicts(gain: float, auto_ms: tuple[float, float, str], ensemble: str, ensemble_cpu: float) -> int:
     """The bars, fixed before the run: macro-F1 gain, winner latency, and an ensemble that serves as fast."""
-    checks = [(gain >= GAIN_BAR, f"macro-F1 gain {gain * 100:+.2f} pt (bar >= +{GAIN_BAR * 100:.1f} pt)"),
-              (auto_ms[1] <= LATENCY_BAR_MS, f"winner latency {auto_ms[1]:.2f} ms CPU, {auto_ms[0]:.2f} ms wall "
-                                             f"per ticket (bar <= {LATENCY_BAR_MS} ms)"),
+    checks = [(gain >= GAIN_BAR, f"mean topic macro-F1 gain {gain * 100:+.2f} pt (bar >= +{GAIN_BAR * 100:.1f} pt)"),
+              (auto_ms[1] <= LATENCY_BAR_MS, f"slowest winner latency {auto_ms[1]:.2f} ms CPU, {auto_ms[0]:.2f} ms "
+                                             f"wall per ticket (bar <= {LATENCY_BAR_MS} ms)"),
               (ensemble_cpu <= LATENCY_BAR_MS, f"ensemble `{ensemble}` latency {ensemble_cpu:.2f} ms CPU per ticket "
                                                f"(bar <= {LATENCY_BAR_MS} ms)")]
     print()

@@ -1,12 +1,15 @@
 """How the A/B report grows with the window: wall time and peak memory of `analysis/analysis.py` on windows of
 1M, 10M and 30M requests (bar at 10M, issue 25: <= 60 s and <= 1 GiB on 2 cores, default options).
 
-    python bench/growth_bench.py [--sizes 1000000,10000000,30000000] [--timeout 600] [--keep DIR] [-- ANALYSIS ARGS]
+    python bench/growth_bench.py [--sizes 1000000,10000000,30000000] [--timeout 600] [--keep DIR] [--priorities]
+        [-- ANALYSIS ARGS]
 
 Each window is a week of split-mode traffic, champion v3 against challenger v4 at 0.5, written by
 `bench/window_gen.py` as the router and compaction leave it: the last two days as two workers' CSV shards,
 the five before as compacted Parquet day files. Customers scale as 300,000 per 10M requests (at least
-1,000); feedback comes for a third of the requests. Generation is timed apart and not counted.
+1,000); feedback comes for a third of the requests. Generation is timed apart and not counted. With
+--priorities both versions are two-head (every request logs a priority, every feedback row carries one): the
+report's priority section runs on every labelled request.
 
 The report runs as the operator runs it, in a process of its own: `python analysis/analysis.py --logs
 WINDOW --out DIR --since <window start>` with the report's default options (arguments the bench does not
@@ -174,7 +177,8 @@ def _kill_tree(process: psutil.Process) -> None:
             continue
 
 
-def prepare_window(folder: Path, requests: int, customers: int, seed: int) -> tuple[str, float, int, bool]:
+def prepare_window(folder: Path, requests: int, customers: int, seed: int,
+                   priorities: bool = False) -> tuple[str, float, int, bool]:
     """The window under `folder` (reused when it was written with the same parameters): its start as an ISO
     timestamp, seconds spent writing it, its feedback rows, and whether it was reused."""
     wanted = {
@@ -183,6 +187,7 @@ def prepare_window(folder: Path, requests: int, customers: int, seed: int) -> tu
         "seed": seed,
         "labelled_share": LABELLED,
         "generator": window_gen.__doc__.splitlines()[0],
+        "priorities": priorities,
     }
     marker = folder / "window.json"
     if marker.exists():
@@ -191,7 +196,8 @@ def prepare_window(folder: Path, requests: int, customers: int, seed: int) -> tu
             return written["start"], 0.0, written["feedback"], True
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
-    window = window_gen.write_window(folder, requests, customers, labelled_share=LABELLED, seed=seed)
+    window = window_gen.write_window(folder, requests, customers, labelled_share=LABELLED, seed=seed,
+                                     priorities=priorities)
     seconds = time.perf_counter() - started
     marker.write_text(
         json.dumps(
@@ -268,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per analysis run before it is killed")
     parser.add_argument("--keep", type=Path, help="write (and reuse) the windows and reports under DIR")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--priorities", action="store_true", help="two-head versions: priorities logged and labelled")
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
     print(
@@ -282,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         for requests in args.sizes:
             customers, label = customers_for(requests), size_label(requests)
             folder, out = base / f"window-{label}", base / f"report-{label}"
-            since, gen_s, feedback, reused = prepare_window(folder, requests, customers, args.seed)
+            since, gen_s, feedback, reused = prepare_window(folder, requests, customers, args.seed,
+                                                            args.priorities)
             run = run_analysis(folder, out, since, extra, env, args.timeout, requests, customers)
             run.generate_s, run.feedback = gen_s, feedback
             runs.append(run)

@@ -22,6 +22,10 @@ What is written (deterministic for a seed, vectorised with numpy and pyarrow so 
 - Feedback for `labelled_share` of the requests, 20 s to an hour after them, from the customer's integration;
   feedback that would arrive after `end` is not there yet (so slightly fewer than the share are labelled,
   see `expected_labelled_share`).
+- With `priorities`, both versions are two-head: each request logs the priority served (right with
+  `PRIORITY_ACCURACY`, a true priority drawn with `PRIORITY_SHARES`) and its confidence, and each feedback row
+  carries the true priority beside the topic; drawn from a stream of their own, so every other column is the
+  same as without. Without it the priority columns are blank (one-head versions, topic feedback only).
 
 Layout: the last `csv_days` UTC days are open days in the router's own line format (`ticket_ab.logwriter`,
 with the CRC-32 column), split over two router workers' shard files (rolled over at the writer's
@@ -55,7 +59,7 @@ from ticket_ab.logstore import FEEDBACK, REQUESTS, compacted_file, partition_dir
 from ticket_ab.logwriter import DEFAULT_MAX_BYTES, header
 from ticket_ab.names import CHALLENGER, CHAMPION, SPLIT, A, B
 from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS
-from ticket_ab.schema import TOPICS
+from ticket_ab.schema import PRIORITIES, TOPICS
 
 END = datetime(2026, 12, 1, tzinfo=UTC)  # the window's default end ("now"): midnight, so 7 days are 7 day folders
 VERSIONS = {A: "3", B: "4"}  # champion v3, challenger v4
@@ -66,6 +70,8 @@ VOLUME_SIGMA = 1.5  # lognormal spread of the customers' volumes
 FALLBACK_RATE = 0.0005  # challenger failures, answered by the champion
 FALLBACK = "challenger_error:TimeoutError"  # router.scoring's CHALLENGER_ERROR and the exception's name
 TOPIC_SHARES = (0.16, 0.12, 0.15, 0.13, 0.07, 0.17, 0.06, 0.14)
+PRIORITY_SHARES = (0.35, 0.35, 0.2, 0.1)  # low, medium, high, urgent (`priorities` only)
+PRIORITY_ACCURACY = {A: 0.75, B: 0.78}
 INTEGRATIONS = ("zendesk", "freshdesk", "jira-sm", "web-form")
 INTEGRATION_SHARES = (0.45, 0.30, 0.15, 0.10)
 TICKET_PREFIXES = ("ZD", "FD", "SD", "WEB")
@@ -223,6 +229,7 @@ class _Plan:
     experiment: str
     labelled_share: float
     id_key: int
+    priorities: bool = False  # two-head versions and priority feedback (`write_window`)
 
 
 def expected_labelled_share(labelled_share: float, days: float) -> tuple[float, float]:
@@ -242,6 +249,7 @@ def write_window(
     end: datetime = END,
     csv_days: int = 2,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    priorities: bool = False,
 ) -> Window:
     """Write `n_requests` requests of `customers` customers over the `days` days before `end` under `root`.
 
@@ -255,6 +263,7 @@ def write_window(
     end = end.astimezone(UTC)
     start = end - timedelta(days=days)
     plan = _plan(n_requests, customers, start, end, labelled_share, seed)
+    plan.priorities = priorities
     root = Path(root)
     window = Window(root, start, end, n_requests, 0, customers)
     workers = {
@@ -372,7 +381,23 @@ def _day_requests(plan: _Plan, d: int, offset: int) -> dict[str, np.ndarray]:
         "labelled": labelled,
         "feedback_ts": ts + delay_ms,
         "feedback_worker": rng.integers(0, len(PIDS), n).astype(np.int8),
+        **_priorities(plan, d, challenger),
     }
+
+
+def _priorities(plan: _Plan, d: int, challenger: np.ndarray) -> dict[str, np.ndarray]:
+    """Day `d`'s true and served priorities and the served one's confidence (-1: none served), from a stream of
+    their own so the other columns are the same with or without them."""
+    n = len(challenger)
+    if not plan.priorities:
+        return {"priority_truth": np.full(n, -1, np.int8), "priority_served": np.full(n, -1, np.int8),
+                "priority_confidence": np.zeros(n, np.int32)}
+    rng = np.random.default_rng([plan.seed, 1 + d, 2])
+    truth = rng.choice(len(PRIORITIES), size=n, p=PRIORITY_SHARES).astype(np.int8)
+    right = rng.random(n) < np.where(challenger, PRIORITY_ACCURACY[B], PRIORITY_ACCURACY[A])
+    served = np.where(right, truth, (truth + rng.integers(1, len(PRIORITIES), n)) % len(PRIORITIES)).astype(np.int8)
+    confidence = np.where(right, rng.integers(500_000, 1_000_000, n), rng.integers(300_000, 800_000, n))
+    return {"priority_truth": truth, "priority_served": served, "priority_confidence": confidence.astype(np.int32)}
 
 
 def _empty_feedback() -> dict[str, np.ndarray]:
@@ -382,6 +407,7 @@ def _empty_feedback() -> dict[str, np.ndarray]:
         "label": np.zeros(0, np.int8),
         "source": np.zeros(0, np.int8),
         "worker": np.zeros(0, np.int8),
+        "priority": np.zeros(0, np.int8),
     }
 
 
@@ -396,6 +422,7 @@ def _day_feedback(
         "label": rows["truth"][keep],
         "source": plan.integration[rows["customer"][keep]],
         "worker": rows["feedback_worker"][keep],
+        "priority": rows["priority_truth"][keep],
     }
     today = fresh["ts"] < plan.day_hi_ms[d]
     merged = {k: np.concatenate([carried[k], fresh[k][today]]) for k in fresh}
@@ -441,6 +468,9 @@ def _request_table(plan: _Plan, rows: dict[str, np.ndarray], lo: int, hi: int) -
         "shadow_confidence": _constant("", n),
         "champion_confidence": _decimal(r["champion_confidence"], 6),
         "integration": _take(INTEGRATIONS, integration),
+        "priority": _take(("", *PRIORITIES), r["priority_served"].astype(np.int64) + 1),  # blank: one-head
+        "priority_confidence": _decimal(r["priority_confidence"], 6) if plan.priorities else _constant("", n),
+        "shadow_priority": _constant("", n),
         "text": pc.binary_join_element_wise(*texts, " "),
     }
     return pa.table([columns[c] for c in REQUEST_COLUMNS], names=list(REQUEST_COLUMNS))
@@ -453,6 +483,7 @@ def _feedback_table(plan: _Plan, rows: dict[str, np.ndarray], lo: int, hi: int) 
         "request_id": _request_ids(rows["index"][lo:hi], plan.id_key),
         "label": _take(TOPICS, rows["label"][lo:hi]),
         "source": _take(INTEGRATIONS, rows["source"][lo:hi]),
+        "priority": _take(("", *PRIORITIES), rows["priority"][lo:hi].astype(np.int64) + 1),  # blank: topic only
     }
     return pa.table([columns[c] for c in FEEDBACK_COLUMNS], names=list(FEEDBACK_COLUMNS))
 

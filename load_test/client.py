@@ -166,7 +166,7 @@ def send(s: requests.Session, url: str, item: Planned, headers: dict[str, str], 
             response = s.post(f"{url}/predict", json=item.payload, headers=client_headers,
                               timeout=min(timeout_s, max(0.5, deadline - time.monotonic())), allow_redirects=False)
         except requests.RequestException as exc:
-            return Result(item.index, None, short_error(exc), _ms(t0), feedback_planned=item.feedback_label is not None,
+            return Result(item.index, None, short_error(exc), _ms(t0), feedback_planned=item.feedback is not None,
                           throttled=throttled)
         wait = _retry_after(response)
         if wait is None or time.monotonic() + wait >= deadline:
@@ -178,14 +178,14 @@ def send(s: requests.Session, url: str, item: Planned, headers: dict[str, str], 
     if response.status_code != 200:
         reason = _http_error(response, body)
         return Result(item.index, response.status_code, reason, latency,
-                      feedback_planned=item.feedback_label is not None, throttled=throttled)
+                      feedback_planned=item.feedback is not None, throttled=throttled)
     request_id = body.get("request_id")
     result = Result(item.index, 200, "" if request_id else "no request_id in the answer", latency,
                     variant=body.get("variant"), request_id=request_id,
-                    feedback_planned=item.feedback_label is not None, throttled=throttled)
-    if item.feedback_label is None or not request_id:
+                    feedback_planned=item.feedback is not None, throttled=throttled)
+    if item.feedback is None or not request_id:
         return result
-    payload = {"request_id": request_id, "label": item.feedback_label, "source": FEEDBACK_SOURCE}
+    payload = {"request_id": request_id, **item.feedback, "source": FEEDBACK_SOURCE}
     try:
         answer = s.post(f"{url}/feedback", json=payload, headers=headers, allow_redirects=False,
                         timeout=min(timeout_s, max(0.5, deadline - time.monotonic())))

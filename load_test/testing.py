@@ -7,7 +7,9 @@ Tickets come from the retrain generator (or --from FILE), so their true topic is
 --feedback-rate share of answered requests gets the true topic back through /feedback, flipped to
 another topic with probability --label-noise, as real agents err. With --feedback-sources the
 feedback goes out in turn from several integrations, each with its own token, taken from
-TICKET_AB_FEEDBACK_TOKENS (`source:token,...`, the router's setting) in the environment. `/predict`
+TICKET_AB_FEEDBACK_TOKENS (`source:token,...`, the router's setting) in the environment. A --priority-rate
+share of the feedback also carries the ticket's true priority, and a --priority-only share of that sends the
+priority alone (both 0 by default: topics only). `/predict`
 carries the client token (--token, default TICKET_AB_CLIENT_TOKEN; none: anonymous), and a 429 is
 waited out (Retry-After) and sent again. Prints a progress bar on stderr, then the summary and, as
 the last line, the summary as JSON (also written to --json-out).
@@ -101,6 +103,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="share of answered requests that get feedback (default %(default)s)")
     parser.add_argument("--label-noise", type=_share, default=0.0,
                         help="probability that a feedback label is another topic (default %(default)s)")
+    parser.add_argument("--priority-rate", type=_share, default=0.0,
+                        help="share of that feedback that also carries the ticket's true priority (default "
+                             "%(default)s: topics only)")
+    parser.add_argument("--priority-only", type=_share, default=0.0,
+                        help="share of the feedback with a priority that sends it alone, without the topic (default "
+                             "%(default)s)")
     parser.add_argument("--feedback-token", help="bearer token for /feedback (default: TICKET_AB_FEEDBACK_TOKEN)")
     parser.add_argument("--feedback-sources", type=_names, default=[],
                         help="send feedback in turn from these integrations (comma-separated), each with its token "
@@ -127,10 +135,12 @@ def build_plan(args: argparse.Namespace) -> tuple[Iterator[traffic.Planned], int
         pool = traffic.CustomerPool(args.customers, args.seed)
         return traffic.plan(tickets, n=total, seed=args.seed, feedback_rate=args.feedback_rate,
                             label_noise=args.label_noise, labels=labels, customers=pool,
-                            sources=args.feedback_sources), total
+                            sources=args.feedback_sources, priority_rate=args.priority_rate,
+                            priority_only=args.priority_only), total
     tickets = traffic.generated(args.scenario, args.seed, args.customers)
     return traffic.plan(tickets, n=args.n, seed=args.seed, feedback_rate=args.feedback_rate,
-                        label_noise=args.label_noise, sources=args.feedback_sources), args.n
+                        label_noise=args.label_noise, sources=args.feedback_sources, priority_rate=args.priority_rate,
+                        priority_only=args.priority_only), args.n
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     progress.close()
     result = summary.summarize(run, planned=total, max_error_rate=args.max_error_rate)
     result.update(url=url, source=source, concurrency=args.concurrency, feedback_rate=args.feedback_rate,
-                  label_noise=args.label_noise)
+                  label_noise=args.label_noise, priority_rate=args.priority_rate, priority_only=args.priority_only)
     print(summary.format_summary(result))
     line = json.dumps(result, sort_keys=True)
     print(line)

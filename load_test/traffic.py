@@ -25,13 +25,21 @@ FEEDBACK_SOURCE = "load_test"
 
 @dataclass(frozen=True)
 class Planned:
-    """One /predict call and, when `feedback_label` is set, the /feedback call that follows it."""
+    """One /predict call and, when `feedback_label` or `feedback_priority` is set, the /feedback call that follows
+    it (a priority sent alone corrects only the priority)."""
 
     index: int
     payload: dict[str, str]
     true_topic: str | None
     feedback_label: str | None
     feedback_source: str | None = None  # the integration whose token sends the feedback (None: the default token)
+    feedback_priority: str | None = None  # the ticket's true priority, sent with the label or instead of it
+
+    @property
+    def feedback(self) -> dict[str, str] | None:
+        """The corrections the /feedback body carries (`label`, `priority`), or None when none is planned."""
+        fields = {"label": self.feedback_label, "priority": self.feedback_priority}
+        return {name: value for name, value in fields.items() if value is not None} or None
 
 
 class CustomerPool:
@@ -74,10 +82,17 @@ def plan(
     labels: Sequence[str] = TOPICS,
     customers: CustomerPool | None = None,
     sources: Sequence[str] = (),
+    priority_rate: float = 0.0,
+    priority_only: float = 0.0,
 ) -> Iterator[Planned]:
     """The first `n` requests: each ticket's payload, and for a `feedback_rate` share its (noisy) label,
-    sent in turn by each of `sources` (integrations with their own feedback token) when given."""
-    rng = random.Random(f"feedback-{seed}")
+    sent in turn by each of `sources` (integrations with their own feedback token) when given.
+
+    A `priority_rate` share of that feedback also carries the ticket's true priority (tickets with one: the
+    generator writes it), and a `priority_only` share of those sends the priority alone, as an agent who
+    re-triages a ticket without touching its topic. Their draws have a stream of their own, so the default (0:
+    no priorities) plans exactly the feedback it did before priorities."""
+    rng, triage = random.Random(f"feedback-{seed}"), random.Random(f"priority-{seed}")
     sent = 0
     for index, ticket in enumerate(islice(tickets, n)):
         payload = {"text": str(ticket["text"])}
@@ -87,11 +102,14 @@ def plan(
         if "customer_id" not in payload and customers is not None:
             payload["customer_id"] = customers.draw()
         truth = next((str(ticket[k]) for k in ("true_topic", "topic") if _present(ticket.get(k))), None)
-        label = source = None
+        label = source = priority = None
         if truth is not None and rng.random() < feedback_rate:
             label = noisy_label(truth, labels, label_noise, rng)
             source, sent = (sources[sent % len(sources)] if sources else None), sent + 1
-        yield Planned(index, payload, truth, label, source)
+            if priority_rate and _present(ticket.get("priority")) and triage.random() < priority_rate:
+                priority = str(ticket["priority"]).strip()
+                label = None if triage.random() < priority_only else label
+        yield Planned(index, payload, truth, label, source, priority)
 
 
 def generated(scenario: str, seed: int, customers: int) -> Iterator[dict[str, Any]]:

@@ -39,8 +39,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _training_data(args: argparse.Namespace, settings: Settings, scenario: str = "baseline"):
     from ticket_ab.schema import load_tickets, save_tickets
 
-    if args.data:
-        return load_tickets(args.data, require_topic=True), str(args.data)
+    if args.data:  # train_and_register checks the labels (a ticket may carry only a priority)
+        return load_tickets(args.data), str(args.data)
     from load_test.simulate.generator import generate
 
     path = settings.data_dir / f"{scenario}_seed{args.seed}_n{args.n}.csv"
@@ -78,7 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ticket_ab.schema import load_tickets
 
     settings = _settings(args)
-    df = load_tickets(args.data, require_topic=True)
+    df = load_tickets(args.data)  # train_and_register checks the labels (a ticket may carry only a priority)
     outcome = train_and_register(df, settings, alias=args.alias, source=str(args.data))
     _print_outcome(outcome)
     return 0 if outcome.passed else 1
@@ -185,9 +185,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import time
 
-    from retrain.ml.batch_predict import CONFIDENCE, PREDICTED, predict_frame
+    from retrain.ml.batch_predict import CONFIDENCE, PREDICTED, PREDICTED_PRIORITY, PRIORITY_CONFIDENCE, predict_frame
     from ticket_ab import registry
     from ticket_ab.schema import load_tickets, save_tickets
+    from ticket_ab.twohead import PRIORITY_HEAD, heads_of, priority_note
 
     settings = _settings(args)
     client = registry.connect(settings.tracking_uri)
@@ -201,13 +202,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     uri = registry.version_uri(settings.model_name, version)
     print(f"scoring {len(tickets)} tickets from {args.data} with {settings.model_name} v{version} ({uri})", flush=True)
     started = time.perf_counter()
-    scored = predict_frame(registry.load_version(settings.model_name, version), tickets, progress=not args.no_progress)
+    model = registry.load_version(settings.model_name, version)
+    scored = predict_frame(model, tickets, progress=not args.no_progress)
     scored["model_version"] = str(version)
     out = save_tickets(scored, args.out)
     seconds = time.perf_counter() - started
     mix = ", ".join(f"{t} {n}" for t, n in scored[PREDICTED].value_counts().items())
-    print(f"wrote {len(scored)} rows with {PREDICTED} and {CONFIDENCE} to {out} in {seconds:.1f} s "
-          f"({len(scored) / max(seconds, 1e-9):,.0f} tickets/s); topics: {mix}")
+    print(f"wrote {len(scored)} rows with {PREDICTED}, {CONFIDENCE}, {PREDICTED_PRIORITY} and {PRIORITY_CONFIDENCE} "
+          f"to {out} in {seconds:.1f} s ({len(scored) / max(seconds, 1e-9):,.0f} tickets/s); topics: {mix}")
+    if PRIORITY_HEAD in heads_of(model):
+        print("priorities: " + ", ".join(f"{p} {n}" for p, n in scored[PREDICTED_PRIORITY].value_counts().items()))
+    else:
+        print(f"v{version} predicts topic only ({priority_note(model)}): {PREDICTED_PRIORITY} and "
+              f"{PRIORITY_CONFIDENCE} are blank")
     return 0
 
 
@@ -327,7 +334,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
 def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="tickets with a `text` column")
     p.add_argument("--out", type=Path, required=True, help="CSV or Parquet (by suffix): the input plus "
-                   "predicted_topic, confidence, model_version")
+                   "predicted_topic, confidence, predicted_priority, priority_confidence (blank for a one-head "
+                   "version), model_version")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--alias", default="champion", choices=["champion", "challenger", "previous"])
     which.add_argument("--version", help="a registered version number instead of an alias")

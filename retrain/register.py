@@ -29,12 +29,13 @@ from retrain.ml.train import (
     run_metrics,
     run_params,
     select_and_fit,
+    validate_training,
     version_tags,
     write_files,
 )
 from ticket_ab import registry
 from ticket_ab.log import get_logger, kv
-from ticket_ab.schema import TEXT, validate_tickets
+from ticket_ab.schema import TEXT
 from ticket_ab.settings import Settings
 
 log = get_logger("train")
@@ -53,12 +54,21 @@ class TrainOutcome:
     reused: bool = False  # True when the same key was already registered
     moves: list[str] = field(default_factory=list)
     gate: dict[str, Any] = field(default_factory=dict)  # the gate's evidence: gain interval, topic recalls
+    priority: dict[str, Any] | None = None  # holdout priority figures (None: no priority head)
+    priority_note: str = ""  # why the version has no priority head
 
     def summary(self) -> str:
         where = f"alias {self.alias}" if self.alias else "no alias"
         gate = "passed" if self.passed else "FAILED"
         return (f"v{self.version} ({self.winner}) macro-F1 {self.metrics.get('macro_f1', float('nan')):.4f} "
-                f"accuracy {self.metrics.get('accuracy', float('nan')):.4f}; gate {gate}: {self.gate_reason}; {where}")
+                f"accuracy {self.metrics.get('accuracy', float('nan')):.4f}; {self._priority()}; "
+                f"gate {gate}: {self.gate_reason}; {where}")
+
+    def _priority(self) -> str:
+        if self.priority is None:
+            return f"no priority head ({self.priority_note or 'not recorded'})"
+        return (f"priority macro-F1 {self.priority['macro_f1']:.4f}, urgent predicted low "
+                f"{self.priority['urgent_as_low_count']}/{self.priority['urgent_n']}, cost {self.priority['cost']:.3f}")
 
 
 def train_and_register(
@@ -84,7 +94,7 @@ def train_and_register(
     candidate is not trained on) adds the gate's label-free checks of those topics.
     """
     started = time.perf_counter()
-    data = masked(validate_tickets(df, source=source or "training data", require_topic=True))
+    data = masked(validate_training(df, source=source or "training data"))
     client = registry.connect(settings.tracking_uri)
     existing = registry.find_version(client, settings.model_name, "run_key", key) if key else None
     if existing is not None:
@@ -95,12 +105,13 @@ def train_and_register(
     version, run_id = log_and_register(candidate, settings, tags, data[[TEXT]].head(3), alias)
     moves = alias_if_passed(client, settings, alias, version, candidate.gate, source)
     log.info(kv("train_done", model=settings.model_name, version=version, winner=selection.winner,
-                passed=candidate.gate.passed, macro_f1=candidate.metrics["macro_f1"],
-                seconds=time.perf_counter() - started))
+                heads=selection.heads, priority_winner=selection.priority_winner or "", passed=candidate.gate.passed,
+                macro_f1=candidate.metrics["macro_f1"], seconds=time.perf_counter() - started))
     return TrainOutcome(version=version, run_id=run_id, winner=selection.winner, passed=candidate.gate.passed,
                         gate_reason=candidate.gate.reason, alias=alias if candidate.gate.passed else None,
                         metrics=candidate.metrics, champion_metrics=candidate.champion_metrics, moves=moves,
-                        gate=candidate.gate.details)
+                        gate=candidate.gate.details, priority=candidate.priority,
+                        priority_note=selection.priority_note)
 
 
 def resume(client: registry.Client, settings: Settings, alias: str, version: registry.ModelVersion,
@@ -116,7 +127,8 @@ def resume(client: registry.Client, settings: Settings, alias: str, version: reg
                         passed=passed, gate_reason=tags.get("gate_reason", ""), alias=alias if passed else None,
                         metrics={"accuracy": float(tags.get("holdout_accuracy", "nan")),
                                  "macro_f1": float(tags.get("holdout_macro_f1", "nan"))},
-                        champion_metrics=None, reused=True, moves=[str(m) for m in moves])
+                        champion_metrics=None, reused=True, moves=[str(m) for m in moves],
+                        priority_note=tags.get("priority_note", ""))
 
 
 def current_champion(client: registry.Client, settings: Settings, alias: str) -> Champion | None:

@@ -20,7 +20,7 @@ from router.contract import Ticket
 from router.errors import APIError
 from router.models import Models
 from router.records import request_row
-from router.scoring import CHALLENGER_ERROR, Outcome, serve, serve_all
+from router.scoring import CHALLENGER_ERROR, Outcome, Prediction, serve, serve_all
 from ticket_ab.log import get_logger, kv
 from ticket_ab.pii import mask
 
@@ -37,11 +37,20 @@ class Answer:
     logged: bool
 
     def to_json(self) -> dict[str, Any]:
-        """The `/predict` answer for one ticket (the body of a single-ticket response)."""
+        """The `/predict` answer for one ticket (the body of a single-ticket response): `scores` stays beside
+        `topic_scores` (the same) for the clients that read it; a one-head version's priority fields are null,
+        and `priority_note` says why."""
         served = self.outcome.served
         return {"request_id": self.request_id, "variant": self.outcome.variant, "model_alias": served.alias,
                 "model_version": served.version, "topic": served.topic, "confidence": served.confidence,
-                "scores": served.scores, "latency_ms": self.latency_ms, "logged": self.logged}
+                "scores": served.scores, "topic_scores": served.scores, "priority": served.priority,
+                "priority_confidence": served.priority_confidence, "priority_scores": served.priority_scores,
+                "priority_note": priority_note(served), "latency_ms": self.latency_ms, "logged": self.logged}
+
+
+def priority_note(prediction: Prediction) -> str | None:
+    """Why an answer carries no priority (None when it does): the version that answered predicts topic only."""
+    return None if prediction.priority is not None else f"v{prediction.version} predicts topic only (one-head version)"
 
 
 def no_champion(router: state.RouterState) -> APIError:

@@ -117,10 +117,19 @@ Label = text(strip_whitespace=True, min_length=1)
 
 
 class Feedback(Open):
-    """An agent's true topic for a served request; a `source` in the body is ignored (the token decides it)."""
+    """An agent's true topic and/or true priority for a served request; a `source` in the body is ignored (the
+    token decides it). Either may be sent alone: a correction of one keeps an earlier correction of the other."""
 
     request_id: ServedRequestId = Field(description="the request_id a /predict answered with")
-    label: Label = Field(description="the true topic, one the champion knows (else 422 unknown_label)")
+    label: Label | None = Field(None, description="the true topic, one the champion knows (else 422 unknown_label)")
+    priority: Label | None = Field(None, description="the true priority, one the champion's priority head knows, "
+                                   "or low/medium/high/urgent for a one-head champion (else 422 unknown_priority)")
+
+    @model_validator(mode="after")
+    def _corrects_something(self) -> Self:
+        if self.label is None and self.priority is None:
+            raise PydanticCustomError("missing_field", "needs 'label' and/or 'priority'")
+        return self
 
 
 class ConfigChange(BaseModel):

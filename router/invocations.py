@@ -3,9 +3,11 @@
 It takes the JSON payloads MLflow's scoring server takes for a model with a `text` column (the
 rules are the model router.mlflow_payload.MlflowPayload) and answers `{"predictions": [topic, ...]}`,
 what that server answers for the registered sklearn pipeline, plus `request_ids` (one per row, for
-`POST /feedback`). Each row is a ticket: its `customer_id` column, when present, decides its arm,
-and it is logged and counted exactly like a `/predict` (router.answer). `/ping` and `/version`
-answer as MLflow's do, so MLflow's ScoringServerClient can wait for the router.
+`POST /feedback`) and, per row, `topic_scores`, `priorities` and `priority_scores` (null in a row
+answered by a one-head version, which predicts topic only). Each row is a ticket: its `customer_id`
+column, when present, decides its arm, and it is logged and counted exactly like a `/predict`
+(router.answer). `/ping` and `/version` answer as MLflow's do, so MLflow's ScoringServerClient can
+wait for the router.
 
 Bad payloads answer 400 naming the problem, as MLflow's server does (in the router's error shape).
 """
@@ -46,8 +48,10 @@ def invocations() -> Response:
     tickets = _tickets()
     state.charge_rest(integration, len(tickets))
     answers_ = answer_all(router, serving_models(router), tickets, g.started, integration)
-    return jsonify(predictions=[result.outcome.served.topic for result in answers_],
-                   request_ids=[result.request_id for result in answers_])
+    served = [result.outcome.served for result in answers_]
+    return jsonify(predictions=[one.topic for one in served], request_ids=[result.request_id for result in answers_],
+                   topic_scores=[one.scores for one in served], priorities=[one.priority for one in served],
+                   priority_scores=[one.priority_scores for one in served])
 
 
 @bp.get("/ping")

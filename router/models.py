@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from router.cache import utc_now
-from router.predictor import Scorer, compile_scorer
+from router.predictor import BothScorer, compile_both
 from ticket_ab import registry
+from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD, heads_of
 
 FROM_REGISTRY = "registry"
 FROM_CACHE = "cache"
@@ -59,18 +60,25 @@ class LoadedModel:
     alias: str
     version: str
     run_id: str
-    pipeline: Any  # a fitted sklearn Pipeline over a DataFrame with a `text` column
+    pipeline: Any  # a fitted sklearn Pipeline or ticket_ab.twohead.TwoHeadModel over a DataFrame with `text`
     classes: tuple[str, ...]
-    score: Scorer  # one text -> probabilities, see router.predictor
+    score: BothScorer  # one text -> Scores (topic, priority or None), see router.predictor
     scoring: str  # which scorer: predictor.TFIDF, predictor.DIRECT or predictor.PIPELINE
     source: str  # FROM_REGISTRY or FROM_CACHE
     loaded_at: str
     digest: str | None = None  # what its files hashed to (ticket_ab.registry.model_digest) when it was loaded
+    priority_classes: tuple[str, ...] = ()  # () for a one-head version: it answers no priority
+    urgent_threshold: float | None = None  # ticket_ab.twohead.decide_priority's threshold (None: the likeliest)
 
-    def describe(self) -> dict[str, str]:
-        """The /ready view of this model."""
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The heads this version answers: topic, and priority when it has a priority head."""
+        return (TOPIC_HEAD, PRIORITY_HEAD) if self.priority_classes else (TOPIC_HEAD,)
+
+    def describe(self) -> dict[str, Any]:
+        """The /ready view of this model, with the heads it answers (a one-head version answers no priority)."""
         return {"version": self.version, "run_id": self.run_id, "source": self.source, "scoring": self.scoring,
-                "loaded_at": self.loaded_at}
+                "loaded_at": self.loaded_at, "heads": list(self.heads)}
 
 
 @dataclass(frozen=True)
@@ -81,18 +89,38 @@ class Models:
     challenger: LoadedModel | None = None
 
 
+def priority_parts(pipeline: Any) -> tuple[tuple[str, ...], float | None]:
+    """(priority classes, urgent threshold) of a version: ((), None) when it has no priority head."""
+    if PRIORITY_HEAD not in heads_of(pipeline):
+        return (), None
+    return tuple(str(c) for c in pipeline.priority_classes_), pipeline.urgent_threshold
+
+
+def _check_shapes(alias: str, version: str, scores: Any, classes: tuple[str, ...],
+                  priorities: tuple[str, ...]) -> None:
+    """The warm-up's scores must have one column per class of each head the version has."""
+    if scores.topic.shape != (len(classes),):
+        raise ModelError(f"{alias} v{version} returned scores of shape {scores.topic.shape} for {len(classes)} "
+                         "classes")
+    got = None if scores.priority is None else scores.priority.shape
+    if got != ((len(priorities),) if priorities else None):
+        raise ModelError(f"{alias} v{version} returned priority scores of shape {got} for {len(priorities)} "
+                         "priority classes")
+
+
 def serving_model(alias: str, version: str, run_id: str, pipeline: Any, source: str,
                   digest: str | None = None) -> LoadedModel:
-    """Wrap a fitted pipeline for serving, after proving it can score a ticket (warm-up prediction)."""
+    """Wrap a fitted model for serving, after proving it can score a ticket with every head (warm-up prediction)."""
     try:
         classes = tuple(str(c) for c in pipeline.classes_)
-        score, scoring = compile_scorer(pipeline)
-        proba = score(WARMUP_TEXT)
+        priorities, threshold = priority_parts(pipeline)
+        score, scoring = compile_both(pipeline)
+        scores = score(WARMUP_TEXT)
     except Exception as exc:
         raise ModelError(f"{alias} v{version} cannot serve: {type(exc).__name__}: {exc}") from exc
-    if proba.shape != (len(classes),):
-        raise ModelError(f"{alias} v{version} returned scores of shape {proba.shape} for {len(classes)} classes")
-    return LoadedModel(alias, version, run_id, pipeline, classes, score, scoring, source, utc_now(), digest)
+    _check_shapes(alias, version, scores, classes, priorities)
+    return LoadedModel(alias, version, run_id, pipeline, classes, score, scoring, source, utc_now(), digest,
+                       priorities, threshold)
 
 
 def load_model(path: Path, alias: str, version: str, run_id: str, source: str, digest: str | None,

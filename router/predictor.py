@@ -14,12 +14,19 @@ A scorer is used only after a load-time check that it gives the same probabiliti
 pipeline on sample tickets (exactly for `direct`; within float rounding, with the same predicted
 class, for `tfidf`). Any other shape, or any difference, uses the full pipeline, so an unusual
 model is slower but never scored differently.
+
+A two-head version (`ticket_ab.twohead.TwoHeadModel`) answers a topic and a priority from one set of
+features, so `compile_both` builds the ticket's row once and scores both heads from it (a head that is
+not written out gets the row as a matrix and its own `predict_proba`), checked against the model's
+`predict_both`. A plain Pipeline (an older one-head version) and a model whose priority head was skipped
+are scored as before, with no priority (`Scores.priority` None). `compile_scorer` and `score_many`
+stay topic-only: CUPAC's covariate and the benches read them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,10 +34,22 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from router.features_fast import as_row, text_features
-from router.heads_fast import compile_head
+from router.heads_fast import Head, compile_head
 from ticket_ab.schema import TEXT
+from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD, TwoHeadModel, heads_of
 
 Scorer = Callable[[str], np.ndarray]  # one ticket text -> class probabilities (1-D, in `classes_` order)
+
+
+class Scores(NamedTuple):
+    """One ticket's probabilities per head: `topic` in `classes_` order, `priority` in `priority_classes_` order
+    (None: the version has no priority head)."""
+
+    topic: np.ndarray
+    priority: np.ndarray | None
+
+
+BothScorer = Callable[[str], Scores]  # one ticket text -> Scores
 DIRECT = "direct"
 TFIDF = "tfidf"
 PIPELINE = "pipeline"
@@ -50,13 +69,24 @@ def pipeline_scorer(pipeline: Any) -> Scorer:
 
 
 def score_many(pipeline: Any, texts: Sequence[str]) -> np.ndarray:
-    """Class probabilities of many tickets in one call of the reference path: per ticket, the
+    """Topic probabilities of many tickets in one call of the reference path: per ticket, the
     DataFrame and ColumnTransformer overhead vanishes in a batch, so nothing needs compiling."""
     return pipeline.predict_proba(pd.DataFrame({TEXT: list(texts)}))
 
 
+def score_many_both(model: Any, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(topic, priority or None) probabilities of many tickets, the features built once for both heads."""
+    frame = pd.DataFrame({TEXT: list(texts)})
+    if PRIORITY_HEAD in heads_of(model):
+        return model.predict_both(frame)
+    return model.predict_proba(frame), None
+
+
 def _standard_parts(pipeline: Any) -> tuple[Any, list[Any], Any] | None:
-    """(vectorizer, middle steps, classifier) of the standard shape, or None for any other shape."""
+    """(vectorizer, middle steps, classifier) of the standard shape, or None for any other shape (a two-head
+    model's topic head counts as its pipeline: the same features, the same classifier)."""
+    if isinstance(pipeline, TwoHeadModel):
+        pipeline = pipeline.head_pipeline(TOPIC_HEAD)
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 2:
         return None
     features = pipeline.steps[0][1]
@@ -107,13 +137,59 @@ def tfidf_scorer(pipeline: Any) -> Scorer | None:
     return lambda text: classify(as_row(features(text), width))
 
 
-def _agrees(candidate: Scorer, reference: Scorer, samples: Sequence[str], exact: bool) -> bool:
+def both_reference(model: Any) -> BothScorer:
+    """The reference path of a two-head model: `predict_both` on a one-row DataFrame."""
+    def score(text: str) -> Scores:
+        topic, priority = model.predict_both(pd.DataFrame({TEXT: [text]}))
+        return Scores(topic[0], priority[0])
+
+    return score
+
+
+def _row_head(classifier: Any, width: int) -> Head:
+    """A head not written out: the hand-built row as a matrix, then the classifier's own `predict_proba`."""
+    return lambda features: classifier.predict_proba(as_row(features, width))[0]
+
+
+def two_head_tfidf_scorer(model: TwoHeadModel) -> BothScorer | None:
+    """The TF-IDF row built by hand ONCE per ticket, then each head's arithmetic on it (router.heads_fast, or the
+    head's own predict_proba on the row); None unless the shared features are TF-IDF."""
+    parts = _standard_parts(model)
+    if parts is None or parts[1]:
+        return None
+    built = text_features(parts[0])
+    if built is None:
+        return None
+    features, width = built
+    topic, priority = (compile_head(head) or _row_head(head, width) for head in (model.topic_, model.priority_))
+    return lambda text: Scores(topic(row := features(text)), priority(row))
+
+
+def two_head_direct_scorer(model: TwoHeadModel) -> BothScorer | None:
+    """The fitted vectorizer once on `[text]`, then both heads, without the DataFrame wrapper."""
+    parts = _standard_parts(model)
+    if parts is None or parts[1]:
+        return None
+    vectorizer, topic, priority = parts[0], model.topic_, model.priority_
+    return lambda text: Scores(topic.predict_proba(row := vectorizer.transform([text]))[0],
+                               priority.predict_proba(row)[0])
+
+
+def _same(got: np.ndarray | None, want: np.ndarray | None, exact: bool) -> bool:
+    if got is None or want is None:
+        return got is want
+    return np.array_equal(got, want) if exact else (
+        np.allclose(got, want, **ROUNDING) and got.argmax() == want.argmax())
+
+
+def _agrees(candidate: Callable[[str], Any], reference: Callable[[str], Any], samples: Sequence[str],
+            exact: bool) -> bool:
+    """Whether `candidate` answers as `reference` on every sample (each head of Scores compared on its own)."""
     try:
         for text in samples:
             got, want = candidate(text), reference(text)
-            same = np.array_equal(got, want) if exact else (
-                np.allclose(got, want, **ROUNDING) and got.argmax() == want.argmax())
-            if not same:
+            pairs = zip(got, want, strict=True) if isinstance(want, Scores) else ((got, want),)
+            if not all(_same(one, other, exact) for one, other in pairs):
                 return False
         return True
     except Exception:  # a shape we misjudged: the reference path is always right
@@ -126,6 +202,24 @@ def compile_scorer(pipeline: Any, samples: Sequence[str] = SAMPLES) -> tuple[Sco
     for build, name, exact in ((tfidf_scorer, TFIDF, False), (direct_scorer, DIRECT, True)):
         try:
             candidate = build(pipeline)
+        except Exception:  # an attribute this scikit-learn lacks: the reference path is always right
+            continue
+        if candidate is not None and _agrees(candidate, reference, samples, exact):
+            return candidate, name
+    return reference, PIPELINE
+
+
+def compile_both(model: Any, samples: Sequence[str] = SAMPLES) -> tuple[BothScorer, str]:
+    """The fastest scorer of every head the model has that matches its `predict_both` on `samples`, and its name.
+
+    A one-head version gets `compile_scorer`'s topic scorer with no priority."""
+    if PRIORITY_HEAD not in heads_of(model):
+        topic, name = compile_scorer(model, samples)
+        return (lambda text: Scores(topic(text), None)), name
+    reference = both_reference(model)
+    for build, name, exact in ((two_head_tfidf_scorer, TFIDF, False), (two_head_direct_scorer, DIRECT, True)):
+        try:
+            candidate = build(model)
         except Exception:  # an attribute this scikit-learn lacks: the reference path is always right
             continue
         if candidate is not None and _agrees(candidate, reference, samples, exact):

@@ -55,7 +55,8 @@ def request_row(
     customer_key: bytes, integration: str,
 ) -> dict[str, object]:
     """One REQUEST_COLUMNS row: who asked (and through which integration), which arm and model answered, under
-    which config, the champion's confidence (blank when it did not score the ticket), and the masked text."""
+    which config, the champion's confidence (blank when it did not score the ticket), the priority (blank from a
+    one-head version), and the masked text."""
     served, shadow = outcome.served, outcome.shadow
     return {
         "timestamp": utc_now(),
@@ -77,10 +78,19 @@ def request_row(
         "shadow_confidence": shadow.confidence if shadow else "",
         "champion_confidence": "" if outcome.champion_confidence is None else outcome.champion_confidence,
         "integration": integration,
+        "priority": _blank(served.priority),  # blank: the version answering has no priority head
+        "priority_confidence": _blank(served.priority_confidence),
+        "shadow_priority": _blank(shadow.priority) if shadow else "",
         "text": text,
     }
 
 
-def feedback_row(request_id: str, label: str, source: str) -> dict[str, object]:
-    """One FEEDBACK_COLUMNS row: the source is the one the bearer token proves (router.auth)."""
-    return {"timestamp": utc_now(), "request_id": request_id, "label": label, "source": source}
+def feedback_row(request_id: str, label: str | None, source: str, priority: str | None = None) -> dict[str, object]:
+    """One FEEDBACK_COLUMNS row: the source is the one the bearer token proves (router.auth); a label or a
+    priority not sent is blank (the join keeps each field's last value on its own)."""
+    return {"timestamp": utc_now(), "request_id": request_id, "label": _blank(label), "source": source,
+            "priority": _blank(priority)}
+
+
+def _blank(value: object) -> object:
+    return "" if value is None else value

@@ -21,8 +21,9 @@ import numpy as np
 from router.assign import assign
 from router.config import ABConfig
 from router.models import LoadedModel
-from router.predictor import score_many
+from router.predictor import Scores, score_many_both
 from ticket_ab.names import CHAMPION, SHADOW, A, B
+from ticket_ab.twohead import decide_priority
 
 CHALLENGER_ERROR = "challenger_error"
 
@@ -36,6 +37,9 @@ class Prediction:
     topic: str
     confidence: float
     scores: dict[str, float]
+    priority: str | None = None  # None: the version has no priority head (`ticket_ab.twohead.heads_of`)
+    priority_confidence: float | None = None
+    priority_scores: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -60,19 +64,37 @@ class Outcome:
         return None
 
 
-def _prediction(model: LoadedModel, proba: Sequence[float]) -> Prediction:
-    """Topic, confidence and all class scores (rounded: six decimals are plenty for analysis)."""
+def _rounded(classes: Sequence[str], proba: Sequence[float]) -> dict[str, float]:
+    """Every class's probability, rounded: six decimals are plenty for analysis."""
+    return {name: round(float(p), 6) for name, p in zip(classes, proba, strict=True)}
+
+
+def _prediction(model: LoadedModel, scores: Scores) -> Prediction:
+    """Topic, confidence and all class scores; with a priority head, the priority by `decide_priority` (the
+    model's own rule, its urgent threshold included), its probability and every priority's."""
+    proba = scores.topic
     best = int(np.argmax(proba))
-    scores = {topic: round(float(p), 6) for topic, p in zip(model.classes, proba, strict=True)}
-    return Prediction(model.alias, model.version, model.classes[best], round(float(proba[best]), 6), scores)
+    topic = (model.alias, model.version, model.classes[best], round(float(proba[best]), 6),
+             _rounded(model.classes, proba))
+    if scores.priority is None:
+        return Prediction(*topic)
+    chances = scores.priority
+    priority = str(decide_priority(chances[np.newaxis, :], model.priority_classes, model.urgent_threshold)[0])
+    return Prediction(*topic, priority=priority,
+                      priority_confidence=round(float(chances[model.priority_classes.index(priority)]), 6),
+                      priority_scores=_rounded(model.priority_classes, chances))
 
 
 def predict_all(model: LoadedModel, texts: Sequence[str]) -> list[Prediction]:
     """One prediction per text: a lone text takes the model's compiled one-ticket scorer (the /predict
-    path, see router.predictor), several take one batched `predict_proba` (far less per ticket)."""
+    path, see router.predictor), several take one batched `predict_proba` per head (far less per ticket)."""
     if len(texts) == 1:
         return [_prediction(model, model.score(texts[0]))]
-    return [_prediction(model, proba) for proba in score_many(model.pipeline, texts)] if texts else []
+    if not texts:
+        return []
+    topics, priorities = score_many_both(model.pipeline, texts)
+    return [_prediction(model, Scores(topic, None if priorities is None else priorities[i]))
+            for i, topic in enumerate(topics)]
 
 
 def _failed(exc: Exception) -> tuple[str, str]:

@@ -26,7 +26,7 @@ from router.wording import quoted
 HEADER = "Inference-Header-Content-Length"
 TEXT = "text"
 INPUT_NAMES = (TEXT, "customer_id", "ticket_id", "request_id")
-OUTPUTS = ("topic", "scores", "variant", "model_version", "request_id")
+OUTPUTS = ("topic", "scores", "variant", "model_version", "request_id", "priority", "priority_scores")
 BYTES = "BYTES"
 BAD = 400
 INVALID = "invalid_tensor"

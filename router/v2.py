@@ -4,7 +4,15 @@ The one model is the registered model the router serves (TICKET_AB_MODEL_NAME); 
 the versions behind the aliases, and every `infer` element is a ticket answered through the A/B
 router (router.answer): its own arm, request-log row and metrics, as a `/predict` would give it.
 Outputs: `topic` (BYTES [N]) and `scores` (FP32 [N, K], columns in the order of `parameters.topics`),
-plus `variant`, `model_version` and `request_id` (BYTES [N]) to tell the arms apart and send feedback.
+plus `variant`, `model_version` and `request_id` (BYTES [N]) to tell the arms apart and send feedback,
+and `priority` (BYTES [N]) and `priority_scores` (FP32 [N, P], columns in the order of
+`parameters.priorities`: the champion's priority classes, else the challenger's, else the schema's).
+
+A tensor holds no null, yet a batch may mix a one-head version (it predicts topic only) with a
+two-head one, e.g. a one-head champion beside a two-head challenger. The convention (also stated in
+the model metadata, `parameters.priority_absent`, with each alias's `parameters.heads`): a ticket
+answered by a one-head version has `priority` "" and a `priority_scores` row of zeros, which no
+answered row can be (an answered row sums to 1).
 """
 
 from __future__ import annotations
@@ -17,11 +25,13 @@ from flask import Blueprint, Response, g, jsonify, request
 from router import body, contract, state, tensors
 from router.answer import Answer, answer_all, serving_models
 from router.errors import APIError
+from router.models import Models
 from router.openapi import AUTH_OPTIONAL, documented
 from router.refusals import validated
 from router.responses import InferResponse, Live, ModelMetadata, Ready, ServerMetadata
 from router.tensors import BYTES, OUTPUTS
 from ticket_ab.names import CHALLENGER, CHAMPION
+from ticket_ab.schema import PRIORITIES
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
@@ -30,6 +40,8 @@ DISTRIBUTION = "ticket-ab"
 EXTENSIONS = ["binary_tensor_data"]  # inputs only; answers are JSON tensors, which every client reads
 OPTIONAL = "customer_id"
 JSON_LIKE = ("application/json", "application/octet-stream", "")  # Triton's client sends no Content-Type
+PRIORITY_ABSENT = ("a ticket answered by a one-head version (see heads) has priority '' and a priority_scores row "
+                   "of zeros (an answered row sums to 1): tensors hold no null")
 
 
 def _model(name: str) -> state.RouterState:
@@ -76,18 +88,30 @@ def model_ready(name: str) -> tuple[Response, int]:
 def model_metadata(name: str) -> Response:
     """Inputs, outputs and the versions behind the aliases (champion first)."""
     models = serving_models(_model(name))
-    aliases = {alias: model.version for alias, model in ((CHAMPION, models.champion), (CHALLENGER, models.challenger))
+    serving = {alias: model for alias, model in ((CHAMPION, models.champion), (CHALLENGER, models.challenger))
                if model is not None}
-    by_ticket = [-1]
+    aliases = {alias: model.version for alias, model in serving.items()}
+    priorities = priority_columns(models)
+    shapes = {"scores": [-1, len(models.champion.classes)], "priority_scores": [-1, len(priorities)]}
     return jsonify(
         name=name, versions=list(dict.fromkeys(aliases.values())), platform="mlflow_sklearn",
-        inputs=[{"name": tensors.TEXT, "datatype": BYTES, "shape": by_ticket},
-                {"name": OPTIONAL, "datatype": BYTES, "shape": by_ticket}],
-        outputs=[{"name": "topic", "datatype": BYTES, "shape": by_ticket},
-                 {"name": "scores", "datatype": "FP32", "shape": [-1, len(models.champion.classes)]}]
-        + [{"name": output, "datatype": BYTES, "shape": by_ticket} for output in OUTPUTS[2:]],
-        parameters={"aliases": aliases, "topics": list(models.champion.classes), "optional_inputs": [OPTIONAL]},
+        inputs=[{"name": tensors.TEXT, "datatype": BYTES, "shape": [-1]},
+                {"name": OPTIONAL, "datatype": BYTES, "shape": [-1]}],
+        outputs=[{"name": output, "datatype": "FP32" if output in shapes else BYTES, "shape": shapes.get(output, [-1])}
+                 for output in OUTPUTS],
+        parameters={"aliases": aliases, "topics": list(models.champion.classes), "optional_inputs": [OPTIONAL],
+                    "priorities": list(priorities), "priority_absent": PRIORITY_ABSENT,
+                    "heads": {alias: list(model.heads) for alias, model in serving.items()}},
     )
+
+
+def priority_columns(models: Models) -> tuple[str, ...]:
+    """The columns of `priority_scores`: the champion's priority classes, else the challenger's, else the schema's
+    (neither version has a priority head)."""
+    for model in (models.champion, models.challenger):
+        if model is not None and model.priority_classes:
+            return model.priority_classes
+    return PRIORITIES
 
 
 def _infer_body(limit: int) -> tuple[dict[str, Any], bytes]:
@@ -99,8 +123,10 @@ def _infer_body(limit: int) -> tuple[dict[str, Any], bytes]:
     return data, request.get_data()[split:] if split is not None else b""
 
 
-def _outputs(answers: list[Answer], topics: tuple[str, ...], names: list[str]) -> list[dict[str, Any]]:
+def _outputs(answers: list[Answer], topics: tuple[str, ...], priorities: tuple[str, ...],
+             names: list[str]) -> list[dict[str, Any]]:
     count = len(answers)
+    served = [a.outcome.served for a in answers]
     columns = {
         "topic": lambda: tensors.tensor("topic", BYTES, [count], [a.outcome.served.topic for a in answers]),
         "scores": lambda: tensors.tensor("scores", "FP32", [count, len(topics)],
@@ -109,6 +135,10 @@ def _outputs(answers: list[Answer], topics: tuple[str, ...], names: list[str]) -
         "model_version": lambda: tensors.tensor("model_version", BYTES, [count],
                                                 [a.outcome.served.version for a in answers]),
         "request_id": lambda: tensors.tensor("request_id", BYTES, [count], [a.request_id for a in answers]),
+        "priority": lambda: tensors.tensor("priority", BYTES, [count], [one.priority or "" for one in served]),
+        "priority_scores": lambda: tensors.tensor("priority_scores", "FP32", [count, len(priorities)],
+                                                  [(one.priority_scores or {}).get(p, 0.0)
+                                                   for one in served for p in priorities]),
     }
     return [columns[name]() for name in names]
 
@@ -126,8 +156,8 @@ def infer(name: str) -> Response:
     state.charge_rest(integration, len(tickets))
     served = serving_models(router)
     answers = answer_all(router, served, tickets, g.started, integration)
-    response: dict[str, Any] = {"model_name": name,
-                                "outputs": _outputs(answers, served.champion.classes, infer_request.requested())}
+    response: dict[str, Any] = {"model_name": name, "outputs": _outputs(
+        answers, served.champion.classes, priority_columns(served), infer_request.requested())}
     if infer_request.id is not None:
         response["id"] = infer_request.id
     return jsonify(response)

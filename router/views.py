@@ -25,6 +25,7 @@ from router.refusals import validated
 from router.responses import Config, FeedbackAccepted, Health, PredictAnswer, Ready
 from router.scoring import CHALLENGER_ERROR
 from router.wording import quoted
+from ticket_ab.schema import PRIORITIES
 
 bp = Blueprint("router", __name__)
 metrics.FALLBACKS.labels(reason=CHALLENGER_ERROR)  # exported as 0 from the start, so increase() sees the first one
@@ -91,21 +92,33 @@ def _known_label(label: str, labels: tuple[str, ...]) -> str:
     return label
 
 
+def _known_priority(priority: str, priorities: tuple[str, ...]) -> str:
+    """The priority, if the champion's priority head knows it (or, for a one-head champion, the schema does: priority
+    feedback is collected before the first two-head champion, to train it)."""
+    if priority not in priorities:
+        raise APIError(422, "unknown_priority",
+                       f"priority {quoted(priority)} is not a known priority; known: {', '.join(priorities)}")
+    return priority
+
+
 @bp.post("/feedback")
 @documented({202: FeedbackAccepted}, 400, 401, 403, 413, 415, 422, 503, body="feedback", secured=True)
 def feedback() -> tuple[Response, int]:
-    """Record an agent's true topic for a served request (validated later by the DAG); the source
+    """Record an agent's true topic and/or priority for a served request (validated later by the DAG); the source
     recorded is the one the bearer token belongs to, never the body's."""
     router = state.current()
     source = auth.feedback_source(request.headers.get("Authorization"),
                                   auth.configured_feedback_tokens(router.settings.router))
     item = validated(contract.current().feedback, _body())
-    label = _known_label(item.label, serving_models(router).champion.classes)
-    if not state.record(router.feedback, feedback_row(item.request_id, label, source)):
+    champion = serving_models(router).champion
+    label = None if item.label is None else _known_label(item.label, champion.classes)
+    priority = None if item.priority is None else _known_priority(
+        item.priority, champion.priority_classes or PRIORITIES)
+    if not state.record(router.feedback, feedback_row(item.request_id, label, source, priority)):
         # the row is all feedback is: the sender retries
         raise APIError(503, "log_unavailable", f"the feedback was not recorded: {router.feedback.error}; "
                        "send it again later", {"Retry-After": str(state.LOG_RETRY_AFTER_S)})
-    return jsonify(status="accepted", request_id=item.request_id, label=label, source=source), 202
+    return jsonify(status="accepted", request_id=item.request_id, label=label, priority=priority, source=source), 202
 
 
 def etag(version: int) -> str:

@@ -18,12 +18,13 @@ from ticket_ab.requestlog import REQUEST_COLUMNS
 
 def append_rows(root: Path, columns: tuple[str, ...], rows: Sequence[Sequence[object] | Mapping[str, object]]
                 ) -> list[Path]:
-    """Write `rows` (lists in `columns` order, or dicts) into the log root `root`; returns the new files."""
+    """Write `rows` (lists in `columns` order, or dicts) into the log root `root`; returns the new files. A list may
+    leave out trailing columns (a row of a writer from before they existed): they are written empty."""
     kind = REQUESTS if tuple(columns) == REQUEST_COLUMNS else FEEDBACK
     before = set(shard_files(root, kind))
     writer = ShardedLog(root, kind, columns, sync=INTERVAL, sync_interval_s=60)  # synced once, on close
     for values in rows:
-        writer.append(values if isinstance(values, Mapping) else dict(zip(columns, values, strict=True)))
+        writer.append(values if isinstance(values, Mapping) else dict(zip(columns[: len(values)], values, strict=True)))
     writer.close()
     return sorted(set(shard_files(root, kind)) - before)
 

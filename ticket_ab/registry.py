@@ -45,8 +45,10 @@ from sklearn.pipeline import Pipeline
 from ticket_ab.log import get_logger, kv
 from ticket_ab.names import ALIASES, CHALLENGER, CHAMPION, PREVIOUS, SERVED_ALIASES
 from ticket_ab.settings import Settings
+from ticket_ab.twohead import TwoHeadModel
 
 REFERENCE_ARTIFACT = "reference/reference.parquet"
+Model = Pipeline | TwoHeadModel  # a registered version: an older one-head Pipeline, or topic and priority heads
 TRUSTED_ARTIFACT = "trusted/trusted.parquet"  # held-out tickets no window's feedback shaped: the per-topic gate
 MODEL_ARTIFACT = "model"
 # A registered-model tag holding the routers' A/B config as JSON (see router/config.py): one tag,
@@ -363,7 +365,7 @@ def stored_digest(model_uri: str) -> str:
         return model_digest(Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=tmp)))
 
 
-def register_pipeline(pipeline: Pipeline, name: str, example: pandas.DataFrame, tags: dict[str, str]) -> str:
+def register_pipeline(pipeline: Model, name: str, example: pandas.DataFrame, tags: dict[str, str]) -> str:
     """Log a fitted text Pipeline to the active run and register it with its tags; returns the new version.
 
     The tags are part of the registration call, so a version never exists without them (its run
@@ -382,7 +384,7 @@ def register_pipeline(pipeline: Pipeline, name: str, example: pandas.DataFrame, 
     return str(mlflow.register_model(info.model_uri, name, tags=signed).version)
 
 
-def publish(tracking_uri: str, name: str, pipeline: Pipeline, example: pandas.DataFrame, *,
+def publish(tracking_uri: str, name: str, pipeline: Model, example: pandas.DataFrame, *,
             alias: str | None = None, why: str = "", tags: dict[str, str] | None = None,
             experiment: str = "ticket-ab", artifact_root: Path | None = None) -> str:
     """Log, register and optionally alias an already fitted pipeline in a run of its own.
@@ -406,12 +408,12 @@ def version_uri(name: str, version: str) -> str:
     return f"models:/{name}/{version}"
 
 
-def load_pipeline(name: str, alias: str) -> Pipeline:
+def load_pipeline(name: str, alias: str) -> Model:
     """The served sklearn Pipeline behind an alias (needs `connect` first)."""
     return mlflow.sklearn.load_model(model_uri(name, alias))
 
 
-def load_version(name: str, version: str) -> Pipeline:
+def load_version(name: str, version: str) -> Model:
     """The sklearn Pipeline of one registered version (needs `connect` first)."""
     return mlflow.sklearn.load_model(version_uri(name, version))
 
@@ -437,7 +439,7 @@ def load_reference(version: ModelVersion, dst: Path | None = None) -> pandas.Dat
     return pandas.read_parquet(path)
 
 
-def load_local(path: Path) -> Pipeline:
+def load_local(path: Path) -> Model:
     """The sklearn Pipeline of an MLflow model directory on disk (the router's cache of a version)."""
     return mlflow.sklearn.load_model(str(path))
 
@@ -454,7 +456,7 @@ class Artifact:
 class NewVersion:
     """A fitted pipeline to register in the run that describes it; `tags` are part of the registration."""
 
-    pipeline: Pipeline
+    pipeline: Model
     example: pandas.DataFrame
     tags: dict[str, str]
 

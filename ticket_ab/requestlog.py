@@ -47,12 +47,18 @@ REQUEST_COLUMNS = (
     "shadow_confidence",
     "champion_confidence",  # the champion's top probability (CUPAC covariate); empty if not scored or in older files
     "integration",  # whose client token the request carried, or `anonymous` (empty in files written before it)
+    "priority",  # the priority served; empty for a one-head version (topic only) and in older files
+    "priority_confidence",
+    "shadow_priority",  # shadow mode: the other model's priority (empty as `priority` is)
     "text",  # PII-masked ticket text, whitespace folded to one line
 )
-FEEDBACK_COLUMNS = ("timestamp", "request_id", "label", "source")
+# `label` the true topic, `priority` the true priority: either may be empty (a correction of the other; older
+# files have no `priority`), never both.
+FEEDBACK_COLUMNS = ("timestamp", "request_id", "label", "source", "priority")
 ANONYMOUS = "anonymous"  # the `integration` of a request that carried no client token
+LABEL_COLUMNS = (*FEEDBACK_COLUMNS, "priority_source")  # `latest_labels`' rows: each field with its own source
 LOG_COLUMNS = {REQUESTS: REQUEST_COLUMNS, FEEDBACK: FEEDBACK_COLUMNS}
-NUMERIC = ("split_b", "confidence", "latency_ms", "shadow_confidence", "champion_confidence")
+NUMERIC = ("split_b", "confidence", "latency_ms", "shadow_confidence", "champion_confidence", "priority_confidence")
 Moment = pd.Timestamp | datetime | str | None
 _STAMP = len("2026-11-24T10:00:00.123+00:00")
 
@@ -285,22 +291,61 @@ def _parse(bodies: list[bytes], names: tuple[str, ...], columns: tuple[str, ...]
 
 
 def latest_labels(feedback: pd.DataFrame, known_request_ids: Collection[str]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The label each known request ends up with, and how many feedback rows did not count.
+    """The labels each known request ends up with, and how many feedback rows did not count.
 
     Agents correct themselves, so the last label per request_id wins (by timestamp, then log
-    order). Feedback for a request_id the request log does not have cannot be checked against what
-    was served, so it is dropped (a rotated-away log, another router, or made-up ids); rows without
-    a label or a request_id are dropped as blank. Returns the surviving rows (`FEEDBACK_COLUMNS`,
-    label and source stripped of spaces) and the counts `blank`, `unknown_request` and `superseded`.
+    order), and so, separately, does the last priority: a row may correct either or both, and a
+    correction of one never erases an earlier one of the other. Feedback for a request_id the
+    request log does not have cannot be checked against what was served, so it is dropped (a
+    rotated-away log, another router, or made-up ids); rows without a request_id, or with neither a
+    label nor a priority, are dropped as blank. Returns one row per request (`LABEL_COLUMNS`: its
+    last label and that row's source, its last priority and that row's source, '' where it has none;
+    the newer of the two stamps; stripped of spaces) and the counts `blank`, `unknown_request` and
+    `superseded` (label rows a later label replaced: the topic figures, the same with or without priorities).
     """
-    fb = feedback.loc[:, list(FEEDBACK_COLUMNS)].reset_index(drop=True)
+    fb = feedback.reindex(columns=list(FEEDBACK_COLUMNS)).reset_index(drop=True)  # older frames: no `priority`
     fb["request_id"] = fb["request_id"].fillna("").astype(str)
-    for column in ("label", "source"):
-        fb[column] = fb[column].fillna("").astype(str).str.strip()
-    blank = fb["label"].eq("") | fb["request_id"].eq("")
+    for column in ("label", "source", "priority"):
+        fb[column] = _stripped(fb[column])
+    blank = (fb["label"].eq("") & fb["priority"].eq("")) | fb["request_id"].eq("")
     known = fb["request_id"].isin(known_request_ids) & ~blank
-    ordered = fb.loc[known].sort_values("timestamp", kind="stable")
-    last = ordered.drop_duplicates("request_id", keep="last").reset_index(drop=True)
+    ordered = fb.loc[known].sort_values("timestamp", kind="stable").reset_index(drop=True)
+    codes = pd.factorize(ordered["request_id"])[0]
+    topics = ordered["label"].ne("").to_numpy()
+    topic_at, priority_at = _last_rows(codes, topics), _last_rows(codes, ordered["priority"].ne("").to_numpy())
     counts = {"blank": int(blank.sum()), "unknown_request": int((~blank & ~known).sum()),
-              "superseded": int(len(ordered) - len(last))}
-    return last, counts
+              "superseded": int(topics.sum() - (topic_at >= 0).sum())}
+    return _joined(ordered, topic_at, priority_at), counts
+
+
+def _stripped(values: pd.Series) -> pd.Series:
+    """Text stripped of spaces, '' where missing: each distinct value once (labels, sources and priorities are few)."""
+    codes, uniques = pd.factorize(values.fillna("").astype(str))
+    stripped = np.array([value.strip() for value in uniques] + [""], dtype=object)
+    return pd.Series(stripped[codes], index=values.index, dtype=object)
+
+
+def _last_rows(codes: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """Per request (its code), the position of its last row among those `given` (-1: none)."""
+    last = np.full(int(codes.max()) + 1 if len(codes) else 0, -1, dtype=np.int64)
+    positions = np.flatnonzero(given)[::-1]
+    found, first = np.unique(codes[positions], return_index=True)  # the first from the end: the last
+    last[found] = positions[first]
+    return last
+
+
+def _joined(ordered: pd.DataFrame, topic_at: np.ndarray, priority_at: np.ndarray) -> pd.DataFrame:
+    """One `LABEL_COLUMNS` row per request from its last label row and its last priority row, in the order of the
+    later of the two (time, then log order), stamped with it."""
+    latest = np.maximum(topic_at, priority_at)  # every known request has one or the other
+    order = np.argsort(latest, kind="stable")
+    t, p, at = topic_at[order], priority_at[order], latest[order]
+    label, source, priority = (ordered[c].to_numpy() for c in ("label", "source", "priority"))
+    return pd.DataFrame({
+        "timestamp": ordered["timestamp"].array[at],  # the array keeps the dtype (a Series here would not)
+        "request_id": ordered["request_id"].to_numpy()[at],
+        "label": np.where(t >= 0, label[t], ""),
+        "source": np.where(t >= 0, source[t], source[p]),
+        "priority": np.where(p >= 0, priority[p], ""),
+        "priority_source": np.where(p >= 0, source[p], ""),
+    })

@@ -111,6 +111,13 @@ class TrainingSettings(BaseSettings):
                                    "tickets it was not trained on than this fraction of the champion's count")
     gate_held_agreement: float = Field(0.9, ge=0.0, le=1.0, description="... or agrees on less than this share of "
                                        "those tickets the champion gives it with TICKET_AB_FEEDBACK_PATTERN_CONFIDENCE")
+    gate_priority_margin: float = Field(0.02, ge=0.0, le=1.0, description="a challenger whose priority macro-F1 "
+                                        "trails the champion's by more on the held-out tickets with a priority fails")
+    gate_urgent_min_rows: int = Field(30, ge=1, description="held-out urgent tickets the gate needs before a rise in "
+                                      "urgent tickets predicted low fails it (fewer: reported only)")
+    priority_urgent_recall: float | None = Field(None, gt=0.0, le=1.0, description="answer `urgent` from the "
+                                                 "probability that reaches this urgent recall out of fold in "
+                                                 "training (unset: the likeliest priority)")
     store_max_rows: int = Field(20000, ge=100,
         description="training memory: the newest labelled tickets of the label store each retrain draws at most")
     store_retention_days: int = Field(365, ge=0,
@@ -252,6 +259,9 @@ class ABSettings(BaseSettings):
     resamples: int = Field(200, ge=50, description="customer-level bootstrap resamples (macro-F1, p95 latency)")
     topic_margin: float = Field(0.15, ge=0.0, le=1.0, description="guardrail: no topic's accuracy may be credibly "
                                 "lower in B than in A by more than this")
+    urgent_missed_margin: float = Field(0.05, ge=0.0, le=1.0, description="guardrail: the share of urgent-labelled "
+                                        "tickets the challenger answers low or medium may not be credibly higher than "
+                                        "the champion's by more than this (two-head versions with priority feedback)")
     customer_cap: int = Field(10, ge=0, description="the accuracy comparison weighs each customer's labelled "
                               "requests as at most this many plus its earlier labelled ones (CUPED's record; a "
                               "declared estimand: a few busy customers cannot dominate it; 0: every request weighs "

@@ -15,6 +15,11 @@ ticket of an earlier window, keyed `late:<request id>` beside its ticket): never
 the next quarantine with that window's feedback (`retrain.ml.relabel`), then written onto its
 ticket (accepted or quarantined) or dropped (disputed: the review queue has it).
 
+A ticket's `priority` is a label of its own: a row may hold a topic, a priority or both. A row
+with only a priority (feedback correcting only the priority) never replaces a topic: it adds its
+priority to the ticket's row (or is the ticket's row when it has none), and a topic without a
+priority keeps the priority the ticket had. So a correction of one never erases the other.
+
 Recency policy of a draw: `ok` rows (and quarantined rows of confirmed patterns) with their labels,
 unconfirmed quarantined rows with the champion's answer, the window's untouched gate gold excluded,
 newest ticket first (bootstrap rows last, they are the oldest), at most TICKET_AB_STORE_MAX_ROWS;
@@ -36,8 +41,9 @@ from ticket_ab.atomic import exclusive, replace_file
 from ticket_ab.schema import TEXT, TOPIC
 
 KEY = "key"
+PRIORITY = "priority"  # the ticket's priority label (None where unknown; stores written before it read None)
 COLUMNS = (KEY, "request_id", "ticket_id", "customer_id", TEXT, TOPIC, "origin", "label_source", "status", "pattern",
-           "champion_topic", "timestamp")
+           "champion_topic", "timestamp", PRIORITY)
 BOOTSTRAP, PSEUDO, GOLD = "bootstrap", "pseudo", "gold"
 CHAMPION = "champion"  # a drawn held ticket, labelled with the champion's answer (a model's label, as pseudo)
 PRECEDENCE = {BOOTSTRAP: 0, PSEUDO: 1, CHAMPION: 1, GOLD: 2}
@@ -98,33 +104,60 @@ def rows_from(frame: pd.DataFrame, origin: str, status: str = OK) -> pd.DataFram
 
 
 def upsert(store: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    """`rows` merged in by key: higher origin wins, then the newer row; re-applying changes nothing."""
+    """`rows` merged in by key: higher origin wins, then the newer row; re-applying changes nothing. Per field: a
+    row with a topic wins over one without (a priority-only correction), and the priority is the winning order's
+    last one given (a topic without one keeps the ticket's)."""
     merged = pd.concat([store, rows], ignore_index=True)
     merged["_rank"] = merged["origin"].map(PRECEDENCE)
-    merged = merged.sort_values("_rank", kind="stable").drop_duplicates(KEY, keep="last")
+    merged = merged.sort_values("_rank", kind="stable")
+    if merged[PRIORITY].notna().any():
+        priorities = merged.groupby(KEY, sort=False)[PRIORITY].last()  # the last non-missing one, in that order
+        merged = merged.assign(_topic=merged[TOPIC].notna()).sort_values("_topic", kind="stable")
+        merged = merged.drop_duplicates(KEY, keep="last").drop(columns="_topic")
+        merged[PRIORITY] = merged[KEY].map(priorities)
+    else:
+        merged = merged.drop_duplicates(KEY, keep="last")
     return merged.drop(columns="_rank").sort_values(KEY, kind="stable").reset_index(drop=True)
 
 
 def add_pending(store: pd.DataFrame, late: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Late feedback (request_id, label, source) for stored tickets, as pending rows beside them.
+    """Late feedback (request_id, label, source, priority; label or priority '' where not given) for stored
+    tickets, as pending rows beside them.
 
     Keyed `late:<request id>`, so a re-read of the same feedback changes nothing and a newer label
     for the same request replaces the older pending one; the ticket's own row stays as it is. A
     label the ticket already has as gold (a window's own feedback read again: the feedback log is
-    read from the request watermark on) was judged with its window and waits for nothing.
+    read from the request watermark on) was judged with its window and waits for nothing, and so does a
+    priority the ticket already has.
     """
     tickets = store.loc[store["status"].ne(PENDING)].set_index(KEY)
     found = late.loc[late["request_id"].isin(tickets.index)].drop_duplicates("request_id", keep="last")
+    label, priority = _given(found, "label"), _given(found, PRIORITY)
     known = tickets.reindex(found["request_id"])
-    judged = known["origin"].eq(GOLD).to_numpy() & (known[TOPIC].to_numpy() == found["label"].to_numpy())
-    found = found.loc[~judged]
+    same_topic = label.isna().to_numpy() | (known["origin"].eq(GOLD).to_numpy() & (
+        known[TOPIC].to_numpy() == label.to_numpy()))
+    same_priority = priority.isna().to_numpy() | (known[PRIORITY].to_numpy() == priority.to_numpy())
+    judged = same_topic & same_priority
+    found, label, priority = found.loc[~judged], label.loc[~judged], priority.loc[~judged]
     if found.empty:
         return store, 0
     rows = tickets.loc[found["request_id"]].reset_index()
-    rows[TOPIC], rows["label_source"] = found["label"].to_numpy(), found["source"].to_numpy()
+    rows[TOPIC], rows["label_source"] = label.to_numpy(), found["source"].to_numpy()
+    rows[PRIORITY] = priority.to_numpy()
     rows["origin"], rows["status"], rows["pattern"], rows["champion_topic"] = GOLD, PENDING, None, None
     rows[KEY] = LATE + rows["request_id"].astype(str)
     return upsert(store, rows[list(COLUMNS)]), int(len(found))
+
+
+def _given(frame: pd.DataFrame, column: str) -> pd.Series:
+    """`frame[column]` stripped, None where blank or absent (late feedback from before priorities has none)."""
+    if column not in frame:
+        return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    return pd.Series([_stripped(v) for v in frame[column]], index=frame.index, dtype=object)
+
+
+def _stripped(value: object) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def pending(store: pd.DataFrame) -> pd.DataFrame:
@@ -166,8 +199,12 @@ def expire(store: pd.DataFrame, days: int, now: pd.Timestamp) -> pd.DataFrame:
 
 
 def fingerprint(rows: pd.DataFrame) -> str:
-    """Order-independent hash of (key, topic): the same training memory, the same fingerprint."""
-    hashed = pd.util.hash_pandas_object(rows[[KEY, TOPIC]].astype(str), index=False).sort_values()
+    """Order-independent hash of (key, topic, priority): the same training memory, the same fingerprint (a row
+    without a priority hashes as before priorities, so a memory without any keeps its fingerprint)."""
+    labels = rows[[KEY, TOPIC]].astype(str)
+    if PRIORITY in rows and rows[PRIORITY].notna().any():
+        labels[TOPIC] += rows[PRIORITY].map(lambda p: "" if pd.isna(p) else f"|{p}")
+    hashed = pd.util.hash_pandas_object(labels, index=False).sort_values()
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16]
 
 

@@ -5,9 +5,10 @@ its finalized pipeline is too slow to serve, so PyCaret runs with `preprocess=Fa
 `TextModel`s: one estimator per candidate that builds the lean `text -> features -> classifier`
 pipeline in `fit`. PyCaret cross-validates them (`compare_models`, ranked by macro-F1 under a
 time budget), then grid-searches the winner's regularisation strength (`tune_model`, kept only if
-it beats the untuned score). The winner is refit as a plain scikit-learn Pipeline, so the
-registered artifact needs neither PyCaret nor `TextModel`. (A Pipeline handed to `tune_model`
-would be cut down to its last step, which cannot read text: hence the wrapper.)
+it beats the untuned score). A ticket's priority is selected the same way, as a second head on the
+topic winner's features. The winners are refit as one `ticket_ab.twohead.TwoHeadModel` of plain
+scikit-learn parts, so the registered artifact needs neither PyCaret nor `TextModel`. (A Pipeline
+handed to `tune_model` would be cut down to its last step, which cannot read text: hence the wrapper.)
 
 The candidates span word and word+character n-grams, class weighting, linear models and a
 soft-voting ensemble; features are cached per fold (joblib) so each fold is vectorized once.
@@ -25,20 +26,25 @@ import logging
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 from pycaret.classification import ClassificationExperiment
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from retrain.ml.candidates import CANDIDATES, Candidate
 from retrain.ml.cluster import WholeFugueBackend, open_engine
+from retrain.ml.evaluate import labelled
 from retrain.ml.features import text_pipeline
+from retrain.ml.priority import PRIORITY, urgent_threshold_for_recall
 from ticket_ab.log import get_logger, kv
 from ticket_ab.schema import TEXT, TOPIC
 from ticket_ab.settings import AutoMLEngine
+from ticket_ab.twohead import TwoHeadModel, heads_of
 
 log = get_logger("automl")
 pycaret_log = log.getChild("pycaret")
@@ -53,14 +59,26 @@ class AutoMLError(ValueError):
 
 @dataclass
 class AutoMLResult:
-    pipeline: Pipeline  # refit on all the training data; has predict_proba and classes_ = topics
-    winner: str  # key of CANDIDATES
+    pipeline: TwoHeadModel  # refit on all the training data; predict_proba and classes_ answer the topic
+    winner: str  # key of CANDIDATES: the topic head's
     leaderboard: pd.DataFrame
     cv_macro_f1: float
     select_seconds: float
     fit_seconds: float
     strength: float | None = None  # the winner's regularisation strength (the tuned one when tuning won)
     tuning: dict[float, float] = field(default_factory=dict)  # strength -> cv macro-F1 of the grid search
+    priority_winner: str | None = None  # None: no priority head (`priority_note` says why)
+    priority_leaderboard: pd.DataFrame | None = None
+    priority_cv_macro_f1: float | None = None
+    priority_note: str = ""  # why the priority head was skipped ('' when it was trained)
+    priority_strength: float | None = None
+    priority_tuning: dict[float, float] = field(default_factory=dict)
+    urgent_threshold: float | None = None  # stored on the model too (TICKET_AB_PRIORITY_URGENT_RECALL)
+
+    @property
+    def heads(self) -> str:
+        """The heads the model answers, as tagged: `topic` or `topic,priority`."""
+        return ",".join(heads_of(self.pipeline))
 
 
 class TextModel(ClassifierMixin, BaseEstimator):
@@ -97,15 +115,15 @@ def _macro_f1(y_true, y_pred, sample_weight=None) -> float:
     return float(f1_score(y_true, y_pred, average="macro", sample_weight=sample_weight, zero_division=0))
 
 
-def check_trainable(df: pd.DataFrame, folds: int) -> None:
+def check_trainable(df: pd.DataFrame, folds: int, target: str = TOPIC) -> None:
     """Fail early, in words, on data that cross-validation would choke on."""
-    counts = df[TOPIC].value_counts()
+    counts = df[target].value_counts()
     if len(counts) < 2:
-        raise AutoMLError(f"training needs at least 2 topics, got {list(counts.index)}")
+        raise AutoMLError(f"training needs at least 2 {target} classes, got {list(counts.index)}")
     thin = counts[counts < folds]
     if not thin.empty:
         raise AutoMLError(
-            f"each topic needs at least {folds} tickets for {folds}-fold selection; too few: {thin.to_dict()}"
+            f"each {target} needs at least {folds} tickets for {folds}-fold selection; too few: {thin.to_dict()}"
         )
 
 
@@ -120,15 +138,15 @@ def with_probabilities(pipeline: Pipeline) -> Pipeline:
     return Pipeline([("features", pipeline.named_steps["features"]), ("clf", calibrated)], memory=pipeline.memory)
 
 
-def _experiment(data: pd.DataFrame, folds: int, seed: int) -> ClassificationExperiment:
+def _experiment(data: pd.DataFrame, folds: int, seed: int, target: str = TOPIC) -> ClassificationExperiment:
     exp = ClassificationExperiment()
     exp.setup(
         data=data,
-        target=TOPIC,
+        target=target,
         preprocess=False,
         # compare_models only cross-validates `data`; PyCaret insists on a hold-out of its own,
-        # so hand it one row per topic rather than losing a share of the training tickets.
-        test_data=data.groupby(TOPIC).head(1),
+        # so hand it one row per class rather than losing a share of the training tickets.
+        test_data=data.groupby(target).head(1),
         index=False,
         fold=folds,
         fold_strategy="stratifiedkfold",
@@ -144,6 +162,17 @@ def _experiment(data: pd.DataFrame, folds: int, seed: int) -> ClassificationExpe
     return exp
 
 
+@dataclass(frozen=True)
+class Selection:
+    """One task's PyCaret selection: the winner, its leaderboard, its strength and cv macro-F1."""
+
+    winner: str
+    leaderboard: pd.DataFrame
+    cv_macro_f1: float
+    strength: float | None
+    tuning: dict[float, float]
+
+
 def select_model(
     df: pd.DataFrame,
     *,
@@ -154,39 +183,150 @@ def select_model(
     seed: int = 0,
     engine: AutoMLEngine = "local",
     scheduler: str = "",
+    urgent_recall: float | None = None,
 ) -> AutoMLResult:
-    """Cross-validate the candidates with PyCaret, tune the winner's strength, refit it with sklearn.
+    """Select a head per task with PyCaret (compare, tune), then fit both on one TF-IDF as a `TwoHeadModel`.
+
+    The topic is selected first, exactly as a one-head model was, on the rows with a topic. The priority
+    head is selected second, on the rows with a priority, among the candidates that read the topic
+    winner's features (the two heads share one vectorizer); it is skipped, with the reason in
+    `priority_note`, without a `priority` column, with fewer than 2 priorities, or with a priority too
+    rare for the folds. Budget: the topic selection has all of `budget_s`, as before; the priority
+    selection has what is left of it, and with nothing left it still cross-validates its first candidate,
+    the topic winner's estimator (PyCaret always scores one), so a slow topic search never costs the head.
 
     Tuning needs `tune_min_rows` tickets: on fewer, cross-validated macro-F1 moves by more than the
     strengths of the grid differ, so the search would pick noise (and cost a dozen fits).
     `engine="dask"` cross-validates the candidates on the dask.distributed cluster at `scheduler`
     (see retrain.ml.cluster); tuning and the final fit stay here, the leaderboard is the same.
+    `urgent_recall` (TICKET_AB_PRIORITY_URGENT_RECALL): store on the model the urgent threshold that
+    reaches this urgent recall on out-of-fold probabilities of the training rows.
     """
     names = list(candidates or CANDIDATES)
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown:
         raise AutoMLError(f"unknown candidate models {unknown}; known: {sorted(CANDIDATES)}")
-    data = df[[TEXT, TOPIC]].reset_index(drop=True)
+    frame = df.reset_index(drop=True)
+    data = frame.loc[labelled(frame, TOPIC), [TEXT, TOPIC]].reset_index(drop=True)
     check_trainable(data, folds)
+    rows, note = priority_rows(frame, folds)
     started = time.perf_counter()
-    log.info(kv("automl_select_start", rows=len(data), candidates=",".join(names), folds=folds, budget_s=budget_s,
-                engine=engine))
+    log.info(kv("automl_select_start", rows=len(data), priority_rows=len(rows), candidates=",".join(names),
+                folds=folds, budget_s=budget_s, engine=engine))
     with tempfile.TemporaryDirectory(prefix="automl-features-") as cache:
         with open_engine(engine, scheduler) as parallel:  # before setup: an unreachable cluster fails fast
-            exp = _experiment(data, folds, seed)
-            leaderboard = _compare(exp, names, seed, cache, budget_s, parallel)
-        winner, cv_f1 = str(leaderboard.loc[0, "candidate"]), float(leaderboard.loc[0, MACRO_F1])
-        remaining_s = budget_s - (time.perf_counter() - started) if len(data) >= tune_min_rows else 0.0
-        strength, tuning, cv_f1 = _tune(exp, winner, seed, cache, cv_f1, leaderboard, remaining_s)
+            search = {"folds": folds, "seed": seed, "cache": cache, "parallel": parallel,
+                      "tune_min_rows": tune_min_rows, "started": started, "budget_s": budget_s}
+            topic = _select(data, TOPIC, names, **search)
+            priority, note = (None, note) if note else _select_priority(rows, names, topic.winner, search)
+        threshold = _urgent_threshold(rows, priority, folds, seed, urgent_recall)
         select_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        pipeline = served_pipeline(winner, strength, seed, memory=cache)
-        pipeline.fit(data[[TEXT]], data[TOPIC].astype(str))
-        pipeline.set_params(memory=None)  # the served artifact keeps no reference to the cache
+        model = two_head_model(frame, topic, priority, seed, threshold, note)
     fit_seconds = time.perf_counter() - started
-    log.info(kv("automl_select_done", winner=winner, strength=strength, cv_macro_f1=cv_f1, select_s=select_seconds,
-                fit_s=fit_seconds))
-    return AutoMLResult(pipeline, winner, leaderboard, cv_f1, select_seconds, fit_seconds, strength, tuning)
+    _log_done(topic, priority, note, threshold, select_seconds, fit_seconds)
+    return AutoMLResult(model, topic.winner, topic.leaderboard, topic.cv_macro_f1, select_seconds, fit_seconds,
+                        topic.strength, topic.tuning, **_priority_fields(priority, note, threshold))
+
+
+def priority_rows(frame: pd.DataFrame, folds: int) -> tuple[pd.DataFrame, str]:
+    """(the rows with a priority as `text, priority`, why the priority head is skipped or '')."""
+    known = labelled(frame, PRIORITY)
+    rows = frame.loc[known, [TEXT, PRIORITY]] if PRIORITY in frame else frame.loc[known, [TEXT]]
+    rows = rows.reset_index(drop=True)
+    if PRIORITY not in frame:
+        return rows, "the training data has no 'priority' column"
+    if rows.empty:
+        return rows, "no training ticket has a priority"
+    rows[PRIORITY] = rows[PRIORITY].astype(str).str.strip()
+    try:
+        check_trainable(rows, folds, PRIORITY)
+    except AutoMLError as exc:
+        return rows, str(exc)
+    return rows, ""
+
+
+def same_features(names: list[str], winner: str) -> list[str]:
+    """The candidates that read the topic winner's features, the winner's estimator first."""
+    kind = CANDIDATES[winner].features
+    return [winner, *(n for n in names if n != winner and CANDIDATES[n].features == kind)]
+
+
+def _select(data: pd.DataFrame, target: str, names: list[str], *, folds: int, seed: int, cache: str,
+            parallel: WholeFugueBackend | None, tune_min_rows: int, started: float, budget_s: float) -> Selection:
+    """Compare `names` on `target` within what is left of `budget_s` since `started`, then tune the winner."""
+    left_s = max(budget_s - (time.perf_counter() - started), 1e-3)  # PyCaret reads 0 as no budget at all
+    exp = _experiment(data, folds, seed, target)
+    leaderboard = _compare(exp, names, seed, cache, left_s, parallel)
+    winner, cv_f1 = str(leaderboard.loc[0, "candidate"]), float(leaderboard.loc[0, MACRO_F1])
+    remaining_s = budget_s - (time.perf_counter() - started) if len(data) >= tune_min_rows else 0.0
+    strength, tuning, cv_f1 = _tune(exp, winner, seed, cache, cv_f1, leaderboard, remaining_s)
+    log.info(kv("automl_selected", target=target, winner=winner, strength=strength, cv_macro_f1=cv_f1,
+                rows=len(data)))
+    return Selection(winner, leaderboard, cv_f1, strength, tuning)
+
+
+def _select_priority(rows: pd.DataFrame, names: list[str], topic_winner: str,
+                     search: dict[str, Any]) -> tuple[Selection | None, str]:
+    """The priority head's selection, or none and why: a priority search that fails leaves the topic head
+    (the gate then judges the version without a priority head)."""
+    try:
+        return _select(rows, PRIORITY, same_features(names, topic_winner), **search), ""
+    except AutoMLError as exc:
+        log.warning(kv("automl_priority_failed", reason=str(exc)))
+        return None, f"the priority selection failed: {exc}"
+
+
+def two_head_model(frame: pd.DataFrame, topic: Selection, priority: Selection | None, seed: int,
+                   urgent_threshold: float | None = None, note: str = "") -> TwoHeadModel:
+    """Both winners on one vectorizer (the topic winner's), each head with probabilities, fit once.
+
+    With no priority head this is the topic winner's `served_pipeline` fit on the same rows, split in two.
+    """
+    served = served_pipeline(topic.winner, topic.strength, seed)
+    head = None if priority is None else served_pipeline(priority.winner, priority.strength, seed).named_steps["clf"]
+    model = TwoHeadModel(served.named_steps["features"], served.named_steps["clf"], head, urgent_threshold)
+    priorities = None if priority is None else frame[PRIORITY].where(labelled(frame, PRIORITY)).str.strip()
+    model.fit(frame[[TEXT]], frame[TOPIC], priority=priorities)
+    if note:  # the selection's reason (too rare for the folds, ...) says more than "no head was asked for"
+        model.priority_note_ = note
+    return model
+
+
+def _urgent_threshold(rows: pd.DataFrame, priority: Selection | None, folds: int, seed: int,
+                      recall: float | None) -> float | None:
+    """The urgent threshold reaching `recall` on out-of-fold probabilities of the training rows (None: argmax)."""
+    if recall is None or priority is None:
+        return None
+    pipeline = served_pipeline(priority.winner, priority.strength, seed)
+    truth = rows[PRIORITY].astype(str)
+    proba = cross_val_predict(pipeline, rows[[TEXT]], truth, cv=StratifiedKFold(folds), method="predict_proba")
+    try:
+        threshold = urgent_threshold_for_recall(proba, truth.to_numpy(), sorted(truth.unique()), recall)
+    except ValueError as exc:
+        log.warning(kv("automl_urgent_threshold_skipped", reason=str(exc)))
+        return None
+    log.info(kv("automl_urgent_threshold", recall=recall, threshold=threshold))
+    return threshold
+
+
+def _priority_fields(priority: Selection | None, note: str, threshold: float | None) -> dict[str, object]:
+    if priority is None:
+        return {"priority_note": note}
+    return {"priority_winner": priority.winner, "priority_leaderboard": priority.leaderboard,
+            "priority_cv_macro_f1": priority.cv_macro_f1, "priority_strength": priority.strength,
+            "priority_tuning": priority.tuning, "urgent_threshold": threshold}
+
+
+def _log_done(topic: Selection, priority: Selection | None, note: str, threshold: float | None,
+              select_seconds: float, fit_seconds: float) -> None:
+    if priority is None:
+        log.info(kv("automl_priority_skipped", reason=note))
+    log.info(kv("automl_select_done", winner=topic.winner, strength=topic.strength, cv_macro_f1=topic.cv_macro_f1,
+                heads="topic" if priority is None else "topic,priority",
+                priority_winner=priority.winner if priority else "",
+                priority_cv_macro_f1=priority.cv_macro_f1 if priority else "", urgent_threshold=threshold,
+                select_s=select_seconds, fit_s=fit_seconds))
 
 
 def _compare(exp: ClassificationExperiment, names: list[str], seed: int, cache: str, budget_s: float,

@@ -1,9 +1,12 @@
 """Has the traffic moved away from what the champion learned? `retrain.ml.drift_measure` measures, `decide` judges.
 
 The window is compared with the champion's training reference (stored with its model version) on
-five signals: text drift (Evidently's domain classifier), the share of words the reference never
-used, the share of Russian tickets, the distribution of the champion's predicted topics and, where
-feedback exists, the champion's accuracy against its holdout accuracy.
+six signals: text drift (Evidently's domain classifier), the share of words the reference never
+used, the share of Russian tickets, the distribution of the champion's predicted topics, that of its
+predicted priorities (a two-head champion whose reference has them) and, where feedback exists, the
+champion's accuracy against its holdout accuracy. The priority mix is judged by the topic mix's bars:
+both are one categorical answer's mix, and an outage that floods the queue with urgent tickets moves
+the priority mix while the topics may stay put.
 
 Each signal fires on an effect size *and* a significance test, so a big window does not alarm on a
 negligible shift and a small one does not alarm on noise. Evidently's `drift_share` logic is not
@@ -46,6 +49,8 @@ class DriftSignals:
     length_drift: float | None = None  # Evidently's score on the length descriptor (informational)
     prediction_js: float | None = None
     prediction_p: float | None = None
+    priority_js: float | None = None  # the predicted-priority mix; None: a one-head champion or an older reference
+    priority_p: float | None = None
     labelled: int = 0
     accuracy: float | None = None
     reference_accuracy: float | None = None
@@ -87,7 +92,7 @@ def decide(signals: DriftSignals, thresholds: DriftSettings | None = None) -> De
         return Decision(False, "too_small", [
             f"window too small: {signals.window_rows} tickets < min_window {t.min_window}; waiting for more"])
     checks = [_text_check(signals, t), _oov_check(signals, t), _language_check(signals, t),
-              _prediction_check(signals, t), _accuracy_check(signals, t)]
+              _prediction_check(signals, t), _priority_check(signals, t), _accuracy_check(signals, t)]
     fired = [c for c in checks if c.fired]
     if fired:
         return Decision(True, "drift", [f"{c.signal}: {c.detail}" for c in fired], checks)
@@ -134,6 +139,17 @@ def _prediction_check(s: DriftSignals, t: DriftSettings) -> Check:
     fired = s.prediction_p <= t.prediction_p and s.prediction_js >= t.prediction_js
     return Check("prediction_drift", fired, s.prediction_js, bar,
                  f"predicted-topic mix JS distance {s.prediction_js:.3f} (chi-square p={s.prediction_p:.2g}) "
+                 f"{'crosses' if fired else 'within'} {bar}")
+
+
+def _priority_check(s: DriftSignals, t: DriftSettings) -> Check:
+    bar = f"chi-square p <= {t.prediction_p} and JS distance >= {t.prediction_js}"
+    if s.priority_js is None or s.priority_p is None:
+        return Check("priority_mix", False, None, bar,
+                     "not measured (the champion predicts no priority, or its reference has none)")
+    fired = s.priority_p <= t.prediction_p and s.priority_js >= t.prediction_js
+    return Check("priority_mix", fired, s.priority_js, bar,
+                 f"predicted-priority mix JS distance {s.priority_js:.3f} (chi-square p={s.priority_p:.2g}) "
                  f"{'crosses' if fired else 'within'} {bar}")
 
 

@@ -40,6 +40,7 @@ from ticket_ab.settings import DriftSettings
 TEXT_METHOD = "abs_text_content_drift"
 PREDICTION_METHOD = "jensenshannon"
 PREDICTED = "predicted"
+PREDICTED_PRIORITY = "predicted_priority"  # the reference's column, when the champion has a priority head
 
 
 # ---- the Evidently report ----------------------------------------------------------------------
@@ -62,26 +63,33 @@ def measure(
     reference_labelled: int | None = None,
     thresholds: DriftSettings | None = None,
     seed: int = 0,
+    window_priority: pd.Series | None = None,
 ) -> Measurement:
     """Run the Evidently report of the window against the reference and read the signals off it.
 
-    `reference` has `text` and `predicted` (the champion's predictions on its training sample);
-    `labels` (aligned with `window_texts`, NaN where unlabelled) are the window's gold labels.
+    `reference` has `text` and `predicted` (the champion's predictions on its training sample) and, from a
+    two-head champion, `predicted_priority`; `window_priority` (aligned with `window_texts`) is the champion's
+    predicted priority on the window (None: it has no priority head). `labels` (aligned with `window_texts`,
+    NaN where unlabelled) are the window's gold labels.
     """
     started = time.perf_counter()
     thresholds = thresholds or DriftSettings()
     window_texts = window_texts.reset_index(drop=True)
     window_predicted = window_predicted.reset_index(drop=True)
-    ref_frame = _frame(reference[TEXT].reset_index(drop=True), reference[PREDICTED])
-    win_frame = _frame(window_texts, window_predicted)
+    priorities = window_priority is not None and PREDICTED_PRIORITY in reference
+    ref_frame = _frame(reference[TEXT].reset_index(drop=True), reference[PREDICTED],
+                       reference[PREDICTED_PRIORITY].reset_index(drop=True) if priorities else None)
+    win_frame = _frame(window_texts, window_predicted, window_priority.reset_index(drop=True) if priorities else None)
     vocabulary = CrossFitted(ref_frame[TEXT], seed)
     ref_data = _dataset(ref_frame, ticket_descriptors(vocabulary, reference=True))
     win_data = _dataset(win_frame, ticket_descriptors(vocabulary, reference=False))
-    snapshot = run_report(ref_data, win_data, thresholds)
+    snapshot = run_report(ref_data, win_data, thresholds, priorities)
     values = _values(snapshot)
     ref_rows, win_rows = ref_data.as_dataframe(), win_data.as_dataframe()
     text_auc = values.get((TEXT, TEXT_METHOD))
     js, chi_p = topic_counts_test(ref_frame[PREDICTED], win_frame[PREDICTED])
+    priority_js, priority_p = (topic_counts_test(ref_frame[PREDICTED_PRIORITY], win_frame[PREDICTED_PRIORITY])
+                               if priorities else (None, None))
     labelled, accuracy = label_accuracy(window_predicted, labels)
     signals = DriftSignals(
         window_rows=len(win_frame),
@@ -97,6 +105,8 @@ def measure(
         length_drift=values.get((LENGTH, None)),
         prediction_js=values.get((PREDICTED, PREDICTION_METHOD), js),
         prediction_p=chi_p,
+        priority_js=values.get((PREDICTED_PRIORITY, PREDICTION_METHOD), priority_js),
+        priority_p=priority_p,
         labelled=labelled,
         accuracy=accuracy,
         reference_accuracy=reference_accuracy,
@@ -105,29 +115,33 @@ def measure(
     return Measurement(signals, snapshot, time.perf_counter() - started, thresholds)
 
 
-def _frame(texts: pd.Series, predicted: pd.Series) -> pd.DataFrame:
-    """The columns Evidently starts from: normalized text, the raw text (for its script), predicted topic."""
-    return pd.DataFrame({TEXT: normalize_text(texts).to_numpy(), RAW: texts.fillna("").astype(str).to_numpy(),
-                         PREDICTED: predicted.astype(str).to_numpy()})
+def _frame(texts: pd.Series, predicted: pd.Series, priority: pd.Series | None = None) -> pd.DataFrame:
+    """The columns Evidently starts from: normalized text, the raw text (for its script), predicted topic (and
+    predicted priority, when both sides have one)."""
+    frame = pd.DataFrame({TEXT: normalize_text(texts).to_numpy(), RAW: texts.fillna("").astype(str).to_numpy(),
+                          PREDICTED: predicted.astype(str).to_numpy()})
+    return frame if priority is None else frame.assign(**{PREDICTED_PRIORITY: priority.astype(str).to_numpy()})
 
 
 def _dataset(frame: pd.DataFrame, descriptors: list) -> Dataset:
-    definition = DataDefinition(text_columns=[TEXT, RAW], categorical_columns=[PREDICTED])
+    categorical = [c for c in (PREDICTED, PREDICTED_PRIORITY) if c in frame]
+    definition = DataDefinition(text_columns=[TEXT, RAW], categorical_columns=categorical)
     return Dataset.from_pandas(frame, data_definition=definition, descriptors=descriptors)
 
 
-def run_report(reference: Dataset, window: Dataset, thresholds: DriftSettings) -> Any:
+def run_report(reference: Dataset, window: Dataset, thresholds: DriftSettings, priorities: bool = False) -> Any:
     """Evidently's drift methods over the columns and descriptors: the evidence behind the signals.
 
     The text signal is Evidently's domain classifier (`abs_text_content_drift`, its ROC AUC), the
     predicted-topic signal its Jensen-Shannon distance; language, OOV share and length are shown
     with Evidently's default method for their type (informational). Evidently has no p-value for
     the classifier's AUC nor a two-sample test of two topic mixes: `auc_p_value` and
-    `topic_counts_test` add them.
+    `topic_counts_test` add them. With `priorities`, the predicted-priority mix is measured as the topic mix is.
     """
+    mixes = (PREDICTED, PREDICTED_PRIORITY) if priorities else (PREDICTED,)
     report = Report([
         ValueDrift(column=TEXT, method=TEXT_METHOD, threshold=thresholds.text_min_auc),
-        ValueDrift(column=PREDICTED, method=PREDICTION_METHOD, threshold=thresholds.prediction_js),
+        *(ValueDrift(column=mix, method=PREDICTION_METHOD, threshold=thresholds.prediction_js) for mix in mixes),
         ValueDrift(column=LANGUAGE),
         ValueDrift(column=OOV),
         ValueDrift(column=LENGTH),

@@ -7,7 +7,8 @@ it with that window's feedback), and a request's last label wins. A source that 
 window's feedback has its labels quarantined (the other sources' are used, so one source can
 neither poison a window nor stall it), and a window whose feedback is dominated by one label is
 refused, because that is what poisoning looks like. "Newly" is judged against the sources of the
-labels earlier windows used (the watermark carries them as counts).
+labels earlier windows used (the watermark carries them as counts). Priorities (feedback may correct only the
+priority) are judged the same way, apart: a flood of priorities refuses priorities only, never a topic label.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def guard_feedback(
     history: Mapping[str, int] | None = None,
     stored: set[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The labels this window may use, as (request_id, label, source, late), plus what was dropped and why.
+    """The labels this window may use, as (request_id, label, source, priority, late), plus what was dropped and why.
 
     `stored` are request ids of earlier windows kept in the label store: feedback for them that
     arrives late is returned with `late` True (it waits there, pending, for the next quarantine),
@@ -39,13 +40,17 @@ def guard_feedback(
     cannot be judged, the last label per request wins because agents correct themselves), then only
     this window's labels are judged for dominance, since that is the set that would be trained on.
     `history` counts the sources of earlier windows' labels (`Watermark.feedback_sources`).
+    Topic labels and priorities are judged apart, each among the rows that give one, by the same guards: a
+    flood of one refuses that field only, and a request keeps the other ('' where a field is refused or was
+    never given; `source` is the topic label's, else the priority's). The topic figures are those of a log
+    without priorities.
     """
     stored = stored or set()
     last, dropped = latest_labels(feedback, set(known_requests) | stored)
     inside = last["request_id"].isin(window_requests)
     late = ~inside & last["request_id"].isin(stored)
-    labels = last.loc[inside | late, ["request_id", "label", "source"]].assign(late=late[inside | late])
-    labels = labels.reset_index(drop=True)
+    labels = last.loc[inside | late, ["request_id", "label", "source", "priority", "priority_source"]]
+    labels = labels.assign(late=late[inside | late]).reset_index(drop=True)
     stats: dict[str, Any] = {
         "feedback_blank": dropped["blank"],
         "feedback_unknown_request": dropped["unknown_request"],
@@ -54,26 +59,47 @@ def guard_feedback(
         "feedback_late": int(late.sum()),
         "feedback_refused": False,
         "feedback_refused_reasons": [],
+        "feedback_priority_refused": False,
+        "feedback_priority_refused_reasons": [],
     }
-    dominant = dominant_source(labels, guards, history)
-    if dominant:
-        source, reason = dominant
-        held = labels["source"].astype(str).eq(source)
-        stats.update(feedback_quarantined_source=source, feedback_quarantined_rows=int(held.sum()),
-                     feedback_quarantined_reason=reason)
-        labels = labels.loc[~held].reset_index(drop=True)
-    reasons = [reason for reason in [label_reason(labels, guards)] if reason]
-    if reasons:
-        stats.update(feedback_refused=True, feedback_refused_reasons=reasons, feedback_refused_rows=len(labels))
-        labels = labels.iloc[0:0]
+    labels = _guarded(labels, "label", "source", guards, history, stats, "feedback")
+    labels = _guarded(labels, "priority", "priority_source", guards, history, stats, "feedback_priority")
+    labels = labels.loc[labels["label"].ne("") | labels["priority"].ne("")].reset_index(drop=True)
+    labels["source"] = labels["source"].where(labels["label"].ne(""), labels["priority_source"])
+    topics = labels.loc[labels["label"].ne("")]
     # what the next windows judge against: only labels that were used, so a flood never becomes the history
-    stats["feedback_sources"] = {str(k): int(v) for k, v in labels["source"].value_counts().items()}
-    stats["feedback_used"] = int((~labels["late"]).sum())
-    return labels, stats
+    stats["feedback_sources"] = {str(k): int(v) for k, v in topics["source"].value_counts().items()}
+    stats["feedback_used"] = int((~topics["late"]).sum())
+    stats["feedback_priority_used"] = int((~labels["late"] & labels["priority"].ne("")).sum())
+    return labels.drop(columns="priority_source"), stats
 
 
-def dominant_source(labels: pd.DataFrame, guards: FeedbackSettings,
-                    history: Mapping[str, int] | None = None) -> tuple[str, str] | None:
+def _guarded(labels: pd.DataFrame, field: str, source: str, guards: FeedbackSettings,
+             history: Mapping[str, int] | None, stats: dict[str, Any], prefix: str) -> pd.DataFrame:
+    """`labels` with `field` blanked where the guards refuse it, judged among the rows giving one: a newly dominant
+    source's values quarantined, then all of them refused when one value dominates the rest; said in `stats` under
+    `prefix` (`feedback`: the topic labels' keys as before priorities; `feedback_priority`: the priorities')."""
+    given = labels[field].ne("")
+    judged = labels.loc[given, [field, source]].rename(columns={field: "label", source: "source"})
+    what = "feedback labels" if field == "label" else "priority labels"
+    dominant = dominant_source(judged, guards, history, what)
+    if dominant:
+        name, reason = dominant
+        held = given & labels[source].astype(str).eq(name)
+        stats.update({f"{prefix}_quarantined_source": name, f"{prefix}_quarantined_rows": int(held.sum()),
+                      f"{prefix}_quarantined_reason": reason})
+        labels = labels.assign(**{field: labels[field].where(~held, "")})
+        given, judged = given & ~held, judged.loc[~held[given].to_numpy()]
+    reason = label_reason(judged, guards, what)
+    if reason:
+        stats.update({f"{prefix}_refused": True, f"{prefix}_refused_reasons": [reason],
+                      f"{prefix}_refused_rows": int(given.sum())})
+        labels = labels.assign(**{field: labels[field].where(~given, "")})
+    return labels
+
+
+def dominant_source(labels: pd.DataFrame, guards: FeedbackSettings, history: Mapping[str, int] | None = None,
+                    what: str = "feedback labels") -> tuple[str, str] | None:
     """The source that newly dominates this window's labels, and why, or None.
 
     A source is judged against the earlier feedback (`history`, label counts by source of earlier
@@ -90,18 +116,19 @@ def dominant_source(labels: pd.DataFrame, guards: FeedbackSettings,
     total = sum(history.values()) if history else 0
     before = history.get(source, 0) / total if total else None
     if share > guards.max_source_share and before is not None and before <= guards.max_source_share:
-        return source, (f"source '{source}' gives {share:.0%} of {len(labels)} feedback labels (limit "
+        return source, (f"source '{source}' gives {share:.0%} of {len(labels)} {what} (limit "
                         f"{guards.max_source_share:.0%}; {before:.0%} of earlier feedback): its labels are quarantined")
     return None
 
 
-def label_reason(labels: pd.DataFrame, guards: FeedbackSettings) -> str | None:
+def label_reason(labels: pd.DataFrame, guards: FeedbackSettings, what: str = "feedback labels") -> str | None:
     """Why this window's feedback is implausible as a whole (one label dominating it), or None."""
     if len(labels) < guards.min_rows:
         return None
     shares = labels["label"].value_counts(normalize=True)
     label, share = str(shares.index[0]), float(shares.iloc[0])
     if share > guards.max_label_share:
-        return (f"label '{label}' gives {share:.0%} of {len(labels)} feedback labels "
-                f"(limit {guards.max_label_share:.0%}): window feedback refused")
+        refused = "window feedback refused" if what == "feedback labels" else f"the window's {what} refused"
+        return (f"label '{label}' gives {share:.0%} of {len(labels)} {what} "
+                f"(limit {guards.max_label_share:.0%}): {refused}")
     return None

@@ -13,6 +13,16 @@ Three questions, each on data the candidate never trained on:
 3. *Held topics*: a topic whose window labels the quarantine held has no gold on current traffic,
    so it is judged without labels on the window's tickets the candidate was not trained on
    (`retrain.ml.held`): a candidate that stopped recognising it fails, and the reason names it.
+4. *Priority*: when both versions answer a priority, on the same held-out tickets that have one, the
+   candidate fails if its priority macro-F1 trails the champion's by more than `gate_priority_margin`, or
+   if it reads more urgent tickets as `low` than the champion does (one-sided: fewer is welcome; the
+   count on the same tickets, as the issue asks that it must not rise). With fewer than
+   `gate_urgent_min_rows` urgent tickets that count is reported, not judged: a ticket or two decides
+   it, and priority labels arrive sparsely, so a few would block every topic improvement. Likewise
+   too few held-out priorities (< TICKET_AB_MIN_HOLDOUT) are reported, not judged. A champion without
+   a priority head has nothing to compare with: the candidate's figures are reported. A candidate
+   without one against a champion with one fails, named: a retrain must not silently drop an answer
+   the clients read.
 
 Too little untouched gold is a failed gate with that reason, never a pass by default.
 """
@@ -27,6 +37,7 @@ import pandas as pd
 import statsmodels.api as sm
 
 from retrain.ml.held import HeldCheck, judge_held
+from retrain.ml.priority import PriorityScores, priority_scores
 from ticket_ab.settings import Settings
 
 
@@ -112,6 +123,57 @@ class Evidence:
     window_champion: np.ndarray | None = None  # the champion's answer on every window ticket
     window_confidence: np.ndarray | None = None  # ... and its confidence
     window_candidate: np.ndarray | None = None  # the candidate's answer on the same tickets
+    priority_true: np.ndarray | None = None  # the held-out tickets' priorities (those that have one)
+    priority_candidate: np.ndarray | None = None  # the candidate's on the same tickets (None: no priority head)
+    priority_champion: np.ndarray | None = None  # the champion's (None: no priority head)
+    candidate_priority_note: str = ""  # why the candidate has no priority head
+
+
+@dataclass(frozen=True)
+class PriorityCheck:
+    """The gate's priority question: what failed (empty: nothing), one line for the reason, the figures."""
+
+    failures: tuple[str, ...]
+    summary: str
+    details: dict[str, Any]
+
+
+def priority_check(evidence: Evidence, settings: Settings) -> PriorityCheck | None:
+    """Judge the priority heads on the same held-out tickets (None: neither version answers a priority)."""
+    truth, candidate, champion = evidence.priority_true, evidence.priority_candidate, evidence.priority_champion
+    if truth is None or (candidate is None and champion is None):
+        return None
+    if candidate is None:
+        why = f"the challenger has no priority head ({evidence.candidate_priority_note or 'skipped'}) but the " \
+              "champion answers priorities: a retrain must not drop a head"
+        return PriorityCheck((why,), why, {"champion": _figures(priority_scores(truth, champion))})
+    mine = priority_scores(truth, candidate)
+    if champion is None:
+        return PriorityCheck((), f"priority macro-F1 {mine.macro_f1:.4f} on {mine.n} held-out tickets (reported: "
+                             "the champion has no priority head)", {"candidate": _figures(mine)})
+    theirs = priority_scores(truth, champion)
+    details = {"candidate": _figures(mine), "champion": _figures(theirs)}
+    training, min_gold = settings.training, settings.relabel.min_holdout
+    if mine.n < min_gold:
+        return PriorityCheck((), f"priority not judged: {mine.n} held-out tickets with a priority < {min_gold} "
+                             "(TICKET_AB_MIN_HOLDOUT), reported only", details)
+    failures, lines = [], [f"priority macro-F1 {mine.macro_f1:.4f} vs champion {theirs.macro_f1:.4f} on {mine.n} "
+                           f"tickets (margin {training.gate_priority_margin:.4f})"]
+    if mine.macro_f1 < theirs.macro_f1 - training.gate_priority_margin:
+        failures.append(lines[0])
+    low = (f"urgent predicted low {mine.urgent_as_low_count} vs champion {theirs.urgent_as_low_count} of "
+           f"{mine.urgent_n} urgent tickets")
+    if mine.urgent_n < training.gate_urgent_min_rows:
+        lines.append(f"{low} (reported only: fewer than {training.gate_urgent_min_rows})")
+    else:
+        lines.append(low)
+        if mine.urgent_as_low_count > theirs.urgent_as_low_count:
+            failures.append(f"{low}: it must not rise")
+    return PriorityCheck(tuple(failures), "; ".join(lines), details)
+
+
+def _figures(scores: PriorityScores) -> dict[str, float | int]:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.as_dict().items()}
 
 
 def quality_gate(evidence: Evidence, settings: Settings) -> GateResult:
@@ -133,16 +195,22 @@ def quality_gate(evidence: Evidence, settings: Settings) -> GateResult:
                                                  evidence.trusted_candidate, margin=training.gate_topic_margin,
                                                  min_rows=training.gate_topic_min_rows)
     held = held_checks(evidence, settings)
+    priority = priority_check(evidence, settings)
     details = {"holdout_rows": n, "gain": asdict(gain), "margin": training.gate_margin,
                "trusted_source": evidence.trusted_source,
                "trusted_rows": 0 if evidence.trusted_true is None else len(evidence.trusted_true),
                "topic_recall": recalls, "topic_margin": training.gate_topic_margin,
                "topic_regressions": [asdict(r) for r in regressions],
                "held_topics": [asdict(c) for c in held], "held_share": training.gate_held_share,
-               "held_agreement": training.gate_held_agreement}
+               "held_agreement": training.gate_held_agreement,
+               "priority": None if priority is None else {"failures": list(priority.failures), **priority.details}}
     abandoned = [c for c in held if c.abandoned]
-    passed = gain.lower >= -training.gate_margin and not regressions and not abandoned
-    return GateResult(passed, _reason(gain, regressions, abandoned, training.gate_margin), details)
+    failed_priority = priority is not None and bool(priority.failures)
+    passed = gain.lower >= -training.gate_margin and not regressions and not abandoned and not failed_priority
+    reason = _reason(gain, regressions, abandoned, training.gate_margin)
+    if priority is not None:
+        reason += "; " + ("priority FAILED: " + "; ".join(priority.failures) if failed_priority else priority.summary)
+    return GateResult(passed, reason, details)
 
 
 def held_checks(evidence: Evidence, settings: Settings) -> list[HeldCheck]:

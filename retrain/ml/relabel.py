@@ -23,6 +23,11 @@ mistakes. So:
    pseudo-labels are made only when that gold proves the target with 95% confidence;
 5. the other unlabelled tickets and the disputed gold go to `reports/review_queue.csv` with the
    model's suggestion, least confident first.
+
+A priority label (`label_priority`: feedback may correct the priority as well as or instead of the
+topic) rides along with its row as `priority`. A row with only a priority is gold for the priority
+head and nothing for the topic: it bypasses all of the above (no cleaning, no pseudo-label, no
+review) and is trained on with no topic (`priority_only` in the stats).
 """
 
 from __future__ import annotations
@@ -46,8 +51,9 @@ from ticket_ab.schema import TEXT, TOPIC
 from ticket_ab.settings import FeedbackSettings, RelabelSettings
 
 GOLD, FIXED, PSEUDO = "gold", "fixed", "pseudo"
-# Kept with every row: the label store and the gate use them.
-CARRIED = ("request_id", "customer_id", "label_source", "timestamp")
+PRIORITY = "priority"  # a row's priority label (from the window's `label_priority`; None where none was given)
+# Kept with every row: the label store and the gate use them (a quarantined row keeps its priority with it).
+CARRIED = ("request_id", "customer_id", "label_source", "timestamp", PRIORITY)
 ID = "ticket_id"
 REVIEW_COLUMNS = ("ticket_id", "request_id", "origin", TEXT, "given_label", "suggested_topic", "confidence")
 
@@ -117,9 +123,11 @@ def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettin
     when it passes; rows of it carry `late` True in `train` and `quarantined`.
     """
     window, late = _rows(window).assign(late=False), _rows(late if late is not None else window.iloc[0:0])
+    reference = reference.loc[reference[TOPIC].notna()]  # its priority-only rows teach no topic
     gold, unlabelled, stats = split_gold(pd.concat([window, late.assign(late=True)], ignore_index=True),
                                          reference, config)
-    stats.update(window=int(len(window)), unlabelled=int(len(unlabelled)))
+    unlabelled, priority_only = _priority_only(unlabelled)
+    stats.update(window=int(len(window)), unlabelled=int(len(unlabelled)), priority_only=int(len(priority_only)))
     gold, quarantined, patterns = quarantine(gold, champion, guards or FeedbackSettings())
     stats.update(quarantined=int(len(quarantined)), patterns=[str(p) for p in patterns])
     on_time, late_gold = gold.loc[~gold["late"]], gold.loc[gold["late"]]
@@ -128,6 +136,7 @@ def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettin
         result = _uncalibrated(gold.assign(label_origin=GOLD), unlabelled, stats,
                                f"{len(gold)} gold labels < {config.min_gold}: nothing cleaned or pseudo-labelled")
         result = replace(result, quarantined=quarantined, patterns=patterns)
+        result = _with_priority_only(result, priority_only)
         return replace(result, stats=_late_stats(result.stats, late, result))
     work, untouched = split_holdout(on_time, config.gold_holdout, seed)  # before cleaning: the gate's gold
     cleaned, disputed, clean_stats = clean_labels(pd.concat([work, late_gold], ignore_index=True), reference,
@@ -142,15 +151,34 @@ def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettin
     stats.update(pseudo=int(len(pseudo)), review=int(len(review)), train=int(len(train)),
                  estimated_label_precision=_estimated_precision(len(cleaned), len(pseudo), calibration.lower))
     holdout = untouched[[ID, TEXT, TOPIC, *CARRIED]].reset_index(drop=True)
-    result = Relabelled(train, holdout, review, stats, quarantined, patterns)
-    return replace(result, stats=_late_stats(stats, late, result, disputed))
+    result = _with_priority_only(Relabelled(train, holdout, review, stats, quarantined, patterns), priority_only)
+    return replace(result, stats=_late_stats(result.stats, late, result, disputed))
+
+
+def _priority_only(unlabelled: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the tickets without any label, those with only a priority label): the latter are gold for the priority
+    head, so they are neither pseudo-labelled nor queued for review."""
+    given = unlabelled[PRIORITY].notna()
+    return unlabelled.loc[~given], unlabelled.loc[given].assign(**{TOPIC: None})
+
+
+def _with_priority_only(result: Relabelled, priority_only: pd.DataFrame) -> Relabelled:
+    """`result` with the priority-only rows trained on as gold (no topic)."""
+    if priority_only.empty:
+        return result
+    keep = [ID, TEXT, TOPIC, "label_origin", "late", *CARRIED]
+    train = pd.concat([result.train, priority_only.assign(label_origin=GOLD)[keep]], ignore_index=True)
+    return replace(result, train=train, stats={**result.stats, "train": int(len(train))})
 
 
 def _rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with a ticket id on every row and every carried column (None when unknown)."""
+    """`frame` with a ticket id on every row, its priority label as `priority` (None where none was given: windows
+    from before priorities have no `label_priority`) and every carried column (None when unknown)."""
     frame = frame.reset_index(drop=True)
     if ID not in frame:
         frame[ID] = [f"row-{i}" for i in range(len(frame))]
+    given = frame["label_priority"] if "label_priority" in frame else [None] * len(frame)
+    frame[PRIORITY] = pd.Series([v.strip() or None if isinstance(v, str) else None for v in given], dtype=object)
     for column in CARRIED:
         if column not in frame:
             frame[column] = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -20,14 +21,26 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from retrain.ml.automl import AutoMLResult, select_model
-from retrain.ml.evaluate import predict, score, split_holdout
+from retrain.ml.evaluate import (
+    labelled,
+    predict,
+    predict_priority,
+    priority_score,
+    score,
+    split_holdout,
+    with_priority,
+    with_topic,
+)
 from retrain.ml.gate import Evidence, GateResult, quality_gate
 from retrain.ml.patterns import champion_view
+from retrain.ml.priority import PRIORITY
 from ticket_ab.pii import mask
-from ticket_ab.schema import TEXT, TOPIC, validate_tickets
+from ticket_ab.schema import PRIORITIES, TEXT, TOPIC, TicketDataError, validate_tickets
 from ticket_ab.settings import Settings
+from ticket_ab.twohead import PRIORITY_HEAD, TwoHeadModel, heads_of, priority_note
 
 Progress = Callable[[str], None]
+Model = Pipeline | TwoHeadModel  # a registered version: an older one-head Pipeline or a TwoHeadModel
 
 
 def masked(df: pd.DataFrame) -> pd.DataFrame:
@@ -35,16 +48,54 @@ def masked(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(**{TEXT: df[TEXT].map(mask)})
 
 
+def validate_training(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Training tickets, checked: each has a topic, a priority or both; priorities are the schema's.
+
+    Without a `priority` column this is the one-head rule (every ticket needs a topic). With one, a
+    ticket may carry only a priority (priority-only feedback): the topic checks apply to the tickets
+    with a topic, a priority is stripped (blank: unknown) and one outside PRIORITIES is refused.
+    """
+    if PRIORITY not in df.columns:
+        return validate_tickets(df, source=source, require_topic=True)
+    where = f"{source} ({len(df)} rows)"
+    if TOPIC not in df.columns:
+        raise TicketDataError(f"{where}: missing column '{TOPIC}', which training needs")
+    out = validate_tickets(df, source=source)
+    out[PRIORITY] = out[PRIORITY].astype(object).where(labelled(out, PRIORITY)).map(lambda v: str(v).strip(),
+                                                                                   na_action="ignore")
+    out[TOPIC] = out[TOPIC].where(labelled(out, TOPIC))
+    unknown = sorted(set(out[PRIORITY].dropna()) - set(PRIORITIES))
+    if unknown:
+        raise TicketDataError(f"{where}: unknown priorities {unknown[:5]} (known: {list(PRIORITIES)})")
+    empty = out[TOPIC].isna() & out[PRIORITY].isna()
+    if empty.any():
+        rows = ", ".join(str(i) for i in empty.to_numpy().nonzero()[0][:5])
+        raise TicketDataError(f"{where}: {int(empty.sum())} tickets have neither '{TOPIC}' nor '{PRIORITY}' "
+                              f"(rows {rows})")
+    if out[TOPIC].isna().all():
+        raise TicketDataError(f"{where}: no ticket has a '{TOPIC}', which training needs")
+    return out
+
+
 def fingerprint(df: pd.DataFrame) -> str:
-    """Order-independent hash of (text, topic): the same data always has the same fingerprint."""
-    rows = pd.util.hash_pandas_object(df[[TEXT, TOPIC]].astype(str), index=False).sort_values()
+    """Order-independent hash of (text, topic[, priority]): the same data always has the same fingerprint.
+
+    Data without a priority column hashes as it did before priorities were trained."""
+    columns = [TEXT, TOPIC, *([PRIORITY] if PRIORITY in df else [])]
+    rows = pd.util.hash_pandas_object(df[columns].fillna("").astype(str), index=False).sort_values()
     return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()[:16]
 
 
-def reference_sample(train: pd.DataFrame, model: Pipeline, rows: int, seed: int) -> pd.DataFrame:
-    """A bounded sample of what the model learned from, with its own predictions: drift's baseline."""
-    sample = train.sample(n=min(rows, len(train)), random_state=seed)[[TEXT, TOPIC]].reset_index(drop=True)
+def reference_sample(train: pd.DataFrame, model: Model, rows: int, seed: int) -> pd.DataFrame:
+    """A bounded sample of what the model learned from, with its own predictions: drift's baseline.
+
+    Keeps each ticket's `priority` when the data has one, and the model's `predicted_priority` when it
+    answers one (the priority mix's baseline)."""
+    columns = [TEXT, TOPIC, *([PRIORITY] if PRIORITY in train else [])]
+    sample = train.sample(n=min(rows, len(train)), random_state=seed)[columns].reset_index(drop=True)
     sample["predicted"] = model.predict(sample[[TEXT]])
+    if PRIORITY_HEAD in heads_of(model):
+        sample["predicted_priority"] = model.predict_priority(sample[[TEXT]])
     return sample
 
 
@@ -62,12 +113,14 @@ class Candidate:
     champion_metrics: dict[str, Any] | None
     gate: GateResult
     trusted: pd.DataFrame  # logged with the version: the next challenger's per-topic gate
+    priority: dict[str, Any] | None = None  # holdout priority figures (None: no priority head)
+    champion_priority: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class Champion:
     version: str
-    pipeline: Pipeline
+    pipeline: Model
     trusted: pd.DataFrame
     trusted_source: str
 
@@ -78,15 +131,19 @@ def select_and_fit(data: pd.DataFrame, holdout: pd.DataFrame | None, holdout_fra
     if holdout is None:
         train, holdout = split_holdout(data, holdout_frac, settings.seed)
     else:
-        train, holdout = data, masked(validate_tickets(holdout, source="holdout", require_topic=True))
-    progress(f"training on {len(train)} tickets ({train[TOPIC].nunique()} topics), holdout {len(holdout)}")
+        train, holdout = data, masked(validate_training(holdout, source="holdout"))
+    priorities = f", {len(with_priority(train))} with a priority" if PRIORITY in train else ""
+    progress(f"training on {len(train)} tickets ({train[TOPIC].nunique()} topics{priorities}), "
+             f"holdout {len(holdout)}")
     training = settings.training
     selection = select_model(train, candidates=training.candidate_models, folds=training.automl_folds,
                              budget_s=training.automl_budget_s, tune_min_rows=training.automl_tune_min_rows,
                              seed=settings.seed, engine=training.automl_engine,
-                             scheduler=training.automl_dask_scheduler)
-    progress(f"PyCaret picked '{selection.winner}' (cv macro-F1 {selection.cv_macro_f1:.4f}) "
-             f"in {selection.select_seconds:.1f} s")
+                             scheduler=training.automl_dask_scheduler, urgent_recall=training.priority_urgent_recall)
+    progress(f"PyCaret picked '{selection.winner}' for the topic (cv macro-F1 {selection.cv_macro_f1:.4f}) and "
+             + (f"'{selection.priority_winner}' for the priority (cv macro-F1 {selection.priority_cv_macro_f1:.4f})"
+                if selection.priority_winner else f"no priority head ({selection.priority_note})")
+             + f" in {selection.select_seconds:.1f} s")
     return train, holdout, selection
 
 
@@ -111,16 +168,18 @@ class Held:
 def judge(selection: AutoMLResult, train: pd.DataFrame, holdout: pd.DataFrame, champion: Champion | None,
           settings: Settings, progress: Progress, held: Held | None = None) -> Candidate:
     """Both models on the untouched holdout, on the champion's trusted set and, for held topics, on the
-    window's tickets; and the gate's verdict."""
-    model = selection.pipeline
+    window's tickets; and the gate's verdict. Topics are judged on the held-out tickets with a topic,
+    priorities on those with a priority."""
+    model, gold = selection.pipeline, with_topic(holdout)
     metrics = score(model, holdout)
-    evidence = Evidence(gold_true=holdout[TOPIC].astype(str).to_numpy(), gold_candidate=predict(model, holdout),
-                        gold_champion=None, customers=clusters(holdout))
-    champion_metrics, trusted = None, holdout[[TEXT, TOPIC]]
+    evidence = replace(_priority_evidence(model, champion, holdout),
+                       gold_true=gold[TOPIC].astype(str).to_numpy(), gold_candidate=predict(model, gold),
+                       customers=clusters(gold))
+    champion_metrics, trusted = None, gold[[TEXT, TOPIC, *([PRIORITY] if PRIORITY in gold else [])]]
     if champion is not None:
         champion_metrics = {**score(champion.pipeline, holdout), "version": champion.version}
         trusted = champion.trusted
-        evidence = replace(evidence, gold_champion=predict(champion.pipeline, holdout),
+        evidence = replace(evidence, gold_champion=predict(champion.pipeline, gold),
                            trusted_true=trusted[TOPIC].astype(str).to_numpy(),
                            trusted_candidate=predict(model, trusted),
                            trusted_champion=predict(champion.pipeline, trusted),
@@ -131,12 +190,27 @@ def judge(selection: AutoMLResult, train: pd.DataFrame, holdout: pd.DataFrame, c
                            window_candidate=predict(model, held.window))
     gate = quality_gate(evidence, settings)
     progress(f"quality gate {'passed' if gate.passed else 'failed'}: {gate.reason}")
-    return Candidate(train, holdout, selection, metrics, champion_metrics, gate, trusted.reset_index(drop=True))
+    mine = priority_score(model, holdout)
+    theirs = None if champion is None else priority_score(champion.pipeline, holdout)
+    return Candidate(train, holdout, selection, metrics, champion_metrics, gate, trusted.reset_index(drop=True),
+                     None if mine is None else mine.as_dict(),
+                     None if theirs is None else {**theirs.as_dict(), "version": champion.version})
+
+
+def _priority_evidence(model: Model, champion: Champion | None, holdout: pd.DataFrame) -> Evidence:
+    """The gate's priority evidence on the held-out tickets with a priority (topic fields left empty)."""
+    rows = with_priority(holdout)
+    truth = rows[PRIORITY].astype(str).to_numpy() if PRIORITY in holdout else np.array([], dtype=str)
+    empty = np.array([], dtype=str)
+    return Evidence(gold_true=empty, gold_candidate=empty, gold_champion=None, customers=empty,
+                    priority_true=truth, priority_candidate=predict_priority(model, rows),
+                    priority_champion=None if champion is None else predict_priority(champion.pipeline, rows),
+                    candidate_priority_note=priority_note(model))
 
 
 def version_tags(candidate: Candidate, data: pd.DataFrame, source: str, key: str | None,
                  extra_tags: dict[str, str] | None) -> dict[str, str]:
-    """What a version says about itself: data, winner, holdout scores, gate verdict, run key."""
+    """What a version says about itself: data, winners, heads, holdout scores, gate verdict, run key."""
     return {
         "data_fingerprint": fingerprint(data),
         "train_rows": str(len(candidate.train)),
@@ -148,26 +222,52 @@ def version_tags(candidate: Candidate, data: pd.DataFrame, source: str, key: str
         "holdout_accuracy": f"{candidate.metrics['accuracy']:.4f}",
         "holdout_macro_f1": f"{candidate.metrics['macro_f1']:.4f}",
         "trusted_rows": str(len(candidate.trusted)),
+        **priority_tags(candidate),
         **({"run_key": key} if key else {}),
         **(extra_tags or {}),
     }
 
 
+# holdout figure name (tag and metric `holdout_<name>`) -> key of PriorityScores
+PRIORITY_FIGURES = {"priority_macro_f1": "macro_f1", "urgent_as_low": "urgent_as_low", "priority_cost": "cost",
+                    "urgent_recall": "urgent_recall", "urgent_precision": "urgent_precision"}
+
+
+def priority_tags(candidate: Candidate) -> dict[str, str]:
+    """The heads a version answers and, with a priority head, its winner, urgent threshold and holdout figures
+    (`priority_note` says why a version has none)."""
+    selection, figures = candidate.selection, candidate.priority
+    tags = {"heads": selection.heads}
+    if figures is None:
+        return {**tags, "priority_note": priority_note(selection.pipeline)}
+    threshold = selection.pipeline.urgent_threshold
+    return {**tags, "priority_winner": selection.priority_winner or "",
+            "priority_urgent_threshold": "argmax" if threshold is None else f"{threshold:.4f}",
+            **{f"holdout_{name}": f"{figures[key]:.4f}" for name, key in PRIORITY_FIGURES.items()}}
+
+
 def run_metrics(candidate: Candidate) -> dict[str, float]:
+    """The run's numbers; a figure without tickets (NaN: no urgent ticket held out, ...) is left out."""
     metrics, champion, selection = candidate.metrics, candidate.champion_metrics, candidate.selection
-    return {
+    mine, theirs = candidate.priority or {}, candidate.champion_priority or {}
+    numbers = {
         "holdout_accuracy": metrics["accuracy"], "holdout_macro_f1": metrics["macro_f1"],
         "cv_macro_f1": selection.cv_macro_f1, "select_seconds": selection.select_seconds,
         "fit_seconds": selection.fit_seconds,
         **({"champion_holdout_macro_f1": champion["macro_f1"],
             "champion_holdout_accuracy": champion["accuracy"]} if champion else {}),
+        **({"priority_cv_macro_f1": selection.priority_cv_macro_f1} if selection.priority_winner else {}),
+        **{f"holdout_{name}": mine[key] for name, key in PRIORITY_FIGURES.items() if key in mine},
+        **{f"champion_holdout_{name}": theirs[key] for name, key in PRIORITY_FIGURES.items() if key in theirs},
     }
+    return {name: value for name, value in numbers.items() if not math.isnan(value)}
 
 
 def run_params(candidate: Candidate, settings: Settings, alias: str) -> dict[str, Any]:
     """How the candidate was selected: what a version's run records as parameters."""
     training = settings.training
-    return {"winner": candidate.selection.winner, "candidates": ",".join(training.candidate_models),
+    return {"winner": candidate.selection.winner, "priority_winner": candidate.selection.priority_winner or "",
+            "urgent_recall": training.priority_urgent_recall or "", "candidates": ",".join(training.candidate_models),
             "folds": training.automl_folds, "budget_s": training.automl_budget_s,
             "train_rows": len(candidate.train), "holdout_rows": len(candidate.holdout), "target_alias": alias}
 
@@ -180,11 +280,17 @@ def write_files(candidate: Candidate, settings: Settings, directory: Path) -> di
     leaderboard = candidate.selection.leaderboard
     leaderboard.to_csv(scores / "leaderboard.csv", index=False)
     (scores / "leaderboard.md").write_text(leaderboard.to_markdown(index=False))
+    if candidate.selection.priority_leaderboard is not None:
+        candidate.selection.priority_leaderboard.to_csv(scores / "priority_leaderboard.csv", index=False)
     (scores / "holdout_metrics.json").write_text(json.dumps(
-        {"candidate": candidate.metrics, "champion": candidate.champion_metrics, "gate": asdict(candidate.gate)},
+        {"candidate": candidate.metrics, "champion": candidate.champion_metrics, "gate": asdict(candidate.gate),
+         "priority": {"candidate": candidate.priority, "champion": candidate.champion_priority,
+                      "note": candidate.selection.priority_note}},
         indent=2, default=str))
     reference = reference_sample(candidate.train, candidate.selection.pipeline, settings.training.reference_rows,
                                  settings.seed)
     reference.to_parquet(directory / "reference.parquet", index=False)
-    candidate.trusted[[TEXT, TOPIC]].to_parquet(directory / "trusted.parquet", index=False)
+    trusted = candidate.trusted
+    trusted[[TEXT, TOPIC, *([PRIORITY] if PRIORITY in trusted else [])]].to_parquet(directory / "trusted.parquet",
+                                                                                    index=False)
     return {"automl": scores, "reference": directory / "reference.parquet", "trusted": directory / "trusted.parquet"}

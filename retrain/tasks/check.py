@@ -27,6 +27,7 @@ from ticket_ab.log import get_logger, kv
 from ticket_ab.names import DAG_ID
 from ticket_ab.schema import TEXT
 from ticket_ab.settings import Settings
+from ticket_ab.twohead import PRIORITY_HEAD, decide_priority, heads_of
 
 log = get_logger("dag")
 
@@ -57,13 +58,14 @@ def _measure(settings: Settings, collected: Collected, champion: registry.ModelV
     """The champion's predictions on the window, measured against its reference, judged and kept."""
     model = registry.load_version(settings.model_name, champion.version)
     window = pd.read_parquet(collected.window_path)
-    predicted = pd.Series(model.predict(window[[TEXT]]), dtype="string")
+    predicted, priority = champion_answers(model, window[[TEXT]])
     holdout_accuracy = champion.tags.get("holdout_accuracy")  # the champion's accuracy on unseen tickets
     holdout_rows = champion.tags.get("holdout_rows")
     sample = window["drift_sample"].astype(bool).to_numpy()
     measurement = measure(window.loc[sample, TEXT], predicted[sample], reference, thresholds=settings.drift,
                           reference_accuracy=float(holdout_accuracy) if holdout_accuracy else None,
-                          reference_labelled=int(holdout_rows) if holdout_rows else None, seed=settings.seed)
+                          reference_labelled=int(holdout_rows) if holdout_rows else None, seed=settings.seed,
+                          window_priority=None if priority is None else priority[sample])
     measurement = whole_window(measurement, collected.rows, predicted, window["label"])
     decision = decide(measurement.signals, settings.drift)
     run_id = collected.run_id
@@ -76,6 +78,16 @@ def _measure(settings: Settings, collected: Collected, champion: registry.ModelV
                     base_link=settings.tracking_uri)
     return _decided(run_id, decision, signals=signals, champion=champion.version, reference_path=str(reference_path),
                     html=str(html), json_path=str(js), mlflow_run_id=mlflow_run, seconds=round(measurement.seconds, 2))
+
+
+def champion_answers(model: Any, tickets: pd.DataFrame) -> tuple[pd.Series, pd.Series | None]:
+    """The champion's topic and, with a priority head, its priority (by the router's rule) on each ticket: one
+    pass over the features for both."""
+    if PRIORITY_HEAD not in heads_of(model):
+        return pd.Series(model.predict(tickets), dtype="string"), None
+    topic, priority = model.predict_both(tickets)
+    return (pd.Series(model.classes_[topic.argmax(axis=1)], dtype="string"),
+            pd.Series(decide_priority(priority, model.priority_classes_, model.urgent_threshold), dtype="string"))
 
 
 def whole_window(measurement: Measurement, rows: int, predicted: pd.Series, labels: pd.Series) -> Measurement:
@@ -93,6 +105,7 @@ _SIGNAL_FIGURES: dict[str, Callable[[DriftSignals], str]] = {
     "new_vocabulary": lambda s: f"{s.oov_window:.1%} unseen words (reference {s.oov_reference:.1%})",
     "language_mix": lambda s: f"{s.ru_window:.0%} Russian (reference {s.ru_reference:.0%})",
     "prediction_drift": lambda s: f"topic mix JS {s.prediction_js:.2f} (p={s.prediction_p:.1g})",
+    "priority_mix": lambda s: f"priority mix JS {s.priority_js:.2f} (p={s.priority_p:.1g})",
     "accuracy_drop": lambda s: f"{s.accuracy:.1%} on {s.labelled} labels (reference {s.reference_accuracy:.1%})",
 }
 

@@ -24,7 +24,8 @@ from ticket_ab.log import get_logger, kv
 from ticket_ab.schema import TEXT
 from ticket_ab.settings import Settings
 
-STRING_COLUMNS = ("request_id", "ticket_id", "customer_id", "origin", TEXT, "served_topic", "label", "label_source")
+STRING_COLUMNS = ("request_id", "ticket_id", "customer_id", "origin", TEXT, "served_topic", "label", "label_source",
+                  "label_priority")
 
 log = get_logger("dag")
 

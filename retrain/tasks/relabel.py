@@ -62,9 +62,10 @@ def relabel_window(settings: Settings, collected: Collected, checked: Checked) -
 
 
 def as_window(pending: pd.DataFrame) -> pd.DataFrame:
-    """Pending late labels as window rows: their tickets' ids and text, the late label and its source."""
-    columns = ["request_id", "ticket_id", "customer_id", "timestamp", TEXT, TOPIC, "label_source"]
-    return pending[columns].rename(columns={TOPIC: "label"}).assign(origin=LATE_ORIGIN).reset_index(drop=True)
+    """Pending late labels as window rows: their tickets' ids and text, the late label and priority, their source."""
+    columns = ["request_id", "ticket_id", "customer_id", "timestamp", TEXT, TOPIC, "label_source", labelstore.PRIORITY]
+    return pending[columns].rename(columns={TOPIC: "label", labelstore.PRIORITY: "label_priority"}).assign(
+        origin=LATE_ORIGIN).reset_index(drop=True)
 
 
 def load_champion(settings: Settings, checked: Checked) -> Any:
@@ -84,6 +85,8 @@ def remember(path: Path, reference: pd.DataFrame, result: Labels, judged: set[st
     is stored with the champion's answer, which the draw trains on instead of the held label.
     Judged late labels (`judged`, their pending keys) land on their tickets' own keys with the rest
     (accepted or quarantined), and their pending rows go. Tickets past `retention_days` are forgotten.
+    Priorities are stored with their rows; a row with only a priority is gold that adds its priority to the
+    ticket's row (`labelstore.upsert`: it never replaces a topic).
     """
     train, quarantined = result.train, result.quarantined
     gold = pd.concat([train.loc[train["label_origin"].isin([GOLD, FIXED])], result.holdout], ignore_index=True)

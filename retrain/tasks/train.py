@@ -7,7 +7,9 @@ enough of it no version is registered and the window waits for more feedback. To
 labels the quarantine held keep their share of the draw and are judged by the gate without labels,
 on the window's tickets the challenger is not trained on. Register and alias
 are one idempotent step (`train_and_register` with the run key): a retry completes what a failed
-attempt started.
+attempt started. The draw's priorities go with it (`priority`, NaN where unknown), and so do its rows with only a
+priority (feedback that corrected only the priority: their topic is NaN), for the priority head; the holdout's
+priorities let the gate judge that head on untouched gold.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from retrain.adapters import labelstore
+from retrain.adapters.labelstore import PRIORITY
 from retrain.ml.patterns import confirmed
 from retrain.ml.train import CUSTOMER, Held
 from retrain.register import TrainOutcome, train_and_register
@@ -45,8 +48,8 @@ def train_challenger(settings: Settings, collected: Collected, checked: Checked,
     memory = labelstore.fingerprint(data)
     run_id = collected.run_id
     outcome = train_and_register(
-        data[[TEXT, TOPIC]], settings, alias=registry.CHALLENGER, source=f"dag:{DAG_ID}:{run_id}", key=key,
-        holdout=holdout[[TEXT, TOPIC, CUSTOMER]],
+        data.reindex(columns=[TEXT, TOPIC, PRIORITY]), settings, alias=registry.CHALLENGER,
+        source=f"dag:{DAG_ID}:{run_id}", key=key, holdout=holdout.reindex(columns=[TEXT, TOPIC, CUSTOMER, PRIORITY]),
         extra_tags={"dag_run_id": run_id, "drift_status": checked.status,
                     "drift_fired": ",".join(checked.fired) or "none", "window_rows": str(collected.rows),
                     "label_store_fingerprint": memory, "label_store_rows": str(len(data)),

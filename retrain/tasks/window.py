@@ -39,9 +39,12 @@ from ticket_ab.pii import is_personal, mask
 from ticket_ab.schema import TEXT, TOPIC, TicketDataError, load_tickets
 from ticket_ab.settings import FeedbackSettings, get_settings
 
+# label_priority: the agents' priority (NaN where none: a row may carry either label or both); drift_sample: the row
+# is in the drift check's sample
 WINDOW_COLUMNS = ("request_id", "ticket_id", "customer_id", "timestamp", "origin", TEXT, "served_topic", "label",
-                  "label_source", "drift_sample")  # drift_sample: the row is in the drift check's sample
-LATE_COLUMNS = ("request_id", "label", "source")
+                  "label_source", "label_priority", "drift_sample")
+LATE_COLUMNS = ("request_id", "label", "source", "priority")  # label or priority '' where the feedback gave none
+PRIORITY = "priority"  # a ticket file's optional column (ticket_ab.schema.OPTIONAL_COLUMNS), the late labels' too
 INCOMING_PATTERNS = ("*.csv", "*.csv.gz", "*.parquet")
 ROUTER = "router"
 INCOMING = "incoming"
@@ -129,13 +132,15 @@ def read_incoming(directory: Path, seen: dict[str, str]) -> IncomingRead:
 
 
 def _incoming_rows(tickets: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Dropped files are helpdesk exports: a `topic` there is the agent's label, as good as feedback.
+    """Dropped files are helpdesk exports: a `topic` there is the agent's label, as good as feedback, and so is a
+    `priority`.
 
     Their personal data is masked on the way in, as the router masks a request: the text by `mask`; a
     customer id that is an e-mail or phone is dropped (the router's pseudonym needs its key, which the
     pipeline does not hold), so the ticket counts as a customer of its own."""
     n = len(tickets)
     label = tickets[TOPIC] if TOPIC in tickets.columns else pd.Series([None] * n, index=tickets.index)
+    priority = _given(tickets[PRIORITY]) if PRIORITY in tickets.columns else [None] * n
     ticket_id = tickets["ticket_id"].astype(str) if "ticket_id" in tickets.columns else pd.Series(
         [f"{name}#{i}" for i in range(n)], index=tickets.index)
     if "created_at" in tickets.columns:
@@ -153,10 +158,17 @@ def _incoming_rows(tickets: pd.DataFrame, name: str) -> pd.DataFrame:
         TEXT: tickets[TEXT].astype(str).map(mask).to_numpy(),
         "served_topic": None,
         "label": label.to_numpy(),
-        "label_source": [INCOMING if isinstance(v, str) and v else None for v in label],
+        "label_source": [INCOMING if (isinstance(v, str) and v) or p else None for v, p in zip(label, priority,
+                                                                                               strict=True)],
+        "label_priority": priority,
         "drift_sample": True,  # a file's tickets are all kept and all measured
     })
     return frame[list(WINDOW_COLUMNS)]
+
+
+def _given(values: pd.Series) -> list[str | None]:
+    """A file's priorities as labels: stripped, None where blank."""
+    return [v.strip() if isinstance(v, str) and v.strip() else None for v in values.astype(object)]
 
 
 def _empty_window() -> pd.DataFrame:
@@ -182,6 +194,7 @@ def new_requests(requests: pd.DataFrame, until: pd.Timestamp | None) -> tuple[pd
         "served_topic": usable["topic"].to_numpy(),
         "label": None,
         "label_source": None,
+        "label_priority": None,
         "drift_sample": True,  # rows in memory are all measured
     })[list(WINDOW_COLUMNS)]
     return frame, {"requests_new": int(len(rows)), "requests_empty_text": int(empty.sum()),
@@ -215,6 +228,7 @@ def build_window(
         "router_rows": requests["router_rows"],
         "incoming_rows": int(len(incoming.rows)),
         "labelled": int(_has_label(frame).sum()),  # every labelled ticket is kept, so the frame has them all
+        "labelled_priority": int(_has_priority(frame).sum()),  # and so is every ticket with a priority label
         "requests_read": requests["requests_read"],
         "requests_malformed": int(scan.malformed[REQUESTS]) + requests["requests_unreadable"],
         **{k: requests[k] for k in ("requests_new", "requests_empty_text", "requests_duplicate")},
@@ -238,7 +252,13 @@ def _routed(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _has_label(frame: pd.DataFrame) -> pd.Series:
+    """Which rows have a topic label (the window's `labelled`: a priority alone is no topic label)."""
     return frame["label"].notna() & frame["label"].astype(str).str.strip().ne("")
+
+
+def _has_priority(frame: pd.DataFrame) -> pd.Series:
+    """Which rows have a priority label (kept whether or not they have a topic label)."""
+    return frame["label_priority"].notna() & frame["label_priority"].astype(str).str.strip().ne("")
 
 
 def _next_watermark(watermark: Watermark, newest: pd.Timestamp | None, incoming: IncomingRead,
@@ -321,6 +341,11 @@ def summarize(stats: dict[str, Any]) -> str:
                      f"{stats['feedback_quarantined_reason']}")
     if stats["feedback_refused"]:
         parts.append("feedback refused: " + "; ".join(stats["feedback_refused_reasons"]))
+    if stats.get("feedback_priority_quarantined_source"):
+        parts.append(f"{stats['feedback_priority_quarantined_rows']} priority labels quarantined: "
+                     f"{stats['feedback_priority_quarantined_reason']}")
+    if stats.get("feedback_priority_refused"):
+        parts.append("priority feedback refused: " + "; ".join(stats["feedback_priority_refused_reasons"]))
     if stats["incoming_bad_files"]:
         parts.append("bad files: " + "; ".join(f"{b['file']}: {b['reason']}" for b in stats["incoming_bad_files"]))
     return ", ".join(parts)

@@ -84,11 +84,11 @@ def select_feedback(con: duckdb.DuckDBPyConnection, since: pd.Timestamp | None) 
     row), as `ticket_ab.requestlog.read_feedback` gives them, and how many of the days' rows had an unreadable
     stamp."""
     span = f"ts >= {logscan.moment(since)}" if since is not None else "true"
-    con.execute(f"""CREATE OR REPLACE TABLE win_feedback AS SELECT ts, ord, request_id, label, source
+    con.execute(f"""CREATE OR REPLACE TABLE win_feedback AS SELECT ts, ord, request_id, label, source, priority
         FROM raw_feedback WHERE ts IS NULL OR ({span})""")
     unreadable = con.execute("SELECT count(*) FROM win_feedback WHERE ts IS NULL").fetchone()[0]
-    rows = con.execute("""SELECT ts AS "timestamp", request_id, label, source FROM win_feedback
-        WHERE ts IS NOT NULL ORDER BY ts, ord, label, source""").df()
+    rows = con.execute("""SELECT ts AS "timestamp", request_id, label, source, priority FROM win_feedback
+        WHERE ts IS NOT NULL ORDER BY ts, ord, label, source, priority""").df()
     return rows.astype({"timestamp": "datetime64[ns, UTC]"}), int(unreadable)
 
 
@@ -107,14 +107,16 @@ def feedback_requests(con: duckdb.DuckDBPyConnection, request_ids: pd.Series) ->
 
 
 def kept_rows(con: duckdb.DuckDBPyConnection, labels: pd.DataFrame, sample: Sampling) -> pd.DataFrame:
-    """The window's rows the run keeps, in time order: every one with a label (`labels`: request_id, label,
-    source) and the drift sample (`drift_sample` True), with their labels joined."""
-    con.register(LABELS, labels[["request_id", "label", "source"]].astype(str))
+    """The window's rows the run keeps, in time order: every one with a label or a priority label (`labels`:
+    request_id, label, source, priority, '' where none) and the drift sample (`drift_sample` True), with their labels
+    joined (`label`, `label_priority`: NULL where none)."""
+    con.register(LABELS, labels[["request_id", "label", "source", "priority"]].astype(str))
     try:
         con.execute(f"""CREATE OR REPLACE TABLE win_sample AS SELECT rid FROM win
             ORDER BY md5($seed || ':' || request_id), {TIES} LIMIT {int(sample.rows)}""", {"seed": str(sample.seed)})
         rows = con.execute(f"""SELECT w.request_id, w.ticket_id, w.customer_id, w.ts AS "timestamp", w.text,
-            w.served_topic, l.label, l.source AS label_source, s.rid IS NOT NULL AS drift_sample
+            w.served_topic, nullif(l.label, '') AS label, l.source AS label_source,
+            nullif(l.priority, '') AS label_priority, s.rid IS NOT NULL AS drift_sample
             FROM win w LEFT JOIN {LABELS} l ON w.request_id = l.request_id LEFT JOIN win_sample s ON w.rid = s.rid
             WHERE l.request_id IS NOT NULL OR s.rid IS NOT NULL ORDER BY {TIES}""").df()
     finally:

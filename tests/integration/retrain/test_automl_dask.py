@@ -81,6 +81,18 @@ def test_the_winner_is_refit_here_into_the_same_served_pipeline(embedded, on_das
     assert np.array_equal(on_dask.pipeline.predict_proba(sample), embedded.pipeline.predict_proba(sample))
 
 
+def test_the_priority_head_is_selected_alike_on_both_engines(cluster):
+    tickets = generate("baseline", 300, 3)[["text", "topic", "priority"]]
+    embedded = select_model(tickets, candidates=COMPARED, folds=2, seed=0)
+    on_dask = select_model(tickets, candidates=COMPARED, folds=2, seed=0, engine="dask",
+                           scheduler=cluster.scheduler_address)
+    assert embedded.priority_winner is not None and on_dask.priority_winner == embedded.priority_winner
+    pd.testing.assert_frame_equal(on_dask.priority_leaderboard.drop(columns="TT (Sec)"),
+                                  embedded.priority_leaderboard.drop(columns="TT (Sec)"))
+    sample = tickets[["text"]].head(20)
+    assert np.array_equal(on_dask.pipeline.predict_both(sample)[1], embedded.pipeline.predict_both(sample)[1])
+
+
 def test_a_candidate_failing_on_its_worker_is_left_out_and_the_leaderboard_keeps_its_columns(
     tickets, cluster, embedded, tmp_path
 ):

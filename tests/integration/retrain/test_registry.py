@@ -137,3 +137,21 @@ def test_the_legacy_ab_config_tag_comes_with_the_aliases_in_one_call(make_settin
                         lambda self, *args: lookups.append(args) or real(self, *args))
     assert source.state() == first
     assert lookups == [], "a poll with known versions is one get_registered_model call"
+
+
+def test_a_champion_trained_on_tickets_with_priorities_registers_both_heads(settings, client):
+    from load_test.simulate.generator import generate
+    from ticket_ab.twohead import heads_of
+
+    tickets = generate("baseline", 300, 5)[["text", "topic", "priority"]]
+    outcome = train_and_register(tickets, settings, alias="champion", source="generated", progress=_quiet)
+    version = registry.version_for(client, settings.model_name, "champion")
+    assert version.version == outcome.version and outcome.priority["n"] == int(version.tags["holdout_rows"])
+    assert version.tags["heads"] == "topic,priority" and version.tags["priority_winner"] in {"lr", "nb"}
+    assert float(version.tags["holdout_priority_macro_f1"]) == pytest.approx(outcome.priority["macro_f1"], abs=1e-4)
+    model = registry.load_pipeline(settings.model_name, "champion")
+    assert heads_of(model) == ("topic", "priority")
+    assert set(model.predict_priority(tickets[["text"]].head(20))) <= {"low", "medium", "high", "urgent"}
+    reference = registry.load_reference(version)
+    assert {"priority", "predicted_priority"} <= set(reference.columns)
+    assert "priority macro-F1" in outcome.summary()

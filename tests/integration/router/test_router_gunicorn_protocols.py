@@ -1,8 +1,9 @@
 """Third-party clients against a live gunicorn router: MLflow's own scoring client and payloads on
 /invocations, Triton's HTTP client on the Open Inference Protocol (V2). Both get the topics the
-registered pipelines give, and every ticket leaves a request-log row with its arm. Then schemathesis
-generates requests (valid and invalid) for every operation of /openapi.json: none may answer 5xx,
-and every answer must match the document."""
+registered pipelines give, and every ticket leaves a request-log row with its arm. The champion is a
+one-head version and the challenger a two-head one (topic + priority), so the answers carry both shapes
+(a priority, or none). Then schemathesis generates requests (valid and invalid) for every operation of
+/openapi.json: none may answer 5xx, and every answer must match the document."""
 
 from __future__ import annotations
 
@@ -30,11 +31,11 @@ from tests.integration.router.router_harness import (
     start_router,
     stop_router,
 )
-from tests.unit.router.router_testkit import fitted_pipeline, sample_tickets
+from tests.unit.router.router_testkit import fitted_pipeline, fitted_two_head, sample_tickets
 from ticket_ab.names import A, B
 from ticket_ab.requestlog import read_requests
 
-PIPELINES = {"1": fitted_pipeline(seed=0), "2": fitted_pipeline(seed=1, per_topic=20)}
+PIPELINES = {"1": fitted_pipeline(seed=0), "2": fitted_two_head(seed=1)}
 TICKETS = sample_tickets(per_topic=4, seed=5).sample(frac=1.0, random_state=3).reset_index(drop=True)
 EXAMPLES = 12  # per operation and generation mode: bounded, so the suite stays within its CI budget
 BOUNDED = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
@@ -116,6 +117,12 @@ def test_triton_http_client_infers_topics_and_scores(router):
         expected = PIPELINES[version].predict_proba(FRAME.loc[served.index, ["text"]])
         np.testing.assert_allclose(scores[served.index], expected, atol=1e-5)
     assert metadata["parameters"]["topics"] == list(PIPELINES["1"].classes_)
+    priorities = [p.decode() if isinstance(p, bytes) else str(p) for p in result.as_numpy("priority")]
+    two_head = rows["model_version"] == "2"
+    assert [p for p, two in zip(priorities, two_head, strict=True) if two] == list(
+        PIPELINES["2"].predict_priority(FRAME.loc[two_head, ["text"]]))
+    assert not any(p for p, two in zip(priorities, two_head, strict=True) if not two)  # one-head: ""
+    np.testing.assert_allclose(result.as_numpy("priority_scores")[two_head.to_numpy()].sum(axis=1), 1.0, atol=1e-4)
 
 
 def test_unknown_v2_model_is_a_404_json_error(router):

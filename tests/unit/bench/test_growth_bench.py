@@ -140,3 +140,24 @@ def test_summary_line_format(modules):
         1_000,
         500,
     ]
+
+
+def test_priorities_fill_the_priority_columns_and_change_no_other(modules, tmp_path):
+    gen = modules[0]
+    plain = gen.write_window(tmp_path / "plain", REQUESTS_N, CUSTOMERS, days=DAYS, seed=3, max_bytes=MAX_BYTES)
+    both = gen.write_window(tmp_path / "both", REQUESTS_N, CUSTOMERS, days=DAYS, seed=3, max_bytes=MAX_BYTES,
+                            priorities=True)
+    priority = {"priority", "priority_confidence", "shadow_priority"}
+    for read, filled in ((read_requests, {"priority", "priority_confidence"}), (read_feedback, {"priority"})):
+        without, with_ = read(plain.root).rows, read(both.root).rows
+        assert all(_blank(without[c]).all() for c in priority & set(without))
+        assert not any(_blank(with_[c]).any() for c in filled)
+        others = [c for c in without if c not in priority]
+        pd.testing.assert_frame_equal(with_[others], without[others])
+    requests = read_requests(both.root).rows
+    assert set(requests["priority"]) == set(gen.PRIORITIES) and (requests["shadow_priority"] == "").all()
+
+
+def _blank(column: pd.Series) -> pd.Series:
+    """Empty as the reader gives it: '' for text, NaN for a numeric column."""
+    return column.isna() | column.eq("")

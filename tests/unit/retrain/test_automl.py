@@ -76,12 +76,13 @@ def tuned(generated_tickets):
     return select_model(generated_tickets, candidates=["nb", "svm"], folds=3, tune_min_rows=0, seed=0)
 
 
-def test_tuning_searches_the_winners_strength_grid_and_serves_a_plain_pipeline(tuned):
+def test_tuning_searches_the_winners_strength_grid_and_serves_plain_scikit_learn_parts(tuned):
     assert set(tuned.tuning) == set(CANDIDATES[tuned.winner].grid)
     assert tuned.strength in CANDIDATES[tuned.winner].grid
     assert tuned.cv_macro_f1 >= max(tuned.leaderboard["Macro F1"]) - 1e-4  # tuning is kept only when it wins
-    steps = [type(step).__name__ for _, step in tuned.pipeline.steps]
-    assert "TextModel" not in steps and tuned.pipeline.memory is None  # no selection wrapper, no cache
+    topic = tuned.pipeline.head_pipeline("topic")
+    steps = [type(step).__name__ for _, step in topic.steps]
+    assert "TextModel" not in steps and topic.memory is None  # no selection wrapper, no cache
 
 
 def test_tune_model_scores_equal_a_scikit_learn_grid_search_on_the_same_folds(generated_tickets, tuned):

@@ -14,7 +14,7 @@ from ticket_ab.settings import DriftSettings
 
 QUIET = dict(window_rows=1000, reference_rows=1500, text_auc=0.505, text_p=0.3, oov_reference=0.02,
              oov_window=0.021, ru_reference=0.10, ru_window=0.11, prediction_js=0.03, prediction_p=0.4,
-             labelled=300, accuracy=0.90, reference_accuracy=0.91)
+             priority_js=0.02, priority_p=0.5, labelled=300, accuracy=0.90, reference_accuracy=0.91)
 
 
 def signals(**changes) -> DriftSignals:
@@ -42,6 +42,7 @@ def test_a_window_below_min_window_is_skipped_with_counts_in_the_reason():
     ("language_mix", {"ru_window": 0.55}, "Russian share 55.0% vs reference 10.0%"),
     ("language_mix", {"ru_window": 0.0}, "-10.0%"),
     ("prediction_drift", {"prediction_js": 0.25, "prediction_p": 1e-12}, "JS distance 0.250"),
+    ("priority_mix", {"priority_js": 0.22, "priority_p": 1e-9}, "predicted-priority mix JS distance 0.220"),
     ("accuracy_drop", {"accuracy": 0.80}, "champion accuracy 0.800 on 300 labelled vs reference 0.910"),
 ])
 def test_each_signal_alone_triggers_retraining_with_score_and_threshold_in_the_reason(signal, changes, in_reason):
@@ -64,6 +65,12 @@ def test_a_signal_needs_both_effect_size_and_significance(changes):
     assert decide(signals(**changes), DriftSettings()).retrain is False
 
 
+def test_a_champion_without_priorities_leaves_the_priority_mix_unmeasured():
+    decision = decide(signals(priority_js=None, priority_p=None), DriftSettings())
+    (check,) = [c for c in decision.checks if c.signal == "priority_mix"]
+    assert not check.fired and check.detail.startswith("not measured (the champion predicts no priority")
+
+
 def test_accuracy_is_not_judged_without_a_reference_accuracy():
     decision = decide(signals(accuracy=0.5, reference_accuracy=None), DriftSettings())
     assert decision.retrain is False
@@ -74,7 +81,7 @@ def test_decision_serializes_with_every_check():
     payload = decide(signals(oov_window=0.2)).to_dict()
     json.dumps(payload)
     assert [c["signal"] for c in payload["checks"]] == [
-        "text_drift", "new_vocabulary", "language_mix", "prediction_drift", "accuracy_drop"]
+        "text_drift", "new_vocabulary", "language_mix", "prediction_drift", "priority_mix", "accuracy_drop"]
     assert payload["fired"] == ["new_vocabulary"]
 
 

@@ -7,11 +7,16 @@ from html import escape
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 
 from load_test.simulate.generator import generate
-from retrain.ml import descriptors, drift_measure, drift_report
+from retrain.ml import descriptors, drift, drift_measure, drift_report
 from retrain.ml.drift import decide
 from retrain.ml.features import baseline_pipeline
+from retrain.tasks.check import champion_answers
+from ticket_ab.twohead import TwoHeadModel
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +100,37 @@ def test_report_is_saved_as_html_and_json_with_signals_and_decision(champion, tm
     assert payload["signals"]["ru_window"] > 0.4
     metrics = {m["config"]["column"] for m in payload["evidently"]["metrics"]}
     assert {"text", "predicted", "language", "oov_share", "length"} <= metrics
+
+
+@pytest.fixture(scope="module")
+def two_head_champion():
+    train = generate("baseline", 1500, 1)
+    model = TwoHeadModel(ColumnTransformer([("tfidf", TfidfVectorizer(min_df=2), "text")]),
+                         LogisticRegression(max_iter=500), LogisticRegression(max_iter=500))
+    model.fit(train[["text"]], train["topic"], priority=train["priority"])
+    reference = train[["text", "topic"]].assign(predicted=model.predict(train[["text"]]),
+                                                predicted_priority=model.predict_priority(train[["text"]]))
+    return model, reference
+
+
+def _measure_priorities(champion, scenario: str, seed: int, n: int = 700):
+    model, reference = champion
+    window = generate(scenario, n, seed, start="2026-04-01T00:00:00Z")
+    topics, priorities = champion_answers(model, window[["text"]])
+    return drift_measure.measure(window["text"], topics, reference, window_priority=priorities)
+
+
+def test_an_outage_moves_the_predicted_priority_mix_and_a_quiet_window_does_not(two_head_champion):
+    quiet = decide(_measure_priorities(two_head_champion, "baseline", 11).signals)
+    outage = _measure_priorities(two_head_champion, "outage", 21)
+    assert "priority_mix" not in quiet.fired
+    assert "priority_mix" in decide(outage.signals).fired
+    window = generate("outage", 700, 21, start="2026-04-01T00:00:00Z")
+    _, priorities = champion_answers(two_head_champion[0], window[["text"]])
+    js, p = drift.topic_counts_test(two_head_champion[1]["predicted_priority"], priorities)
+    assert outage.signals.priority_p == p and outage.signals.priority_js == pytest.approx(js, abs=1e-6)
+
+
+def test_a_one_head_champion_leaves_the_priority_mix_unmeasured(champion):
+    signals = _measure(champion, "outage", 21).signals
+    assert signals.priority_js is None and signals.priority_p is None

@@ -1,5 +1,6 @@
-"""The ONNX export computes what scikit-learn computes: the TF-IDF rows of Unicode words and char_wb grams, and
-every candidate classifier's probabilities, compared with the fitted pipeline itself on the same texts."""
+"""The ONNX export computes what scikit-learn computes: the TF-IDF rows of Unicode words and char_wb grams, every
+candidate classifier's probabilities, and both heads of a two-head model (its urgent threshold included), compared
+with the fitted model itself on the same texts."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from retrain.ml.onnx_convert import (
     to_onnx,
 )
 from retrain.ml.onnx_text import Unconvertible
+from ticket_ab.twohead import URGENT, TwoHeadModel, decide_priority
 
 # What tickets hold: punctuation, digits, error codes, versions, mixed case, Cyrillic, tabs and newlines, a
 # one-letter word, an empty ticket, underscores, e-mail addresses, non-breaking and repeated spaces.
@@ -128,6 +130,75 @@ def test_a_model_of_another_shape_is_named(tickets):
         to_onnx(bare)
 
 
+def two_head(tickets: pd.DataFrame, priority_head: str | None, topic_head: str = "lr_wc",
+             urgent_threshold: float | None = None) -> TwoHeadModel:
+    """A TwoHeadModel as training builds one: the topic candidate's features and head, another candidate's head for
+    the priority (None: no priority labels given, the head is skipped)."""
+    topic = served_pipeline(topic_head)
+    head = None if priority_head is None else served_pipeline(priority_head).named_steps["clf"]
+    model = TwoHeadModel(topic.named_steps["features"], topic.named_steps["clf"], head, urgent_threshold)
+    return model.fit(tickets[["text"]], tickets["topic"], priority=None if head is None else tickets["priority"])
+
+
+def onnx_outputs(model, texts: list[str]) -> dict[str, np.ndarray]:
+    return OnnxScorer(to_onnx(model).SerializeToString()).run(texts)
+
+
+@pytest.mark.parametrize("priority_head", ["lr_wc", "svm_wc"])  # logistic regression; calibrated LinearSVC
+def test_two_head_graph_answers_both_heads_as_the_model_does(priority_head, tickets, texts):
+    model = two_head(tickets, priority_head)
+    got = onnx_outputs(model, texts)
+    assert list(got) == ["label", "probabilities", "priority_label", "priority_probabilities"]
+    topic, priority = model.predict_both(pd.DataFrame({"text": texts}))
+    np.testing.assert_allclose(got["probabilities"], topic, atol=1e-6)
+    np.testing.assert_allclose(got["priority_probabilities"], priority, atol=1e-6)
+    assert list(got["label"]) == list(model.predict(pd.DataFrame({"text": texts})))
+    assert list(got["priority_label"]) == list(model.predict_priority(pd.DataFrame({"text": texts})))
+    checked = parity(model, OnnxScorer(to_onnx(model).SerializeToString()), texts)
+    assert checked.same_topic == 1.0 and checked.same_priority == 1.0 and checked.passes
+    assert checked.max_priority_probability_diff <= MAX_PROBABILITY_DIFF
+
+
+def test_urgent_threshold_is_applied_inside_the_graph(tickets, texts):
+    model = two_head(tickets, "svm_wc")
+    _, priority = model.predict_both(pd.DataFrame({"text": texts}))
+    p_urgent = priority[:, list(model.priority_classes_).index(URGENT)]
+    argmax = decide_priority(priority, model.priority_classes_)
+    model.urgent_threshold = float(np.quantile(p_urgent[argmax != URGENT], 0.8))  # flips a fifth of the others
+    want = model.predict_priority(pd.DataFrame({"text": texts}))
+    assert (want == URGENT).sum() > (argmax == URGENT).sum()  # the threshold matters on these texts
+    got = onnx_outputs(model, texts)
+    assert list(got["priority_label"]) == list(want)
+    assert parity(model, OnnxScorer(to_onnx(model).SerializeToString()), texts).same_priority == 1.0
+    assert {p.key: p.value for p in to_onnx(model).metadata_props}["urgent_threshold"] == str(model.urgent_threshold)
+
+
+def test_a_two_head_model_without_priority_head_exports_the_topic_only(tickets, texts):
+    model = two_head(tickets, None)
+    assert model.priority_ is None
+    got = onnx_outputs(model, texts)
+    assert list(got) == ["label", "probabilities"]
+    np.testing.assert_allclose(got["probabilities"], model.predict_proba(pd.DataFrame({"text": texts})), atol=1e-6)
+    checked = parity(model, OnnxScorer(to_onnx(model).SerializeToString()), texts)
+    assert checked.same_priority is None and checked.max_priority_probability_diff is None and checked.passes
+    assert "priorities" not in str(checked)
+
+
+def test_a_plain_pipeline_exports_the_topic_only(tickets, texts):
+    pipeline = served_pipeline("svm_wc").fit(tickets[["text"]], tickets["topic"])
+    scorer = OnnxScorer(to_onnx(pipeline).SerializeToString())
+    assert scorer.outputs == ("label", "probabilities") and scorer.both(texts[:3])[1] is None
+    checked = parity(pipeline, scorer, texts)
+    assert checked.same_topic == 1.0 and checked.same_priority is None and checked.passes
+
+
+def test_a_priority_head_without_converter_is_named(tickets):
+    model = two_head(tickets, "lr_wc")
+    model.priority_ = Oracle().fit(None, tickets["priority"])
+    with pytest.raises(Unconvertible, match=r"^priority\.clf: Oracle has no ONNX converter"):
+        to_onnx(model)
+
+
 @pytest.mark.parametrize(("same", "diff", "passes"), [
     (MIN_SAME_TOPIC, MAX_PROBABILITY_DIFF, True),
     (MIN_SAME_TOPIC - 0.0005, 0.0, False),
@@ -137,3 +208,15 @@ def test_parity_bar_is_both_figures_at_once(same, diff, passes):
     checked = Parity(2000, same, diff)
     assert checked.passes is passes
     assert ("meets the bar" if passes else "FAILS the bar") in str(checked)
+
+
+@pytest.mark.parametrize(("same", "diff", "passes"), [
+    (MIN_SAME_TOPIC, MAX_PROBABILITY_DIFF, True),
+    (MIN_SAME_TOPIC - 0.0005, 0.0, False),
+    (1.0, MAX_PROBABILITY_DIFF * 1.01, False),
+])
+def test_parity_bar_holds_for_the_priority_head_too(same, diff, passes):
+    checked = Parity(2000, 1.0, 0.0, same, diff)
+    assert checked.passes is passes
+    assert ("meets the bar for each head" if passes else "FAILS the bar for each head") in str(checked)
+    assert f"{same:.2%} identical priorities, max priority probability difference {diff:.2e}" in str(checked)

@@ -21,6 +21,7 @@ from retrain.tasks.windowscan import Sampling
 from ticket_ab.compact import compact_day
 from ticket_ab.logstore import REQUESTS, shard_files
 from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
+from ticket_ab.schema import PRIORITIES
 from ticket_ab.settings import FeedbackSettings, get_settings
 
 COLUMNS = [c for c in win.WINDOW_COLUMNS if c != "drift_sample"]
@@ -52,13 +53,17 @@ def _requests(rng: np.random.Generator, day: int, n: int, first: int) -> list[di
 
 
 def _feedback(rng: np.random.Generator, ids: list[str]) -> list[list[str]]:
-    """Labels for about half the ids (some corrected later, some blank), and some for ids never served."""
+    """Labels for about half the ids (some corrected later, some blank), and some for ids never served; a priority
+    on some of them, and some giving only a priority."""
     rows, ms = [], 0
     for rid in ids + [f"ghost{k}" for k in range(5)]:
         for _ in range(int(rng.choice([0, 1, 2], p=[0.5, 0.4, 0.1]))):
             ms += int(rng.integers(1, 5000))
             label = "" if rng.random() < 0.05 else str(rng.choice(["access", "email", "network", "billing"]))
-            rows.append([_stamp(2, 40_000_000 + ms), rid, label, str(rng.choice(["desk-1", "desk-2", "api"]))])
+            source = str(rng.choice(["desk-1", "desk-2", "api"]))
+            priority = "" if rng.random() < 0.6 else str(rng.choice(PRIORITIES))
+            label = "" if priority and rng.random() < 0.3 else label
+            rows.append([_stamp(2, 40_000_000 + ms), rid, label, source, priority])
     return rows
 
 
@@ -86,13 +91,15 @@ def _reference(root, watermark: win.Watermark) -> win.Window:
     labels, feedback_stats = guard_feedback(feedback.rows, set(requests.rows["request_id"]),
                                             set(routed["request_id"].dropna()), GUARDS, watermark.feedback_sources)
     late = labels.loc[labels["late"], list(win.LATE_COLUMNS)].reset_index(drop=True)
-    labels = labels.loc[~labels["late"]].drop(columns="late")
-    frame = routed.drop(columns=["label", "label_source"]).merge(
-        labels.rename(columns={"source": "label_source"}), on="request_id", how="left")[list(win.WINDOW_COLUMNS)]
+    labels = labels.loc[~labels["late"]].drop(columns="late").replace({"label": {"": None}, "priority": {"": None}})
+    frame = routed.drop(columns=["label", "label_source", "label_priority"]).merge(
+        labels.rename(columns={"source": "label_source", "priority": "label_priority"}), on="request_id",
+        how="left")[list(win.WINDOW_COLUMNS)]
     newest = requests.rows["timestamp"].max()
     until = newest.isoformat() if watermark.until is None or newest > watermark.until else watermark.requests_until
     labelled = frame["label"].notna() & frame["label"].astype(str).str.strip().ne("")
     stats = {"rows": len(frame), "router_rows": len(frame), "incoming_rows": 0, "labelled": int(labelled.sum()),
+             "labelled_priority": int(frame["label_priority"].notna().sum()),
              "requests_read": len(requests.rows), "requests_malformed": requests.malformed, **request_stats,
              "feedback_read": len(feedback.rows), "feedback_malformed": feedback.malformed, **feedback_stats,
              "incoming_new_files": [], "incoming_bad_files": [], "watermark_from": watermark.requests_until,
@@ -110,8 +117,8 @@ def _scanned(root, watermark: win.Watermark, rows: int, tmp_path) -> win.Window:
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows in request-id order, labels' missing values alike, the timestamp in one unit."""
     out = frame[COLUMNS].astype({"timestamp": "datetime64[ns, UTC]"})
-    out[["label", "label_source"]] = out[["label", "label_source"]].astype(object).where(
-        out[["label", "label_source"]].notna(), None)
+    labels = ["label", "label_source", "label_priority"]
+    out[labels] = out[labels].astype(object).where(out[labels].notna(), None)
     return out.sort_values(["timestamp", "request_id"], kind="stable").reset_index(drop=True)
 
 
@@ -123,6 +130,8 @@ def test_the_sql_window_is_the_in_memory_window_with_the_same_counts_and_guarded
     scanned = _scanned(log_root, watermark, 10_000, tmp_path)  # a sample larger than the window: all of it
     assert expected.stats["requests_duplicate"] and expected.stats["requests_empty_text"]  # the log has both
     assert expected.stats["requests_malformed"] >= 3 and expected.stats["feedback_superseded"]
+    priority_only = expected.frame["label"].isna() & expected.frame["label_priority"].notna()
+    assert priority_only.any() and (expected.frame["label"].notna() & expected.frame["label_priority"].notna()).any()
     assert {k: scanned.stats[k] for k in expected.stats} == expected.stats
     pd.testing.assert_frame_equal(_comparable(scanned.frame), _comparable(expected.frame))
     assert scanned.frame["drift_sample"].all()
@@ -133,13 +142,14 @@ def test_the_sql_window_is_the_in_memory_window_with_the_same_counts_and_guarded
 def test_a_window_larger_than_the_sample_keeps_every_labelled_ticket_and_counts_the_whole_window(log_root, tmp_path):
     expected = _reference(log_root, win.Watermark())
     scanned = _scanned(log_root, win.Watermark(), 50, tmp_path)
-    labelled = expected.frame["label"].notna()
+    labelled = expected.frame["label"].notna() | expected.frame["label_priority"].notna()  # a topic or a priority
     assert expected.stats["router_rows"] - int(labelled.sum()) > 50  # more unlabelled tickets than the sample
     assert {k: scanned.stats[k] for k in expected.stats} == expected.stats
-    kept = scanned.frame.loc[scanned.frame["label"].notna()]
+    given = scanned.frame["label"].notna() | scanned.frame["label_priority"].notna()
+    kept = scanned.frame.loc[given]
     pd.testing.assert_frame_equal(_comparable(kept), _comparable(expected.frame.loc[labelled]))
     assert int(scanned.frame["drift_sample"].sum()) == scanned.stats["sample_rows"] == 50
-    assert len(scanned.frame) == len(kept) + int((scanned.frame["drift_sample"] & scanned.frame["label"].isna()).sum())
+    assert len(scanned.frame) == len(kept) + int((scanned.frame["drift_sample"] & ~given).sum())
 
 
 def test_the_sample_is_the_first_rows_by_the_seeded_hash_of_the_request_id(log_root, tmp_path):

@@ -14,8 +14,10 @@ from tests.unit.router.router_testkit import (
     MemoryStore,
     check_error,
     fitted_pipeline,
+    fitted_two_head,
     loaded,
 )
+from ticket_ab.twohead import TwoHeadModel
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +28,12 @@ def champion_model() -> LoadedModel:
 @pytest.fixture(scope="session")
 def challenger_model() -> LoadedModel:
     return loaded(fitted_pipeline(seed=1, per_topic=20), "challenger", "2")
+
+
+@pytest.fixture(scope="session")
+def two_head() -> TwoHeadModel:
+    """A fitted two-head model (topic + priority) on a few hundred generated tickets."""
+    return fitted_two_head(seed=0)
 
 
 @pytest.fixture

@@ -18,16 +18,19 @@ from typing import Any
 
 import mlflow.sklearn
 import pandas as pd
+from sklearn.linear_model import LogisticRegression
 
-from retrain.ml.features import baseline_pipeline
+from load_test.simulate.generator import generate
+from retrain.ml.features import WORD_CHAR, baseline_pipeline, text_pipeline
 from router.config import ConfigUnavailable
-from router.models import FROM_REGISTRY, LoadedModel, Models
-from router.predictor import compile_scorer
+from router.models import FROM_REGISTRY, LoadedModel, Models, priority_parts
+from router.predictor import compile_both
 from router.store import published, shared_config
 from ticket_ab.names import CHALLENGER, CHAMPION
 from ticket_ab.registry import AB_CONFIG_TAG, RegistryState, RegistryUnavailable, RegistryVersion, model_digest
 from ticket_ab.schema import TOPICS
 from ticket_ab.settings import Settings
+from ticket_ab.twohead import TwoHeadModel
 
 WORDS = {
     "access": ["password", "login", "locked out", "account", "permission", "sso", "mfa code", "reset link"],
@@ -67,16 +70,31 @@ def fitted_pipeline(seed: int = 0, per_topic: int = 30):
     return baseline_pipeline(seed).fit(data[["text"]], data["topic"])
 
 
+def fitted_two_head(seed: int = 0, n: int = 400, urgent_threshold: float | None = None,
+                    priority: Any = "lr") -> TwoHeadModel:
+    """A real two-head model (word + character TF-IDF shared by a LogisticRegression topic head and a priority head,
+    `priority` "lr" for a LogisticRegression, an estimator, or None for none) on `n` generated tickets, which
+    carry a priority written into their text (load_test.simulate.generator)."""
+    data = generate("baseline", n, seed=seed)
+    head = LogisticRegression(max_iter=1000, random_state=seed) if priority == "lr" else priority
+    features = text_pipeline(LogisticRegression(), WORD_CHAR).steps[0][1]
+    model = TwoHeadModel(features, LogisticRegression(C=10.0, max_iter=1000, random_state=seed), head,
+                         urgent_threshold)
+    return model.fit(data[["text"]], data["topic"], priority=data["priority"] if head is not None else None)
+
+
 ADMIN_TOKEN = "admin-secret-token"
 FEEDBACK_TOKEN = "feedback-secret-token"
 
 
 def loaded(pipeline: Any, alias: str, version: str, source: str = FROM_REGISTRY) -> LoadedModel:
     """A LoadedModel as the store builds it, minus the warm-up (so a model that always raises fits too)."""
-    score, scoring = compile_scorer(pipeline)
+    score, scoring = compile_both(pipeline)
+    priorities, threshold = priority_parts(pipeline)
     return LoadedModel(alias=alias, version=version, run_id=f"run-{version}", pipeline=pipeline,
                        classes=tuple(str(c) for c in pipeline.classes_), score=score, scoring=scoring,
-                       source=source, loaded_at="2026-11-24T11:00:00")
+                       source=source, loaded_at="2026-11-24T11:00:00", priority_classes=priorities,
+                       urgent_threshold=threshold)
 
 
 class Exploding:

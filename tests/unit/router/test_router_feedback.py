@@ -19,7 +19,8 @@ def test_feedback_is_accepted_with_202_and_appended_to_the_feedback_log(client, 
     request_id = client.post("/predict", json={"text": "vpn drops"}).get_json()["request_id"]
     response = client.post("/feedback", json={"request_id": request_id, "label": "network"}, headers=agent)
     assert response.status_code == 202
-    assert response.get_json() == {"status": "accepted", "request_id": request_id, "label": "network", "source": "api"}
+    assert response.get_json() == {"status": "accepted", "request_id": request_id, "label": "network",
+                                   "priority": None, "source": "api"}
     rows = feedback_rows(settings)
     assert list(rows[["request_id", "label", "source"]].itertuples(index=False, name=None)) == [
         (request_id, "network", "api")]

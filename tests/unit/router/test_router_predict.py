@@ -15,7 +15,7 @@ from ticket_ab.requestlog import read_requests
 
 VPN = {"text": "vpn drops every hour and the wifi is slow"}
 RESPONSE_KEYS = {"request_id", "variant", "model_alias", "model_version", "topic", "confidence", "scores", "latency_ms",
-                 "logged"}
+                 "logged", "topic_scores", "priority", "priority_confidence", "priority_scores", "priority_note"}
 
 
 def set_split(app, split_b: float, mode: str = "split") -> None:
