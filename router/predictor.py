@@ -36,7 +36,7 @@ from sklearn.pipeline import Pipeline
 from router.features_fast import as_row, text_features
 from router.heads_fast import Head, compile_head
 from ticket_ab.schema import TEXT
-from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD, TwoHeadModel, heads_of
+from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD, TwoHeadModel, heads_of, probabilities
 
 Scorer = Callable[[str], np.ndarray]  # one ticket text -> class probabilities (1-D, in `classes_` order)
 
@@ -76,10 +76,7 @@ def score_many(pipeline: Any, texts: Sequence[str]) -> np.ndarray:
 
 def score_many_both(model: Any, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None]:
     """(topic, priority or None) probabilities of many tickets, the features built once for both heads."""
-    frame = pd.DataFrame({TEXT: list(texts)})
-    if PRIORITY_HEAD in heads_of(model):
-        return model.predict_both(frame)
-    return model.predict_proba(frame), None
+    return probabilities(model, pd.DataFrame({TEXT: list(texts)}))
 
 
 def _standard_parts(pipeline: Any) -> tuple[Any, list[Any], Any] | None:

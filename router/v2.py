@@ -6,7 +6,7 @@ router (router.answer): its own arm, request-log row and metrics, as a `/predict
 Outputs: `topic` (BYTES [N]) and `scores` (FP32 [N, K], columns in the order of `parameters.topics`),
 plus `variant`, `model_version` and `request_id` (BYTES [N]) to tell the arms apart and send feedback,
 and `priority` (BYTES [N]) and `priority_scores` (FP32 [N, P], columns in the order of
-`parameters.priorities`: the champion's priority classes, else the challenger's, else the schema's).
+`parameters.priorities`: every priority class either version answers, in the schema's order).
 
 A tensor holds no null, yet a batch may mix a one-head version (it predicts topic only) with a
 two-head one, e.g. a one-head champion beside a two-head challenger. The convention (also stated in
@@ -106,12 +106,13 @@ def model_metadata(name: str) -> Response:
 
 
 def priority_columns(models: Models) -> tuple[str, ...]:
-    """The columns of `priority_scores`: the champion's priority classes, else the challenger's, else the schema's
-    (neither version has a priority head)."""
-    for model in (models.champion, models.challenger):
-        if model is not None and model.priority_classes:
-            return model.priority_classes
-    return PRIORITIES
+    """The columns of `priority_scores`: every priority class either version answers, in the schema's order (any
+    other after it, sorted), so each row sums to 1 whichever arm answered it; the schema's when neither version has
+    a priority head."""
+    found = {c for model in (models.champion, models.challenger) if model is not None for c in model.priority_classes}
+    if not found:
+        return PRIORITIES
+    return (*(c for c in PRIORITIES if c in found), *sorted(found - set(PRIORITIES)))
 
 
 def _infer_body(limit: int) -> tuple[dict[str, Any], bytes]:

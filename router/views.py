@@ -92,12 +92,12 @@ def _known_label(label: str, labels: tuple[str, ...]) -> str:
     return label
 
 
-def _known_priority(priority: str, priorities: tuple[str, ...]) -> str:
-    """The priority, if the champion's priority head knows it (or, for a one-head champion, the schema does: priority
-    feedback is collected before the first two-head champion, to train it)."""
-    if priority not in priorities:
+def _known_priority(priority: str) -> str:
+    """The priority, if the schema knows it: not only the champion's priority classes, since feedback is how a
+    class the head never saw (or a first priority head) gets trained."""
+    if priority not in PRIORITIES:
         raise APIError(422, "unknown_priority",
-                       f"priority {quoted(priority)} is not a known priority; known: {', '.join(priorities)}")
+                       f"priority {quoted(priority)} is not a known priority; known: {', '.join(PRIORITIES)}")
     return priority
 
 
@@ -112,8 +112,7 @@ def feedback() -> tuple[Response, int]:
     item = validated(contract.current().feedback, _body())
     champion = serving_models(router).champion
     label = None if item.label is None else _known_label(item.label, champion.classes)
-    priority = None if item.priority is None else _known_priority(
-        item.priority, champion.priority_classes or PRIORITIES)
+    priority = None if item.priority is None else _known_priority(item.priority)
     if not state.record(router.feedback, feedback_row(item.request_id, label, source, priority)):
         # the row is all feedback is: the sender retries
         raise APIError(503, "log_unavailable", f"the feedback was not recorded: {router.feedback.error}; "

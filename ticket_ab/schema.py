@@ -13,7 +13,8 @@ import pandas as pd
 
 TEXT = "text"
 TOPIC = "topic"
-OPTIONAL_COLUMNS = ("ticket_id", "customer_id", "created_at", "priority", "language")
+PRIORITY = "priority"  # optional: tickets without one train the topic head only (ticket_ab.twohead)
+OPTIONAL_COLUMNS = ("ticket_id", "customer_id", "created_at", PRIORITY, "language")
 COLUMNS = (TEXT, TOPIC, *OPTIONAL_COLUMNS)
 
 # The helpdesk topics of the generated tickets (real data may bring its own label set).

@@ -112,9 +112,13 @@ class TrainingSettings(BaseSettings):
     gate_held_agreement: float = Field(0.9, ge=0.0, le=1.0, description="... or agrees on less than this share of "
                                        "those tickets the champion gives it with TICKET_AB_FEEDBACK_PATTERN_CONFIDENCE")
     gate_priority_margin: float = Field(0.02, ge=0.0, le=1.0, description="a challenger whose priority macro-F1 "
-                                        "trails the champion's by more on the held-out tickets with a priority fails")
+                                        "trails the champion's by more on the held-out tickets with a priority fails "
+                                        "(a point check, no interval)")
     gate_urgent_min_rows: int = Field(30, ge=1, description="held-out urgent tickets the gate needs before a rise in "
                                       "urgent tickets predicted low fails it (fewer: reported only)")
+    gate_urgent_low_margin: float = Field(0.02, ge=0.0, le=1.0, description="a challenger fails when the "
+                                          "customer-clustered lower bound (gate_confidence) of its share of held-out "
+                                          "urgent tickets predicted low, minus the champion's, is above this")
     priority_urgent_recall: float | None = Field(None, gt=0.0, le=1.0, description="answer `urgent` from the "
                                                  "probability that reaches this urgent recall out of fold in "
                                                  "training (unset: the likeliest priority)")

@@ -62,9 +62,11 @@ class TwoHeadModel(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        """Topic probabilities: a two-head model reads as its topic model to every topic caller."""
         return self.topic_.predict_proba(self.features_.transform(X))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:  # noqa: N803
+        """The likeliest topic of each ticket."""
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def predict_both(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:  # noqa: N803
@@ -85,6 +87,14 @@ class TwoHeadModel(ClassifierMixin, BaseEstimator):
         if fitted is None:
             raise ValueError(f"this model has no {head} head: {self.priority_note_}")
         return Pipeline([("features", self.features_), ("clf", fitted)])
+
+
+def probabilities(model: Any, tickets: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """(topic probabilities, priority probabilities or None) of any registered model, one-head or two: the one
+    place that tells the two shapes apart for batch scoring, drift, ONNX parity and the router's batches."""
+    if PRIORITY_HEAD in heads_of(model):
+        return model.predict_both(tickets)
+    return model.predict_proba(tickets), None
 
 
 def decide_priority(proba: np.ndarray, classes: tuple[str, ...] | np.ndarray,

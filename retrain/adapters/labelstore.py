@@ -24,8 +24,13 @@ Recency policy of a draw: `ok` rows (and quarantined rows of confirmed patterns)
 unconfirmed quarantined rows with the champion's answer, the window's untouched gate gold excluded,
 newest ticket first (bootstrap rows last, they are the oldest), at most TICKET_AB_STORE_MAX_ROWS;
 a topic whose labels the window's quarantine held keeps at least its share of the store's drawable
-rows (the window brings no labels of it, so a recency cap alone would push it out). The draw's
-fingerprint is tagged on the version it trains.
+rows (the window brings no labels of it, so a recency cap alone would push it out). So does each
+priority, and at least as many rows as the selection has folds (or all it has): priorities are sparse
+(optional feedback, and the bootstrap rows, which go last), so a recency cap alone would leave the
+priority head too few rows to be trained, and a champion with that head would then block every
+challenger without one. Rows with only a priority enter the draw through that reserve, or after every
+topic row when there is room: they never push a topic row out beyond their share. The draw logs what
+it holds. The draw's fingerprint is tagged on the version it trains.
 """
 
 from __future__ import annotations
@@ -38,10 +43,15 @@ from pathlib import Path
 import pandas as pd
 
 from ticket_ab.atomic import exclusive, replace_file
-from ticket_ab.schema import TEXT, TOPIC
+from ticket_ab.log import get_logger, kv
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC
+from ticket_ab.settings import TrainingSettings
 
+log = get_logger("labelstore")
 KEY = "key"
-PRIORITY = "priority"  # the ticket's priority label (None where unknown; stores written before it read None)
+# PRIORITY (ticket_ab.schema) is the ticket's priority label: None where unknown; stores written before it read None
+# the selection's folds when a caller does not say (the setting's default, stated there once)
+FOLDS = TrainingSettings.model_fields["automl_folds"].default
 COLUMNS = (KEY, "request_id", "ticket_id", "customer_id", TEXT, TOPIC, "origin", "label_source", "status", "pattern",
            "champion_topic", "timestamp", PRIORITY)
 BOOTSTRAP, PSEUDO, GOLD = "bootstrap", "pseudo", "gold"
@@ -171,20 +181,77 @@ def drop_keys(store: pd.DataFrame, keys: set[str]) -> pd.DataFrame:
 
 
 def draw(store: pd.DataFrame, max_rows: int, *, exclude: set[str] = frozenset(),
-         confirmed: set[str] = frozenset(), held_topics: set[str] = frozenset()) -> pd.DataFrame:
-    """The training data of a retrain, by the recency policy in the module docstring."""
+         confirmed: set[str] = frozenset(), held_topics: set[str] = frozenset(), folds: int = FOLDS) -> pd.DataFrame:
+    """The training data of a retrain, by the recency policy in the module docstring (`folds`: the selection's, so
+    each priority the store has keeps enough rows to be cross-validated)."""
+    rows = _drawable(store, exclude, confirmed)
+    kept = [rows.loc[rows[TOPIC].eq(topic)].head(math.ceil(max_rows * float(rows[TOPIC].eq(topic).mean())))
+            for topic in sorted(held_topics) if len(rows)]
+    prioritised = _priority_reserve(rows, max_rows, folds)
+    reserved = pd.concat([*kept, prioritised]) if kept or len(prioritised) else rows.iloc[0:0]
+    reserved = reserved.loc[~reserved.index.duplicated()]
+    rest = rows.drop(index=reserved.index)
+    topic = rest[TOPIC].notna()
+    chosen = pd.concat([reserved, rest.loc[topic], rest.loc[~topic]]).head(max_rows)
+    drawn = rows.loc[rows.index.isin(chosen.index)].drop(columns="_rank").reset_index(drop=True)
+    log.info(kv("label_store_draw", **draw_stats(rows, drawn, len(prioritised))))
+    return drawn
+
+
+def _drawable(store: pd.DataFrame, exclude: set[str], confirmed: set[str]) -> pd.DataFrame:
+    """Every row a draw may take, newest first: labelled rows, held rows with the champion's answer."""
     labelled = store["status"].eq(OK) | store["pattern"].isin(confirmed)
     held = store["status"].eq(QUARANTINED) & ~labelled & store["champion_topic"].notna()
     answered = store.loc[held].assign(**{TOPIC: store.loc[held, "champion_topic"], "origin": CHAMPION})
     rows = pd.concat([store.loc[labelled], answered], ignore_index=True)
     rows = rows.loc[~rows[KEY].isin(exclude)]
     rows = rows.assign(_rank=rows["origin"].map(PRECEDENCE))
-    rows = rows.sort_values(["timestamp", "_rank", KEY], ascending=[False, False, True], kind="stable")
-    kept = [rows.loc[rows[TOPIC].eq(topic)].head(math.ceil(max_rows * float(rows[TOPIC].eq(topic).mean())))
-            for topic in sorted(held_topics) if len(rows)]
-    reserved = pd.concat(kept) if kept else rows.iloc[0:0]
-    chosen = pd.concat([reserved, rows.drop(index=reserved.index)]).head(max_rows)
-    return rows.loc[rows.index.isin(chosen.index)].drop(columns="_rank").reset_index(drop=True)
+    return rows.sort_values(["timestamp", "_rank", KEY], ascending=[False, False, True], kind="stable")
+
+
+def _has_priority(rows: pd.DataFrame) -> pd.Series:
+    return rows[PRIORITY].notna() & rows[PRIORITY].astype(str).str.strip().ne("")
+
+
+def _priority_reserve(rows: pd.DataFrame, max_rows: int, folds: int) -> pd.DataFrame:
+    """The newest rows of each priority, as many as its share of the drawable rows takes of `max_rows`, and at
+    least `folds` (or all it has): the priority head's cross-validation needs `folds` of each."""
+    given = rows.loc[_has_priority(rows)]
+    parts = [group.head(max(math.ceil(max_rows * len(group) / len(rows)), min(len(group), folds)))
+             for _, group in given.groupby(given[PRIORITY].astype(str).str.strip(), sort=True)]
+    return pd.concat(parts) if parts else rows.iloc[0:0]
+
+
+def draw_stats(rows: pd.DataFrame, drawn: pd.DataFrame, reserved: int) -> dict[str, object]:
+    """What a draw holds, for its log line: its rows, those with a topic, with a priority (per priority), with only
+    a priority, the priority rows reserved, and the drawable priority rows it left out."""
+    priority, drawable = _has_priority(drawn), int(_has_priority(rows).sum())
+    counts = drawn.loc[priority, PRIORITY].astype(str).str.strip().value_counts().sort_index()
+    stats: dict[str, object] = {
+        "rows": int(len(drawn)), "topic_rows": int(drawn[TOPIC].notna().sum()), "priority_rows": int(priority.sum()),
+        "priority_only_rows": int((priority & drawn[TOPIC].isna()).sum()), "priority_reserved": int(reserved),
+        "priority_left_out": drawable - int(priority.sum()),
+        "priorities": ",".join(f"{k}:{v}" for k, v in counts.items()) or "none"}
+    if not drawable:
+        stats["note"] = "no drawable row has a priority: the priority head cannot be trained on this draw"
+    return stats
+
+
+def missing_priorities(store: pd.DataFrame, reference: pd.DataFrame) -> str | None:
+    """Why the store holds no priority although the champion's reference has some, or None.
+
+    The bootstrap rows are seeded once, from the champion of the store's first run: a store begun
+    under a champion without a priority head keeps none after a champion with one is promoted, and
+    nothing is invented for it; priorities come back with feedback (or an operator re-seeding the store)."""
+    stored = store.loc[store["status"].ne(PENDING)]
+    if PRIORITY not in reference or _has_priority(stored).any():
+        return None
+    given = int(_has_priority(reference).sum())
+    if not given:
+        return None
+    return (f"the label store holds no priority label although the champion's reference has {given}: its "
+            "bootstrap was seeded (once) under a champion without priorities; the priority head is trained "
+            "again once feedback brings priorities")
 
 
 def expire(store: pd.DataFrame, days: int, now: pd.Timestamp) -> pd.DataFrame:

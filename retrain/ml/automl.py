@@ -40,9 +40,9 @@ from retrain.ml.candidates import CANDIDATES, Candidate
 from retrain.ml.cluster import WholeFugueBackend, open_engine
 from retrain.ml.evaluate import labelled
 from retrain.ml.features import text_pipeline
-from retrain.ml.priority import PRIORITY, urgent_threshold_for_recall
+from retrain.ml.priority import urgent_threshold_for_recall
 from ticket_ab.log import get_logger, kv
-from ticket_ab.schema import TEXT, TOPIC
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC
 from ticket_ab.settings import AutoMLEngine
 from ticket_ab.twohead import TwoHeadModel, heads_of
 
@@ -74,6 +74,7 @@ class AutoMLResult:
     priority_strength: float | None = None
     priority_tuning: dict[float, float] = field(default_factory=dict)
     urgent_threshold: float | None = None  # stored on the model too (TICKET_AB_PRIORITY_URGENT_RECALL)
+    priority_trainable: bool = False  # the data could train a priority head (`priority_rows`: the gate reads it)
 
     @property
     def heads(self) -> str:
@@ -200,7 +201,8 @@ def select_model(
     `engine="dask"` cross-validates the candidates on the dask.distributed cluster at `scheduler`
     (see retrain.ml.cluster); tuning and the final fit stay here, the leaderboard is the same.
     `urgent_recall` (TICKET_AB_PRIORITY_URGENT_RECALL): store on the model the urgent threshold that
-    reaches this urgent recall on out-of-fold probabilities of the training rows.
+    reaches this urgent recall on out-of-fold probabilities of the training rows (of the priority winner's own
+    pipeline: approximate for the served head, see `_urgent_threshold`).
     """
     names = list(candidates or CANDIDATES)
     unknown = [n for n in names if n not in CANDIDATES]
@@ -210,6 +212,7 @@ def select_model(
     data = frame.loc[labelled(frame, TOPIC), [TEXT, TOPIC]].reset_index(drop=True)
     check_trainable(data, folds)
     rows, note = priority_rows(frame, folds)
+    trainable = not note
     started = time.perf_counter()
     log.info(kv("automl_select_start", rows=len(data), priority_rows=len(rows), candidates=",".join(names),
                 folds=folds, budget_s=budget_s, engine=engine))
@@ -226,7 +229,8 @@ def select_model(
     fit_seconds = time.perf_counter() - started
     _log_done(topic, priority, note, threshold, select_seconds, fit_seconds)
     return AutoMLResult(model, topic.winner, topic.leaderboard, topic.cv_macro_f1, select_seconds, fit_seconds,
-                        topic.strength, topic.tuning, **_priority_fields(priority, note, threshold))
+                        topic.strength, topic.tuning, **_priority_fields(priority, note, threshold),
+                        priority_trainable=trainable)
 
 
 def priority_rows(frame: pd.DataFrame, folds: int) -> tuple[pd.DataFrame, str]:
@@ -295,7 +299,12 @@ def two_head_model(frame: pd.DataFrame, topic: Selection, priority: Selection | 
 
 def _urgent_threshold(rows: pd.DataFrame, priority: Selection | None, folds: int, seed: int,
                       recall: float | None) -> float | None:
-    """The urgent threshold reaching `recall` on out-of-fold probabilities of the training rows (None: argmax)."""
+    """The urgent threshold reaching `recall` on out-of-fold probabilities of the training rows (None: argmax).
+
+    The probabilities are the priority winner's own `served_pipeline` cross-validated on the priority rows, its
+    vectorizer fit per fold on those rows. The served head reads the topic winner's vectorizer fit on every row,
+    so the stated recall is approximate for it: the same feature kind (`same_features`), a different vocabulary.
+    """
     if recall is None or priority is None:
         return None
     pipeline = served_pipeline(priority.winner, priority.strength, seed)

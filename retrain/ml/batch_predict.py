@@ -18,15 +18,10 @@ from tqdm import tqdm
 
 from ticket_ab.pii import mask
 from ticket_ab.schema import TEXT
-from ticket_ab.twohead import PRIORITY_HEAD, decide_priority, heads_of
+from ticket_ab.twohead import decide_priority, probabilities
 
 PREDICTED, CONFIDENCE = "predicted_topic", "confidence"
 PREDICTED_PRIORITY, PRIORITY_CONFIDENCE = "predicted_priority", "priority_confidence"
-
-
-def _probabilities(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-    """(topic, priority or None) probabilities of a chunk, the features built once for both heads."""
-    return model.predict_both(frame) if PRIORITY_HEAD in heads_of(model) else (model.predict_proba(frame), None)
 
 
 def _chosen(proba: np.ndarray, classes: tuple[str, ...], picked: np.ndarray) -> np.ndarray:
@@ -42,7 +37,7 @@ def predict_frame(model: Any, tickets: pd.DataFrame, chunk_rows: int = 4096, pro
     bar = tqdm(total=len(tickets), unit="ticket", disable=not progress, desc="scoring")
     for start in range(0, len(tickets), chunk_rows):
         chunk = tickets.iloc[start:start + chunk_rows]
-        proba, chances = _probabilities(model, pd.DataFrame({TEXT: chunk[TEXT].astype(str).map(mask)}))
+        proba, chances = probabilities(model, pd.DataFrame({TEXT: chunk[TEXT].astype(str).map(mask)}))
         best = np.argmax(proba, axis=1)
         topics.append(np.asarray(model.classes_)[best].astype(str))
         confidence.append(proba[np.arange(len(best)), best])

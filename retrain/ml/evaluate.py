@@ -15,9 +15,9 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 
-from retrain.ml.priority import PRIORITY, PriorityScores, priority_scores
+from retrain.ml.priority import PriorityScores, priority_scores
 from ticket_ab.pii import mask
-from ticket_ab.schema import TEXT, TOPIC
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC
 from ticket_ab.twohead import PRIORITY_HEAD, heads_of
 
 NO_TOPIC = "(no topic)"  # the stratum of the holdout split that priority-only tickets fall in

@@ -8,7 +8,9 @@ window's feedback has its labels quarantined (the other sources' are used, so on
 neither poison a window nor stall it), and a window whose feedback is dominated by one label is
 refused, because that is what poisoning looks like. "Newly" is judged against the sources of the
 labels earlier windows used (the watermark carries them as counts). Priorities (feedback may correct only the
-priority) are judged the same way, apart: a flood of priorities refuses priorities only, never a topic label.
+priority) are judged the same way, apart: a flood of priorities refuses priorities only, never a topic label, and
+against a history of their own (the sources of the priorities earlier windows used), because the integration
+that sends priorities (a triage tool) need not be one that sends topics.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def guard_feedback(
     guards: FeedbackSettings,
     history: Mapping[str, int] | None = None,
     stored: set[str] | None = None,
+    priority_history: Mapping[str, int] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The labels this window may use, as (request_id, label, source, priority, late), plus what was dropped and why.
 
@@ -39,7 +42,9 @@ def guard_feedback(
     Order matters: the request log's join rule goes first (`latest_labels`: unknown request ids
     cannot be judged, the last label per request wins because agents correct themselves), then only
     this window's labels are judged for dominance, since that is the set that would be trained on.
-    `history` counts the sources of earlier windows' labels (`Watermark.feedback_sources`).
+    `history` counts the sources of earlier windows' topic labels (`Watermark.feedback_sources`),
+    `priority_history` those of their priorities (`Watermark.feedback_priority_sources`; empty for a watermark
+    written before it, so the priorities are not judged for a new source until a window has recorded some).
     Topic labels and priorities are judged apart, each among the rows that give one, by the same guards: a
     flood of one refuses that field only, and a request keeps the other ('' where a field is refused or was
     never given; `source` is the topic label's, else the priority's). The topic figures are those of a log
@@ -63,12 +68,14 @@ def guard_feedback(
         "feedback_priority_refused_reasons": [],
     }
     labels = _guarded(labels, "label", "source", guards, history, stats, "feedback")
-    labels = _guarded(labels, "priority", "priority_source", guards, history, stats, "feedback_priority")
+    labels = _guarded(labels, "priority", "priority_source", guards, priority_history, stats, "feedback_priority")
     labels = labels.loc[labels["label"].ne("") | labels["priority"].ne("")].reset_index(drop=True)
     labels["source"] = labels["source"].where(labels["label"].ne(""), labels["priority_source"])
     topics = labels.loc[labels["label"].ne("")]
     # what the next windows judge against: only labels that were used, so a flood never becomes the history
     stats["feedback_sources"] = {str(k): int(v) for k, v in topics["source"].value_counts().items()}
+    given = labels.loc[labels["priority"].ne(""), "priority_source"]
+    stats["feedback_priority_sources"] = {str(k): int(v) for k, v in given.value_counts().items()}
     stats["feedback_used"] = int((~topics["late"]).sum())
     stats["feedback_priority_used"] = int((~labels["late"] & labels["priority"].ne("")).sum())
     return labels.drop(columns="priority_source"), stats

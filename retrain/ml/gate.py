@@ -1,6 +1,6 @@
 """The quality gate: a candidate only becomes `challenger` if, with stated confidence, it is not worse.
 
-Three questions, each on data the candidate never trained on:
+Four questions, each on data the candidate never trained on:
 
 1. *Current traffic*: on the window's untouched gold (agents' labels held out before any cleaning),
    is the candidate's accuracy gain over the champion above `-margin` with `confidence`? The
@@ -13,16 +13,22 @@ Three questions, each on data the candidate never trained on:
 3. *Held topics*: a topic whose window labels the quarantine held has no gold on current traffic,
    so it is judged without labels on the window's tickets the candidate was not trained on
    (`retrain.ml.held`): a candidate that stopped recognising it fails, and the reason names it.
-4. *Priority*: when both versions answer a priority, on the same held-out tickets that have one, the
-   candidate fails if its priority macro-F1 trails the champion's by more than `gate_priority_margin`, or
-   if it reads more urgent tickets as `low` than the champion does (one-sided: fewer is welcome; the
-   count on the same tickets, as the issue asks that it must not rise). With fewer than
-   `gate_urgent_min_rows` urgent tickets that count is reported, not judged: a ticket or two decides
-   it, and priority labels arrive sparsely, so a few would block every topic improvement. Likewise
-   too few held-out priorities (< TICKET_AB_MIN_HOLDOUT) are reported, not judged. A champion without
-   a priority head has nothing to compare with: the candidate's figures are reported. A candidate
-   without one against a champion with one fails, named: a retrain must not silently drop an answer
-   the clients read.
+4. *Priority*: when both versions answer a priority, on the same held-out tickets that have one:
+   - urgent tickets predicted `low`, judged per customer like the topic gain: the paired per-ticket indicator
+     (urgent and predicted low) on the held-out urgent tickets, candidate minus champion, with its
+     customer-clustered interval (`clustered_gain`). The candidate fails when the one-sided lower bound at
+     `gate_confidence` is above `gate_urgent_low_margin`: its share of urgent tickets read as low is shown to
+     exceed the champion's by more than the margin. A rise of a ticket or two, or one customer's burst of
+     alike tickets, is not such evidence (the A/B report's urgent-missed guardrail then watches it live).
+     With fewer than `gate_urgent_min_rows` held-out urgent tickets it is reported, not judged.
+   - priority macro-F1 (over the priorities the tickets have): a point check, no interval; the candidate
+     fails when it trails the champion's by more than `gate_priority_margin`.
+   With fewer held-out priorities than TICKET_AB_MIN_HOLDOUT the priority cannot be judged: reported, never
+   failed (priority labels arrive sparsely; they must not block every topic improvement). A champion without
+   a priority head has nothing to compare with: the candidate's figures are reported. A candidate without
+   one against a champion with one fails only when its training data could train one (at least 2
+   priorities, each with TICKET_AB_AUTOML_FOLDS tickets: the selection's own bar), i.e. the head was lost
+   rather than impossible; a draw without enough priorities is reported, or every retrain would fail.
 
 Too little untouched gold is a failed gate with that reason, never a pass by default.
 """
@@ -37,8 +43,9 @@ import pandas as pd
 import statsmodels.api as sm
 
 from retrain.ml.held import HeldCheck, judge_held
-from retrain.ml.priority import PriorityScores, priority_scores
-from ticket_ab.settings import Settings
+from retrain.ml.priority import LOW, PriorityScores, priority_scores
+from ticket_ab.settings import Settings, TrainingSettings
+from ticket_ab.twohead import URGENT
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,8 @@ class Evidence:
     priority_candidate: np.ndarray | None = None  # the candidate's on the same tickets (None: no priority head)
     priority_champion: np.ndarray | None = None  # the champion's (None: no priority head)
     candidate_priority_note: str = ""  # why the candidate has no priority head
+    candidate_priority_trainable: bool = False  # its training data could train a priority head
+    priority_customers: np.ndarray | None = None  # the customer of each priority ticket (None: each its own)
 
 
 @dataclass(frozen=True)
@@ -144,9 +153,7 @@ def priority_check(evidence: Evidence, settings: Settings) -> PriorityCheck | No
     if truth is None or (candidate is None and champion is None):
         return None
     if candidate is None:
-        why = f"the challenger has no priority head ({evidence.candidate_priority_note or 'skipped'}) but the " \
-              "champion answers priorities: a retrain must not drop a head"
-        return PriorityCheck((why,), why, {"champion": _figures(priority_scores(truth, champion))})
+        return _without_head(evidence)
     mine = priority_scores(truth, candidate)
     if champion is None:
         return PriorityCheck((), f"priority macro-F1 {mine.macro_f1:.4f} on {mine.n} held-out tickets (reported: "
@@ -155,21 +162,53 @@ def priority_check(evidence: Evidence, settings: Settings) -> PriorityCheck | No
     details = {"candidate": _figures(mine), "champion": _figures(theirs)}
     training, min_gold = settings.training, settings.relabel.min_holdout
     if mine.n < min_gold:
-        return PriorityCheck((), f"priority not judged: {mine.n} held-out tickets with a priority < {min_gold} "
+        return PriorityCheck((), f"priority cannot be judged: {mine.n} held-out tickets with a priority < {min_gold} "
                              "(TICKET_AB_MIN_HOLDOUT), reported only", details)
     failures, lines = [], [f"priority macro-F1 {mine.macro_f1:.4f} vs champion {theirs.macro_f1:.4f} on {mine.n} "
-                           f"tickets (margin {training.gate_priority_margin:.4f})"]
+                           f"tickets (a point check, margin {training.gate_priority_margin:.4f})"]
     if mine.macro_f1 < theirs.macro_f1 - training.gate_priority_margin:
         failures.append(lines[0])
-    low = (f"urgent predicted low {mine.urgent_as_low_count} vs champion {theirs.urgent_as_low_count} of "
-           f"{mine.urgent_n} urgent tickets")
-    if mine.urgent_n < training.gate_urgent_min_rows:
-        lines.append(f"{low} (reported only: fewer than {training.gate_urgent_min_rows})")
-    else:
-        lines.append(low)
-        if mine.urgent_as_low_count > theirs.urgent_as_low_count:
-            failures.append(f"{low}: it must not rise")
+    line, failed, gain = _urgent_as_low(evidence, mine, theirs, training)
+    lines.append(line)
+    if failed:
+        failures.append(f"{line}: more urgent tickets read as low than the champion, beyond the margin")
+    details["urgent_as_low_gain"] = None if gain is None else asdict(gain)
     return PriorityCheck(tuple(failures), "; ".join(lines), details)
+
+
+def _without_head(evidence: Evidence) -> PriorityCheck:
+    """A candidate without a priority head against a champion with one: failed only when the head was lost."""
+    note = evidence.candidate_priority_note or "skipped"
+    details = {"champion": _figures(priority_scores(evidence.priority_true, evidence.priority_champion)),
+               "candidate_priority_trainable": evidence.candidate_priority_trainable}
+    if evidence.candidate_priority_trainable:
+        why = (f"the challenger has no priority head ({note}) although its training data could train one, and the "
+               "champion answers priorities: a retrain must not drop a head")
+        return PriorityCheck((why,), why, details)
+    return PriorityCheck((), f"priority cannot be judged: the challenger has no priority head ({note}) and its "
+                         "training data cannot train one (2 priorities, each with TICKET_AB_AUTOML_FOLDS tickets); "
+                         "reported only, the champion's head is not held against it", details)
+
+
+def _urgent_as_low(evidence: Evidence, mine: PriorityScores, theirs: PriorityScores,
+                   training: TrainingSettings) -> tuple[str, bool, Gain | None]:
+    """(the reason's line, failed?, the clustered difference): urgent tickets read as low, judged per customer."""
+    line = (f"urgent predicted low {mine.urgent_as_low_count} vs champion {theirs.urgent_as_low_count} of "
+            f"{mine.urgent_n} urgent tickets")
+    if mine.urgent_n < training.gate_urgent_min_rows:
+        return f"{line} (reported only: fewer than {training.gate_urgent_min_rows})", False, None
+    truth = np.asarray(evidence.priority_true, dtype=str)
+    customers = evidence.priority_customers
+    if customers is None:
+        customers = np.array([f"ticket-{i}" for i in range(len(truth))])
+    urgent = truth == URGENT
+    candidate, champion = (np.asarray(a, dtype=str)[urgent] for a in (evidence.priority_candidate,
+                                                                       evidence.priority_champion))
+    gain = clustered_gain(candidate == LOW, champion == LOW, np.asarray(customers)[urgent], training.gate_confidence)
+    margin = training.gate_urgent_low_margin
+    failed = gain.lower > margin
+    return (f"{line} ({gain.clusters} customers): share {gain.gain:+.4f}, {gain.confidence:.0%} lower bound "
+            f"{gain.lower:+.4f} {'>' if failed else '<='} {margin:.4f}"), failed, gain
 
 
 def _figures(scores: PriorityScores) -> dict[str, float | int]:

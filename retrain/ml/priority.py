@@ -17,9 +17,9 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, precision_score, recall_score
 
 from ticket_ab.schema import PRIORITIES
+from ticket_ab.schema import PRIORITY as PRIORITY  # re-exported: the column's name beside its figures
 from ticket_ab.twohead import URGENT, decide_priority
 
-PRIORITY = "priority"  # the tickets' optional column (ticket_ab.schema.OPTIONAL_COLUMNS)
 LOW = "low"
 
 # The cost of answering the column's priority for a ticket of the row's (order: PRIORITIES, low -> urgent).
@@ -52,14 +52,18 @@ class PriorityScores:
 
 
 def priority_scores(truth: np.ndarray, predicted: np.ndarray) -> PriorityScores:
-    """Every priority figure of `predicted` against `truth` (labels as strings)."""
+    """Every priority figure of `predicted` against `truth` (labels as strings).
+
+    Macro-F1 averages over the priorities present in `truth`, not over truth and predictions: over their union,
+    one stray prediction of a class the tickets lack would add an F1 of 0, and two models answering on the same
+    tickets would be averaged over different classes (the gate compares exactly those two figures)."""
     truth, predicted = np.asarray(truth, dtype=str), np.asarray(predicted, dtype=str)
     urgent = truth == URGENT
     urgent_n, said_urgent = int(urgent.sum()), int((predicted == URGENT).sum())
     as_low = int((urgent & (predicted == LOW)).sum())
     return PriorityScores(
         n=len(truth),
-        macro_f1=float(f1_score(truth, predicted, average="macro", zero_division=0)) if len(truth) else math.nan,
+        macro_f1=_macro_f1(truth, predicted),
         urgent_n=urgent_n,
         urgent_as_low_count=as_low,
         urgent_as_low=as_low / urgent_n if urgent_n else math.nan,
@@ -103,6 +107,12 @@ def urgent_threshold_for_recall(proba: np.ndarray, truth: np.ndarray, classes: t
         return None
     missed = np.sort(proba[urgent, classes.index(URGENT)][~found])[::-1]
     return float(missed[needed - 1])
+
+
+def _macro_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    if not len(truth):
+        return math.nan
+    return float(f1_score(truth, predicted, labels=sorted(set(truth)), average="macro", zero_division=0))
 
 
 def _urgent(metric, truth: np.ndarray, predicted: np.ndarray) -> float:

@@ -27,7 +27,9 @@ mistakes. So:
 A priority label (`label_priority`: feedback may correct the priority as well as or instead of the
 topic) rides along with its row as `priority`. A row with only a priority is gold for the priority
 head and nothing for the topic: it bypasses all of the above (no cleaning, no pseudo-label, no
-review) and is trained on with no topic (`priority_only` in the stats).
+review) and is trained on with no topic (`priority_only` in the stats). So is the priority of a gold row
+whose topic is disputed (cleanlab: the row goes to review) or dropped (a rare unknown label): its topic is
+doubtful, its priority is still the agent's (`gold_disputed_priority_kept`, `rare_unknown_priority_kept`).
 """
 
 from __future__ import annotations
@@ -47,11 +49,11 @@ from retrain.ml.features import baseline_pipeline
 from retrain.ml.patterns import Pattern, champion_view, find_patterns
 from retrain.ml.threshold import Calibration, calibrate_labeller, calibration_stats, verify_threshold
 from ticket_ab.atomic import replace_file
-from ticket_ab.schema import TEXT, TOPIC
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC
 from ticket_ab.settings import FeedbackSettings, RelabelSettings
 
 GOLD, FIXED, PSEUDO = "gold", "fixed", "pseudo"
-PRIORITY = "priority"  # a row's priority label (from the window's `label_priority`; None where none was given)
+# PRIORITY: a row's priority label (from the window's `label_priority`; None where none was given)
 # Kept with every row: the label store and the gate use them (a quarantined row keeps its priority with it).
 CARRIED = ("request_id", "customer_id", "label_source", "timestamp", PRIORITY)
 ID = "ticket_id"
@@ -126,13 +128,14 @@ def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettin
     reference = reference.loc[reference[TOPIC].notna()]  # its priority-only rows teach no topic
     gold, unlabelled, stats = split_gold(pd.concat([window, late.assign(late=True)], ignore_index=True),
                                          reference, config)
-    unlabelled, priority_only = _priority_only(unlabelled)
+    unlabelled, priority_only = _priority_only(unlabelled)  # with the rare unknown labels' priorities
     stats.update(window=int(len(window)), unlabelled=int(len(unlabelled)), priority_only=int(len(priority_only)))
     gold, quarantined, patterns = quarantine(gold, champion, guards or FeedbackSettings())
     stats.update(quarantined=int(len(quarantined)), patterns=[str(p) for p in patterns])
     on_time, late_gold = gold.loc[~gold["late"]], gold.loc[gold["late"]]
     if len(gold) < config.min_gold:
-        stats.update(gold=int(len(gold)), gold_issues=0, gold_fixed=0, gold_disputed=0, gold_health=None)
+        stats.update(gold=int(len(gold)), gold_issues=0, gold_fixed=0, gold_disputed=0, gold_health=None,
+                     gold_disputed_priority_kept=0)
         result = _uncalibrated(gold.assign(label_origin=GOLD), unlabelled, stats,
                                f"{len(gold)} gold labels < {config.min_gold}: nothing cleaned or pseudo-labelled")
         result = replace(result, quarantined=quarantined, patterns=patterns)
@@ -141,7 +144,9 @@ def relabel(window: pd.DataFrame, reference: pd.DataFrame, config: RelabelSettin
     work, untouched = split_holdout(on_time, config.gold_holdout, seed)  # before cleaning: the gate's gold
     cleaned, disputed, clean_stats = clean_labels(pd.concat([work, late_gold], ignore_index=True), reference,
                                                   folds=config.cleanlab_folds, seed=seed)
-    stats.update(clean_stats, holdout=int(len(untouched)))
+    _, kept = _priority_only(disputed)  # the disputed topic goes to review, the agent's priority is trained on
+    priority_only = pd.concat([priority_only, kept], ignore_index=True)
+    stats.update(clean_stats, holdout=int(len(untouched)), gold_disputed_priority_kept=int(len(kept)))
     labeller, calibration = fit_labeller(cleaned, reference, untouched, config, seed)
     stats.update(calibration_stats(calibration))
     threshold = calibration.threshold if calibration.verified else None
@@ -222,16 +227,20 @@ def fit_labeller(cleaned: pd.DataFrame, reference: pd.DataFrame, untouched: pd.D
 def split_gold(window: pd.DataFrame, reference: pd.DataFrame,
                config: RelabelSettings) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(gold with `topic` from its label, unlabelled, stats). A label the reference never had is
-    kept only when frequent enough to be a new topic rather than a typo."""
+    kept only when frequent enough to be a new topic rather than a typo; a dropped one's row stays with
+    its priority alone (with the unlabelled rows), when it has one. `window` has `priority` (`_rows`)."""
     has_label = window["label"].notna() & window["label"].astype(str).str.strip().ne("")
     gold = window.loc[has_label].assign(**{TOPIC: window.loc[has_label, "label"].astype(str).str.strip()})
     unlabelled = window.loc[~has_label]
     known = set(reference[TOPIC].astype(str))
     counts = gold[TOPIC].value_counts()
     rare = gold[TOPIC].map(counts).lt(max(config.cleanlab_folds, 3)) & ~gold[TOPIC].isin(known)
+    # a dropped label's priority stays, as a row with only a priority (the caller's `_priority_only` takes it)
+    kept = gold.loc[rare & gold[PRIORITY].notna()].drop(columns=TOPIC).assign(label=None)
     stats: dict[str, Any] = {"window": int(len(window)), "unlabelled": int(len(unlabelled)),
-                             "rare_unknown_labels_dropped": int(rare.sum())}
-    return gold.loc[~rare].reset_index(drop=True), unlabelled, stats
+                             "rare_unknown_labels_dropped": int(rare.sum()),
+                             "rare_unknown_priority_kept": int(len(kept))}
+    return gold.loc[~rare].reset_index(drop=True), pd.concat([unlabelled, kept]), stats
 
 
 def pseudo_label(labeller: Pipeline, threshold: float | None, unlabelled: pd.DataFrame,

@@ -33,9 +33,8 @@ from retrain.ml.evaluate import (
 )
 from retrain.ml.gate import Evidence, GateResult, quality_gate
 from retrain.ml.patterns import champion_view
-from retrain.ml.priority import PRIORITY
 from ticket_ab.pii import mask
-from ticket_ab.schema import PRIORITIES, TEXT, TOPIC, TicketDataError, validate_tickets
+from ticket_ab.schema import PRIORITIES, PRIORITY, TEXT, TOPIC, TicketDataError, validate_tickets
 from ticket_ab.settings import Settings
 from ticket_ab.twohead import PRIORITY_HEAD, TwoHeadModel, heads_of, priority_note
 
@@ -80,8 +79,9 @@ def validate_training(df: pd.DataFrame, source: str) -> pd.DataFrame:
 def fingerprint(df: pd.DataFrame) -> str:
     """Order-independent hash of (text, topic[, priority]): the same data always has the same fingerprint.
 
-    Data without a priority column hashes as it did before priorities were trained."""
-    columns = [TEXT, TOPIC, *([PRIORITY] if PRIORITY in df else [])]
+    Data without a priority hashes as it did before priorities were trained, whether the column is missing or
+    present and empty (the DAG always reindexes to it), as `retrain.labelstore.fingerprint` does."""
+    columns = [TEXT, TOPIC, *([PRIORITY] if labelled(df, PRIORITY).any() else [])]
     rows = pd.util.hash_pandas_object(df[columns].fillna("").astype(str), index=False).sort_values()
     return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()[:16]
 
@@ -172,7 +172,7 @@ def judge(selection: AutoMLResult, train: pd.DataFrame, holdout: pd.DataFrame, c
     priorities on those with a priority."""
     model, gold = selection.pipeline, with_topic(holdout)
     metrics = score(model, holdout)
-    evidence = replace(_priority_evidence(model, champion, holdout),
+    evidence = replace(_priority_evidence(model, champion, holdout, selection.priority_trainable),
                        gold_true=gold[TOPIC].astype(str).to_numpy(), gold_candidate=predict(model, gold),
                        customers=clusters(gold))
     champion_metrics, trusted = None, gold[[TEXT, TOPIC, *([PRIORITY] if PRIORITY in gold else [])]]
@@ -197,15 +197,17 @@ def judge(selection: AutoMLResult, train: pd.DataFrame, holdout: pd.DataFrame, c
                      None if theirs is None else {**theirs.as_dict(), "version": champion.version})
 
 
-def _priority_evidence(model: Model, champion: Champion | None, holdout: pd.DataFrame) -> Evidence:
-    """The gate's priority evidence on the held-out tickets with a priority (topic fields left empty)."""
+def _priority_evidence(model: Model, champion: Champion | None, holdout: pd.DataFrame, trainable: bool) -> Evidence:
+    """The gate's priority evidence on the held-out tickets with a priority, with their customers (topic fields
+    left empty); `trainable`: the candidate's training data could train a priority head."""
     rows = with_priority(holdout)
     truth = rows[PRIORITY].astype(str).to_numpy() if PRIORITY in holdout else np.array([], dtype=str)
     empty = np.array([], dtype=str)
     return Evidence(gold_true=empty, gold_candidate=empty, gold_champion=None, customers=empty,
                     priority_true=truth, priority_candidate=predict_priority(model, rows),
                     priority_champion=None if champion is None else predict_priority(champion.pipeline, rows),
-                    candidate_priority_note=priority_note(model))
+                    candidate_priority_note=priority_note(model), candidate_priority_trainable=trainable,
+                    priority_customers=clusters(rows))
 
 
 def version_tags(candidate: Candidate, data: pd.DataFrame, source: str, key: str | None,
@@ -235,14 +237,15 @@ PRIORITY_FIGURES = {"priority_macro_f1": "macro_f1", "urgent_as_low": "urgent_as
 
 def priority_tags(candidate: Candidate) -> dict[str, str]:
     """The heads a version answers and, with a priority head, its winner, urgent threshold and holdout figures
-    (`priority_note` says why a version has none)."""
+    (`priority_note` says why a version has none). The threshold is tagged in full (`repr`): the model and the
+    ONNX graph compare P(urgent) with the float itself, and a rounded tag would disagree near it."""
     selection, figures = candidate.selection, candidate.priority
     tags = {"heads": selection.heads}
     if figures is None:
         return {**tags, "priority_note": priority_note(selection.pipeline)}
     threshold = selection.pipeline.urgent_threshold
     return {**tags, "priority_winner": selection.priority_winner or "",
-            "priority_urgent_threshold": "argmax" if threshold is None else f"{threshold:.4f}",
+            "priority_urgent_threshold": "argmax" if threshold is None else repr(float(threshold)),
             **{f"holdout_{name}": f"{figures[key]:.4f}" for name, key in PRIORITY_FIGURES.items()}}
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from retrain.ml.drift import Check, Decision, DriftSignals, decide
@@ -86,7 +87,7 @@ def champion_answers(model: Any, tickets: pd.DataFrame) -> tuple[pd.Series, pd.S
     if PRIORITY_HEAD not in heads_of(model):
         return pd.Series(model.predict(tickets), dtype="string"), None
     topic, priority = model.predict_both(tickets)
-    return (pd.Series(model.classes_[topic.argmax(axis=1)], dtype="string"),
+    return (pd.Series(np.asarray(model.classes_)[topic.argmax(axis=1)], dtype="string"),
             pd.Series(decide_priority(priority, model.priority_classes_, model.urgent_threshold), dtype="string"))
 
 

@@ -22,7 +22,7 @@ from retrain.ml.relabel import Relabelled as Labels
 from retrain.tasks.results import Checked, Collected, Relabelled
 from ticket_ab import registry
 from ticket_ab.log import get_logger, kv
-from ticket_ab.schema import TEXT, TOPIC
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC
 from ticket_ab.settings import Settings
 
 log = get_logger("dag")
@@ -63,8 +63,8 @@ def relabel_window(settings: Settings, collected: Collected, checked: Checked) -
 
 def as_window(pending: pd.DataFrame) -> pd.DataFrame:
     """Pending late labels as window rows: their tickets' ids and text, the late label and priority, their source."""
-    columns = ["request_id", "ticket_id", "customer_id", "timestamp", TEXT, TOPIC, "label_source", labelstore.PRIORITY]
-    return pending[columns].rename(columns={TOPIC: "label", labelstore.PRIORITY: "label_priority"}).assign(
+    columns = ["request_id", "ticket_id", "customer_id", "timestamp", TEXT, TOPIC, "label_source", PRIORITY]
+    return pending[columns].rename(columns={TOPIC: "label", PRIORITY: "label_priority"}).assign(
         origin=LATE_ORIGIN).reset_index(drop=True)
 
 
@@ -86,7 +86,8 @@ def remember(path: Path, reference: pd.DataFrame, result: Labels, judged: set[st
     Judged late labels (`judged`, their pending keys) land on their tickets' own keys with the rest
     (accepted or quarantined), and their pending rows go. Tickets past `retention_days` are forgotten.
     Priorities are stored with their rows; a row with only a priority is gold that adds its priority to the
-    ticket's row (`labelstore.upsert`: it never replaces a topic).
+    ticket's row (`labelstore.upsert`: it never replaces a topic). A store without any priority while the
+    champion's reference has some (seeded under a champion without them) is said in the log, not mended.
     """
     train, quarantined = result.train, result.quarantined
     gold = pd.concat([train.loc[train["label_origin"].isin([GOLD, FIXED])], result.holdout], ignore_index=True)
@@ -103,4 +104,7 @@ def remember(path: Path, reference: pd.DataFrame, result: Labels, judged: set[st
         return labelstore.expire(store, retention_days, pd.Timestamp.now(tz="UTC"))
 
     store = labelstore.update(path, add)  # one run at a time: an overlapping run's rows are kept
+    missing = labelstore.missing_priorities(store, reference)
+    if missing:
+        log.warning(kv("label_store_priorities", missing=missing))
     return labelstore.summary(store)

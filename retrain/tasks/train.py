@@ -14,8 +14,10 @@ priorities let the gate judge that head on untouched gold.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from retrain.adapters import labelstore
@@ -44,7 +46,8 @@ def train_challenger(settings: Settings, collected: Collected, checked: Checked,
     store = labelstore.load(labelstore.path_for(settings.data_dir))
     held = tuple(relabelled.held_topics)
     data = labelstore.draw(store, settings.training.store_max_rows, exclude=set(labelstore.keys_for(holdout)),
-                           confirmed=confirmed(settings.feedback.confirmed_patterns), held_topics=set(held))
+                           confirmed=confirmed(settings.feedback.confirmed_patterns), held_topics=set(held),
+                           folds=settings.training.automl_folds)
     memory = labelstore.fingerprint(data)
     run_id = collected.run_id
     outcome = train_and_register(
@@ -93,9 +96,22 @@ def _trained(outcome: TrainOutcome, key: str, *, train_rows: int, holdout_rows: 
              store_fingerprint: str) -> Trained:
     return Trained(key=key, version=outcome.version, passed=outcome.passed, alias=outcome.alias,
                    gate_reason=outcome.gate_reason, winner=outcome.winner, reused=outcome.reused,
-                   metrics=_plain(outcome.metrics), champion_metrics=_plain(outcome.champion_metrics),
-                   train_rows=train_rows, holdout_rows=holdout_rows, gate=outcome.gate or None,
+                   metrics=json_safe(_plain(outcome.metrics)),
+                   champion_metrics=json_safe(_plain(outcome.champion_metrics)),
+                   train_rows=train_rows, holdout_rows=holdout_rows, gate=json_safe(outcome.gate) or None,
                    store_fingerprint=store_fingerprint)
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every float that is not finite as None: XCom travels as strict JSON, and a figure nothing could
+    be measured on (the priority macro-F1 of no held-out priorities) is NaN."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def _done(collected: Collected, trained: Trained) -> Trained:

@@ -11,8 +11,9 @@ they are read where they lie, out of core (`retrain.tasks.windowscan`): every co
 window, in SQL, while the frame the run keeps holds only every labelled ticket, a seeded sample of
 the window for the drift check (TICKET_AB_WINDOW_SAMPLE_ROWS, stated in the stats and the report) and
 the incoming files' tickets; so the DAG's memory grows with the labels, not with the traffic.
-The watermark also carries the sources of earlier windows' labels as counts, which the feedback
-guards judge against (the logs of those windows are not read again, and may be gone to retention).
+The watermark also carries the sources of earlier windows' labels as counts (topic labels and priorities
+apart), which the feedback guards judge against (the logs of those windows are not read again, and may be gone
+to retention).
 
 The watermark (a small JSON file) is only advanced by the run's last task, so a failed run leaves
 it where it was and the next run sees the same tickets again.
@@ -36,15 +37,14 @@ from ticket_ab import logscan
 from ticket_ab.atomic import write_atomic
 from ticket_ab.logstore import FEEDBACK, REQUESTS
 from ticket_ab.pii import is_personal, mask
-from ticket_ab.schema import TEXT, TOPIC, TicketDataError, load_tickets
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC, TicketDataError, load_tickets
 from ticket_ab.settings import FeedbackSettings, get_settings
 
 # label_priority: the agents' priority (NaN where none: a row may carry either label or both); drift_sample: the row
 # is in the drift check's sample
 WINDOW_COLUMNS = ("request_id", "ticket_id", "customer_id", "timestamp", "origin", TEXT, "served_topic", "label",
                   "label_source", "label_priority", "drift_sample")
-LATE_COLUMNS = ("request_id", "label", "source", "priority")  # label or priority '' where the feedback gave none
-PRIORITY = "priority"  # a ticket file's optional column (ticket_ab.schema.OPTIONAL_COLUMNS), the late labels' too
+LATE_COLUMNS = ("request_id", "label", "source", PRIORITY)  # label or priority '' where the feedback gave none
 INCOMING_PATTERNS = ("*.csv", "*.csv.gz", "*.parquet")
 ROUTER = "router"
 INCOMING = "incoming"
@@ -57,6 +57,7 @@ class Watermark:
     requests_until: str | None = None  # ISO timestamp of the newest request row already consumed
     incoming: dict[str, str] = field(default_factory=dict)  # file name -> size:mtime signature
     feedback_sources: dict[str, int] = field(default_factory=dict)  # labels judged so far, by source
+    feedback_priority_sources: dict[str, int] = field(default_factory=dict)  # priorities used so far, by source
     run_id: str | None = None
     committed_at: str | None = None
 
@@ -91,16 +92,23 @@ def load_watermark(path: Path) -> Watermark:
     try:
         data = json.loads(Path(path).read_text())
         return Watermark(requests_until=data.get("requests_until"), incoming=dict(data.get("incoming") or {}),
-                         feedback_sources={str(k): int(v) for k, v in (data.get("feedback_sources") or {}).items()},
+                         feedback_sources=_counts(data.get("feedback_sources")),
+                         feedback_priority_sources=_counts(data.get("feedback_priority_sources")),
                          run_id=data.get("run_id"), committed_at=data.get("committed_at"))
     except (OSError, ValueError, AttributeError, TypeError):
         return Watermark()
 
 
+def _counts(value: Any) -> dict[str, int]:
+    """A watermark's source counts; missing (a watermark written before they were kept) reads as none."""
+    return {str(k): int(v) for k, v in (value or {}).items()}
+
+
 def save_watermark(path: Path, watermark: Watermark, *, run_id: str) -> Watermark:
     """Write atomically (temp file + rename): a crash never leaves half a watermark behind."""
     committed = Watermark(requests_until=watermark.requests_until, incoming=dict(watermark.incoming),
-                          feedback_sources=dict(watermark.feedback_sources), run_id=run_id,
+                          feedback_sources=dict(watermark.feedback_sources),
+                          feedback_priority_sources=dict(watermark.feedback_priority_sources), run_id=run_id,
                           committed_at=datetime.now(UTC).isoformat(timespec="seconds"))
     write_atomic(Path(path), json.dumps(asdict(committed), indent=2, sort_keys=True))
     return committed
@@ -217,7 +225,8 @@ def build_window(
     requests, newest = windowscan.select_requests(con, watermark.until, until, watermark.until)
     feedback, unreadable = windowscan.select_feedback(con, watermark.until)
     known, window_ids = windowscan.feedback_requests(con, feedback["request_id"])
-    labels, feedback_stats = guard_feedback(feedback, known, window_ids, guards, watermark.feedback_sources, stored)
+    labels, feedback_stats = guard_feedback(feedback, known, window_ids, guards, watermark.feedback_sources, stored,
+                                            watermark.feedback_priority_sources)
     late = labels.loc[labels["late"], list(LATE_COLUMNS)].reset_index(drop=True)
     routed = _routed(windowscan.kept_rows(con, labels.loc[~labels["late"]], sample))
     frame = pd.concat([f for f in (routed, incoming.rows) if len(f)], ignore_index=True) if (
@@ -270,7 +279,9 @@ def _next_watermark(watermark: Watermark, newest: pd.Timestamp | None, incoming:
     # Bad files count as consumed too: they are reported once, and fixing one changes its signature.
     # Refused labels count too: the history is what earlier windows' feedback looked like, trusted or not.
     sources = Counter(watermark.feedback_sources) + Counter(feedback_stats["feedback_sources"])
-    return Watermark(requests_until=until, incoming=dict(incoming.files), feedback_sources=dict(sources))
+    priorities = Counter(watermark.feedback_priority_sources) + Counter(feedback_stats["feedback_priority_sources"])
+    return Watermark(requests_until=until, incoming=dict(incoming.files), feedback_sources=dict(sources),
+                     feedback_priority_sources=dict(priorities))
 
 
 def sample_stats(routed: pd.DataFrame, router_rows: int, sample: Sampling) -> dict[str, Any]:

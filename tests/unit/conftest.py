@@ -9,7 +9,9 @@ Evidently's import either.
 
 from __future__ import annotations
 
+import logging
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +33,13 @@ def _no_processes(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError(f"{MOVE} (it tried to run {args!r})")
 
     monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog with our records: our loggers do not propagate, so they get caplog's handler."""
+    ours = logging.getLogger("ticket_ab")
+    ours.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO)
+    yield caplog
+    ours.removeHandler(caplog.handler)

@@ -19,7 +19,7 @@ from load_test.simulate.generator import generate
 from ops.env import REPO, child_env
 from retrain.ml.automl import served_pipeline
 from retrain.ml.features import text_pipeline
-from retrain.ml.onnx_convert import MAX_PROBABILITY_DIFF, MIN_SAME_TOPIC, OnnxScorer
+from retrain.ml.onnx_convert import MAX_PROBABILITY_DIFF, MIN_SAME_LABEL, OnnxScorer
 from ticket_ab import registry
 from ticket_ab.twohead import TwoHeadModel
 
@@ -52,7 +52,7 @@ def test_export_writes_a_checked_onnx_file_and_tags_the_version(champion, tmp_pa
     result = run_cli("export", "--format", "onnx", "--alias", "champion", "--out", str(out), env=child_env(settings))
     assert result.returncode == 0, result.stderr
     n, same, diff = PARITY_LINE.search(result.stdout).groups()
-    assert int(n) == 2000 and float(same) / 100 >= MIN_SAME_TOPIC and float(diff) <= MAX_PROBABILITY_DIFF
+    assert int(n) == 2000 and float(same) / 100 >= MIN_SAME_LABEL and float(diff) <= MAX_PROBABILITY_DIFF
     data = out.read_bytes()
     tags = registry.version_for(registry.connect(settings.tracking_uri), settings.model_name, "champion").tags
     assert tags["onnx_sha256"] == hashlib.sha256(data).hexdigest()
@@ -87,8 +87,8 @@ def test_export_of_a_two_head_model_checks_and_tags_both_heads(two_head_champion
         result.stdout)
     n, same, diff = PARITY_LINE.search(result.stdout).groups()
     same_priority, priority_diff = PRIORITY_LINE.search(result.stdout).groups()
-    assert int(n) == 2000 and float(same) / 100 >= MIN_SAME_TOPIC and float(diff) <= MAX_PROBABILITY_DIFF
-    assert float(same_priority) / 100 >= MIN_SAME_TOPIC and float(priority_diff) <= MAX_PROBABILITY_DIFF
+    assert int(n) == 2000 and float(same) / 100 >= MIN_SAME_LABEL and float(diff) <= MAX_PROBABILITY_DIFF
+    assert float(same_priority) / 100 >= MIN_SAME_LABEL and float(priority_diff) <= MAX_PROBABILITY_DIFF
     tags = registry.version_for(registry.connect(settings.tracking_uri), settings.model_name, "champion").tags
     assert tags["onnx_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest() and tags["onnx_parity_passed"] == "true"
     assert float(tags["onnx_parity_same_priority"]) == pytest.approx(float(same_priority) / 100, abs=1e-6)

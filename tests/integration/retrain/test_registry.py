@@ -5,12 +5,15 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 
+from load_test.simulate.generator import generate
+from retrain.ml.automl import same_features
 from retrain.ml.train import fingerprint
 from retrain.register import train_and_register
 from tests.unit.router.router_testkit import fitted_pipeline
 from ticket_ab import registry
 from ticket_ab.names import CHALLENGER, CHAMPION
 from ticket_ab.registry import ServingRegistry
+from ticket_ab.twohead import heads_of
 
 
 @pytest.fixture
@@ -35,7 +38,7 @@ def test_first_model_becomes_champion_with_tags_and_reference(settings, client, 
     tags = version.tags
     assert tags["validation_status"] == "passed"
     assert tags["data_fingerprint"] == fingerprint(tiny_tickets)
-    assert tags["automl_winner"] in {"lr", "nb"}
+    assert tags["automl_winner"] in settings.training.candidate_models
     assert int(tags["train_rows"]) + int(tags["holdout_rows"]) == len(tiny_tickets)
     assert any(key.startswith("alias_event.") for key in tags)
     reference = registry.load_reference(version)
@@ -140,14 +143,12 @@ def test_the_legacy_ab_config_tag_comes_with_the_aliases_in_one_call(make_settin
 
 
 def test_a_champion_trained_on_tickets_with_priorities_registers_both_heads(settings, client):
-    from load_test.simulate.generator import generate
-    from ticket_ab.twohead import heads_of
-
     tickets = generate("baseline", 300, 5)[["text", "topic", "priority"]]
     outcome = train_and_register(tickets, settings, alias="champion", source="generated", progress=_quiet)
     version = registry.version_for(client, settings.model_name, "champion")
     assert version.version == outcome.version and outcome.priority["n"] == int(version.tags["holdout_rows"])
-    assert version.tags["heads"] == "topic,priority" and version.tags["priority_winner"] in {"lr", "nb"}
+    allowed = same_features(settings.training.candidate_models, version.tags["automl_winner"])
+    assert version.tags["heads"] == "topic,priority" and version.tags["priority_winner"] in allowed
     assert float(version.tags["holdout_priority_macro_f1"]) == pytest.approx(outcome.priority["macro_f1"], abs=1e-4)
     model = registry.load_pipeline(settings.model_name, "champion")
     assert heads_of(model) == ("topic", "priority")

@@ -55,6 +55,7 @@ def test_the_priority_head_is_chosen_among_the_topic_winners_feature_kind(two_he
     assert set(compared) == set(same_features(NAMES, two_heads.winner))
     assert two_heads.priority_winner == compared[0]
     assert 0.5 < two_heads.priority_cv_macro_f1 <= 1.0 and two_heads.priority_note == ""
+    assert two_heads.priority_trainable  # the gate holds a lost head against a candidate only when this is true
 
 
 def test_both_heads_answer_from_one_vectorizer(two_heads, tickets):
@@ -84,6 +85,7 @@ def test_a_priority_too_thin_to_select_skips_the_head_and_keeps_the_topic(ticket
     result = select_model(frame, candidates=["nb"], folds=3, seed=0)
     assert reason in result.priority_note and reason in result.pipeline.priority_note_
     assert heads_of(result.pipeline) == ("topic",) and result.priority_winner is None
+    assert not result.priority_trainable
 
 
 def test_priority_only_rows_train_the_priority_head_and_not_the_topic(tickets):

@@ -1,25 +1,13 @@
 """The DAG's `compact_logs` task: every closed day of both logs compacted, one structured line of figures."""
 
-import logging
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from logfiles import append_rows, row
 
 from retrain.tasks.compact import compact_logs
 from ticket_ab.logstore import FEEDBACK, REQUESTS, compacted_file, shard_files
 from ticket_ab.requestlog import FEEDBACK_COLUMNS, REQUEST_COLUMNS, read_feedback, read_requests
 from ticket_ab.settings import get_settings
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    """Our loggers do not propagate: hand them caplog's handler."""
-    ours = logging.getLogger("ticket_ab")
-    ours.addHandler(caplog.handler)
-    caplog.set_level(logging.INFO)
-    yield caplog
-    ours.removeHandler(caplog.handler)
 
 
 def test_the_task_compacts_closed_days_of_both_logs_and_logs_their_figures(tmp_path, logs):

@@ -1,6 +1,8 @@
 """The feedback guards judge priorities apart from topic labels (`retrain.ml.feedback.guard_feedback`): a flood of
 priorities from one source, or of one priority, refuses priorities only, and the topic labels the window uses are
-exactly those it uses without any priority; a refused topic flood keeps the priorities."""
+exactly those it uses without any priority; a refused topic flood keeps the priorities; and a source is judged
+"newly dominant" against the history of its own field, so an integration that sends only priorities is not
+quarantined for sending no topics."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ GUARDS = FeedbackSettings(min_rows=50, max_source_share=0.8, max_label_share=0.7
 TOPICS = ("access", "email", "network", "billing")
 PRIORITIES = ("low", "medium", "high", "urgent")
 HISTORY = {"desk-1": 60, "desk-2": 40}  # earlier windows' labels: two desks, no triage bot
+PRIORITY_HISTORY = {"desk-1": 30, "desk-2": 20}  # and their priorities: the same two desks
 IDS = [f"r{i}" for i in range(120)]
 
 
@@ -30,7 +33,7 @@ def _topics() -> pd.DataFrame:
 
 
 def _guard(feedback: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    return guard_feedback(feedback, set(IDS), set(IDS), GUARDS, HISTORY)
+    return guard_feedback(feedback, set(IDS), set(IDS), GUARDS, HISTORY, priority_history=PRIORITY_HISTORY)
 
 
 def _topic_part(labels: pd.DataFrame) -> pd.DataFrame:
@@ -80,3 +83,26 @@ def test_a_refused_topic_flood_keeps_the_priorities_and_their_sources():
     assert labels["priority"].tolist() == [PRIORITIES[i % 4] for i in range(100)]
     assert labels["source"].tolist() == [f"desk-{1 + i % 2}" for i in range(100)]
     assert stats["feedback_sources"] == {} and stats["feedback_used"] == 0 and stats["feedback_priority_used"] == 100
+
+
+def test_an_integration_that_always_sent_the_priorities_is_judged_against_the_priorities_history():
+    """The review's scenario: topics come from api and helpdesk, priorities from a triage tool that never sent one."""
+    ids = IDS[:100]
+    topics = [(rid, TOPICS[i % 4], ("api", "helpdesk")[i % 2], "") for i, rid in enumerate(ids[:50])]
+    triage = [(rid, "", "triage", PRIORITIES[i % 4]) for i, rid in enumerate(ids[50:])]
+    feedback = _rows(topics + triage)
+    topic_history = {"api": 500, "helpdesk": 500}
+
+    labels, stats = guard_feedback(feedback, set(ids), set(ids), GUARDS, topic_history,
+                                   priority_history={"triage": 400, "helpdesk": 20})
+
+    assert "feedback_priority_quarantined_source" not in stats and not stats["feedback_priority_refused"]
+    assert stats["feedback_priority_used"] == 50
+    assert set(labels.loc[labels["priority"].ne(""), "request_id"]) == set(ids[50:])
+    assert stats["feedback_priority_sources"] == {"triage": 50}
+    assert stats["feedback_sources"] == {"api": 25, "helpdesk": 25}
+
+    _, newly = guard_feedback(feedback, set(ids), set(ids), GUARDS, topic_history,
+                              priority_history={"helpdesk": 400, "api": 100})
+    assert newly["feedback_priority_quarantined_source"] == "triage"  # newly dominant among the priorities: held
+    assert newly["feedback_priority_used"] == 0 and newly["feedback_priority_sources"] == {}

@@ -18,7 +18,7 @@ from retrain.ml.candidates import CANDIDATES
 from retrain.ml.features import WORD, WORD_CHAR, make_features, text_pipeline
 from retrain.ml.onnx_convert import (
     MAX_PROBABILITY_DIFF,
-    MIN_SAME_TOPIC,
+    MIN_SAME_LABEL,
     OnnxScorer,
     Parity,
     features_model,
@@ -200,8 +200,8 @@ def test_a_priority_head_without_converter_is_named(tickets):
 
 
 @pytest.mark.parametrize(("same", "diff", "passes"), [
-    (MIN_SAME_TOPIC, MAX_PROBABILITY_DIFF, True),
-    (MIN_SAME_TOPIC - 0.0005, 0.0, False),
+    (MIN_SAME_LABEL, MAX_PROBABILITY_DIFF, True),
+    (MIN_SAME_LABEL - 0.0005, 0.0, False),
     (1.0, MAX_PROBABILITY_DIFF * 1.01, False),
 ])
 def test_parity_bar_is_both_figures_at_once(same, diff, passes):
@@ -211,8 +211,8 @@ def test_parity_bar_is_both_figures_at_once(same, diff, passes):
 
 
 @pytest.mark.parametrize(("same", "diff", "passes"), [
-    (MIN_SAME_TOPIC, MAX_PROBABILITY_DIFF, True),
-    (MIN_SAME_TOPIC - 0.0005, 0.0, False),
+    (MIN_SAME_LABEL, MAX_PROBABILITY_DIFF, True),
+    (MIN_SAME_LABEL - 0.0005, 0.0, False),
     (1.0, MAX_PROBABILITY_DIFF * 1.01, False),
 ])
 def test_parity_bar_holds_for_the_priority_head_too(same, diff, passes):

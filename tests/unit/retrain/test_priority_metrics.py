@@ -25,7 +25,7 @@ def answers():
 def test_scores_agree_with_scikit_learn(answers):
     truth, predicted = answers
     scores = priority_scores(truth, predicted)
-    assert scores.macro_f1 == pytest.approx(f1_score(truth, predicted, average="macro"))
+    assert scores.macro_f1 == pytest.approx(f1_score(truth, predicted, labels=sorted(set(truth)), average="macro"))
     assert scores.urgent_recall == pytest.approx(recall_score(truth, predicted, labels=["urgent"], average="micro"))
     assert scores.urgent_precision == pytest.approx(
         precision_score(truth, predicted, labels=["urgent"], average="micro"))
@@ -43,6 +43,18 @@ def test_confusion_cost_is_the_matrix_weighted_mean_and_missing_urgent_costs_mor
     for lower, higher in [("low", "urgent"), ("medium", "urgent"), ("low", "high")]:
         assert confusion_cost([higher], [lower]) > confusion_cost([lower], [higher]) > 0
     assert confusion_cost(truth, truth) == 0.0
+
+
+def test_macro_f1_averages_over_the_true_priorities_so_a_stray_prediction_of_an_absent_class_costs_one_ticket():
+    truth = np.array(["low"] * 10 + ["medium"] * 10 + ["high"] * 10)
+    stray = truth.copy()
+    stray[0] = "urgent"  # no ticket is urgent: one wrong answer, not a class with an F1 of 0
+    wrong = truth.copy()
+    wrong[0] = "medium"  # the same one ticket wrong, into a class the tickets have
+    assert priority_scores(truth, stray).macro_f1 == pytest.approx(
+        f1_score(truth, stray, labels=["high", "low", "medium"], average="macro"))
+    assert priority_scores(truth, stray).macro_f1 > f1_score(truth, stray, average="macro") + 0.2  # the union's
+    assert priority_scores(truth, stray).macro_f1 > priority_scores(truth, wrong).macro_f1  # no class was hurt more
 
 
 def test_figures_without_their_tickets_are_nan_and_unknown_priorities_have_no_cost():

@@ -1,6 +1,7 @@
 """Relabelling with priorities (`retrain.ml.relabel.relabel`): a window row's priority label rides along as
 `priority` (trained on, held out, quarantined with its row); a row with only a priority bypasses cleaning,
-pseudo-labelling and the review queue and is trained on with no topic; a reference row without a topic teaches none."""
+pseudo-labelling and the review queue and is trained on with no topic; a reference row without a topic teaches none;
+a gold row whose topic is disputed or dropped keeps its agent's priority as a row with only a priority."""
 
 from __future__ import annotations
 
@@ -46,3 +47,30 @@ def test_priority_only_rows_are_trained_on_without_a_topic_and_bypass_cleaning_a
         expected = given.reindex(frame["request_id"]).tolist()
         assert frame["priority"].tolist() == expected
     assert result.holdout["priority"].notna().any()
+
+
+def test_a_gold_row_whose_topic_is_disputed_or_dropped_keeps_its_priority_as_a_priority_only_row():
+    window = _window()
+    tickets = generate("baseline", 300, seed=11).reset_index(drop=True)
+    window.loc[:149, "label_priority"] = [p if i % 3 else None for i, p in enumerate(tickets.loc[:149, "priority"])]
+    topics = sorted(window.loc[:149, "label"].unique())
+    for i in range(0, 150, 5):  # an agent's wrong clicks: cleanlab disputes some of them
+        window.loc[i, "label"] = topics[(topics.index(window.loc[i, "label"]) + 1) % len(topics)]
+    window.loc[[190, 191, 192], ["label", "label_priority"]] = [["refund-fraud", "urgent"], ["refund-fraud", None],
+                                                                ["netwrok", "high"]]  # rare unknown labels
+
+    result = relabel(window, generate("baseline", 400, seed=12)[["text", "topic", "priority"]], CONFIG, seed=0)
+
+    given = window.set_index("request_id")
+    doubted = set(result.review.loc[result.review["given_label"].notna(), "request_id"])  # disputed: in review
+    with_priority = {r for r in doubted if pd.notna(given.loc[r, "label_priority"])}
+    assert result.stats["gold_disputed"] == len(doubted) and with_priority and doubted - with_priority
+    assert result.stats["gold_disputed_priority_kept"] == len(with_priority)
+    assert result.stats["rare_unknown_labels_dropped"] == 3 and result.stats["rare_unknown_priority_kept"] == 2
+    kept = with_priority | {"r190", "r192"}
+    rows = result.train.loc[result.train["request_id"].isin(kept | doubted | {"r191"})].set_index("request_id")
+    assert set(rows.index) == kept and not rows.index.duplicated().any()
+    assert rows["topic"].isna().all() and rows["label_origin"].eq(GOLD).all()
+    assert rows["priority"].to_dict() == given.loc[sorted(kept), "label_priority"].to_dict()
+    assert not {"refund-fraud", "netwrok"} & (set(result.train["topic"].dropna()) | set(result.holdout["topic"]))
+    assert result.stats["train"] == len(result.train)

@@ -1,7 +1,10 @@
 """A version with a priority head, from data to tags: tickets may carry only a priority; the holdout scores both
 heads; the tags, metrics, reference and trusted set carry the priority."""
 
+import copy
+import dataclasses
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,8 @@ from retrain.ml.train import (
     version_tags,
     write_files,
 )
+from retrain.register import TrainOutcome
+from retrain.tasks import train as tasks_train
 from ticket_ab.schema import TicketDataError
 from ticket_ab.settings import get_settings
 
@@ -83,6 +88,8 @@ def test_fingerprint_hashes_the_priority_too_and_without_one_is_the_topic_hash(t
     topics = data.dropna(subset=["topic"])[["text", "topic"]]
     rows = pd.util.hash_pandas_object(topics.astype(str), index=False).sort_values()
     assert fingerprint(topics) == hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()[:16]  # as before
+    assert fingerprint(topics.assign(priority=np.nan)) == fingerprint(topics)  # the DAG's empty column too
+    assert fingerprint(topics.assign(priority=" ")) == fingerprint(topics)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +120,14 @@ def test_tags_and_metrics_name_both_heads_and_the_holdout_priority_figures(fitte
     assert metrics["priority_cv_macro_f1"] == judged.selection.priority_cv_macro_f1
 
 
+def test_the_urgent_threshold_is_tagged_in_full_so_the_tag_decides_as_the_model_does(judged, fitted):
+    model = copy.copy(judged.selection.pipeline)
+    model.urgent_threshold = 1 / 3
+    candidate = dataclasses.replace(judged, selection=dataclasses.replace(judged.selection, pipeline=model))
+    tags = version_tags(candidate, fitted[0], "generated", None, None)
+    assert float(tags["priority_urgent_threshold"]) == model.urgent_threshold
+
+
 def test_the_reference_and_trusted_set_carry_the_priority(judged, settings, tmp_path):
     written = write_files(judged, settings, tmp_path)
     reference = pd.read_parquet(written["reference"])
@@ -135,16 +150,49 @@ def test_a_one_head_champion_is_judged_on_topics_and_the_gate_reports_the_priori
     assert candidate.champion_metrics["n"] == len(trusted)
 
 
-def test_a_candidate_without_priorities_against_a_two_head_champion_fails(fitted, settings):
+@pytest.fixture(scope="module")
+def topic_only(fitted, settings):
+    _, train, holdout, _ = fitted
+    return select_and_fit(train.drop(columns="priority").dropna(subset=["topic"]), holdout, 0.2, settings,
+                          lambda _: None)[2]
+
+
+def test_a_candidate_whose_data_cannot_train_a_priority_head_is_reported_against_a_two_head_champion(
+        fitted, settings, topic_only):
     _, train, holdout, selection = fitted
     trusted = holdout.dropna(subset=["topic"])[["text", "topic"]]
-    topic_only = select_and_fit(train.drop(columns="priority").dropna(subset=["topic"]), holdout, 0.2, settings,
-                                lambda _: None)[2]
     champion = Champion("2", selection.pipeline, trusted, "v2 trusted set")
     candidate = judge(topic_only, train, holdout, champion, settings, lambda _: None)
-    assert not candidate.gate.passed and "the challenger has no priority head" in candidate.gate.reason
+    assert not topic_only.priority_trainable and selection.priority_trainable
+    assert "priority cannot be judged: the challenger has no priority head" in candidate.gate.reason
+    assert candidate.gate.details["priority"]["failures"] == []
     tags = version_tags(candidate, train, "x", None, None)
     assert tags["heads"] == "topic" and tags["priority_note"] == "the training data has no 'priority' column"
+
+
+def test_a_candidate_that_lost_a_head_its_data_could_train_fails_against_a_two_head_champion(
+        fitted, settings, topic_only):
+    _, train, holdout, selection = fitted
+    trusted = holdout.dropna(subset=["topic"])[["text", "topic"]]
+    lost = dataclasses.replace(topic_only, priority_trainable=True)  # as when the priority selection fails
+    candidate = judge(lost, train, holdout, Champion("2", selection.pipeline, trusted, "v2"), settings,
+                      lambda _: None)
+    assert not candidate.gate.passed
+    assert "no priority head (the training data has no 'priority' column) although its training data could train" \
+        in candidate.gate.reason
+
+
+def test_the_gate_clusters_urgent_tickets_by_their_customers(fitted, tmp_path):
+    _, train, holdout, selection = fitted
+    settings = get_settings(home=tmp_path, training={"automl_models": "nb", "gate_urgent_min_rows": 1},
+                            relabel={"min_holdout": 30})
+    urgent = holdout["priority"] == "urgent"
+    two = holdout.assign(customer_id=holdout["customer_id"].where(~urgent, np.where(np.arange(len(holdout)) % 2,
+                                                                                    "C-odd", "C-even")))
+    champion = Champion("2", selection.pipeline, holdout.dropna(subset=["topic"])[["text", "topic"]], "v2")
+    candidate = judge(selection, train, two, champion, settings, lambda _: None)
+    gain = candidate.gate.details["priority"]["urgent_as_low_gain"]
+    assert gain["n"] == int(urgent.sum()) > 2 and gain["clusters"] == two.loc[urgent, "customer_id"].nunique() == 2
 
 
 def test_a_holdout_without_priorities_leaves_the_priority_unjudged(fitted, settings):
@@ -154,5 +202,16 @@ def test_a_holdout_without_priorities_leaves_the_priority_unjudged(fitted, setti
     assert candidate.priority["n"] == 0 and np.isnan(candidate.priority["macro_f1"])
     champion = Champion("1", selection.pipeline, topics_only.dropna(subset=["topic"])[["text", "topic"]], "v1")
     judged = judge(selection, train, topics_only, champion, settings, lambda _: None)
-    assert "priority not judged: 0 held-out tickets with a priority" in judged.gate.reason
+    assert "priority cannot be judged: 0 held-out tickets with a priority" in judged.gate.reason
     assert "holdout_priority_macro_f1" not in run_metrics(judged)
+
+
+def test_a_trained_result_with_unmeasured_figures_travels_as_strict_json():
+    # XCom is strict JSON: the priority figures of a holdout without priorities are NaN and must travel as null.
+    outcome = TrainOutcome(version="2", run_id="r", winner="nb", passed=True, gate_reason="ok", alias="challenger",
+                           metrics={"accuracy": 0.9, "priority_macro_f1": float("nan")}, champion_metrics=None,
+                           gate={"priority": {"macro_f1": np.float64("nan"), "rows": [1.0, float("inf")]}})
+    trained = tasks_train._trained(outcome, "k", train_rows=10, holdout_rows=5, store_fingerprint="f")
+    payload = json.loads(json.dumps(dataclasses.asdict(trained), allow_nan=False))
+    assert payload["metrics"] == {"accuracy": 0.9, "priority_macro_f1": None}
+    assert payload["gate"] == {"priority": {"macro_f1": None, "rows": [1.0, None]}}

@@ -197,6 +197,37 @@ def test_the_watermark_carries_the_feedback_sources_of_the_windows_it_consumed(p
     assert _collect(paths, first).next_watermark.feedback_sources == {"agent-1": 50, "agent-2": 50}
 
 
+def _triaged_window(paths, first: int, minute: int) -> None:
+    """60 requests, each with a topic from api or helpdesk and a priority alone from the triage tool."""
+    ids = [f"r{first + i}" for i in range(60)]
+    append_rows(paths["logs"], REQUEST_COLUMNS, [_request(first + i, minute=minute) for i in range(60)])
+    topics = [[*_feedback(rid, ["access", "email", "network"][i % 3], second=i % 30,
+                          source=("api", "helpdesk")[i % 2]), ""] for i, rid in enumerate(ids)]
+    priorities = [[f"2026-03-01T11:{minute + 1:02d}:{i % 60:02d}+00:00", rid, "", "triage",
+                   ["low", "medium", "high", "urgent"][i % 4]] for i, rid in enumerate(ids)]
+    append_rows(paths["logs"], FEEDBACK_COLUMNS, topics + priorities)
+
+
+def test_the_watermark_carries_the_priorities_sources_apart_and_a_triage_tool_keeps_its_priorities(paths, tmp_path):
+    path = tmp_path / "wm.json"
+    path.write_text(json.dumps({"requests_until": None, "feedback_sources": {"api": 500, "helpdesk": 500}}))
+    old = win.load_watermark(path)  # written before priorities had a history of their own
+    assert old.feedback_priority_sources == {}
+    _triaged_window(paths, 100, minute=0)
+    first = _collect(paths, old)
+    assert first.stats["feedback_priority_used"] == 60  # no history of priorities yet: nothing judged
+    assert first.next_watermark.feedback_priority_sources == {"triage": 60}
+    saved = win.save_watermark(path, first.next_watermark, run_id="r1")
+    assert win.load_watermark(path) == saved and saved.feedback_priority_sources == {"triage": 60}
+
+    _triaged_window(paths, 200, minute=5)
+    second = _collect(paths, win.load_watermark(path))
+    assert "feedback_priority_quarantined_source" not in second.stats  # judged against the priorities' history
+    assert second.stats["feedback_priority_used"] == 60 and second.stats["labelled_priority"] == 60
+    assert second.next_watermark.feedback_priority_sources == {"triage": 120}
+    assert second.next_watermark.feedback_sources == {"api": 560, "helpdesk": 560}  # 500 + 30 + 30 each
+
+
 def test_late_feedback_for_a_request_of_an_earlier_window_is_not_used(paths):
     append_rows(paths["logs"], REQUEST_COLUMNS, [_request(0), _request(1, minute=5)])
     first = _collect(paths)

@@ -89,7 +89,8 @@ def _reference(root, watermark: win.Watermark) -> win.Window:
     requests, feedback = read_requests(root, since=watermark.until), read_feedback(root, since=watermark.until)
     routed, request_stats = win.new_requests(requests.rows, watermark.until)
     labels, feedback_stats = guard_feedback(feedback.rows, set(requests.rows["request_id"]),
-                                            set(routed["request_id"].dropna()), GUARDS, watermark.feedback_sources)
+                                            set(routed["request_id"].dropna()), GUARDS, watermark.feedback_sources,
+                                            priority_history=watermark.feedback_priority_sources)
     late = labels.loc[labels["late"], list(win.LATE_COLUMNS)].reset_index(drop=True)
     labels = labels.loc[~labels["late"]].drop(columns="late").replace({"label": {"": None}, "priority": {"": None}})
     frame = routed.drop(columns=["label", "label_source", "label_priority"]).merge(
@@ -107,7 +108,8 @@ def _reference(root, watermark: win.Watermark) -> win.Window:
     stats["malformed"] = (stats["requests_malformed"] + stats["requests_empty_text"] + stats["feedback_malformed"]
                           + stats["feedback_blank"])
     sources = Counter(watermark.feedback_sources) + Counter(feedback_stats["feedback_sources"])
-    return win.Window(frame, stats, win.Watermark(until, {}, dict(sources)), late)
+    priorities = Counter(watermark.feedback_priority_sources) + Counter(feedback_stats["feedback_priority_sources"])
+    return win.Window(frame, stats, win.Watermark(until, {}, dict(sources), dict(priorities)), late)
 
 
 def _scanned(root, watermark: win.Watermark, rows: int, tmp_path) -> win.Window:

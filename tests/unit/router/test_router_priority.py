@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,10 +13,12 @@ import pytest
 from mlflow.utils.proto_json_utils import dump_input_data
 
 from load_test.simulate.generator import generate
-from router.v2 import PRIORITY_ABSENT
+from router.models import Models
+from router.v2 import PRIORITY_ABSENT, priority_columns
 from tests.unit.router.router_testkit import fitted_two_head, loaded
 from ticket_ab.names import CHALLENGER, CHAMPION
 from ticket_ab.pii import mask
+from ticket_ab.schema import PRIORITIES
 from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD
 
 TEXTS = generate("baseline", 30, seed=7)["text"].tolist()
@@ -132,7 +135,7 @@ def test_v2_answers_priority_tensors_with_the_one_head_convention_in_a_mixed_bat
     response = client.post(f"/v2/models/{settings.model_name}/infer", json={"inputs": inputs})
     assert response.status_code == 200, response.get_data(as_text=True)
     outputs = {tensor["name"]: tensor for tensor in response.get_json()["outputs"]}
-    columns = list(mixed.priority_classes_)
+    columns = [c for c in PRIORITIES if c in mixed.priority_classes_]  # the schema's order
     assert outputs["priority"]["datatype"] == "BYTES" and outputs["priority_scores"]["datatype"] == "FP32"
     assert outputs["priority_scores"]["shape"] == [len(TEXTS), len(columns)]
     rows = np.asarray(outputs["priority_scores"]["data"]).reshape(len(TEXTS), len(columns))
@@ -142,7 +145,8 @@ def test_v2_answers_priority_tensors_with_the_one_head_convention_in_a_mixed_bat
     for i, version in enumerate(versions):
         if version == "5":
             assert outputs["priority"]["data"][i] == picked[i]
-            np.testing.assert_allclose(rows[i], priority[i], atol=1e-6)
+            in_columns = priority[i][[list(mixed.priority_classes_).index(c) for c in columns]]
+            np.testing.assert_allclose(rows[i], in_columns, atol=1e-6)
             assert math.isclose(rows[i].sum(), 1.0, abs_tol=1e-4)
         else:
             assert outputs["priority"]["data"][i] == "" and not rows[i].any()
@@ -154,7 +158,7 @@ def test_v2_metadata_names_the_priority_columns_each_aliass_heads_and_the_conven
     assert outputs["priority"]["datatype"] == "BYTES"
     assert (outputs["priority_scores"]["datatype"], outputs["priority_scores"]["shape"]) == (
         "FP32", [-1, len(mixed.priority_classes_)])
-    assert meta["parameters"]["priorities"] == list(mixed.priority_classes_)
+    assert meta["parameters"]["priorities"] == [c for c in PRIORITIES if c in mixed.priority_classes_]
     assert meta["parameters"]["heads"] == {CHAMPION: [TOPIC_HEAD], CHALLENGER: [TOPIC_HEAD, PRIORITY_HEAD]}
     assert meta["parameters"]["priority_absent"] == PRIORITY_ABSENT
 
@@ -182,3 +186,11 @@ def test_the_openapi_document_describes_the_priority_fields(client):
     for field in ("topic_scores", "priorities", "priority_scores"):
         assert schemas["MlflowPredictions"]["properties"][field]["description"]
     assert "priority_scores" in schemas["ModelMetadata"]["properties"]["outputs"]["description"]
+
+
+def test_v2_priority_columns_cover_both_versions_classes_in_the_schemas_order(two_head):
+    version = loaded(two_head, CHAMPION, "5")
+    champion = replace(version, priority_classes=("high", "low"))
+    challenger = replace(version, alias=CHALLENGER, priority_classes=("urgent", "low", "critical"))
+    assert priority_columns(Models(champion, challenger)) == ("low", "high", "urgent", "critical")
+    assert priority_columns(Models(replace(version, priority_classes=()), None)) == PRIORITIES
