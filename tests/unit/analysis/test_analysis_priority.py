@@ -21,6 +21,8 @@ from ticket_ab.requestlog import latest_labels, read_feedback, read_requests
 from ticket_ab.schema import PRIORITIES
 from ticket_ab.settings import ABSettings
 
+pytestmark = pytest.mark.slow  # runs whole A/B reports: `make test` runs it, `make check` does not
+
 FAST = ABSettings(resamples=50)
 URGENT = "urgent"
 

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 from experiment_logs import LogSpec, Phase
 from logfiles import append_rows
 
@@ -19,6 +20,8 @@ from ticket_ab.logstore import FEEDBACK, shard_files
 from ticket_ab.requestlog import FEEDBACK_COLUMNS, read_feedback, read_requests
 from ticket_ab.schema import PRIORITIES
 from ticket_ab.settings import ABSettings
+
+pytestmark = pytest.mark.slow  # runs whole A/B reports: `make test` runs it, `make check` does not
 
 FAST = Options(ABSettings(resamples=50))
 OLD_FEEDBACK = tuple(c for c in FEEDBACK_COLUMNS if c != "priority")

@@ -28,6 +28,8 @@ from retrain.ml.onnx_convert import (
 from retrain.ml.onnx_text import Unconvertible
 from ticket_ab.twohead import URGENT, TwoHeadModel, decide_priority
 
+pytestmark = pytest.mark.slow  # fits and converts models: `make test` runs it, `make check` does not
+
 # What tickets hold: punctuation, digits, error codes, versions, mixed case, Cyrillic, tabs and newlines, a
 # one-letter word, an empty ticket, underscores, e-mail addresses, non-breaking and repeated spaces.
 TRICKY = [

@@ -34,6 +34,8 @@ from router.scoring import predict_all
 from tests.unit.router.router_testkit import fitted_two_head, loaded
 from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD, TwoHeadModel
 
+pytestmark = pytest.mark.slow  # fits and converts models: `make test` runs it, `make check` does not
+
 TEXTS = generate("baseline", 40, seed=3)["text"].tolist() + [
     "", "Не работает впн, ошибка 0x80070005 после v3.14.2", "vpn " * 500, "zzzz qqqq", "URGENT: printer"]
 

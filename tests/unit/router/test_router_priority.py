@@ -21,6 +21,8 @@ from ticket_ab.pii import mask
 from ticket_ab.schema import PRIORITIES
 from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD
 
+pytestmark = pytest.mark.slow  # fits two-head models: `make test` runs it, `make check` does not
+
 TEXTS = generate("baseline", 30, seed=7)["text"].tolist()
 
 
