@@ -49,6 +49,6 @@ CANDIDATES: dict[str, Candidate] = {
     "nb": Candidate(WORD, lambda s, seed: ComplementNB(alpha=s), 0.3, (0.1, 0.3, 1.0)),
     "lr_wc": Candidate(WORD_CHAR, lambda s, seed: _lr(s, seed, BALANCED), 10.0, (3.0, 10.0, 30.0)),
     "svm_wc": Candidate(WORD_CHAR, lambda s, seed: LinearSVC(C=s, class_weight=BALANCED, dual="auto",
-                                                             random_state=seed), 0.3, (0.1, 0.3, 1.0)),
+                                                             random_state=seed), 0.1, (0.05, 0.1, 0.3)),
     "vote_wc": Candidate(WORD_CHAR, _vote, 10.0, (3.0, 10.0, 30.0)),
 }

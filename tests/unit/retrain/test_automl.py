@@ -94,6 +94,15 @@ def test_tune_model_scores_equal_a_scikit_learn_grid_search_on_the_same_folds(ge
     assert len(set(expected.values())) > 1  # the grid really moved the score
 
 
+def test_selection_scores_each_candidate_as_it_is_served_calibration_included(generated_tickets):
+    texts, topics = generated_tickets[["text"]], generated_tickets["topic"]
+    judged = TextModel("svm", seed=0).fit(texts, topics).predict(texts)
+    served = served_pipeline("svm", seed=0).fit(texts, topics)
+    raw = served.named_steps["clf"].estimator.fit(served.named_steps["features"].transform(texts), topics)
+    assert list(judged) == list(served.predict(texts))
+    assert (raw.predict(served.named_steps["features"].transform(texts)) != judged).any()  # calibration moves answers
+
+
 def test_tuning_is_skipped_below_tune_min_rows(selected):
     assert selected.tuning == {} and selected.strength == CANDIDATES[selected.winner].strength
 
