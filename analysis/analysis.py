@@ -277,9 +277,10 @@ def _priority_line(p: dict | None) -> list[str]:
         return []
     if p["status"] != "measured":
         return [f"  {'':<24} priority {p['text']}"]
+    unscored = f"  ({p['unscored']:,} answered without a priority head, left out)" if p.get("unscored") else ""
     return [f"  {'':<24} priority labelled {p['labelled']:>5,}  accuracy {fmt.pct(p['accuracy']):>6} "
             f"[{fmt.interval(p['accuracy_ci'])}]  urgent missed {p['urgent_missed']:,} of {p['urgent']:,} "
-            f"({fmt.pct(p['urgent_missed_rate'])})"]
+            f"({fmt.pct(p['urgent_missed_rate'])}){unscored}"]
 
 
 def _source_lines(label_sources: dict | None) -> list[str]:

@@ -105,7 +105,9 @@ def _priority_rows(s: dict[str, Any], row, level: str) -> list[list[str]]:
         return lambda x: fn(x["priority"]) if x["priority"]["status"] == "measured" else x["priority"]["text"]
 
     return [
-        row("priority-labelled requests", lambda x: num(x["priority"]["labelled"])),
+        row("priority-labelled requests", lambda x: num(x["priority"]["labelled"]) + (
+            f" ({num(x['priority']['unscored'])} answered without a priority head, left out)"
+            if x["priority"].get("unscored") else "")),
         row("priority accuracy", measured(lambda p: pct(p["accuracy"]))),
         row(f"priority accuracy {level} Wilson interval, customer-level",
             measured(lambda p: interval(p["accuracy_ci"]))),

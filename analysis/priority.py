@@ -19,7 +19,9 @@ Definitions (those of `analysis.experiment` otherwise):
   as the topic guardrails are (`guardrails.judge`, `breach_only`): urgent labels are few, so only a credible
   breach of `urgent_missed_margin` blocks a promotion and an unresolved one holds nothing.
 - An arm whose model answered no priority on any of its priority-labelled requests (an older, one-head version
-  logs it blank) "predicts no priority": its figures are n/a and the guardrail is not judged.
+  logs it blank) "predicts no priority": its figures are n/a and the guardrail is not judged. When only some of
+  its requests were answered by such a version (the alias moved within the window), those are left out of its
+  figures (`unscored`), not counted wrong; in shadow mode the guardrail pairs the urgent tickets both models scored.
 
 One aggregate per customer, arm and ramp step comes back from SQL (customers as 64-bit hashes: the statistics only
 need to tell them apart), so a window of millions of labelled requests costs pandas a few hundred thousand rows.
@@ -51,37 +53,51 @@ _MISSED = ", ".join(str(PRIORITIES.index(p) + 1) for p in MISSED)
 
 def cells(prepared: Prepared, mode: str) -> pd.DataFrame:
     """Per customer (`unit`, a hash), arm (`in_b`) and ramp step (`stratum`) of the analysed requests with a priority
-    label: `n`, `correct`, `urgent` (labelled urgent), `missed` (of those, answered low or medium), `answered` (by the
-    arm's own model) and `predicted` (of those, with a priority)."""
+    label: `labelled`, `n` (of those, scored: not answered by a version without a priority head), `correct`, `urgent`
+    (scored and labelled urgent), `missed` (of those, answered low or medium), `answered` (by the arm's own model),
+    `predicted` (of those, with a priority), and in shadow mode `pair_urgent` / `pair_missed` (the urgent tickets both
+    models scored, and the arm's misses among them)."""
     if mode == SHADOW:
         return _shadow_cells(prepared)
-    return prepared.frame(f"""SELECT hash(unit) AS unit, variant = 'B' AS in_b, period AS stratum, count(*) AS n,
-        {_counts(ANSWER)}, count(*) FILTER (topic <> '' AND fallback = '') AS answered,
-        count(*) FILTER (topic <> '' AND fallback = '' AND {ANSWER} <> {NONE}) AS predicted
+    own = "topic <> '' AND fallback = ''"
+    scored = f"NOT ({own} AND {ANSWER} = {NONE})"
+    return prepared.frame(f"""SELECT hash(unit) AS unit, variant = 'B' AS in_b, period AS stratum,
+        count(*) AS labelled, count(*) FILTER ({scored}) AS n, {_counts(ANSWER, scored)},
+        count(*) FILTER ({own}) AS answered, count(*) FILTER ({own} AND {ANSWER} <> {NONE}) AS predicted
         FROM an WHERE priority_code IS NOT NULL AND variant IN ('A', 'B') GROUP BY ALL""")
 
 
-def _counts(answer: str, suffix: str = "") -> str:
-    """The SQL counts of one answer (its code) against the priority label."""
+def _counts(answer: str, scored: str, suffix: str = "") -> str:
+    """The SQL counts of one answer (its code) against the priority label, on the `scored` rows."""
     return (f"count(*) FILTER ({answer} = {LABEL}) AS correct{suffix}, "
-            f"count(*) FILTER ({LABEL} = {_URGENT}) AS urgent{suffix}, "
+            f"count(*) FILTER ({scored} AND {LABEL} = {_URGENT}) AS urgent{suffix}, "
             f"count(*) FILTER ({LABEL} = {_URGENT} AND {answer} IN ({_MISSED})) AS missed{suffix}")
 
 
 def _shadow_cells(prepared: Prepared) -> pd.DataFrame:
-    """`cells` in shadow mode: both arms on the same tickets (those `analysis.arms` counts), one row per arm."""
-    paired = prepared.frame(f"""SELECT hash(unit) AS unit, period AS stratum, count(*) AS n,
-        {_counts(ANSWER, '_a')}, {_counts(SHADOW_ANSWER, '_b')}, count(*) FILTER ({ANSWER} <> {NONE}) AS predicted_a,
-        count(*) FILTER ({SHADOW_ANSWER} <> {NONE}) AS predicted_b, count(*) FILTER (shadow_topic <> '') AS answered_b
+    """`cells` in shadow mode: both arms on the same tickets (those `analysis.arms` counts), one row per arm. Each
+    arm is scored on the tickets its model answered with a priority (B's failures count, as wrong); the guardrail
+    pairs the urgent tickets both scored."""
+    scored_a, scored_b = f"{ANSWER} <> {NONE}", f"NOT (shadow_topic <> '' AND {SHADOW_ANSWER} = {NONE})"
+    both = f"{scored_a} AND {scored_b} AND {LABEL} = {_URGENT}"
+    paired = prepared.frame(f"""SELECT hash(unit) AS unit, period AS stratum, count(*) AS labelled,
+        count(*) FILTER ({scored_a}) AS n_a, count(*) FILTER ({scored_b}) AS n_b,
+        {_counts(ANSWER, scored_a, '_a')}, {_counts(SHADOW_ANSWER, scored_b, '_b')},
+        count(*) FILTER ({scored_a}) AS predicted_a, count(*) FILTER ({SHADOW_ANSWER} <> {NONE}) AS predicted_b,
+        count(*) FILTER (shadow_topic <> '') AS answered_b, count(*) FILTER ({both}) AS pair_urgent,
+        count(*) FILTER ({both} AND {ANSWER} IN ({_MISSED})) AS pair_missed_a,
+        count(*) FILTER ({both} AND {SHADOW_ANSWER} IN ({_MISSED})) AS pair_missed_b
         FROM an WHERE priority_code IS NOT NULL AND topic <> '' AND (shadow_topic <> '' OR fallback <> '')
         GROUP BY ALL""")
     arms = []
     for arm in ARMS:
         s = arm.lower()
         arms.append(pd.DataFrame({
-            "unit": paired["unit"], "in_b": arm == "B", "stratum": paired["stratum"], "n": paired["n"],
-            "correct": paired[f"correct_{s}"], "urgent": paired[f"urgent_{s}"], "missed": paired[f"missed_{s}"],
-            "answered": paired["n"] if arm == "A" else paired["answered_b"], "predicted": paired[f"predicted_{s}"]}))
+            "unit": paired["unit"], "in_b": arm == "B", "stratum": paired["stratum"], "labelled": paired["labelled"],
+            "n": paired[f"n_{s}"], "correct": paired[f"correct_{s}"], "urgent": paired[f"urgent_{s}"],
+            "missed": paired[f"missed_{s}"], "answered": paired["labelled"] if arm == "A" else paired["answered_b"],
+            "predicted": paired[f"predicted_{s}"], "pair_urgent": paired["pair_urgent"],
+            "pair_missed": paired[f"pair_missed_{s}"]}))
     return pd.concat(arms, ignore_index=True)
 
 
@@ -95,23 +111,29 @@ def judge_priority(prepared: Prepared, mode: str, versions: dict[str, list[str]]
 
 
 def arm_figures(rows: pd.DataFrame, versions: list[str], th: ABSettings) -> dict[str, Any]:
-    """One arm's priority accuracy with its customer-level interval and its urgent-missed share, or n/a and why."""
+    """One arm's priority accuracy with its customer-level interval and its urgent-missed share, or n/a and why.
+
+    Requests its model answered without a priority (a one-head version before or after a two-head one in the same
+    window) are left out, counted in `unscored`: a version that cannot answer a priority did not answer it wrong.
+    """
     n, correct, urgent, missed = (int(rows[c].sum()) for c in ("n", "correct", "urgent", "missed"))
-    figures = {"status": MEASURED, "text": "", "labelled": n, "labelled_customers": int(rows["unit"].nunique()),
-               "correct": correct, "accuracy": ratio(correct, n), "accuracy_ci": [math.nan, math.nan],
-               "urgent": urgent, "urgent_missed": missed, "urgent_missed_rate": ratio(missed, urgent)}
+    scored = rows[rows["n"] > 0]
+    figures = {"status": MEASURED, "text": "", "labelled": n, "labelled_customers": int(scored["unit"].nunique()),
+               "unscored": int(rows["labelled"].sum()) - n, "correct": correct, "accuracy": ratio(correct, n),
+               "accuracy_ci": [math.nan, math.nan], "urgent": urgent, "urgent_missed": missed,
+               "urgent_missed_rate": ratio(missed, urgent)}
     why = _not_measured(rows, versions)
     if why:
         return figures | {"status": NOT_APPLICABLE, "text": why, "correct": 0, "accuracy": math.nan,
                           "urgent_missed": 0, "urgent_missed_rate": math.nan}
-    figures["accuracy_ci"] = list(inference.proportion_interval(rows["correct"] / rows["n"], rows["unit"],
-                                                                1 - th.alpha, counts=rows["n"]))
+    figures["accuracy_ci"] = list(inference.proportion_interval(scored["correct"] / scored["n"], scored["unit"],
+                                                                1 - th.alpha, counts=scored["n"]))
     return figures
 
 
 def _not_measured(rows: pd.DataFrame, versions: list[str]) -> str:
     """Why an arm has no priority figures ('' when it has them)."""
-    if not int(rows["n"].sum()):
+    if not int(rows["labelled"].sum()):
         return "n/a: no priority feedback"
     if int(rows["answered"].sum()) and not int(rows["predicted"].sum()):
         named = ", ".join(f"v{v}" for v in versions) or "its version"
@@ -123,10 +145,11 @@ def urgent_guardrail(rows: pd.DataFrame, mode: str, arms: dict[str, dict[str, An
                      seq: bool) -> Guardrail:
     """B - A of the share of urgent-labelled requests answered low or medium, against `urgent_missed_margin`
     (higher is worse; only a breach blocks). Not judged ("n/a", with why) when an arm has no priority figures or
-    either arm has fewer than TOPIC_MIN_CUSTOMERS customers with an urgent label."""
+    either arm has fewer than TOPIC_MIN_CUSTOMERS customers with an urgent label (in shadow mode: with an urgent
+    ticket both models scored)."""
     margin = th.urgent_missed_margin
     skipped = next((f"arm {arm} {arms[arm]['text']}" for arm in ARMS if arms[arm]["status"] != MEASURED), "")
-    urgent = rows[rows["urgent"] > 0]
+    urgent = rows[rows["pair_urgent" if mode == SHADOW else "urgent"] > 0]
     customers = [int(urgent.loc[urgent["in_b"] == (arm == "B"), "unit"].nunique()) for arm in ARMS]
     if not skipped and min(customers) < TOPIC_MIN_CUSTOMERS:
         skipped = (f"{customers[0]} (A) and {customers[1]} (B) customers with an urgent label; it needs "
@@ -142,9 +165,9 @@ def _difference(urgent: pd.DataFrame, mode: str) -> inference.Estimate:
     difference stratified by ramp step."""
     if mode == SHADOW:  # A's rows and B's hold the same tickets in the same order (`_shadow_cells`)
         a, b = urgent[~urgent["in_b"]], urgent[urgent["in_b"]]
-        missed = b["missed"].to_numpy(dtype=float) - a["missed"].to_numpy(dtype=float)
-        return inference.cluster_mean(missed / a["urgent"].to_numpy(dtype=float), a["unit"].to_numpy(),
-                                      counts=a["urgent"].to_numpy())
+        missed = b["pair_missed"].to_numpy(dtype=float) - a["pair_missed"].to_numpy(dtype=float)
+        return inference.cluster_mean(missed / a["pair_urgent"].to_numpy(dtype=float), a["unit"].to_numpy(),
+                                      counts=a["pair_urgent"].to_numpy())
     share = urgent["missed"].to_numpy(dtype=float) / urgent["urgent"].to_numpy(dtype=float)
     return inference.cluster_diff(share, urgent["in_b"].to_numpy(dtype=bool), urgent["unit"].to_numpy(),
                                   strata=ramp_steps(urgent), counts=urgent["urgent"].to_numpy())

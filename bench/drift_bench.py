@@ -9,6 +9,8 @@
    labels (bar: <= 8 min), then the new challenger's accuracy on fresh `new_product` tickets
    against the champion's (bar: >= +5 points)
 
+The generated champion has a priority head (the simulator writes a priority), so the predicted-priority mix
+(`priority_mix`) is judged on every generated window; the real tickets have none, so theirs is one-head.
 Windows are generated a month after the champion's data (so dates in the text differ, as in real
 traffic) and carry 30% labels, so every signal including the accuracy drop is live. Thresholds are
 the `DriftSettings` defaults, fixed before the run and printed first; nothing is tuned here.
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from mirakuru import HTTPExecutor
+from sklearn.base import clone
 
 from load_test.simulate.generator import generate
 from ops import dagrun, servers
@@ -41,8 +44,9 @@ from retrain.ml.features import baseline_pipeline
 from retrain.ml.train import reference_sample
 from retrain.register import train_and_register
 from ticket_ab import registry
-from ticket_ab.schema import TEXT, TOPIC, load_tickets
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC, load_tickets
 from ticket_ab.settings import DriftSettings, Settings, get_settings
+from ticket_ab.twohead import PRIORITY_HEAD, TwoHeadModel, heads_of
 
 REAL = REPO.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 LATER = "2026-04-01T00:00:00Z"
@@ -55,8 +59,12 @@ def bar(name: str, measured: str, target: str, met: bool) -> None:
 
 
 def champion_on(train: pd.DataFrame, holdout: pd.DataFrame, reference_rows: int = 5000, seed: int = 0):
-    """TF-IDF + LR (what AutoML picks on these tickets) with the reference the registry would store."""
-    model = baseline_pipeline(seed).fit(train[[TEXT]], train[TOPIC].astype(str))
+    """TF-IDF + LR (what AutoML picks on these tickets) with the reference the registry would store; with a
+    priority head too (LR on the same features) when the tickets carry a priority, so `priority_mix` is live."""
+    base = baseline_pipeline(seed)
+    head = clone(base.named_steps["clf"]) if PRIORITY in train else None
+    model = TwoHeadModel(base.named_steps["features"], base.named_steps["clf"], head)
+    model.fit(train[[TEXT]], train[TOPIC].astype(str), priority=train[PRIORITY] if head is not None else None)
     reference = reference_sample(train, model, reference_rows, seed)
     accuracy = float((model.predict(holdout[[TEXT]]) == holdout[TOPIC].to_numpy()).mean())
     return model, reference, accuracy
@@ -65,7 +73,9 @@ def champion_on(train: pd.DataFrame, holdout: pd.DataFrame, reference_rows: int 
 def judge(model, reference: pd.DataFrame, accuracy: float, window: pd.DataFrame, seed: int, labelled: float = 0.3):
     labels = window[TOPIC].where(np.random.default_rng(seed).random(len(window)) < labelled)
     predicted = pd.Series(model.predict(window[[TEXT]]))
-    measurement = measure(window[TEXT], predicted, reference, labels=labels, reference_accuracy=accuracy, seed=seed)
+    priority = pd.Series(model.predict_priority(window[[TEXT]])) if PRIORITY_HEAD in heads_of(model) else None
+    measurement = measure(window[TEXT], predicted, reference, labels=labels, reference_accuracy=accuracy, seed=seed,
+                          window_priority=priority)
     return measurement, decide(measurement.signals)
 
 
@@ -73,6 +83,7 @@ def generated_bars(n: int, baseline_seeds: int) -> None:
     print(f"generated tickets: champion on 6000 baseline, windows of {n} a month later, 30% labelled", flush=True)
     train, holdout = split_holdout(generate("baseline", 6000, 1), 0.2, 0)
     model, reference, accuracy = champion_on(train, holdout)
+    print(f"  champion heads: {','.join(heads_of(model))} (priority_mix judged by the topic mix's bars)", flush=True)
     triggered = []
     for seed in range(100, 100 + baseline_seeds):
         _, decision = judge(model, reference, accuracy, generate("baseline", n, seed, start=LATER), seed)
@@ -84,7 +95,8 @@ def generated_bars(n: int, baseline_seeds: int) -> None:
         measurement, decision = judge(model, reference, accuracy, generate(scenario, n, 7, start=LATER), 7)
         s = measurement.signals
         bar(f"{scenario} triggers", f"{'yes' if decision.retrain else 'no'} ({', '.join(decision.fired) or '-'}; "
-            f"AUC {s.text_auc:.3f}, OOV +{s.oov_window - s.oov_reference:.3f}, JS {s.prediction_js:.3f})",
+            f"AUC {s.text_auc:.3f}, OOV +{s.oov_window - s.oov_reference:.3f}, JS {s.prediction_js:.3f}"
+            + (f", priority JS {s.priority_js:.3f}" if s.priority_js is not None else "") + ")",
             "yes", decision.retrain)
 
 

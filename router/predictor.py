@@ -193,17 +193,23 @@ def _agrees(candidate: Callable[[str], Any], reference: Callable[[str], Any], sa
         return False
 
 
-def compile_scorer(pipeline: Any, samples: Sequence[str] = SAMPLES) -> tuple[Scorer, str]:
-    """The fastest scorer that matches the full pipeline on `samples`, and its name for /ready."""
-    reference = pipeline_scorer(pipeline)
-    for build, name, exact in ((tfidf_scorer, TFIDF, False), (direct_scorer, DIRECT, True)):
+def _fastest(model: Any, reference: Callable[[str], Any], fast: Callable[[Any], Any], direct: Callable[[Any], Any],
+             samples: Sequence[str]) -> tuple[Any, str]:
+    """The first of the hand-built (`fast`) and fitted-steps (`direct`) scorers that answers as `reference` on
+    `samples`, with its name; else the reference itself."""
+    for build, name, exact in ((fast, TFIDF, False), (direct, DIRECT, True)):
         try:
-            candidate = build(pipeline)
+            candidate = build(model)
         except Exception:  # an attribute this scikit-learn lacks: the reference path is always right
             continue
         if candidate is not None and _agrees(candidate, reference, samples, exact):
             return candidate, name
     return reference, PIPELINE
+
+
+def compile_scorer(pipeline: Any, samples: Sequence[str] = SAMPLES) -> tuple[Scorer, str]:
+    """The fastest scorer that matches the full pipeline on `samples`, and its name for /ready."""
+    return _fastest(pipeline, pipeline_scorer(pipeline), tfidf_scorer, direct_scorer, samples)
 
 
 def compile_both(model: Any, samples: Sequence[str] = SAMPLES) -> tuple[BothScorer, str]:
@@ -213,12 +219,4 @@ def compile_both(model: Any, samples: Sequence[str] = SAMPLES) -> tuple[BothScor
     if PRIORITY_HEAD not in heads_of(model):
         topic, name = compile_scorer(model, samples)
         return (lambda text: Scores(topic(text), None)), name
-    reference = both_reference(model)
-    for build, name, exact in ((two_head_tfidf_scorer, TFIDF, False), (two_head_direct_scorer, DIRECT, True)):
-        try:
-            candidate = build(model)
-        except Exception:  # an attribute this scikit-learn lacks: the reference path is always right
-            continue
-        if candidate is not None and _agrees(candidate, reference, samples, exact):
-            return candidate, name
-    return reference, PIPELINE
+    return _fastest(model, both_reference(model), two_head_tfidf_scorer, two_head_direct_scorer, samples)

@@ -8,10 +8,14 @@ adds raw text to a file, for the torn and hand-edited lines a reader must count 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
 
+import pandas as pd
+
+from ticket_ab.dayfile import encode_day_file
 from ticket_ab.durable import INTERVAL
-from ticket_ab.logstore import FEEDBACK, REQUESTS, shard_files
+from ticket_ab.logstore import FEEDBACK, REQUESTS, compacted_file, shard_files
 from ticket_ab.logwriter import ShardedLog
 from ticket_ab.requestlog import REQUEST_COLUMNS
 
@@ -40,3 +44,27 @@ def row(request_id: str, text: str = "vpn drops", stamp: str = "2026-11-24T11:00
     return {"timestamp": stamp, "request_id": request_id, "variant": "B", "model_alias": "challenger",
             "model_version": "2", "split_b": 0.5, "mode": "split", "topic": "network", "confidence": 0.91,
             "latency_ms": 2.5, "text": text}
+
+
+def stamp(day: date, i: int) -> str:
+    """The `i`-th second past 10:00 UTC of `day`, as the router stamps a row."""
+    return f"{day.isoformat()}T10:00:{i:02d}.000+00:00"
+
+
+def dated_shard(root: Path, columns: tuple[str, ...], day: date, ids: list[str], values: dict | None = None) -> None:
+    """One writer's request shard of `day` with `columns` as its header (a router of that time), `values` on each
+    row."""
+    log = ShardedLog(root, REQUESTS, columns)
+    for i, request_id in enumerate(ids):
+        log.append(row(request_id, stamp=stamp(day, i)) | (values or {}))
+    log.close()
+
+
+def dated_day_file(root: Path, columns: tuple[str, ...], day: date, ids: list[str]) -> None:
+    """A compacted request day file of `day` with only `columns` (as compaction wrote it before the others
+    existed)."""
+    frame = pd.DataFrame([{c: str(v) for c, v in row(request_id, stamp=stamp(day, i)).items()}
+                          for i, request_id in enumerate(ids)]).reindex(columns=list(columns), fill_value="")
+    target = compacted_file(root, REQUESTS, day)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(encode_day_file(frame, set(), []))

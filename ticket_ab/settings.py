@@ -188,6 +188,9 @@ class FeedbackSettings(BaseSettings):
         description="one feedback source above this share (and new to it) refuses the window's labels")
     max_label_share: float = Field(0.7, ge=0.0, le=1.0,
         description="one label above this share refuses the window's labels")
+    max_priority_share: float = Field(0.9, ge=0.0, le=1.0,
+        description="one priority above this share refuses the window's priorities (above the labels' limit: an "
+                    "outage makes most tickets urgent)")
     min_rows: int = Field(50, ge=1, description="the two guards above apply from this many feedback rows")
     pattern_confidence: float = Field(0.8, ge=0.0, le=1.0,
         description="a feedback label the champion contradicts at this confidence counts towards a label pattern")

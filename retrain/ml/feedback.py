@@ -8,7 +8,8 @@ window's feedback has its labels quarantined (the other sources' are used, so on
 neither poison a window nor stall it), and a window whose feedback is dominated by one label is
 refused, because that is what poisoning looks like. "Newly" is judged against the sources of the
 labels earlier windows used (the watermark carries them as counts). Priorities (feedback may correct only the
-priority) are judged the same way, apart: a flood of priorities refuses priorities only, never a topic label, and
+priority) are judged the same way, apart (one priority may reach `max_priority_share`, higher than a label's limit:
+an outage makes most tickets urgent): a flood of priorities refuses priorities only, never a topic label, and
 against a history of their own (the sources of the priorities earlier windows used), because the integration
 that sends priorities (a triage tool) need not be one that sends topics.
 """
@@ -97,7 +98,8 @@ def _guarded(labels: pd.DataFrame, field: str, source: str, guards: FeedbackSett
                       f"{prefix}_quarantined_reason": reason})
         labels = labels.assign(**{field: labels[field].where(~held, "")})
         given, judged = given & ~held, judged.loc[~held[given].to_numpy()]
-    reason = label_reason(judged, guards, what)
+    limit = guards.max_label_share if field == "label" else guards.max_priority_share
+    reason = label_reason(judged, guards, what, limit)
     if reason:
         stats.update({f"{prefix}_refused": True, f"{prefix}_refused_reasons": [reason],
                       f"{prefix}_refused_rows": int(given.sum())})
@@ -128,14 +130,17 @@ def dominant_source(labels: pd.DataFrame, guards: FeedbackSettings, history: Map
     return None
 
 
-def label_reason(labels: pd.DataFrame, guards: FeedbackSettings, what: str = "feedback labels") -> str | None:
-    """Why this window's feedback is implausible as a whole (one label dominating it), or None."""
+def label_reason(labels: pd.DataFrame, guards: FeedbackSettings, what: str = "feedback labels",
+                 limit: float | None = None) -> str | None:
+    """Why this window's feedback is implausible as a whole (one label above `limit`, by default `max_label_share`,
+    dominating it), or None. Priorities have a limit of their own (`max_priority_share`): in an outage most tickets
+    really are urgent, while no real window is mostly one topic."""
+    limit = guards.max_label_share if limit is None else limit
     if len(labels) < guards.min_rows:
         return None
     shares = labels["label"].value_counts(normalize=True)
     label, share = str(shares.index[0]), float(shares.iloc[0])
-    if share > guards.max_label_share:
+    if share > limit:
         refused = "window feedback refused" if what == "feedback labels" else f"the window's {what} refused"
-        return (f"label '{label}' gives {share:.0%} of {len(labels)} {what} "
-                f"(limit {guards.max_label_share:.0%}): {refused}")
+        return f"label '{label}' gives {share:.0%} of {len(labels)} {what} (limit {limit:.0%}): {refused}"
     return None

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from experiment_logs import LogSpec, Phase
+from summaries import topic_figures
 
 from analysis.analysis import console
 from analysis.experiment import analyse
@@ -121,24 +122,6 @@ def test_an_arm_whose_version_has_no_priority_head_is_na_and_the_guardrail_is_no
     assert "priority accuracy" in page and "n/a: v3 predicts no priority" in page and NAME in page
 
 
-def _topic_figures(summary: dict) -> dict:
-    """The summary without its priority figures, the feedback row count and the urgent-missed guardrail, its numbers
-    to 10 significant digits: DuckDB sums in parallel, so one window's figures differ between runs in the last bits."""
-    arms = {arm: {k: v for k, v in figures.items() if k != "priority"} for arm, figures in summary["arms"].items()}
-    return _rounded(summary | {"arms": arms, "guardrails": [g for g in summary["guardrails"] if g["name"] != NAME],
-                               "data": {k: v for k, v in summary["data"].items() if k != "feedback_rows"}})
-
-
-def _rounded(value):
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_rounded(v) for v in value]
-    if isinstance(value, float):
-        return "nan" if value != value else float(f"{value:.10g}")
-    return value
-
-
 def test_priority_feedback_changes_no_topic_figure(ab_logs):
     requests, feedback = _with_priorities(*_logs(ab_logs), {"A": 0.7, "B": 0.8})
     topics_only = feedback[feedback["label"].ne("")].assign(priority="")
@@ -148,7 +131,7 @@ def test_priority_feedback_changes_no_topic_figure(ab_logs):
 
     assert after["arms"]["B"]["priority"]["status"] == MEASURED
     assert before["arms"]["B"]["priority"]["status"] == NOT_APPLICABLE
-    assert _topic_figures(after) == _topic_figures(before)
+    assert topic_figures(after) == topic_figures(before)
 
 
 def test_shadow_mode_judges_both_models_on_the_same_tickets(ab_logs):
@@ -174,3 +157,51 @@ def test_shadow_mode_judges_both_models_on_the_same_tickets(ab_logs):
     assert _urgent(s)["status"] == BREACHED  # B answers a fifth of every ticket low, urgent ones too
     lines = console(s, ReportPaths(Path("r.png"), Path("r.html"), Path("r.json")))
     assert f"urgent missed {s['arms']['B']['priority']['urgent_missed']:,} of {len(urgent):,}" in lines
+
+
+def test_requests_a_one_head_version_answered_within_the_window_are_left_out_not_counted_wrong(ab_logs):
+    requests, feedback = _with_priorities(*_logs(ab_logs), {"A": 0.7, "B": 0.8}, urgent_as_low={"A": 0.3})
+    answered = requests["variant"].eq("A") & requests["topic"].ne("") & requests["fallback"].eq("")
+    early = answered & (np.arange(len(requests)) % 2 == 0)
+    requests.loc[early, "priority"] = ""  # the champion was a one-head version for half of A's answers
+    labels, _ = latest_labels(feedback, set(requests["request_id"]))
+    joined = requests.merge(labels[labels["priority"].ne("")][["request_id", "priority"]], on="request_id",
+                            suffixes=("", "_label"))
+    a_rows = joined[joined["variant"].eq("A")]
+    scored = a_rows[a_rows["priority"].ne("") | a_rows["topic"].eq("") | a_rows["fallback"].ne("")]
+
+    s = _summary(requests, feedback)
+
+    figures = s["arms"]["A"]["priority"]
+    assert figures["status"] == MEASURED
+    assert figures["labelled"] == len(scored) and figures["unscored"] == len(a_rows) - len(scored) > 0
+    assert figures["correct"] == int(scored["priority"].eq(scored["priority_label"]).sum())
+    assert figures["accuracy"] == pytest.approx(figures["correct"] / len(scored))
+    assert figures["urgent"] == int(scored["priority_label"].eq(URGENT).sum())
+    assert s["arms"]["B"]["priority"]["unscored"] == 0
+    lines = console(s, ReportPaths(Path("r.png"), Path("r.html"), Path("r.json")))
+    assert f"({figures['unscored']:,} answered without a priority head, left out)" in lines
+
+
+def test_shadow_mode_pairs_the_urgent_tickets_both_models_scored(ab_logs):
+    requests, feedback = _logs(ab_logs, phases=[Phase(4000, mode="shadow")])
+    requests, feedback = _with_priorities(requests, feedback, {"A": 0.7})
+    rng = np.random.default_rng(2)
+    shadow = requests["priority"].where(rng.random(len(requests)) < 0.8, "low")
+    shadow = shadow.where(rng.random(len(requests)) < 0.5, "")  # the challenger was one-head for half the window
+    requests = requests.assign(shadow_priority=shadow.where(requests["shadow_topic"].ne(""), ""))
+    labels, _ = latest_labels(feedback, set(requests["request_id"]))
+    joined = requests.merge(labels[labels["priority"].ne("")][["request_id", "priority"]], on="request_id",
+                            suffixes=("", "_label"))
+    tried = joined[joined["topic"].ne("") & joined["shadow_topic"].ne("")]
+    scored_b = tried[tried["shadow_priority"].ne("")]
+
+    s = _summary(requests, feedback)
+
+    assert s["arms"]["A"]["priority"]["labelled"] == len(tried)
+    assert s["arms"]["B"]["priority"]["labelled"] == len(scored_b)
+    right = scored_b["shadow_priority"].eq(scored_b["priority_label"])
+    assert s["arms"]["B"]["priority"]["correct"] == int(right.sum())
+    urgent = scored_b[scored_b["priority_label"].eq(URGENT)]
+    missed = {a: urgent[a].isin(["low", "medium"]).mean() for a in ("priority", "shadow_priority")}
+    assert _urgent(s)["diff"] == pytest.approx(missed["shadow_priority"] - missed["priority"])

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from experiment_logs import LogSpec, Phase
 from logfiles import append_rows
+from summaries import topic_figures
 
 from analysis.experiment import Options, analyse_logs
 from analysis.prepare import prepare
-from analysis.priority import NAME as URGENT_MISSED
 from ticket_ab import logscan
 from ticket_ab.logstore import FEEDBACK, shard_files
 from ticket_ab.requestlog import FEEDBACK_COLUMNS, read_feedback, read_requests
@@ -51,25 +51,6 @@ def _as_older_shards(logs) -> None:
     assert all(OLD_FEEDBACK == tuple(open(f).readline().strip().split(",")[:-1]) for f in shard_files(logs, FEEDBACK))
 
 
-def _without_feedback_rows(summary: dict) -> dict:
-    """The topic figures: without the feedback row count and the priority figures (`analysis.priority`), to 10
-    significant digits (DuckDB sums in parallel: one window's figures differ between runs in the last bits)."""
-    arms = {arm: {k: v for k, v in figures.items() if k != "priority"} for arm, figures in summary["arms"].items()}
-    return _rounded(summary | {"data": {k: v for k, v in summary["data"].items() if k != "feedback_rows"},
-                               "arms": arms,
-                               "guardrails": [g for g in summary["guardrails"] if g["name"] != URGENT_MISSED]})
-
-
-def _rounded(value):
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_rounded(v) for v in value]
-    if isinstance(value, float):
-        return "nan" if value != value else float(f"{value:.10g}")
-    return value
-
-
 def test_priority_only_feedback_changes_no_topic_figure_of_the_ab_summary(ab_logs):
     logs = ab_logs(LogSpec(phases=[Phase(3000)], acc_a=0.80, acc_b=0.86, feedback_rate=0.5,
                            feedback_sources=(("agent", 0.6), ("desk", 0.4))))
@@ -83,7 +64,7 @@ def test_priority_only_feedback_changes_no_topic_figure_of_the_ab_summary(ab_log
     after = analyse_logs(logs, logs, None, FAST).summary
 
     assert after["data"]["feedback_rows"] == before["data"]["feedback_rows"] + added
-    assert _without_feedback_rows(after) == _without_feedback_rows(before)
+    assert topic_figures(after) == topic_figures(before)
 
 
 def test_a_priority_only_row_is_counted_as_such_not_blank():

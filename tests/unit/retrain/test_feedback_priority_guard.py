@@ -64,14 +64,25 @@ def test_a_new_source_flooding_priorities_has_its_priorities_quarantined_and_the
 
 
 def test_one_priority_dominating_refuses_the_windows_priorities_only():
-    urgent = [(rid, "", f"desk-{1 + i % 2}", "urgent") for i, rid in enumerate(IDS[:90])]
-    calm = [(rid, "", "desk-1", "low") for rid in IDS[90:110]]
+    urgent = [(rid, "", f"desk-{1 + i % 2}", "urgent") for i, rid in enumerate(IDS[:105])]
+    calm = [(rid, "", "desk-1", "low") for rid in IDS[105:110]]
     labels, stats = _guard(pd.concat([_topics(), _rows(urgent + calm, start=500)], ignore_index=True))
 
     assert stats["feedback_priority_refused"] and stats["feedback_priority_refused_rows"] == 110
     assert "'urgent'" in stats["feedback_priority_refused_reasons"][0]
     assert not stats["feedback_refused"] and labels["priority"].eq("").all()
     pd.testing.assert_frame_equal(_topic_part(labels), _topic_part(_guard(_topics())[0]))
+
+
+def test_an_outage_where_most_tickets_are_urgent_keeps_its_priorities_above_the_topic_labels_limit():
+    share = 0.8
+    assert GUARDS.max_label_share < share <= GUARDS.max_priority_share
+    urgent = [(rid, "", f"desk-{1 + i % 2}", "urgent") for i, rid in enumerate(IDS[:int(110 * share)])]
+    calm = [(rid, "", "desk-1", "low") for rid in IDS[int(110 * share):110]]
+    labels, stats = _guard(pd.concat([_topics(), _rows(urgent + calm, start=500)], ignore_index=True))
+
+    assert not stats["feedback_priority_refused"] and stats["feedback_priority_used"] == 110
+    assert labels["priority"].eq("urgent").sum() == int(110 * share)
 
 
 def test_a_refused_topic_flood_keeps_the_priorities_and_their_sources():

@@ -9,40 +9,17 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from logfiles import row
+from logfiles import dated_day_file, dated_shard
 
 from ticket_ab import logscan
 from ticket_ab.compact import compact_day
-from ticket_ab.dayfile import encode_day_file, read_day_file
+from ticket_ab.dayfile import read_day_file
 from ticket_ab.logstore import REQUESTS, compacted_file, csv_shards, partition_dir
-from ticket_ab.logwriter import ShardedLog
 from ticket_ab.requestlog import NUMERIC, REQUEST_COLUMNS, read_requests
 
 COLUMN = "champion_confidence"
 OLDER = tuple(c for c in REQUEST_COLUMNS if c != COLUMN)  # the columns of files written before it
 DAY, LATER, TODAY = date(2026, 11, 20), date(2026, 11, 21), date(2026, 12, 4)
-
-
-def _stamp(day: date, i: int) -> str:
-    return f"{day.isoformat()}T10:00:{i:02d}.000+00:00"
-
-
-def _shard(root, columns: tuple[str, ...], day: date, ids: list[str], confidence: float | None = None) -> None:
-    """One writer's shard of `day` with `columns` as its header (a router of that time)."""
-    log = ShardedLog(root, REQUESTS, columns)
-    for i, request_id in enumerate(ids):
-        values = row(request_id, stamp=_stamp(day, i))
-        log.append(values if confidence is None else values | {COLUMN: confidence})
-    log.close()
-
-
-def _day_file(root, columns: tuple[str, ...], day: date, ids: list[str]) -> None:
-    """A compacted day file of `day` with only `columns` (as compaction wrote it before the column existed)."""
-    frame = pd.DataFrame([{c: str(v) for c, v in row(request_id, stamp=_stamp(day, i)).items()}
-                          for i, request_id in enumerate(ids)]).reindex(columns=list(columns), fill_value="")
-    target = compacted_file(root, REQUESTS, day)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(encode_day_file(frame, set(), []))
 
 
 def _by_id(rows: pd.DataFrame) -> dict[str, float]:
@@ -54,8 +31,8 @@ def test_it_is_a_request_column_read_as_a_number():
 
 
 def test_a_shard_from_before_the_column_reads_it_as_blank_beside_a_shard_with_it(tmp_path):
-    _shard(tmp_path, OLDER, DAY, ["old-0", "old-1"])
-    _shard(tmp_path, REQUEST_COLUMNS, DAY, ["new-0"], confidence=0.734512)
+    dated_shard(tmp_path, OLDER, DAY, ["old-0", "old-1"])
+    dated_shard(tmp_path, REQUEST_COLUMNS, DAY, ["new-0"], {COLUMN: 0.734512})
     read = read_requests(tmp_path)
     assert read.malformed == 0 and read.rows[COLUMN].dtype.kind == "f"
     got = _by_id(read.rows)
@@ -63,8 +40,8 @@ def test_a_shard_from_before_the_column_reads_it_as_blank_beside_a_shard_with_it
 
 
 def test_a_day_file_from_before_the_column_reads_it_as_blank_beside_a_day_with_it(tmp_path):
-    _day_file(tmp_path, OLDER, DAY, ["old-0"])
-    _shard(tmp_path, REQUEST_COLUMNS, LATER, ["new-0"], confidence=0.5)
+    dated_day_file(tmp_path, OLDER, DAY, ["old-0"])
+    dated_shard(tmp_path, REQUEST_COLUMNS, LATER, ["new-0"], {COLUMN: 0.5})
     assert read_day_file(compacted_file(tmp_path, REQUESTS, DAY), REQUEST_COLUMNS).rows[COLUMN].tolist() == [""]
     read = read_requests(tmp_path)
     got = _by_id(read.rows)
@@ -72,8 +49,8 @@ def test_a_day_file_from_before_the_column_reads_it_as_blank_beside_a_day_with_i
 
 
 def test_compaction_keeps_the_column_and_blanks_the_rows_of_shards_without_it(tmp_path):
-    _shard(tmp_path, OLDER, DAY, ["old-0"])
-    _shard(tmp_path, REQUEST_COLUMNS, DAY, ["new-0", "new-1"], confidence=0.912345)
+    dated_shard(tmp_path, OLDER, DAY, ["old-0"])
+    dated_shard(tmp_path, REQUEST_COLUMNS, DAY, ["new-0", "new-1"], {COLUMN: 0.912345})
     before = read_requests(tmp_path).rows
 
     compact_day(tmp_path, REQUESTS, DAY, TODAY)
@@ -86,8 +63,8 @@ def test_compaction_keeps_the_column_and_blanks_the_rows_of_shards_without_it(tm
 
 
 def test_a_day_file_without_the_column_extended_by_a_shard_with_it_keeps_both(tmp_path):
-    _day_file(tmp_path, OLDER, DAY, ["old-0"])
-    _shard(tmp_path, REQUEST_COLUMNS, DAY, ["late-0"], confidence=0.25)  # a late writer, folded in next time
+    dated_day_file(tmp_path, OLDER, DAY, ["old-0"])
+    dated_shard(tmp_path, REQUEST_COLUMNS, DAY, ["late-0"], {COLUMN: 0.25})  # a late writer, folded in next time
 
     compact_day(tmp_path, REQUESTS, DAY, TODAY)
 
@@ -101,12 +78,12 @@ def test_the_duckdb_views_read_it_as_text_blank_where_a_file_lacks_it(tmp_path, 
     """ticket_ab.logscan unions day files and shards by name: a file without the column gives '' (as the CSV reader's
     blank), whichever files of a window have it."""
     for day, has in zip((DAY, LATER), with_column, strict=True):
-        _day_file(tmp_path, REQUEST_COLUMNS if has else OLDER, day, [f"{day.day}-day"])
+        dated_day_file(tmp_path, REQUEST_COLUMNS if has else OLDER, day, [f"{day.day}-day"])
         if has:  # a day file with the column holds a value: written through compaction, as the router would
-            _shard(tmp_path, REQUEST_COLUMNS, day, [f"{day.day}-shard"], confidence=0.625)
+            dated_shard(tmp_path, REQUEST_COLUMNS, day, [f"{day.day}-shard"], {COLUMN: 0.625})
             compact_day(tmp_path, REQUESTS, day, TODAY)
-        _shard(tmp_path, REQUEST_COLUMNS if has else OLDER, date(2026, 12, 3), [f"{day.day}-open"],
-               confidence=0.375 if has else None)
+        dated_shard(tmp_path, REQUEST_COLUMNS if has else OLDER, date(2026, 12, 3), [f"{day.day}-open"],
+                    {COLUMN: 0.375} if has else None)
     expected = read_requests(tmp_path).rows
     with logscan.connect(256) as con:
         scan = logscan.files(con, tmp_path, tmp_path / "no-feedback", None)

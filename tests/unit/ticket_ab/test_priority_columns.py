@@ -9,39 +9,17 @@ from datetime import date
 
 import pandas as pd
 import pytest
-from logfiles import row
+from logfiles import dated_day_file, dated_shard
 
 from ticket_ab import logscan
 from ticket_ab.compact import compact_day
-from ticket_ab.dayfile import encode_day_file, read_day_file
+from ticket_ab.dayfile import read_day_file
 from ticket_ab.logstore import REQUESTS, compacted_file, csv_shards, partition_dir
-from ticket_ab.logwriter import ShardedLog
 from ticket_ab.requestlog import NUMERIC, REQUEST_COLUMNS, read_requests
 
 NEW = {"priority": "urgent", "priority_confidence": 0.734512, "shadow_priority": "low"}  # a two-head answer's values
 OLDER = tuple(c for c in REQUEST_COLUMNS if c not in NEW)  # the columns of files written before them
 DAY, LATER, TODAY = date(2026, 11, 20), date(2026, 11, 21), date(2026, 12, 4)
-
-
-def _stamp(day: date, i: int) -> str:
-    return f"{day.isoformat()}T10:00:{i:02d}.000+00:00"
-
-
-def _shard(root, columns: tuple[str, ...], day: date, ids: list[str], values: dict | None = None) -> None:
-    """One writer's shard of `day` with `columns` as its header (a router of that time)."""
-    log = ShardedLog(root, REQUESTS, columns)
-    for i, request_id in enumerate(ids):
-        log.append(row(request_id, stamp=_stamp(day, i)) | (values or {}))
-    log.close()
-
-
-def _day_file(root, columns: tuple[str, ...], day: date, ids: list[str]) -> None:
-    """A compacted day file of `day` with only `columns` (as compaction wrote it before the columns existed)."""
-    frame = pd.DataFrame([{c: str(v) for c, v in row(request_id, stamp=_stamp(day, i)).items()}
-                          for i, request_id in enumerate(ids)]).reindex(columns=list(columns), fill_value="")
-    target = compacted_file(root, REQUESTS, day)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(encode_day_file(frame, set(), []))
 
 
 def _values(rows: pd.DataFrame) -> dict[str, tuple]:
@@ -60,16 +38,16 @@ def test_they_are_request_columns_before_the_text_and_the_confidence_reads_as_a_
 
 
 def test_a_shard_from_before_the_columns_reads_them_as_blank_beside_a_shard_with_them(tmp_path):
-    _shard(tmp_path, OLDER, DAY, ["old-0", "old-1"])
-    _shard(tmp_path, REQUEST_COLUMNS, DAY, ["new-0"], NEW)
+    dated_shard(tmp_path, OLDER, DAY, ["old-0", "old-1"])
+    dated_shard(tmp_path, REQUEST_COLUMNS, DAY, ["new-0"], NEW)
     read = read_requests(tmp_path)
     assert read.malformed == 0 and read.rows["priority_confidence"].dtype.kind == "f"
     assert _values(read.rows) == {"old-0": BLANK, "old-1": BLANK, "new-0": GIVEN}
 
 
 def test_a_day_file_from_before_the_columns_reads_them_as_blank_beside_a_day_with_them(tmp_path):
-    _day_file(tmp_path, OLDER, DAY, ["old-0"])
-    _shard(tmp_path, REQUEST_COLUMNS, LATER, ["new-0"], NEW)
+    dated_day_file(tmp_path, OLDER, DAY, ["old-0"])
+    dated_shard(tmp_path, REQUEST_COLUMNS, LATER, ["new-0"], NEW)
     stored = read_day_file(compacted_file(tmp_path, REQUESTS, DAY), REQUEST_COLUMNS).rows
     assert stored[list(NEW)].values.tolist() == [["", "", ""]]
     read = read_requests(tmp_path)
@@ -77,8 +55,8 @@ def test_a_day_file_from_before_the_columns_reads_them_as_blank_beside_a_day_wit
 
 
 def test_compaction_keeps_the_columns_and_blanks_the_rows_of_shards_without_them(tmp_path):
-    _shard(tmp_path, OLDER, DAY, ["old-0"])
-    _shard(tmp_path, REQUEST_COLUMNS, DAY, ["new-0", "new-1"], NEW)
+    dated_shard(tmp_path, OLDER, DAY, ["old-0"])
+    dated_shard(tmp_path, REQUEST_COLUMNS, DAY, ["new-0", "new-1"], NEW)
     before = read_requests(tmp_path).rows
 
     compact_day(tmp_path, REQUESTS, DAY, TODAY)
@@ -91,8 +69,8 @@ def test_compaction_keeps_the_columns_and_blanks_the_rows_of_shards_without_them
 
 
 def test_a_day_file_without_the_columns_extended_by_a_shard_with_them_keeps_both(tmp_path):
-    _day_file(tmp_path, OLDER, DAY, ["old-0"])
-    _shard(tmp_path, REQUEST_COLUMNS, DAY, ["late-0"], NEW)  # a late writer, folded in next time
+    dated_day_file(tmp_path, OLDER, DAY, ["old-0"])
+    dated_shard(tmp_path, REQUEST_COLUMNS, DAY, ["late-0"], NEW)  # a late writer, folded in next time
 
     compact_day(tmp_path, REQUESTS, DAY, TODAY)
 
@@ -105,12 +83,12 @@ def test_the_duckdb_views_read_them_as_text_blank_where_a_file_lacks_them(tmp_pa
     """ticket_ab.logscan unions day files and shards by name: a file without the columns gives '' (as the CSV
     reader's blank), whichever files of a window have them."""
     for day, has in zip((DAY, LATER), with_columns, strict=True):
-        _day_file(tmp_path, REQUEST_COLUMNS if has else OLDER, day, [f"{day.day}-day"])
+        dated_day_file(tmp_path, REQUEST_COLUMNS if has else OLDER, day, [f"{day.day}-day"])
         if has:  # a day file with the columns holds values: written through compaction, as the router would
-            _shard(tmp_path, REQUEST_COLUMNS, day, [f"{day.day}-shard"], NEW)
+            dated_shard(tmp_path, REQUEST_COLUMNS, day, [f"{day.day}-shard"], NEW)
             compact_day(tmp_path, REQUESTS, day, TODAY)
-        _shard(tmp_path, REQUEST_COLUMNS if has else OLDER, date(2026, 12, 3), [f"{day.day}-open"],
-               NEW if has else None)
+        dated_shard(tmp_path, REQUEST_COLUMNS if has else OLDER, date(2026, 12, 3), [f"{day.day}-open"],
+                    NEW if has else None)
     expected = _values(read_requests(tmp_path).rows)
     with logscan.connect(256) as con:
         scan = logscan.files(con, tmp_path, tmp_path / "no-feedback", None)
