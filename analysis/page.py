@@ -111,7 +111,7 @@ def _priority_rows(s: dict[str, Any], row, level: str) -> list[list[str]]:
         row("priority accuracy", measured(lambda p: pct(p["accuracy"]))),
         row(f"priority accuracy {level} Wilson interval, customer-level",
             measured(lambda p: interval(p["accuracy_ci"]))),
-        row("urgent missed (urgent-labelled answered low or medium)",
+        row("urgent missed (urgent-labelled answered low, medium or not at all)",
             measured(lambda p: f"{num(p['urgent_missed'])} of {num(p['urgent'])} ({pct(p['urgent_missed_rate'])})")),
     ]
 

@@ -14,8 +14,9 @@ Definitions (those of `analysis.experiment` otherwise):
   assigned to the arm (a fallback counts with the champion's answer, an error is wrong), in shadow mode the
   tickets both models were tried on (a failed shadow is wrong), A's `priority` against B's `shadow_priority`.
   The interval is the customer-level Wilson one of the topic accuracy (`inference.proportion_interval`).
-- Urgent missed: of an arm's requests labelled urgent, the share it answered low or medium. The guardrail is B - A
-  of that share per customer (cluster-robust, stratified by ramp step; paired per ticket in shadow mode), judged
+- Urgent missed: of an arm's requests labelled urgent, the share it answered low or medium, or not at all (an error
+  or a failed shadow: the ticket got no priority). The guardrail is B - A of that share per customer (cluster-robust,
+  stratified by ramp step; in shadow mode paired per ticket, on the urgent tickets both models scored), judged
   as the topic guardrails are (`guardrails.judge`, `breach_only`): urgent labels are few, so only a credible
   breach of `urgent_missed_margin` blocks a promotion and an unresolved one holds nothing.
 - An arm whose model answered no priority on any of its priority-labelled requests (an older, one-head version
@@ -54,9 +55,9 @@ _MISSED = ", ".join(str(PRIORITIES.index(p) + 1) for p in MISSED)
 def cells(prepared: Prepared, mode: str) -> pd.DataFrame:
     """Per customer (`unit`, a hash), arm (`in_b`) and ramp step (`stratum`) of the analysed requests with a priority
     label: `labelled`, `n` (of those, scored: not answered by a version without a priority head), `correct`, `urgent`
-    (scored and labelled urgent), `missed` (of those, answered low or medium), `answered` (by the arm's own model),
-    `predicted` (of those, with a priority), and in shadow mode `pair_urgent` / `pair_missed` (the urgent tickets both
-    models scored, and the arm's misses among them)."""
+    (scored and labelled urgent), `missed` (of those, answered low, medium or not at all), `answered` (by the arm's
+    own model), `predicted` (of those, with a priority), and in shadow mode `pair_urgent` / `pair_missed` (the urgent
+    tickets both models scored, and the arm's misses among them)."""
     if mode == SHADOW:
         return _shadow_cells(prepared)
     own = "topic <> '' AND fallback = ''"
@@ -68,16 +69,22 @@ def cells(prepared: Prepared, mode: str) -> pd.DataFrame:
 
 
 def _counts(answer: str, scored: str, suffix: str = "") -> str:
-    """The SQL counts of one answer (its code) against the priority label, on the `scored` rows."""
+    """The SQL counts of one answer (its code) against the priority label, on the `scored` rows (where a blank answer
+    is an error or a failed shadow: wrong, and an urgent ticket left without a priority is missed)."""
     return (f"count(*) FILTER ({answer} = {LABEL}) AS correct{suffix}, "
             f"count(*) FILTER ({scored} AND {LABEL} = {_URGENT}) AS urgent{suffix}, "
-            f"count(*) FILTER ({LABEL} = {_URGENT} AND {answer} IN ({_MISSED})) AS missed{suffix}")
+            f"count(*) FILTER ({scored} AND {LABEL} = {_URGENT} AND {_missed(answer)}) AS missed{suffix}")
+
+
+def _missed(answer: str) -> str:
+    """An urgent ticket's answer that leaves it behind: low, medium or none."""
+    return f"({answer} IN ({_MISSED}) OR {answer} = {NONE})"
 
 
 def _shadow_cells(prepared: Prepared) -> pd.DataFrame:
-    """`cells` in shadow mode: both arms on the same tickets (those `analysis.arms` counts), one row per arm. Each
-    arm is scored on the tickets its model answered with a priority (B's failures count, as wrong); the guardrail
-    pairs the urgent tickets both scored."""
+    """`cells` in shadow mode, one row per arm, from the tickets both models were tried on (those `analysis.arms`
+    counts). Each arm's figures are on the tickets it scored: A's answered with a priority, B's too plus its failures
+    (wrong, and missed when urgent); the guardrail pairs the urgent tickets both scored."""
     scored_a, scored_b = f"{ANSWER} <> {NONE}", f"NOT (shadow_topic <> '' AND {SHADOW_ANSWER} = {NONE})"
     both = f"{scored_a} AND {scored_b} AND {LABEL} = {_URGENT}"
     paired = prepared.frame(f"""SELECT hash(unit) AS unit, period AS stratum, count(*) AS labelled,
@@ -85,8 +92,8 @@ def _shadow_cells(prepared: Prepared) -> pd.DataFrame:
         {_counts(ANSWER, scored_a, '_a')}, {_counts(SHADOW_ANSWER, scored_b, '_b')},
         count(*) FILTER ({scored_a}) AS predicted_a, count(*) FILTER ({SHADOW_ANSWER} <> {NONE}) AS predicted_b,
         count(*) FILTER (shadow_topic <> '') AS answered_b, count(*) FILTER ({both}) AS pair_urgent,
-        count(*) FILTER ({both} AND {ANSWER} IN ({_MISSED})) AS pair_missed_a,
-        count(*) FILTER ({both} AND {SHADOW_ANSWER} IN ({_MISSED})) AS pair_missed_b
+        count(*) FILTER ({both} AND {_missed(ANSWER)}) AS pair_missed_a,
+        count(*) FILTER ({both} AND {_missed(SHADOW_ANSWER)}) AS pair_missed_b
         FROM an WHERE priority_code IS NOT NULL AND topic <> '' AND (shadow_topic <> '' OR fallback <> '')
         GROUP BY ALL""")
     arms = []
@@ -123,9 +130,10 @@ def arm_figures(rows: pd.DataFrame, versions: list[str], th: ABSettings) -> dict
                "accuracy_ci": [math.nan, math.nan], "urgent": urgent, "urgent_missed": missed,
                "urgent_missed_rate": ratio(missed, urgent)}
     why = _not_measured(rows, versions)
-    if why:
-        return figures | {"status": NOT_APPLICABLE, "text": why, "correct": 0, "accuracy": math.nan,
-                          "urgent_missed": 0, "urgent_missed_rate": math.nan}
+    if why:  # nothing scored: every priority-labelled request counts as labelled, none as left out
+        return figures | {"status": NOT_APPLICABLE, "text": why, "labelled": int(rows["labelled"].sum()),
+                          "unscored": 0, "correct": 0, "accuracy": math.nan, "urgent_missed": 0,
+                          "urgent_missed_rate": math.nan}
     figures["accuracy_ci"] = list(inference.proportion_interval(scored["correct"] / scored["n"], scored["unit"],
                                                                 1 - th.alpha, counts=scored["n"]))
     return figures
@@ -143,7 +151,7 @@ def _not_measured(rows: pd.DataFrame, versions: list[str]) -> str:
 
 def urgent_guardrail(rows: pd.DataFrame, mode: str, arms: dict[str, dict[str, Any]], looks_n: int, th: ABSettings,
                      seq: bool) -> Guardrail:
-    """B - A of the share of urgent-labelled requests answered low or medium, against `urgent_missed_margin`
+    """B - A of the share of urgent-labelled requests answered low, medium or not at all, against `urgent_missed_margin`
     (higher is worse; only a breach blocks). Not judged ("n/a", with why) when an arm has no priority figures or
     either arm has fewer than TOPIC_MIN_CUSTOMERS customers with an urgent label (in shadow mode: with an urgent
     ticket both models scored)."""

@@ -52,6 +52,8 @@ def load(train_rows: int, holdout_rows: int, seed: int,
         df, source = load_tickets(REAL, require_topic=True), f"real tickets ({REAL.name})"
     else:
         df, source = generate("baseline", train_rows + holdout_rows, seed), "generated baseline tickets (no real data)"
+    if outside and not REAL.exists():
+        raise SystemExit(f"--outside-holdouts needs the real tickets ({REAL}): generated tickets differ per seed")
     if outside:
         seen = set().union(*(split(df, train_rows, holdout_rows, other)[1].index for other in outside))
         df, source = df.drop(index=list(seen)), f"{source} outside the held-out tickets of seeds {list(outside)}"

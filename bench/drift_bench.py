@@ -59,8 +59,8 @@ def bar(name: str, measured: str, target: str, met: bool) -> None:
 
 
 def champion_on(train: pd.DataFrame, holdout: pd.DataFrame, reference_rows: int = 5000, seed: int = 0):
-    """TF-IDF + LR (what AutoML picks on these tickets) with the reference the registry would store; with a
-    priority head too (LR on the same features) when the tickets carry a priority, so `priority_mix` is live."""
+    """The TF-IDF + LR baseline with the reference the registry would store; with a priority head too (LR on the
+    same features) when the tickets carry a priority, so `priority_mix` is live."""
     base = baseline_pipeline(seed)
     head = clone(base.named_steps["clf"]) if PRIORITY in train else None
     model = TwoHeadModel(base.named_steps["features"], base.named_steps["clf"], head)

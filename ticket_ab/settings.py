@@ -191,7 +191,7 @@ class FeedbackSettings(BaseSettings):
     max_priority_share: float = Field(0.9, ge=0.0, le=1.0,
         description="one priority above this share refuses the window's priorities (above the labels' limit: an "
                     "outage makes most tickets urgent)")
-    min_rows: int = Field(50, ge=1, description="the two guards above apply from this many feedback rows")
+    min_rows: int = Field(50, ge=1, description="the guards above apply from this many feedback rows")
     pattern_confidence: float = Field(0.8, ge=0.0, le=1.0,
         description="a feedback label the champion contradicts at this confidence counts towards a label pattern")
     pattern_share: float = Field(0.2, ge=0.0, le=1.0, description="a pattern (topic -> other label) covering this "
@@ -267,8 +267,9 @@ class ABSettings(BaseSettings):
     topic_margin: float = Field(0.15, ge=0.0, le=1.0, description="guardrail: no topic's accuracy may be credibly "
                                 "lower in B than in A by more than this")
     urgent_missed_margin: float = Field(0.05, ge=0.0, le=1.0, description="guardrail: the share of urgent-labelled "
-                                        "tickets the challenger answers low or medium may not be credibly higher than "
-                                        "the champion's by more than this (two-head versions with priority feedback)")
+                                        "tickets the challenger answers low, medium or not at all may not be credibly "
+                                        "higher than the champion's by more than this (two-head versions with priority "
+                                        "feedback)")
     customer_cap: int = Field(10, ge=0, description="the accuracy comparison weighs each customer's labelled "
                               "requests as at most this many plus its earlier labelled ones (CUPED's record; a "
                               "declared estimand: a few busy customers cannot dominate it; 0: every request weighs "

@@ -98,7 +98,7 @@ class TextModel(ClassifierMixin, BaseEstimator):
         self.memory = memory
 
     def fit(self, X: pd.DataFrame, y, **_: object) -> TextModel:  # noqa: N803 (scikit-learn's names)
-        self.pipeline_ = served_pipeline(self.candidate, self.strength, self.seed, self.memory)
+        self.pipeline_ = fold_calibrated(served_pipeline(self.candidate, self.strength, self.seed, self.memory), y)
         self.pipeline_.fit(X, y)
         self.classes_ = self.pipeline_.classes_
         return self
@@ -112,6 +112,17 @@ def served_pipeline(name: str, strength: float | None = None, seed: int = 0, mem
     spec: Candidate = CANDIDATES[name]
     pipeline = text_pipeline(spec.build(spec.strength if strength is None else strength, seed), spec.features, memory)
     return with_probabilities(pipeline)
+
+
+def fold_calibrated(pipeline: Pipeline, y) -> Pipeline:
+    """`pipeline` with its calibration's folds cut to the rarest class of `y`: a topic `check_trainable` lets
+    through with `folds` tickets has only `folds - 1` in a selection fold's training part, and 3-fold calibration
+    there would fail (PyCaret scores a failed fold 0 and says nothing). The served model is fit on every row and
+    keeps its 3 folds."""
+    clf = pipeline.named_steps["clf"]
+    if isinstance(clf, CalibratedClassifierCV) and isinstance(clf.cv, int):
+        clf.set_params(cv=max(2, min(clf.cv, int(pd.Series(y).value_counts().min()))))
+    return pipeline
 
 
 def _macro_f1(y_true, y_pred, sample_weight=None) -> float:

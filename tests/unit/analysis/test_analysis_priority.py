@@ -89,7 +89,7 @@ def test_each_arms_priority_accuracy_equals_a_pandas_count_by_the_join_rule(ab_l
         assert figures["accuracy"] == pytest.approx(figures["correct"] / len(rows))
         assert figures["accuracy_ci"][0] < figures["accuracy"] < figures["accuracy_ci"][1]
         assert figures["urgent"] == len(urgent)
-        assert figures["urgent_missed"] == int(urgent["priority"].isin(["low", "medium"]).sum())
+        assert figures["urgent_missed"] == int(urgent["priority"].isin(["low", "medium", ""]).sum())  # "": an error
     assert _urgent(s)["diff"] == pytest.approx(s["arms"]["B"]["priority"]["urgent_missed_rate"]
                                                - s["arms"]["A"]["priority"]["urgent_missed_rate"])
 
@@ -189,19 +189,22 @@ def test_shadow_mode_pairs_the_urgent_tickets_both_models_scored(ab_logs):
     rng = np.random.default_rng(2)
     shadow = requests["priority"].where(rng.random(len(requests)) < 0.8, "low")
     shadow = shadow.where(rng.random(len(requests)) < 0.5, "")  # the challenger was one-head for half the window
-    requests = requests.assign(shadow_priority=shadow.where(requests["shadow_topic"].ne(""), ""))
+    champion = requests["priority"].where(rng.random(len(requests)) < 0.7, "")  # and the champion for a third
+    requests = requests.assign(priority=champion, shadow_priority=shadow.where(requests["shadow_topic"].ne(""), ""))
     labels, _ = latest_labels(feedback, set(requests["request_id"]))
     joined = requests.merge(labels[labels["priority"].ne("")][["request_id", "priority"]], on="request_id",
                             suffixes=("", "_label"))
     tried = joined[joined["topic"].ne("") & joined["shadow_topic"].ne("")]
-    scored_b = tried[tried["shadow_priority"].ne("")]
 
     s = _summary(requests, feedback)
 
-    assert s["arms"]["A"]["priority"]["labelled"] == len(tried)
-    assert s["arms"]["B"]["priority"]["labelled"] == len(scored_b)
-    right = scored_b["shadow_priority"].eq(scored_b["priority_label"])
-    assert s["arms"]["B"]["priority"]["correct"] == int(right.sum())
-    urgent = scored_b[scored_b["priority_label"].eq(URGENT)]
+    for arm, answer in (("A", "priority"), ("B", "shadow_priority")):
+        scored = tried[tried[answer].ne("")]
+        figures = s["arms"][arm]["priority"]
+        assert figures["labelled"] == len(scored) and figures["unscored"] == len(tried) - len(scored) > 0
+        assert figures["correct"] == int(scored[answer].eq(scored["priority_label"]).sum())
+    both = tried[tried["priority"].ne("") & tried["shadow_priority"].ne("")]
+    urgent = both[both["priority_label"].eq(URGENT)]
+    assert 0 < len(urgent) < int(tried["priority_label"].eq(URGENT).sum())
     missed = {a: urgent[a].isin(["low", "medium"]).mean() for a in ("priority", "shadow_priority")}
     assert _urgent(s)["diff"] == pytest.approx(missed["shadow_priority"] - missed["priority"])

@@ -103,6 +103,16 @@ def test_selection_scores_each_candidate_as_it_is_served_calibration_included(ge
     assert (raw.predict(served.named_steps["features"].transform(texts)) != judged).any()  # calibration moves answers
 
 
+def test_a_calibrated_candidate_fits_a_selection_fold_where_a_topic_has_two_tickets(tiny_tickets):
+    rare = pd.concat([tiny_tickets, pd.DataFrame({"text": ["quantum flux", "flux quantum"], "topic": ["rare"] * 2})])
+    with pytest.raises(ValueError):  # what 3-fold calibration does with two tickets of a topic
+        served_pipeline("svm").fit(rare[["text"]], rare["topic"])
+
+    model = TextModel("svm").fit(rare[["text"]], rare["topic"])
+
+    assert "rare" in model.classes_ and model.pipeline_.named_steps["clf"].cv == 2
+
+
 def test_tuning_is_skipped_below_tune_min_rows(selected):
     assert selected.tuning == {} and selected.strength == CANDIDATES[selected.winner].strength
 
