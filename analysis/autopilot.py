@@ -33,6 +33,7 @@ from ticket_ab import alerts, registry
 from ticket_ab.log import get_logger, kv
 from ticket_ab.names import CHALLENGER, CHAMPION, PREVIOUS, ROLLOUT_START, SHADOW, SPLIT
 from ticket_ab.settings import Settings
+from ticket_ab.strict_json import jsonable
 
 JOURNAL_TAG = "rollout.decision"  # an action of several steps, decided and not yet finished
 PENDING_TAG = "rollout.pending"  # ask mode: the action waiting for `ticket-ab rollout approve`
@@ -58,7 +59,7 @@ class Outcome:
     report: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return report.jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def _audit_key() -> str:
 
 def _audit(decision: Decision, who: str, run_id: str | None) -> str:
     figures = {k: v for k, v in decision.figures.items() if isinstance(v, int | float | str)}
-    return json.dumps(report.jsonable({"action": decision.action, "who": who, "why": decision.reason[:1500],
+    return json.dumps(jsonable({"action": decision.action, "who": who, "why": decision.reason[:1500],
                                        "figures": figures, "run_id": run_id}))[:4900]
 
 

@@ -48,6 +48,7 @@ UNREADABLE_FEEDBACK = "SELECT count(*) FROM raw_feedback WHERE ts IS NULL"  # fe
 # more in `req_typed` and three in `w`, cost the preparation about 0.45 s of CPU per million requests, the codes
 # about 0.2 (measured on bench/window_gen.py's 1M window with priorities).
 NONE, OTHER_ANSWER, OTHER_LABEL = 0, len(PRIORITIES) + 1, len(PRIORITIES) + 2
+PRIORITY_CODES = {p: i for i, p in enumerate(PRIORITIES, start=1)}  # each priority's code in `priority_code`
 _CODES = OTHER_LABEL + 1
 PRIORITY_PARTS = {"label": f"(priority_code // {_CODES ** 2})", "priority": f"(priority_code // {_CODES} % {_CODES})",
                   "shadow_priority": f"(priority_code % {_CODES})"}
@@ -182,7 +183,7 @@ def from_typed(con: duckdb.DuckDBPyConnection, unreadable_feedback: int) -> Prep
 
 def _code(column: str, other: int) -> str:
     """A priority column's code in `priority_code` (SQL; `other` for a value outside PRIORITIES)."""
-    known = " ".join(f"WHEN '{p}' THEN {i}" for i, p in enumerate(PRIORITIES, start=1))
+    known = " ".join(f"WHEN '{p}' THEN {i}" for p, i in PRIORITY_CODES.items())
     return f"CASE {column} WHEN '' THEN {NONE} {known} ELSE {other} END"
 
 

@@ -39,7 +39,7 @@ from analysis import inference
 from analysis.arms import ratio
 from analysis.compare import ramp_steps
 from analysis.guardrails import NOT_APPLICABLE, TOPIC_MIN_CUSTOMERS, Guardrail, breach_only, judge
-from analysis.prepare import NONE, PRIORITY_PARTS, Prepared
+from analysis.prepare import NONE, PRIORITY_CODES, PRIORITY_PARTS, Prepared
 from ticket_ab.names import ARMS, SHADOW
 from ticket_ab.schema import PRIORITIES
 from ticket_ab.settings import ABSettings
@@ -48,8 +48,8 @@ NAME = "urgent missed"
 URGENT, MISSED = PRIORITIES[-1], PRIORITIES[:2]  # urgent answered as low or medium
 MEASURED = "measured"
 LABEL, ANSWER, SHADOW_ANSWER = PRIORITY_PARTS["label"], PRIORITY_PARTS["priority"], PRIORITY_PARTS["shadow_priority"]
-_URGENT = PRIORITIES.index(URGENT) + 1  # the codes of `analysis.prepare`'s `priority_code`
-_MISSED = ", ".join(str(PRIORITIES.index(p) + 1) for p in MISSED)
+_URGENT = PRIORITY_CODES[URGENT]  # the codes of `analysis.prepare`'s `priority_code`
+_MISSED = ", ".join(str(PRIORITY_CODES[p]) for p in MISSED)
 
 
 def cells(prepared: Prepared, mode: str) -> pd.DataFrame:
@@ -90,7 +90,7 @@ def _shadow_cells(prepared: Prepared) -> pd.DataFrame:
     paired = prepared.frame(f"""SELECT hash(unit) AS unit, period AS stratum, count(*) AS labelled,
         count(*) FILTER ({scored_a}) AS n_a, count(*) FILTER ({scored_b}) AS n_b,
         {_counts(ANSWER, scored_a, '_a')}, {_counts(SHADOW_ANSWER, scored_b, '_b')},
-        count(*) FILTER ({scored_a}) AS predicted_a, count(*) FILTER ({SHADOW_ANSWER} <> {NONE}) AS predicted_b,
+        count(*) FILTER ({SHADOW_ANSWER} <> {NONE}) AS predicted_b,
         count(*) FILTER (shadow_topic <> '') AS answered_b, count(*) FILTER ({both}) AS pair_urgent,
         count(*) FILTER ({both} AND {_missed(ANSWER)}) AS pair_missed_a,
         count(*) FILTER ({both} AND {_missed(SHADOW_ANSWER)}) AS pair_missed_b
@@ -103,7 +103,7 @@ def _shadow_cells(prepared: Prepared) -> pd.DataFrame:
             "unit": paired["unit"], "in_b": arm == "B", "stratum": paired["stratum"], "labelled": paired["labelled"],
             "n": paired[f"n_{s}"], "correct": paired[f"correct_{s}"], "urgent": paired[f"urgent_{s}"],
             "missed": paired[f"missed_{s}"], "answered": paired["labelled"] if arm == "A" else paired["answered_b"],
-            "predicted": paired[f"predicted_{s}"], "pair_urgent": paired["pair_urgent"],
+            "predicted": paired["n_a" if arm == "A" else "predicted_b"], "pair_urgent": paired["pair_urgent"],
             "pair_missed": paired[f"pair_missed_{s}"]}))
     return pd.concat(arms, ignore_index=True)
 

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from analysis.experiment import Analysis
 from analysis.figure import figure
 from analysis.page import render_html
+from ticket_ab.strict_json import jsonable
 
 PNG, HTML, JSON = "ab_report.png", "ab_report.html", "ab_summary.json"
 
@@ -28,19 +25,6 @@ class ReportPaths:
     png: Path
     html: Path
     json: Path
-
-
-def jsonable(value: Any) -> Any:
-    """The summary with nan/inf as null and numpy scalars as Python numbers, valid strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def write_report(analysis: Analysis, out_dir: Path) -> ReportPaths:

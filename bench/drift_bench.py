@@ -43,10 +43,11 @@ from retrain.ml.evaluate import score, split_holdout
 from retrain.ml.features import baseline_pipeline
 from retrain.ml.train import reference_sample
 from retrain.register import train_and_register
+from retrain.tasks.check import champion_answers
 from ticket_ab import registry
 from ticket_ab.schema import PRIORITY, TEXT, TOPIC, load_tickets
 from ticket_ab.settings import DriftSettings, Settings, get_settings
-from ticket_ab.twohead import PRIORITY_HEAD, TwoHeadModel, heads_of
+from ticket_ab.twohead import TwoHeadModel, heads_of
 
 REAL = REPO.parent / "shared" / "data" / "it_service_tickets.csv.gz"
 LATER = "2026-04-01T00:00:00Z"
@@ -72,8 +73,7 @@ def champion_on(train: pd.DataFrame, holdout: pd.DataFrame, reference_rows: int 
 
 def judge(model, reference: pd.DataFrame, accuracy: float, window: pd.DataFrame, seed: int, labelled: float = 0.3):
     labels = window[TOPIC].where(np.random.default_rng(seed).random(len(window)) < labelled)
-    predicted = pd.Series(model.predict(window[[TEXT]]))
-    priority = pd.Series(model.predict_priority(window[[TEXT]])) if PRIORITY_HEAD in heads_of(model) else None
+    predicted, priority = champion_answers(model, window[[TEXT]])
     measurement = measure(window[TEXT], predicted, reference, labels=labels, reference_accuracy=accuracy, seed=seed,
                           window_priority=priority)
     return measurement, decide(measurement.signals)

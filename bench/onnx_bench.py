@@ -83,12 +83,7 @@ def topic_runs(model: Any, texts: list[str], args: argparse.Namespace) -> dict[s
     pipeline = model.head_pipeline(TOPIC_HEAD) if isinstance(model, TwoHeadModel) else model
     session = OnnxScorer(to_onnx(pipeline).SerializeToString(), threads=1)
     print(f"{TOPIC}: {parity(pipeline, session, texts)}")
-    compiled, name = compile_scorer(pipeline)
-    if name != "tfidf":
-        print(f"note: the router would score the topic head with its {name!r} path, not the compiled one")
-    return {"compiled single": lambda chunk: compiled(chunk[0]), "onnxruntime single": session.probabilities,
-            f"compiled batch {args.batch}": lambda chunk: score_many(pipeline, chunk),
-            f"onnxruntime batch {args.batch}": session.probabilities}
+    return _runs("the topic head", pipeline, compile_scorer, score_many, session.probabilities, args)
 
 
 def two_head_runs(model: Any, texts: list[str], args: argparse.Namespace) -> dict[str, Callable]:
@@ -96,12 +91,18 @@ def two_head_runs(model: Any, texts: list[str], args: argparse.Namespace) -> dic
     data = to_onnx(model).SerializeToString()
     session = OnnxScorer(data, threads=1)
     print(f"{TWO_HEAD}: ONNX {len(data) / 1e6:.1f} MB; {parity(model, session, texts)}")
-    compiled, name = compile_both(model)
+    return _runs("the two heads", model, compile_both, score_many_both, session.both, args)
+
+
+def _runs(what: str, model: Any, compile_fn: Callable, batch_fn: Callable, onnx_fn: Callable,
+          args: argparse.Namespace) -> dict[str, Callable]:
+    """The four timed runs of one model: the router's compiled scorer and onnxruntime, single and batched."""
+    compiled, name = compile_fn(model)
     if name != "tfidf":
-        print(f"note: the router would score the two heads with its {name!r} path, not the compiled one")
-    return {"compiled single": lambda chunk: compiled(chunk[0]), "onnxruntime single": session.both,
-            f"compiled batch {args.batch}": lambda chunk: score_many_both(model, chunk),
-            f"onnxruntime batch {args.batch}": session.both}
+        print(f"note: the router would score {what} with its {name!r} path, not the compiled one")
+    return {"compiled single": lambda chunk: compiled(chunk[0]), "onnxruntime single": onnx_fn,
+            f"compiled batch {args.batch}": lambda chunk: batch_fn(model, chunk),
+            f"onnxruntime batch {args.batch}": onnx_fn}
 
 
 def measure(runs: dict[str, dict[str, Callable]], texts: list[str], args: argparse.Namespace,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from router.cache import utc_now
-from router.predictor import BothScorer, compile_both
+from router.predictor import BothScorer, Scorer, compile_both, compile_scorer
 from ticket_ab import registry
 from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD, heads_of
 
@@ -69,6 +69,7 @@ class LoadedModel:
     digest: str | None = None  # what its files hashed to (ticket_ab.registry.model_digest) when it was loaded
     priority_classes: tuple[str, ...] = ()  # () for a one-head version: it answers no priority
     urgent_threshold: float | None = None  # ticket_ab.twohead.decide_priority's threshold (None: the likeliest)
+    score_topic: Scorer | None = None  # a two-head version's topic head alone (the log's covariate); None: `score`
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -115,12 +116,13 @@ def serving_model(alias: str, version: str, run_id: str, pipeline: Any, source: 
         classes = tuple(str(c) for c in pipeline.classes_)
         priorities, threshold = priority_parts(pipeline)
         score, scoring = compile_both(pipeline)
+        score_topic = compile_scorer(pipeline)[0] if priorities else None
         scores = score(WARMUP_TEXT)
     except Exception as exc:
         raise ModelError(f"{alias} v{version} cannot serve: {type(exc).__name__}: {exc}") from exc
     _check_shapes(alias, version, scores, classes, priorities)
     return LoadedModel(alias, version, run_id, pipeline, classes, score, scoring, source, utc_now(), digest,
-                       priorities, threshold)
+                       priorities, threshold, score_topic)
 
 
 def load_model(path: Path, alias: str, version: str, run_id: str, source: str, digest: str | None,

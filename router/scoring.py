@@ -7,13 +7,13 @@ is nothing to fall back to) and becomes a 500 in the views.
 Every outcome also knows the champion's confidence in the ticket, the A/B report's CUPAC covariate
 (analysis.covariate): free when the champion answered or shadow-scored it; when the challenger
 answered, only if asked (`score_champion`, TICKET_AB_LOG_CHAMPION_CONFIDENCE), by scoring the
-champion too. That extra scoring is for the log alone, so its failure is contained like the
+champion's topic head too. That extra scoring is for the log alone, so its failure is contained like the
 challenger's: the answer stands and the outcome records why the covariate is missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,9 +21,9 @@ import numpy as np
 from router.assign import assign
 from router.config import ABConfig
 from router.models import LoadedModel
-from router.predictor import Scores, score_many_both
+from router.predictor import Scores, score_many, score_many_both
 from ticket_ab.names import CHAMPION, SHADOW, A, B
-from ticket_ab.twohead import decide_priority
+from ticket_ab.twohead import decide_priority_index
 
 CHALLENGER_ERROR = "challenger_error"
 
@@ -42,6 +42,9 @@ class Prediction:
     priority_scores: dict[str, float] | None = None
 
 
+Predict = Callable[[LoadedModel, Sequence[str]], list[Prediction]]  # predict_all, or predict_topics
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a request was assigned, what it was served, and what the log needs to explain it."""
@@ -51,7 +54,7 @@ class Outcome:
     fallback: str = ""  # "challenger_error:<ExceptionType>" when the challenger failed
     shadow: Prediction | None = None  # shadow mode: the challenger's prediction
     error: str = ""  # the challenger's exception, for the server log only
-    champion: Prediction | None = None  # the challenger served and `score_champion` asked: the champion's prediction
+    champion: Prediction | None = None  # the challenger served and `score_champion` asked: the champion's topic
     champion_error: str = ""  # that extra scoring's exception, for the server log only
 
     @property
@@ -79,9 +82,8 @@ def _prediction(model: LoadedModel, scores: Scores) -> Prediction:
     if scores.priority is None:
         return Prediction(*topic)
     chances = scores.priority
-    priority = str(decide_priority(chances[np.newaxis, :], model.priority_classes, model.urgent_threshold)[0])
-    return Prediction(*topic, priority=priority,
-                      priority_confidence=round(float(chances[model.priority_classes.index(priority)]), 6),
+    pick = int(decide_priority_index(chances[np.newaxis, :], model.priority_classes, model.urgent_threshold)[0])
+    return Prediction(*topic, priority=model.priority_classes[pick], priority_confidence=round(float(chances[pick]), 6),
                       priority_scores=_rounded(model.priority_classes, chances))
 
 
@@ -97,15 +99,26 @@ def predict_all(model: LoadedModel, texts: Sequence[str]) -> list[Prediction]:
             for i, topic in enumerate(topics)]
 
 
+def predict_topics(model: LoadedModel, texts: Sequence[str]) -> list[Prediction]:
+    """`predict_all` of the topic head alone (no priority): what the champion's covariate reads, so a two-head
+    champion scoring the challenger's tickets for the log does not run its priority head too."""
+    if model.score_topic is None:
+        return predict_all(model, texts)
+    if len(texts) == 1:
+        return [_prediction(model, Scores(model.score_topic(texts[0]), None))]
+    return [_prediction(model, Scores(topic, None)) for topic in score_many(model.pipeline, texts)] if texts else []
+
+
 def _failed(exc: Exception) -> tuple[str, str]:
     return f"{CHALLENGER_ERROR}:{type(exc).__name__}", repr(exc)
 
 
-def _beside(model: LoadedModel, texts: Sequence[str]) -> tuple[list[Prediction | None], Exception | None]:
+def _beside(model: LoadedModel, texts: Sequence[str],
+            predict: Predict = predict_all) -> tuple[list[Prediction | None], Exception | None]:
     """`model`'s predictions of `texts` scored beside the served ones (for the log only), or Nones and what it
     raised: a prediction nobody is answered with must never affect the answer."""
     try:
-        return list(predict_all(model, texts)), None
+        return list(predict(model, texts)), None
     except Exception as exc:  # whatever the model raised, the served answers stand
         return [None] * len(texts), exc
 
@@ -124,7 +137,7 @@ def _arm_b(texts: Sequence[str], champion: LoadedModel, challenger: LoadedModel,
     except Exception as exc:  # a broken challenger costs the experiment rows, not the users their answers
         fallback, error = _failed(exc)
         return [Outcome(B, one, fallback=fallback, error=error) for one in predict_all(champion, texts)]
-    champions, exc = _beside(champion, texts) if score_champion else ([None] * len(texts), None)
+    champions, exc = _beside(champion, texts, predict_topics) if score_champion else ([None] * len(texts), None)
     return [Outcome(B, one, champion=other, champion_error="" if exc is None else repr(exc))
             for one, other in zip(served, champions, strict=True)]
 

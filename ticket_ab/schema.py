@@ -36,6 +36,16 @@ class TicketDataError(ValueError):
     """A ticket file or frame does not satisfy the schema; the message says where and why."""
 
 
+def is_known(values: pd.Series) -> pd.Series:
+    """Which values are known: not missing and not blank (a label, a priority, any optional field)."""
+    return values.notna() & values.astype(str).str.strip().ne("")
+
+
+def as_labels(values: Iterable[object]) -> list[str | None]:
+    """Each value as a label: stripped, None where it is blank or not a string (missing)."""
+    return [value.strip() or None if isinstance(value, str) else None for value in values]
+
+
 def validate_tickets(
     df: pd.DataFrame,
     *,

@@ -24,6 +24,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.pipeline import Pipeline
 
+from ticket_ab.schema import is_known
+
 TOPIC_HEAD = "topic"
 PRIORITY_HEAD = "priority"
 URGENT = "urgent"
@@ -97,16 +99,32 @@ def probabilities(model: Any, tickets: pd.DataFrame) -> tuple[np.ndarray, np.nda
     return model.predict_proba(tickets), None
 
 
+def answers(model: Any, topic_proba: np.ndarray,
+            priority_proba: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The labels `probabilities` answer: each topic's likeliest class, and each priority by `decide_priority`
+    (None without a priority head). One pass over the features gives both: `answers(model, *probabilities(...))`."""
+    topics = np.asarray(model.classes_)[np.argmax(topic_proba, axis=1)]
+    if priority_proba is None:
+        return topics, None
+    return topics, decide_priority(priority_proba, model.priority_classes_, model.urgent_threshold)
+
+
 def decide_priority(proba: np.ndarray, classes: tuple[str, ...] | np.ndarray,
                     urgent_threshold: float | None = None) -> np.ndarray:
     """The priority of each row of `proba` (n x classes): `urgent` when its probability reaches `urgent_threshold`,
     else the likeliest class. One rule for the model, the router and the gate."""
-    classes = np.asarray(classes, dtype=object)
-    picked = classes[np.argmax(proba, axis=1)]
-    if urgent_threshold is None or URGENT not in classes:
+    return np.asarray(classes, dtype=object)[decide_priority_index(proba, classes, urgent_threshold)]
+
+
+def decide_priority_index(proba: np.ndarray, classes: tuple[str, ...] | np.ndarray,
+                          urgent_threshold: float | None = None) -> np.ndarray:
+    """`decide_priority` as column indices of `proba`: the router reads the answer's probability at it."""
+    picked = np.argmax(proba, axis=1)
+    names = list(classes)
+    if urgent_threshold is None or URGENT not in names:
         return picked
-    urgent = proba[:, list(classes).index(URGENT)] >= urgent_threshold
-    return np.where(urgent, URGENT, picked)
+    urgent = names.index(URGENT)
+    return np.where(proba[:, urgent] >= urgent_threshold, urgent, picked)
 
 
 def heads_of(model: Any) -> tuple[str, ...]:
@@ -128,8 +146,7 @@ def _known(values: Any, n: int) -> np.ndarray:
     """A mask of the rows whose value is known (not None, NaN or blank)."""
     if values is None:
         return np.zeros(n, dtype=bool)
-    series = pd.Series(np.asarray(values, dtype=object))
-    return (series.notna() & series.astype(str).str.strip().ne("")).to_numpy()
+    return is_known(pd.Series(np.asarray(values, dtype=object))).to_numpy()
 
 
 def _skip_reason(head: Any, values: Any, known: np.ndarray) -> str:

@@ -44,7 +44,7 @@ import pandas as pd
 
 from ticket_ab.atomic import exclusive, replace_file
 from ticket_ab.log import get_logger, kv
-from ticket_ab.schema import PRIORITY, TEXT, TOPIC
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC, as_labels, is_known
 from ticket_ab.settings import TrainingSettings
 
 log = get_logger("labelstore")
@@ -163,11 +163,7 @@ def _given(frame: pd.DataFrame, column: str) -> pd.Series:
     """`frame[column]` stripped, None where blank or absent (late feedback from before priorities has none)."""
     if column not in frame:
         return pd.Series([None] * len(frame), index=frame.index, dtype=object)
-    return pd.Series([_stripped(v) for v in frame[column]], index=frame.index, dtype=object)
-
-
-def _stripped(value: object) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
+    return pd.Series(as_labels(frame[column]), index=frame.index, dtype=object)
 
 
 def pending(store: pd.DataFrame) -> pd.DataFrame:
@@ -210,7 +206,7 @@ def _drawable(store: pd.DataFrame, exclude: set[str], confirmed: set[str]) -> pd
 
 
 def _has_priority(rows: pd.DataFrame) -> pd.Series:
-    return rows[PRIORITY].notna() & rows[PRIORITY].astype(str).str.strip().ne("")
+    return is_known(rows[PRIORITY])
 
 
 def _priority_reserve(rows: pd.DataFrame, max_rows: int, folds: int) -> pd.DataFrame:

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pycaret.classification import ClassificationExperiment
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -114,14 +115,17 @@ def served_pipeline(name: str, strength: float | None = None, seed: int = 0, mem
     return with_probabilities(pipeline)
 
 
-def fold_calibrated(pipeline: Pipeline, y) -> Pipeline:
-    """`pipeline` with its calibration's folds cut to the rarest class of `y`: a topic `check_trainable` lets
-    through with `folds` tickets has only `folds - 1` in a selection fold's training part, and 3-fold calibration
-    there would fail (PyCaret scores a failed fold 0 and says nothing). The served model is fit on every row and
-    keeps its 3 folds."""
+def fold_calibrated(pipeline: Pipeline, y, outer_folds: int = 1) -> Pipeline:
+    """`pipeline` with its calibration's folds cut to the rarest class it will be fit on: `y`, or with `outer_folds`
+    the training part of a stratified fold of `y`. A topic `check_trainable` lets through with `folds` tickets has
+    only `folds - 1` in a selection fold's training part, and 3-fold calibration there would fail (PyCaret scores a
+    failed fold 0 and says nothing). The served model is fit on every row and keeps its 3 folds."""
     clf = pipeline.named_steps["clf"]
     if isinstance(clf, CalibratedClassifierCV) and isinstance(clf.cv, int):
-        clf.set_params(cv=max(2, min(clf.cv, int(pd.Series(y).value_counts().min()))))
+        counts = pd.Series(y).value_counts()
+        if outer_folds > 1:  # a stratified fold holds out at most ceil(n / folds) of a class's n rows
+            counts = counts - np.ceil(counts / outer_folds)
+        clf.set_params(cv=max(2, min(clf.cv, int(counts.min()))))
     return pipeline
 
 
@@ -322,8 +326,8 @@ def _urgent_threshold(rows: pd.DataFrame, priority: Selection | None, folds: int
     """
     if recall is None or priority is None:
         return None
-    pipeline = served_pipeline(priority.winner, priority.strength, seed)
     truth = rows[PRIORITY].astype(str)
+    pipeline = fold_calibrated(served_pipeline(priority.winner, priority.strength, seed), truth, folds)
     proba = cross_val_predict(pipeline, rows[[TEXT]], truth, cv=StratifiedKFold(folds), method="predict_proba")
     try:
         threshold = urgent_threshold_for_recall(proba, truth.to_numpy(), sorted(truth.unique()), recall)

@@ -133,24 +133,22 @@ def _language_check(s: DriftSignals, t: DriftSettings) -> Check:
 
 
 def _prediction_check(s: DriftSignals, t: DriftSettings) -> Check:
-    bar = f"chi-square p <= {t.prediction_p} and JS distance >= {t.prediction_js}"
-    if s.prediction_js is None or s.prediction_p is None:
-        return Check("prediction_drift", False, None, bar, "not measured")
-    fired = s.prediction_p <= t.prediction_p and s.prediction_js >= t.prediction_js
-    return Check("prediction_drift", fired, s.prediction_js, bar,
-                 f"predicted-topic mix JS distance {s.prediction_js:.3f} (chi-square p={s.prediction_p:.2g}) "
-                 f"{'crosses' if fired else 'within'} {bar}")
+    return _mix_check("prediction_drift", "predicted-topic", s.prediction_js, s.prediction_p, t, "not measured")
 
 
 def _priority_check(s: DriftSignals, t: DriftSettings) -> Check:
+    return _mix_check("priority_mix", "predicted-priority", s.priority_js, s.priority_p, t,
+                      "not measured (the champion predicts no priority, or its reference has none)")
+
+
+def _mix_check(name: str, noun: str, js: float | None, p: float | None, t: DriftSettings, unmeasured: str) -> Check:
+    """A predicted mix against the reference's: fired when the chi-square p and the JS distance both cross."""
     bar = f"chi-square p <= {t.prediction_p} and JS distance >= {t.prediction_js}"
-    if s.priority_js is None or s.priority_p is None:
-        return Check("priority_mix", False, None, bar,
-                     "not measured (the champion predicts no priority, or its reference has none)")
-    fired = s.priority_p <= t.prediction_p and s.priority_js >= t.prediction_js
-    return Check("priority_mix", fired, s.priority_js, bar,
-                 f"predicted-priority mix JS distance {s.priority_js:.3f} (chi-square p={s.priority_p:.2g}) "
-                 f"{'crosses' if fired else 'within'} {bar}")
+    if js is None or p is None:
+        return Check(name, False, None, bar, unmeasured)
+    fired = p <= t.prediction_p and js >= t.prediction_js
+    return Check(name, fired, js, bar,
+                 f"{noun} mix JS distance {js:.3f} (chi-square p={p:.2g}) {'crosses' if fired else 'within'} {bar}")
 
 
 def _accuracy_check(s: DriftSignals, t: DriftSettings) -> Check:

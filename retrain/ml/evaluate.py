@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from retrain.ml.priority import PriorityScores, priority_scores
 from ticket_ab.pii import mask
-from ticket_ab.schema import PRIORITY, TEXT, TOPIC
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC, is_known
 from ticket_ab.twohead import PRIORITY_HEAD, heads_of
 
 NO_TOPIC = "(no topic)"  # the stratum of the holdout split that priority-only tickets fall in
@@ -27,8 +27,7 @@ def labelled(frame: pd.DataFrame, column: str) -> pd.Series:
     """The rows whose `column` is known (present, not NaN, not blank)."""
     if column not in frame:
         return pd.Series(False, index=frame.index)
-    values = frame[column]
-    return values.notna() & values.astype(str).str.strip().ne("")
+    return is_known(frame[column])
 
 
 def with_topic(df: pd.DataFrame) -> pd.DataFrame:

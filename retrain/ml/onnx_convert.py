@@ -35,7 +35,7 @@ from sklearn.pipeline import Pipeline
 
 from retrain.ml.onnx_text import Graph, Unconvertible, features_row
 from ticket_ab.schema import TEXT
-from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD, URGENT, TwoHeadModel, decide_priority, heads_of, probabilities
+from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD, URGENT, TwoHeadModel, answers, heads_of, probabilities
 
 OPSETS = {"": 21, "ai.onnx.ml": 3}
 CONTRIB = "com.microsoft"  # onnxruntime's domain of the Tokenizer op
@@ -263,9 +263,9 @@ def parity(model: Any, scorer: OnnxScorer, texts: Sequence[str]) -> Parity:
     frame = pd.DataFrame({TEXT: list(texts)})
     got = scorer.run(texts)
     want, want_priority = probabilities(model, frame)
-    topic = _agreement(np.asarray(model.classes_)[want.argmax(axis=1)], got[LABEL], want, got[PROBABILITIES])
-    if want_priority is None:
+    topics, priorities = answers(model, want, want_priority)
+    topic = _agreement(topics, got[LABEL], want, got[PROBABILITIES])
+    if priorities is None:
         return Parity(len(texts), *topic)
-    labels = decide_priority(want_priority, model.priority_classes_, model.urgent_threshold)
-    priority = _agreement(labels, got[PRIORITY_LABEL], want_priority, got[PRIORITY_PROBABILITIES])
+    priority = _agreement(priorities, got[PRIORITY_LABEL], want_priority, got[PRIORITY_PROBABILITIES])
     return Parity(len(texts), *topic, *priority)

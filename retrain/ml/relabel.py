@@ -49,7 +49,7 @@ from retrain.ml.features import baseline_pipeline
 from retrain.ml.patterns import Pattern, champion_view, find_patterns
 from retrain.ml.threshold import Calibration, calibrate_labeller, calibration_stats, verify_threshold
 from ticket_ab.atomic import replace_file
-from ticket_ab.schema import PRIORITY, TEXT, TOPIC
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC, as_labels
 from ticket_ab.settings import FeedbackSettings, RelabelSettings
 
 GOLD, FIXED, PSEUDO = "gold", "fixed", "pseudo"
@@ -182,8 +182,8 @@ def _rows(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.reset_index(drop=True)
     if ID not in frame:
         frame[ID] = [f"row-{i}" for i in range(len(frame))]
-    given = frame["label_priority"] if "label_priority" in frame else [None] * len(frame)
-    frame[PRIORITY] = pd.Series([v.strip() or None if isinstance(v, str) else None for v in given], dtype=object)
+    values = frame["label_priority"] if "label_priority" in frame else [None] * len(frame)
+    frame[PRIORITY] = pd.Series(as_labels(values), dtype=object)
     for column in CARRIED:
         if column not in frame:
             frame[column] = None

@@ -25,7 +25,6 @@ from retrain.ml.evaluate import (
     labelled,
     predict,
     predict_priority,
-    priority_score,
     score,
     split_holdout,
     with_priority,
@@ -33,10 +32,11 @@ from retrain.ml.evaluate import (
 )
 from retrain.ml.gate import Evidence, GateResult, quality_gate
 from retrain.ml.patterns import champion_view
+from retrain.ml.priority import priority_scores
 from ticket_ab.pii import mask
 from ticket_ab.schema import PRIORITIES, PRIORITY, TEXT, TOPIC, TicketDataError, validate_tickets
 from ticket_ab.settings import Settings
-from ticket_ab.twohead import PRIORITY_HEAD, TwoHeadModel, heads_of, priority_note
+from ticket_ab.twohead import TwoHeadModel, answers, priority_note, probabilities
 
 Progress = Callable[[str], None]
 Model = Pipeline | TwoHeadModel  # a registered version: an older one-head Pipeline or a TwoHeadModel
@@ -93,9 +93,10 @@ def reference_sample(train: pd.DataFrame, model: Model, rows: int, seed: int) ->
     answers one (the priority mix's baseline)."""
     columns = [TEXT, TOPIC, *([PRIORITY] if PRIORITY in train else [])]
     sample = train.sample(n=min(rows, len(train)), random_state=seed)[columns].reset_index(drop=True)
-    sample["predicted"] = model.predict(sample[[TEXT]])
-    if PRIORITY_HEAD in heads_of(model):
-        sample["predicted_priority"] = model.predict_priority(sample[[TEXT]])
+    topics, priorities = answers(model, *probabilities(model, sample[[TEXT]]))
+    sample["predicted"] = topics
+    if priorities is not None:
+        sample["predicted_priority"] = priorities
     return sample
 
 
@@ -190,8 +191,9 @@ def judge(selection: AutoMLResult, train: pd.DataFrame, holdout: pd.DataFrame, c
                            window_candidate=predict(model, held.window))
     gate = quality_gate(evidence, settings)
     progress(f"quality gate {'passed' if gate.passed else 'failed'}: {gate.reason}")
-    mine = priority_score(model, holdout)
-    theirs = None if champion is None else priority_score(champion.pipeline, holdout)
+    truth, candidate, champions = evidence.priority_true, evidence.priority_candidate, evidence.priority_champion
+    mine = None if candidate is None else priority_scores(truth, candidate)  # the gate's predictions, not redone
+    theirs = None if champions is None else priority_scores(truth, champions)
     return Candidate(train, holdout, selection, metrics, champion_metrics, gate, trusted.reset_index(drop=True),
                      None if mine is None else mine.as_dict(),
                      None if theirs is None else {**theirs.as_dict(), "version": champion.version})
@@ -201,7 +203,7 @@ def _priority_evidence(model: Model, champion: Champion | None, holdout: pd.Data
     """The gate's priority evidence on the held-out tickets with a priority, with their customers (topic fields
     left empty); `trainable`: the candidate's training data could train a priority head."""
     rows = with_priority(holdout)
-    truth = rows[PRIORITY].astype(str).to_numpy() if PRIORITY in holdout else np.array([], dtype=str)
+    truth = rows[PRIORITY].astype(str).str.strip().to_numpy() if PRIORITY in holdout else np.array([], dtype=str)
     empty = np.array([], dtype=str)
     return Evidence(gold_true=empty, gold_candidate=empty, gold_champion=None, customers=empty,
                     priority_true=truth, priority_candidate=predict_priority(model, rows),

@@ -14,10 +14,8 @@ priorities let the gate judge that head on untouched gold.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from retrain.adapters import labelstore
@@ -31,6 +29,7 @@ from ticket_ab.log import get_logger, kv
 from ticket_ab.names import DAG_ID
 from ticket_ab.schema import TEXT, TOPIC
 from ticket_ab.settings import Settings
+from ticket_ab.strict_json import jsonable
 
 log = get_logger("dag")
 
@@ -96,22 +95,10 @@ def _trained(outcome: TrainOutcome, key: str, *, train_rows: int, holdout_rows: 
              store_fingerprint: str) -> Trained:
     return Trained(key=key, version=outcome.version, passed=outcome.passed, alias=outcome.alias,
                    gate_reason=outcome.gate_reason, winner=outcome.winner, reused=outcome.reused,
-                   metrics=json_safe(_plain(outcome.metrics)),
-                   champion_metrics=json_safe(_plain(outcome.champion_metrics)),
-                   train_rows=train_rows, holdout_rows=holdout_rows, gate=json_safe(outcome.gate) or None,
+                   metrics=jsonable(_plain(outcome.metrics)),
+                   champion_metrics=jsonable(_plain(outcome.champion_metrics)),
+                   train_rows=train_rows, holdout_rows=holdout_rows, gate=jsonable(outcome.gate) or None,
                    store_fingerprint=store_fingerprint)
-
-
-def json_safe(value: Any) -> Any:
-    """`value` with every float that is not finite as None: XCom travels as strict JSON, and a figure nothing could
-    be measured on (the priority macro-F1 of no held-out priorities) is NaN."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def _done(collected: Collected, trained: Trained) -> Trained:

@@ -37,7 +37,7 @@ from ticket_ab import logscan
 from ticket_ab.atomic import write_atomic
 from ticket_ab.logstore import FEEDBACK, REQUESTS
 from ticket_ab.pii import is_personal, mask
-from ticket_ab.schema import PRIORITY, TEXT, TOPIC, TicketDataError, load_tickets
+from ticket_ab.schema import PRIORITY, TEXT, TOPIC, TicketDataError, as_labels, is_known, load_tickets
 from ticket_ab.settings import FeedbackSettings, get_settings
 
 # label_priority: the agents' priority (NaN where none: a row may carry either label or both); drift_sample: the row
@@ -148,7 +148,7 @@ def _incoming_rows(tickets: pd.DataFrame, name: str) -> pd.DataFrame:
     pipeline does not hold), so the ticket counts as a customer of its own."""
     n = len(tickets)
     label = tickets[TOPIC] if TOPIC in tickets.columns else pd.Series([None] * n, index=tickets.index)
-    priority = _given(tickets[PRIORITY]) if PRIORITY in tickets.columns else [None] * n
+    priority = as_labels(tickets[PRIORITY].astype(object)) if PRIORITY in tickets.columns else [None] * n
     ticket_id = tickets["ticket_id"].astype(str) if "ticket_id" in tickets.columns else pd.Series(
         [f"{name}#{i}" for i in range(n)], index=tickets.index)
     if "created_at" in tickets.columns:
@@ -172,11 +172,6 @@ def _incoming_rows(tickets: pd.DataFrame, name: str) -> pd.DataFrame:
         "drift_sample": True,  # a file's tickets are all kept and all measured
     })
     return frame[list(WINDOW_COLUMNS)]
-
-
-def _given(values: pd.Series) -> list[str | None]:
-    """A file's priorities as labels: stripped, None where blank."""
-    return [v.strip() if isinstance(v, str) and v.strip() else None for v in values.astype(object)]
 
 
 def _empty_window() -> pd.DataFrame:
@@ -267,7 +262,7 @@ def _has_label(frame: pd.DataFrame) -> pd.Series:
 
 def _has_priority(frame: pd.DataFrame) -> pd.Series:
     """Which rows have a priority label (kept whether or not they have a topic label)."""
-    return frame["label_priority"].notna() & frame["label_priority"].astype(str).str.strip().ne("")
+    return is_known(frame["label_priority"])
 
 
 def _next_watermark(watermark: Watermark, newest: pd.Timestamp | None, incoming: IncomingRead,

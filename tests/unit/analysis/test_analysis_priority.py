@@ -62,6 +62,29 @@ def _with_priorities(requests: pd.DataFrame, feedback: pd.DataFrame, accuracy: d
     return requests, pd.concat([feedback, extra, unknown], ignore_index=True)
 
 
+def _joined(requests: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
+    """The requests with a priority label, its value as `priority_label` (the join rule: `latest_labels`)."""
+    labels, _ = latest_labels(feedback, set(requests["request_id"]))
+    return requests.merge(labels[labels["priority"].ne("")][["request_id", "priority"]], on="request_id",
+                          suffixes=("", "_label"))
+
+
+def _shadow(ab_logs, seed: int, shadow_answers: float = 1.0,
+            champion_answers: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Shadow-mode logs with priorities: A right 70% of the time, B as A but `low` on a fifth of the tickets; each
+    answers a priority on only `*_answers` of them (a one-head version on the rest)."""
+    requests, feedback = _logs(ab_logs, phases=[Phase(4000, mode="shadow")])
+    requests, feedback = _with_priorities(requests, feedback, {"A": 0.7})
+    rng = np.random.default_rng(seed)
+    shadow = requests["priority"].where(rng.random(len(requests)) < 0.8, "low")
+    if shadow_answers < 1:
+        shadow = shadow.where(rng.random(len(requests)) < shadow_answers, "")
+    if champion_answers < 1:
+        requests = requests.assign(priority=requests["priority"].where(rng.random(len(requests)) < champion_answers,
+                                                                       ""))
+    return requests.assign(shadow_priority=shadow.where(requests["shadow_topic"].ne(""), "")), feedback
+
+
 def _summary(requests: pd.DataFrame, feedback: pd.DataFrame, th: ABSettings = FAST) -> dict:
     return analyse(requests, feedback, thresholds=th).summary
 
@@ -74,8 +97,7 @@ def test_each_arms_priority_accuracy_equals_a_pandas_count_by_the_join_rule(ab_l
     requests, feedback = _with_priorities(*_logs(ab_logs), {"A": 0.7, "B": 0.8}, urgent_as_low={"B": 0.3})
     labels, _ = latest_labels(feedback, set(requests["request_id"]))
     assert (labels["label"].eq("") & labels["priority"].ne("")).any()  # priority-only requests are among them
-    joined = requests.merge(labels[labels["priority"].ne("")][["request_id", "priority"]], on="request_id",
-                            suffixes=("", "_label"))
+    joined = _joined(requests, feedback)
 
     s = _summary(requests, feedback)
 
@@ -135,14 +157,8 @@ def test_priority_feedback_changes_no_topic_figure(ab_logs):
 
 
 def test_shadow_mode_judges_both_models_on_the_same_tickets(ab_logs):
-    requests, feedback = _logs(ab_logs, phases=[Phase(4000, mode="shadow")])
-    requests, feedback = _with_priorities(requests, feedback, {"A": 0.7})
-    rng = np.random.default_rng(1)
-    shadow = requests["priority"].where(rng.random(len(requests)) < 0.8, "low")
-    requests = requests.assign(shadow_priority=shadow.where(requests["shadow_topic"].ne(""), ""))
-    labels, _ = latest_labels(feedback, set(requests["request_id"]))
-    joined = requests.merge(labels[labels["priority"].ne("")][["request_id", "priority"]], on="request_id",
-                            suffixes=("", "_label"))
+    requests, feedback = _shadow(ab_logs, 1)
+    joined = _joined(requests, feedback)
     tried = joined[joined["topic"].ne("") & joined["shadow_topic"].ne("")]
 
     s = _summary(requests, feedback)
@@ -164,9 +180,7 @@ def test_requests_a_one_head_version_answered_within_the_window_are_left_out_not
     answered = requests["variant"].eq("A") & requests["topic"].ne("") & requests["fallback"].eq("")
     early = answered & (np.arange(len(requests)) % 2 == 0)
     requests.loc[early, "priority"] = ""  # the champion was a one-head version for half of A's answers
-    labels, _ = latest_labels(feedback, set(requests["request_id"]))
-    joined = requests.merge(labels[labels["priority"].ne("")][["request_id", "priority"]], on="request_id",
-                            suffixes=("", "_label"))
+    joined = _joined(requests, feedback)
     a_rows = joined[joined["variant"].eq("A")]
     scored = a_rows[a_rows["priority"].ne("") | a_rows["topic"].eq("") | a_rows["fallback"].ne("")]
 
@@ -184,16 +198,9 @@ def test_requests_a_one_head_version_answered_within_the_window_are_left_out_not
 
 
 def test_shadow_mode_pairs_the_urgent_tickets_both_models_scored(ab_logs):
-    requests, feedback = _logs(ab_logs, phases=[Phase(4000, mode="shadow")])
-    requests, feedback = _with_priorities(requests, feedback, {"A": 0.7})
-    rng = np.random.default_rng(2)
-    shadow = requests["priority"].where(rng.random(len(requests)) < 0.8, "low")
-    shadow = shadow.where(rng.random(len(requests)) < 0.5, "")  # the challenger was one-head for half the window
-    champion = requests["priority"].where(rng.random(len(requests)) < 0.7, "")  # and the champion for a third
-    requests = requests.assign(priority=champion, shadow_priority=shadow.where(requests["shadow_topic"].ne(""), ""))
-    labels, _ = latest_labels(feedback, set(requests["request_id"]))
-    joined = requests.merge(labels[labels["priority"].ne("")][["request_id", "priority"]], on="request_id",
-                            suffixes=("", "_label"))
+    # the challenger was one-head for half the window, the champion for a third
+    requests, feedback = _shadow(ab_logs, 2, shadow_answers=0.5, champion_answers=0.7)
+    joined = _joined(requests, feedback)
     tried = joined[joined["topic"].ne("") & joined["shadow_topic"].ne("")]
 
     s = _summary(requests, feedback)

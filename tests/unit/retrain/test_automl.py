@@ -8,7 +8,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from load_test.simulate.generator import generate
-from retrain.ml.automl import AutoMLError, TextModel, select_model, served_pipeline, with_probabilities
+from retrain.ml.automl import AutoMLError, TextModel, fold_calibrated, select_model, served_pipeline, with_probabilities
 from retrain.ml.candidates import CANDIDATES
 from retrain.ml.features import WORD_CHAR, text_pipeline
 from router.predictor import TFIDF, compile_scorer, pipeline_scorer
@@ -111,6 +111,12 @@ def test_a_calibrated_candidate_fits_a_selection_fold_where_a_topic_has_two_tick
     model = TextModel("svm").fit(rare[["text"]], rare["topic"])
 
     assert "rare" in model.classes_ and model.pipeline_.named_steps["clf"].cv == 2
+
+
+def test_calibration_folds_fit_the_training_part_of_an_outer_fold():
+    y = ["rare"] * 3 + ["common"] * 30
+    assert fold_calibrated(served_pipeline("svm"), y).named_steps["clf"].cv == 3
+    assert fold_calibrated(served_pipeline("svm"), y, outer_folds=3).named_steps["clf"].cv == 2  # 2 of 3 to train
 
 
 def test_tuning_is_skipped_below_tune_min_rows(selected):

@@ -18,7 +18,7 @@ from load_test.simulate.generator import generate
 from retrain.ml.automl import served_pipeline
 from retrain.ml.candidates import CANDIDATES
 from router.heads_fast import compile_head
-from router.models import ModelError, serving_model
+from router.models import FROM_REGISTRY, ModelError, serving_model
 from router.predictor import (
     DIRECT,
     PIPELINE,
@@ -30,7 +30,7 @@ from router.predictor import (
     score_many,
     score_many_both,
 )
-from router.scoring import predict_all
+from router.scoring import predict_all, predict_topics
 from tests.unit.router.router_testkit import fitted_two_head, loaded
 from ticket_ab.twohead import PRIORITY_HEAD, TOPIC_HEAD, TwoHeadModel
 
@@ -156,3 +156,13 @@ def test_a_version_whose_priority_scores_do_not_fit_its_classes_is_refused(two_h
     broken.priority_classes_ = two_head.priority_classes_[:3]
     with pytest.raises(ModelError, match="priority scores of shape"):
         serving_model("challenger", "8", "run-8", broken, "registry")
+
+
+def test_the_champions_covariate_scores_its_topic_head_alone(two_head):
+    model = serving_model("champion", "3", "run-3", two_head, FROM_REGISTRY)
+    assert model.score_topic is not None
+    for texts in (["vpn offline again"], ["vpn offline again", "invoice charged twice", "Не работает впн"]):
+        alone, both = predict_topics(model, texts), predict_all(model, texts)
+        assert [p.priority for p in alone] == [None] * len(texts) and all(p.priority for p in both)
+        assert [p.topic for p in alone] == [p.topic for p in both]
+        assert [p.confidence for p in alone] == pytest.approx([p.confidence for p in both], abs=1e-6)
